@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# THE test command (README and .ci/run call exactly this).
+# Ensures PostgreSQL + NATS JetStream (scripts/services.sh), then runs
+# rustfmt check, clippy (-D warnings) and the whole workspace test suite.
+# Extra arguments are passed to `cargo test` (e.g. `-p domain`, `--release`).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+
+failed=()
+step() { # name command...
+  local name="$1" start rc=0
+  shift
+  echo "==> $name: $*" >&2
+  start=$SECONDS
+  "$@" || rc=$?
+  if [[ $rc == 0 ]]; then
+    echo "==> $name: ok ($((SECONDS - start))s)" >&2
+  else
+    echo "==> $name: FAILED with exit code $rc ($((SECONDS - start))s)" >&2
+    failed+=("$name")
+  fi
+  return "$rc"
+}
+
+total=$SECONDS
+step fmt cargo fmt --all -- --check || true
+step clippy cargo clippy --workspace --all-targets --locked -- -D warnings || true
+step test cargo test --workspace --locked --no-fail-fast "$@" || true
+
+if ((${#failed[@]})); then
+  echo "==> FAILED: ${failed[*]} (total $((SECONDS - total))s)" >&2
+  exit 1
+fi
+echo "==> all checks passed (total $((SECONDS - total))s)" >&2
