@@ -1,1 +1,27 @@
-//! placeholder, replaced by the domain helper
+//! Domain of the marketplace ledger: aggregates, commands, events, money and
+//! pricing. Pure: no I/O, no clocks, no id generation — time and ids always
+//! come in commands.
+
+pub mod error;
+pub mod inventory;
+pub mod listing;
+pub mod money;
+pub mod order;
+pub mod period;
+pub mod vendor;
+
+pub use error::{Conflict, DomainError, FieldError};
+pub use inventory::{
+    Blackout, Capacity, Hold, HoldRequest, HoldStatus, Inventory, InventoryCommand, InventoryEvent,
+};
+pub use listing::{Listing, ListingCommand, ListingEvent, ListingKind, ListingStatus, ListingTerms};
+pub use money::*;
+pub use order::pricing::{price_order, LineInput, LineTerms, PricedLine, PricedOrder, VendorSplit};
+pub use order::{
+    LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus, PaymentOutcome,
+};
+pub use period::*;
+pub use vendor::{Vendor, VendorCommand, VendorEvent};
+
+/// Event version written for every event of this crate.
+pub const EVENT_VERSION: &str = "1.0";

@@ -1,0 +1,349 @@
+//! The Listing aggregate: a vendor's item for rent or sale.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{DomainError, FieldError};
+use crate::money::is_valid_amount;
+use crate::period::PricingUnit;
+
+pub const MAX_TITLE: usize = 200;
+pub const MAX_DESCRIPTION: usize = 5000;
+pub const MAX_CATEGORY: usize = 100;
+pub const MAX_RENTAL_UNITS: u32 = 100_000;
+pub const MAX_SALE_STOCK: u32 = 10_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingKind {
+    Rental,
+    Sale,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingStatus {
+    #[default]
+    Draft,
+    Published,
+    Archived,
+}
+
+/// `{"kind":"rental", ...}` or `{"kind":"sale", ...}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ListingTerms {
+    Rental {
+        pricing_unit: PricingUnit,
+        price_per_unit: Decimal,
+        deposit: Decimal,
+        units: u32,
+    },
+    Sale {
+        unit_price: Decimal,
+        stock: u32,
+    },
+}
+
+impl ListingTerms {
+    pub fn kind(&self) -> ListingKind {
+        match self {
+            ListingTerms::Rental { .. } => ListingKind::Rental,
+            ListingTerms::Sale { .. } => ListingKind::Sale,
+        }
+    }
+
+    /// price_per_unit for rentals, unit_price for sales.
+    pub fn price(&self) -> Decimal {
+        match self {
+            ListingTerms::Rental { price_per_unit, .. } => *price_per_unit,
+            ListingTerms::Sale { unit_price, .. } => *unit_price,
+        }
+    }
+
+    fn set_price(&mut self, price: Decimal) {
+        match self {
+            ListingTerms::Rental { price_per_unit, .. } => *price_per_unit = price,
+            ListingTerms::Sale { unit_price, .. } => *unit_price = price,
+        }
+    }
+
+    /// All problems, field names as in the HTTP body.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        match self {
+            ListingTerms::Rental {
+                price_per_unit,
+                deposit,
+                units,
+                ..
+            } => {
+                if !is_positive_price(*price_per_unit) {
+                    errors.push(FieldError::new("price_per_unit", PRICE_MSG));
+                }
+                if !is_valid_amount(*deposit) {
+                    errors.push(FieldError::new(
+                        "deposit",
+                        "must be a non-negative amount with at most 2 decimal places",
+                    ));
+                }
+                if *units < 1 || *units > MAX_RENTAL_UNITS {
+                    errors.push(FieldError::new(
+                        "units",
+                        format!("must be between 1 and {MAX_RENTAL_UNITS}"),
+                    ));
+                }
+            }
+            ListingTerms::Sale { unit_price, stock } => {
+                if !is_positive_price(*unit_price) {
+                    errors.push(FieldError::new("unit_price", PRICE_MSG));
+                }
+                if *stock > MAX_SALE_STOCK {
+                    errors.push(FieldError::new(
+                        "stock",
+                        format!("must be at most {MAX_SALE_STOCK}"),
+                    ));
+                }
+            }
+        }
+        errors
+    }
+}
+
+const PRICE_MSG: &str = "must be a positive amount with at most 2 decimal places";
+
+fn is_positive_price(p: Decimal) -> bool {
+    is_valid_amount(p) && p > Decimal::ZERO
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ListingCommand {
+    Create {
+        listing_id: Uuid,
+        vendor_id: Uuid,
+        title: String,
+        description: String,
+        category: String,
+        terms: ListingTerms,
+    },
+    Publish,
+    Archive,
+    /// price_per_unit for rentals, unit_price for sales.
+    ChangePrice {
+        price: Decimal,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ListingEvent {
+    ListingCreated {
+        listing_id: Uuid,
+        vendor_id: Uuid,
+        title: String,
+        description: String,
+        category: String,
+        terms: ListingTerms,
+    },
+    ListingPublished,
+    ListingArchived,
+    PriceChanged {
+        price: Decimal,
+    },
+}
+
+impl DomainEvent for ListingEvent {
+    fn event_type(&self) -> String {
+        match self {
+            ListingEvent::ListingCreated { .. } => "ListingCreated",
+            ListingEvent::ListingPublished => "ListingPublished",
+            ListingEvent::ListingArchived => "ListingArchived",
+            ListingEvent::PriceChanged { .. } => "PriceChanged",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        crate::EVENT_VERSION.to_string()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    listing_id: Option<Uuid>,
+    vendor_id: Option<Uuid>,
+    title: String,
+    description: String,
+    category: String,
+    terms: Option<ListingTerms>,
+    status: ListingStatus,
+}
+
+impl Listing {
+    pub fn is_created(&self) -> bool {
+        self.listing_id.is_some()
+    }
+    pub fn listing_id(&self) -> Option<Uuid> {
+        self.listing_id
+    }
+    pub fn vendor_id(&self) -> Option<Uuid> {
+        self.vendor_id
+    }
+    /// Draft before creation too; check `is_created()`.
+    pub fn status(&self) -> ListingStatus {
+        self.status
+    }
+    pub fn kind(&self) -> Option<ListingKind> {
+        self.terms.as_ref().map(ListingTerms::kind)
+    }
+    pub fn terms(&self) -> Option<&ListingTerms> {
+        self.terms.as_ref()
+    }
+    /// Current price (price_per_unit or unit_price).
+    pub fn price(&self) -> Option<Decimal> {
+        self.terms.as_ref().map(ListingTerms::price)
+    }
+    /// Only published listings can be ordered.
+    pub fn is_orderable(&self) -> bool {
+        self.is_created() && self.status == ListingStatus::Published
+    }
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+    pub fn category(&self) -> &str {
+        &self.category
+    }
+
+    fn decide(&self, command: ListingCommand) -> Result<Vec<ListingEvent>, DomainError> {
+        if let ListingCommand::Create {
+            listing_id,
+            vendor_id,
+            title,
+            description,
+            category,
+            terms,
+        } = command
+        {
+            if self.is_created() {
+                return Err(DomainError::AlreadyExists { what: "listing" });
+            }
+            let title = title.trim().to_string();
+            let description = description.trim().to_string();
+            let category = category.trim().to_string();
+            let mut errors = Vec::new();
+            let title_len = title.chars().count();
+            if title_len == 0 || title_len > MAX_TITLE {
+                errors.push(FieldError::new(
+                    "title",
+                    format!("must be 1 to {MAX_TITLE} characters"),
+                ));
+            }
+            if description.chars().count() > MAX_DESCRIPTION {
+                errors.push(FieldError::new(
+                    "description",
+                    format!("must be at most {MAX_DESCRIPTION} characters"),
+                ));
+            }
+            let category_len = category.chars().count();
+            if category_len == 0 || category_len > MAX_CATEGORY {
+                errors.push(FieldError::new(
+                    "category",
+                    format!("must be 1 to {MAX_CATEGORY} characters"),
+                ));
+            }
+            errors.extend(terms.validate());
+            DomainError::check(errors)?;
+            return Ok(vec![ListingEvent::ListingCreated {
+                listing_id,
+                vendor_id,
+                title,
+                description,
+                category,
+                terms,
+            }]);
+        }
+        if !self.is_created() {
+            return Err(DomainError::not_found("listing"));
+        }
+        match command {
+            ListingCommand::Create { .. } => unreachable!("handled above"),
+            ListingCommand::Publish => match self.status {
+                ListingStatus::Draft => Ok(vec![ListingEvent::ListingPublished]),
+                ListingStatus::Published => Ok(vec![]),
+                ListingStatus::Archived => Err(DomainError::invalid_state(
+                    "an archived listing cannot be published",
+                )),
+            },
+            ListingCommand::Archive => match self.status {
+                ListingStatus::Draft | ListingStatus::Published => {
+                    Ok(vec![ListingEvent::ListingArchived])
+                }
+                ListingStatus::Archived => Ok(vec![]),
+            },
+            ListingCommand::ChangePrice { price } => {
+                if self.status == ListingStatus::Archived {
+                    return Err(DomainError::invalid_state(
+                        "the price of an archived listing cannot change",
+                    ));
+                }
+                if !is_positive_price(price) {
+                    return Err(DomainError::invalid("price", PRICE_MSG));
+                }
+                Ok(vec![ListingEvent::PriceChanged { price }])
+            }
+        }
+    }
+}
+
+impl Aggregate for Listing {
+    const TYPE: &'static str = "Listing";
+    type Command = ListingCommand;
+    type Event = ListingEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _service: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ListingEvent::ListingCreated {
+                listing_id,
+                vendor_id,
+                title,
+                description,
+                category,
+                terms,
+            } => {
+                self.listing_id = Some(listing_id);
+                self.vendor_id = Some(vendor_id);
+                self.title = title;
+                self.description = description;
+                self.category = category;
+                self.terms = Some(terms);
+                self.status = ListingStatus::Draft;
+            }
+            ListingEvent::ListingPublished => self.status = ListingStatus::Published,
+            ListingEvent::ListingArchived => self.status = ListingStatus::Archived,
+            ListingEvent::PriceChanged { price } => {
+                if let Some(terms) = self.terms.as_mut() {
+                    terms.set_price(price);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Pure order pricing: lines, taxes, deposits and the per-vendor split.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::listing::ListingKind;
+use crate::money::{round_cents, Rates};
+use crate::period::{billable_units, Period, PricingUnit};
+
+/// The terms a line is priced with, read from the listing at placement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LineTerms {
+    Rental {
+        period: Period,
+        pricing_unit: PricingUnit,
+        price_per_unit: Decimal,
+        deposit_per_unit: Decimal,
+    },
+    Sale {
+        unit_price: Decimal,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LineInput {
+    pub line_id: Uuid,
+    pub hold_id: Uuid,
+    pub listing_id: Uuid,
+    pub vendor_id: Uuid,
+    pub terms: LineTerms,
+    pub quantity: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PricedLine {
+    pub line_id: Uuid,
+    pub hold_id: Uuid,
+    pub listing_id: Uuid,
+    pub vendor_id: Uuid,
+    pub kind: ListingKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<DateTime<Utc>>,
+    pub quantity: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billable_units: Option<u32>,
+    pub unit_price: Decimal,
+    pub subtotal: Decimal,
+    pub tax: Decimal,
+    /// Zero for sale lines.
+    pub deposit: Decimal,
+}
+
+impl PricedLine {
+    pub fn period(&self) -> Option<Period> {
+        match (self.start, self.end) {
+            (Some(start), Some(end)) => Some(Period { start, end }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VendorSplit {
+    pub vendor_id: Uuid,
+    pub subtotal: Decimal,
+    pub platform_fee: Decimal,
+    pub net: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PricedOrder {
+    pub lines: Vec<PricedLine>,
+    /// In order of first appearance in the lines.
+    pub vendors: Vec<VendorSplit>,
+    pub subtotal: Decimal,
+    pub tax: Decimal,
+    pub deposit: Decimal,
+    pub total: Decimal,
+}
+
+impl PricedOrder {
+    pub fn vendor(&self, vendor_id: Uuid) -> Option<&VendorSplit> {
+        self.vendors.iter().find(|v| v.vendor_id == vendor_id)
+    }
+}
+
+/// Prices an order. Every amount is rounded to the cent (half away from
+/// zero) and carries scale 2:
+/// - line subtotal = unit price × billable units × quantity (sale: × quantity);
+/// - line tax = round(line subtotal × tax rate);
+/// - line deposit = deposit per unit × quantity (rentals only);
+/// - order subtotal, tax, deposit = sums; total = subtotal + tax + deposit;
+/// - per vendor: fee = round(vendor subtotal × fee rate), net = subtotal − fee.
+pub fn price_order(lines: &[LineInput], rates: Rates) -> PricedOrder {
+    let zero = round_cents(Decimal::ZERO);
+    let mut priced = Vec::with_capacity(lines.len());
+    let mut vendors: Vec<VendorSplit> = Vec::new();
+    for l in lines {
+        let qty = Decimal::from(l.quantity);
+        let (kind, start, end, billable, unit_price, subtotal, deposit) = match &l.terms {
+            LineTerms::Rental {
+                period,
+                pricing_unit,
+                price_per_unit,
+                deposit_per_unit,
+            } => {
+                let units = billable_units(period, *pricing_unit);
+                (
+                    ListingKind::Rental,
+                    Some(period.start),
+                    Some(period.end),
+                    Some(units),
+                    *price_per_unit,
+                    round_cents(*price_per_unit * Decimal::from(units) * qty),
+                    round_cents(*deposit_per_unit * qty),
+                )
+            }
+            LineTerms::Sale { unit_price } => (
+                ListingKind::Sale,
+                None,
+                None,
+                None,
+                *unit_price,
+                round_cents(*unit_price * qty),
+                zero,
+            ),
+        };
+        let tax = round_cents(subtotal * rates.tax_rate);
+        match vendors.iter_mut().find(|v| v.vendor_id == l.vendor_id) {
+            Some(v) => v.subtotal += subtotal,
+            None => vendors.push(VendorSplit {
+                vendor_id: l.vendor_id,
+                subtotal,
+                platform_fee: zero,
+                net: zero,
+            }),
+        }
+        priced.push(PricedLine {
+            line_id: l.line_id,
+            hold_id: l.hold_id,
+            listing_id: l.listing_id,
+            vendor_id: l.vendor_id,
+            kind,
+            start,
+            end,
+            quantity: l.quantity,
+            billable_units: billable,
+            unit_price: round_cents(unit_price),
+            subtotal,
+            tax,
+            deposit,
+        });
+    }
+    for v in &mut vendors {
+        v.subtotal = round_cents(v.subtotal);
+        v.platform_fee = round_cents(v.subtotal * rates.platform_fee_rate);
+        v.net = round_cents(v.subtotal - v.platform_fee);
+    }
+    let subtotal = round_cents(priced.iter().map(|l| l.subtotal).sum());
+    let tax = round_cents(priced.iter().map(|l| l.tax).sum());
+    let deposit = round_cents(priced.iter().map(|l| l.deposit).sum());
+    PricedOrder {
+        lines: priced,
+        vendors,
+        subtotal,
+        tax,
+        deposit,
+        total: round_cents(subtotal + tax + deposit),
+    }
+}
