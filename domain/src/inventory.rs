@@ -491,7 +491,11 @@ impl Inventory {
             .checked_sub_signed(self.index.max_len)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let mut changes: Vec<(DateTime<Utc>, i64)> = Vec::new();
-        for (&(start, id), a) in self.index.allocs.range((lo, Uuid::nil())..(q.end, Uuid::nil())) {
+        for (&(start, id), a) in self
+            .index
+            .allocs
+            .range((lo, Uuid::nil())..(q.end, Uuid::nil()))
+        {
             if a.end <= q.start || Some(id) == exclude {
                 continue;
             }
@@ -548,7 +552,9 @@ impl Inventory {
                         used -= u64::from(h.request.quantity());
                     }
                 }
-                u64::from(stock).saturating_sub(used).min(u64::from(u32::MAX)) as u32
+                u64::from(stock)
+                    .saturating_sub(used)
+                    .min(u64::from(u32::MAX)) as u32
             }
             _ => 0,
         }
@@ -566,7 +572,7 @@ impl Inventory {
                 return Err(DomainError::AlreadyExists { what: "inventory" });
             }
             match capacity {
-                Capacity::Rental { units } if units < 1 || units > MAX_RENTAL_UNITS => {
+                Capacity::Rental { units } if !(1..=MAX_RENTAL_UNITS).contains(&units) => {
                     return Err(DomainError::invalid(
                         "units",
                         format!("must be between 1 and {MAX_RENTAL_UNITS}"),
@@ -670,9 +676,7 @@ impl Inventory {
                     HoldStatus::Active | HoldStatus::Confirmed => {
                         Ok(vec![E::HoldReleased { hold_id, reason }])
                     }
-                    HoldStatus::Released | HoldStatus::Expired | HoldStatus::Returned => {
-                        Ok(vec![])
-                    }
+                    HoldStatus::Released | HoldStatus::Expired | HoldStatus::Returned => Ok(vec![]),
                 }
             }
             C::ExpireHold { hold_id, now } => {
@@ -681,9 +685,9 @@ impl Inventory {
                     HoldStatus::Active if h.expires_at <= now => {
                         Ok(vec![E::HoldExpired { hold_id }])
                     }
-                    HoldStatus::Active => Err(DomainError::invalid_state(
-                        "the hold has not expired yet",
-                    )),
+                    HoldStatus::Active => {
+                        Err(DomainError::invalid_state("the hold has not expired yet"))
+                    }
                     _ => Ok(vec![]),
                 }
             }

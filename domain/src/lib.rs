@@ -14,7 +14,9 @@ pub use error::{Conflict, DomainError, FieldError};
 pub use inventory::{
     Blackout, Capacity, Hold, HoldRequest, HoldStatus, Inventory, InventoryCommand, InventoryEvent,
 };
-pub use listing::{Listing, ListingCommand, ListingEvent, ListingKind, ListingStatus, ListingTerms};
+pub use listing::{
+    Listing, ListingCommand, ListingEvent, ListingKind, ListingStatus, ListingTerms,
+};
 pub use money::*;
 pub use order::pricing::{price_order, LineInput, LineTerms, PricedLine, PricedOrder, VendorSplit};
 pub use order::{

@@ -118,6 +118,9 @@ mod tests {
     #[test]
     fn pricing_unit_serializes_snake_case() {
         assert_eq!(serde_json::to_string(&PricingUnit::Day).unwrap(), "\"day\"");
-        assert_eq!(serde_json::to_string(&PricingUnit::Hour).unwrap(), "\"hour\"");
+        assert_eq!(
+            serde_json::to_string(&PricingUnit::Hour).unwrap(),
+            "\"hour\""
+        );
     }
 }

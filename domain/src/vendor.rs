@@ -160,7 +160,10 @@ impl Vendor {
                         "must be a non-negative amount with at most 2 decimal places",
                     ));
                 }
-                Ok(vec![VendorEvent::EarningsMadeAvailable { order_id, amount }])
+                Ok(vec![VendorEvent::EarningsMadeAvailable {
+                    order_id,
+                    amount,
+                }])
             }
             VendorCommand::CreditDamage {
                 order_id,
