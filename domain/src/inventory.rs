@@ -604,10 +604,9 @@ impl Inventory {
                 now,
             } => {
                 if let Some(existing) = self.holds.get(&hold_id) {
-                    if existing.order_id == order_id
-                        && existing.request == request
-                        && existing.expires_at == expires_at
-                    {
+                    // A retry (same order and request) is a no-op even when
+                    // it computed another expiry.
+                    if existing.order_id == order_id && existing.request == request {
                         return Ok(vec![]);
                     }
                     return Err(DomainError::AlreadyExists { what: "hold" });

@@ -311,6 +311,11 @@ fn duplicate_identical_hold_is_idempotent() {
         .given(vec![rental(1), placed(1, rreq(0, 10, 1), 100)])
         .when(place(1, rreq(0, 10, 1), 100, 0))
         .then_expect_events(vec![]);
+    // a retry computing another expiry is still the same hold
+    F::with(())
+        .given(vec![rental(1), placed(1, rreq(0, 10, 1), 100)])
+        .when(place(1, rreq(0, 10, 1), 101, 1))
+        .then_expect_events(vec![]);
 }
 
 #[test]
