@@ -20,7 +20,8 @@ pub use listing::{
 pub use money::*;
 pub use order::pricing::{price_order, LineInput, LineTerms, PricedLine, PricedOrder, VendorSplit};
 pub use order::{
-    LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus, PaymentOutcome,
+    LineReturn, LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus,
+    PaymentOutcome,
 };
 pub use period::*;
 pub use vendor::{Vendor, VendorCommand, VendorEvent};

@@ -220,6 +220,16 @@ pub struct Order {
     payments_seen: BTreeSet<String>,
     line_status: BTreeMap<Uuid, LineStatus>,
     fulfilled_vendors: BTreeSet<Uuid>,
+    #[serde(default)]
+    returns: BTreeMap<Uuid, LineReturn>,
+}
+
+/// How a rental line came back: when, and how its deposit was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LineReturn {
+    pub returned_at: DateTime<Utc>,
+    pub deposit_refunded: Decimal,
+    pub damage_withheld: Decimal,
 }
 
 impl Order {
@@ -313,6 +323,10 @@ impl Order {
     /// Captured minus refunded.
     pub fn net_paid(&self) -> Decimal {
         self.captured - self.refunded
+    }
+    /// The recorded return of a rental line, once it came back.
+    pub fn line_return(&self, line_id: Uuid) -> Option<&LineReturn> {
+        self.returns.get(&line_id)
     }
     pub fn has_seen_payment(&self, payment_id: &str) -> bool {
         self.payments_seen.contains(payment_id)
@@ -812,8 +826,22 @@ impl Aggregate for Order {
             E::LinePickedUp { line_id, .. } => {
                 self.line_status.insert(line_id, LineStatus::PickedUp);
             }
-            E::LineReturned { line_id, .. } => {
+            E::LineReturned {
+                line_id,
+                returned_at,
+                deposit_refunded,
+                damage_withheld,
+                ..
+            } => {
                 self.line_status.insert(line_id, LineStatus::Returned);
+                self.returns.insert(
+                    line_id,
+                    LineReturn {
+                        returned_at,
+                        deposit_refunded,
+                        damage_withheld,
+                    },
+                );
             }
             E::VendorPartFulfilled { vendor_id, .. } => {
                 self.fulfilled_vendors.insert(vendor_id);

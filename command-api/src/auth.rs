@@ -1,0 +1,216 @@
+//! Bearer-token authentication (HS256 JWT, API.md "Auth") and the roles of
+//! the marketplace. The middleware verifies the token once per request and
+//! leaves the [`Principal`] in the request's extensions; handlers take it as
+//! an extractor and check their own role and ownership rules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Vendor,
+    Admin,
+    Analyst,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Vendor => "vendor",
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned()))
+            .map_err(|_| format!("unknown role `{s}`"))
+    }
+}
+
+/// Claims of a ledger token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_id: Option<Uuid>,
+    pub exp: u64,
+}
+
+/// Who is acting: the verified subject of the request's token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub role: Role,
+    /// Set for role `vendor`: the vendor it acts for.
+    pub vendor_id: Option<Uuid>,
+}
+
+impl Principal {
+    /// The principal of the payment provider's webhook calls.
+    pub fn payment_provider() -> Self {
+        Self {
+            subject: "payment-provider".to_owned(),
+            role: Role::Admin,
+            vendor_id: None,
+        }
+    }
+
+    /// The principal of background work (sweeper, policies).
+    pub fn system(name: &str) -> Self {
+        Self {
+            subject: format!("system:{name}"),
+            role: Role::Admin,
+            vendor_id: None,
+        }
+    }
+
+    pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "role `{}` may not do this",
+                self.role.as_str()
+            )))
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Admins act for any vendor; a vendor only for itself.
+    pub fn require_vendor_or_admin(&self, vendor_id: Uuid) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Vendor if self.vendor_id == Some(vendor_id) => Ok(()),
+            Role::Vendor => Err(ApiError::Forbidden(
+                "a vendor may only act on its own resources".to_owned(),
+            )),
+            other => Err(ApiError::Forbidden(format!(
+                "role `{}` may not do this",
+                other.as_str()
+            ))),
+        }
+    }
+}
+
+/// Verifies and issues tokens with one HS256 secret.
+#[derive(Clone)]
+pub struct Authenticator {
+    decoding: DecodingKey,
+    encoding: EncodingKey,
+    validation: Validation,
+}
+
+impl Authenticator {
+    pub fn new(secret: &str) -> Self {
+        // Only HS256 is accepted: `alg: none` and any other algorithm fail.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 5;
+        Self {
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+        let claims = data.claims;
+        if claims.sub.trim().is_empty() {
+            return Err(ApiError::Unauthorized("token has an empty subject".into()));
+        }
+        if claims.role == Role::Vendor && claims.vendor_id.is_none() {
+            return Err(ApiError::Unauthorized(
+                "a vendor token must carry vendor_id".into(),
+            ));
+        }
+        Ok(Principal {
+            subject: claims.sub,
+            role: claims.role,
+            vendor_id: claims.vendor_id,
+        })
+    }
+
+    /// Issues a token (the `ledger token` command and tests).
+    pub fn issue(
+        &self,
+        subject: &str,
+        role: Role,
+        vendor_id: Option<Uuid>,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl.as_secs();
+        let claims = Claims {
+            sub: subject.to_owned(),
+            role,
+            vendor_id,
+            exp,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+}
+
+/// Middleware: every request under it must carry a valid bearer token.
+pub async fn require_bearer(
+    State(auth): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let token = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(token) = token else {
+        return ApiError::Unauthorized("missing bearer token".into()).into_response();
+    };
+    match auth.verify(token) {
+        Ok(principal) => {
+            tracing::Span::current().record("principal", principal.subject.as_str());
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))
+    }
+}

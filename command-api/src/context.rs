@@ -1,0 +1,84 @@
+//! What every recorded event says about how it came to be (DESIGN.md "Event
+//! store"): the acting principal, the correlation id (the HTTP request id),
+//! the causation id (the command or the triggering event) and the
+//! idempotency key, when the request carried one.
+
+use std::collections::HashMap;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+#[derive(Clone, Debug)]
+pub struct CommandContext {
+    pub principal: Principal,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub idempotency_key: Option<String>,
+}
+
+impl CommandContext {
+    /// Context of work that no HTTP request started (sweeper, policies).
+    pub fn background(principal: Principal, causation_id: impl Into<String>) -> Self {
+        let causation_id = causation_id.into();
+        Self {
+            principal,
+            correlation_id: causation_id.clone(),
+            causation_id,
+            idempotency_key: None,
+        }
+    }
+
+    /// The metadata stored with each event of `command`.
+    pub fn metadata(&self, command: &str) -> HashMap<String, String> {
+        let mut metadata = HashMap::with_capacity(7);
+        metadata.insert("principal".to_owned(), self.principal.subject.clone());
+        metadata.insert(
+            "principal_role".to_owned(),
+            self.principal.role.as_str().to_owned(),
+        );
+        metadata.insert("correlation_id".to_owned(), self.correlation_id.clone());
+        metadata.insert("causation_id".to_owned(), self.causation_id.clone());
+        metadata.insert("command".to_owned(), command.to_owned());
+        if let Some(key) = &self.idempotency_key {
+            metadata.insert("idempotency_key".to_owned(), key.clone());
+        }
+        metadata
+    }
+}
+
+/// The request id set by the request-id layer (or sent by the client).
+pub fn request_id(parts: &Parts) -> String {
+    parts
+        .headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::now_v7().to_string())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let correlation_id = request_id(parts);
+        let idempotency_key = parts
+            .headers
+            .get(IDEMPOTENCY_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self {
+            principal,
+            causation_id: correlation_id.clone(),
+            correlation_id,
+            idempotency_key,
+        })
+    }
+}

@@ -1,0 +1,140 @@
+//! The command side of the ledger: HTTP routes that turn requests into
+//! commands on the domain aggregates and record their events with
+//! postgres-es (DESIGN.md "Shape").
+//!
+//! Layout: `routes/` has one module per resource of API.md "Commands";
+//! `saga` places orders across inventories; `reactions` are the follow-up
+//! commands an outcome needs (confirm or release holds, credit vendors);
+//! `sweeper` expires unpaid holds. `bus` runs a command against an
+//! aggregate; `idempotency`, `auth`, `context` and `extract` are the
+//! request plumbing, and `error` the one place errors become responses.
+
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod reactions;
+pub mod routes;
+pub mod saga;
+pub mod sweeper;
+
+use std::sync::Arc;
+
+use axum::routing::{delete, post};
+use axum::Router;
+use domain::{Inventory, Listing, Order, Vendor};
+use sqlx::PgPool;
+
+pub use auth::{Authenticator, Principal, Role};
+pub use config::CommandApiConfig;
+pub use error::ApiError;
+
+use bus::{AggregateLocks, CommandBus};
+use idempotency::IdempotencyStore;
+
+/// Everything a command handler needs, shared by all requests.
+pub struct CommandApp {
+    pub config: CommandApiConfig,
+    pub pool: PgPool,
+    pub vendors: CommandBus<Vendor>,
+    pub listings: CommandBus<Listing>,
+    pub inventory: CommandBus<Inventory>,
+    pub orders: CommandBus<Order>,
+}
+
+pub type AppState = Arc<CommandApp>;
+
+impl CommandApp {
+    pub fn new(config: CommandApiConfig, pool: PgPool) -> AppState {
+        let locks = Arc::new(AggregateLocks::new(4096));
+        Arc::new(Self {
+            vendors: CommandBus::new(pool.clone(), locks.clone()),
+            listings: CommandBus::new(pool.clone(), locks.clone()),
+            inventory: CommandBus::with_snapshots(
+                pool.clone(),
+                locks.clone(),
+                config.snapshot_every,
+            ),
+            orders: CommandBus::new(pool.clone(), locks),
+            config,
+            pool,
+        })
+    }
+}
+
+/// The command routes of API.md, authenticated and idempotent. The payment
+/// webhook authenticates by signature instead of a bearer token.
+pub fn router(app: AppState) -> Router {
+    let authenticator = Arc::new(Authenticator::new(&app.config.jwt_secret));
+    let idempotency = IdempotencyStore::new(app.pool.clone());
+
+    let authenticated = Router::new()
+        .route("/v1/vendors", post(routes::vendors::register))
+        .route(
+            "/v1/vendors/{vendor_id}/payouts",
+            post(routes::vendors::request_payout),
+        )
+        .route("/v1/listings", post(routes::listings::create))
+        .route(
+            "/v1/listings/{listing_id}/publish",
+            post(routes::listings::publish),
+        )
+        .route(
+            "/v1/listings/{listing_id}/archive",
+            post(routes::listings::archive),
+        )
+        .route(
+            "/v1/listings/{listing_id}/price",
+            post(routes::listings::change_price),
+        )
+        .route(
+            "/v1/listings/{listing_id}/stock",
+            post(routes::listings::change_stock),
+        )
+        .route(
+            "/v1/listings/{listing_id}/blackouts",
+            post(routes::listings::add_blackout),
+        )
+        .route(
+            "/v1/listings/{listing_id}/blackouts/{blackout_id}",
+            delete(routes::listings::remove_blackout),
+        )
+        .route("/v1/orders", post(routes::orders::place))
+        .route("/v1/orders/{order_id}/cancel", post(routes::orders::cancel))
+        .route(
+            "/v1/orders/{order_id}/vendors/{vendor_id}/ship",
+            post(routes::fulfilment::ship),
+        )
+        .route(
+            "/v1/orders/{order_id}/vendors/{vendor_id}/deliver",
+            post(routes::fulfilment::deliver),
+        )
+        .route(
+            "/v1/orders/{order_id}/lines/{line_id}/pickup",
+            post(routes::fulfilment::pick_up),
+        )
+        .route(
+            "/v1/orders/{order_id}/lines/{line_id}/return",
+            post(routes::fulfilment::return_line),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            idempotency.clone(),
+            idempotency::idempotency,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            auth::require_bearer,
+        ));
+
+    let webhooks = Router::new()
+        .route("/v1/webhooks/payments", post(routes::webhooks::payments))
+        .route_layer(axum::middleware::from_fn_with_state(
+            idempotency,
+            idempotency::idempotency,
+        ));
+
+    authenticated.merge(webhooks).with_state(app)
+}

@@ -1,0 +1,251 @@
+//! Per-vendor fulfilment of a confirmed order: sale parts are shipped then
+//! delivered; rental lines are picked up then returned, settling the
+//! deposit. When a vendor's whole part is done its net becomes available
+//! for payout; damage withheld from a deposit is credited to the vendor.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use domain::{
+    InventoryCommand, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus, VendorCommand,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::bus::Committed;
+use crate::context::CommandContext;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Ids};
+use crate::routes::orders::load_order;
+use crate::routes::{deserialize_optional_money, money, now};
+use crate::{reactions, AppState, CommandApp};
+
+#[derive(Serialize)]
+pub struct PartChanged {
+    order_id: Uuid,
+    vendor_id: Uuid,
+    order_status: OrderStatus,
+    position: i64,
+}
+
+#[derive(Serialize)]
+pub struct LineChanged {
+    order_id: Uuid,
+    line_id: Uuid,
+    vendor_id: Uuid,
+    order_status: OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deposit_refunded: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damage_withheld: Option<String>,
+    position: i64,
+}
+
+/// The order, if the principal may act for `vendor_id` on it.
+async fn order_for_vendor(
+    app: &CommandApp,
+    context: &CommandContext,
+    order_id: Uuid,
+    vendor_id: Uuid,
+) -> Result<Order, ApiError> {
+    context.principal.require(&[Role::Vendor, Role::Admin])?;
+    context.principal.require_vendor_or_admin(vendor_id)?;
+    load_order(app, order_id).await
+}
+
+/// Credits the vendor once its part of the order is fulfilled. Runs after
+/// every fulfilment command, not only the one that finished the part, so a
+/// retried request repairs a credit that a crash left out.
+async fn credit_if_fulfilled(
+    app: &CommandApp,
+    context: &CommandContext,
+    order_id: Uuid,
+    vendor_id: Uuid,
+    committed: &Committed<Order>,
+) -> Result<(i64, OrderStatus), ApiError> {
+    let order = app.orders.load(&order_id.to_string()).await?;
+    let mut position = committed.position;
+    let fulfilled_now = committed.events.iter().any(
+        |e| matches!(&e.payload, OrderEvent::VendorPartFulfilled { vendor_id: v, .. } if *v == vendor_id),
+    );
+    if fulfilled_now || order.part_status(vendor_id) == Some(PartStatus::Fulfilled) {
+        if let Some(split) = order.priced().and_then(|p| p.vendor(vendor_id)) {
+            let credited =
+                reactions::credit_fulfilled_part(app, context, order_id, vendor_id, split.net)
+                    .await?;
+            position = position.max(credited);
+        }
+    }
+    Ok((position, order.status()))
+}
+
+async fn part_command(
+    app: AppState,
+    context: CommandContext,
+    order_id: Uuid,
+    vendor_id: Uuid,
+    command: OrderCommand,
+    name: &str,
+) -> Result<Json<PartChanged>, ApiError> {
+    order_for_vendor(&app, &context, order_id, vendor_id).await?;
+    let committed = app
+        .orders
+        .execute(&order_id.to_string(), command, &context, name)
+        .await?;
+    let (position, order_status) =
+        credit_if_fulfilled(&app, &context, order_id, vendor_id, &committed).await?;
+    Ok(Json(PartChanged {
+        order_id,
+        vendor_id,
+        order_status,
+        position,
+    }))
+}
+
+pub async fn ship(
+    State(app): State<AppState>,
+    context: CommandContext,
+    Ids([order_id, vendor_id]): Ids<2>,
+) -> Result<Json<PartChanged>, ApiError> {
+    let command = OrderCommand::ShipPart {
+        vendor_id,
+        at: now(),
+    };
+    part_command(app, context, order_id, vendor_id, command, "ShipPart").await
+}
+
+pub async fn deliver(
+    State(app): State<AppState>,
+    context: CommandContext,
+    Ids([order_id, vendor_id]): Ids<2>,
+) -> Result<Json<PartChanged>, ApiError> {
+    let command = OrderCommand::DeliverPart {
+        vendor_id,
+        at: now(),
+    };
+    part_command(app, context, order_id, vendor_id, command, "DeliverPart").await
+}
+
+/// The order and the vendor of one of its lines, if the principal may act on it.
+async fn order_for_line(
+    app: &CommandApp,
+    context: &CommandContext,
+    order_id: Uuid,
+    line_id: Uuid,
+) -> Result<(Order, Uuid), ApiError> {
+    context.principal.require(&[Role::Vendor, Role::Admin])?;
+    let order = load_order(app, order_id).await?;
+    let vendor_id = order
+        .line_vendor(line_id)
+        .ok_or_else(|| ApiError::NotFound("line".to_owned()))?;
+    context.principal.require_vendor_or_admin(vendor_id)?;
+    Ok((order, vendor_id))
+}
+
+pub async fn pick_up(
+    State(app): State<AppState>,
+    context: CommandContext,
+    Ids([order_id, line_id]): Ids<2>,
+) -> Result<Json<LineChanged>, ApiError> {
+    let (_, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
+    let command = OrderCommand::PickUpLine { line_id, at: now() };
+    let committed = app
+        .orders
+        .execute(&order_id.to_string(), command, &context, "PickUpLine")
+        .await?;
+    let order = app.orders.load(&order_id.to_string()).await?;
+    Ok(Json(LineChanged {
+        order_id,
+        line_id,
+        vendor_id,
+        order_status: order.status(),
+        deposit_refunded: None,
+        damage_withheld: None,
+        position: committed.position,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLine {
+    returned_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "deserialize_optional_money")]
+    damage_withheld: Option<Decimal>,
+}
+
+pub async fn return_line(
+    State(app): State<AppState>,
+    context: CommandContext,
+    Ids([order_id, line_id]): Ids<2>,
+    ApiJson(body): ApiJson<ReturnLine>,
+) -> Result<Json<LineChanged>, ApiError> {
+    let (order, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
+    let returned_at = body.returned_at.unwrap_or_else(now);
+    let command = OrderCommand::ReturnLine {
+        line_id,
+        returned_at,
+        damage_withheld: body.damage_withheld.unwrap_or(Decimal::ZERO),
+    };
+    let committed = app
+        .orders
+        .execute(&order_id.to_string(), command, &context, "ReturnLine")
+        .await?;
+    let mut position = committed.position;
+
+    // The line as recorded: on a repeated request the first return stands.
+    let after = app.orders.load(&order_id.to_string()).await?;
+    let line = order
+        .line(line_id)
+        .ok_or_else(|| ApiError::NotFound("line".to_owned()))?;
+    let (hold_id, listing_id) = (line.hold_id, line.listing_id);
+    let recorded = after
+        .line_return(line_id)
+        .ok_or_else(|| ApiError::internal("return recorded no LineReturned"))?;
+    let (recorded_at, refunded, withheld) = (
+        recorded.returned_at,
+        recorded.deposit_refunded,
+        recorded.damage_withheld,
+    );
+    let returned = app
+        .inventory
+        .execute(
+            &listing_id.to_string(),
+            InventoryCommand::RecordReturn {
+                hold_id,
+                returned_at: recorded_at,
+            },
+            &context,
+            "RecordReturn",
+        )
+        .await?;
+    position = position.max(returned.position);
+    if withheld > Decimal::ZERO {
+        let credited = app
+            .vendors
+            .execute(
+                &vendor_id.to_string(),
+                VendorCommand::CreditDamage {
+                    order_id,
+                    line_id,
+                    amount: withheld,
+                },
+                &context,
+                "CreditDamage",
+            )
+            .await?;
+        position = position.max(credited.position);
+    }
+    let (credited, order_status) =
+        credit_if_fulfilled(&app, &context, order_id, vendor_id, &committed).await?;
+    Ok(Json(LineChanged {
+        order_id,
+        line_id,
+        vendor_id,
+        order_status,
+        deposit_refunded: Some(money(refunded)),
+        damage_withheld: Some(money(withheld)),
+        position: position.max(credited),
+    }))
+}

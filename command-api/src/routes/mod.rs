@@ -1,0 +1,52 @@
+//! One module per resource of API.md "Commands".
+
+pub mod fulfilment;
+pub mod listings;
+pub mod orders;
+pub mod vendors;
+pub mod webhooks;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serializer};
+
+/// Money in answers: always two decimal places (`"45.00"`).
+pub fn money(amount: Decimal) -> String {
+    let mut amount = domain::round_cents(amount);
+    amount.rescale(2);
+    amount.to_string()
+}
+
+/// Serde helper for money fields of answers.
+pub fn serialize_money<S: Serializer>(amount: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&money(*amount))
+}
+
+/// Money in request bodies: a decimal string (`"12.50"`); numbers are
+/// refused so that no binary floating point ever touches an amount.
+pub fn deserialize_money<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.trim()
+        .parse::<Decimal>()
+        .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a decimal amount")))
+}
+
+pub fn deserialize_optional_money<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Decimal>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse::<Decimal>()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a decimal amount"))),
+    }
+}
+
+/// Current time, truncated to microseconds so that it survives a round trip
+/// through PostgreSQL and JSON unchanged.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}

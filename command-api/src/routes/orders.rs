@@ -1,0 +1,169 @@
+//! `POST /v1/orders` (the placement saga lives in `saga`) and
+//! `POST /v1/orders/{id}/cancel`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use domain::{ListingKind, Order, OrderCommand, OrderStatus};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::context::CommandContext;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Ids};
+use crate::routes::{money, now};
+use crate::saga::{self, PlaceOrder};
+use crate::{reactions, AppState, CommandApp};
+
+#[derive(Serialize)]
+pub struct OrderPlacedLine {
+    line_id: Uuid,
+    listing_id: Uuid,
+    vendor_id: Uuid,
+    kind: ListingKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<DateTime<Utc>>,
+    quantity: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    billable_units: Option<u32>,
+    unit_price: String,
+    subtotal: String,
+    tax: String,
+    deposit: String,
+}
+
+#[derive(Serialize)]
+pub struct OrderPlacedVendor {
+    vendor_id: Uuid,
+    subtotal: String,
+    platform_fee: String,
+    net: String,
+}
+
+#[derive(Serialize)]
+pub struct OrderPlaced {
+    order_id: Uuid,
+    status: OrderStatus,
+    currency: String,
+    subtotal: String,
+    tax: String,
+    deposit: String,
+    total: String,
+    hold_expires_at: DateTime<Utc>,
+    lines: Vec<OrderPlacedLine>,
+    vendors: Vec<OrderPlacedVendor>,
+    position: i64,
+}
+
+pub async fn place(
+    State(app): State<AppState>,
+    context: CommandContext,
+    ApiJson(body): ApiJson<PlaceOrder>,
+) -> Result<(StatusCode, Json<OrderPlaced>), ApiError> {
+    let placed = saga::place_order(&app, &context, body).await?;
+    let priced = placed.priced;
+    let answer = OrderPlaced {
+        order_id: placed.order_id,
+        status: OrderStatus::Placed,
+        currency: placed.currency,
+        subtotal: money(priced.subtotal),
+        tax: money(priced.tax),
+        deposit: money(priced.deposit),
+        total: money(priced.total),
+        hold_expires_at: placed.hold_expires_at,
+        lines: priced
+            .lines
+            .iter()
+            .map(|l| OrderPlacedLine {
+                line_id: l.line_id,
+                listing_id: l.listing_id,
+                vendor_id: l.vendor_id,
+                kind: l.kind,
+                start: l.start,
+                end: l.end,
+                quantity: l.quantity,
+                billable_units: l.billable_units,
+                unit_price: money(l.unit_price),
+                subtotal: money(l.subtotal),
+                tax: money(l.tax),
+                deposit: money(l.deposit),
+            })
+            .collect(),
+        vendors: priced
+            .vendors
+            .iter()
+            .map(|v| OrderPlacedVendor {
+                vendor_id: v.vendor_id,
+                subtotal: money(v.subtotal),
+                platform_fee: money(v.platform_fee),
+                net: money(v.net),
+            })
+            .collect(),
+        position: placed.position,
+    };
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// Loads an order; 404 if it was never placed.
+pub async fn load_order(app: &CommandApp, order_id: Uuid) -> Result<Order, ApiError> {
+    let order = app.orders.load(&order_id.to_string()).await?;
+    if !order.is_placed() {
+        return Err(ApiError::NotFound("order".to_owned()));
+    }
+    Ok(order)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrder {
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct OrderStatusChanged {
+    order_id: Uuid,
+    status: OrderStatus,
+    position: i64,
+}
+
+pub async fn cancel(
+    State(app): State<AppState>,
+    context: CommandContext,
+    Ids([order_id]): Ids<1>,
+    ApiJson(body): ApiJson<CancelOrder>,
+) -> Result<Json<OrderStatusChanged>, ApiError> {
+    context.principal.require(&[Role::Customer, Role::Admin])?;
+    let order = load_order(&app, order_id).await?;
+    if context.principal.role == Role::Customer && order.customer_id() != context.principal.subject
+    {
+        return Err(ApiError::Forbidden(
+            "a customer may only cancel its own orders".to_owned(),
+        ));
+    }
+    if let Some(reason) = &body.reason {
+        if reason.chars().count() > 500 {
+            return Err(crate::error::invalid("reason", "at most 500 characters"));
+        }
+    }
+    let command = OrderCommand::Cancel {
+        reason: body.reason,
+        at: now(),
+    };
+    let id = order_id.to_string();
+    let committed = app
+        .orders
+        .execute(&id, command, &context, "CancelOrder")
+        .await?;
+    let order = app.orders.load(&id).await?;
+    let released = reactions::release_holds(&app, &context, &order, "order cancelled").await?;
+    saga::settle_deadline(&app, order_id).await;
+    Ok(Json(OrderStatusChanged {
+        order_id,
+        status: order.status(),
+        position: committed.position.max(released),
+    }))
+}

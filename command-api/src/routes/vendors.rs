@@ -1,0 +1,104 @@
+//! `POST /v1/vendors` and `POST /v1/vendors/{id}/payouts`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use domain::{VendorCommand, VendorEvent};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::context::CommandContext;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Ids};
+use crate::routes::{deserialize_money, now};
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterVendor {
+    name: String,
+}
+
+#[derive(Serialize)]
+pub struct VendorRegistered {
+    vendor_id: Uuid,
+    position: i64,
+}
+
+pub async fn register(
+    State(app): State<AppState>,
+    context: CommandContext,
+    ApiJson(body): ApiJson<RegisterVendor>,
+) -> Result<(StatusCode, Json<VendorRegistered>), ApiError> {
+    context.principal.require(&[Role::Admin])?;
+    let vendor_id = Uuid::now_v7();
+    let command = VendorCommand::Register {
+        vendor_id,
+        name: body.name,
+        at: now(),
+    };
+    let committed = app
+        .vendors
+        .execute(&vendor_id.to_string(), command, &context, "RegisterVendor")
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(VendorRegistered {
+            vendor_id,
+            position: committed.position,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestPayout {
+    #[serde(deserialize_with = "deserialize_money")]
+    amount: Decimal,
+}
+
+#[derive(Serialize)]
+pub struct PayoutRecorded {
+    payout_id: Uuid,
+    vendor_id: Uuid,
+    amount: String,
+    position: i64,
+}
+
+pub async fn request_payout(
+    State(app): State<AppState>,
+    context: CommandContext,
+    Ids([vendor_id]): Ids<1>,
+    ApiJson(body): ApiJson<RequestPayout>,
+) -> Result<(StatusCode, Json<PayoutRecorded>), ApiError> {
+    context.principal.require(&[Role::Admin])?;
+    let payout_id = Uuid::now_v7();
+    let command = VendorCommand::RequestPayout {
+        payout_id,
+        amount: body.amount,
+        at: now(),
+    };
+    let committed = app
+        .vendors
+        .execute(&vendor_id.to_string(), command, &context, "RequestPayout")
+        .await?;
+    let amount = committed
+        .events
+        .iter()
+        .find_map(|e| match &e.payload {
+            VendorEvent::PayoutRecorded { amount, .. } => Some(*amount),
+            _ => None,
+        })
+        .unwrap_or(body.amount);
+    Ok((
+        StatusCode::CREATED,
+        Json(PayoutRecorded {
+            payout_id,
+            vendor_id,
+            amount: crate::routes::money(amount),
+            position: committed.position,
+        }),
+    ))
+}

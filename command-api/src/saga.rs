@@ -1,0 +1,369 @@
+//! Placing an order (DESIGN.md "Domain"): a short saga in the handler.
+//!
+//! 1. validate the items and read each listing's current terms from its
+//!    aggregate (never from a read model);
+//! 2. write the order's hold deadline, so that holds stranded by a crash are
+//!    found and expired by the sweeper;
+//! 3. hold each line's units in a fixed order (by listing, then line), so
+//!    that two orders over the same listings cannot starve each other;
+//! 4. if any line cannot be held, release what was held and answer 409
+//!    naming every conflicting line;
+//! 5. record the order.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use domain::{
+    Conflict, FieldError, HoldRequest, InventoryCommand, LineInput, LineTerms, Listing,
+    ListingTerms, OrderCommand, OrderEvent, Period, PricedOrder,
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::context::CommandContext;
+use crate::error::ApiError;
+use crate::routes::listings::inventory_command;
+use crate::routes::now;
+use crate::CommandApp;
+
+/// Most lines one order may have.
+pub const MAX_ITEMS: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    pub items: Vec<OrderItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItem {
+    pub listing_id: Uuid,
+    pub quantity: u32,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// The recorded order.
+pub struct PlacedOrder {
+    pub order_id: Uuid,
+    pub currency: String,
+    pub priced: PricedOrder,
+    pub hold_expires_at: DateTime<Utc>,
+    pub position: i64,
+}
+
+struct PlannedLine {
+    input: LineInput,
+    request: HoldRequest,
+}
+
+pub async fn place_order(
+    app: &CommandApp,
+    context: &CommandContext,
+    body: PlaceOrder,
+) -> Result<PlacedOrder, ApiError> {
+    context.principal.require(&[Role::Customer])?;
+    if body.items.is_empty() {
+        return Err(crate::error::invalid(
+            "items",
+            "an order needs at least one item",
+        ));
+    }
+    if body.items.len() > MAX_ITEMS {
+        return Err(crate::error::invalid(
+            "items",
+            format!("an order takes at most {MAX_ITEMS} items"),
+        ));
+    }
+
+    let listings = load_listings(app, &body.items).await?;
+    let order_id = Uuid::now_v7();
+    let lines = plan_lines(&body.items, &listings)?;
+    let placed_at = now();
+    let hold_expires_at = placed_at
+        + chrono::Duration::from_std(app.config.hold_ttl)
+            .map_err(|_| ApiError::internal("hold TTL out of range"))?;
+
+    // Holds in a fixed order: by listing, then by the line's place.
+    let mut hold_order: Vec<usize> = (0..lines.len()).collect();
+    hold_order.sort_by_key(|&i| (lines[i].input.listing_id, i));
+
+    record_deadline(app, order_id, &lines, hold_expires_at).await?;
+
+    let mut held = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut failure = None;
+    for &i in &hold_order {
+        let line = &lines[i];
+        let listing = &listings[&line.input.listing_id];
+        let command = InventoryCommand::PlaceHold {
+            hold_id: line.input.hold_id,
+            order_id,
+            request: line.request.clone(),
+            expires_at: hold_expires_at,
+            now: placed_at,
+        };
+        match inventory_command(
+            app,
+            context,
+            listing,
+            line.input.listing_id,
+            command,
+            "PlaceHold",
+        )
+        .await
+        {
+            Ok(_) => held.push(i),
+            Err(ApiError::Unavailable(found)) => conflicts.extend(found),
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+
+    if failure.is_some() || !conflicts.is_empty() {
+        release_holds(app, context, &lines, &held, "order placement failed").await;
+        settle_deadline(app, order_id).await;
+        return Err(
+            failure.unwrap_or(ApiError::Unavailable(conflicts_in_item_order(
+                conflicts,
+                &body.items,
+            ))),
+        );
+    }
+
+    let command = OrderCommand::Place {
+        order_id,
+        customer_id: context.principal.subject.clone(),
+        currency: app.config.currency.clone(),
+        lines: lines.iter().map(|l| l.input.clone()).collect(),
+        rates: app.config.rates(),
+        hold_expires_at,
+        placed_at,
+    };
+    let committed = match app
+        .orders
+        .execute(&order_id.to_string(), command, context, "PlaceOrder")
+        .await
+    {
+        Ok(committed) => committed,
+        Err(err) => {
+            release_holds(app, context, &lines, &held, "order placement failed").await;
+            settle_deadline(app, order_id).await;
+            return Err(err);
+        }
+    };
+    let priced = committed
+        .events
+        .iter()
+        .find_map(|e| match &e.payload {
+            OrderEvent::OrderPlaced { priced, .. } => Some(priced.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| ApiError::internal("order placement recorded no OrderPlaced"))?;
+    Ok(PlacedOrder {
+        order_id,
+        currency: app.config.currency.clone(),
+        priced,
+        hold_expires_at,
+        position: committed.position,
+    })
+}
+
+async fn load_listings(
+    app: &CommandApp,
+    items: &[OrderItem],
+) -> Result<HashMap<Uuid, Listing>, ApiError> {
+    let mut listings = HashMap::new();
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if listings.contains_key(&item.listing_id) {
+            continue;
+        }
+        let listing = app.listings.load(&item.listing_id.to_string()).await?;
+        if listing.vendor_id().is_none() {
+            errors.push(FieldError::new(
+                format!("items[{i}].listing_id"),
+                "no such listing",
+            ));
+            continue;
+        }
+        if !listing.is_orderable() {
+            errors.push(FieldError::new(
+                format!("items[{i}].listing_id"),
+                "the listing is not published",
+            ));
+            continue;
+        }
+        listings.insert(item.listing_id, listing);
+    }
+    if errors.is_empty() {
+        Ok(listings)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+fn plan_lines(
+    items: &[OrderItem],
+    listings: &HashMap<Uuid, Listing>,
+) -> Result<Vec<PlannedLine>, ApiError> {
+    let mut errors = Vec::new();
+    let mut lines = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let listing = &listings[&item.listing_id];
+        let (Some(vendor_id), Some(terms)) = (listing.vendor_id(), listing.terms()) else {
+            continue;
+        };
+        if item.quantity == 0 {
+            errors.push(FieldError::new(
+                format!("items[{i}].quantity"),
+                "must be at least 1",
+            ));
+            continue;
+        }
+        let (terms, request) = match terms {
+            ListingTerms::Rental {
+                pricing_unit,
+                price_per_unit,
+                deposit,
+                ..
+            } => {
+                let (Some(start), Some(end)) = (item.start, item.end) else {
+                    errors.push(FieldError::new(
+                        format!("items[{i}].start"),
+                        "a rental item needs start and end",
+                    ));
+                    continue;
+                };
+                let Ok(period) = Period::new(start, end) else {
+                    errors.push(FieldError::new(
+                        format!("items[{i}].end"),
+                        "must be after start",
+                    ));
+                    continue;
+                };
+                (
+                    LineTerms::Rental {
+                        period,
+                        pricing_unit: *pricing_unit,
+                        price_per_unit: *price_per_unit,
+                        deposit_per_unit: *deposit,
+                    },
+                    HoldRequest::Rental {
+                        period,
+                        quantity: item.quantity,
+                    },
+                )
+            }
+            ListingTerms::Sale { unit_price, .. } => {
+                if item.start.is_some() || item.end.is_some() {
+                    errors.push(FieldError::new(
+                        format!("items[{i}].start"),
+                        "a sale item takes no period",
+                    ));
+                    continue;
+                }
+                (
+                    LineTerms::Sale {
+                        unit_price: *unit_price,
+                    },
+                    HoldRequest::Sale {
+                        quantity: item.quantity,
+                    },
+                )
+            }
+        };
+        lines.push(PlannedLine {
+            input: LineInput {
+                line_id: Uuid::now_v7(),
+                hold_id: Uuid::now_v7(),
+                listing_id: item.listing_id,
+                vendor_id,
+                terms,
+                quantity: item.quantity,
+            },
+            request,
+        });
+    }
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Conflicts are found in hold order; answer them in the order of the items.
+fn conflicts_in_item_order(mut conflicts: Vec<Conflict>, items: &[OrderItem]) -> Vec<Conflict> {
+    let place = |c: &Conflict| {
+        items
+            .iter()
+            .position(|i| i.listing_id == c.listing_id && i.start == c.start && i.end == c.end)
+            .unwrap_or(usize::MAX)
+    };
+    conflicts.sort_by_key(place);
+    conflicts
+}
+
+async fn record_deadline(
+    app: &CommandApp,
+    order_id: Uuid,
+    lines: &[PlannedLine],
+    expires_at: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let holds: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::json!({"listing_id": l.input.listing_id, "hold_id": l.input.hold_id}))
+        .collect();
+    sqlx::query("INSERT INTO hold_deadlines (order_id, holds, expires_at) VALUES ($1, $2, $3)")
+        .bind(order_id)
+        .bind(serde_json::Value::Array(holds))
+        .bind(expires_at)
+        .execute(&app.pool)
+        .await?;
+    Ok(())
+}
+
+/// Marks an order's deadline as dealt with. Best effort: an unsettled
+/// deadline only makes the sweeper look at the order again, harmlessly.
+pub async fn settle_deadline(app: &CommandApp, order_id: Uuid) {
+    let outcome = sqlx::query("UPDATE hold_deadlines SET settled_at = now() WHERE order_id = $1")
+        .bind(order_id)
+        .execute(&app.pool)
+        .await;
+    if let Err(err) = outcome {
+        tracing::warn!(%order_id, error = %err, "could not settle the hold deadline");
+    }
+}
+
+async fn release_holds(
+    app: &CommandApp,
+    context: &CommandContext,
+    lines: &[PlannedLine],
+    held: &[usize],
+    reason: &str,
+) {
+    for &i in held {
+        let line = &lines[i];
+        let command = InventoryCommand::ReleaseHold {
+            hold_id: line.input.hold_id,
+            reason: reason.to_owned(),
+        };
+        if let Err(err) = app
+            .inventory
+            .execute(
+                &line.input.listing_id.to_string(),
+                command,
+                context,
+                "ReleaseHold",
+            )
+            .await
+        {
+            // The hold expires on its own; the sweeper finds it by its deadline.
+            tracing::warn!(hold_id = %line.input.hold_id, error = %err, "could not release a hold");
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! `ledger`: the command-line entry point.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use command_api::{Authenticator, Role};
+use ledger::settings::{DatabaseArgs, ServeArgs};
+use ledger::{LedgerError, ServerConfig};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(
+    name = "ledger",
+    version,
+    about = "Event-sourced order and rental ledger"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and background work in one process (applies migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Print a bearer token for development.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// customer, vendor, admin, analyst or auditor.
+    #[arg(long)]
+    role: Role,
+    /// The token's subject.
+    #[arg(long)]
+    sub: String,
+    /// The vendor a vendor token acts for.
+    #[arg(long)]
+    vendor_id: Option<Uuid>,
+    /// Lifetime (`1h`, `30m`).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    #[arg(long, env = "LEDGER_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Token(args) => token(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ledger: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), LedgerError> {
+    ledger::telemetry::init(args.log_pretty);
+    args.validate().map_err(LedgerError::Config)?;
+    let pool = ledger::connect(&args.database.database_url, args.database.db_pool_size).await?;
+    ledger::migrate(&pool).await?;
+    let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "ledger serving");
+    let config = ServerConfig {
+        command_api: args.command_api_config(),
+        request_timeout: args.request_timeout,
+    };
+    ledger::serve(listener, pool, config, shutdown_signal()).await?;
+    tracing::info!("ledger stopped");
+    Ok(())
+}
+
+async fn migrate(args: DatabaseArgs) -> Result<(), LedgerError> {
+    let pool = ledger::connect(&args.database_url, 2).await?;
+    ledger::migrate(&pool).await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+fn token(args: TokenArgs) -> Result<(), LedgerError> {
+    if args.role == Role::Vendor && args.vendor_id.is_none() {
+        return Err(LedgerError::Config(
+            "a vendor token needs --vendor-id".into(),
+        ));
+    }
+    let token = Authenticator::new(&args.jwt_secret)
+        .issue(&args.sub, args.role, args.vendor_id, args.ttl)
+        .map_err(|e| LedgerError::Config(e.to_string()))?;
+    println!("{token}");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received; draining");
+}

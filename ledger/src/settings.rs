@@ -1,0 +1,96 @@
+//! Configuration shared by the subcommands: flags that default to the
+//! environment variables of API.md "Conventions".
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use rust_decimal::Decimal;
+
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// PostgreSQL holding the event store and read models.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Most connections in the pool.
+    #[arg(long, env = "LEDGER_DB_POOL_SIZE", default_value_t = 32)]
+    pub db_pool_size: u32,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// NATS with JetStream (used by the event pipeline).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "LEDGER_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// HS256 secret of bearer tokens.
+    #[arg(long, env = "LEDGER_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// Secret of the payment provider's webhook signatures.
+    #[arg(long, env = "LEDGER_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: String,
+    /// JetStream stream name; subjects follow it.
+    #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
+    pub stream: String,
+    /// The deployment's one currency.
+    #[arg(long, env = "LEDGER_CURRENCY", default_value = "USD")]
+    pub currency: String,
+    #[arg(long, env = "LEDGER_TAX_RATE", default_value = "0")]
+    pub tax_rate: Decimal,
+    #[arg(long, env = "LEDGER_PLATFORM_FEE_RATE", default_value = "0.10")]
+    pub platform_fee_rate: Decimal,
+    /// How long an unpaid order holds its units (`15m`, `1h`).
+    #[arg(long, env = "LEDGER_HOLD_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub hold_ttl: Duration,
+    /// How often lapsed holds are swept.
+    #[arg(long, env = "LEDGER_SWEEP_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Duration,
+    /// A request that takes longer is answered 503.
+    #[arg(long, env = "LEDGER_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Human-readable logs instead of JSON.
+    #[arg(long, env = "LEDGER_LOG_PRETTY", default_value_t = false)]
+    pub log_pretty: bool,
+}
+
+impl ServeArgs {
+    /// Checks what clap cannot: rates in range, a currency code, secrets set.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(Decimal::ZERO..=Decimal::ONE).contains(&self.tax_rate) {
+            return Err("LEDGER_TAX_RATE must be between 0 and 1".into());
+        }
+        if !(Decimal::ZERO..=Decimal::ONE).contains(&self.platform_fee_rate) {
+            return Err("LEDGER_PLATFORM_FEE_RATE must be between 0 and 1".into());
+        }
+        if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err("LEDGER_CURRENCY must be a three-letter code".into());
+        }
+        if self.jwt_secret.len() < 8 {
+            return Err("LEDGER_JWT_SECRET must be at least 8 characters".into());
+        }
+        if self.webhook_secret.is_empty() {
+            return Err("LEDGER_WEBHOOK_SECRET must be set".into());
+        }
+        if self.hold_ttl.is_zero() || self.sweep_interval.is_zero() {
+            return Err("LEDGER_HOLD_TTL and LEDGER_SWEEP_INTERVAL must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn command_api_config(&self) -> command_api::CommandApiConfig {
+        command_api::CommandApiConfig {
+            jwt_secret: self.jwt_secret.clone(),
+            webhook_secret: self.webhook_secret.clone(),
+            currency: self.currency.to_ascii_uppercase(),
+            tax_rate: self.tax_rate,
+            platform_fee_rate: self.platform_fee_rate,
+            hold_ttl: self.hold_ttl,
+            sweep_interval: self.sweep_interval,
+            snapshot_every: 50,
+        }
+    }
+}

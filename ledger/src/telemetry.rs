@@ -1,0 +1,56 @@
+//! Structured logs: JSON lines by default, human-readable on request. Each
+//! request gets a span carrying its request id; the same id is recorded in
+//! event metadata as the correlation id.
+
+use axum::body::Body;
+use axum::http::Request;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::trace::{DefaultOnResponse, MakeSpan, TraceLayer};
+use tracing::Level;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default level.
+pub fn init(pretty: bool) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let result = if pretty {
+        builder.try_init()
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
+    };
+    // Already installed (tests start several servers): keep the first.
+    let _ = result;
+}
+
+#[derive(Clone, Copy)]
+pub struct RequestSpan;
+
+impl MakeSpan<Body> for RequestSpan {
+    fn make_span(&mut self, request: &Request<Body>) -> tracing::Span {
+        let request_id = request
+            .headers()
+            .get(command_api::context::REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            request_id,
+            principal = tracing::field::Empty,
+        )
+    }
+}
+
+pub fn trace_layer(
+) -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), DefaultOnResponse> {
+    TraceLayer::new_for_http()
+        .make_span_with(RequestSpan)
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
+}
