@@ -35,7 +35,8 @@ pub use error::ApiError;
 use bus::{AggregateLocks, CommandBus};
 use idempotency::IdempotencyStore;
 
-/// Everything a command handler needs, shared by all requests.
+/// Everything a command handler needs (Vendor and Inventory aggregates, which
+/// collect many events over their life, are snapshotted), shared by all requests.
 pub struct CommandApp {
     pub config: CommandApiConfig,
     pub pool: PgPool,
@@ -51,7 +52,7 @@ impl CommandApp {
     pub fn new(config: CommandApiConfig, pool: PgPool) -> AppState {
         let locks = Arc::new(AggregateLocks::new(4096));
         Arc::new(Self {
-            vendors: CommandBus::new(pool.clone(), locks.clone()),
+            vendors: CommandBus::with_snapshots(pool.clone(), locks.clone(), config.snapshot_every),
             listings: CommandBus::new(pool.clone(), locks.clone()),
             inventory: CommandBus::with_snapshots(
                 pool.clone(),

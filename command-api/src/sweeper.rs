@@ -88,25 +88,25 @@ pub async fn sweep_once(app: &CommandApp) -> Result<usize, ApiError> {
 }
 
 async fn settle(app: &CommandApp, order_id: Uuid, holds: &[DeadlineHold]) -> Result<(), ApiError> {
-    let context =
-        CommandContext::background(Principal::system("sweeper"), format!("sweep:{order_id}"));
-    let order = app.orders.load(&order_id.to_string()).await?;
+    let context = CommandContext::background(Principal::system("sweeper"), format!("sweep:{order_id}"));
+    let id = order_id.to_string();
     let at = now();
+    let mut order = app.orders.load(&id).await?;
+    if order.is_placed() && order.status() == OrderStatus::Placed {
+        app.orders
+            .execute(&id, OrderCommand::ExpireUnpaid { at }, &context, "ExpireUnpaidOrder")
+            .await?;
+        // Read again: a payment may have won the race for the order.
+        order = app.orders.load(&id).await?;
+    }
     if order.is_placed() {
         match order.status() {
-            OrderStatus::Placed => {
-                app.orders
-                    .execute(
-                        &order_id.to_string(),
-                        OrderCommand::ExpireUnpaid { at },
-                        &context,
-                        "ExpireUnpaidOrder",
-                    )
-                    .await?;
-            }
             OrderStatus::Confirmed | OrderStatus::Completed => {
                 reactions::settle_payment(app, &context, order_id).await?;
                 return Ok(());
+            }
+            OrderStatus::Placed => {
+                return Err(ApiError::internal("order still awaiting payment after expiry"))
             }
             OrderStatus::Cancelled | OrderStatus::Refunded => {}
         }
@@ -118,12 +118,7 @@ async fn settle(app: &CommandApp, order_id: Uuid, holds: &[DeadlineHold]) -> Res
         };
         match app
             .inventory
-            .execute(
-                &hold.listing_id.to_string(),
-                command,
-                &context,
-                "ExpireHold",
-            )
+            .execute(&hold.listing_id.to_string(), command, &context, "ExpireHold")
             .await
         {
             // A hold that was never placed, or is not due by this clock.

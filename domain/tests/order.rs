@@ -802,3 +802,22 @@ fn accessors_and_serde_round_trip() {
         .get("start")
         .is_none());
 }
+
+#[test]
+fn a_recorded_return_keeps_how_the_deposit_was_settled() {
+    use cqrs_es::Aggregate;
+    let mut order = domain::Order::default();
+    for event in with(paid(), vec![picked_up(), returned(dec!(30.00))]) {
+        order.apply(event);
+    }
+    let recorded = order.line_return(u(RENTAL_LINE)).copied();
+    assert_eq!(
+        recorded,
+        Some(domain::LineReturn {
+            returned_at: t(20),
+            deposit_refunded: dec!(70.00),
+            damage_withheld: dec!(30.00),
+        })
+    );
+    assert_eq!(order.line_return(u(V1)), None);
+}

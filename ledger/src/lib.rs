@@ -63,6 +63,7 @@ pub fn http_router(app: command_api::AppState, request_timeout: Duration) -> Rou
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(drop_unacceptable_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(telemetry::trace_layer())
                 .layer(PropagateRequestIdLayer::new(request_id))
@@ -79,6 +80,27 @@ pub fn http_router(app: command_api::AppState, request_timeout: Duration) -> Rou
                 }))
                 .timeout(request_timeout),
         )
+}
+
+/// A client's `x-request-id` that is too long or not printable is dropped,
+/// so the request-id layer gives the request a fresh one.
+async fn drop_unacceptable_request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let header = command_api::context::REQUEST_ID_HEADER;
+    let acceptable = request
+        .headers()
+        .get(header)
+        .map(|v| {
+            v.to_str()
+                .is_ok_and(command_api::context::is_acceptable_request_id)
+        })
+        .unwrap_or(true);
+    if !acceptable {
+        request.headers_mut().remove(header);
+    }
+    next.run(request).await
 }
 
 /// What a running server needs besides its listener.
