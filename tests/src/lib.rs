@@ -401,3 +401,115 @@ pub fn at(days: i64, hours: i64) -> String {
     (base + chrono::Duration::days(days) + chrono::Duration::hours(hours))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+// ---------------------------------------------------------------------------
+// Support for command_routes.rs, authorization.rs and idempotency.rs.
+// Kept in its own module so that names never clash with other additions.
+// ---------------------------------------------------------------------------
+pub mod command_support {
+    use super::{Answer, TestApp};
+    use reqwest::StatusCode;
+    use serde_json::Value;
+
+    /// Sends a raw body with an optional content type (no JSON encoding).
+    pub async fn send_bytes(
+        app: &TestApp,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = app
+            .client
+            .request(method, format!("{}{path}", app.base_url))
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the ledger answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Global position of the newest event (0 on an empty log).
+    pub async fn head_position(app: &TestApp) -> i64 {
+        sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+            .fetch_one(&app.pool)
+            .await
+            .expect("read the head position")
+    }
+
+    /// Events recorded after `position`, in log order:
+    /// (aggregate_type, aggregate_id, event_type, metadata).
+    pub async fn events_after(
+        app: &TestApp,
+        position: i64,
+    ) -> Vec<(String, String, String, Value)> {
+        sqlx::query_as::<_, (String, String, String, Value)>(
+            "SELECT aggregate_type, aggregate_id, event_type, metadata::jsonb FROM events
+              WHERE global_position > $1 ORDER BY global_position",
+        )
+        .bind(position)
+        .fetch_all(&app.pool)
+        .await
+        .expect("read events")
+    }
+
+    /// Asserts an RFC 7807 problem answer with this status and `type` ending.
+    #[track_caller]
+    pub fn assert_problem(answer: &Answer, status: StatusCode, type_ending: &str) {
+        assert_eq!(answer.status, status, "status of {:?}", answer.body);
+        let content_type = answer.header("content-type").unwrap_or("");
+        assert!(
+            content_type.starts_with("application/problem+json"),
+            "content-type `{content_type}` of {:?}",
+            answer.body
+        );
+        assert_eq!(answer.problem_type(), type_ending, "{:?}", answer.body);
+        assert!(answer.body["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert_eq!(answer.body["status"], Value::from(status.as_u16()));
+        assert!(
+            answer.body["detail"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{:?}",
+            answer.body
+        );
+    }
+
+    /// Asserts a 422 problem whose `errors` name `field`.
+    #[track_caller]
+    pub fn assert_invalid_field(answer: &Answer, field: &str) {
+        assert_problem(answer, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+        let errors = answer.body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("422 without errors: {:?}", answer.body));
+        assert!(
+            errors
+                .iter()
+                .all(|e| e["field"].is_string()
+                    && e["message"].as_str().is_some_and(|m| !m.is_empty())),
+            "every error has a field and a message: {:?}",
+            answer.body
+        );
+        assert!(
+            errors.iter().any(|e| e["field"] == field),
+            "no error names `{field}`: {:?}",
+            answer.body
+        );
+    }
+}
