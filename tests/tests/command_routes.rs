@@ -1835,27 +1835,81 @@ async fn a_line_or_vendor_that_is_not_part_of_the_order_is_404() {
     assert_nothing_recorded(&app, before, "fulfilling a part that does not exist").await;
 }
 
+/// Sends a command with a request id and an idempotency key, and checks
+/// that every event it recorded carries them, the principal and a causation.
+async fn traced(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    principal: (&str, &str),
+) -> Answer {
+    let before = head_position(app).await;
+    let request_id = format!("trace-{}", Uuid::new_v4().simple());
+    let key = format!("key-{request_id}");
+    let answer = app
+        .send(
+            method,
+            path,
+            Some(token),
+            body.as_ref(),
+            &[("x-request-id", &request_id), ("Idempotency-Key", &key)],
+        )
+        .await;
+    assert!(answer.status.is_success(), "{path}: {:?}", answer.body);
+    let events = events_after(app, before).await;
+    assert!(!events.is_empty(), "{path} recorded no event");
+    for (aggregate_type, _, event_type, metadata) in &events {
+        let what = format!("{path}: {aggregate_type}/{event_type} {metadata}");
+        assert_eq!(metadata["principal"], principal.0, "{what}");
+        assert_eq!(metadata["principal_role"], principal.1, "{what}");
+        assert_eq!(metadata["correlation_id"], request_id.as_str(), "{what}");
+        assert!(
+            metadata["causation_id"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty()),
+            "{what}"
+        );
+        assert_eq!(metadata["idempotency_key"], key.as_str(), "{what}");
+    }
+    answer
+}
+
 #[tokio::test]
-async fn positions_grow_across_a_whole_lifecycle_of_commands() {
+async fn positions_grow_across_a_whole_lifecycle_and_every_event_carries_its_request_metadata() {
     let app = TestApp::spawn().await;
     let admin = app.admin();
+    let as_admin = ("admin-1", "admin");
     let mut positions = Vec::new();
 
-    let vendor = app
-        .post("/v1/vendors", &admin, json!({"name": "Alpine"}))
-        .await;
+    let vendor = traced(
+        &app,
+        Method::POST,
+        "/v1/vendors",
+        &admin,
+        Some(json!({"name": "Alpine"})),
+        as_admin,
+    )
+    .await;
     positions.push(position(&vendor));
     let vendor_id = vendor.uuid("vendor_id");
     let vendor_token = app.vendor(vendor_id);
-    let listing = app
-        .post(
-            "/v1/listings",
-            &vendor_token,
+    let vendor_subject = format!("vendor-user-{vendor_id}");
+    let as_vendor = (vendor_subject.as_str(), "vendor");
+    let listing = traced(
+        &app,
+        Method::POST,
+        "/v1/listings",
+        &vendor_token,
+        Some(
             json!({"title": "Kayak", "category": "boats", "kind": "rental",
-                   "pricing_unit": "hour", "price_per_unit": "7.50", "deposit": "20.00",
-                   "units": 2}),
-        )
-        .await;
+                    "pricing_unit": "hour", "price_per_unit": "7.50", "deposit": "20.00",
+                    "units": 2}),
+        ),
+        as_vendor,
+    )
+    .await;
     positions.push(position(&listing));
     let listing_id = listing.uuid("listing_id");
     let base = format!("/v1/listings/{listing_id}");
@@ -1870,24 +1924,37 @@ async fn positions_grow_across_a_whole_lifecycle_of_commands() {
     ];
     let mut blackout = None;
     for (path, body) in steps {
-        let answer = app.post(&path, &vendor_token, body).await;
-        assert!(answer.status.is_success(), "{path}: {:?}", answer.body);
+        let answer = traced(
+            &app,
+            Method::POST,
+            &path,
+            &vendor_token,
+            Some(body),
+            as_vendor,
+        )
+        .await;
         if answer.body.get("blackout_id").is_some() {
             blackout = Some(answer.uuid("blackout_id"));
         }
         positions.push(position(&answer));
     }
-    let removed = app
-        .delete(
-            &format!("{base}/blackouts/{}", blackout.expect("a blackout")),
-            &vendor_token,
-        )
-        .await;
-    positions.push(position(&removed));
-    let order = place(
+    let removed = traced(
         &app,
-        "c1",
-        vec![rental_item(listing_id, 1, &at(1, 0), &at(1, 3))],
+        Method::DELETE,
+        &format!("{base}/blackouts/{}", blackout.expect("a blackout")),
+        &vendor_token,
+        None,
+        as_vendor,
+    )
+    .await;
+    positions.push(position(&removed));
+    let order = traced(
+        &app,
+        Method::POST,
+        "/v1/orders",
+        &app.customer("c1"),
+        Some(json!({"items": [rental_item(listing_id, 1, &at(1, 0), &at(1, 3))]})),
+        ("c1", "customer"),
     )
     .await;
     assert_created_order(&order);
@@ -1899,29 +1966,88 @@ async fn positions_grow_across_a_whole_lifecycle_of_commands() {
         .expect("line")
         .to_owned();
     for step in ["pickup", "return"] {
-        let answer = app
-            .post(
-                &format!("/v1/orders/{order_id}/lines/{line_id}/{step}"),
-                &vendor_token,
-                json!({}),
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{step}: {:?}", answer.body);
-        positions.push(position(&answer));
-    }
-    let payout = app
-        .post(
-            &format!("/v1/vendors/{vendor_id}/payouts"),
-            &admin,
-            json!({"amount": "21.60"}),
+        let answer = traced(
+            &app,
+            Method::POST,
+            &format!("/v1/orders/{order_id}/lines/{line_id}/{step}"),
+            &vendor_token,
+            Some(json!({})),
+            as_vendor,
         )
         .await;
+        positions.push(position(&answer));
+    }
+    // 3 hours × 8.00 = 24.00; fee 2.40; net 21.60 available.
+    let payout = traced(
+        &app,
+        Method::POST,
+        &format!("/v1/vendors/{vendor_id}/payouts"),
+        &admin,
+        Some(json!({"amount": "21.60"})),
+        as_admin,
+    )
+    .await;
     assert_eq!(payout.status, StatusCode::CREATED, "{:?}", payout.body);
     positions.push(position(&payout));
+
+    // A second order, cancelled by its customer.
+    let second = place(
+        &app,
+        "c2",
+        vec![rental_item(listing_id, 1, &at(2, 0), &at(2, 1))],
+    )
+    .await;
+    assert_created_order(&second);
+    positions.push(position(&second));
+    let cancelled = traced(
+        &app,
+        Method::POST,
+        &format!("/v1/orders/{}/cancel", second.uuid("order_id")),
+        &app.customer("c2"),
+        Some(json!({})),
+        ("c2", "customer"),
+    )
+    .await;
+    positions.push(position(&cancelled));
+    let archived = traced(
+        &app,
+        Method::POST,
+        &format!("{base}/archive"),
+        &admin,
+        Some(json!({})),
+        as_admin,
+    )
+    .await;
+    positions.push(position(&archived));
 
     assert!(
         positions.windows(2).all(|w| w[0] < w[1]),
         "positions must increase: {positions:?}"
     );
     assert_eq!(positions.last().copied(), Some(head_position(&app).await));
+}
+
+#[tokio::test]
+async fn shipping_and_delivering_record_events_with_the_request_metadata() {
+    let app = TestApp::spawn().await;
+    let vendor_id = app.register_vendor("Alpine").await;
+    let paddle = app.sale_listing(vendor_id, "10.00", 5).await;
+    let order = place(&app, "c1", vec![sale_item(paddle, 1)]).await;
+    assert_created_order(&order);
+    app.pay(&order).await;
+    let order_id = order.uuid("order_id");
+    let mut last = 0;
+    for step in ["ship", "deliver"] {
+        let answer = traced(
+            &app,
+            Method::POST,
+            &format!("/v1/orders/{order_id}/vendors/{vendor_id}/{step}"),
+            &app.admin(),
+            Some(json!({})),
+            ("admin-1", "admin"),
+        )
+        .await;
+        assert!(position(&answer) > last);
+        last = position(&answer);
+    }
 }
