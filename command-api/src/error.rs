@@ -125,8 +125,8 @@ impl ApiError {
                 available,
                 requested,
             } => {
-                body["available"] = json!(available.to_string());
-                body["requested"] = json!(requested.to_string());
+                body["available"] = json!(crate::routes::money(*available));
+                body["requested"] = json!(crate::routes::money(*requested));
             }
             _ => {}
         }

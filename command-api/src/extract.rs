@@ -108,3 +108,21 @@ impl<S: Send + Sync, const N: usize> FromRequestParts<S> for Ids<N> {
         Ok(Ids(ids))
     }
 }
+
+/// Query parameters; a malformed one is a 400 problem naming it.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str::<T>(query)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::BadRequest(format!("invalid query parameters: {e}")))
+    }
+}

@@ -41,6 +41,18 @@ pub struct IdempotencyStore {
     pool: PgPool,
 }
 
+/// A stored key: request hash, state, older than the retention, lease
+/// over, and the stored answer's status, headers and body.
+type StoredKey = (
+    Vec<u8>,
+    String,
+    bool,
+    bool,
+    Option<i16>,
+    Option<serde_json::Value>,
+    Option<Vec<u8>>,
+);
+
 enum Claim {
     /// The key is ours: run the request.
     Claimed,
@@ -74,15 +86,7 @@ impl IdempotencyStore {
             if inserted.rows_affected() == 1 {
                 return Ok(Claim::Claimed);
             }
-            let row: Option<(
-                Vec<u8>,
-                String,
-                bool,
-                bool,
-                Option<i16>,
-                Option<serde_json::Value>,
-                Option<Vec<u8>>,
-            )> = sqlx::query_as(
+            let row: Option<StoredKey> = sqlx::query_as(
                 "SELECT request_hash, state,
                             created_at < now() - make_interval(hours => $3),
                             lease_until < now(),

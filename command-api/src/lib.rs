@@ -16,6 +16,7 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod policies;
 pub mod reactions;
 pub mod routes;
 pub mod saga;

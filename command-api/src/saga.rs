@@ -101,7 +101,7 @@ pub async fn place_order(
         let command = InventoryCommand::PlaceHold {
             hold_id: line.input.hold_id,
             order_id,
-            request: line.request.clone(),
+            request: line.request,
             expires_at: hold_expires_at,
             now: placed_at,
         };

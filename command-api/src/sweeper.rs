@@ -43,7 +43,7 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         }
         // Forget idempotency keys past their retention about once an hour.
         rounds += 1;
-        if rounds % (3600 / app.config.sweep_interval.as_secs().max(1)).max(1) == 0 {
+        if rounds.is_multiple_of((3600 / app.config.sweep_interval.as_secs().max(1)).max(1)) {
             if let Err(err) = idempotency.purge_expired().await {
                 tracing::warn!(error = %err, "could not purge idempotency keys");
             }
@@ -88,13 +88,19 @@ pub async fn sweep_once(app: &CommandApp) -> Result<usize, ApiError> {
 }
 
 async fn settle(app: &CommandApp, order_id: Uuid, holds: &[DeadlineHold]) -> Result<(), ApiError> {
-    let context = CommandContext::background(Principal::system("sweeper"), format!("sweep:{order_id}"));
+    let context =
+        CommandContext::background(Principal::system("sweeper"), format!("sweep:{order_id}"));
     let id = order_id.to_string();
     let at = now();
     let mut order = app.orders.load(&id).await?;
     if order.is_placed() && order.status() == OrderStatus::Placed {
         app.orders
-            .execute(&id, OrderCommand::ExpireUnpaid { at }, &context, "ExpireUnpaidOrder")
+            .execute(
+                &id,
+                OrderCommand::ExpireUnpaid { at },
+                &context,
+                "ExpireUnpaidOrder",
+            )
             .await?;
         // Read again: a payment may have won the race for the order.
         order = app.orders.load(&id).await?;
@@ -106,7 +112,9 @@ async fn settle(app: &CommandApp, order_id: Uuid, holds: &[DeadlineHold]) -> Res
                 return Ok(());
             }
             OrderStatus::Placed => {
-                return Err(ApiError::internal("order still awaiting payment after expiry"))
+                return Err(ApiError::internal(
+                    "order still awaiting payment after expiry",
+                ))
             }
             OrderStatus::Cancelled | OrderStatus::Refunded => {}
         }
@@ -118,7 +126,12 @@ async fn settle(app: &CommandApp, order_id: Uuid, holds: &[DeadlineHold]) -> Res
         };
         match app
             .inventory
-            .execute(&hold.listing_id.to_string(), command, &context, "ExpireHold")
+            .execute(
+                &hold.listing_id.to_string(),
+                command,
+                &context,
+                "ExpireHold",
+            )
             .await
         {
             // A hold that was never placed, or is not due by this clock.

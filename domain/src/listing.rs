@@ -87,7 +87,7 @@ impl ListingTerms {
                 if !is_valid_amount(*deposit) {
                     errors.push(FieldError::new(
                         "deposit",
-                        "must be a non-negative amount with at most 2 decimal places",
+                        "must be a non-negative amount with at most 2 decimal places, at most 1000000000.00",
                     ));
                 }
                 if *units < 1 || *units > MAX_RENTAL_UNITS {
@@ -113,7 +113,8 @@ impl ListingTerms {
     }
 }
 
-const PRICE_MSG: &str = "must be a positive amount with at most 2 decimal places";
+const PRICE_MSG: &str =
+    "must be a positive amount with at most 2 decimal places, at most 1000000000.00";
 
 fn is_positive_price(p: Decimal) -> bool {
     is_valid_amount(p) && p > Decimal::ZERO

@@ -15,9 +15,15 @@ pub fn round_cents(x: Decimal) -> Decimal {
     r
 }
 
-/// A valid amount is non-negative and has at most two decimal places.
+/// The largest amount a price, deposit, payout or damage may state. Bounding
+/// inputs keeps every sum and product of an order far inside `Decimal`'s
+/// range (≈ 7.9 × 10^28), so pricing never overflows.
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+
+/// A valid amount is non-negative, at most [`MAX_AMOUNT`], and has at most
+/// two decimal places.
 pub fn is_valid_amount(x: Decimal) -> bool {
-    x >= Decimal::ZERO && x.normalize().scale() <= 2
+    x >= Decimal::ZERO && x <= MAX_AMOUNT && x.normalize().scale() <= 2
 }
 
 /// Converts an amount (≤ 2 dp) to minor units (cents). `None` on overflow.
@@ -94,5 +100,17 @@ mod tests {
             serde_json::json!({"tax_rate": "0.0825", "platform_fee_rate": "0.10"})
         );
         assert_eq!(serde_json::from_value::<Rates>(v).unwrap(), r);
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    #[test]
+    fn amounts_above_the_maximum_are_invalid() {
+        assert!(is_valid_amount(MAX_AMOUNT));
+        assert!(!is_valid_amount(MAX_AMOUNT + Decimal::new(1, 2)));
+        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000u64));
     }
 }

@@ -5,6 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
 
+/// The longest period a rental or blackout may span (about ten years):
+/// bounds billable units, and with them every price.
+pub const MAX_PERIOD_DAYS: i64 = 3660;
+
+fn max_length() -> chrono::Duration {
+    chrono::Duration::days(MAX_PERIOD_DAYS)
+}
+
 /// A half-open period `[start, end)` in UTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Period {
@@ -18,12 +26,18 @@ impl Period {
         if end <= start {
             return Err(DomainError::invalid("end", "end must be after start"));
         }
+        if end - start > max_length() {
+            return Err(DomainError::invalid(
+                "end",
+                format!("a period lasts at most {MAX_PERIOD_DAYS} days"),
+            ));
+        }
         Ok(Period { start, end })
     }
 
-    /// `end > start`.
+    /// `end > start`, and no longer than [`MAX_PERIOD_DAYS`].
     pub fn is_valid(&self) -> bool {
-        self.end > self.start
+        self.end > self.start && self.end - self.start <= max_length()
     }
 
     /// Whether the two half-open periods share at least one instant.
@@ -122,5 +136,24 @@ mod tests {
             serde_json::to_string(&PricingUnit::Hour).unwrap(),
             "\"hour\""
         );
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    #[test]
+    fn a_period_longer_than_the_maximum_is_refused() {
+        let start = DateTime::from_timestamp(0, 0).expect("valid");
+        let longest = start + chrono::Duration::days(MAX_PERIOD_DAYS);
+        assert!(Period::new(start, longest).is_ok());
+        let too_long = longest + chrono::Duration::seconds(1);
+        assert!(Period::new(start, too_long).is_err());
+        assert!(!Period {
+            start,
+            end: too_long
+        }
+        .is_valid());
     }
 }

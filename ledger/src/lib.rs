@@ -9,12 +9,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::HeaderName;
 use axum::response::IntoResponse;
 use axum::{BoxError, Router};
 use command_api::{ApiError, CommandApiConfig, CommandApp};
+use ledger_nats::{Relay, RelayConfig, StreamSettings};
+use projectors::{Runner, RunnerConfig};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -51,15 +54,54 @@ pub async fn migrate(pool: &PgPool) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// Every HTTP route of `ledger serve` with the cross-cutting layers:
-/// request ids (kept from the client's `x-request-id` or made), a trace
-/// span per request, a timeout answered 503, and panics answered 500.
-pub fn http_router(app: command_api::AppState, request_timeout: Duration) -> Router {
-    let pool = app.pool.clone();
+/// Which parts of the ledger a process runs (`ledger serve` runs all).
+#[derive(Clone, Copy, Debug)]
+pub struct Parts {
+    /// Command routes, the payment webhook, the hold sweeper and policies.
+    pub command_api: bool,
+    /// Query routes.
+    pub read_api: bool,
+    /// The relay from the events table to JetStream.
+    pub relay: bool,
+    /// The projectors that build the read models.
+    pub projectors: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        command_api: true,
+        read_api: true,
+        relay: true,
+        projectors: true,
+    };
+    pub const NONE: Parts = Parts {
+        command_api: false,
+        read_api: false,
+        relay: false,
+        projectors: false,
+    };
+
+    fn serves_http(&self) -> bool {
+        self.command_api || self.read_api
+    }
+}
+
+/// The HTTP routes of the parts this process runs, with the cross-cutting
+/// layers: request ids (kept from the client's `x-request-id` or made), a
+/// trace span per request, a timeout answered 503, panics answered 500.
+pub fn http_router(
+    command: Option<command_api::AppState>,
+    read: read_api::ReadState,
+    jwt_secret: &str,
+    request_timeout: Duration,
+) -> Router {
     let request_id = HeaderName::from_static(command_api::context::REQUEST_ID_HEADER);
-    Router::new()
-        .merge(command_api::router(app))
-        .merge(read_api::router(pool))
+    let mut router = Router::new().merge(read_api::health_router(read.clone()));
+    if let Some(command) = command {
+        router = router.merge(command_api::router(command));
+    }
+    router
+        .merge(read_api::router(read, jwt_secret))
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .layer(
             ServiceBuilder::new()
@@ -103,15 +145,19 @@ async fn drop_unacceptable_request_id(
     next.run(request).await
 }
 
-/// What a running server needs besides its listener.
+/// What a running ledger needs besides its listener and pool.
+#[derive(Clone)]
 pub struct ServerConfig {
     pub command_api: CommandApiConfig,
     pub request_timeout: Duration,
+    pub nats_url: String,
+    pub stream: StreamSettings,
+    pub parts: Parts,
 }
 
-/// A server started with [`spawn`].
+/// A ledger started with [`spawn`].
 pub struct RunningServer {
-    pub addr: SocketAddr,
+    pub addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     handle: JoinHandle<Result<(), LedgerError>>,
 }
@@ -125,42 +171,120 @@ impl RunningServer {
             Err(join) => Err(LedgerError::Config(format!("server task failed: {join}"))),
         }
     }
+
+    /// Ends the ledger abruptly, as a crash would: nothing is drained.
+    pub fn abort(self) {
+        self.handle.abort();
+    }
 }
 
-/// Runs the HTTP API and the hold sweeper on `listener` until `shutdown`
-/// resolves; then drains in-flight requests and stops the sweeper.
+/// Connects to NATS without waiting for it: a ledger starts, and takes
+/// commands, while NATS is down; the pipeline catches up once it is back.
+pub async fn connect_nats(url: &str) -> Result<async_nats::Client, LedgerError> {
+    async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+        .map_err(|e| LedgerError::Config(format!("NATS at {url}: {e}")))
+}
+
+/// Runs the configured parts until `shutdown` resolves; then stops taking
+/// requests, drains those in flight and stops the background work.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     pool: PgPool,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LedgerError> {
-    let app = CommandApp::new(config.command_api, pool);
+    let parts = config.parts;
+    let nats = connect_nats(&config.nats_url).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sweeper = tokio::spawn(command_api::sweeper::run(app.clone(), stop_rx.clone()));
-    let router = http_router(app, config.request_timeout);
-    let mut http_stop = stop_rx;
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
+    let mut background = Vec::new();
+
+    let command = parts
+        .command_api
+        .then(|| CommandApp::new(config.command_api.clone(), pool.clone()));
+    if let Some(app) = &command {
+        background.push(tokio::spawn(command_api::sweeper::run(
+            app.clone(),
+            stop_rx.clone(),
+        )));
+        let policies = Arc::new(command_api::policies::Policies::new(app.clone()));
+        background.push(tokio::spawn(
+            Runner::new(pool.clone(), nats.clone(), runner_config(&config), policies)
+                .run(stop_rx.clone()),
+        ));
+    }
+    if parts.relay {
+        let relay = Relay::new(
+            pool.clone(),
+            nats.clone(),
+            RelayConfig::new(config.stream.clone()),
+        );
+        background.push(tokio::spawn(relay.run(stop_rx.clone())));
+    }
+    if parts.projectors {
+        for model in projectors::read_models() {
+            let runner = Runner::new(pool.clone(), nats.clone(), runner_config(&config), model);
+            background.push(tokio::spawn(runner.run(stop_rx.clone())));
+        }
+    }
+
+    let mut served = Ok(());
+    match listener {
+        Some(listener) if parts.serves_http() => {
+            let read = Arc::new(read_api::ReadApp {
+                pool: pool.clone(),
+                nats: Some(nats.clone()),
+            });
+            let router = http_router(
+                command,
+                read,
+                &config.command_api.jwt_secret,
+                config.request_timeout,
+            );
+            let mut http_stop = stop_rx.clone();
+            served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    tokio::select! {
+                        _ = shutdown => {}
+                        _ = http_stop.wait_for(|stop| *stop) => {}
+                    }
+                })
+                .await;
+        }
+        _ => {
+            let mut stop = stop_rx.clone();
             tokio::select! {
                 _ = shutdown => {}
-                _ = http_stop.wait_for(|stop| *stop) => {}
+                _ = stop.wait_for(|stop| *stop) => {}
             }
-        })
-        .await;
+        }
+    }
     let _ = stop_tx.send(true);
-    let _ = sweeper.await;
+    for task in background {
+        let _ = task.await;
+    }
+    let _ = nats.flush().await;
     served?;
     Ok(())
 }
 
-/// Starts a server in the background (tests, embedding).
+fn runner_config(config: &ServerConfig) -> RunnerConfig {
+    RunnerConfig::new(config.stream.clone())
+}
+
+/// Starts a ledger in the background (tests, embedding).
 pub async fn spawn(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     pool: PgPool,
     config: ServerConfig,
 ) -> Result<RunningServer, LedgerError> {
-    let addr = listener.local_addr()?;
+    let addr = match &listener {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
     let (shutdown, mut rx) = watch::channel(false);
     let handle = tokio::spawn(serve(listener, pool, config, async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -171,6 +295,3 @@ pub async fn spawn(
         handle,
     })
 }
-
-/// The status a timeout maps to, for documentation and tests.
-pub const TIMEOUT_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use command_api::{Authenticator, Role};
 use ledger::settings::{DatabaseArgs, ServeArgs};
-use ledger::{LedgerError, ServerConfig};
+use ledger::{LedgerError, Parts};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -17,13 +17,21 @@ use uuid::Uuid;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Task,
 }
 
 #[derive(Subcommand)]
-enum Command {
-    /// Run the HTTP API and background work in one process (applies migrations first).
+enum Task {
+    /// Run every part in one process (applies migrations first).
     Serve(ServeArgs),
+    /// Run the command routes, payment webhook, hold sweeper and policies.
+    CommandApi(ServeArgs),
+    /// Run the query routes.
+    ReadApi(ServeArgs),
+    /// Run the relay from the events table to JetStream.
+    Relay(ServeArgs),
+    /// Run the projectors that build the read models.
+    Project(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
     /// Print a bearer token for development.
@@ -52,9 +60,49 @@ struct TokenArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Migrate(args) => migrate(args).await,
-        Command::Token(args) => token(args),
+        Task::Serve(args) => serve(args, Parts::ALL).await,
+        Task::CommandApi(args) => {
+            serve(
+                args,
+                Parts {
+                    command_api: true,
+                    ..Parts::NONE
+                },
+            )
+            .await
+        }
+        Task::ReadApi(args) => {
+            serve(
+                args,
+                Parts {
+                    read_api: true,
+                    ..Parts::NONE
+                },
+            )
+            .await
+        }
+        Task::Relay(args) => {
+            serve(
+                args,
+                Parts {
+                    relay: true,
+                    ..Parts::NONE
+                },
+            )
+            .await
+        }
+        Task::Project(args) => {
+            serve(
+                args,
+                Parts {
+                    projectors: true,
+                    ..Parts::NONE
+                },
+            )
+            .await
+        }
+        Task::Migrate(args) => migrate(args).await,
+        Task::Token(args) => token(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,18 +113,20 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), LedgerError> {
+async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
     ledger::telemetry::init(args.log_pretty);
-    args.validate().map_err(LedgerError::Config)?;
+    args.validate(parts).map_err(LedgerError::Config)?;
     let pool = ledger::connect(&args.database.database_url, args.database.db_pool_size).await?;
     ledger::migrate(&pool).await?;
-    let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "ledger serving");
-    let config = ServerConfig {
-        command_api: args.command_api_config(),
-        request_timeout: args.request_timeout,
+    let listener = if parts.command_api || parts.read_api {
+        let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, ?parts, "ledger serving");
+        Some(listener)
+    } else {
+        tracing::info!(?parts, "ledger running");
+        None
     };
-    ledger::serve(listener, pool, config, shutdown_signal()).await?;
+    ledger::serve(listener, pool, args.server_config(parts), shutdown_signal()).await?;
     tracing::info!("ledger stopped");
     Ok(())
 }

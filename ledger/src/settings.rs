@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use rust_decimal::Decimal;
 
+use crate as ledger_parts;
+
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseArgs {
     /// PostgreSQL holding the event store and read models.
@@ -27,12 +29,15 @@ pub struct ServeArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "LEDGER_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
-    /// HS256 secret of bearer tokens.
+    /// HS256 secret of bearer tokens (needed by the HTTP parts).
     #[arg(long, env = "LEDGER_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
-    /// Secret of the payment provider's webhook signatures.
+    pub jwt_secret: Option<String>,
+    /// Secret of the payment provider's webhook signatures (command API).
     #[arg(long, env = "LEDGER_WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: String,
+    pub webhook_secret: Option<String>,
+    /// JetStream stream replicas: 1 locally, 3 in a cluster.
+    #[arg(long, env = "LEDGER_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
     /// JetStream stream name; subjects follow it.
     #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
     pub stream: String,
@@ -58,8 +63,9 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// Checks what clap cannot: rates in range, a currency code, secrets set.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks what clap cannot: rates in range, a currency code, the
+    /// secrets the chosen parts need.
+    pub fn validate(&self, parts: ledger_parts::Parts) -> Result<(), String> {
         if !(Decimal::ZERO..=Decimal::ONE).contains(&self.tax_rate) {
             return Err("LEDGER_TAX_RATE must be between 0 and 1".into());
         }
@@ -69,11 +75,29 @@ impl ServeArgs {
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_alphabetic()) {
             return Err("LEDGER_CURRENCY must be a three-letter code".into());
         }
-        if self.jwt_secret.len() < 8 {
-            return Err("LEDGER_JWT_SECRET must be at least 8 characters".into());
+        let serves_http = parts.command_api || parts.read_api;
+        if serves_http && self.jwt_secret.as_deref().unwrap_or_default().len() < 8 {
+            return Err("LEDGER_JWT_SECRET must be set, at least 8 characters".into());
         }
-        if self.webhook_secret.is_empty() {
+        if parts.command_api
+            && self
+                .webhook_secret
+                .as_deref()
+                .unwrap_or_default()
+                .is_empty()
+        {
             return Err("LEDGER_WEBHOOK_SECRET must be set".into());
+        }
+        if !(1..=5).contains(&self.stream_replicas) {
+            return Err("LEDGER_STREAM_REPLICAS must be between 1 and 5".into());
+        }
+        if self.stream.is_empty()
+            || !self
+                .stream
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err("LEDGER_STREAM must be letters, digits, `_` or `-`".into());
         }
         if self.hold_ttl.is_zero() || self.sweep_interval.is_zero() {
             return Err("LEDGER_HOLD_TTL and LEDGER_SWEEP_INTERVAL must be positive".into());
@@ -81,10 +105,22 @@ impl ServeArgs {
         Ok(())
     }
 
+    pub fn server_config(&self, parts: ledger_parts::Parts) -> crate::ServerConfig {
+        let mut stream = ledger_nats::StreamSettings::new(self.stream.clone());
+        stream.replicas = self.stream_replicas;
+        crate::ServerConfig {
+            command_api: self.command_api_config(),
+            request_timeout: self.request_timeout,
+            nats_url: self.nats_url.clone(),
+            stream,
+            parts,
+        }
+    }
+
     pub fn command_api_config(&self) -> command_api::CommandApiConfig {
         command_api::CommandApiConfig {
-            jwt_secret: self.jwt_secret.clone(),
-            webhook_secret: self.webhook_secret.clone(),
+            jwt_secret: self.jwt_secret.clone().unwrap_or_default(),
+            webhook_secret: self.webhook_secret.clone().unwrap_or_default(),
             currency: self.currency.to_ascii_uppercase(),
             tax_rate: self.tax_rate,
             platform_fee_rate: self.platform_fee_rate,

@@ -1,9 +1,19 @@
 //! An event as it travels on the stream: the stored row, whole, so that a
 //! consumer never needs the database to interpret it.
 
+use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
 use uuid::Uuid;
+
+use crate::Error;
+
+/// Header with the event's global position.
+pub const POSITION_HEADER: &str = "Ledger-Position";
+/// Header with the event's type.
+pub const EVENT_TYPE_HEADER: &str = "Ledger-Event-Type";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventEnvelope {
@@ -19,14 +29,69 @@ pub struct EventEnvelope {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// Subject of an event: `<stream prefix>.events.<aggregate_type>.<aggregate_id>`,
-/// the prefix being the lower-cased stream name so that two deployments on
-/// one NATS server never overlap.
+/// Columns of the events table that make an envelope, for `SELECT`s.
+pub const ENVELOPE_COLUMNS: &str = "global_position, event_id, aggregate_type, aggregate_id, \
+     sequence, event_type, event_version, payload, metadata, recorded_at";
+
+impl EventEnvelope {
+    /// Reads a row selected with [`ENVELOPE_COLUMNS`].
+    pub fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            position: row.try_get("global_position")?,
+            event_id: row.try_get("event_id")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+            recorded_at: row.try_get("recorded_at")?,
+        })
+    }
+
+    /// The inner object of an externally tagged payload
+    /// (`{"HoldPlaced": {...}}` → `{...}`); unit variants give `Null`.
+    pub fn body(&self) -> &serde_json::Value {
+        match &self.payload {
+            serde_json::Value::Object(map) if map.len() == 1 => {
+                map.values().next().unwrap_or(&serde_json::Value::Null)
+            }
+            _ => &serde_json::Value::Null,
+        }
+    }
+
+    pub fn subject(&self, stream: &str) -> String {
+        subject(stream, &self.aggregate_type, &self.aggregate_id)
+    }
+
+    pub fn message_id(&self) -> String {
+        message_id(&self.aggregate_type, &self.aggregate_id, self.sequence)
+    }
+
+    /// Headers of the message carrying this event.
+    pub fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", self.message_id().as_str());
+        headers.insert(EVENT_TYPE_HEADER, self.event_type.as_str());
+        headers.insert(POSITION_HEADER, self.position.to_string().as_str());
+        headers
+    }
+
+    pub fn decode(payload: &[u8]) -> Result<Self, Error> {
+        serde_json::from_slice(payload).map_err(|e| Error::Malformed(e.to_string()))
+    }
+}
+
+/// The subject prefix of a stream: its lower-cased name, so that two
+/// deployments on one NATS server never overlap.
+pub fn subject_prefix(stream: &str) -> String {
+    format!("{}.events", stream.to_ascii_lowercase())
+}
+
+/// Subject of an event: `<stream>.events.<aggregate_type>.<aggregate_id>`.
 pub fn subject(stream: &str, aggregate_type: &str, aggregate_id: &str) -> String {
-    format!(
-        "{}.events.{aggregate_type}.{aggregate_id}",
-        stream.to_ascii_lowercase()
-    )
+    format!("{}.{aggregate_type}.{aggregate_id}", subject_prefix(stream))
 }
 
 /// `Nats-Msg-Id` of an event: unique per aggregate and sequence, so that
@@ -54,5 +119,22 @@ mod tests {
     #[test]
     fn message_ids_name_aggregate_and_sequence() {
         assert_eq!(message_id("Order", "42", 3), "Order:42:3");
+    }
+
+    #[test]
+    fn the_body_of_a_tagged_payload_is_its_inner_object() {
+        let envelope = EventEnvelope {
+            position: 1,
+            event_id: Uuid::nil(),
+            aggregate_type: "Inventory".into(),
+            aggregate_id: "x".into(),
+            sequence: 1,
+            event_type: "HoldConfirmed".into(),
+            event_version: "1.0".into(),
+            payload: serde_json::json!({"HoldConfirmed": {"hold_id": "h"}}),
+            metadata: serde_json::json!({}),
+            recorded_at: Utc::now(),
+        };
+        assert_eq!(envelope.body()["hold_id"], "h");
     }
 }

@@ -1,7 +1,32 @@
 //! The bridge from the events table to NATS JetStream (DESIGN.md "NATS").
-//! So far: how an event is named and identified on the wire. The stream
-//! provisioning and the relay build on these names.
+//!
+//! - `envelope`: an event as it travels on the wire, its subject and its
+//!   `Nats-Msg-Id`, and how it is read from the events table;
+//! - `stream`: provisioning the stream from configuration;
+//! - `relay`: the only publisher, moving committed events to the stream in
+//!   commit order.
 
 pub mod envelope;
+pub mod relay;
+pub mod stream;
 
 pub use envelope::{message_id, subject, EventEnvelope};
+pub use relay::{Relay, RelayConfig};
+pub use stream::StreamSettings;
+
+/// The one error type of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("nats: {0}")]
+    Nats(String),
+    #[error("malformed event on the stream: {0}")]
+    Malformed(String),
+}
+
+impl Error {
+    pub fn nats(err: impl std::fmt::Display) -> Self {
+        Self::Nats(err.to_string())
+    }
+}

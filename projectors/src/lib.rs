@@ -1,7 +1,64 @@
-//! Read models (availability, orders, earnings and the double-entry
-//! ledger, analytics) are built here from the event stream, each in its own
-//! module, by a runner that applies a batch and its checkpoint in one
-//! transaction. The event pipeline that feeds them is not built yet; this
-//! crate holds the place in the workspace layout of DESIGN.md "Shape".
+//! Read models built from the event log, one module per model, and the
+//! runner that feeds them from JetStream (DESIGN.md "NATS").
+//!
+//! - `runner`: consumes the stream, applies a batch and its checkpoint in
+//!   one transaction, acks after the commit; never applies past a missing
+//!   event (it fills any hole from the events table first).
+//! - `availability`: listings and the allocations of their units.
+//! - `orders`: orders as placed, with status, parts, payments and refunds.
+
+pub mod availability;
+pub mod checkpoints;
+pub mod orders;
+pub mod runner;
 
 pub use ledger_nats::EventEnvelope;
+pub use runner::{Consumer, Runner, RunnerConfig};
+
+/// The one error type of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("nats: {0}")]
+    Nats(String),
+    #[error("event {position} ({event_type}) cannot be applied: {reason}")]
+    Apply {
+        position: i64,
+        event_type: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn nats(err: impl std::fmt::Display) -> Self {
+        Self::Nats(err.to_string())
+    }
+
+    pub fn apply(event: &EventEnvelope, reason: impl std::fmt::Display) -> Self {
+        Self::Apply {
+            position: event.position,
+            event_type: event.event_type.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<ledger_nats::Error> for Error {
+    fn from(err: ledger_nats::Error) -> Self {
+        match err {
+            ledger_nats::Error::Database(e) => Self::Database(e),
+            other => Self::Nats(other.to_string()),
+        }
+    }
+}
+
+/// Every read model `ledger project` runs, by name.
+pub fn read_models() -> Vec<std::sync::Arc<dyn Consumer>> {
+    vec![
+        std::sync::Arc::new(availability::Availability),
+        std::sync::Arc::new(orders::Orders),
+    ]
+}

@@ -7,40 +7,44 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
-use sqlx::PgPool;
+
+use crate::ReadState;
 
 pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-pub async fn ready(State(pool): State<PgPool>) -> (StatusCode, Json<Value>) {
-    let probe = tokio_timeout(
-        Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(&pool),
-    )
-    .await;
-    match probe {
-        Some(Ok(_)) => (
-            StatusCode::OK,
-            Json(json!({"status": "ok", "checks": {"postgres": "ok"}})),
-        ),
-        Some(Err(err)) => {
-            tracing::warn!(error = %err, "readiness: postgres failed");
-            unavailable("postgres")
-        }
-        None => unavailable("postgres"),
+pub async fn ready(State(app): State<ReadState>) -> (StatusCode, Json<Value>) {
+    let postgres = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query("SELECT 1").execute(&app.pool)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    let nats = app
+        .nats
+        .as_ref()
+        .map(|client| client.connection_state() == async_nats::connection::State::Connected);
+    let mut checks = json!({"postgres": if postgres { "ok" } else { "failing" }});
+    if let Some(nats) = nats {
+        checks["nats"] = json!(if nats { "ok" } else { "failing" });
     }
-}
-
-fn unavailable(dependency: &str) -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(
-            json!({"status": "unavailable", "failing": dependency, "checks": {dependency: "failing"}}),
-        ),
-    )
-}
-
-async fn tokio_timeout<F: std::future::Future>(limit: Duration, f: F) -> Option<F::Output> {
-    tokio::time::timeout(limit, f).await.ok()
+    let failing: Vec<&str> = [("postgres", Some(postgres)), ("nats", nats)]
+        .into_iter()
+        .filter_map(|(name, ok)| (ok == Some(false)).then_some(name))
+        .collect();
+    if failing.is_empty() {
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "checks": checks})),
+        )
+    } else {
+        tracing::warn!(?failing, "not ready");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "failing": failing, "checks": checks})),
+        )
+    }
 }

@@ -1,17 +1,59 @@
-//! The query side of the ledger. So far: the health routes, which need no
-//! token. The read-model routes of API.md "Queries" arrive with the
-//! projectors that feed them.
+//! The query side of the ledger (API.md "Queries"): routes over the read
+//! models that the projectors build. Nothing here writes.
+//!
+//! - `listings`: search, detail and availability (availability read model);
+//! - `orders`: one order or a page of them, scoped to who asks;
+//! - `projections`: how far each read model has come;
+//! - `freshness`: `Ledger-Min-Position` waiting and the `Ledger-Position`
+//!   header;
+//! - `health`: liveness and readiness.
 
+pub mod freshness;
 pub mod health;
+pub mod listings;
+pub mod orders;
+pub mod page;
+pub mod projections;
+
+use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
+use command_api::Authenticator;
 use sqlx::PgPool;
 
-/// Query routes served by `ledger serve` (and `ledger read-api`).
-pub fn router(pool: PgPool) -> Router {
+/// What the query routes share.
+pub struct ReadApp {
+    pub pool: PgPool,
+    pub nats: Option<async_nats::Client>,
+}
+
+pub type ReadState = Arc<ReadApp>;
+
+/// Health routes: no token.
+pub fn health_router(app: ReadState) -> Router {
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .with_state(pool)
+        .with_state(app)
+}
+
+/// The authenticated query routes.
+pub fn router(app: ReadState, jwt_secret: &str) -> Router {
+    let authenticator = Arc::new(Authenticator::new(jwt_secret));
+    Router::new()
+        .route("/v1/listings", get(listings::search))
+        .route("/v1/listings/{listing_id}", get(listings::detail))
+        .route(
+            "/v1/listings/{listing_id}/availability",
+            get(listings::availability),
+        )
+        .route("/v1/orders", get(orders::list))
+        .route("/v1/orders/{order_id}", get(orders::detail))
+        .route("/v1/projections", get(projections::list))
+        .route_layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            command_api::auth::require_bearer,
+        ))
+        .with_state(app)
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use command_api::{Authenticator, CommandApiConfig, Role};
+use futures::StreamExt;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -78,6 +79,39 @@ pub async fn fresh_database() -> anyhow::Result<(PgPool, String)> {
     Ok((pool, name))
 }
 
+/// NATS with JetStream for tests.
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A stream name no other test uses. Streams left by test runs more than
+/// an hour old are deleted on the way.
+pub async fn fresh_stream_name() -> String {
+    if let Ok(client) = async_nats::connect(nats_url()).await {
+        let js = async_nats::jetstream::new(client);
+        let names: Vec<String> = js
+            .stream_names()
+            .filter_map(|n| async { n.ok() })
+            .collect()
+            .await;
+        let hour_ago = unix_now().saturating_sub(3600);
+        for name in names {
+            let created = name
+                .strip_prefix("LT_")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|ts| ts.parse::<u64>().ok());
+            if created.is_some_and(|t| t < hour_ago) {
+                let _ = js.delete_stream(&name).await;
+            }
+        }
+    }
+    format!(
+        "LT_{}_{}",
+        unix_now(),
+        &Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
 /// An answer: status, headers and the JSON body (Null when not JSON).
 #[derive(Debug)]
 pub struct Answer {
@@ -112,6 +146,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: PgPool,
     pub database: String,
+    /// This test's own JetStream stream.
+    pub stream: String,
+    pub config: ledger::ServerConfig,
     auth: Authenticator,
     server: Option<ledger::RunningServer>,
 }
@@ -126,27 +163,31 @@ impl TestApp {
         let (pool, database) = fresh_database().await.expect("create a test database");
         let mut config = CommandApiConfig::for_tests(JWT_SECRET, WEBHOOK_SECRET);
         configure(&mut config);
+        let stream = fresh_stream_name().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a port");
-        let server = ledger::spawn(
-            listener,
-            pool.clone(),
-            ledger::ServerConfig {
-                command_api: config,
-                request_timeout: Duration::from_secs(10),
-            },
-        )
-        .await
-        .expect("start the ledger");
+        let server_config = ledger::ServerConfig {
+            command_api: config,
+            request_timeout: Duration::from_secs(10),
+            nats_url: nats_url(),
+            stream: ledger_nats::StreamSettings::new(stream.clone()),
+            parts: ledger::Parts::ALL,
+        };
+        let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
+            .await
+            .expect("start the ledger");
+        let addr = server.addr.expect("an HTTP address");
         TestApp {
-            base_url: format!("http://{}", server.addr),
+            base_url: format!("http://{addr}"),
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
                 .build()
                 .expect("http client"),
             pool,
             database,
+            stream,
+            config: server_config,
             auth: Authenticator::new(JWT_SECRET),
             server: Some(server),
         }
@@ -511,5 +552,235 @@ pub mod command_support {
             "no error names `{field}`: {:?}",
             answer.body
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Support for concurrency.rs and payments_and_expiry.rs.
+// Kept in its own module so that names never clash with other additions.
+// ---------------------------------------------------------------------------
+pub mod ledger_support {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use rust_decimal::Decimal;
+    use serde_json::Value;
+    use uuid::Uuid;
+
+    use super::{Answer, TestApp, JWT_SECRET, WEBHOOK_SECRET};
+
+    /// `(event_type, payload)` of one aggregate's events, in sequence order.
+    /// The payload is the event's fields (the outer `{"<EventType>": …}` tag
+    /// that cqrs-es writes is taken off).
+    pub async fn event_payloads(
+        app: &TestApp,
+        aggregate_type: &str,
+        aggregate_id: Uuid,
+    ) -> Vec<(String, Value)> {
+        let rows = sqlx::query_as::<_, (String, Value)>(
+            "SELECT event_type, payload::jsonb FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id.to_string())
+        .fetch_all(&app.pool)
+        .await
+        .expect("read events");
+        rows.into_iter()
+            .map(|(kind, payload)| {
+                let inner = payload.get(&kind).cloned().unwrap_or(payload);
+                (kind, inner)
+            })
+            .collect()
+    }
+
+    /// Event types of one aggregate, in sequence order.
+    pub async fn event_types(
+        app: &TestApp,
+        aggregate_type: &str,
+        aggregate_id: Uuid,
+    ) -> Vec<String> {
+        app.events_of(aggregate_type, aggregate_id)
+            .await
+            .into_iter()
+            .map(|(kind, _)| kind)
+            .collect()
+    }
+
+    /// A command side of its own on the test's database (like a second
+    /// replica): reads aggregates and issues commands behind the HTTP API.
+    pub fn command_app(app: &TestApp) -> command_api::AppState {
+        command_api::CommandApp::new(
+            command_api::CommandApiConfig::for_tests(JWT_SECRET, WEBHOOK_SECRET),
+            app.pool.clone(),
+        )
+    }
+
+    /// The order's status as its aggregate says (`"placed"`, `"confirmed"`, …).
+    pub async fn order_status(app: &TestApp, order_id: Uuid) -> String {
+        let order = command_app(app)
+            .orders
+            .load(&order_id.to_string())
+            .await
+            .expect("load the order");
+        serde_json::to_value(order.status())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .expect("a status name")
+    }
+
+    /// Polls until the aggregate has an event of `event_type`; false on timeout.
+    pub async fn wait_for_event(
+        app: &TestApp,
+        aggregate_type: &str,
+        aggregate_id: Uuid,
+        event_type: &str,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let types = event_types(app, aggregate_type, aggregate_id).await;
+            if types.iter().any(|t| t == event_type) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A decimal written as a JSON string (or number).
+    pub fn decimal(value: &Value) -> Decimal {
+        match value {
+            Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a decimal: {s}")),
+            Value::Number(n) => n.to_string().parse().expect("a decimal number"),
+            other => panic!("not a decimal: {other}"),
+        }
+    }
+
+    /// The total of an order answer in minor units.
+    pub fn total_minor(order: &Answer) -> i64 {
+        let total = decimal(&order.body["total"]) * Decimal::from(100);
+        total.trunc().to_string().parse().expect("minor units")
+    }
+
+    /// A hold of an Inventory, as its events tell.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct HoldRecord {
+        pub hold_id: Uuid,
+        pub order_id: Uuid,
+        pub quantity: u32,
+        /// `None` for sale holds.
+        pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        /// Last status event after HoldPlaced (`HoldConfirmed`, `HoldReleased`, …).
+        pub last: String,
+    }
+
+    impl HoldRecord {
+        /// Counts against capacity: not released, expired or returned.
+        pub fn is_live(&self) -> bool {
+            !matches!(
+                self.last.as_str(),
+                "HoldReleased" | "HoldExpired" | "ReturnRecorded"
+            )
+        }
+    }
+
+    fn uuid_of(value: &Value) -> Uuid {
+        value
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .unwrap_or_else(|| panic!("not a uuid: {value}"))
+    }
+
+    fn instant(value: &Value) -> DateTime<Utc> {
+        value
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| panic!("not an instant: {value}"))
+    }
+
+    /// Every hold of a listing's Inventory, in the order they were placed.
+    pub async fn holds_of(app: &TestApp, listing_id: Uuid) -> Vec<HoldRecord> {
+        let mut holds: Vec<HoldRecord> = Vec::new();
+        for (kind, payload) in event_payloads(app, "Inventory", listing_id).await {
+            if kind == "HoldPlaced" {
+                let request = &payload["request"];
+                let period = request
+                    .get("period")
+                    .filter(|p| !p.is_null())
+                    .map(|p| (instant(&p["start"]), instant(&p["end"])));
+                holds.push(HoldRecord {
+                    hold_id: uuid_of(&payload["hold_id"]),
+                    order_id: uuid_of(&payload["order_id"]),
+                    quantity: request["quantity"].as_u64().expect("a quantity") as u32,
+                    period,
+                    last: kind,
+                });
+            } else if let Some(hold_id) = payload.get("hold_id") {
+                let hold_id = uuid_of(hold_id);
+                if let Some(hold) = holds.iter_mut().find(|h| h.hold_id == hold_id) {
+                    hold.last = kind;
+                }
+            }
+        }
+        holds
+    }
+
+    /// The event types that touched one hold, in order.
+    pub async fn hold_history(app: &TestApp, listing_id: Uuid, hold_id: Uuid) -> Vec<String> {
+        event_payloads(app, "Inventory", listing_id)
+            .await
+            .into_iter()
+            .filter(|(_, p)| {
+                p.get("hold_id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| id == hold_id.to_string())
+            })
+            .map(|(kind, _)| kind)
+            .collect()
+    }
+
+    /// Peak units used at any instant by these rental holds (half-open periods).
+    pub fn peak_use(holds: &[&HoldRecord]) -> u32 {
+        let mut changes: Vec<(DateTime<Utc>, i64)> = Vec::new();
+        for h in holds {
+            let (start, end) = h.period.expect("a rental hold");
+            changes.push((start, i64::from(h.quantity)));
+            changes.push((end, -i64::from(h.quantity)));
+        }
+        // At equal instants ends (negative) sort before starts.
+        changes.sort();
+        let (mut current, mut peak) = (0i64, 0i64);
+        for (_, delta) in changes {
+            current += delta;
+            peak = peak.max(current);
+        }
+        peak as u32
+    }
+}
+
+/// More support for concurrency.rs: a second replica of the ledger.
+pub mod replica_support {
+    use std::time::Duration;
+
+    use super::{TestApp, JWT_SECRET, WEBHOOK_SECRET};
+
+    /// A second ledger server on the same database as `app` (as a second
+    /// replica behind a load balancer would be). Keep it alive while used.
+    pub async fn spawn_replica(app: &TestApp) -> (String, ledger::RunningServer) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a port");
+        let mut config = app.config.clone();
+        config.command_api = command_api::CommandApiConfig::for_tests(JWT_SECRET, WEBHOOK_SECRET);
+        config.request_timeout = Duration::from_secs(10);
+        let server = ledger::spawn(Some(listener), app.pool.clone(), config)
+            .await
+            .expect("start a replica");
+        let addr = server.addr.expect("an HTTP address");
+        (format!("http://{addr}"), server)
     }
 }

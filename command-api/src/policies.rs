@@ -1,0 +1,146 @@
+//! Policies: process managers that consume the event stream and issue the
+//! follow-up commands an outcome needs, so that a crash between two
+//! commands of a request never leaves the aggregates disagreeing.
+//!
+//! - payment captured or order (re)confirmed → confirm the order's holds,
+//!   or re-hold after expiry, or cancel and refund when the units are gone;
+//! - order cancelled, expired or refunded → release its holds;
+//! - a rental line returned → record the return on the inventory and credit
+//!   the damage withheld to the vendor;
+//! - a vendor's part fulfilled → make its net available for payout.
+//!
+//! Each decision reads the aggregates' current state, not the (possibly
+//! old) event, and every command is idempotent, so redelivery and the
+//! command handlers doing the same work first are both harmless.
+
+use domain::{InventoryCommand, OrderEvent, OrderStatus, VendorCommand};
+use futures::future::BoxFuture;
+use ledger_nats::EventEnvelope;
+use projectors::{Consumer, Error};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::context::CommandContext;
+use crate::error::ApiError;
+use crate::{reactions, AppState, CommandApp};
+
+pub const NAME: &str = "policies";
+
+pub struct Policies {
+    app: AppState,
+}
+
+impl Policies {
+    pub fn new(app: AppState) -> Self {
+        Self { app }
+    }
+}
+
+impl Consumer for Policies {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _tx: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            for event in events.iter().filter(|e| e.aggregate_type == "Order") {
+                match react(&self.app, event).await {
+                    Ok(()) => {}
+                    // Outages and bugs stop the batch; it is retried.
+                    Err(err @ (ApiError::ServiceUnavailable(_) | ApiError::Internal(_))) => {
+                        return Err(Error::apply(event, err))
+                    }
+                    // A business refusal will not change on retry: an
+                    // aggregate already moved on. Note it and go on.
+                    Err(err) => tracing::warn!(
+                        position = event.position,
+                        event_type = %event.event_type,
+                        error = %err,
+                        "policy command refused"
+                    ),
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn context_for(event: &EventEnvelope) -> CommandContext {
+    let correlation_id = event.metadata["correlation_id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| event.event_id.to_string());
+    CommandContext {
+        principal: Principal::system("policies"),
+        correlation_id,
+        causation_id: event.event_id.to_string(),
+        idempotency_key: None,
+    }
+}
+
+async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), ApiError> {
+    let parsed: OrderEvent = serde_json::from_value(event.payload.clone())
+        .map_err(|e| ApiError::internal(format!("undecodable order event: {e}")))?;
+    let order_id = Uuid::parse_str(&event.aggregate_id)
+        .map_err(|e| ApiError::internal(format!("bad order id: {e}")))?;
+    let context = context_for(event);
+    match parsed {
+        OrderEvent::PaymentCaptured { .. }
+        | OrderEvent::OrderConfirmed { .. }
+        | OrderEvent::OrderReconfirmed { .. } => {
+            reactions::settle_payment(app, &context, order_id).await?;
+        }
+        OrderEvent::OrderCancelled { .. } | OrderEvent::RefundIssued { .. } => {
+            let order = app.orders.load(&order_id.to_string()).await?;
+            if matches!(
+                order.status(),
+                OrderStatus::Cancelled | OrderStatus::Refunded
+            ) {
+                reactions::release_holds(app, &context, &order, "order cancelled").await?;
+            }
+        }
+        OrderEvent::LineReturned {
+            line_id,
+            vendor_id,
+            returned_at,
+            damage_withheld,
+            ..
+        } => {
+            let order = app.orders.load(&order_id.to_string()).await?;
+            if let Some(line) = order.line(line_id) {
+                let command = InventoryCommand::RecordReturn {
+                    hold_id: line.hold_id,
+                    returned_at,
+                };
+                app.inventory
+                    .execute(
+                        &line.listing_id.to_string(),
+                        command,
+                        &context,
+                        "RecordReturn",
+                    )
+                    .await?;
+            }
+            if damage_withheld > rust_decimal::Decimal::ZERO {
+                let command = VendorCommand::CreditDamage {
+                    order_id,
+                    line_id,
+                    amount: damage_withheld,
+                };
+                app.vendors
+                    .execute(&vendor_id.to_string(), command, &context, "CreditDamage")
+                    .await?;
+            }
+        }
+        OrderEvent::VendorPartFulfilled { vendor_id, net } => {
+            reactions::credit_fulfilled_part(app, &context, order_id, vendor_id, net).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}

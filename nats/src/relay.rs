@@ -1,0 +1,332 @@
+//! The relay: the only publisher, moving the events table to JetStream in
+//! commit order.
+//!
+//! **One active instance.** A relay publishes only while it holds a
+//! session advisory lock keyed by the stream's name; others wait as
+//! standbys and take over when the holder's connection goes away.
+//!
+//! **Commit order.** Global positions are handed out at insert time, so a
+//! transaction can commit position 11 while position 10 is still in
+//! flight. The relay publishes strictly in position order and never past a
+//! missing position until it is sure that position will never appear: it
+//! notes which transactions hold a write lock on the events table when it
+//! first sees the gap (the transaction that took the missing position must
+//! be one of them, because it took the position before the later one was
+//! committed), waits until all of them have ended, reads again, and only
+//! then treats a still-missing position as rolled back.
+//!
+//! **At least once, deduplicated.** Events go out with `Nats-Msg-Id`, with
+//! a bounded window of outstanding acks; the position is stored only after
+//! every ack. A restart republishes from the stored position and JetStream
+//! drops the copies. If JetStream lost acknowledged messages (a crash
+//! before its fsync), the stream's last message is behind the stored
+//! position: the relay rewinds to it and publishes the lost tail again.
+//!
+//! It wakes on `LISTEN ledger_events` (a trigger notifies on insert), with
+//! a slow poll as a safety net for notifications lost during a reconnect.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, stream::Stream};
+use sqlx::postgres::PgListener;
+use sqlx::{Acquire, PgPool};
+use tokio::sync::watch;
+
+use crate::envelope::{EventEnvelope, ENVELOPE_COLUMNS, POSITION_HEADER};
+use crate::stream::{provision, StreamSettings};
+use crate::Error;
+
+/// Channel the events table notifies on commit.
+pub const NOTIFY_CHANNEL: &str = "ledger_events";
+
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    pub stream: StreamSettings,
+    /// Rows read from the events table per round.
+    pub batch_size: i64,
+    /// Most publishes awaiting their ack at once.
+    pub max_in_flight: usize,
+    /// Poll this often even without a notification.
+    pub idle_poll: Duration,
+}
+
+impl RelayConfig {
+    pub fn new(stream: StreamSettings) -> Self {
+        Self {
+            stream,
+            batch_size: 2_000,
+            max_in_flight: 512,
+            idle_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+pub struct Relay {
+    pool: PgPool,
+    js: jetstream::Context,
+    config: RelayConfig,
+}
+
+/// A run of missing positions, and the writers that might still fill it.
+struct Gap {
+    first: i64,
+    writers: Vec<String>,
+    settled: bool,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, client: async_nats::Client, config: RelayConfig) -> Self {
+        Self {
+            pool,
+            js: jetstream::new(client),
+            config,
+        }
+    }
+
+    /// Runs until `shutdown` turns true, standing by while another instance
+    /// is active and starting over after any failure.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.lead(&mut shutdown).await {
+                Ok(()) => return,
+                Err(err) => tracing::warn!(error = %err, "relay stopped; starting over"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Advisory-lock key of this stream's relay: FNV-1a of its name, so
+    /// every build agrees on it.
+    fn lock_key(&self) -> i64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in format!("ledger-relay:{}", self.config.stream.name).bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash as i64
+    }
+
+    async fn lead(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Error> {
+        // The lock lives as long as this connection: it is ours alone.
+        let mut lock_conn = self.pool.acquire().await?.detach();
+        loop {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(self.lock_key())
+                .fetch_one(&mut lock_conn)
+                .await?;
+            if locked {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+        tracing::info!(stream = %self.config.stream.name, "relay is the active instance");
+
+        let stream = provision(&self.js, &self.config.stream).await?;
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        let mut position = self.resume_position(&stream).await?;
+        let mut gap: Option<Gap> = None;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let rows = self.read_after(position).await?;
+            let full = rows.len() as i64 == self.config.batch_size;
+            let mut ready = Vec::with_capacity(rows.len());
+            let mut next = position;
+            for row in rows {
+                if row.position == next + 1 {
+                    next = row.position;
+                    ready.push(row);
+                    continue;
+                }
+                match gap.as_mut() {
+                    Some(g) if g.first == next + 1 && g.settled => {
+                        tracing::debug!(
+                            from = next + 1,
+                            to = row.position - 1,
+                            "skipping rolled-back positions"
+                        );
+                        gap = None;
+                        next = row.position;
+                        ready.push(row);
+                    }
+                    Some(g) if g.first == next + 1 => {
+                        g.settled = !self.any_running(&g.writers).await?;
+                        break;
+                    }
+                    _ => {
+                        gap = Some(Gap {
+                            first: next + 1,
+                            writers: self.writers().await?,
+                            settled: false,
+                        });
+                        break;
+                    }
+                }
+            }
+            if gap.as_ref().is_some_and(|g| g.first <= next) {
+                gap = None;
+            }
+            let progressed = !ready.is_empty();
+            if progressed {
+                self.publish(&ready).await?;
+                position = next;
+                self.store_position(position).await?;
+            }
+            if gap.is_some() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            } else if !(progressed && full) {
+                // Caught up: wait for a commit (or the safety-net poll), and
+                // make sure the lock is still held.
+                tokio::select! {
+                    _ = tokio::time::timeout(self.config.idle_poll, listener.recv()) => {}
+                    _ = shutdown.changed() => return Ok(()),
+                }
+                while listener.next_buffered().is_some() {}
+                sqlx::query("SELECT 1").execute(&mut lock_conn).await?;
+            }
+        }
+    }
+
+    /// Where to go on from: the stored position, unless JetStream has lost
+    /// messages behind it.
+    async fn resume_position(&self, stream: &Stream) -> Result<i64, Error> {
+        let stored: i64 = sqlx::query_scalar(
+            "INSERT INTO relay_positions (stream, position) VALUES ($1, 0)
+             ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream
+             RETURNING position",
+        )
+        .bind(&self.config.stream.name)
+        .fetch_one(&self.pool)
+        .await?;
+        let on_stream = self.last_position_on_stream(stream).await?;
+        match on_stream {
+            Some(on_stream) if on_stream < stored => {
+                tracing::warn!(
+                    stored,
+                    on_stream,
+                    "the stream lost messages; republishing them"
+                );
+                Ok(on_stream)
+            }
+            _ => Ok(stored),
+        }
+    }
+
+    /// Position of the stream's last message; `Some(0)` for an empty stream,
+    /// `None` if it cannot be told.
+    async fn last_position_on_stream(&self, stream: &Stream) -> Result<Option<i64>, Error> {
+        let mut stream = stream.clone();
+        let info = stream.info().await.map_err(Error::nats)?;
+        if info.state.messages == 0 {
+            return Ok(Some(0));
+        }
+        let last = info.state.last_sequence;
+        match stream.get_raw_message(last).await {
+            Ok(message) => Ok(message
+                .headers
+                .get(POSITION_HEADER)
+                .and_then(|v| v.as_str().parse::<i64>().ok())),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the stream's last message");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn read_after(&self, position: i64) -> Result<Vec<EventEnvelope>, Error> {
+        let sql = format!(
+            "SELECT {ENVELOPE_COLUMNS} FROM events
+              WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(position)
+            .bind(self.config.batch_size)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| EventEnvelope::from_row(row).map_err(Error::from))
+            .collect()
+    }
+
+    /// Transactions of this database now holding a write lock on events.
+    async fn writers(&self) -> Result<Vec<String>, Error> {
+        let writers = sqlx::query_scalar(
+            "SELECT virtualtransaction FROM pg_locks
+              WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' AND granted
+                AND relation = 'events'::regclass
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(writers)
+    }
+
+    async fn any_running(&self, writers: &[String]) -> Result<bool, Error> {
+        if writers.is_empty() {
+            return Ok(false);
+        }
+        let running: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE virtualtransaction = ANY($1))",
+        )
+        .bind(writers)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(running)
+    }
+
+    /// Publishes in order with a bounded window of outstanding acks, and
+    /// returns once every one is acknowledged.
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), Error> {
+        let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::new();
+        for event in events {
+            if in_flight.len() >= self.config.max_in_flight {
+                if let Some(ack) = in_flight.pop_front() {
+                    ack.await.map_err(Error::nats)?;
+                }
+            }
+            let payload = serde_json::to_vec(event).map_err(|e| Error::Malformed(e.to_string()))?;
+            let message = PublishMessage::build()
+                .payload(payload.into())
+                .headers(event.headers());
+            let ack = self
+                .js
+                .send_publish(event.subject(&self.config.stream.name), message)
+                .await
+                .map_err(Error::nats)?;
+            in_flight.push_back(ack);
+        }
+        while let Some(ack) = in_flight.pop_front() {
+            ack.await.map_err(Error::nats)?;
+        }
+        Ok(())
+    }
+
+    async fn store_position(&self, position: i64) -> Result<(), Error> {
+        let mut conn = self.pool.acquire().await?;
+        let conn = conn.acquire().await?;
+        sqlx::query(
+            "INSERT INTO relay_positions (stream, position) VALUES ($1, $2)
+             ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+        )
+        .bind(&self.config.stream.name)
+        .bind(position)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}

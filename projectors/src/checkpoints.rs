@@ -1,0 +1,49 @@
+//! How far each consumer has applied the log, and how far the log goes.
+
+use sqlx::{PgConnection, PgPool};
+
+/// The consumer's checkpoint, locked for the rest of the transaction so
+/// that two instances of one consumer never apply the same batch.
+pub async fn lock(conn: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO consumer_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+    )
+    .bind(name)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = $1 FOR UPDATE")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+pub async fn store(conn: &mut PgConnection, name: &str, position: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE consumer_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &PgPool, name: &str) -> Result<i64, sqlx::Error> {
+    let position: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(position.unwrap_or(0))
+}
+
+/// Everything at or below this position has been published by the relay
+/// and is final (committed, or rolled back for good).
+pub async fn published(pool: &PgPool, stream: &str) -> Result<i64, sqlx::Error> {
+    let position: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM relay_positions WHERE stream = $1")
+            .bind(stream)
+            .fetch_optional(pool)
+            .await?;
+    Ok(position.unwrap_or(0))
+}

@@ -1,0 +1,357 @@
+//! Orders: each order as placed, with its status, per-vendor parts and
+//! line statuses, payments and refunds (`rm_orders`, one JSON document per
+//! order), and which vendors take part in it (`rm_order_vendors`).
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use domain::{ListingKind, OrderEvent};
+use futures::future::BoxFuture;
+use ledger_nats::EventEnvelope;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::runner::Consumer;
+use crate::Error;
+
+pub const NAME: &str = "orders";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OrderView {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    /// placed, confirmed, completed, cancelled or refunded.
+    pub status: String,
+    pub currency: String,
+    pub subtotal: Decimal,
+    pub tax: Decimal,
+    pub deposit: Decimal,
+    pub total: Decimal,
+    pub placed_at: DateTime<Utc>,
+    pub hold_expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    pub lines: Vec<LineView>,
+    pub vendors: Vec<VendorPartView>,
+    pub payments: Vec<PaymentView>,
+    pub refunds: Vec<RefundView>,
+    pub updated_at: DateTime<Utc>,
+    pub position: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LineView {
+    pub line_id: Uuid,
+    pub listing_id: Uuid,
+    pub vendor_id: Uuid,
+    pub kind: ListingKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<DateTime<Utc>>,
+    pub quantity: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billable_units: Option<u32>,
+    pub unit_price: Decimal,
+    pub subtotal: Decimal,
+    pub tax: Decimal,
+    pub deposit: Decimal,
+    /// pending, shipped, delivered, picked_up or returned.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposit_refunded: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage_withheld: Option<Decimal>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VendorPartView {
+    pub vendor_id: Uuid,
+    pub subtotal: Decimal,
+    pub platform_fee: Decimal,
+    pub net: Decimal,
+    /// pending, in_progress or fulfilled.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PaymentView {
+    pub payment_id: String,
+    pub intent_id: String,
+    /// captured, failed or amount_mismatch.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RefundView {
+    pub amount: Decimal,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+pub struct Orders;
+
+impl Consumer for Orders {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            // Each touched order is read once and written once per batch.
+            let mut touched: HashMap<Uuid, (OrderView, bool)> = HashMap::new();
+            for event in events.iter().filter(|e| e.aggregate_type == "Order") {
+                let order_id =
+                    Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))?;
+                let parsed: OrderEvent = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| Error::apply(event, e))?;
+                if let OrderEvent::OrderPlaced {
+                    customer_id,
+                    currency,
+                    priced,
+                    hold_expires_at,
+                    placed_at,
+                    ..
+                } = parsed
+                {
+                    let view = OrderView {
+                        order_id,
+                        customer_id,
+                        status: "placed".into(),
+                        currency,
+                        subtotal: priced.subtotal,
+                        tax: priced.tax,
+                        deposit: priced.deposit,
+                        total: priced.total,
+                        placed_at,
+                        hold_expires_at,
+                        cancel_reason: None,
+                        lines: priced
+                            .lines
+                            .iter()
+                            .map(|l| LineView {
+                                line_id: l.line_id,
+                                listing_id: l.listing_id,
+                                vendor_id: l.vendor_id,
+                                kind: l.kind,
+                                start: l.start,
+                                end: l.end,
+                                quantity: l.quantity,
+                                billable_units: l.billable_units,
+                                unit_price: l.unit_price,
+                                subtotal: l.subtotal,
+                                tax: l.tax,
+                                deposit: l.deposit,
+                                status: "pending".into(),
+                                returned_at: None,
+                                deposit_refunded: None,
+                                damage_withheld: None,
+                            })
+                            .collect(),
+                        vendors: priced
+                            .vendors
+                            .iter()
+                            .map(|v| VendorPartView {
+                                vendor_id: v.vendor_id,
+                                subtotal: v.subtotal,
+                                platform_fee: v.platform_fee,
+                                net: v.net,
+                                status: "pending".into(),
+                            })
+                            .collect(),
+                        payments: Vec::new(),
+                        refunds: Vec::new(),
+                        updated_at: event.recorded_at,
+                        position: event.position,
+                    };
+                    touched.insert(order_id, (view, true));
+                    continue;
+                }
+                let (view, _) = match touched.entry(order_id) {
+                    Entry::Occupied(entry) => entry.into_mut(),
+                    Entry::Vacant(entry) => {
+                        let document: Option<serde_json::Value> = sqlx::query_scalar(
+                            "SELECT document FROM rm_orders WHERE order_id = $1 FOR UPDATE",
+                        )
+                        .bind(order_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let document = document
+                            .ok_or_else(|| Error::apply(event, "order not in the read model"))?;
+                        let view: OrderView =
+                            serde_json::from_value(document).map_err(|e| Error::apply(event, e))?;
+                        entry.insert((view, false))
+                    }
+                };
+                apply(view, parsed, event);
+                view.updated_at = event.recorded_at;
+                view.position = event.position;
+            }
+            for (order_id, (view, new)) in touched {
+                let document = serde_json::to_value(&view)
+                    .map_err(|e| Error::Other(format!("order {order_id}: {e}")))?;
+                sqlx::query(
+                    "INSERT INTO rm_orders (order_id, customer_id, status, currency, total,
+                                            placed_at, updated_at, document)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (order_id) DO UPDATE
+                        SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
+                            document = EXCLUDED.document",
+                )
+                .bind(order_id)
+                .bind(&view.customer_id)
+                .bind(&view.status)
+                .bind(&view.currency)
+                .bind(view.total)
+                .bind(view.placed_at)
+                .bind(view.updated_at)
+                .bind(document)
+                .execute(&mut *tx)
+                .await?;
+                if new {
+                    for part in &view.vendors {
+                        sqlx::query(
+                            "INSERT INTO rm_order_vendors (order_id, vendor_id) VALUES ($1, $2)
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(order_id)
+                        .bind(part.vendor_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// One event's effect on the view; mirrors the Order aggregate.
+fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
+    let at = envelope.recorded_at;
+    match event {
+        OrderEvent::OrderPlaced { .. } => {}
+        OrderEvent::PaymentFailed {
+            payment_id,
+            intent_id,
+            reason,
+        } => view.payments.push(PaymentView {
+            payment_id,
+            intent_id,
+            outcome: "failed".into(),
+            amount: None,
+            reason: Some(reason),
+            at,
+        }),
+        OrderEvent::PaymentAmountMismatch {
+            payment_id,
+            intent_id,
+            expected_minor,
+            received_minor,
+            ..
+        } => view.payments.push(PaymentView {
+            payment_id,
+            intent_id,
+            outcome: "amount_mismatch".into(),
+            amount: Some(Decimal::new(received_minor, 2)),
+            reason: Some(format!(
+                "expected {} received {}",
+                Decimal::new(expected_minor, 2),
+                Decimal::new(received_minor, 2)
+            )),
+            at,
+        }),
+        OrderEvent::PaymentCaptured {
+            payment_id,
+            intent_id,
+            amount,
+        } => view.payments.push(PaymentView {
+            payment_id,
+            intent_id,
+            outcome: "captured".into(),
+            amount: Some(amount),
+            reason: None,
+            at,
+        }),
+        OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderReconfirmed { .. } => {
+            view.status = "confirmed".into();
+            view.cancel_reason = None;
+        }
+        OrderEvent::RefundIssued { amount, reason } => {
+            view.refunds.push(RefundView { amount, reason, at });
+            if view.status == "cancelled" {
+                view.status = "refunded".into();
+            }
+        }
+        OrderEvent::OrderCancelled { reason, .. } => {
+            view.status = "cancelled".into();
+            view.cancel_reason = reason;
+        }
+        OrderEvent::PartShipped { vendor_id, .. } => {
+            set_sale_lines(view, vendor_id, "shipped");
+        }
+        OrderEvent::PartDelivered { vendor_id, .. } => {
+            set_sale_lines(view, vendor_id, "delivered");
+        }
+        OrderEvent::LinePickedUp { line_id, .. } => {
+            if let Some(line) = view.lines.iter_mut().find(|l| l.line_id == line_id) {
+                line.status = "picked_up".into();
+                mark_in_progress(&mut view.vendors, line.vendor_id);
+            }
+        }
+        OrderEvent::LineReturned {
+            line_id,
+            returned_at,
+            deposit_refunded,
+            damage_withheld,
+            ..
+        } => {
+            if let Some(line) = view.lines.iter_mut().find(|l| l.line_id == line_id) {
+                line.status = "returned".into();
+                line.returned_at = Some(returned_at);
+                line.deposit_refunded = Some(deposit_refunded);
+                line.damage_withheld = Some(damage_withheld);
+            }
+        }
+        OrderEvent::VendorPartFulfilled { vendor_id, .. } => {
+            if let Some(part) = view.vendors.iter_mut().find(|p| p.vendor_id == vendor_id) {
+                part.status = "fulfilled".into();
+            }
+        }
+        OrderEvent::OrderCompleted { .. } => view.status = "completed".into(),
+    }
+}
+
+fn set_sale_lines(view: &mut OrderView, vendor_id: Uuid, status: &str) {
+    for line in view
+        .lines
+        .iter_mut()
+        .filter(|l| l.vendor_id == vendor_id && l.kind == ListingKind::Sale)
+    {
+        line.status = status.into();
+    }
+    mark_in_progress(&mut view.vendors, vendor_id);
+}
+
+fn mark_in_progress(parts: &mut [VendorPartView], vendor_id: Uuid) {
+    if let Some(part) = parts
+        .iter_mut()
+        .find(|p| p.vendor_id == vendor_id && p.status == "pending")
+    {
+        part.status = "in_progress".into();
+    }
+}

@@ -1,0 +1,268 @@
+//! Feeds a consumer (a projector or a policy) from the stream.
+//!
+//! Each consumer is a durable JetStream pull consumer. The runner takes
+//! what has arrived (at most a batch), and in ONE database transaction
+//! locks the consumer's checkpoint, drops what is at or below it, applies
+//! the rest in position order and stores the new checkpoint; it acks only
+//! after the commit. A crash anywhere therefore either applied a batch with
+//! its checkpoint or neither, and redelivery is skipped by the checkpoint.
+//!
+//! "Order is the trap" (DESIGN.md): JetStream may redeliver an old message
+//! after newer ones, or lose messages it acknowledged if it crashed before
+//! syncing them. The runner never applies an event while an earlier one is
+//! missing: the relay only publishes a position once every earlier position
+//! is final, so before applying up to position P the runner asks the events
+//! table which positions exist between its checkpoint and P and reads any
+//! the batch lacks from the table. When the stream is quiet it also checks
+//! the relay's published position and catches up from the table, so a read
+//! model converges even if the stream dropped the tail of the log.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use ledger_nats::envelope::ENVELOPE_COLUMNS;
+use ledger_nats::stream::provision;
+use ledger_nats::{EventEnvelope, StreamSettings};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+
+use crate::{checkpoints, Error};
+
+/// Something that applies the log in order: a projector or a policy.
+pub trait Consumer: Send + Sync + 'static {
+    /// Stable name: the checkpoint's key and part of the durable consumer's.
+    fn name(&self) -> &'static str;
+
+    /// Applies `events` (in position order, none applied before) inside
+    /// `tx`, which commits together with the checkpoint.
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    pub stream: StreamSettings,
+    /// Most events applied in one transaction.
+    pub batch: usize,
+    /// After this long without messages, catch up from the events table.
+    pub idle_check: Duration,
+    /// Idle heartbeat of pull requests: a stalled consumer errors out and
+    /// is recreated.
+    pub heartbeat: Duration,
+}
+
+impl RunnerConfig {
+    pub fn new(stream: StreamSettings) -> Self {
+        Self {
+            stream,
+            batch: 1_000,
+            idle_check: Duration::from_millis(500),
+            heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Runner {
+    pool: PgPool,
+    js: jetstream::Context,
+    config: RunnerConfig,
+    consumer: Arc<dyn Consumer>,
+}
+
+impl Runner {
+    pub fn new(
+        pool: PgPool,
+        client: async_nats::Client,
+        config: RunnerConfig,
+        consumer: Arc<dyn Consumer>,
+    ) -> Self {
+        Self {
+            pool,
+            js: jetstream::new(client),
+            config,
+            consumer,
+        }
+    }
+
+    /// Runs until `shutdown` turns true, starting over after any failure.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.consumer.name();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.consume(&mut shutdown).await {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(consumer = name, error = %err, "consumer stopped; starting over")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    fn durable_name(&self) -> String {
+        format!("{}_{}", self.config.stream.name, self.consumer.name())
+    }
+
+    async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Error> {
+        // Whatever the stream holds, the table has: start from the checkpoint.
+        self.catch_up().await?;
+        let stream = provision(&self.js, &self.config.stream).await?;
+        let durable = self.durable_name();
+        let pull = stream
+            .get_or_create_consumer(
+                &durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.clone()),
+                    ack_policy: consumer::AckPolicy::All,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 50_000,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(Error::nats)?;
+        let mut messages = pull
+            .stream()
+            .max_messages_per_batch(self.config.batch)
+            .heartbeat(self.config.heartbeat)
+            .expires(self.config.heartbeat * 4)
+            .messages()
+            .await
+            .map_err(Error::nats)?;
+        loop {
+            let first = tokio::select! {
+                next = tokio::time::timeout(self.config.idle_check, messages.next()) => next,
+                _ = shutdown.changed() => return Ok(()),
+            };
+            let first = match first {
+                Err(_idle) => {
+                    self.catch_up().await?;
+                    continue;
+                }
+                Ok(None) => return Err(Error::Nats("the message stream ended".into())),
+                Ok(Some(message)) => message.map_err(Error::nats)?,
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.config.batch {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    Some(Some(Err(err))) => return Err(Error::nats(err)),
+                    _ => break,
+                }
+            }
+            let events: Vec<EventEnvelope> = batch
+                .iter()
+                .filter_map(|m| match EventEnvelope::decode(&m.payload) {
+                    Ok(event) => Some(event),
+                    Err(err) => {
+                        // Only the relay publishes; the table fills the hole.
+                        tracing::error!(error = %err, "undecodable message on the stream");
+                        None
+                    }
+                })
+                .collect();
+            self.apply_batch(events).await?;
+            if let Some(last) = batch.last() {
+                // AckAll: acknowledges the whole batch, after the commit.
+                last.ack().await.map_err(Error::nats)?;
+            }
+        }
+    }
+
+    /// Applies what the table holds between the checkpoint and the relay's
+    /// published position.
+    pub async fn catch_up(&self) -> Result<(), Error> {
+        loop {
+            let published = checkpoints::published(&self.pool, &self.config.stream.name).await?;
+            let checkpoint = checkpoints::get(&self.pool, self.consumer.name()).await?;
+            if checkpoint >= published {
+                return Ok(());
+            }
+            let sql = format!(
+                "SELECT {ENVELOPE_COLUMNS} FROM events
+                  WHERE global_position > $1 AND global_position <= $2
+                  ORDER BY global_position LIMIT $3"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(checkpoint)
+                .bind(published)
+                .bind(self.config.batch as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            let events = rows
+                .iter()
+                .map(EventEnvelope::from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            if events.is_empty() {
+                // Only rolled-back positions up to `published`.
+                let mut tx = self.pool.begin().await?;
+                let locked = checkpoints::lock(&mut tx, self.consumer.name()).await?;
+                if locked < published {
+                    checkpoints::store(&mut tx, self.consumer.name(), published).await?;
+                }
+                tx.commit().await?;
+                return Ok(());
+            }
+            self.apply_batch(events).await?;
+        }
+    }
+
+    /// Applies a batch exactly once, in order, with no event missing before
+    /// it. Returns the new checkpoint.
+    pub async fn apply_batch(&self, incoming: Vec<EventEnvelope>) -> Result<i64, Error> {
+        let name = self.consumer.name();
+        let mut tx = self.pool.begin().await?;
+        let checkpoint = checkpoints::lock(&mut tx, name).await?;
+        let mut events: BTreeMap<i64, EventEnvelope> = incoming
+            .into_iter()
+            .filter(|e| e.position > checkpoint)
+            .map(|e| (e.position, e))
+            .collect();
+        let Some(&last) = events.keys().next_back() else {
+            return Ok(checkpoint);
+        };
+        let present: Vec<i64> = sqlx::query_scalar(
+            "SELECT global_position FROM events
+              WHERE global_position > $1 AND global_position <= $2",
+        )
+        .bind(checkpoint)
+        .bind(last)
+        .fetch_all(&mut *tx)
+        .await?;
+        let missing: Vec<i64> = present
+            .into_iter()
+            .filter(|p| !events.contains_key(p))
+            .collect();
+        if !missing.is_empty() {
+            tracing::info!(
+                consumer = name,
+                count = missing.len(),
+                "filling events missing from the stream"
+            );
+            let sql =
+                format!("SELECT {ENVELOPE_COLUMNS} FROM events WHERE global_position = ANY($1)");
+            for row in sqlx::query(&sql).bind(&missing).fetch_all(&mut *tx).await? {
+                let event = EventEnvelope::from_row(&row)?;
+                events.insert(event.position, event);
+            }
+        }
+        let ordered: Vec<EventEnvelope> = events.into_values().collect();
+        self.consumer.apply(&mut tx, &ordered).await?;
+        checkpoints::store(&mut tx, name, last).await?;
+        tx.commit().await?;
+        Ok(last)
+    }
+}

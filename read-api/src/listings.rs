@@ -1,0 +1,418 @@
+//! `GET /v1/listings`, `GET /v1/listings/{id}` and
+//! `GET /v1/listings/{id}/availability`, from the availability read model.
+//!
+//! Customers, analysts and auditors see published listings; a vendor also
+//! sees its own drafts and archived listings; an admin sees everything.
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use command_api::extract::{ApiQuery, Ids};
+use command_api::{ApiError, Principal, Role};
+use projectors::availability;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::freshness::{self, MinPosition};
+use crate::page::{self, Page};
+use crate::ReadState;
+
+const MODELS: &[&str] = &[availability::NAME];
+/// Longest period an availability query may span.
+const MAX_PERIOD_DAYS: i64 = 400;
+
+#[derive(FromRow)]
+struct ListingRow {
+    listing_id: Uuid,
+    vendor_id: Uuid,
+    title: String,
+    description: String,
+    category: String,
+    kind: String,
+    status: String,
+    pricing_unit: Option<String>,
+    price: Decimal,
+    deposit: Option<Decimal>,
+    units: Option<i32>,
+    stock: Option<i32>,
+    stock_held: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+pub struct ListingView {
+    listing_id: Uuid,
+    vendor_id: Uuid,
+    title: String,
+    description: String,
+    category: String,
+    kind: String,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pricing_unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    price_per_unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deposit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    units: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit_price: Option<String>,
+    /// Sale listings: units free to buy now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stock: Option<i32>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ListingRow> for ListingView {
+    fn from(row: ListingRow) -> Self {
+        let rental = row.kind == "rental";
+        let money = command_api::routes::money;
+        Self {
+            listing_id: row.listing_id,
+            vendor_id: row.vendor_id,
+            title: row.title,
+            description: row.description,
+            category: row.category,
+            kind: row.kind,
+            status: row.status,
+            pricing_unit: row.pricing_unit,
+            price_per_unit: rental.then(|| money(row.price)),
+            deposit: row.deposit.filter(|_| rental).map(money),
+            units: row.units.filter(|_| rental),
+            unit_price: (!rental).then(|| money(row.price)),
+            stock: row
+                .stock
+                .filter(|_| !rental)
+                .map(|s| (s - row.stock_held).max(0)),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const LISTING_COLUMNS: &str = "listing_id, vendor_id, title, description, category, kind, status, \
+     pricing_unit, price, deposit, units, stock, stock_held, created_at, updated_at";
+
+/// SQL condition: the listing is visible to the principal (`$1` = its
+/// vendor id, if any).
+fn visibility(principal: &Principal) -> &'static str {
+    match principal.role {
+        Role::Admin => "TRUE",
+        Role::Vendor => "(status = 'published' OR vendor_id = $1)",
+        _ => "status = 'published'",
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    q: Option<String>,
+    category: Option<String>,
+    vendor_id: Option<Uuid>,
+    available_from: Option<DateTime<Utc>>,
+    available_to: Option<DateTime<Utc>>,
+    quantity: Option<i32>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn search(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+    ApiQuery(params): ApiQuery<SearchParams>,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<Page<ListingView>>), ApiError> {
+    let limit = page::limit(params.limit)?;
+    let cursor = page::cursor(params.cursor.as_deref())?;
+    let quantity = params.quantity.unwrap_or(1);
+    if quantity < 1 {
+        return Err(command_api::error::invalid(
+            "quantity",
+            "must be at least 1",
+        ));
+    }
+    let period = match (params.available_from, params.available_to) {
+        (None, None) => None,
+        (Some(from), Some(to)) => Some(check_period(from, to, "available_to")?),
+        _ => {
+            return Err(command_api::error::invalid(
+                "available_to",
+                "available_from and available_to go together",
+            ))
+        }
+    };
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+
+    // $1 vendor of the principal, $2 cursor, $3 limit + 1, $4 q, $5 category,
+    // $6 vendor filter, $7 from, $8 to, $9 quantity.
+    let mut sql = format!(
+        "SELECT {LISTING_COLUMNS} FROM rm_listings l WHERE {} AND ($2::uuid IS NULL OR listing_id > $2)
+           AND ($4::text IS NULL OR search @@ plainto_tsquery('simple', $4))
+           AND ($5::text IS NULL OR category = $5)
+           AND ($6::uuid IS NULL OR vendor_id = $6)",
+        visibility(&principal)
+    );
+    if period.is_some() {
+        sql.push_str(&format!(" AND {FREE_FOR_PERIOD}"));
+    }
+    sql.push_str(" ORDER BY listing_id LIMIT $3");
+    let rows: Vec<ListingRow> = sqlx::query_as(&sql)
+        .bind(principal.vendor_id)
+        .bind(cursor)
+        .bind(limit + 1)
+        .bind(params.q.filter(|q| !q.trim().is_empty()))
+        .bind(params.category)
+        .bind(params.vendor_id)
+        .bind(period.map(|p| p.0))
+        .bind(period.map(|p| p.1))
+        .bind(quantity)
+        .fetch_all(&app.pool)
+        .await?;
+    let page = page::page(
+        rows.into_iter().map(ListingView::from).collect(),
+        limit,
+        |l| l.listing_id,
+    );
+    Ok(([freshness::header_value(reached)], Json(page)))
+}
+
+/// A listing free for the whole of [$7, $8) in quantity $9: sale stock
+/// suffices, or no instant of the period (its start, or the start of any
+/// allocation inside it) uses more than `units - $9`.
+const FREE_FOR_PERIOD: &str = "(
+    (kind = 'sale' AND stock - stock_held >= $9)
+ OR (kind = 'rental' AND units - $9 >= coalesce((
+        SELECT max(used) FROM (
+            SELECT (SELECT coalesce(sum(coalesce(a.quantity, l.units)), 0)
+                      FROM rm_allocations a
+                     WHERE a.listing_id = l.listing_id
+                       AND a.start_at <= t.at AND a.end_at > t.at
+                       AND (a.kind IN ('booking', 'blackout')
+                            OR (a.kind = 'hold' AND a.expires_at > now()))) AS used
+              FROM (SELECT $7::timestamptz AS at
+                    UNION
+                    SELECT a.start_at FROM rm_allocations a
+                     WHERE a.listing_id = l.listing_id
+                       AND a.start_at > $7 AND a.start_at < $8) AS t
+        ) AS usage), 0)))";
+
+fn check_period(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    field: &str,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    if to <= from {
+        return Err(command_api::error::invalid(
+            field,
+            "must be after the start",
+        ));
+    }
+    if to - from > chrono::Duration::days(MAX_PERIOD_DAYS) {
+        return Err(command_api::error::invalid(
+            field,
+            format!("a period spans at most {MAX_PERIOD_DAYS} days"),
+        ));
+    }
+    Ok((from, to))
+}
+
+async fn visible_listing(
+    app: &ReadState,
+    principal: &Principal,
+    listing_id: Uuid,
+) -> Result<ListingRow, ApiError> {
+    let sql = format!(
+        "SELECT {LISTING_COLUMNS} FROM rm_listings WHERE listing_id = $2 AND {}",
+        visibility(principal)
+    );
+    sqlx::query_as(&sql)
+        .bind(principal.vendor_id)
+        .bind(listing_id)
+        .fetch_optional(&app.pool)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("listing".to_owned()))
+}
+
+pub async fn detail(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+    Ids([listing_id]): Ids<1>,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<ListingView>), ApiError> {
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let row = visible_listing(&app, &principal, listing_id).await?;
+    Ok(([freshness::header_value(reached)], Json(row.into())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityParams {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    quantity: Option<i32>,
+}
+
+#[derive(Serialize)]
+pub struct Slot {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    free: i64,
+}
+
+#[derive(Serialize)]
+pub struct Availability {
+    listing_id: Uuid,
+    kind: String,
+    units: i64,
+    available: bool,
+    free_min: i64,
+    slots: Vec<Slot>,
+}
+
+pub async fn availability(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+    Ids([listing_id]): Ids<1>,
+    ApiQuery(params): ApiQuery<AvailabilityParams>,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<Availability>), ApiError> {
+    let (from, to) = check_period(params.from, params.to, "to")?;
+    let quantity = i64::from(params.quantity.unwrap_or(1));
+    if quantity < 1 {
+        return Err(command_api::error::invalid(
+            "quantity",
+            "must be at least 1",
+        ));
+    }
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let listing = visible_listing(&app, &principal, listing_id).await?;
+    let answer = if listing.kind == "sale" {
+        let free = i64::from(listing.stock.unwrap_or(0) - listing.stock_held).max(0);
+        Availability {
+            listing_id,
+            kind: listing.kind,
+            units: free,
+            available: free >= quantity,
+            free_min: free,
+            slots: vec![Slot {
+                start: from,
+                end: to,
+                free,
+            }],
+        }
+    } else {
+        let units = i64::from(listing.units.unwrap_or(0));
+        let allocations: Vec<(DateTime<Utc>, DateTime<Utc>, Option<i32>)> = sqlx::query_as(
+            "SELECT greatest(start_at, $2), least(end_at, $3), quantity FROM rm_allocations
+              WHERE listing_id = $1 AND start_at < $3 AND end_at > $2
+                AND (kind IN ('booking', 'blackout') OR (kind = 'hold' AND expires_at > now()))",
+        )
+        .bind(listing_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&app.pool)
+        .await?;
+        let slots = slots(from, to, units, &allocations);
+        let free_min = slots.iter().map(|s| s.free).min().unwrap_or(units);
+        Availability {
+            listing_id,
+            kind: listing.kind,
+            units,
+            available: free_min >= quantity,
+            free_min,
+            slots,
+        }
+    };
+    Ok(([freshness::header_value(reached)], Json(answer)))
+}
+
+/// Maximal sub-periods of constant free units over [from, to).
+fn slots(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    units: i64,
+    allocations: &[(DateTime<Utc>, DateTime<Utc>, Option<i32>)],
+) -> Vec<Slot> {
+    let mut changes: Vec<(DateTime<Utc>, i64)> = Vec::with_capacity(allocations.len() * 2);
+    for (start, end, quantity) in allocations {
+        let used = quantity.map_or(units, i64::from);
+        changes.push((*start, used));
+        changes.push((*end, -used));
+    }
+    changes.sort_by_key(|c| c.0);
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut used = 0i64;
+    let mut cursor = from;
+    let mut i = 0;
+    while cursor < to {
+        while i < changes.len() && changes[i].0 <= cursor {
+            used += changes[i].1;
+            i += 1;
+        }
+        let next = changes.get(i).map_or(to, |c| c.0.min(to));
+        let free = (units - used).max(0);
+        match slots.last_mut() {
+            Some(last) if last.free == free => last.end = next,
+            _ => slots.push(Slot {
+                start: cursor,
+                end: next,
+                free,
+            }),
+        }
+        cursor = next;
+    }
+    slots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(h: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(h * 3600, 0).expect("valid")
+    }
+
+    #[test]
+    fn slots_are_maximal_periods_of_constant_free_units() {
+        let allocations = vec![
+            (t(2), t(5), Some(1)),
+            (t(4), t(6), Some(2)),
+            (t(6), t(8), Some(1)),
+        ];
+        let s = slots(t(0), t(10), 3, &allocations);
+        let got: Vec<(i64, i64, i64)> = s
+            .iter()
+            .map(|s| (s.start.timestamp() / 3600, s.end.timestamp() / 3600, s.free))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 2, 3),
+                (2, 4, 2),
+                (4, 5, 0),
+                (5, 6, 1),
+                (6, 8, 2),
+                (8, 10, 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_blackout_without_quantity_takes_every_unit() {
+        let s = slots(t(0), t(4), 3, &[(t(1), t(2), None)]);
+        assert_eq!(s.iter().map(|s| s.free).collect::<Vec<_>>(), vec![3, 0, 3]);
+    }
+
+    #[test]
+    fn a_period_without_allocations_is_one_free_slot() {
+        let s = slots(t(0), t(4), 2, &[]);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].free, 2);
+    }
+}

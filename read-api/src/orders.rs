@@ -1,0 +1,202 @@
+//! `GET /v1/orders/{id}` and `GET /v1/orders?status=`, from the orders read
+//! model. A customer sees its own orders; a vendor the orders it takes part
+//! in, with only its own lines and part; an admin everything.
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
+use axum::Json;
+use command_api::extract::{ApiQuery, Ids};
+use command_api::{ApiError, Principal, Role};
+use projectors::orders::{self as model, OrderView};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::freshness::{self, MinPosition};
+use crate::page::{self, Page};
+use crate::ReadState;
+
+const MODELS: &[&str] = &[model::NAME];
+const STATUSES: [&str; 5] = ["placed", "confirmed", "completed", "cancelled", "refunded"];
+
+/// The order as `principal` may see it.
+fn shown(order: OrderView, principal: &Principal) -> Value {
+    let money = command_api::routes::money;
+    let lines_of = |vendor: Option<Uuid>| -> Vec<Value> {
+        order
+            .lines
+            .iter()
+            .filter(|l| vendor.is_none_or(|v| l.vendor_id == v))
+            .map(|l| {
+                let mut line = json!({
+                    "line_id": l.line_id, "listing_id": l.listing_id, "vendor_id": l.vendor_id,
+                    "kind": l.kind, "quantity": l.quantity, "unit_price": money(l.unit_price),
+                    "subtotal": money(l.subtotal), "tax": money(l.tax), "deposit": money(l.deposit),
+                    "status": l.status,
+                });
+                if let (Some(start), Some(end)) = (l.start, l.end) {
+                    line["start"] = json!(start);
+                    line["end"] = json!(end);
+                }
+                if let Some(units) = l.billable_units {
+                    line["billable_units"] = json!(units);
+                }
+                if let Some(at) = l.returned_at {
+                    line["returned_at"] = json!(at);
+                }
+                if let Some(refunded) = l.deposit_refunded {
+                    line["deposit_refunded"] = json!(money(refunded));
+                }
+                if let Some(withheld) = l.damage_withheld {
+                    line["damage_withheld"] = json!(money(withheld));
+                }
+                line
+            })
+            .collect()
+    };
+    let parts_of = |vendor: Option<Uuid>| -> Vec<Value> {
+        order
+            .vendors
+            .iter()
+            .filter(|p| vendor.is_none_or(|v| p.vendor_id == v))
+            .map(|p| {
+                json!({"vendor_id": p.vendor_id, "subtotal": money(p.subtotal),
+                       "platform_fee": money(p.platform_fee), "net": money(p.net),
+                       "status": p.status})
+            })
+            .collect()
+    };
+    if principal.role == Role::Vendor {
+        // A vendor sees its own part only: no customer totals or payments.
+        return json!({
+            "order_id": order.order_id, "status": order.status, "currency": order.currency,
+            "placed_at": order.placed_at, "lines": lines_of(principal.vendor_id),
+            "vendors": parts_of(principal.vendor_id),
+        });
+    }
+    let payments: Vec<Value> = order
+        .payments
+        .iter()
+        .map(|p| {
+            json!({"payment_id": p.payment_id, "intent_id": p.intent_id, "outcome": p.outcome,
+                   "amount": p.amount.map(money), "reason": p.reason, "at": p.at})
+        })
+        .collect();
+    let refunds: Vec<Value> = order
+        .refunds
+        .iter()
+        .map(|r| json!({"amount": money(r.amount), "reason": r.reason, "at": r.at}))
+        .collect();
+    json!({
+        "order_id": order.order_id, "customer_id": order.customer_id, "status": order.status,
+        "currency": order.currency, "subtotal": money(order.subtotal), "tax": money(order.tax),
+        "deposit": money(order.deposit), "total": money(order.total),
+        "placed_at": order.placed_at, "hold_expires_at": order.hold_expires_at,
+        "cancel_reason": order.cancel_reason, "lines": lines_of(None), "vendors": parts_of(None),
+        "payments": payments, "refunds": refunds, "updated_at": order.updated_at,
+    })
+}
+
+fn may_read(principal: &Principal) -> Result<(), ApiError> {
+    principal.require(&[Role::Customer, Role::Vendor, Role::Admin])
+}
+
+pub async fn detail(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+    Ids([order_id]): Ids<1>,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
+    may_read(&principal)?;
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let document: Option<Value> =
+        sqlx::query_scalar("SELECT document FROM rm_orders WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&app.pool)
+            .await?;
+    let order: OrderView = match document {
+        Some(document) => serde_json::from_value(document).map_err(ApiError::internal)?,
+        None => return Err(ApiError::NotFound("order".to_owned())),
+    };
+    let allowed = match principal.role {
+        Role::Admin => true,
+        Role::Customer => order.customer_id == principal.subject,
+        Role::Vendor => order
+            .vendors
+            .iter()
+            .any(|p| Some(p.vendor_id) == principal.vendor_id),
+        _ => false,
+    };
+    if !allowed {
+        return Err(ApiError::Forbidden(
+            "this order belongs to someone else".to_owned(),
+        ));
+    }
+    Ok((
+        [freshness::header_value(reached)],
+        Json(shown(order, &principal)),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    status: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<Page<Value>>), ApiError> {
+    may_read(&principal)?;
+    let limit = page::limit(params.limit)?;
+    let cursor = page::cursor(params.cursor.as_deref())?;
+    if let Some(status) = &params.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(command_api::error::invalid(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+    }
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let scope = match principal.role {
+        Role::Customer => "o.customer_id = $1",
+        Role::Vendor => {
+            "EXISTS (SELECT 1 FROM rm_order_vendors v WHERE v.order_id = o.order_id AND v.vendor_id = $2)"
+        }
+        _ => "TRUE",
+    };
+    let sql = format!(
+        "SELECT o.document FROM rm_orders o
+          WHERE {scope} AND ($3::text IS NULL OR o.status = $3)
+            AND ($4::uuid IS NULL OR o.order_id > $4)
+          ORDER BY o.order_id LIMIT $5"
+    );
+    let documents: Vec<Value> = sqlx::query_scalar(&sql)
+        .bind(&principal.subject)
+        .bind(principal.vendor_id)
+        .bind(params.status)
+        .bind(cursor)
+        .bind(limit + 1)
+        .fetch_all(&app.pool)
+        .await?;
+    let orders = documents
+        .into_iter()
+        .map(|d| serde_json::from_value::<OrderView>(d).map_err(ApiError::internal))
+        .collect::<Result<Vec<_>, _>>()?;
+    let page = page::page(orders, limit, |o| o.order_id);
+    let page = Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|o| shown(o, &principal))
+            .collect(),
+        next_cursor: page.next_cursor,
+    };
+    Ok(([freshness::header_value(reached)], Json(page)))
+}

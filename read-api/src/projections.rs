@@ -1,0 +1,65 @@
+//! `GET /v1/projections`: how far each read model (and the policies) has
+//! applied the log, and how far behind the head it is.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use command_api::{ApiError, Principal, Role};
+use serde::Serialize;
+
+use crate::ReadState;
+
+/// Name, position, last update, events after it and the oldest of them.
+type CheckpointRow = (String, i64, DateTime<Utc>, i64, Option<DateTime<Utc>>);
+
+#[derive(Serialize)]
+pub struct ProjectionStatus {
+    name: String,
+    position: i64,
+    head: i64,
+    lag_events: i64,
+    lag_seconds: f64,
+    /// `live` when caught up, `catching_up` otherwise.
+    state: &'static str,
+    updated_at: DateTime<Utc>,
+}
+
+pub async fn list(
+    State(app): State<ReadState>,
+    principal: Principal,
+) -> Result<Json<Vec<ProjectionStatus>>, ApiError> {
+    principal.require(&[Role::Admin, Role::Analyst])?;
+    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+        .fetch_one(&app.pool)
+        .await?;
+    let rows: Vec<CheckpointRow> = sqlx::query_as(
+        "SELECT c.name, c.position, c.updated_at,
+                (SELECT count(*) FROM events e WHERE e.global_position > c.position),
+                (SELECT min(e.recorded_at) FROM events e WHERE e.global_position > c.position)
+           FROM consumer_checkpoints c ORDER BY c.name",
+    )
+    .fetch_all(&app.pool)
+    .await?;
+    let now = Utc::now();
+    Ok(Json(
+        rows.into_iter()
+            .map(
+                |(name, position, updated_at, lag_events, oldest)| ProjectionStatus {
+                    name,
+                    position,
+                    head,
+                    lag_events,
+                    lag_seconds: oldest
+                        .map(|t| ((now - t).num_milliseconds().max(0) as f64) / 1000.0)
+                        .unwrap_or(0.0),
+                    state: if lag_events == 0 {
+                        "live"
+                    } else {
+                        "catching_up"
+                    },
+                    updated_at,
+                },
+            )
+            .collect(),
+    ))
+}
