@@ -10,6 +10,7 @@
 pub mod availability;
 pub mod checkpoints;
 pub mod orders;
+pub mod rebuild;
 pub mod runner;
 
 pub use ledger_nats::EventEnvelope;
