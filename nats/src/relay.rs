@@ -73,9 +73,15 @@ pub struct Relay {
 /// A run of missing positions, and the writers that might still fill it.
 struct Gap {
     first: i64,
+    last: i64,
     writers: Vec<String>,
+    /// Every writer has ended; one more probe decides.
     settled: bool,
 }
+
+/// Backoff while waiting for an in-flight transaction to fill a gap.
+const MIN_GAP_PAUSE: Duration = Duration::from_millis(1);
+const MAX_GAP_PAUSE: Duration = Duration::from_millis(20);
 
 impl Relay {
     pub fn new(pool: PgPool, client: async_nats::Client, config: RelayConfig) -> Self {
@@ -138,57 +144,71 @@ impl Relay {
         listener.listen(NOTIFY_CHANNEL).await?;
         let mut position = self.resume_position(&stream).await?;
         let mut gap: Option<Gap> = None;
+        let mut pause = MIN_GAP_PAUSE;
         loop {
             if *shutdown.borrow() {
                 return Ok(());
             }
+            if let Some(g) = gap.as_mut() {
+                // Probe the missing position alone instead of re-reading.
+                if self.exists(g.first).await? {
+                    gap = None;
+                } else if g.settled {
+                    // Every transaction that could hold these positions has
+                    // ended: what is still missing was rolled back for good.
+                    // Skip up to the first one that did commit, if any.
+                    let committed: Option<i64> = sqlx::query_scalar(
+                        "SELECT min(global_position) FROM events
+                          WHERE global_position > $1 AND global_position <= $2",
+                    )
+                    .bind(g.first)
+                    .bind(g.last)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let skip_to = committed.map_or(g.last, |p| p - 1);
+                    tracing::debug!(
+                        from = g.first,
+                        to = skip_to,
+                        "skipping rolled-back positions"
+                    );
+                    position = skip_to;
+                    gap = None;
+                } else {
+                    g.settled = !self.any_running(&g.writers).await?;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_GAP_PAUSE);
+                    continue;
+                }
+            }
+            pause = MIN_GAP_PAUSE;
             let rows = self.read_after(position).await?;
             let full = rows.len() as i64 == self.config.batch_size;
             let mut ready = Vec::with_capacity(rows.len());
             let mut next = position;
             for row in rows {
-                if row.position == next + 1 {
-                    next = row.position;
-                    ready.push(row);
-                    continue;
+                if row.position != next + 1 {
+                    // Positions next+1 .. row-1 were taken before `row`
+                    // committed, so by transactions writing right now.
+                    gap = Some(Gap {
+                        first: next + 1,
+                        last: row.position - 1,
+                        writers: self.writers().await?,
+                        settled: false,
+                    });
+                    break;
                 }
-                match gap.as_mut() {
-                    Some(g) if g.first == next + 1 && g.settled => {
-                        tracing::debug!(
-                            from = next + 1,
-                            to = row.position - 1,
-                            "skipping rolled-back positions"
-                        );
-                        gap = None;
-                        next = row.position;
-                        ready.push(row);
-                    }
-                    Some(g) if g.first == next + 1 => {
-                        g.settled = !self.any_running(&g.writers).await?;
-                        break;
-                    }
-                    _ => {
-                        gap = Some(Gap {
-                            first: next + 1,
-                            writers: self.writers().await?,
-                            settled: false,
-                        });
-                        break;
-                    }
-                }
+                next = row.position;
+                ready.push(row);
             }
-            if gap.as_ref().is_some_and(|g| g.first <= next) {
-                gap = None;
-            }
-            let progressed = !ready.is_empty();
-            if progressed {
+            if !ready.is_empty() {
                 self.publish(&ready).await?;
                 position = next;
                 self.store_position(position).await?;
+                if full || gap.is_some() {
+                    continue;
+                }
             }
-            if gap.is_some() {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            } else if !(progressed && full) {
+            if gap.is_none() {
                 // Caught up: wait for a commit (or the safety-net poll), and
                 // make sure the lock is still held.
                 tokio::select! {
@@ -199,6 +219,15 @@ impl Relay {
                 sqlx::query("SELECT 1").execute(&mut lock_conn).await?;
             }
         }
+    }
+
+    async fn exists(&self, position: i64) -> Result<bool, Error> {
+        let found: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE global_position = $1)")
+                .bind(position)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(found)
     }
 
     /// Where to go on from: the stored position, unless JetStream has lost
