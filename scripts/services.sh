@@ -235,7 +235,7 @@ _svc_start_private_pg() { # host port
   [[ "$host" == localhost ]] && listen=127.0.0.1
   _svc_log "starting private PostgreSQL on $host:$port (data $pgdata, log $logfile)"
   if ! _svc_as_pg "$bindir/pg_ctl" -D "$pgdata" -l "$logfile" -w -t 60 \
-    -o "-c listen_addresses=$listen -c port=$port -c unix_socket_directories=''" start >/dev/null; then
+    -o "-c listen_addresses=$listen -c port=$port -c unix_socket_directories='' -c max_connections=300" start >/dev/null; then
     _svc_err "pg_ctl start failed; last lines of $logfile:"
     tail -n 20 "$logfile" >&2 || true
     return 1

@@ -71,7 +71,7 @@ pub async fn fresh_database() -> anyhow::Result<(PgPool, String)> {
         .execute(format!("CREATE DATABASE \"{name}\"").as_str())
         .await?;
     let pool = PgPoolOptions::new()
-        .max_connections(24)
+        .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
         .connect(&with_database(&admin_url, &name))
         .await?;
@@ -782,5 +782,346 @@ pub mod replica_support {
             .expect("start a replica");
         let addr = server.addr.expect("an HTTP address");
         (format!("http://{addr}"), server)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Support for relay.rs and projector_runner.rs: the relay as a task, the
+// stream read back message by message, and events written straight into
+// the events table. Kept in its own module so that names never clash.
+// ---------------------------------------------------------------------------
+pub mod pipeline_support {
+    use std::future::Future;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_nats::jetstream;
+    use futures::StreamExt;
+    use ledger_nats::envelope::{subject_prefix, ENVELOPE_COLUMNS, POSITION_HEADER};
+    use ledger_nats::{EventEnvelope, Relay, RelayConfig, StreamSettings};
+    use sqlx::{PgConnection, PgPool};
+    use tokio::sync::watch;
+    use tokio::task::JoinHandle;
+    use uuid::Uuid;
+
+    use super::nats_url;
+
+    /// A NATS client on the test server.
+    pub async fn nats_client() -> async_nats::Client {
+        async_nats::connect(nats_url())
+            .await
+            .expect("connect to NATS")
+    }
+
+    /// A relay running as a task, as `ledger relay` would run it.
+    pub struct RelayTask {
+        shutdown: watch::Sender<bool>,
+        task: JoinHandle<()>,
+    }
+
+    impl RelayTask {
+        pub fn start(pool: &PgPool, client: &async_nats::Client, stream: &str) -> RelayTask {
+            Self::start_with(pool, client, RelayConfig::new(StreamSettings::new(stream)))
+        }
+
+        pub fn start_with(
+            pool: &PgPool,
+            client: &async_nats::Client,
+            config: RelayConfig,
+        ) -> RelayTask {
+            let (shutdown, receiver) = watch::channel(false);
+            let relay = Relay::new(pool.clone(), client.clone(), config);
+            let task = tokio::spawn(relay.run(receiver));
+            RelayTask { shutdown, task }
+        }
+
+        /// Asks the relay to stop and waits until it has.
+        pub async fn stop(self) {
+            let _ = self.shutdown.send(true);
+            tokio::time::timeout(Duration::from_secs(10), self.task)
+                .await
+                .expect("the relay stops within 10 s")
+                .expect("the relay task does not panic");
+        }
+
+        /// Kills the relay wherever it is (a crash): the task is dropped
+        /// mid-flight and its connections close.
+        pub async fn kill(self) {
+            self.task.abort();
+            let _ = self.task.await;
+        }
+
+        pub fn is_finished(&self) -> bool {
+            self.task.is_finished()
+        }
+    }
+
+    /// One message read back from the stream.
+    #[derive(Clone, Debug)]
+    pub struct StreamedEvent {
+        pub stream_sequence: u64,
+        pub subject: String,
+        pub msg_id: Option<String>,
+        pub position_header: Option<i64>,
+        pub event: EventEnvelope,
+    }
+
+    /// Every message the stream holds now, in stream order (deleted
+    /// sequences are passed over).
+    pub async fn stream_events(client: &async_nats::Client, stream: &str) -> Vec<StreamedEvent> {
+        let js = jetstream::new(client.clone());
+        let stream = js.get_stream(stream).await.expect("the stream exists");
+        let info = stream.get_info().await.expect("stream info");
+        let mut out = Vec::with_capacity(info.state.messages as usize);
+        if info.state.messages == 0 {
+            return out;
+        }
+        for sequence in info.state.first_sequence..=info.state.last_sequence {
+            let Ok(message) = stream.get_raw_message(sequence).await else {
+                continue;
+            };
+            let event = EventEnvelope::decode(&message.payload).expect("an event envelope");
+            out.push(StreamedEvent {
+                stream_sequence: message.sequence,
+                subject: message.subject.to_string(),
+                msg_id: message
+                    .headers
+                    .get("Nats-Msg-Id")
+                    .map(|v| v.as_str().to_owned()),
+                position_header: message
+                    .headers
+                    .get(POSITION_HEADER)
+                    .and_then(|v| v.as_str().parse().ok()),
+                event,
+            });
+        }
+        out
+    }
+
+    /// Messages on the stream now (0 if it does not exist).
+    pub async fn stream_count(client: &async_nats::Client, stream: &str) -> u64 {
+        let js = jetstream::new(client.clone());
+        match js.get_stream(stream).await {
+            Ok(stream) => stream.get_info().await.map_or(0, |i| i.state.messages),
+            Err(_) => 0,
+        }
+    }
+
+    /// Waits until the stream holds at least `count` messages; returns how
+    /// many it holds (fewer on timeout).
+    pub async fn wait_for_stream_count(
+        client: &async_nats::Client,
+        stream: &str,
+        count: u64,
+        timeout: Duration,
+    ) -> u64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let now = stream_count(client, stream).await;
+            if now >= count || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `check` every 25 ms until it is true; false on timeout.
+    pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if check().await {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The relay's stored position for `stream` (None before it started).
+    pub async fn relay_position(pool: &PgPool, stream: &str) -> Option<i64> {
+        sqlx::query_scalar("SELECT position FROM relay_positions WHERE stream = $1")
+            .bind(stream)
+            .fetch_optional(pool)
+            .await
+            .expect("read relay_positions")
+    }
+
+    /// Sets the relay's stored position (as a crash before storing it, or an
+    /// operator, would leave it).
+    pub async fn set_relay_position(pool: &PgPool, stream: &str, position: i64) {
+        sqlx::query(
+            "INSERT INTO relay_positions (stream, position) VALUES ($1, $2)
+             ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position",
+        )
+        .bind(stream)
+        .bind(position)
+        .execute(pool)
+        .await
+        .expect("set relay_positions");
+    }
+
+    /// Global position of the newest event (0 on an empty log).
+    pub async fn head(pool: &PgPool) -> i64 {
+        sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+            .fetch_one(pool)
+            .await
+            .expect("read the head")
+    }
+
+    /// Aggregate type of the events these tests write behind the domain.
+    pub const PROBE: &str = "Probe";
+
+    /// Inserts one probe event the way postgres-es does; returns its global
+    /// position and event id (both assigned by the database).
+    pub async fn insert_probe(
+        conn: &mut PgConnection,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> Result<(i64, Uuid), sqlx::Error> {
+        sqlx::query_as(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             VALUES ($1, $2, $3, 'Probed', '1.0', $4, '{}')
+             RETURNING global_position, event_id",
+        )
+        .bind(PROBE)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .bind(serde_json::json!({"Probed": {"n": sequence}}))
+        .fetch_one(conn)
+        .await
+    }
+
+    /// Commits `count` probe events of one aggregate (sequences 1..=count),
+    /// one transaction each; returns their positions.
+    pub async fn commit_probes(
+        pool: &PgPool,
+        aggregate_id: &str,
+        first_sequence: i64,
+        count: i64,
+    ) -> Vec<i64> {
+        let mut conn = pool.acquire().await.expect("a connection");
+        let mut positions = Vec::new();
+        for sequence in first_sequence..first_sequence + count {
+            let (position, _) = insert_probe(&mut conn, aggregate_id, sequence)
+                .await
+                .expect("insert a probe event");
+            positions.push(position);
+        }
+        positions
+    }
+
+    /// The envelopes of the events table with positions in `from..=to`.
+    pub async fn envelopes(pool: &PgPool, from: i64, to: i64) -> Vec<EventEnvelope> {
+        let sql = format!(
+            "SELECT {ENVELOPE_COLUMNS} FROM events
+              WHERE global_position BETWEEN $1 AND $2 ORDER BY global_position"
+        );
+        sqlx::query(&sql)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await
+            .expect("read events")
+            .iter()
+            .map(|row| EventEnvelope::from_row(row).expect("an envelope"))
+            .collect()
+    }
+
+    /// Every raw publish on a stream's subjects, duplicates included (a core
+    /// NATS subscription sees what JetStream's dedup later drops).
+    pub struct PublishTap {
+        seen: Arc<Mutex<Vec<String>>>,
+        task: JoinHandle<()>,
+    }
+
+    impl PublishTap {
+        pub async fn start(client: &async_nats::Client, stream: &str) -> PublishTap {
+            let mut subscription = client
+                .subscribe(format!("{}.>", subject_prefix(stream)))
+                .await
+                .expect("subscribe");
+            client.flush().await.expect("flush the subscription");
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let sink = seen.clone();
+            let task = tokio::spawn(async move {
+                while let Some(message) = subscription.next().await {
+                    let id = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get("Nats-Msg-Id"))
+                        .map(|v| v.as_str().to_owned())
+                        .unwrap_or_default();
+                    sink.lock().expect("tap lock").push(id);
+                }
+            });
+            PublishTap { seen, task }
+        }
+
+        /// Message ids of every publish seen so far, in arrival order.
+        pub fn seen(&self) -> Vec<String> {
+            self.seen.lock().expect("tap lock").clone()
+        }
+    }
+
+    impl Drop for PublishTap {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Support for faults.rs: a ledger that runs only some of its parts, against
+// a NATS server of the test's choosing (the shared one or a private one).
+// Kept in its own module so that names never clash with other additions.
+// ---------------------------------------------------------------------------
+pub mod fault_support {
+    use std::time::Duration;
+
+    use command_api::{Authenticator, CommandApiConfig};
+
+    use super::{fresh_database, fresh_stream_name, TestApp, JWT_SECRET, WEBHOOK_SECRET};
+
+    /// A ledger on a fresh database and stream that runs only `parts` and
+    /// talks to the NATS server at `nats_url`. The other parts (relay,
+    /// projectors) are for the test to run, crash and restart itself.
+    pub async fn spawn_parts(nats_url: &str, parts: ledger::Parts) -> TestApp {
+        let (pool, database) = fresh_database().await.expect("create a test database");
+        let stream = fresh_stream_name().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a port");
+        let server_config = ledger::ServerConfig {
+            command_api: CommandApiConfig::for_tests(JWT_SECRET, WEBHOOK_SECRET),
+            request_timeout: Duration::from_secs(10),
+            nats_url: nats_url.to_owned(),
+            stream: ledger_nats::StreamSettings::new(stream.clone()),
+            parts,
+        };
+        let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
+            .await
+            .expect("start the ledger");
+        let addr = server.addr.expect("an HTTP address");
+        TestApp {
+            base_url: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            pool,
+            database,
+            stream,
+            config: server_config,
+            auth: Authenticator::new(JWT_SECRET),
+            server: Some(server),
+        }
     }
 }
