@@ -237,6 +237,7 @@ pub async fn serve(
             let read = Arc::new(read_api::ReadApp {
                 pool: pool.clone(),
                 nats: Some(nats.clone()),
+                currency: config.command_api.currency.clone(),
             });
             let router = http_router(
                 command,

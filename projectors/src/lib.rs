@@ -6,9 +6,14 @@
 //!   event (it fills any hole from the events table first).
 //! - `availability`: listings and the allocations of their units.
 //! - `orders`: orders as placed, with status, parts, payments and refunds.
+//! - `ledger`: the double-entry postings, account totals, vendor earnings.
+//! - `analytics`: order, line, listing and payment-failure facts.
+//! - `rebuild`: all of them again from the events table, into a fresh schema.
 
+pub mod analytics;
 pub mod availability;
 pub mod checkpoints;
+pub mod ledger;
 pub mod orders;
 pub mod rebuild;
 pub mod runner;
@@ -61,5 +66,7 @@ pub fn read_models() -> Vec<std::sync::Arc<dyn Consumer>> {
     vec![
         std::sync::Arc::new(availability::Availability),
         std::sync::Arc::new(orders::Orders),
+        std::sync::Arc::new(ledger::Ledger),
+        std::sync::Arc::new(analytics::Analytics),
     ]
 }

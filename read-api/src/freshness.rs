@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use command_api::ApiError;
 use sqlx::PgPool;
 
@@ -72,4 +73,22 @@ pub async fn wait_for(pool: &PgPool, models: &[&str], min: MinPosition) -> Resul
 
 pub fn header_value(position: i64) -> (HeaderName, HeaderValue) {
     (POSITION_HEADER, HeaderValue::from(position))
+}
+
+/// An answer given once the read models stood at a position: success or
+/// problem, it carries `Ledger-Position`, so a client that waited can tell
+/// "not projected yet" from "does not exist".
+pub struct AtPosition<T>(pub i64, pub Result<T, ApiError>);
+
+impl<T: IntoResponse> IntoResponse for AtPosition<T> {
+    fn into_response(self) -> Response {
+        let mut response = match self.1 {
+            Ok(answer) => answer.into_response(),
+            Err(problem) => problem.into_response(),
+        };
+        response
+            .headers_mut()
+            .insert(POSITION_HEADER, HeaderValue::from(self.0));
+        response
+    }
 }

@@ -4,13 +4,17 @@
 //! - `listings`: search, detail and availability (availability read model);
 //! - `orders`: one order or a page of them, scoped to who asks;
 //! - `projections`: how far each read model has come;
+//! - `money`: trial balance and vendor earnings (ledger read model);
+//! - `analytics`: summary and revenue buckets (analytics read model);
 //! - `freshness`: `Ledger-Min-Position` waiting and the `Ledger-Position`
 //!   header;
 //! - `health`: liveness and readiness.
 
+pub mod analytics;
 pub mod freshness;
 pub mod health;
 pub mod listings;
+pub mod money;
 pub mod orders;
 pub mod page;
 pub mod projections;
@@ -26,6 +30,8 @@ use sqlx::PgPool;
 pub struct ReadApp {
     pub pool: PgPool,
     pub nats: Option<async_nats::Client>,
+    /// The deployment's currency, for money answers.
+    pub currency: String,
 }
 
 pub type ReadState = Arc<ReadApp>;
@@ -51,6 +57,14 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
         .route("/v1/orders", get(orders::list))
         .route("/v1/orders/{order_id}", get(orders::detail))
         .route("/v1/projections", get(projections::list))
+        .route("/v1/ledger/trial-balance", get(money::trial_balance))
+        .route("/v1/vendors/{vendor_id}/earnings", get(money::earnings))
+        .route(
+            "/v1/vendors/{vendor_id}/earnings/entries",
+            get(money::entries),
+        )
+        .route("/v1/analytics/summary", get(analytics::summary))
+        .route("/v1/analytics/revenue", get(analytics::revenue))
         .route_layer(axum::middleware::from_fn_with_state(
             authenticator,
             command_api::auth::require_bearer,

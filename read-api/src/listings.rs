@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::freshness::{self, MinPosition};
+use crate::freshness::{self, AtPosition, MinPosition};
 use crate::page::{self, Page};
 use crate::ReadState;
 
@@ -244,10 +244,10 @@ pub async fn detail(
     principal: Principal,
     min: MinPosition,
     Ids([listing_id]): Ids<1>,
-) -> Result<([(HeaderName, HeaderValue); 1], Json<ListingView>), ApiError> {
+) -> Result<AtPosition<Json<ListingView>>, ApiError> {
     let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
-    let row = visible_listing(&app, &principal, listing_id).await?;
-    Ok(([freshness::header_value(reached)], Json(row.into())))
+    let row = visible_listing(&app, &principal, listing_id).await;
+    Ok(AtPosition(reached, row.map(|row| Json(row.into()))))
 }
 
 #[derive(Deserialize)]
@@ -281,7 +281,7 @@ pub async fn availability(
     min: MinPosition,
     Ids([listing_id]): Ids<1>,
     ApiQuery(params): ApiQuery<AvailabilityParams>,
-) -> Result<([(HeaderName, HeaderValue); 1], Json<Availability>), ApiError> {
+) -> Result<AtPosition<Json<Availability>>, ApiError> {
     let (from, to) = check_period(params.from, params.to, "to")?;
     let quantity = i64::from(params.quantity.unwrap_or(1));
     if quantity < 1 {
@@ -291,7 +291,19 @@ pub async fn availability(
         ));
     }
     let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
-    let listing = visible_listing(&app, &principal, listing_id).await?;
+    let answer = free_units(&app, &principal, listing_id, from, to, quantity).await;
+    Ok(AtPosition(reached, answer.map(Json)))
+}
+
+async fn free_units(
+    app: &ReadState,
+    principal: &Principal,
+    listing_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    quantity: i64,
+) -> Result<Availability, ApiError> {
+    let listing = visible_listing(app, principal, listing_id).await?;
     let answer = if listing.kind == "sale" {
         let free = i64::from(listing.stock.unwrap_or(0) - listing.stock_held).max(0);
         Availability {
@@ -329,7 +341,7 @@ pub async fn availability(
             slots,
         }
     };
-    Ok(([freshness::header_value(reached)], Json(answer)))
+    Ok(answer)
 }
 
 /// Maximal sub-periods of constant free units over [from, to).

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::freshness::{self, MinPosition};
+use crate::freshness::{self, AtPosition, MinPosition};
 use crate::page::{self, Page};
 use crate::ReadState;
 
@@ -106,9 +106,18 @@ pub async fn detail(
     principal: Principal,
     min: MinPosition,
     Ids([order_id]): Ids<1>,
-) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
+) -> Result<AtPosition<Json<Value>>, ApiError> {
     may_read(&principal)?;
     let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let order = visible_order(&app, &principal, order_id).await;
+    Ok(AtPosition(reached, order.map(Json)))
+}
+
+async fn visible_order(
+    app: &ReadState,
+    principal: &Principal,
+    order_id: Uuid,
+) -> Result<Value, ApiError> {
     let document: Option<Value> =
         sqlx::query_scalar("SELECT document FROM rm_orders WHERE order_id = $1")
             .bind(order_id)
@@ -132,10 +141,7 @@ pub async fn detail(
             "this order belongs to someone else".to_owned(),
         ));
     }
-    Ok((
-        [freshness::header_value(reached)],
-        Json(shown(order, &principal)),
-    ))
+    Ok(shown(order, principal))
 }
 
 #[derive(Deserialize)]

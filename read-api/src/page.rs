@@ -48,3 +48,14 @@ pub fn page<T>(mut rows: Vec<T>, limit: i64, id_of: impl Fn(&T) -> Uuid) -> Page
         next_cursor,
     }
 }
+
+/// A cursor that is a number (the last row's sequence number).
+pub fn numeric_cursor(given: Option<&str>) -> Result<Option<i64>, ApiError> {
+    given
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::BadRequest("invalid cursor".to_owned()))
+        })
+        .transpose()
+}

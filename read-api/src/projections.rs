@@ -32,12 +32,24 @@ pub async fn list(
     let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
         .fetch_one(&app.pool)
         .await?;
+    // Every consumer this deployment runs, whether or not it applied anything yet.
+    let known: Vec<String> = projectors::read_models()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .chain([command_api::policies::NAME.to_owned()])
+        .collect();
     let rows: Vec<CheckpointRow> = sqlx::query_as(
-        "SELECT c.name, c.position, c.updated_at,
+        "WITH consumers AS (
+             SELECT name, position, updated_at FROM consumer_checkpoints
+             UNION ALL
+             SELECT k.name, 0, now() FROM unnest($1::text[]) AS k(name)
+              WHERE NOT EXISTS (SELECT 1 FROM consumer_checkpoints c WHERE c.name = k.name))
+         SELECT c.name, c.position, c.updated_at,
                 (SELECT count(*) FROM events e WHERE e.global_position > c.position),
                 (SELECT min(e.recorded_at) FROM events e WHERE e.global_position > c.position)
-           FROM consumer_checkpoints c ORDER BY c.name",
+           FROM consumers c ORDER BY c.name",
     )
+    .bind(&known)
     .fetch_all(&app.pool)
     .await?;
     let now = Utc::now();

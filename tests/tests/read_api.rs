@@ -1595,12 +1595,10 @@ async fn health_needs_no_token_and_queries_need_one() {
 }
 
 // ---------------------------------------------------------------------------
-// Found bugs (ignored until fixed)
+// Bugs found while writing these tests, fixed since
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "BUG: GET /v1/projections lists no consumer until each has applied an event: \
-            on a fresh ledger the answer is [] instead of availability, orders and policies at 0"]
 async fn projections_list_every_consumer_even_before_the_first_event() {
     let app = TestApp::spawn().await;
     // Give the consumers time to start (nothing to apply).
@@ -1622,9 +1620,6 @@ async fn projections_list_every_consumer_even_before_the_first_event() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a query answered 404 (or 403) carries no Ledger-Position, though API.md puts \
-            it on every query response; after waiting for Ledger-Min-Position a client cannot \
-            tell `not there yet` from `not there`"]
 async fn a_not_found_query_answer_also_says_where_the_read_model_stood() {
     let app = TestApp::spawn().await;
     let vendor = app.register_vendor("Harbour").await;

@@ -1,0 +1,240 @@
+//! `GET /v1/analytics/summary` and `GET /v1/analytics/revenue`, from the
+//! analytics facts.
+//!
+//! Definitions (all amounts to the cent; the window is `[from, to)`, UTC):
+//! - `orders`: orders placed in the window;
+//! - `gmv`: Σ subtotal of those orders that were paid and are not cancelled
+//!   or refunded; `avg_order_value` = gmv ÷ their number;
+//! - `cancellation_rate`: cancelled or refunded ÷ placed;
+//! - `refunds`: Σ refunded on orders placed in the window;
+//! - `rental_days`: booked unit-days of paid rental lines inside the window
+//!   (only the part of each rental period that falls in it);
+//! - `utilization`: that booked unit-time ÷ the unit-time rental listings
+//!   offered in the window (from their creation);
+//! - `top_listings`: the ten listings with the most GMV;
+//! - `payment_failures`: failed payments in the window by reason.
+//!
+//! Revenue buckets group the same paid orders by the day, week (Monday) or
+//! month they were placed, optionally per vendor or category; a bucket's
+//! `platform_fees` sums each line's exact share of its vendor's fee, rounded
+//! to the cent per bucket.
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use command_api::extract::ApiQuery;
+use command_api::routes::money;
+use command_api::{ApiError, Principal, Role};
+use projectors::analytics;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::freshness::{self, MinPosition};
+use crate::ReadState;
+
+const MODELS: &[&str] = &[analytics::NAME];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryParams {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+fn window(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let from = from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let to = to.unwrap_or_else(|| Utc::now() + chrono::Duration::days(3660));
+    if to <= from {
+        return Err(command_api::error::invalid("to", "must be after from"));
+    }
+    Ok((from, to))
+}
+
+fn ratio(numerator: Decimal, denominator: Decimal) -> Decimal {
+    if denominator.is_zero() {
+        Decimal::ZERO
+    } else {
+        (numerator / denominator).round_dp(4)
+    }
+}
+
+pub async fn summary(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+    ApiQuery(params): ApiQuery<SummaryParams>,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
+    principal.require(&[Role::Analyst, Role::Admin])?;
+    let (from, to) = window(params.from, params.to)?;
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let pool = &app.pool;
+
+    let (orders, gmv, paid, cancelled, refunds): (i64, Decimal, i64, i64, Decimal) =
+        sqlx::query_as(
+            "SELECT count(*),
+                    coalesce(sum(subtotal) FILTER (WHERE paid AND NOT cancelled), 0),
+                    count(*) FILTER (WHERE paid AND NOT cancelled),
+                    count(*) FILTER (WHERE cancelled),
+                    coalesce(sum(refunded), 0)
+               FROM an_orders WHERE placed_at >= $1 AND placed_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await?;
+
+    // Booked unit-seconds of paid rental lines inside the window, and the
+    // unit-seconds rental listings offered in it.
+    let (booked, offered): (Decimal, Decimal) = sqlx::query_as(
+        "SELECT
+            (SELECT coalesce(sum(l.quantity * greatest(0, extract(epoch FROM
+                        least(l.end_at, $2) - greatest(l.start_at, $1)))), 0)
+               FROM an_order_lines l JOIN an_orders o USING (order_id)
+              WHERE l.kind = 'rental' AND o.paid AND NOT o.cancelled
+                AND l.start_at < $2 AND l.end_at > $1)::numeric,
+            (SELECT coalesce(sum(units * greatest(0, extract(epoch FROM $2 - greatest($1, created_at)))), 0)
+               FROM an_listings WHERE kind = 'rental' AND created_at < $2)::numeric",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await?;
+
+    let top: Vec<(Uuid, String, Decimal, i64)> = sqlx::query_as(
+        "SELECT l.listing_id, max(l.title), sum(l.subtotal), count(DISTINCT l.order_id)
+           FROM an_order_lines l JOIN an_orders o USING (order_id)
+          WHERE o.paid AND NOT o.cancelled AND o.placed_at >= $1 AND o.placed_at < $2
+          GROUP BY l.listing_id
+          ORDER BY sum(l.subtotal) DESC, l.listing_id
+          LIMIT 10",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+
+    let failures: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT reason, count(*) FROM an_payment_failures
+          WHERE failed_at >= $1 AND failed_at < $2
+          GROUP BY reason ORDER BY count(*) DESC, reason",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+
+    let body = json!({
+        "from": from,
+        "to": to,
+        "currency": app.currency,
+        "gmv": money(gmv),
+        "orders": orders,
+        "paid_orders": paid,
+        "avg_order_value": money(if paid == 0 { Decimal::ZERO } else { gmv / Decimal::from(paid) }),
+        "cancellation_rate": ratio(Decimal::from(cancelled), Decimal::from(orders)).to_string(),
+        "refunds": money(refunds),
+        "rental_days": (booked / Decimal::from(86_400)).round_dp(2).to_string(),
+        "utilization": ratio(booked, offered).to_string(),
+        "top_listings": top.into_iter().map(|(listing_id, title, gmv, orders)| json!({
+            "listing_id": listing_id, "title": title, "gmv": money(gmv), "orders": orders,
+        })).collect::<Vec<_>>(),
+        "payment_failures": failures.into_iter().map(|(reason, count)| json!({
+            "reason": reason, "count": count,
+        })).collect::<Vec<_>>(),
+    });
+    Ok(([freshness::header_value(reached)], Json(body)))
+}
+
+#[derive(Deserialize, Clone, Copy, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    #[default]
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Deserialize, Clone, Copy, Default, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    #[default]
+    None,
+    Vendor,
+    Category,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevenueParams {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    #[serde(default)]
+    granularity: Granularity,
+    #[serde(default)]
+    group_by: GroupBy,
+}
+
+/// Start, key, GMV, fees and orders of one bucket.
+type BucketRow = (DateTime<Utc>, Option<String>, Decimal, Decimal, i64);
+
+#[derive(Serialize)]
+pub struct Bucket {
+    start: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    gmv: String,
+    platform_fees: String,
+    orders: i64,
+}
+
+pub async fn revenue(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+    ApiQuery(params): ApiQuery<RevenueParams>,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
+    principal.require(&[Role::Analyst, Role::Admin])?;
+    let (from, to) = window(params.from, params.to)?;
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let unit = match params.granularity {
+        Granularity::Day => "day",
+        Granularity::Week => "week",
+        Granularity::Month => "month",
+    };
+    let key = match params.group_by {
+        GroupBy::None => "NULL::text",
+        GroupBy::Vendor => "l.vendor_id::text",
+        GroupBy::Category => "l.category",
+    };
+    let rows: Vec<BucketRow> = sqlx::query_as(&format!(
+        "SELECT date_trunc('{unit}', l.placed_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
+                    {key} AS key, sum(l.subtotal), sum(l.platform_fee), count(DISTINCT l.order_id)
+               FROM an_order_lines l JOIN an_orders o USING (order_id)
+              WHERE o.paid AND NOT o.cancelled AND o.placed_at >= $1 AND o.placed_at < $2
+              GROUP BY 1, 2 ORDER BY 1, 2"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_all(&app.pool)
+    .await?;
+    let buckets: Vec<Bucket> = rows
+        .into_iter()
+        .map(|(start, key, gmv, fees, orders)| Bucket {
+            start,
+            key,
+            gmv: money(gmv),
+            platform_fees: money(fees),
+            orders,
+        })
+        .collect();
+    Ok((
+        [freshness::header_value(reached)],
+        Json(json!({"currency": app.currency, "buckets": buckets})),
+    ))
+}

@@ -1,0 +1,222 @@
+//! The money routes over the ledger read model: `GET /v1/ledger/trial-balance`,
+//! `GET /v1/vendors/{id}/earnings` and `GET /v1/vendors/{id}/earnings/entries`.
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use command_api::extract::{ApiQuery, Ids};
+use command_api::routes::money;
+use command_api::{ApiError, Principal, Role};
+use projectors::ledger;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::freshness::{self, AtPosition, MinPosition};
+use crate::page::{self, Page};
+use crate::ReadState;
+
+const MODELS: &[&str] = &[ledger::NAME];
+
+#[derive(Serialize)]
+pub struct AccountBalance {
+    account: String,
+    debit: String,
+    credit: String,
+    /// Debit minus credit: positive for assets, negative for what is owed.
+    balance: String,
+}
+
+#[derive(Serialize)]
+pub struct TrialBalance {
+    currency: String,
+    accounts: Vec<AccountBalance>,
+    total_debit: String,
+    total_credit: String,
+}
+
+pub async fn trial_balance(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<TrialBalance>), ApiError> {
+    principal.require(&[Role::Admin, Role::Auditor])?;
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let rows: Vec<(String, Decimal, Decimal)> =
+        sqlx::query_as("SELECT account, debit, credit FROM ledger_accounts ORDER BY account")
+            .fetch_all(&app.pool)
+            .await?;
+    let total_debit: Decimal = rows.iter().map(|r| r.1).sum();
+    let total_credit: Decimal = rows.iter().map(|r| r.2).sum();
+    let accounts = rows
+        .into_iter()
+        .map(|(account, debit, credit)| AccountBalance {
+            account,
+            debit: money(debit),
+            credit: money(credit),
+            balance: money(debit - credit),
+        })
+        .collect();
+    Ok((
+        [freshness::header_value(reached)],
+        Json(TrialBalance {
+            currency: app.currency.clone(),
+            accounts,
+            total_debit: money(total_debit),
+            total_credit: money(total_credit),
+        }),
+    ))
+}
+
+fn may_see_vendor(principal: &Principal, vendor_id: Uuid) -> Result<(), ApiError> {
+    principal.require(&[Role::Vendor, Role::Admin])?;
+    principal.require_vendor_or_admin(vendor_id)
+}
+
+#[derive(Serialize)]
+pub struct Earnings {
+    vendor_id: Uuid,
+    currency: String,
+    gross: String,
+    platform_fees: String,
+    net: String,
+    pending: String,
+    available: String,
+    paid_out: String,
+    damage_credits: String,
+}
+
+pub async fn earnings(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+    Ids([vendor_id]): Ids<1>,
+) -> Result<AtPosition<Json<Earnings>>, ApiError> {
+    may_see_vendor(&principal, vendor_id)?;
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    Ok(AtPosition(
+        reached,
+        vendor_earnings(&app, vendor_id).await.map(Json),
+    ))
+}
+
+async fn vendor_earnings(app: &ReadState, vendor_id: Uuid) -> Result<Earnings, ApiError> {
+    let row: Option<(Decimal, Decimal, Decimal, Decimal, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT gross, platform_fees, pending, available, paid_out, damage_credits
+           FROM ledger_vendor_earnings WHERE vendor_id = $1",
+    )
+    .bind(vendor_id)
+    .fetch_optional(&app.pool)
+    .await?;
+    let (gross, fees, pending, available, paid_out, damage) =
+        row.ok_or_else(|| ApiError::NotFound("vendor".to_owned()))?;
+    Ok(Earnings {
+        vendor_id,
+        currency: app.currency.clone(),
+        gross: money(gross),
+        platform_fees: money(fees),
+        net: money(gross - fees),
+        pending: money(pending),
+        available: money(available),
+        paid_out: money(paid_out),
+        damage_credits: money(damage),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesParams {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Posting {
+    posting_id: i64,
+    position: i64,
+    account: String,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<Uuid>,
+    debit: String,
+    credit: String,
+    recorded_at: DateTime<Utc>,
+}
+
+type PostingRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<Uuid>,
+    Decimal,
+    Decimal,
+    DateTime<Utc>,
+);
+
+pub async fn entries(
+    State(app): State<ReadState>,
+    principal: Principal,
+    min: MinPosition,
+    Ids([vendor_id]): Ids<1>,
+    ApiQuery(params): ApiQuery<EntriesParams>,
+) -> Result<AtPosition<Json<Page<Posting>>>, ApiError> {
+    may_see_vendor(&principal, vendor_id)?;
+    let limit = page::limit(params.limit)?;
+    let cursor = page::numeric_cursor(params.cursor.as_deref())?;
+    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let page = vendor_postings(&app, vendor_id, cursor, limit).await;
+    Ok(AtPosition(reached, page.map(Json)))
+}
+
+async fn vendor_postings(
+    app: &ReadState,
+    vendor_id: Uuid,
+    cursor: Option<i64>,
+    limit: i64,
+) -> Result<Page<Posting>, ApiError> {
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM ledger_vendor_earnings WHERE vendor_id = $1)",
+    )
+    .bind(vendor_id)
+    .fetch_one(&app.pool)
+    .await?;
+    if !known {
+        return Err(ApiError::NotFound("vendor".to_owned()));
+    }
+    let rows: Vec<PostingRow> = sqlx::query_as(
+        "SELECT posting_id, position, account, kind, order_id, debit, credit, recorded_at
+           FROM ledger_postings
+          WHERE vendor_id = $1 AND ($2::bigint IS NULL OR posting_id > $2)
+          ORDER BY posting_id LIMIT $3",
+    )
+    .bind(vendor_id)
+    .bind(cursor)
+    .bind(limit + 1)
+    .fetch_all(&app.pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<Posting> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(
+            |(posting_id, position, account, kind, order_id, debit, credit, recorded_at)| Posting {
+                posting_id,
+                position,
+                account,
+                kind,
+                order_id,
+                debit: money(debit),
+                credit: money(credit),
+                recorded_at,
+            },
+        )
+        .collect();
+    let next_cursor = if more {
+        items.last().map(|p| p.posting_id.to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
