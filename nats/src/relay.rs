@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{self, stream::Stream};
+use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
+use async_nats::jetstream::{self};
 use sqlx::postgres::PgListener;
 use sqlx::{Acquire, PgPool};
 use tokio::sync::watch;
@@ -255,25 +256,34 @@ impl Relay {
         }
     }
 
-    /// Position of the stream's last message; `Some(0)` for an empty stream,
-    /// `None` if it cannot be told.
+    /// Position of the last message the stream still holds; `Some(0)` for
+    /// an empty stream, `None` if it cannot be told. Messages at the end may
+    /// have been deleted (their sequence numbers stay used), so it walks back
+    /// from the last sequence to the last message that is there.
     async fn last_position_on_stream(&self, stream: &Stream) -> Result<Option<i64>, Error> {
         let mut stream = stream.clone();
         let info = stream.info().await.map_err(Error::nats)?;
         if info.state.messages == 0 {
             return Ok(Some(0));
         }
-        let last = info.state.last_sequence;
-        match stream.get_raw_message(last).await {
-            Ok(message) => Ok(message
-                .headers
-                .get(POSITION_HEADER)
-                .and_then(|v| v.as_str().parse::<i64>().ok())),
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read the stream's last message");
-                Ok(None)
+        let first = info.state.first_sequence.max(1);
+        let mut sequence = info.state.last_sequence;
+        while sequence >= first {
+            match stream.get_raw_message(sequence).await {
+                Ok(message) => {
+                    return Ok(message
+                        .headers
+                        .get(POSITION_HEADER)
+                        .and_then(|v| v.as_str().parse::<i64>().ok()))
+                }
+                Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => sequence -= 1,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the stream's last message");
+                    return Ok(None);
+                }
             }
         }
+        Ok(Some(0))
     }
 
     async fn read_after(&self, position: i64) -> Result<Vec<EventEnvelope>, Error> {

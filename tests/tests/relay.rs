@@ -703,7 +703,6 @@ async fn a_stream_that_lost_its_tail_gets_the_tail_again_after_a_restart() {
 /// is behind the relay's stored position. The relay must rewind to that
 /// message and publish the deleted tail again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "BUG: the relay reads the position of the stream's last *sequence*; when that message was deleted it cannot tell and keeps its stored position instead of rewinding to the last message the stream still holds"]
 async fn a_stream_whose_tail_messages_were_deleted_gets_them_again_after_a_restart() {
     let (pool, _db) = fresh_database().await.expect("a database");
     let stream = fresh_stream_name().await;
@@ -746,5 +745,38 @@ async fn a_stream_whose_tail_messages_were_deleted_gets_them_again_after_a_resta
     }
     assert_eq!(by_position.keys().copied().collect::<Vec<_>>(), positions);
     assert!(by_position.values().all(|n| *n == 1));
+    relay.stop().await;
+}
+
+/// DESIGN.md: the relay "wakes on LISTEN/NOTIFY, not on a slow poll". With
+/// its safety-net poll set to a minute, a commit still reaches the stream
+/// at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_relay_wakes_on_a_commit_notification_not_on_its_poll() {
+    let (pool, _db) = fresh_database().await.expect("a database");
+    let stream = fresh_stream_name().await;
+    let client = nats_client().await;
+    let mut config = RelayConfig::new(StreamSettings::new(stream.clone()));
+    config.idle_poll = Duration::from_secs(60);
+    let relay = RelayTask::start_with(&pool, &client, config);
+    // Active, caught up (on an empty log) and waiting.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            relay_position(&pool, &stream).await == Some(0)
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for round in 1..=3 {
+        let position = commit_probes(&pool, "notified", round, 1).await[0];
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            wait_for_stream_count(&client, &stream, round as u64, Duration::from_secs(3)).await,
+            round as u64,
+            "position {position} not on the stream 3 s after its commit"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     relay.stop().await;
 }
