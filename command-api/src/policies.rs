@@ -4,7 +4,8 @@
 //!
 //! - payment captured or order (re)confirmed → confirm the order's holds,
 //!   or re-hold after expiry, or cancel and refund when the units are gone;
-//! - order cancelled, expired or refunded → release its holds;
+//! - order cancelled or refunded → release its holds; expired unpaid →
+//!   expire them (a late payment may still re-hold expired holds);
 //! - a rental line returned → record the return on the inventory and credit
 //!   the damage withheld to the vendor;
 //! - a vendor's part fulfilled → make its net available for payout.
@@ -97,11 +98,16 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), ApiError> 
         }
         OrderEvent::OrderCancelled { .. } | OrderEvent::RefundIssued { .. } => {
             let order = app.orders.load(&order_id.to_string()).await?;
-            if matches!(
-                order.status(),
-                OrderStatus::Cancelled | OrderStatus::Refunded
-            ) {
-                reactions::release_holds(app, &context, &order, "order cancelled").await?;
+            match order.status() {
+                // Lapsed unpaid: the holds expire rather than being released,
+                // so that a payment arriving late can still re-hold them.
+                OrderStatus::Cancelled if order.cancelled_by_expiry() => {
+                    reactions::expire_holds(app, &context, &order).await?;
+                }
+                OrderStatus::Cancelled | OrderStatus::Refunded => {
+                    reactions::release_holds(app, &context, &order, "order cancelled").await?;
+                }
+                _ => {}
             }
         }
         OrderEvent::LineReturned {

@@ -33,6 +33,32 @@ pub async fn release_holds(
     Ok(position)
 }
 
+/// Expires every hold of an order that lapsed unpaid. A hold not yet due
+/// by this clock, or already settled, is left as it is.
+pub async fn expire_holds(
+    app: &CommandApp,
+    context: &CommandContext,
+    order: &Order,
+) -> Result<i64, ApiError> {
+    let mut position = 0;
+    for (listing_id, hold_id) in order.hold_ids() {
+        let command = InventoryCommand::ExpireHold {
+            hold_id,
+            now: now(),
+        };
+        match app
+            .inventory
+            .execute(&listing_id.to_string(), command, context, "ExpireHold")
+            .await
+        {
+            Ok(committed) => position = position.max(committed.position),
+            Err(ApiError::Conflict { .. } | ApiError::NotFound(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(position)
+}
+
 /// Confirms every hold of the order; lapsed ones are re-held if the units
 /// are still free. On the first that cannot be, the holds confirmed so far
 /// stay confirmed and the conflict is returned for the caller to settle.
