@@ -8,6 +8,7 @@ pub mod listing;
 pub mod money;
 pub mod order;
 pub mod period;
+pub mod upcast;
 pub mod vendor;
 
 pub use error::{Conflict, DomainError, FieldError};
@@ -20,11 +21,12 @@ pub use listing::{
 pub use money::*;
 pub use order::pricing::{price_order, LineInput, LineTerms, PricedLine, PricedOrder, VendorSplit};
 pub use order::{
-    LineReturn, LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus,
+    CancelCause, LineReturn, LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus,
     PaymentOutcome,
 };
 pub use period::*;
 pub use vendor::{Vendor, VendorCommand, VendorEvent};
 
-/// Event version written for every event of this crate.
+/// Event version written for the events of this crate that kept their
+/// first schema (see [`upcast`] for those that did not).
 pub const EVENT_VERSION: &str = "1.0";

@@ -111,7 +111,7 @@ fn paid() -> Vec<E> {
 fn expired() -> E {
     E::OrderCancelled {
         reason: Some("hold expired".into()),
-        by_expiry: true,
+        cause: CancelCause::Expiry,
         at: t(0),
     }
 }
@@ -277,7 +277,7 @@ fn payment_after_customer_cancel_is_refunded() {
             placed(),
             E::OrderCancelled {
                 reason: None,
-                by_expiry: false,
+                cause: CancelCause::Customer,
                 at: t(0),
             },
         ])
@@ -331,7 +331,7 @@ fn reconfirm_of_customer_cancelled_order_is_rejected() {
             placed(),
             E::OrderCancelled {
                 reason: None,
-                by_expiry: false,
+                cause: CancelCause::Customer,
                 at: t(0),
             },
         ])
@@ -410,7 +410,7 @@ fn cancel_placed_order() {
         })
         .then_expect_events(vec![E::OrderCancelled {
             reason: Some("changed my mind".into()),
-            by_expiry: false,
+            cause: CancelCause::Customer,
             at: t(0),
         }]);
 }
@@ -426,7 +426,7 @@ fn cancel_confirmed_order_refunds_it() {
         .then_expect_events(vec![
             E::OrderCancelled {
                 reason: None,
-                by_expiry: false,
+                cause: CancelCause::Customer,
                 at: t(0),
             },
             E::RefundIssued {
@@ -820,4 +820,21 @@ fn a_recorded_return_keeps_how_the_deposit_was_settled() {
         })
     );
     assert_eq!(order.line_return(u(V1)), None);
+}
+
+#[test]
+fn a_v1_cancellation_loads_through_the_upcaster() {
+    // As an older version stored it: `by_expiry` instead of `cause`.
+    let stored = serde_json::json!({"OrderCancelled": {
+        "reason": "hold expired", "by_expiry": true, "at": "2030-01-01T00:00:00Z"}});
+    let (version, payload) = domain::upcast::upcast("OrderCancelled", "1.0", stored);
+    assert_eq!(version, "2.0");
+    let cancelled: E = serde_json::from_value(payload).unwrap();
+    assert_eq!(cancelled, expired());
+    let mut o = Order::default();
+    for event in [placed(), cancelled] {
+        o.apply(event);
+    }
+    assert_eq!(o.status(), OrderStatus::Cancelled);
+    assert!(o.cancelled_by_expiry());
 }

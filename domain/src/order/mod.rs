@@ -28,6 +28,16 @@ pub enum OrderStatus {
     Refunded,
 }
 
+/// Why an order was cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelCause {
+    /// The customer (or an admin on their behalf) asked for it.
+    Customer,
+    /// Its holds lapsed before it was paid.
+    Expiry,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartStatus {
@@ -144,9 +154,11 @@ pub enum OrderEvent {
         amount: Decimal,
         reason: String,
     },
+    /// Schema 2.0 (see [`crate::upcast`]): `cause` replaced 1.0's
+    /// `by_expiry: bool`.
     OrderCancelled {
         reason: Option<String>,
-        by_expiry: bool,
+        cause: CancelCause,
         at: DateTime<Utc>,
     },
     PartShipped {
@@ -199,7 +211,11 @@ impl DomainEvent for OrderEvent {
     }
 
     fn event_version(&self) -> String {
-        crate::EVENT_VERSION.to_string()
+        match self {
+            OrderEvent::OrderCancelled { .. } => crate::upcast::ORDER_CANCELLED_VERSION,
+            _ => crate::EVENT_VERSION,
+        }
+        .to_string()
     }
 }
 
@@ -623,7 +639,7 @@ impl Order {
             C::Cancel { reason, at } => match self.status {
                 OrderStatus::Placed => Ok(vec![E::OrderCancelled {
                     reason,
-                    by_expiry: false,
+                    cause: CancelCause::Customer,
                     at,
                 }]),
                 OrderStatus::Confirmed => {
@@ -632,7 +648,7 @@ impl Order {
                     }
                     let mut events = vec![E::OrderCancelled {
                         reason: reason.clone(),
-                        by_expiry: false,
+                        cause: CancelCause::Customer,
                         at,
                     }];
                     if self.net_paid() > Decimal::ZERO {
@@ -652,7 +668,7 @@ impl Order {
                 OrderStatus::Placed => match self.hold_expires_at {
                     Some(exp) if exp <= at => Ok(vec![E::OrderCancelled {
                         reason: Some("hold expired".into()),
-                        by_expiry: true,
+                        cause: CancelCause::Expiry,
                         at,
                     }]),
                     _ => Err(DomainError::invalid_state("the hold has not expired yet")),
@@ -810,11 +826,9 @@ impl Aggregate for Order {
                     self.status = OrderStatus::Refunded;
                 }
             }
-            E::OrderCancelled {
-                reason, by_expiry, ..
-            } => {
+            E::OrderCancelled { reason, cause, .. } => {
                 self.status = OrderStatus::Cancelled;
-                self.cancelled_by_expiry = by_expiry;
+                self.cancelled_by_expiry = cause == CancelCause::Expiry;
                 self.cancel_reason = reason;
             }
             E::PartShipped { vendor_id, .. } => {
