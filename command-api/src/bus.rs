@@ -6,6 +6,8 @@
 //! serialises commands to one aggregate inside this process (striped
 //! locks) so that a hot listing queues instead of failing on version
 //! conflicts, and retries the conflicts that other processes still cause.
+//! Events stored with an older schema are upcast on load
+//! (`domain::upcast`), never rewritten.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -71,7 +73,8 @@ where
     pub fn new(pool: PgPool, locks: Arc<AggregateLocks>) -> Self {
         let repo = PostgresEventRepository::new(pool.clone());
         Self {
-            store: PersistedEventStore::new_event_store(repo),
+            store: PersistedEventStore::new_event_store(repo)
+                .with_upcasters(domain::upcast::upcasters()),
             pool,
             locks,
         }
@@ -81,7 +84,8 @@ where
     pub fn with_snapshots(pool: PgPool, locks: Arc<AggregateLocks>, every: usize) -> Self {
         let repo = PostgresEventRepository::new(pool.clone());
         Self {
-            store: PersistedEventStore::new_snapshot_store(repo, every.max(1)),
+            store: PersistedEventStore::new_snapshot_store(repo, every.max(1))
+                .with_upcasters(domain::upcast::upcasters()),
             pool,
             locks,
         }

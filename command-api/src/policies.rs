@@ -85,7 +85,7 @@ fn context_for(event: &EventEnvelope) -> CommandContext {
 }
 
 async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), ApiError> {
-    let parsed: OrderEvent = serde_json::from_value(event.payload.clone())
+    let parsed: OrderEvent = projectors::decode(event)
         .map_err(|e| ApiError::internal(format!("undecodable order event: {e}")))?;
     let order_id = Uuid::parse_str(&event.aggregate_id)
         .map_err(|e| ApiError::internal(format!("bad order id: {e}")))?;

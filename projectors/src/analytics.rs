@@ -23,6 +23,15 @@ impl Consumer for Analytics {
         NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "an_orders",
+            "an_order_lines",
+            "an_listings",
+            "an_payment_failures",
+        ]
+    }
+
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,
@@ -48,8 +57,7 @@ fn parse_uuid(event: &EventEnvelope) -> Result<Uuid, Error> {
 
 async fn apply_listing(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
     let listing_id = parse_uuid(event)?;
-    let parsed: ListingEvent =
-        serde_json::from_value(event.payload.clone()).map_err(|e| Error::apply(event, e))?;
+    let parsed: ListingEvent = crate::decode(event)?;
     if let ListingEvent::ListingCreated {
         vendor_id,
         title,
@@ -81,8 +89,7 @@ async fn apply_listing(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(
 
 async fn apply_inventory(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
     let listing_id = parse_uuid(event)?;
-    let parsed: InventoryEvent =
-        serde_json::from_value(event.payload.clone()).map_err(|e| Error::apply(event, e))?;
+    let parsed: InventoryEvent = crate::decode(event)?;
     let units = match parsed {
         InventoryEvent::InventoryInitialized {
             capacity: Capacity::Rental { units },
@@ -101,8 +108,7 @@ async fn apply_inventory(tx: &mut PgConnection, event: &EventEnvelope) -> Result
 
 async fn apply_order(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
     let order_id = parse_uuid(event)?;
-    let parsed: OrderEvent =
-        serde_json::from_value(event.payload.clone()).map_err(|e| Error::apply(event, e))?;
+    let parsed: OrderEvent = crate::decode(event)?;
     match parsed {
         OrderEvent::OrderPlaced {
             priced, placed_at, ..

@@ -21,6 +21,10 @@ impl Consumer for Availability {
         NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_listings", "rm_allocations"]
+    }
+
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,
@@ -45,8 +49,7 @@ fn aggregate_uuid(event: &EventEnvelope) -> Result<Uuid, Error> {
 
 async fn apply_listing(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
     let listing_id = aggregate_uuid(event)?;
-    let parsed: ListingEvent =
-        serde_json::from_value(event.payload.clone()).map_err(|e| Error::apply(event, e))?;
+    let parsed: ListingEvent = crate::decode(event)?;
     let at = event.recorded_at;
     match parsed {
         ListingEvent::ListingCreated {
@@ -133,8 +136,7 @@ async fn set_status(
 
 async fn apply_inventory(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
     let listing_id = aggregate_uuid(event)?;
-    let parsed: InventoryEvent =
-        serde_json::from_value(event.payload.clone()).map_err(|e| Error::apply(event, e))?;
+    let parsed: InventoryEvent = crate::decode(event)?;
     match parsed {
         InventoryEvent::InventoryInitialized { capacity, .. } => {
             let (units, stock) = match capacity {

@@ -116,6 +116,15 @@ impl Consumer for Ledger {
         NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "ledger_postings",
+            "ledger_accounts",
+            "ledger_orders",
+            "ledger_vendor_earnings",
+        ]
+    }
+
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,
@@ -309,8 +318,7 @@ async fn apply_order(
     event: &EventEnvelope,
 ) -> Result<(), Error> {
     let order_id = parse_uuid(event)?;
-    let parsed: OrderEvent =
-        serde_json::from_value(event.payload.clone()).map_err(|e| Error::apply(event, e))?;
+    let parsed: OrderEvent = crate::decode(event)?;
     let order = Some(order_id);
     match parsed {
         OrderEvent::OrderPlaced { priced, .. } => {
@@ -393,8 +401,7 @@ async fn apply_vendor(
     event: &EventEnvelope,
 ) -> Result<(), Error> {
     let vendor_id = parse_uuid(event)?;
-    let parsed: VendorEvent =
-        serde_json::from_value(event.payload.clone()).map_err(|e| Error::apply(event, e))?;
+    let parsed: VendorEvent = crate::decode(event)?;
     let v = Some(vendor_id);
     match parsed {
         VendorEvent::VendorRegistered { .. } => {

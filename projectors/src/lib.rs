@@ -9,6 +9,9 @@
 //! - `ledger`: the double-entry postings, account totals, vendor earnings.
 //! - `analytics`: order, line, listing and payment-failure facts.
 //! - `rebuild`: all of them again from the events table, into a fresh schema.
+//!
+//! Every consumer reads an event's payload through [`decode`], which
+//! upcasts an older schema first (`domain::upcast`).
 
 pub mod analytics;
 pub mod availability;
@@ -59,6 +62,22 @@ impl From<ledger_nats::Error> for Error {
             other => Self::Nats(other.to_string()),
         }
     }
+}
+
+/// The event's payload as a domain event of type `E`, upcast first when it
+/// was stored with an older schema (the stored row is never changed).
+pub fn decode<E: serde::de::DeserializeOwned>(event: &EventEnvelope) -> Result<E, Error> {
+    let payload = if domain::upcast::is_outdated(&event.event_type, &event.event_version) {
+        domain::upcast::upcast(
+            &event.event_type,
+            &event.event_version,
+            event.payload.clone(),
+        )
+        .1
+    } else {
+        event.payload.clone()
+    };
+    serde_json::from_value(payload).map_err(|e| Error::apply(event, e))
 }
 
 /// Every read model `ledger project` runs, by name.

@@ -106,6 +106,10 @@ impl Consumer for Orders {
         NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_orders", "rm_order_vendors"]
+    }
+
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,
@@ -117,8 +121,7 @@ impl Consumer for Orders {
             for event in events.iter().filter(|e| e.aggregate_type == "Order") {
                 let order_id =
                     Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))?;
-                let parsed: OrderEvent = serde_json::from_value(event.payload.clone())
-                    .map_err(|e| Error::apply(event, e))?;
+                let parsed: OrderEvent = crate::decode(event)?;
                 if let OrderEvent::OrderPlaced {
                     customer_id,
                     currency,
