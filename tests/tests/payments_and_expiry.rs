@@ -432,7 +432,7 @@ async fn an_unpaid_hold_expires_and_frees_its_units() {
     let events = event_payloads(&app, "Order", order_id).await;
     let (last, payload) = events.last().expect("events");
     assert_eq!(last, "OrderCancelled", "{events:?}");
-    assert_eq!(payload["by_expiry"], json!(true), "{payload}");
+    assert_eq!(payload["cause"], json!("expiry"), "{payload}");
     assert_eq!(order_status(&app, order_id).await, "cancelled");
     for listing in [kayak, paddle] {
         // Whether the sweeper or the policies get there first, a lapsed
@@ -803,7 +803,7 @@ async fn a_failed_payment_leaves_the_order_placed_until_its_holds_expire() {
     let events = event_payloads(&app, "Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["OrderPlaced", "PaymentFailed", "OrderCancelled"]);
-    assert_eq!(events[2].1["by_expiry"], json!(true));
+    assert_eq!(events[2].1["cause"], json!("expiry"));
     hold_settled(&app, listing, order_id).await;
     assert_placed(&place(&app, "next", vec![rental(listing, &period.0, &period.1)]).await);
 }
