@@ -1,6 +1,7 @@
 //! Composes the parts of the ledger into one process (`ledger serve`) and
 //! exposes the pieces tests need to run the real thing on a random port.
 
+pub mod commands;
 pub mod settings;
 pub mod telemetry;
 
@@ -35,6 +36,8 @@ pub enum LedgerError {
     Config(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("read models: {0}")]
+    Projection(#[from] projectors::Error),
 }
 
 /// A pool sized for the API; acquiring waits at most a few seconds so that
@@ -234,10 +237,16 @@ pub async fn serve(
     let mut served = Ok(());
     match listener {
         Some(listener) if parts.serves_http() => {
+            // Live event streams never finish on their own: they end when
+            // shutdown begins, so that the graceful drain can complete.
+            let (closing_tx, closing_rx) = watch::channel(false);
             let read = Arc::new(read_api::ReadApp {
                 pool: pool.clone(),
                 nats: Some(nats.clone()),
                 currency: config.command_api.currency.clone(),
+                stream: config.stream.name.clone(),
+                closing: closing_rx,
+                audit_public_key: None,
             });
             let router = http_router(
                 command,
@@ -252,6 +261,7 @@ pub async fn serve(
                         _ = shutdown => {}
                         _ = http_stop.wait_for(|stop| *stop) => {}
                     }
+                    let _ = closing_tx.send(true);
                 })
                 .await;
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use command_api::{Authenticator, Role};
+use ledger::commands::events::ExportArgs;
 use ledger::settings::{DatabaseArgs, ServeArgs};
 use ledger::{LedgerError, Parts};
 use uuid::Uuid;
@@ -36,6 +37,46 @@ enum Task {
     Migrate(DatabaseArgs),
     /// Print a bearer token for development.
     Token(TokenArgs),
+    /// Read the event log.
+    #[command(subcommand)]
+    Events(EventsTask),
+    /// Rebuild read models or show how far they are.
+    #[command(subcommand)]
+    Projections(ProjectionsTask),
+}
+
+#[derive(Subcommand)]
+enum EventsTask {
+    /// Export events as NDJSON or CSV.
+    Export {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        export: ExportArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsTask {
+    /// Rebuild read models from the events table and swap them in.
+    Rebuild {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Read models to rebuild (availability, orders, ledger, analytics).
+        names: Vec<String>,
+        /// Rebuild every read model.
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
+        stream: String,
+    },
+    /// Show each read model's position and lag.
+    Status {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
+        stream: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -103,6 +144,21 @@ async fn main() -> ExitCode {
         }
         Task::Migrate(args) => migrate(args).await,
         Task::Token(args) => token(args),
+        Task::Events(EventsTask::Export { database, export }) => {
+            export_events(database, export).await
+        }
+        Task::Projections(ProjectionsTask::Rebuild {
+            database,
+            names,
+            all,
+            stream,
+        }) => rebuild(database, names, all, stream).await,
+        Task::Projections(ProjectionsTask::Status { database, stream }) => {
+            match ledger::connect(&database.database_url, 2).await {
+                Ok(pool) => ledger::commands::projections::status(&pool, &stream).await,
+                Err(err) => Err(err),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,6 +192,29 @@ async fn migrate(args: DatabaseArgs) -> Result<(), LedgerError> {
     ledger::migrate(&pool).await?;
     println!("migrations applied");
     Ok(())
+}
+
+async fn export_events(database: DatabaseArgs, export: ExportArgs) -> Result<(), LedgerError> {
+    let pool = ledger::connect(&database.database_url, 2).await?;
+    let written = ledger::commands::events::export(&pool, &export).await?;
+    eprintln!("exported {written} events");
+    Ok(())
+}
+
+async fn rebuild(
+    database: DatabaseArgs,
+    names: Vec<String>,
+    all: bool,
+    stream: String,
+) -> Result<(), LedgerError> {
+    if names.is_empty() && !all {
+        return Err(LedgerError::Config(
+            "name the read models to rebuild, or pass --all".into(),
+        ));
+    }
+    let pool = ledger::connect(&database.database_url, 4).await?;
+    ledger::migrate(&pool).await?;
+    ledger::commands::projections::rebuild(&pool, &stream, &names).await
 }
 
 fn token(args: TokenArgs) -> Result<(), LedgerError> {

@@ -60,8 +60,13 @@ fn checked_schema(schema: &str) -> Result<&str, Error> {
     }
 }
 
-/// Creates `schema` with empty copies of the read-model tables.
+/// Creates `schema` with empty copies of every read-model table.
 pub async fn create_schema(pool: &PgPool, schema: &str) -> Result<(), Error> {
+    create_schema_for(pool, schema, &READ_MODEL_TABLES).await
+}
+
+/// Creates `schema` with empty copies of `tables` and a checkpoint table.
+pub async fn create_schema_for(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), Error> {
     let schema = checked_schema(schema)?;
     let mut tx = pool.begin().await?;
     sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
@@ -70,10 +75,7 @@ pub async fn create_schema(pool: &PgPool, schema: &str) -> Result<(), Error> {
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&mut *tx)
         .await?;
-    for table in READ_MODEL_TABLES
-        .iter()
-        .chain(["consumer_checkpoints"].iter())
-    {
+    for table in tables.iter().chain(["consumer_checkpoints"].iter()) {
         sqlx::query(&format!(
             "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)"
         ))
@@ -93,13 +95,14 @@ async fn use_schema(conn: &mut PgConnection, schema: &str) -> Result<(), Error> 
 
 /// Applies the log up to `until` (inclusive) to the read models in
 /// `schema`, from where each consumer stands there. `progress` is told the
-/// position reached after every batch. Returns the events applied.
+/// events applied so far and the position reached after every batch.
+/// Returns the events applied.
 pub async fn apply_until(
     pool: &PgPool,
     schema: &str,
     consumers: &[Arc<dyn Consumer>],
     until: i64,
-    mut progress: impl FnMut(i64),
+    mut progress: impl FnMut(u64, i64),
 ) -> Result<u64, Error> {
     let schema = checked_schema(schema)?;
     let mut applied = 0u64;
@@ -131,7 +134,7 @@ pub async fn apply_until(
             checkpoints::store(&mut tx, consumer.name(), reached).await?;
             tx.commit().await?;
             applied += events.len() as u64;
-            progress(reached);
+            progress(applied, reached);
         }
     }
     Ok(applied)
@@ -147,7 +150,7 @@ pub async fn rebuild_into(
 ) -> Result<u64, Error> {
     create_schema(pool, schema).await?;
     let until = checkpoints::published(pool, stream).await?;
-    apply_until(pool, schema, consumers, until, |_| {}).await
+    apply_until(pool, schema, consumers, until, |_, _| {}).await
 }
 
 /// Rows that differ between a read-model table in `public` and its copy in
@@ -165,4 +168,141 @@ pub async fn differences(pool: &PgPool, schema: &str, table: &str) -> Result<i64
     .fetch_one(pool)
     .await?;
     Ok(count)
+}
+
+/// How far a rebuild has come.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Events applied so far.
+    pub applied: u64,
+    /// Position reached.
+    pub position: i64,
+    /// Position the current pass goes to.
+    pub until: i64,
+}
+
+/// Rebuilds one read model from the events table and swaps it in while
+/// queries keep answering:
+///
+/// 1. fresh copies of its tables in schema `rebuild_<name>`, filled from the
+///    log up to the relay's published position, pass after pass until a
+///    pass has little left to do;
+/// 2. in one transaction that holds the live consumer's checkpoint (so the
+///    live runner waits): apply the last few events, move the live tables
+///    out of `public` and the rebuilt ones in, and set the live checkpoint
+///    to where the rebuild stands. Readers see the old tables or the new
+///    ones, never a mix; the live runner goes on from the new checkpoint.
+///
+/// Returns the position the swapped-in read model stands at.
+pub async fn rebuild_and_swap(
+    pool: &PgPool,
+    stream: &str,
+    consumer: &Arc<dyn Consumer>,
+    mut progress: impl FnMut(Progress),
+) -> Result<i64, Error> {
+    let name = consumer.name();
+    let tables = consumer.tables();
+    if tables.is_empty() {
+        return Err(Error::Other(format!("`{name}` has no tables to rebuild")));
+    }
+    let schema = format!("rebuild_{name}");
+    create_schema_for(pool, &schema, tables).await?;
+    let one = [consumer.clone()];
+    let mut applied = 0u64;
+    loop {
+        let until = checkpoints::published(pool, stream).await?;
+        let before = applied;
+        let pass = apply_until(pool, &schema, &one, until, |done, position| {
+            progress(Progress {
+                applied: before + done,
+                position,
+                until,
+            })
+        })
+        .await?;
+        applied += pass;
+        progress(Progress {
+            applied,
+            position: until,
+            until,
+        });
+        if pass < 1_000 {
+            break;
+        }
+    }
+    swap(pool, stream, &schema, consumer).await
+}
+
+async fn swap(
+    pool: &PgPool,
+    stream: &str,
+    schema: &str,
+    consumer: &Arc<dyn Consumer>,
+) -> Result<i64, Error> {
+    let name = consumer.name();
+    let retired = format!("retired_{name}");
+    checked_schema(&retired)?;
+    let mut tx = pool.begin().await?;
+    // Hold the live checkpoint: the live runner waits until the swap is done.
+    sqlx::query(
+        "INSERT INTO public.consumer_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT position FROM public.consumer_checkpoints WHERE name = $1 FOR UPDATE")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    // The last events, inside the swap.
+    let until = checkpoints::published(pool, stream).await?;
+    use_schema(&mut tx, schema).await?;
+    let from = checkpoints::lock(&mut tx, name).await?;
+    let mut reached = from;
+    if until > from {
+        let sql = format!(
+            "SELECT {ENVELOPE_COLUMNS} FROM public.events
+              WHERE global_position > $1 AND global_position <= $2 ORDER BY global_position"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(from)
+            .bind(until)
+            .fetch_all(&mut *tx)
+            .await?;
+        let events = rows
+            .iter()
+            .map(EventEnvelope::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        consumer.apply(&mut tx, &events).await?;
+        reached = until;
+        checkpoints::store(&mut tx, name, reached).await?;
+    }
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {retired} CASCADE"))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!("CREATE SCHEMA {retired}"))
+        .execute(&mut *tx)
+        .await?;
+    for table in consumer.tables() {
+        sqlx::query(&format!("ALTER TABLE public.{table} SET SCHEMA {retired}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!("ALTER TABLE {schema}.{table} SET SCHEMA public"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "UPDATE public.consumer_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(reached)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    for dropped in [retired.as_str(), schema] {
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {dropped} CASCADE"))
+            .execute(pool)
+            .await?;
+    }
+    Ok(reached)
 }

@@ -37,6 +37,12 @@ pub trait Consumer: Send + Sync + 'static {
     /// Stable name: the checkpoint's key and part of the durable consumer's.
     fn name(&self) -> &'static str;
 
+    /// The tables this consumer writes (a read model's; none for a policy).
+    /// A rebuild recreates exactly these.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Applies `events` (in position order, none applied before) inside
     /// `tx`, which commits together with the checkpoint.
     fn apply<'a>(

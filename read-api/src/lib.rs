@@ -6,11 +6,15 @@
 //! - `projections`: how far each read model has come;
 //! - `money`: trial balance and vendor earnings (ledger read model);
 //! - `analytics`: summary and revenue buckets (analytics read model);
+//! - `events`: the log by position, a page at a time or live (SSE);
+//! - `aggregates`: one aggregate's events, and its state at a point;
 //! - `freshness`: `Ledger-Min-Position` waiting and the `Ledger-Position`
 //!   header;
 //! - `health`: liveness and readiness.
 
+pub mod aggregates;
 pub mod analytics;
+pub mod events;
 pub mod freshness;
 pub mod health;
 pub mod listings;
@@ -32,6 +36,11 @@ pub struct ReadApp {
     pub nats: Option<async_nats::Client>,
     /// The deployment's currency, for money answers.
     pub currency: String,
+    /// The JetStream stream the relay publishes to: its published position
+    /// is the event API's horizon.
+    pub stream: String,
+    /// Turns true when the server shuts down: live event streams end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 pub type ReadState = Arc<ReadApp>;
@@ -65,6 +74,16 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
         )
         .route("/v1/analytics/summary", get(analytics::summary))
         .route("/v1/analytics/revenue", get(analytics::revenue))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/stream", get(events::stream))
+        .route(
+            "/v1/aggregates/{aggregate_type}/{aggregate_id}/events",
+            get(aggregates::events),
+        )
+        .route(
+            "/v1/aggregates/{aggregate_type}/{aggregate_id}/state",
+            get(aggregates::state),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             authenticator,
             command_api::auth::require_bearer,

@@ -1,0 +1,77 @@
+//! `ledger projections rebuild NAME|--all` and `ledger projections status`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use projectors::rebuild::{rebuild_and_swap, Progress};
+use projectors::Consumer;
+use sqlx::PgPool;
+
+use crate::LedgerError;
+
+/// Rebuilds the named read models (all when `names` is empty) and swaps
+/// each in; prints what it did.
+pub async fn rebuild(pool: &PgPool, stream: &str, names: &[String]) -> Result<(), LedgerError> {
+    let models: Vec<Arc<dyn Consumer>> = projectors::read_models()
+        .into_iter()
+        .filter(|m| names.is_empty() || names.iter().any(|n| n == m.name()))
+        .collect();
+    for name in names {
+        if !models.iter().any(|m| m.name() == name) {
+            let known: Vec<&str> = projectors::read_models().iter().map(|m| m.name()).collect();
+            return Err(LedgerError::Config(format!(
+                "no read model `{name}` (known: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+        .fetch_one(pool)
+        .await?;
+    for model in models {
+        let started = Instant::now();
+        let bar = super::progress_bar(head.max(0) as u64, model.name());
+        let mut applied = 0;
+        let reached = rebuild_and_swap(pool, stream, &model, |p: Progress| {
+            applied = p.applied;
+            bar.set_length(p.until.max(0) as u64);
+            bar.set_position(p.position.max(0) as u64);
+        })
+        .await?;
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "{}: rebuilt {} events up to position {} in {:.1} s ({:.0} events/s), swapped in",
+            model.name(),
+            applied,
+            reached,
+            seconds,
+            applied as f64 / seconds.max(0.001)
+        );
+    }
+    Ok(())
+}
+
+/// Prints each consumer's position and lag behind the log's head.
+pub async fn status(pool: &PgPool, stream: &str) -> Result<(), LedgerError> {
+    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+        .fetch_one(pool)
+        .await?;
+    let published = projectors::checkpoints::published(pool, stream).await?;
+    println!("log head {head}, relay published {published} (stream {stream})");
+    println!("{:<14} {:>12} {:>12}", "consumer", "position", "lag_events");
+    let names: Vec<String> = projectors::read_models()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .chain([command_api::policies::NAME.to_owned()])
+        .collect();
+    for name in names {
+        let position = projectors::checkpoints::get(pool, &name).await?;
+        let lag: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1")
+            .bind(position)
+            .fetch_one(pool)
+            .await?;
+        println!("{name:<14} {position:>12} {lag:>12}");
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! One aggregate's stream and its state at a point in time (API.md
+//! "Queries"):
+//!
+//! - `GET /v1/aggregates/{type}/{id}/events`: its events in sequence order;
+//! - `GET /v1/aggregates/{type}/{id}/state?as_of_sequence=|as_of=`: the
+//!   domain aggregate rebuilt from its events up to that point, the way the
+//!   command side loads it (upcast, deserialised, applied in order).
+//!
+//! One aggregate's events commit in sequence order (a sequence is taken
+//! only once the one before it is committed), so what is read here is
+//! always a whole prefix of its stream; no horizon is needed.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use command_api::extract::ApiQuery;
+use command_api::{ApiError, Principal};
+use cqrs_es::Aggregate;
+use domain::{Inventory, Listing, Order, Vendor};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::events::{columns, EventView, READERS};
+use crate::ReadState;
+
+/// The aggregate types of the log.
+fn known_type(aggregate_type: &str) -> Result<(), ApiError> {
+    if [Vendor::TYPE, Listing::TYPE, Inventory::TYPE, Order::TYPE].contains(&aggregate_type) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "aggregate type `{aggregate_type}`"
+        )))
+    }
+}
+
+fn path(path: Result<Path<(String, String)>, PathRejection>) -> Result<(String, String), ApiError> {
+    let Path((aggregate_type, aggregate_id)) =
+        path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    known_type(&aggregate_type)?;
+    Ok((aggregate_type, aggregate_id))
+}
+
+fn not_found(aggregate_type: &str, aggregate_id: &str) -> ApiError {
+    ApiError::NotFound(format!("{aggregate_type} `{aggregate_id}`"))
+}
+
+#[derive(Serialize)]
+pub struct AggregateEvents {
+    aggregate_type: String,
+    aggregate_id: String,
+    events: Vec<EventView>,
+}
+
+/// `GET /v1/aggregates/{type}/{id}/events`.
+pub async fn events(
+    State(app): State<ReadState>,
+    principal: Principal,
+    raw_path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<AggregateEvents>, ApiError> {
+    principal.require(READERS)?;
+    let (aggregate_type, aggregate_id) = path(raw_path)?;
+    let sql = format!(
+        "SELECT {} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+        columns()
+    );
+    let rows = sqlx::query(&sql)
+        .bind(&aggregate_type)
+        .bind(&aggregate_id)
+        .fetch_all(&app.pool)
+        .await?;
+    if rows.is_empty() {
+        return Err(not_found(&aggregate_type, &aggregate_id));
+    }
+    let events = rows
+        .iter()
+        .map(EventView::from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(AggregateEvents {
+        aggregate_type,
+        aggregate_id,
+        events,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateParams {
+    as_of_sequence: Option<i64>,
+    as_of: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+pub struct AggregateState {
+    aggregate_type: String,
+    aggregate_id: String,
+    /// The sequence of the last event applied.
+    sequence: i64,
+    /// Its global position and when it was recorded.
+    position: i64,
+    recorded_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_of: Option<DateTime<Utc>>,
+    state: serde_json::Value,
+}
+
+/// `GET /v1/aggregates/{type}/{id}/state`.
+pub async fn state(
+    State(app): State<ReadState>,
+    principal: Principal,
+    raw_path: Result<Path<(String, String)>, PathRejection>,
+    ApiQuery(params): ApiQuery<StateParams>,
+) -> Result<Json<AggregateState>, ApiError> {
+    principal.require(READERS)?;
+    let (aggregate_type, aggregate_id) = path(raw_path)?;
+    let upto = match (params.as_of_sequence, params.as_of) {
+        (Some(_), Some(_)) => {
+            return Err(command_api::error::invalid(
+                "as_of",
+                "give as_of_sequence or as_of, not both",
+            ))
+        }
+        (Some(sequence), None) if sequence < 0 => {
+            return Err(command_api::error::invalid(
+                "as_of_sequence",
+                "must be at least 0",
+            ))
+        }
+        (Some(sequence), None) => sequence,
+        (None, as_of) => {
+            // The last event recorded by then; the stream's prefix up to it.
+            let last: Option<i64> = sqlx::query_scalar(
+                "SELECT max(sequence) FROM events
+                  WHERE aggregate_type = $1 AND aggregate_id = $2
+                    AND ($3::timestamptz IS NULL OR recorded_at <= $3)",
+            )
+            .bind(&aggregate_type)
+            .bind(&aggregate_id)
+            .bind(as_of)
+            .fetch_one(&app.pool)
+            .await?;
+            last.ok_or_else(|| not_found(&aggregate_type, &aggregate_id))?
+        }
+    };
+    let rebuild = match aggregate_type.as_str() {
+        "Vendor" => rebuild::<Vendor>,
+        "Listing" => rebuild::<Listing>,
+        "Inventory" => rebuild::<Inventory>,
+        _ => rebuild::<Order>,
+    };
+    let rebuilt = rebuild(
+        app.pool.clone(),
+        aggregate_type.clone(),
+        aggregate_id.clone(),
+        upto,
+    )
+    .await?
+    .ok_or_else(|| not_found(&aggregate_type, &aggregate_id))?;
+    Ok(Json(AggregateState {
+        aggregate_type,
+        aggregate_id,
+        sequence: rebuilt.sequence,
+        position: rebuilt.position,
+        recorded_at: rebuilt.recorded_at,
+        as_of: params.as_of,
+        state: rebuilt.state,
+    }))
+}
+
+struct Rebuilt {
+    sequence: i64,
+    position: i64,
+    recorded_at: DateTime<Utc>,
+    state: serde_json::Value,
+}
+
+type RebuildFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Rebuilt>, ApiError>> + Send>>;
+
+/// Applies the events with sequence ≤ `upto` to a fresh `A`, one row at a
+/// time; `None` when there is none.
+fn rebuild<A: Aggregate + 'static>(
+    pool: PgPool,
+    aggregate_type: String,
+    aggregate_id: String,
+    upto: i64,
+) -> RebuildFuture {
+    Box::pin(async move {
+        let sql = format!(
+            "SELECT {} FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3
+              ORDER BY sequence",
+            columns()
+        );
+        let mut rows = sqlx::query(&sql)
+            .bind(&aggregate_type)
+            .bind(&aggregate_id)
+            .bind(upto)
+            .fetch(&pool);
+        let mut aggregate = A::default();
+        let mut last = None;
+        while let Some(row) = rows.try_next().await? {
+            let view = EventView::from_row(&row)?;
+            let event: A::Event = serde_json::from_value(view.payload).map_err(|e| {
+                ApiError::internal(format!(
+                    "event {} ({} {}) does not decode: {e}",
+                    view.position, view.event_type, view.event_version
+                ))
+            })?;
+            aggregate.apply(event);
+            last = Some((view.sequence, view.position, view.recorded_at));
+        }
+        let Some((sequence, position, recorded_at)) = last else {
+            return Ok(None);
+        };
+        let state = serde_json::to_value(&aggregate).map_err(ApiError::internal)?;
+        Ok(Some(Rebuilt {
+            sequence,
+            position,
+            recorded_at,
+            state,
+        }))
+    })
+}

@@ -1,0 +1,342 @@
+//! The analysts' event-stream API (API.md "Queries"):
+//!
+//! - `GET /v1/events`: a page of the log by global position;
+//! - `GET /v1/events/stream`: the same events as server-sent events, live.
+//!
+//! Commit-order safety: positions are handed out at insert time, so a
+//! transaction may commit an event below positions already visible. Both
+//! routes therefore stop at the relay's published position (the horizon,
+//! `projectors::checkpoints::published`): every event at or below it is
+//! final, so a client that goes on from `next_after` (or `Last-Event-ID`)
+//! never skips one.
+//!
+//! Payloads are shown at their current schema: an event stored with an
+//! older `event_version` is upcast (`domain::upcast`) and keeps the version
+//! it was stored with in `stored_version`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use command_api::extract::ApiQuery;
+use command_api::{ApiError, Principal, Role};
+use futures::Stream;
+use ledger_nats::envelope::ENVELOPE_COLUMNS;
+use projectors::EventEnvelope;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::{freshness, page, ReadState};
+
+/// Who may read the log.
+pub const READERS: &[Role] = &[Role::Analyst, Role::Auditor, Role::Admin];
+/// How often a live stream looks for a new horizon when idle.
+const TAIL_INTERVAL: Duration = Duration::from_millis(150);
+/// Rows a live stream reads at a time.
+const TAIL_PAGE: i64 = 500;
+/// Comment lines that keep an idle stream (and its proxies) open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The SELECT list of an event with its chain hash (hex).
+pub(crate) fn columns() -> String {
+    format!("{ENVELOPE_COLUMNS}, encode(hash, 'hex') AS hash")
+}
+
+/// One event as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventView {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    /// The schema version of `payload` (the current one, after upcasting).
+    pub event_version: String,
+    /// The version the event was stored with, when it was upcast.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_version: Option<String>,
+    pub payload: serde_json::Value,
+    pub metadata: serde_json::Value,
+    pub recorded_at: DateTime<Utc>,
+    /// The event's link in its aggregate's hash chain, hex.
+    pub hash: Option<String>,
+}
+
+impl EventView {
+    /// Reads a row selected with [`columns`], upcasting its payload.
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let envelope = EventEnvelope::from_row(row)?;
+        let hash: Option<String> = row.try_get("hash")?;
+        let (event_version, payload, stored_version) =
+            if domain::upcast::is_outdated(&envelope.event_type, &envelope.event_version) {
+                let (version, payload) = domain::upcast::upcast(
+                    &envelope.event_type,
+                    &envelope.event_version,
+                    envelope.payload,
+                );
+                (version, payload, Some(envelope.event_version))
+            } else {
+                (envelope.event_version, envelope.payload, None)
+            };
+        Ok(Self {
+            position: envelope.position,
+            event_id: envelope.event_id,
+            aggregate_type: envelope.aggregate_type,
+            aggregate_id: envelope.aggregate_id,
+            sequence: envelope.sequence,
+            event_type: envelope.event_type,
+            event_version,
+            stored_version,
+            payload,
+            metadata: envelope.metadata,
+            recorded_at: envelope.recorded_at,
+            hash,
+        })
+    }
+}
+
+/// Which events a reader wants.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Filter {
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    pub event_type: Option<String>,
+}
+
+impl Filter {
+    fn new(
+        aggregate_type: Option<String>,
+        aggregate_id: Option<String>,
+        event_type: Option<String>,
+    ) -> Self {
+        let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+        Self {
+            aggregate_type: given(aggregate_type),
+            aggregate_id: given(aggregate_id),
+            event_type: given(event_type),
+        }
+    }
+}
+
+/// The horizon: every event at or below it is final.
+pub(crate) async fn horizon(app: &ReadState) -> Result<i64, sqlx::Error> {
+    projectors::checkpoints::published(&app.pool, &app.stream).await
+}
+
+/// Up to `limit` events in `(after, upto]` that pass `filter`, by position.
+pub(crate) async fn read(
+    pool: &PgPool,
+    after: i64,
+    upto: i64,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<EventView>, sqlx::Error> {
+    if upto <= after {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {} FROM events
+          WHERE global_position > $1 AND global_position <= $2
+            AND ($3::text IS NULL OR aggregate_type = $3)
+            AND ($4::text IS NULL OR aggregate_id = $4)
+            AND ($5::text IS NULL OR event_type = $5)
+          ORDER BY global_position
+          LIMIT $6",
+        columns()
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(upto)
+        .bind(&filter.aggregate_type)
+        .bind(&filter.aggregate_id)
+        .bind(&filter.event_type)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(EventView::from_row).collect()
+}
+
+fn check_after(after: Option<i64>) -> Result<i64, ApiError> {
+    match after {
+        None => Ok(0),
+        Some(after) if after >= 0 => Ok(after),
+        Some(_) => Err(command_api::error::invalid("after", "must be at least 0")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    after: Option<i64>,
+    limit: Option<i64>,
+    aggregate_type: Option<String>,
+    aggregate_id: Option<String>,
+    event_type: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct EventPage {
+    events: Vec<EventView>,
+    /// Where to go on from: the last event's position, or `after` when
+    /// there was none (poll again with it).
+    next_after: i64,
+    /// The horizon the page was read up to.
+    horizon: i64,
+}
+
+/// `GET /v1/events`.
+pub async fn list(
+    State(app): State<ReadState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<EventPage>), ApiError> {
+    principal.require(READERS)?;
+    let after = check_after(params.after)?;
+    let limit = page::limit(params.limit)?;
+    let filter = Filter::new(
+        params.aggregate_type,
+        params.aggregate_id,
+        params.event_type,
+    );
+    let horizon = horizon(&app).await?;
+    let events = read(&app.pool, after, horizon, &filter, limit).await?;
+    let next_after = events.last().map_or(after, |e| e.position);
+    Ok((
+        [freshness::header_value(horizon)],
+        Json(EventPage {
+            events,
+            next_after,
+            horizon,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    after: Option<i64>,
+    aggregate_type: Option<String>,
+    aggregate_id: Option<String>,
+    event_type: Option<String>,
+}
+
+/// `GET /v1/events/stream`: everything after `after` (or `Last-Event-ID`,
+/// which wins) up to the horizon, then new events as the horizon moves.
+/// Each message has `id:` = position, `event:` = event type and `data:` =
+/// the event as `GET /v1/events` shows it. It ends when the client goes
+/// away or the server shuts down.
+pub async fn stream(
+    State(app): State<ReadState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    principal.require(READERS)?;
+    let mut after = check_after(params.after)?;
+    if let Some(last) = headers.get("last-event-id") {
+        after = last
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| {
+                ApiError::BadRequest("Last-Event-ID must be a non-negative integer".to_owned())
+            })?;
+    }
+    let tail = Tail {
+        closing: app.closing.clone(),
+        app,
+        scanned: after,
+        filter: Filter::new(
+            params.aggregate_type,
+            params.aggregate_id,
+            params.event_type,
+        ),
+        buffer: VecDeque::new(),
+    };
+    let events = futures::stream::unfold(tail, |mut tail| async move {
+        let view = tail.next().await?;
+        Some((Ok(message(&view)), tail))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+fn message(view: &EventView) -> Event {
+    let data = serde_json::to_string(view).unwrap_or_else(|_| "{}".to_owned());
+    Event::default()
+        .id(view.position.to_string())
+        .event(&view.event_type)
+        .data(data)
+}
+
+/// A live reader of the log: at most one page in memory.
+struct Tail {
+    app: ReadState,
+    closing: tokio::sync::watch::Receiver<bool>,
+    /// Every event at or below it was read (into `buffer` or sent).
+    scanned: i64,
+    filter: Filter,
+    buffer: VecDeque<EventView>,
+}
+
+impl Tail {
+    /// The next event; `None` once the server shuts down.
+    async fn next(&mut self) -> Option<EventView> {
+        loop {
+            if let Some(view) = self.buffer.pop_front() {
+                return Some(view);
+            }
+            if *self.closing.borrow() {
+                return None;
+            }
+            let pause = match self.fill().await {
+                Ok(true) => continue,
+                Ok(false) => TAIL_INTERVAL,
+                Err(err) => {
+                    tracing::warn!(error = %err, "event stream: reading the log failed");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                changed = self.closing.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the next page below the horizon; false when there is none.
+    async fn fill(&mut self) -> Result<bool, sqlx::Error> {
+        let horizon = horizon(&self.app).await?;
+        if horizon <= self.scanned {
+            return Ok(false);
+        }
+        let rows = read(
+            &self.app.pool,
+            self.scanned,
+            horizon,
+            &self.filter,
+            TAIL_PAGE,
+        )
+        .await?;
+        // A short page means nothing else passes the filter up to the horizon.
+        self.scanned = if (rows.len() as i64) < TAIL_PAGE {
+            horizon
+        } else {
+            rows.last().map_or(horizon, |e| e.position)
+        };
+        self.buffer.extend(rows);
+        Ok(true)
+    }
+}
