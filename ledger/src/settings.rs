@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// JetStream stream replicas: 1 locally, 3 in a cluster.
     #[arg(long, env = "LEDGER_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// JetStream's duplicate window: must cover a relay restart, so that
+    /// republished events are dropped as copies.
+    #[arg(long, env = "LEDGER_STREAM_DUPLICATE_WINDOW", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub stream_duplicate_window: Duration,
     /// JetStream stream name; subjects follow it.
     #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
     pub stream: String,
@@ -108,6 +112,7 @@ impl ServeArgs {
     pub fn server_config(&self, parts: ledger_parts::Parts) -> crate::ServerConfig {
         let mut stream = ledger_nats::StreamSettings::new(self.stream.clone());
         stream.replicas = self.stream_replicas;
+        stream.duplicate_window = self.stream_duplicate_window;
         crate::ServerConfig {
             command_api: self.command_api_config(),
             request_timeout: self.request_timeout,
