@@ -10,10 +10,12 @@
 //! - `aggregates`: one aggregate's events, and its state at a point;
 //! - `freshness`: `Ledger-Min-Position` waiting and the `Ledger-Position`
 //!   header;
-//! - `health`: liveness and readiness.
+//! - `health`: liveness and readiness;
+//! - `audit`: the hash chain, seals and `GET /v1/audit/verify`.
 
 pub mod aggregates;
 pub mod analytics;
+pub mod audit;
 pub mod events;
 pub mod freshness;
 pub mod health;
@@ -41,6 +43,9 @@ pub struct ReadApp {
     pub stream: String,
     /// Turns true when the server shuts down: live event streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// The seals' public key; without it `GET /v1/audit/verify` checks
+    /// hashes and seal digests but not seal signatures.
+    pub audit_public_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 pub type ReadState = Arc<ReadApp>;
@@ -84,6 +89,7 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
             "/v1/aggregates/{aggregate_type}/{aggregate_id}/state",
             get(aggregates::state),
         )
+        .route("/v1/audit/verify", get(audit::verify_route))
         .route_layer(axum::middleware::from_fn_with_state(
             authenticator,
             command_api::auth::require_bearer,

@@ -1,0 +1,131 @@
+//! Sealed checkpoints: signed statements over contiguous ranges of global
+//! positions.
+//!
+//! A seal numbered `n` covers `[from_position, to_position]`, starts right
+//! after seal `n − 1` (seal 1 at position 1) and records:
+//! - `positions`: the global positions of the events in the range;
+//! - `digest = sha256(previous_digest ‖ for each event in position order:
+//!   int8 global_position ‖ 32-byte hash)`, `previous_digest` being seal
+//!   `n − 1`'s digest (empty for seal 1);
+//! - an Ed25519 `signature` over [`signed_message`].
+//!
+//! The [`Sealer`](super::Sealer) writes them.
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+const MESSAGE_TAG: &str = "ledger-audit-seal-v1";
+
+/// One row of `audit_seals`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Seal {
+    pub seal_id: i64,
+    pub from_position: i64,
+    pub to_position: i64,
+    pub event_count: i64,
+    pub positions: Vec<i64>,
+    pub previous_digest: Vec<u8>,
+    pub digest: Vec<u8>,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+    pub sealed_at: DateTime<Utc>,
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).expect("a field shorter than 4 GiB");
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The bytes a seal's signature covers: every field but the signature,
+/// length-prefixed (u32 big-endian) or fixed-width (i64 big-endian):
+///
+/// ```text
+/// text "ledger-audit-seal-v1" ‖ int8 seal_id ‖ int8 from_position
+/// ‖ int8 to_position ‖ int8 event_count
+/// ‖ u32 number of positions ‖ int8 each position
+/// ‖ bytes previous_digest ‖ bytes digest ‖ text key_id
+/// ‖ int8 sealed_at (µs since the Unix epoch)
+/// ```
+pub fn signed_message(seal: &Seal) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + 8 * seal.positions.len());
+    put_bytes(&mut out, MESSAGE_TAG.as_bytes());
+    for n in [
+        seal.seal_id,
+        seal.from_position,
+        seal.to_position,
+        seal.event_count,
+    ] {
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    let count = u32::try_from(seal.positions.len()).expect("fewer than 2^32 positions");
+    out.extend_from_slice(&count.to_be_bytes());
+    for position in &seal.positions {
+        out.extend_from_slice(&position.to_be_bytes());
+    }
+    put_bytes(&mut out, &seal.previous_digest);
+    put_bytes(&mut out, &seal.digest);
+    put_bytes(&mut out, seal.key_id.as_bytes());
+    out.extend_from_slice(&seal.sealed_at.timestamp_micros().to_be_bytes());
+    out
+}
+
+impl Seal {
+    /// Signs the seal (every field but `signature` must be final).
+    pub fn sign(&mut self, key: &SigningKey) {
+        self.signature = key.sign(&signed_message(self)).to_bytes().to_vec();
+    }
+
+    /// Whether `key` signed exactly this seal.
+    pub fn signature_is_valid(&self, key: &VerifyingKey) -> bool {
+        Signature::from_slice(&self.signature)
+            .is_ok_and(|signature| key.verify_strict(&signed_message(self), &signature).is_ok())
+    }
+}
+
+/// Folds a range's events into a seal digest.
+#[derive(Clone)]
+pub struct DigestBuilder(Sha256);
+
+impl DigestBuilder {
+    pub fn new(previous_digest: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(previous_digest);
+        Self(hasher)
+    }
+
+    pub fn push(&mut self, position: i64, hash: &[u8]) {
+        self.0.update(position.to_be_bytes());
+        self.0.update(hash);
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.0.finalize().to_vec()
+    }
+}
+
+/// The seal numbered `seal_id`, if any.
+pub async fn load(pool: &PgPool, seal_id: i64) -> Result<Option<Seal>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM audit_seals WHERE seal_id = $1")
+        .bind(seal_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The first seal after `seal_id` (by number).
+pub async fn next_after(pool: &PgPool, seal_id: i64) -> Result<Option<Seal>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM audit_seals WHERE seal_id > $1 ORDER BY seal_id LIMIT 1")
+        .bind(seal_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The seal (by number, first) whose range contains or follows `position`.
+pub async fn first_reaching(pool: &PgPool, position: i64) -> Result<Option<Seal>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM audit_seals WHERE to_position >= $1 ORDER BY seal_id LIMIT 1")
+        .bind(position)
+        .fetch_optional(pool)
+        .await
+}

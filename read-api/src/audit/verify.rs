@@ -1,0 +1,318 @@
+//! Verification: walks the log in position order, a page at a time, checks
+//! every event's hash against its chain and every seal over the range, and
+//! reports the first position at which the log is known to be wrong.
+//!
+//! What is found where:
+//! - a changed field of an event (payload, metadata, type, id, time,
+//!   position…): `hash_mismatch` at that event;
+//! - two events swapped (positions or contents exchanged): `hash_mismatch`
+//!   at the lower of the two, since the position is part of the content;
+//! - a removed event inside a sealed range: `missing_event` at its exact
+//!   position (the seal lists its positions); beyond the last seal:
+//!   `chain_broken` at the next event of its aggregate;
+//! - an event added inside a sealed range: `unexpected_event`;
+//! - a seal changed or signed by another key: `seal_signature` where its
+//!   range starts; seals removed, reordered or not chained: `seal_invalid`;
+//! - hashes rewritten consistently (chain recomputed by hand): `seal_digest`
+//!   where the seal's range starts, unless an event in the range already
+//!   failed on its own, which is then the more precise answer.
+//!
+//! A range asked for is widened to whole seals so that their digests can be
+//! checked; the report says which range it covered.
+
+use ed25519_dalek::VerifyingKey;
+use sqlx::PgPool;
+
+use super::chain::{self, check_chain, ChainedEvent};
+use super::report::{missing, Failure, FailureKind, Report};
+use super::seal::{self, DigestBuilder, Seal};
+
+/// Events read per query.
+const PAGE: i64 = 500;
+
+/// Verifies positions `from..=to` (default: the whole log) against the
+/// hash chain and the seals, whose signatures must be `public_key`'s.
+pub async fn verify(
+    pool: &PgPool,
+    public_key: &VerifyingKey,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Report, sqlx::Error> {
+    verify_with(pool, Some(public_key), from, to).await
+}
+
+/// [`verify`], with seal signatures left unchecked when there is no key.
+pub async fn verify_with(
+    pool: &PgPool,
+    public_key: Option<&VerifyingKey>,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Report, sqlx::Error> {
+    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+        .fetch_one(pool)
+        .await?;
+    let mut lo = from.unwrap_or(1).max(1);
+    let mut hi = to.unwrap_or(head);
+    let mut walk = Walk {
+        pool,
+        key: public_key,
+        hi,
+        open: None,
+        previous: None,
+        next: None,
+        seals_checked: 0,
+    };
+    let mut report = Report {
+        ok: true,
+        checked: 0,
+        from: lo,
+        to: hi,
+        seals_checked: 0,
+        signatures_checked: public_key.is_some(),
+        first_failure: None,
+    };
+    if lo > hi {
+        return Ok(report);
+    }
+    if let Some(last) = seal::first_reaching(pool, hi).await? {
+        if last.from_position <= hi {
+            hi = last.to_position;
+        }
+    }
+    if let Some(first) = seal::first_reaching(pool, lo).await? {
+        lo = lo.min(first.from_position);
+        if first.seal_id > 1 {
+            walk.previous = seal::load(pool, first.seal_id - 1).await?;
+        }
+        walk.next = (first.from_position <= hi).then_some(first);
+    }
+    walk.hi = hi;
+    report.from = lo;
+    report.to = hi;
+
+    let failure = walk.run(lo, &mut report.checked).await?;
+    report.seals_checked = walk.seals_checked;
+    report.ok = failure.is_none();
+    report.first_failure = failure;
+    Ok(report)
+}
+
+struct OpenSeal {
+    seal: Seal,
+    /// Where the range verifiably starts (right after the previous seal).
+    start: i64,
+    /// Index in `seal.positions` of the next event expected.
+    expected: usize,
+    digest: DigestBuilder,
+}
+
+struct Walk<'a> {
+    pool: &'a PgPool,
+    key: Option<&'a VerifyingKey>,
+    hi: i64,
+    open: Option<OpenSeal>,
+    previous: Option<Seal>,
+    next: Option<Seal>,
+    seals_checked: u64,
+}
+
+impl Walk<'_> {
+    async fn run(&mut self, lo: i64, checked: &mut u64) -> Result<Option<Failure>, sqlx::Error> {
+        let mut cursor = lo - 1;
+        loop {
+            let page = chain::chained_page(self.pool, cursor, self.hi, PAGE).await?;
+            for event in &page {
+                *checked += 1;
+                let position = event.event.global_position;
+                if let Some(failure) = self.reach(position).await? {
+                    return Ok(Some(failure));
+                }
+                if let Some(failure) = self.sealed(event).or_else(|| check_chain(event)) {
+                    return Ok(Some(failure));
+                }
+                cursor = position;
+            }
+            if (page.len() as i64) < PAGE {
+                break;
+            }
+        }
+        self.reach(self.hi.saturating_add(1)).await
+    }
+
+    /// Closes the seals that end before `position` and opens those that
+    /// start at or before it.
+    async fn reach(&mut self, position: i64) -> Result<Option<Failure>, sqlx::Error> {
+        loop {
+            if let Some(open) = &self.open {
+                if open.seal.to_position >= position {
+                    return Ok(None);
+                }
+                let open = self.open.take().expect("an open seal");
+                if let Some(failure) = close(&open) {
+                    return Ok(Some(failure));
+                }
+                let next = seal::next_after(self.pool, open.seal.seal_id).await?;
+                self.next = next.filter(|s| s.from_position <= self.hi);
+                self.previous = Some(open.seal);
+                continue;
+            }
+            match self.next.take() {
+                Some(next) if next.from_position <= position => {
+                    self.seals_checked += 1;
+                    let start = self.start_of(&next);
+                    if let Some(failure) = self.entry_failure(&next, start) {
+                        return Ok(Some(failure));
+                    }
+                    self.open = Some(OpenSeal {
+                        digest: DigestBuilder::new(&next.previous_digest),
+                        seal: next,
+                        start,
+                        expected: 0,
+                    });
+                }
+                next => {
+                    self.next = next;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    fn start_of(&self, seal: &Seal) -> i64 {
+        match &self.previous {
+            _ if seal.seal_id == 1 => 1,
+            Some(previous) => seal.from_position.min(previous.to_position + 1),
+            None => seal.from_position,
+        }
+    }
+
+    /// What is wrong with a seal on its own or with its link to the
+    /// previous one.
+    fn entry_failure(&self, seal: &Seal, start: i64) -> Option<Failure> {
+        let fail = |kind, reason: String| {
+            Some(Failure {
+                position: start,
+                kind,
+                reason: format!(
+                    "seal {} over [{}, {}]: {reason}",
+                    seal.seal_id, seal.from_position, seal.to_position
+                ),
+                seal_id: Some(seal.seal_id),
+            })
+        };
+        if let Some(key) = self.key {
+            if !seal.signature_is_valid(key) {
+                return fail(
+                    FailureKind::SealSignature,
+                    format!(
+                        "bad signature: the seal was altered or not signed by the audit key \
+                         (it names key `{}`)",
+                        seal.key_id
+                    ),
+                );
+            }
+        }
+        match &self.previous {
+            None if seal.seal_id == 1 => {
+                if seal.from_position != 1 || !seal.previous_digest.is_empty() {
+                    return fail(
+                        FailureKind::SealInvalid,
+                        "the first seal must start at position 1 with no previous digest"
+                            .to_owned(),
+                    );
+                }
+            }
+            None => {
+                return fail(
+                    FailureKind::SealInvalid,
+                    format!("seal {} before it is missing", seal.seal_id - 1),
+                )
+            }
+            Some(previous) if previous.seal_id != seal.seal_id - 1 => {
+                return fail(
+                    FailureKind::SealInvalid,
+                    format!(
+                        "seals {}..{} between it and seal {} are missing",
+                        previous.seal_id + 1,
+                        seal.seal_id - 1,
+                        previous.seal_id
+                    ),
+                )
+            }
+            Some(previous) => {
+                if seal.from_position != previous.to_position + 1 {
+                    return fail(
+                        FailureKind::SealInvalid,
+                        format!(
+                            "does not start right after seal {}, which ends at {}",
+                            previous.seal_id, previous.to_position
+                        ),
+                    );
+                }
+                if seal.previous_digest != previous.digest {
+                    return fail(
+                        FailureKind::SealInvalid,
+                        format!(
+                            "its previous digest is not seal {}'s digest",
+                            previous.seal_id
+                        ),
+                    );
+                }
+            }
+        }
+        let ordered = seal.positions.windows(2).all(|w| w[0] < w[1])
+            && seal
+                .positions
+                .iter()
+                .all(|p| (seal.from_position..=seal.to_position).contains(p));
+        if !ordered || seal.event_count != seal.positions.len() as i64 {
+            return fail(
+                FailureKind::SealInvalid,
+                "its positions are not the ascending positions of its event count within its range"
+                    .to_owned(),
+            );
+        }
+        None
+    }
+
+    /// Checks an event against the open seal (if any) and folds it in.
+    fn sealed(&mut self, event: &ChainedEvent) -> Option<Failure> {
+        let open = self.open.as_mut()?;
+        let position = event.event.global_position;
+        let seal_id = open.seal.seal_id;
+        match open.seal.positions.get(open.expected) {
+            Some(&expected) if expected < position => Some(missing(seal_id, expected)),
+            Some(&expected) if expected == position => {
+                open.expected += 1;
+                open.digest.push(position, &event.event.hash);
+                None
+            }
+            _ => Some(Failure {
+                position,
+                kind: FailureKind::UnexpectedEvent,
+                reason: format!(
+                    "an event was added at position {position}, where seal {seal_id} recorded none"
+                ),
+                seal_id: Some(seal_id),
+            }),
+        }
+    }
+}
+
+/// The failure found when a seal's range has been walked.
+fn close(open: &OpenSeal) -> Option<Failure> {
+    let seal = &open.seal;
+    if let Some(&position) = seal.positions.get(open.expected) {
+        return Some(missing(seal.seal_id, position));
+    }
+    (open.digest.clone().finish() != seal.digest).then(|| Failure {
+        position: open.start,
+        kind: FailureKind::SealDigest,
+        reason: format!(
+            "seal {} over [{}, {}]: the events' hashes no longer give the sealed digest \
+             (hashes were rewritten)",
+            seal.seal_id, seal.from_position, seal.to_position
+        ),
+        seal_id: Some(seal.seal_id),
+    })
+}
