@@ -13,5 +13,12 @@ if [[ -z "${LEDGER_JWT_SECRET:-}" ]]; then
   echo "serve: WARNING: LEDGER_JWT_SECRET not set; using the insecure dev default '$LEDGER_JWT_SECRET'" >&2
 fi
 export LEDGER_WEBHOOK_SECRET="${LEDGER_WEBHOOK_SECRET:-whsec_dev}"
+if [[ -z "${LEDGER_AUDIT_SIGNING_KEY:-}" ]]; then
+  # The publicly known development key (read_api::audit::dev_signing_key):
+  # seals are made and checked, but prove nothing. `ledger audit keygen`
+  # makes a real one.
+  export LEDGER_AUDIT_SIGNING_KEY=7fda9afb94b5b5657718e5a1f025c63662feca246ff34ee5311eb249dd53d9ca
+  echo "serve: WARNING: LEDGER_AUDIT_SIGNING_KEY not set; sealing with the public dev key" >&2
+fi
 
 exec cargo run --release --locked -p ledger -- serve "$@"

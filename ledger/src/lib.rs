@@ -156,6 +156,16 @@ pub struct ServerConfig {
     pub nats_url: String,
     pub stream: StreamSettings,
     pub parts: Parts,
+    pub audit: AuditKeys,
+}
+
+/// Keys of the tamper-evident log: the signing key seals (the relay's
+/// process runs the sealer), the public key checks seals.
+#[derive(Clone, Default)]
+pub struct AuditKeys {
+    pub signing: Option<ed25519_dalek::SigningKey>,
+    pub public: Option<ed25519_dalek::VerifyingKey>,
+    pub seal_interval: Duration,
 }
 
 /// A ledger started with [`spawn`].
@@ -226,6 +236,22 @@ pub async fn serve(
             RelayConfig::new(config.stream.clone()),
         );
         background.push(tokio::spawn(relay.run(stop_rx.clone())));
+        match &config.audit.signing {
+            Some(key) => {
+                let key_id = read_api::audit::key_id(&key.verifying_key());
+                let sealer = read_api::audit::Sealer::new(
+                    pool.clone(),
+                    key.clone(),
+                    key_id,
+                    config.stream.name.clone(),
+                )
+                .with_interval(config.audit.seal_interval.max(Duration::from_millis(100)));
+                background.push(tokio::spawn(sealer.run(stop_rx.clone())));
+            }
+            None => tracing::warn!(
+                "no LEDGER_AUDIT_SIGNING_KEY: the log is hash-chained but not sealed"
+            ),
+        }
     }
     if parts.projectors {
         for model in projectors::read_models() {
@@ -246,7 +272,7 @@ pub async fn serve(
                 currency: config.command_api.currency.clone(),
                 stream: config.stream.name.clone(),
                 closing: closing_rx,
-                audit_public_key: None,
+                audit_public_key: config.audit.public,
             });
             let router = http_router(
                 command,

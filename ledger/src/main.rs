@@ -43,6 +43,31 @@ enum Task {
     /// Rebuild read models or show how far they are.
     #[command(subcommand)]
     Projections(ProjectionsTask),
+    /// Verify that the log was never altered; make signing keys.
+    #[command(subcommand)]
+    Audit(AuditTask),
+}
+
+#[derive(Subcommand)]
+enum AuditTask {
+    /// Check every event's hash chain and every sealed checkpoint; prints the
+    /// report as JSON and exits non-zero at the first bad position.
+    Verify {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// First position to check.
+        #[arg(long)]
+        from: Option<i64>,
+        /// Last position to check.
+        #[arg(long)]
+        to: Option<i64>,
+        /// Ed25519 public key (64 hex digits) that checks the seals'
+        /// signatures; without it, digests and chains are still checked.
+        #[arg(long, env = "LEDGER_AUDIT_PUBLIC_KEY")]
+        public_key: Option<String>,
+    },
+    /// Print a new Ed25519 signing key and its public key.
+    Keygen,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +178,24 @@ async fn main() -> ExitCode {
             all,
             stream,
         }) => rebuild(database, names, all, stream).await,
+        Task::Audit(AuditTask::Verify {
+            database,
+            from,
+            to,
+            public_key,
+        }) => audit_verify(database, from, to, public_key).await,
+        Task::Audit(AuditTask::Keygen) => {
+            let key = read_api::audit::generate_signing_key();
+            println!(
+                "LEDGER_AUDIT_SIGNING_KEY={}",
+                read_api::audit::signing_key_hex(&key)
+            );
+            println!(
+                "LEDGER_AUDIT_PUBLIC_KEY={}",
+                read_api::audit::verifying_key_hex(&key.verifying_key())
+            );
+            Ok(())
+        }
         Task::Projections(ProjectionsTask::Status { database, stream }) => {
             match ledger::connect(&database.database_url, 2).await {
                 Ok(pool) => ledger::commands::projections::status(&pool, &stream).await,
@@ -192,6 +235,30 @@ async fn migrate(args: DatabaseArgs) -> Result<(), LedgerError> {
     ledger::migrate(&pool).await?;
     println!("migrations applied");
     Ok(())
+}
+
+async fn audit_verify(
+    database: DatabaseArgs,
+    from: Option<i64>,
+    to: Option<i64>,
+    public_key: Option<String>,
+) -> Result<(), LedgerError> {
+    let key = public_key
+        .as_deref()
+        .map(read_api::audit::parse_verifying_key)
+        .transpose()
+        .map_err(|e| LedgerError::Config(format!("public key: {e}")))?;
+    let pool = ledger::connect(&database.database_url, 2).await?;
+    let report = read_api::audit::verify_with(&pool, key.as_ref(), from, to).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| LedgerError::Config(e.to_string()))?
+    );
+    if report.ok {
+        Ok(())
+    } else {
+        Err(LedgerError::Config("the log does not verify".into()))
+    }
 }
 
 async fn export_events(database: DatabaseArgs, export: ExportArgs) -> Result<(), LedgerError> {

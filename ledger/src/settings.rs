@@ -61,6 +61,17 @@ pub struct ServeArgs {
     /// A request that takes longer is answered 503.
     #[arg(long, env = "LEDGER_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+    /// Ed25519 key (64 hex digits, the 32-byte seed) that signs the audit
+    /// seals. Without it no seals are made (the hash chain still is).
+    #[arg(long, env = "LEDGER_AUDIT_SIGNING_KEY", hide_env_values = true)]
+    pub audit_signing_key: Option<String>,
+    /// Ed25519 public key (64 hex digits) that verifies the seals; derived
+    /// from the signing key when that is given.
+    #[arg(long, env = "LEDGER_AUDIT_PUBLIC_KEY")]
+    pub audit_public_key: Option<String>,
+    /// How often new events are sealed.
+    #[arg(long, env = "LEDGER_AUDIT_SEAL_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub audit_seal_interval: Duration,
     /// Human-readable logs instead of JSON.
     #[arg(long, env = "LEDGER_LOG_PRETTY", default_value_t = false)]
     pub log_pretty: bool,
@@ -103,10 +114,41 @@ impl ServeArgs {
         {
             return Err("LEDGER_STREAM must be letters, digits, `_` or `-`".into());
         }
+        self.audit_keys()?;
         if self.hold_ttl.is_zero() || self.sweep_interval.is_zero() {
             return Err("LEDGER_HOLD_TTL and LEDGER_SWEEP_INTERVAL must be positive".into());
         }
         Ok(())
+    }
+
+    /// The audit signing key and the public key that checks seals.
+    pub fn audit_keys(&self) -> Result<crate::AuditKeys, String> {
+        let signing = self
+            .audit_signing_key
+            .as_deref()
+            .map(read_api::audit::parse_signing_key)
+            .transpose()
+            .map_err(|e| format!("LEDGER_AUDIT_SIGNING_KEY: {e}"))?;
+        let public = match (&self.audit_public_key, &signing) {
+            (Some(hex), _) => Some(
+                read_api::audit::parse_verifying_key(hex)
+                    .map_err(|e| format!("LEDGER_AUDIT_PUBLIC_KEY: {e}"))?,
+            ),
+            (None, Some(signing)) => Some(signing.verifying_key()),
+            (None, None) => None,
+        };
+        if let (Some(signing), Some(public)) = (&signing, &public) {
+            if signing.verifying_key() != *public {
+                return Err(
+                    "LEDGER_AUDIT_PUBLIC_KEY does not match LEDGER_AUDIT_SIGNING_KEY".into(),
+                );
+            }
+        }
+        Ok(crate::AuditKeys {
+            signing,
+            public,
+            seal_interval: self.audit_seal_interval,
+        })
     }
 
     pub fn server_config(&self, parts: ledger_parts::Parts) -> crate::ServerConfig {
@@ -119,6 +161,7 @@ impl ServeArgs {
             nats_url: self.nats_url.clone(),
             stream,
             parts,
+            audit: self.audit_keys().unwrap_or_default(),
         }
     }
 

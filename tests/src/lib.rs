@@ -158,22 +158,27 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
-    /// Spawns with a tweaked configuration (e.g. a short hold TTL).
+    /// Spawns with a tweaked command configuration (e.g. a short hold TTL).
     pub async fn spawn_with(configure: impl FnOnce(&mut CommandApiConfig)) -> TestApp {
+        Self::spawn_server(|server| configure(&mut server.command_api)).await
+    }
+
+    /// Spawns with a tweaked server configuration (e.g. audit keys).
+    pub async fn spawn_server(configure: impl FnOnce(&mut ledger::ServerConfig)) -> TestApp {
         let (pool, database) = fresh_database().await.expect("create a test database");
-        let mut config = CommandApiConfig::for_tests(JWT_SECRET, WEBHOOK_SECRET);
-        configure(&mut config);
         let stream = fresh_stream_name().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a port");
-        let server_config = ledger::ServerConfig {
-            command_api: config,
+        let mut server_config = ledger::ServerConfig {
+            command_api: CommandApiConfig::for_tests(JWT_SECRET, WEBHOOK_SECRET),
             request_timeout: Duration::from_secs(10),
             nats_url: nats_url(),
             stream: ledger_nats::StreamSettings::new(stream.clone()),
             parts: ledger::Parts::ALL,
+            audit: ledger::AuditKeys::default(),
         };
+        configure(&mut server_config);
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
             .await
             .expect("start the ledger");
@@ -1104,6 +1109,7 @@ pub mod fault_support {
             nats_url: nats_url.to_owned(),
             stream: ledger_nats::StreamSettings::new(stream.clone()),
             parts,
+            audit: ledger::AuditKeys::default(),
         };
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
             .await
@@ -1125,3 +1131,8 @@ pub mod fault_support {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Support for money.rs and reconciliation.rs: the money checker.
+// ---------------------------------------------------------------------------
+pub mod reconcile;

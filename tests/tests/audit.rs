@@ -616,3 +616,70 @@ async fn the_sealer_runs_until_shut_down_and_stays_below_the_relay() {
     assert!(report.ok, "{report:?}");
     pool.close().await;
 }
+
+/// The ledger seals its own log when it has a signing key, and the audit
+/// route then checks the seals' signatures with the public key.
+#[tokio::test]
+async fn a_ledger_with_a_signing_key_seals_its_log_and_the_route_checks_the_signatures() {
+    let key = read_api::audit::dev_signing_key();
+    let app = TestApp::spawn_server(|config| {
+        config.audit = ledger::AuditKeys {
+            signing: Some(key.clone()),
+            public: Some(key.verifying_key()),
+            seal_interval: Duration::from_millis(100),
+        };
+    })
+    .await;
+    let vendor = app.register_vendor("Sealed").await;
+    let listing = app.sale_listing(vendor, "5.00", 10).await;
+    let order = app
+        .post(
+            "/v1/orders",
+            &app.customer("sealed-buyer"),
+            serde_json::json!({"items": [{"listing_id": listing, "quantity": 2}]}),
+        )
+        .await;
+    assert_eq!(
+        order.status,
+        reqwest::StatusCode::CREATED,
+        "{:?}",
+        order.body
+    );
+    app.pay(&order).await;
+
+    let head: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .expect("head");
+    let mut sealed_to = 0i64;
+    for _ in 0..200 {
+        sealed_to = sqlx::query_scalar("SELECT coalesce(max(to_position), 0) FROM audit_seals")
+            .fetch_one(&app.pool)
+            .await
+            .expect("seals");
+        if sealed_to >= head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sealed_to >= head,
+        "the sealer reached the head ({sealed_to} < {head})"
+    );
+
+    let auditor = app.token(command_api::Role::Auditor, "auditor-1", None);
+    let report = app
+        .send(
+            reqwest::Method::GET,
+            "/v1/audit/verify",
+            Some(&auditor),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(report.status, reqwest::StatusCode::OK, "{:?}", report.body);
+    assert_eq!(report.body["ok"], true, "{:?}", report.body);
+    assert_eq!(report.body["signatures_checked"], true);
+    assert!(report.body["seals_checked"].as_u64().unwrap_or(0) >= 1);
+    assert!(report.body["checked"].as_i64().unwrap_or(0) >= head);
+}

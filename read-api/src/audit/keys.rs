@@ -83,3 +83,17 @@ mod tests {
         assert_eq!(dev_signing_key().to_bytes(), dev_signing_key().to_bytes());
     }
 }
+
+#[cfg(test)]
+mod dev_key {
+    use super::*;
+
+    /// scripts/serve.sh hard-codes this key's hex for development.
+    #[test]
+    fn the_dev_key_is_the_one_the_serve_script_uses() {
+        assert_eq!(
+            signing_key_hex(&dev_signing_key()),
+            "7fda9afb94b5b5657718e5a1f025c63662feca246ff34ee5311eb249dd53d9ca"
+        );
+    }
+}
