@@ -16,6 +16,7 @@
 
 use domain::{InventoryCommand, OrderEvent, OrderStatus, VendorCommand};
 use futures::future::BoxFuture;
+use futures::StreamExt;
 use ledger_nats::EventEnvelope;
 use projectors::{Consumer, Error};
 use sqlx::PgConnection;
@@ -49,25 +50,59 @@ impl Consumer for Policies {
         events: &'a [EventEnvelope],
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            // Orders are independent: each order's events are handled in
+            // order, different orders side by side.
+            let mut index: std::collections::HashMap<&str, usize> = Default::default();
+            let mut by_order: Vec<Vec<&EventEnvelope>> = Vec::new();
             for event in events.iter().filter(|e| e.aggregate_type == "Order") {
-                match react(&self.app, event).await {
-                    Ok(()) => {}
-                    // Outages and bugs stop the batch; it is retried.
-                    Err(err @ (ApiError::ServiceUnavailable(_) | ApiError::Internal(_))) => {
-                        return Err(Error::apply(event, err))
-                    }
-                    // A business refusal will not change on retry: an
-                    // aggregate already moved on. Note it and go on.
-                    Err(err) => tracing::warn!(
-                        position = event.position,
-                        event_type = %event.event_type,
-                        error = %err,
-                        "policy command refused"
-                    ),
-                }
+                let slot = *index.entry(event.aggregate_id.as_str()).or_insert_with(|| {
+                    by_order.push(Vec::new());
+                    by_order.len() - 1
+                });
+                by_order[slot].push(event);
+            }
+            let mut tasks = Vec::with_capacity(by_order.len());
+            for list in by_order {
+                tasks.push(handle_order(&self.app, list));
+            }
+            let mut outcomes = futures::stream::iter(tasks).buffer_unordered(CONCURRENT_ORDERS);
+            while let Some(outcome) = outcomes.next().await {
+                outcome?;
             }
             Ok(())
         })
+    }
+}
+
+/// Orders whose events are handled at the same time.
+const CONCURRENT_ORDERS: usize = 16;
+
+/// One order's events, in order.
+async fn handle_order(app: &CommandApp, events: Vec<&EventEnvelope>) -> Result<(), Error> {
+    for event in events {
+        react_or_note(app, event).await?;
+    }
+    Ok(())
+}
+
+async fn react_or_note(app: &CommandApp, event: &EventEnvelope) -> Result<(), Error> {
+    match react(app, event).await {
+        Ok(()) => Ok(()),
+        // Outages and bugs stop the batch; it is retried.
+        Err(err @ (ApiError::ServiceUnavailable(_) | ApiError::Internal(_))) => {
+            Err(Error::apply(event, err))
+        }
+        // A business refusal will not change on retry: an aggregate already
+        // moved on. Note it and go on.
+        Err(err) => {
+            tracing::warn!(
+                position = event.position,
+                event_type = %event.event_type,
+                error = %err,
+                "policy command refused"
+            );
+            Ok(())
+        }
     }
 }
 

@@ -202,6 +202,28 @@ pub async fn connect_nats(url: &str) -> Result<async_nats::Client, LedgerError> 
         .map_err(|e| LedgerError::Config(format!("NATS at {url}: {e}")))
 }
 
+/// The background tasks of a ledger process.
+#[derive(Default)]
+struct Background(Vec<JoinHandle<()>>);
+
+impl Background {
+    fn push(&mut self, task: JoinHandle<()>) {
+        self.0.push(task);
+    }
+
+    fn take(&mut self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 /// Runs the configured parts until `shutdown` resolves; then stops taking
 /// requests, drains those in flight and stops the background work.
 pub async fn serve(
@@ -213,7 +235,9 @@ pub async fn serve(
     let parts = config.parts;
     let nats = connect_nats(&config.nats_url).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut background = Vec::new();
+    // Aborted with the serve task if that is aborted (a crash), awaited
+    // after the shutdown signal otherwise.
+    let mut background = Background::default();
 
     let command = parts
         .command_api
@@ -300,7 +324,7 @@ pub async fn serve(
         }
     }
     let _ = stop_tx.send(true);
-    for task in background {
+    for task in background.take() {
         let _ = task.await;
     }
     let _ = nats.flush().await;

@@ -15,12 +15,15 @@
 //! committed), waits until all of them have ended, reads again, and only
 //! then treats a still-missing position as rolled back.
 //!
-//! **At least once, deduplicated.** Events go out with `Nats-Msg-Id`, with
-//! a bounded window of outstanding acks; the position is stored only after
-//! every ack. A restart republishes from the stored position and JetStream
-//! drops the copies. If JetStream lost acknowledged messages (a crash
-//! before its fsync), the stream's last message is behind the stored
-//! position: the relay rewinds to it and publishes the lost tail again.
+//! **Exactly once, in order, on the stream.** Events go out with
+//! `Nats-Msg-Id` and a bounded window of outstanding acks; the position is
+//! stored only after every ack. Each publish also expects the stream's
+//! previous sequence, so the stream only ever grows by the relay's next
+//! event: if JetStream lost acknowledged messages (a crash before its
+//! fsync), or anything else wrote to the stream, the next publish is
+//! refused, and the relay resumes from the last message the stream really
+//! holds and publishes the lost tail again, in order. A restart does the
+//! same; JetStream's dedup window is a second line of defence.
 //!
 //! It wakes on `LISTEN ledger_events` (a trigger notifies on insert), with
 //! a slow poll as a safety net for notifications lost during a reconnect.
@@ -69,6 +72,29 @@ pub struct Relay {
     pool: PgPool,
     js: jetstream::Context,
     config: RelayConfig,
+}
+
+/// An ack must confirm the message was stored at the sequence the relay
+/// expected; anything else means the stream is not what the relay thinks.
+fn check_ack(
+    expected: u64,
+    ack: Result<
+        async_nats::jetstream::publish::PublishAck,
+        async_nats::jetstream::context::PublishError,
+    >,
+) -> Result<(), Error> {
+    let ack = ack.map_err(|e| {
+        Error::Nats(format!(
+            "publish refused ({e}); resynchronising with the stream"
+        ))
+    })?;
+    if ack.duplicate || ack.sequence != expected {
+        return Err(Error::Nats(format!(
+            "stream stored sequence {} (duplicate: {}) where {expected} was expected; resynchronising",
+            ack.sequence, ack.duplicate
+        )));
+    }
+    Ok(())
 }
 
 /// A run of missing positions, and the writers that might still fill it.
@@ -143,7 +169,7 @@ impl Relay {
         let stream = provision(&self.js, &self.config.stream).await?;
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
-        let mut position = self.resume_position(&stream).await?;
+        let (mut position, mut stream_sequence) = self.resume(&stream).await?;
         let mut gap: Option<Gap> = None;
         let mut pause = MIN_GAP_PAUSE;
         loop {
@@ -202,7 +228,7 @@ impl Relay {
                 ready.push(row);
             }
             if !ready.is_empty() {
-                self.publish(&ready).await?;
+                self.publish(&ready, &mut stream_sequence).await?;
                 position = next;
                 self.store_position(position).await?;
                 if full || gap.is_some() {
@@ -231,9 +257,12 @@ impl Relay {
         Ok(found)
     }
 
-    /// Where to go on from: the stored position, unless JetStream has lost
-    /// messages behind it.
-    async fn resume_position(&self, stream: &Stream) -> Result<i64, Error> {
+    /// Where to go on from, and the stream's last sequence. The stream is
+    /// the truth: the relay is its only publisher and every publish expects
+    /// the previous sequence, so the stream holds every position up to its
+    /// last message's, in order. When that cannot be told, the stored
+    /// position is used.
+    async fn resume(&self, stream: &Stream) -> Result<(i64, u64), Error> {
         let stored: i64 = sqlx::query_scalar(
             "INSERT INTO relay_positions (stream, position) VALUES ($1, 0)
              ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream
@@ -242,48 +271,53 @@ impl Relay {
         .bind(&self.config.stream.name)
         .fetch_one(&self.pool)
         .await?;
-        let on_stream = self.last_position_on_stream(stream).await?;
-        match on_stream {
-            Some(on_stream) if on_stream < stored => {
-                tracing::warn!(
-                    stored,
-                    on_stream,
-                    "the stream lost messages; republishing them"
-                );
-                Ok(on_stream)
+        let (on_stream, last_sequence) = self.stream_tail(stream).await?;
+        let position = match on_stream {
+            Some(on_stream) => {
+                if on_stream < stored {
+                    tracing::warn!(
+                        stored,
+                        on_stream,
+                        "the stream lost messages; republishing them"
+                    );
+                }
+                on_stream
             }
-            _ => Ok(stored),
-        }
+            None => stored,
+        };
+        Ok((position, last_sequence))
     }
 
-    /// Position of the last message the stream still holds; `Some(0)` for
-    /// an empty stream, `None` if it cannot be told. Messages at the end may
-    /// have been deleted (their sequence numbers stay used), so it walks back
-    /// from the last sequence to the last message that is there.
-    async fn last_position_on_stream(&self, stream: &Stream) -> Result<Option<i64>, Error> {
+    /// Position of the last message the stream still holds (`Some(0)` for
+    /// an empty stream, `None` if it cannot be told) and the stream's last
+    /// sequence. Messages at the end may have been deleted (their sequence
+    /// numbers stay used), so it walks back to the last message that is there.
+    async fn stream_tail(&self, stream: &Stream) -> Result<(Option<i64>, u64), Error> {
         let mut stream = stream.clone();
         let info = stream.info().await.map_err(Error::nats)?;
+        let last_sequence = info.state.last_sequence;
         if info.state.messages == 0 {
-            return Ok(Some(0));
+            return Ok((Some(0), last_sequence));
         }
         let first = info.state.first_sequence.max(1);
-        let mut sequence = info.state.last_sequence;
+        let mut sequence = last_sequence;
         while sequence >= first {
             match stream.get_raw_message(sequence).await {
                 Ok(message) => {
-                    return Ok(message
+                    let position = message
                         .headers
                         .get(POSITION_HEADER)
-                        .and_then(|v| v.as_str().parse::<i64>().ok()))
+                        .and_then(|v| v.as_str().parse::<i64>().ok());
+                    return Ok((position, last_sequence));
                 }
                 Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => sequence -= 1,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot read the stream's last message");
-                    return Ok(None);
+                    return Ok((None, last_sequence));
                 }
             }
         }
-        Ok(Some(0))
+        Ok((Some(0), last_sequence))
     }
 
     async fn read_after(&self, position: i64) -> Result<Vec<EventEnvelope>, Error> {
@@ -329,29 +363,37 @@ impl Relay {
     }
 
     /// Publishes in order with a bounded window of outstanding acks, and
-    /// returns once every one is acknowledged.
-    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), Error> {
-        let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::new();
+    /// returns once every one is acknowledged. Each message expects the
+    /// stream's previous sequence (`Nats-Expected-Last-Sequence`): if the
+    /// stream lost messages (a crash before its fsync) or anyone else wrote
+    /// to it, the publish is refused and the relay starts over from what the
+    /// stream really holds, so the stream never has a hole or a reordering.
+    async fn publish(&self, events: &[EventEnvelope], sequence: &mut u64) -> Result<(), Error> {
+        let mut in_flight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
+        let mut expected = *sequence;
         for event in events {
             if in_flight.len() >= self.config.max_in_flight {
-                if let Some(ack) = in_flight.pop_front() {
-                    ack.await.map_err(Error::nats)?;
+                if let Some((at, ack)) = in_flight.pop_front() {
+                    check_ack(at, ack.await)?;
                 }
             }
             let payload = serde_json::to_vec(event).map_err(|e| Error::Malformed(e.to_string()))?;
             let message = PublishMessage::build()
                 .payload(payload.into())
-                .headers(event.headers());
+                .headers(event.headers())
+                .expected_last_sequence(expected);
             let ack = self
                 .js
                 .send_publish(event.subject(&self.config.stream.name), message)
                 .await
                 .map_err(Error::nats)?;
-            in_flight.push_back(ack);
+            expected += 1;
+            in_flight.push_back((expected, ack));
         }
-        while let Some(ack) = in_flight.pop_front() {
-            ack.await.map_err(Error::nats)?;
+        while let Some((at, ack)) = in_flight.pop_front() {
+            check_ack(at, ack.await)?;
         }
+        *sequence = expected;
         Ok(())
     }
 

@@ -1231,9 +1231,6 @@ async fn nats_killed_and_acknowledged_tail_lost_behind_consumers() {
 /// relay has to notice that JetStream lost what it had acknowledged and
 /// publish it again (DESIGN.md "NATS", nats/src/relay.rs module docs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "BUG: a relay that stays connected through a NATS crash never republishes the \
-            acknowledged messages JetStream lost; it checks the stream only when it starts \
-            (Relay::resume_position), and async-nats reconnects under it"]
 async fn relay_republishes_what_jetstream_lost_while_it_stayed_connected() {
     lost_tail("lost tail, stream", true).await;
 }
