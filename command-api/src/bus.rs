@@ -62,11 +62,13 @@ where
     store: PersistedEventStore<PostgresEventRepository, A>,
     pool: PgPool,
     locks: Arc<AggregateLocks>,
+    /// Whether the store snapshots the aggregate (see `execute`).
+    snapshots: bool,
 }
 
 impl<A> CommandBus<A>
 where
-    A: Aggregate<Error = DomainError, Services = ()> + 'static,
+    A: Aggregate<Error = DomainError, Services = ()> + Clone + 'static,
     A::Command: Clone,
 {
     /// A bus that replays every event of an aggregate on load.
@@ -77,6 +79,7 @@ where
                 .with_upcasters(domain::upcast::upcasters()),
             pool,
             locks,
+            snapshots: false,
         }
     }
 
@@ -88,6 +91,7 @@ where
                 .with_upcasters(domain::upcast::upcasters()),
             pool,
             locks,
+            snapshots: true,
         }
     }
 
@@ -112,11 +116,24 @@ where
             attempt += 1;
             let mut loaded = self.store.load_aggregate(aggregate_id).await?;
             let sink = cqrs_es::event_sink::EventSink::default();
-            loaded
-                .aggregate()
-                .handle(command.clone(), &(), &sink)
-                .await
-                .map_err(ApiError::from)?;
+            // cqrs-es 0.5's sink applies each event to the aggregate it is
+            // given, and a snapshot store applies the committed events to
+            // the context's aggregate once more before saving the snapshot:
+            // handling on the context itself would count them twice. With
+            // snapshots, handle on a copy and commit the context untouched.
+            if self.snapshots {
+                let mut working = loaded.aggregate().clone();
+                working
+                    .handle(command.clone(), &(), &sink)
+                    .await
+                    .map_err(ApiError::from)?;
+            } else {
+                loaded
+                    .aggregate()
+                    .handle(command.clone(), &(), &sink)
+                    .await
+                    .map_err(ApiError::from)?;
+            }
             let events = sink.collect().await;
             if events.is_empty() {
                 let position = self.latest_position(aggregate_id).await?;

@@ -894,9 +894,6 @@ async fn bad_analytics_parameters_are_refused() {
 /// (events 3–50, the last one snapshotted): 44.52 is left, and exactly that
 /// can be paid out; not a cent more.
 #[tokio::test]
-#[ignore = "BUG: a snapshot double-applies the events of the command that crosses the \
-            snapshot boundary (cqrs-es 0.5 EventSink::write already applied them), so the \
-            vendor's balance is wrong from then on and payouts are refused or allowed wrongly"]
 async fn a_payout_is_checked_against_the_true_balance_after_the_vendor_is_snapshotted() {
     let app = TestApp::spawn().await;
     let every = app.config.command_api.snapshot_every;
