@@ -1139,7 +1139,7 @@ async fn nats_stopped_during_load_commands_succeed_and_read_models_catch_up() {
     eprintln!(
         "the relay published what was recorded while NATS was down {resumed:?} after its restart"
     );
-    wait_for_events(&pool, 7_500, Duration::from_secs(90), &load.stats).await;
+    wait_for_events(&pool, 4_000, Duration::from_secs(90), &load.stats).await;
     let stats = load.finish().await;
     eprintln!("load done in {:?}: {}", started.elapsed(), stats.summary());
     assert_no_failures(&stats, "nats stop");
@@ -1186,7 +1186,7 @@ async fn nats_killed_and_its_store_lost_during_load_nothing_lost_or_applied_twic
     eprintln!("the relay caught up {resumed:?} after the restart");
 
     // 2. kill -9 again, and the store is lost.
-    wait_for_events(&pool, 4_500, Duration::from_secs(60), &load.stats).await;
+    wait_for_events(&pool, 3_000, Duration::from_secs(60), &load.stats).await;
     let relay_at_kill = relay_position(&pool, &stream).await;
     nats.kill9();
     std::fs::remove_dir_all(&nats.store).expect("wipe the store");
@@ -1206,7 +1206,7 @@ async fn nats_killed_and_its_store_lost_during_load_nothing_lost_or_applied_twic
          the whole log {resumed:?} after the restart"
     );
 
-    wait_for_events(&pool, 7_500, Duration::from_secs(90), &load.stats).await;
+    wait_for_events(&pool, 4_500, Duration::from_secs(90), &load.stats).await;
     let stats = load.finish().await;
     eprintln!("load done in {:?}: {}", started.elapsed(), stats.summary());
     assert_no_failures(&stats, "kill -9");
@@ -1290,7 +1290,7 @@ async fn lost_tail(label: &str, check_stream: bool) {
     let resumed = wait_relay_past(&pool, &stream, recorded, Duration::from_secs(60)).await;
     eprintln!("the relay went past what was recorded {resumed:?} after the restart");
 
-    wait_for_events(&pool, 7_500, Duration::from_secs(90), &load.stats).await;
+    wait_for_events(&pool, 4_000, Duration::from_secs(90), &load.stats).await;
     let stats = load.finish().await;
     eprintln!("load done in {:?}: {}", started.elapsed(), stats.summary());
     assert_no_failures(&stats, label);
