@@ -242,11 +242,13 @@ async fn run(store: IdempotencyStore, request: Request, next: Next) -> Result<Re
             )
         })?
         .to_owned();
+    // Keys belong to one principal: its role and subject together.
     let principal = request
         .extensions()
         .get::<Principal>()
-        .map(|p| p.subject.clone())
-        .unwrap_or_else(|| Principal::payment_provider().subject);
+        .cloned()
+        .unwrap_or_else(Principal::payment_provider);
+    let principal = format!("{}:{}", principal.role.as_str(), principal.subject);
 
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, BODY_LIMIT)

@@ -4,6 +4,7 @@
 //! another body is 422 `idempotency-key-reused`; a request racing one still
 //! in flight is 409; keys are kept 24 h, per principal.
 
+use command_api::Role;
 use futures::future::join_all;
 use ledger_tests::command_support::assert_problem;
 use ledger_tests::{at, Answer, TestApp};
@@ -284,7 +285,7 @@ async fn a_request_while_the_same_key_is_in_flight_is_409_and_records_nothing() 
         "INSERT INTO idempotency_keys (principal, idempotency_key, request_hash, state, lease_until)
          VALUES ($1, $2, $3, 'in_flight', now() + interval '60 seconds')",
     )
-    .bind("c1")
+    .bind("customer:c1")
     .bind("busy")
     .bind(request_hash("POST", "/v1/orders", &body))
     .execute(&app.pool)
@@ -300,7 +301,7 @@ async fn a_request_while_the_same_key_is_in_flight_is_409_and_records_nothing() 
     assert_eq!(app.event_count().await, before);
     // The claim is left to its owner.
     assert_eq!(
-        key_row(&app, "c1", "busy").await,
+        key_row(&app, "customer:c1", "busy").await,
         Some(("in_flight".to_owned(), None))
     );
 }
@@ -314,7 +315,7 @@ async fn a_key_whose_in_flight_lease_ran_out_is_taken_over_and_then_replayed() {
         "INSERT INTO idempotency_keys (principal, idempotency_key, request_hash, state, lease_until)
          VALUES ($1, $2, $3, 'in_flight', now() - interval '1 second')",
     )
-    .bind("c1")
+    .bind("customer:c1")
     .bind("abandoned")
     .bind(request_hash("POST", "/v1/orders", &body))
     .execute(&app.pool)
@@ -326,7 +327,7 @@ async fn a_key_whose_in_flight_lease_ran_out_is_taken_over_and_then_replayed() {
         .await;
     assert_first(&taken, StatusCode::CREATED);
     assert_eq!(
-        key_row(&app, "c1", "abandoned").await,
+        key_row(&app, "customer:c1", "abandoned").await,
         Some(("completed".to_owned(), Some(201)))
     );
     let count = app.event_count().await;
@@ -521,7 +522,7 @@ async fn a_keyed_request_answered_5xx_is_not_stored_and_may_be_retried() {
         failed.body
     );
     assert_eq!(
-        key_row(&app, "admin-1", "flaky").await,
+        key_row(&app, "admin:admin-1", "flaky").await,
         None,
         "a 5xx answer is not kept"
     );
@@ -531,4 +532,24 @@ async fn a_keyed_request_answered_5xx_is_not_stored_and_may_be_retried() {
         .await;
     assert_first(&retried, StatusCode::CREATED);
     assert_eq!(app.event_count().await, 1);
+}
+
+/// Two principals of different roles that share a subject are still two
+/// principals: one's key never answers the other's request.
+#[tokio::test]
+async fn keys_are_scoped_to_role_and_subject_together() {
+    let app = TestApp::spawn().await;
+    let as_admin = app.token(Role::Admin, "shared-subject", None);
+    let as_customer = app.token(Role::Customer, "shared-subject", None);
+    let admin_answer = app
+        .post_with_key("/v1/vendors", &as_admin, json!({"name": "Alpine"}), "k")
+        .await;
+    assert_eq!(admin_answer.status, StatusCode::CREATED);
+    // The same key and body from the customer is not a replay: it is the
+    // customer's own request, refused by role.
+    let customer_answer = app
+        .post_with_key("/v1/vendors", &as_customer, json!({"name": "Alpine"}), "k")
+        .await;
+    assert_eq!(customer_answer.status, StatusCode::FORBIDDEN);
+    assert!(customer_answer.header("idempotent-replayed").is_none());
 }
