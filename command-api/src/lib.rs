@@ -20,6 +20,7 @@ pub mod policies;
 pub mod reactions;
 pub mod routes;
 pub mod saga;
+pub mod schema;
 pub mod sweeper;
 
 use std::sync::Arc;

@@ -30,13 +30,13 @@ use crate::CommandApp;
 /// Most lines one order may have.
 pub const MAX_ITEMS: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
     pub items: Vec<OrderItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderItem {
     pub listing_id: Uuid,

@@ -2,6 +2,7 @@
 //! exposes the pieces tests need to run the real thing on a random port.
 
 pub mod commands;
+pub mod openapi;
 pub mod settings;
 pub mod telemetry;
 
@@ -99,7 +100,9 @@ pub fn http_router(
     request_timeout: Duration,
 ) -> Router {
     let request_id = HeaderName::from_static(command_api::context::REQUEST_ID_HEADER);
-    let mut router = Router::new().merge(read_api::health_router(read.clone()));
+    let mut router = Router::new()
+        .merge(read_api::health_router(read.clone()))
+        .merge(openapi::router());
     if let Some(command) = command {
         router = router.merge(command_api::router(command));
     }

@@ -47,7 +47,7 @@ fn not_found(aggregate_type: &str, aggregate_id: &str) -> ApiError {
     ApiError::NotFound(format!("{aggregate_type} `{aggregate_id}`"))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AggregateEvents {
     aggregate_type: String,
     aggregate_id: String,
@@ -55,6 +55,7 @@ pub struct AggregateEvents {
 }
 
 /// `GET /v1/aggregates/{type}/{id}/events`.
+#[utoipa::path(get, path = "/v1/aggregates/{aggregate_type}/{aggregate_id}/events", tag = "events", params(("aggregate_type" = String, Path, description = "`Vendor`, `Listing`, `Inventory` or `Order`"), ("aggregate_id" = String, Path, description = "The aggregate id")), responses((status = 200, description = "The stream of one aggregate", body = AggregateEvents)), security(("bearer" = [])))]
 pub async fn events(
     State(app): State<ReadState>,
     principal: Principal,
@@ -85,14 +86,15 @@ pub async fn events(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StateParams {
     as_of_sequence: Option<i64>,
     as_of: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AggregateState {
     aggregate_type: String,
     aggregate_id: String,
@@ -107,6 +109,7 @@ pub struct AggregateState {
 }
 
 /// `GET /v1/aggregates/{type}/{id}/state`.
+#[utoipa::path(get, path = "/v1/aggregates/{aggregate_type}/{aggregate_id}/state", tag = "events", params(("aggregate_type" = String, Path, description = "`Vendor`, `Listing`, `Inventory` or `Order`"), ("aggregate_id" = String, Path, description = "The aggregate id"), StateParams), responses((status = 200, description = "The aggregate's state rebuilt up to that point", body = AggregateState)), security(("bearer" = [])))]
 pub async fn state(
     State(app): State<ReadState>,
     principal: Principal,

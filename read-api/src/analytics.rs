@@ -37,7 +37,8 @@ use crate::ReadState;
 
 const MODELS: &[&str] = &[analytics::NAME];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryParams {
     from: Option<DateTime<Utc>>,
@@ -64,6 +65,7 @@ fn ratio(numerator: Decimal, denominator: Decimal) -> Decimal {
     }
 }
 
+#[utoipa::path(get, path = "/v1/analytics/summary", tag = "analytics", params(SummaryParams), responses((status = 200, description = "Sales, rentals and payment failures in the window", body = crate::schema::AnalyticsSummary, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn summary(
     State(app): State<ReadState>,
     principal: Principal,
@@ -151,7 +153,7 @@ pub async fn summary(
     Ok(([freshness::header_value(reached)], Json(body)))
 }
 
-#[derive(Deserialize, Clone, Copy, Default)]
+#[derive(Deserialize, Clone, Copy, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Granularity {
     #[default]
@@ -160,7 +162,7 @@ pub enum Granularity {
     Month,
 }
 
-#[derive(Deserialize, Clone, Copy, Default, PartialEq)]
+#[derive(Deserialize, Clone, Copy, Default, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     #[default]
@@ -169,7 +171,8 @@ pub enum GroupBy {
     Category,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RevenueParams {
     from: Option<DateTime<Utc>>,
@@ -183,16 +186,19 @@ pub struct RevenueParams {
 /// Start, key, GMV, fees and orders of one bucket.
 type BucketRow = (DateTime<Utc>, Option<String>, Decimal, Decimal, i64);
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     start: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     gmv: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     platform_fees: String,
     orders: i64,
 }
 
+#[utoipa::path(get, path = "/v1/analytics/revenue", tag = "analytics", params(RevenueParams), responses((status = 200, description = "Revenue buckets", body = crate::schema::Revenue, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn revenue(
     State(app): State<ReadState>,
     principal: Principal,

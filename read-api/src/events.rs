@@ -50,7 +50,7 @@ pub(crate) fn columns() -> String {
 }
 
 /// One event as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub position: i64,
     pub event_id: Uuid,
@@ -172,7 +172,8 @@ fn check_after(after: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     after: Option<i64>,
@@ -182,7 +183,7 @@ pub struct ListParams {
     event_type: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     events: Vec<EventView>,
     /// Where to go on from: the last event's position, or `after` when
@@ -193,6 +194,7 @@ pub struct EventPage {
 }
 
 /// `GET /v1/events`.
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(ListParams), responses((status = 200, description = "A page of the log by position", body = EventPage, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn list(
     State(app): State<ReadState>,
     principal: Principal,
@@ -219,7 +221,8 @@ pub async fn list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
     after: Option<i64>,
@@ -233,6 +236,7 @@ pub struct StreamParams {
 /// Each message has `id:` = position, `event:` = event type and `data:` =
 /// the event as `GET /v1/events` shows it. It ends when the client goes
 /// away or the server shuts down.
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(StreamParams, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position")), responses((status = 200, description = "The events, live, as server-sent events (`id:` = position)", content_type = "text/event-stream", body = String)), security(("bearer" = [])))]
 pub async fn stream(
     State(app): State<ReadState>,
     principal: Principal,

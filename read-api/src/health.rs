@@ -10,10 +10,12 @@ use serde_json::{json, Value};
 
 use crate::ReadState;
 
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, description = "The process answers", body = crate::schema::Live)), security(()))]
 pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, description = "Every dependency answers", body = crate::schema::Ready), (status = 503, description = "A dependency is down; `failing` names it", body = crate::schema::Ready)), security(()))]
 pub async fn ready(State(app): State<ReadState>) -> (StatusCode, Json<Value>) {
     let postgres = matches!(
         tokio::time::timeout(

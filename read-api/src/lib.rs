@@ -24,6 +24,7 @@ pub mod money;
 pub mod orders;
 pub mod page;
 pub mod projections;
+pub mod schema;
 
 use std::sync::Arc;
 

@@ -43,7 +43,7 @@ struct ListingRow {
     updated_at: DateTime<Utc>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ListingView {
     listing_id: Uuid,
     vendor_id: Uuid,
@@ -55,12 +55,15 @@ pub struct ListingView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pricing_unit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     price_per_unit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     deposit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     units: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     unit_price: Option<String>,
     /// Sale listings: units free to buy now.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,7 +112,8 @@ fn visibility(principal: &Principal) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
     q: Option<String>,
@@ -122,6 +126,7 @@ pub struct SearchParams {
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/listings", tag = "queries", params(SearchParams), responses((status = 200, description = "A page of listings; with a period, only those free for the whole of it", body = crate::schema::ListingPage, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn search(
     State(app): State<ReadState>,
     principal: Principal,
@@ -239,6 +244,7 @@ async fn visible_listing(
         .ok_or_else(|| ApiError::NotFound("listing".to_owned()))
 }
 
+#[utoipa::path(get, path = "/v1/listings/{listing_id}", tag = "queries", params(("listing_id" = Uuid, Path, description = "Listing id")), responses((status = 200, description = "The listing", body = ListingView, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn detail(
     State(app): State<ReadState>,
     principal: Principal,
@@ -250,7 +256,8 @@ pub async fn detail(
     Ok(AtPosition(reached, row.map(|row| Json(row.into()))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityParams {
     from: DateTime<Utc>,
@@ -258,14 +265,14 @@ pub struct AvailabilityParams {
     quantity: Option<i32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Slot {
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     free: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Availability {
     listing_id: Uuid,
     kind: String,
@@ -275,6 +282,7 @@ pub struct Availability {
     slots: Vec<Slot>,
 }
 
+#[utoipa::path(get, path = "/v1/listings/{listing_id}/availability", tag = "queries", params(("listing_id" = Uuid, Path, description = "Listing id"), AvailabilityParams), responses((status = 200, description = "Free units in each maximal sub-period of constant availability", body = Availability, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn availability(
     State(app): State<ReadState>,
     principal: Principal,

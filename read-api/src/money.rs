@@ -19,23 +19,29 @@ use crate::ReadState;
 
 const MODELS: &[&str] = &[ledger::NAME];
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountBalance {
     account: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     debit: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     credit: String,
     /// Debit minus credit: positive for assets, negative for what is owed.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     balance: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TrialBalance {
     currency: String,
     accounts: Vec<AccountBalance>,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     total_debit: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     total_credit: String,
 }
 
+#[utoipa::path(get, path = "/v1/ledger/trial-balance", tag = "queries", responses((status = 200, description = "Every account's debits, credits and balance", body = TrialBalance, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn trial_balance(
     State(app): State<ReadState>,
     principal: Principal,
@@ -74,19 +80,27 @@ fn may_see_vendor(principal: &Principal, vendor_id: Uuid) -> Result<(), ApiError
     principal.require_vendor_or_admin(vendor_id)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Earnings {
     vendor_id: Uuid,
     currency: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     gross: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     platform_fees: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     net: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     pending: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     available: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     paid_out: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     damage_credits: String,
 }
 
+#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/earnings", tag = "queries", params(("vendor_id" = Uuid, Path, description = "Vendor id")), responses((status = 200, description = "The vendor's earnings", body = Earnings, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn earnings(
     State(app): State<ReadState>,
     principal: Principal,
@@ -124,14 +138,15 @@ async fn vendor_earnings(app: &ReadState, vendor_id: Uuid) -> Result<Earnings, A
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EntriesParams {
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Posting {
     posting_id: i64,
     position: i64,
@@ -139,7 +154,9 @@ pub struct Posting {
     kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     order_id: Option<Uuid>,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     debit: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     credit: String,
     recorded_at: DateTime<Utc>,
 }
@@ -155,6 +172,7 @@ type PostingRow = (
     DateTime<Utc>,
 );
 
+#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/earnings/entries", tag = "queries", params(("vendor_id" = Uuid, Path, description = "Vendor id"), EntriesParams), responses((status = 200, description = "A page of postings touching the vendor", body = crate::schema::PostingPage, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn entries(
     State(app): State<ReadState>,
     principal: Principal,

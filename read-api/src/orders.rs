@@ -101,6 +101,7 @@ fn may_read(principal: &Principal) -> Result<(), ApiError> {
     principal.require(&[Role::Customer, Role::Vendor, Role::Admin])
 }
 
+#[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "queries", params(("order_id" = Uuid, Path, description = "Order id")), responses((status = 200, description = "The order as placed plus status, per-part status, payments and refunds (a vendor sees its own lines and part only)", body = crate::schema::OrderDocument, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn detail(
     State(app): State<ReadState>,
     principal: Principal,
@@ -144,7 +145,8 @@ async fn visible_order(
     Ok(shown(order, principal))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     status: Option<String>,
@@ -152,6 +154,7 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/orders", tag = "queries", params(ListParams), responses((status = 200, description = "A page of orders", body = crate::schema::OrderPage, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn list(
     State(app): State<ReadState>,
     principal: Principal,

@@ -12,7 +12,7 @@ use crate::ReadState;
 /// Name, position, last update, events after it and the oldest of them.
 type CheckpointRow = (String, i64, DateTime<Utc>, i64, Option<DateTime<Utc>>);
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProjectionStatus {
     name: String,
     position: i64,
@@ -24,6 +24,7 @@ pub struct ProjectionStatus {
     updated_at: DateTime<Utc>,
 }
 
+#[utoipa::path(get, path = "/v1/projections", tag = "queries", responses((status = 200, description = "How far each read model has come", body = Vec<ProjectionStatus>)), security(("bearer" = [])))]
 pub async fn list(
     State(app): State<ReadState>,
     principal: Principal,

@@ -22,7 +22,7 @@ use crate::routes::orders::load_order;
 use crate::routes::{deserialize_optional_money, money, now};
 use crate::{reactions, AppState, CommandApp};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PartChanged {
     order_id: Uuid,
     vendor_id: Uuid,
@@ -30,15 +30,17 @@ pub struct PartChanged {
     position: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LineChanged {
     order_id: Uuid,
     line_id: Uuid,
     vendor_id: Uuid,
     order_status: OrderStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     deposit_refunded: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     damage_withheld: Option<String>,
     position: i64,
 }
@@ -104,6 +106,7 @@ async fn part_command(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/orders/{order_id}/vendors/{vendor_id}/ship", tag = "commands", params(("order_id" = Uuid, Path, description = "Order id"), ("vendor_id" = Uuid, Path, description = "Vendor id")), responses((status = 200, description = "The vendor's sale lines shipped", body = PartChanged)), security(("bearer" = [])))]
 pub async fn ship(
     State(app): State<AppState>,
     context: CommandContext,
@@ -116,6 +119,7 @@ pub async fn ship(
     part_command(app, context, order_id, vendor_id, command, "ShipPart").await
 }
 
+#[utoipa::path(post, path = "/v1/orders/{order_id}/vendors/{vendor_id}/deliver", tag = "commands", params(("order_id" = Uuid, Path, description = "Order id"), ("vendor_id" = Uuid, Path, description = "Vendor id")), responses((status = 200, description = "The vendor's sale lines delivered", body = PartChanged)), security(("bearer" = [])))]
 pub async fn deliver(
     State(app): State<AppState>,
     context: CommandContext,
@@ -144,6 +148,7 @@ async fn order_for_line(
     Ok((order, vendor_id))
 }
 
+#[utoipa::path(post, path = "/v1/orders/{order_id}/lines/{line_id}/pickup", tag = "commands", params(("order_id" = Uuid, Path, description = "Order id"), ("line_id" = Uuid, Path, description = "Rental line id")), responses((status = 200, description = "Rental line picked up", body = LineChanged)), security(("bearer" = [])))]
 pub async fn pick_up(
     State(app): State<AppState>,
     context: CommandContext,
@@ -167,14 +172,16 @@ pub async fn pick_up(
     }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReturnLine {
     returned_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
+    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     damage_withheld: Option<Decimal>,
 }
 
+#[utoipa::path(post, path = "/v1/orders/{order_id}/lines/{line_id}/return", tag = "commands", params(("order_id" = Uuid, Path, description = "Order id"), ("line_id" = Uuid, Path, description = "Rental line id")), request_body(content = Option<ReturnLine>, description = "Optional return time and damage withheld"), responses((status = 200, description = "Rental line returned; the deposit minus `damage_withheld` is refunded", body = LineChanged)), security(("bearer" = [])))]
 pub async fn return_line(
     State(app): State<AppState>,
     context: CommandContext,

@@ -21,7 +21,7 @@ use crate::extract::{ApiJson, Ids};
 use crate::routes::{deserialize_optional_money, money, now};
 use crate::{AppState, CommandApp};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateListing {
     vendor_id: Option<Uuid>,
@@ -32,11 +32,14 @@ pub struct CreateListing {
     kind: ListingKind,
     pricing_unit: Option<PricingUnit>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
+    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     price_per_unit: Option<Decimal>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
+    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     deposit: Option<Decimal>,
     units: Option<u32>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
+    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     unit_price: Option<Decimal>,
     stock: Option<u32>,
 }
@@ -101,7 +104,7 @@ impl CreateListing {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ListingCreated {
     listing_id: Uuid,
     vendor_id: Uuid,
@@ -109,6 +112,7 @@ pub struct ListingCreated {
     position: i64,
 }
 
+#[utoipa::path(post, path = "/v1/listings", tag = "commands", request_body = CreateListing, responses((status = 201, description = "Listing created as a draft", body = ListingCreated)), security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
     context: CommandContext,
@@ -236,7 +240,7 @@ pub async fn inventory_command(
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ListingStatusChanged {
     listing_id: Uuid,
     status: ListingStatus,
@@ -263,6 +267,7 @@ async fn change_status(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/listings/{listing_id}/publish", tag = "commands", params(("listing_id" = Uuid, Path, description = "Listing id")), responses((status = 200, description = "Listing published", body = ListingStatusChanged)), security(("bearer" = [])))]
 pub async fn publish(
     State(app): State<AppState>,
     context: CommandContext,
@@ -278,6 +283,7 @@ pub async fn publish(
     .await
 }
 
+#[utoipa::path(post, path = "/v1/listings/{listing_id}/archive", tag = "commands", params(("listing_id" = Uuid, Path, description = "Listing id")), responses((status = 200, description = "Listing archived", body = ListingStatusChanged)), security(("bearer" = [])))]
 pub async fn archive(
     State(app): State<AppState>,
     context: CommandContext,
@@ -293,25 +299,30 @@ pub async fn archive(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePrice {
     #[serde(default, deserialize_with = "deserialize_optional_money")]
+    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     price_per_unit: Option<Decimal>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
+    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     unit_price: Option<Decimal>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PriceChanged {
     listing_id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     price_per_unit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     unit_price: Option<String>,
     position: i64,
 }
 
+#[utoipa::path(post, path = "/v1/listings/{listing_id}/price", tag = "commands", params(("listing_id" = Uuid, Path, description = "Listing id")), request_body = ChangePrice, responses((status = 200, description = "Price changed", body = PriceChanged)), security(("bearer" = [])))]
 pub async fn change_price(
     State(app): State<AppState>,
     context: CommandContext,
@@ -377,14 +388,14 @@ fn rename_field(err: ApiError, from: &str, to: &str) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeStock {
     delta: Option<i64>,
     units: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StockChanged {
     listing_id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -394,6 +405,7 @@ pub struct StockChanged {
     position: i64,
 }
 
+#[utoipa::path(post, path = "/v1/listings/{listing_id}/stock", tag = "commands", params(("listing_id" = Uuid, Path, description = "Listing id")), request_body = ChangeStock, responses((status = 200, description = "Stock or units changed (409 when it would undercut held or booked units)", body = StockChanged)), security(("bearer" = [])))]
 pub async fn change_stock(
     State(app): State<AppState>,
     context: CommandContext,
@@ -438,7 +450,7 @@ pub async fn change_stock(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddBlackout {
     start: DateTime<Utc>,
@@ -448,13 +460,14 @@ pub struct AddBlackout {
     reason: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BlackoutAdded {
     blackout_id: Uuid,
     listing_id: Uuid,
     position: i64,
 }
 
+#[utoipa::path(post, path = "/v1/listings/{listing_id}/blackouts", tag = "commands", params(("listing_id" = Uuid, Path, description = "Listing id")), request_body = AddBlackout, responses((status = 201, description = "Blackout added (409 when booked units would not fit)", body = BlackoutAdded)), security(("bearer" = [])))]
 pub async fn add_blackout(
     State(app): State<AppState>,
     context: CommandContext,
@@ -482,13 +495,14 @@ pub async fn add_blackout(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BlackoutRemoved {
     blackout_id: Uuid,
     listing_id: Uuid,
     position: i64,
 }
 
+#[utoipa::path(delete, path = "/v1/listings/{listing_id}/blackouts/{blackout_id}", tag = "commands", params(("listing_id" = Uuid, Path, description = "Listing id"), ("blackout_id" = Uuid, Path, description = "Blackout id")), responses((status = 200, description = "Blackout removed", body = BlackoutRemoved)), security(("bearer" = [])))]
 pub async fn remove_blackout(
     State(app): State<AppState>,
     context: CommandContext,

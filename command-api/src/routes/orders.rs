@@ -17,7 +17,7 @@ use crate::routes::{money, now};
 use crate::saga::{self, PlaceOrder};
 use crate::{reactions, AppState, CommandApp};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderPlacedLine {
     line_id: Uuid,
     listing_id: Uuid,
@@ -30,28 +30,39 @@ pub struct OrderPlacedLine {
     quantity: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     billable_units: Option<u32>,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     unit_price: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     subtotal: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     tax: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     deposit: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderPlacedVendor {
     vendor_id: Uuid,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     subtotal: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     platform_fee: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     net: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderPlaced {
     order_id: Uuid,
     status: OrderStatus,
     currency: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     subtotal: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     tax: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     deposit: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     total: String,
     hold_expires_at: DateTime<Utc>,
     lines: Vec<OrderPlacedLine>,
@@ -59,6 +70,7 @@ pub struct OrderPlaced {
     position: i64,
 }
 
+#[utoipa::path(post, path = "/v1/orders", tag = "commands", request_body = crate::saga::PlaceOrder, responses((status = 201, description = "Order placed; its units are held until `hold_expires_at` (409 `unavailable` with `conflicts`)", body = OrderPlaced)), security(("bearer" = [])))]
 pub async fn place(
     State(app): State<AppState>,
     context: CommandContext,
@@ -117,19 +129,20 @@ pub async fn load_order(app: &CommandApp, order_id: Uuid) -> Result<Order, ApiEr
     Ok(order)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelOrder {
     reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderStatusChanged {
     order_id: Uuid,
     status: OrderStatus,
     position: i64,
 }
 
+#[utoipa::path(post, path = "/v1/orders/{order_id}/cancel", tag = "commands", params(("order_id" = Uuid, Path, description = "Order id")), request_body(content = Option<CancelOrder>, description = "Optional reason"), responses((status = 200, description = "Order cancelled or refunded (409 once fulfilment started)", body = OrderStatusChanged)), security(("bearer" = [])))]
 pub async fn cancel(
     State(app): State<AppState>,
     context: CommandContext,

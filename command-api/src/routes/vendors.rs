@@ -15,18 +15,19 @@ use crate::extract::{ApiJson, Ids};
 use crate::routes::{deserialize_money, now};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterVendor {
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VendorRegistered {
     vendor_id: Uuid,
     position: i64,
 }
 
+#[utoipa::path(post, path = "/v1/vendors", tag = "commands", request_body = RegisterVendor, responses((status = 201, description = "Vendor registered", body = VendorRegistered)), security(("bearer" = [])))]
 pub async fn register(
     State(app): State<AppState>,
     context: CommandContext,
@@ -52,21 +53,24 @@ pub async fn register(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestPayout {
     #[serde(deserialize_with = "deserialize_money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     amount: Decimal,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PayoutRecorded {
     payout_id: Uuid,
     vendor_id: Uuid,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     amount: String,
     position: i64,
 }
 
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/payouts", tag = "commands", params(("vendor_id" = Uuid, Path, description = "Vendor id")), request_body = RequestPayout, responses((status = 201, description = "Payout recorded", body = PayoutRecorded)), security(("bearer" = [])))]
 pub async fn request_payout(
     State(app): State<AppState>,
     context: CommandContext,

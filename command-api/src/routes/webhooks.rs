@@ -59,7 +59,7 @@ struct PaymentError {
     message: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WebhookReceived {
     received: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +126,7 @@ pub fn sign(body: &[u8], secret: &str, timestamp: i64) -> String {
     )
 }
 
+#[utoipa::path(post, path = "/v1/webhooks/payments", tag = "webhooks", params(("Stripe-Signature" = String, Header, description = "`t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">`")), request_body = crate::schema::PaymentWebhook, responses((status = 200, description = "Processed, or a duplicate event id (changes nothing)", body = WebhookReceived)), security(()))]
 pub async fn payments(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -17,7 +17,9 @@ use crate::listing::ListingKind;
 use crate::money::{from_minor_units, is_valid_amount, round_cents, to_minor_units, Rates};
 use pricing::{LineInput, LineTerms, PricedLine, PricedOrder};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     #[default]

@@ -39,7 +39,8 @@ use serde::Deserialize;
 
 use crate::ReadState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyParams {
     from: Option<i64>,
@@ -47,6 +48,7 @@ pub struct VerifyParams {
 }
 
 /// `GET /v1/audit/verify?from=&to=`
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyParams), responses((status = 200, description = "The verification report", body = report::Report)), security(("bearer" = [])))]
 pub async fn verify_route(
     State(app): State<ReadState>,
     principal: Principal,

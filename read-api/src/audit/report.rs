@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// Why a position failed verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     HashMismatch,
@@ -16,7 +16,7 @@ pub enum FailureKind {
     SealInvalid,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Failure {
     pub position: i64,
     pub kind: FailureKind,
@@ -25,7 +25,7 @@ pub struct Failure {
     pub seal_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub ok: bool,
     /// Events examined (all of the range when `ok`).

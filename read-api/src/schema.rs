@@ -1,0 +1,198 @@
+//! Schemas for the OpenAPI document where a query route builds its answer
+//! as JSON rather than from a type: these mirror that JSON field by field
+//! (the tests check real answers against them).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::listings::ListingView;
+use crate::money::Posting;
+
+/// A page of listings.
+#[derive(Serialize, ToSchema)]
+pub struct ListingPage {
+    pub items: Vec<ListingView>,
+    /// Null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of postings.
+#[derive(Serialize, ToSchema)]
+pub struct PostingPage {
+    pub items: Vec<Posting>,
+    /// Null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of orders.
+#[derive(Serialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderDocument>,
+    /// Null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// An order as its reader may see it. A vendor gets `order_id`, `status`,
+/// `currency`, `placed_at`, its own `lines` and its own part in `vendors`
+/// only; customers and admins get everything.
+#[derive(Serialize, ToSchema)]
+pub struct OrderDocument {
+    pub order_id: Uuid,
+    /// `placed`, `confirmed`, `completed`, `cancelled` or `refunded`.
+    pub status: domain::OrderStatus,
+    pub currency: String,
+    pub placed_at: DateTime<Utc>,
+    pub lines: Vec<OrderLineDocument>,
+    pub vendors: Vec<OrderPartDocument>,
+    #[schema(nullable = false)]
+    pub customer_id: Option<String>,
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub subtotal: Option<String>,
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub tax: Option<String>,
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub deposit: Option<String>,
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub total: Option<String>,
+    pub hold_expires_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    #[schema(nullable = false)]
+    pub payments: Option<Vec<PaymentDocument>>,
+    #[schema(nullable = false)]
+    pub refunds: Option<Vec<RefundDocument>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderLineDocument {
+    pub line_id: Uuid,
+    pub listing_id: Uuid,
+    pub vendor_id: Uuid,
+    pub kind: domain::ListingKind,
+    pub quantity: u32,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub unit_price: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub subtotal: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub tax: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub deposit: String,
+    /// The line's fulfilment status.
+    pub status: String,
+    /// Rentals: the period `[start, end)`.
+    #[schema(nullable = false)]
+    pub start: Option<DateTime<Utc>>,
+    #[schema(nullable = false)]
+    pub end: Option<DateTime<Utc>>,
+    #[schema(nullable = false)]
+    pub billable_units: Option<u32>,
+    #[schema(nullable = false)]
+    pub returned_at: Option<DateTime<Utc>>,
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub deposit_refunded: Option<String>,
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub damage_withheld: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderPartDocument {
+    pub vendor_id: Uuid,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub subtotal: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub platform_fee: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub net: String,
+    /// The vendor part's fulfilment status.
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PaymentDocument {
+    pub payment_id: String,
+    pub intent_id: String,
+    pub outcome: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub amount: Option<String>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RefundDocument {
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub amount: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// `GET /v1/analytics/summary` over `[from, to)`.
+#[derive(Serialize, ToSchema)]
+pub struct AnalyticsSummary {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub currency: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub gmv: String,
+    pub orders: i64,
+    pub paid_orders: i64,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub avg_order_value: String,
+    /// Decimal string, 0 to 1.
+    #[schema(example = "0.25")]
+    pub cancellation_rate: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub refunds: String,
+    /// Decimal string.
+    #[schema(example = "3.50")]
+    pub rental_days: String,
+    /// Decimal string, 0 to 1.
+    #[schema(example = "0.4")]
+    pub utilization: String,
+    pub top_listings: Vec<TopListing>,
+    pub payment_failures: Vec<PaymentFailureCount>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TopListing {
+    pub listing_id: Uuid,
+    pub title: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub gmv: String,
+    pub orders: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PaymentFailureCount {
+    pub reason: String,
+    pub count: i64,
+}
+
+/// `GET /v1/analytics/revenue`.
+#[derive(Serialize, ToSchema)]
+pub struct Revenue {
+    pub currency: String,
+    pub buckets: Vec<crate::analytics::Bucket>,
+}
+
+/// `GET /health/live`.
+#[derive(Serialize, ToSchema)]
+pub struct Live {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// `GET /health/ready`: `checks` has `postgres` and (with NATS) `nats`,
+/// each `ok` or `failing`.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// `ok` or `unavailable`.
+    pub status: String,
+    pub checks: std::collections::BTreeMap<String, String>,
+    /// The failing dependencies (503 only).
+    #[schema(nullable = false)]
+    pub failing: Option<Vec<String>>,
+}
