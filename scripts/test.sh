@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command (README and .ci/run call exactly this).
 # Ensures PostgreSQL + NATS JetStream (scripts/services.sh), then runs
-# rustfmt check, clippy (-D warnings) and the whole workspace test suite.
+# rustfmt check, clippy (-D warnings), the whole workspace test suite and
+# the schema fuzz run against the OpenAPI document (scripts/fuzz.sh).
 # Extra arguments are passed to `cargo test` (e.g. `-p domain`, `--release`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,6 +30,7 @@ total=$SECONDS
 step fmt cargo fmt --all -- --check || true
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings || true
 step test cargo test --workspace --locked --no-fail-fast "$@" || true
+step fuzz scripts/fuzz.sh || true
 
 if ((${#failed[@]})); then
   echo "==> FAILED: ${failed[*]} (total $((SECONDS - total))s)" >&2

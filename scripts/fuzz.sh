@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Schema fuzzing: runs schemathesis against `ledger serve` on a free port,
+# with a fresh database (on $DATABASE_URL's server) and its own JetStream
+# stream, using the OpenAPI document the server serves (/openapi.json) and
+# an admin token. Fails on any 5xx and on any answer that contradicts the
+# document (status code, content type, headers, body schema).
+#
+# The budget is fixed (a few examples per operation, fixed seed) so that it
+# fits CI: about a minute. Extra arguments go to `st run`, e.g.
+#   scripts/fuzz.sh --max-examples 50
+# schemathesis is installed into .local/venv (git-ignored) when missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+SCHEMATHESIS_VERSION=4.32.5
+
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+
+log() { printf 'fuzz: %s\n' "$*" >&2; }
+
+venv=.local/venv
+if [[ ! -x "$venv/bin/st" ]] || ! "$venv/bin/pip" show schemathesis 2>/dev/null | grep -qx "Version: $SCHEMATHESIS_VERSION"; then
+  log "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+cargo build -q --locked -p ledger
+ledger="${CARGO_TARGET_DIR:-target}/debug/ledger"
+
+# A fresh database on the test server, dropped at the end.
+database="ledger_fuzz_$(date +%s)_$$"
+base="${LEDGER_TEST_DATABASE_URL%%\?*}"
+query=""
+[[ "$LEDGER_TEST_DATABASE_URL" == *\?* ]] && query="?${LEDGER_TEST_DATABASE_URL#*\?}"
+psql -q -v ON_ERROR_STOP=1 "$LEDGER_TEST_DATABASE_URL" -c "CREATE DATABASE \"$database\"" >/dev/null
+fuzz_db_url="${base%/*}/$database$query"
+
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export LEDGER_JWT_SECRET="fuzz-secret-$$"
+export LEDGER_WEBHOOK_SECRET="whsec_fuzz"
+export LEDGER_STREAM="FUZZ_$$_$(date +%s)"
+# One client from one address: the rate limits would only turn most cases
+# into 429s (which the document allows, so nothing would be checked).
+export LEDGER_RATE_LIMIT_PER_PRINCIPAL=1000000 LEDGER_RATE_LIMIT_PER_PRINCIPAL_BURST=1000000
+export LEDGER_RATE_LIMIT_PER_IP=1000000 LEDGER_RATE_LIMIT_PER_IP_BURST=1000000
+
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  psql -q "$LEDGER_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS \"$database\" WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+mkdir -p .local
+DATABASE_URL="$fuzz_db_url" LEDGER_HTTP_ADDR="127.0.0.1:$port" RUST_LOG="${RUST_LOG:-warn}" \
+  "$ledger" serve >.local/fuzz-server.log 2>&1 &
+server_pid=$!
+
+base_url="http://127.0.0.1:$port"
+for _ in $(seq 1 120); do
+  if curl -fsS "$base_url/health/ready" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    log "ledger serve exited; its log:"
+    cat .local/fuzz-server.log >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+curl -fsS "$base_url/health/ready" >/dev/null
+
+token="$(DATABASE_URL="$fuzz_db_url" "$ledger" token --role admin --sub fuzz)"
+
+start=$SECONDS
+log "schemathesis against $base_url (server log: .local/fuzz-server.log)"
+rc=0
+"$venv/bin/st" run "$base_url/openapi.json" \
+  --header "Authorization: Bearer $token" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --phases examples,coverage,fuzzing \
+  --max-examples 5 \
+  --seed 20261122 \
+  --workers 2 \
+  --request-timeout 15 \
+  --exclude-path /v1/events/stream \
+  --suppress-health-check all \
+  --warnings off \
+  --continue-on-failure \
+  "$@" || rc=$?
+log "schemathesis finished in $((SECONDS - start))s with exit code $rc"
+exit "$rc"
