@@ -109,6 +109,29 @@ where
         context: &CommandContext,
         command_name: &str,
     ) -> Result<Committed<A>, ApiError> {
+        // accepted | rejected (the domain said no) | conflict (retries
+        // exhausted) | error (a dependency failed); each retry counts too.
+        let mut outcome = "error";
+        let result = self
+            .execute_attempts(aggregate_id, command, context, command_name, &mut outcome)
+            .await;
+        metrics::counter!(
+            "ledger_commands_total",
+            "aggregate_type" => A::TYPE,
+            "outcome" => outcome
+        )
+        .increment(1);
+        result
+    }
+
+    async fn execute_attempts(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        command_name: &str,
+        outcome: &mut &'static str,
+    ) -> Result<Committed<A>, ApiError> {
         let _guard = self.locks.stripe(A::TYPE, aggregate_id).lock().await;
         let metadata = context.metadata(command_name);
         let mut attempt = 0;
@@ -126,17 +149,24 @@ where
                 working
                     .handle(command.clone(), &(), &sink)
                     .await
-                    .map_err(ApiError::from)?;
+                    .map_err(|e| {
+                        *outcome = "rejected";
+                        ApiError::from(e)
+                    })?;
             } else {
                 loaded
                     .aggregate()
                     .handle(command.clone(), &(), &sink)
                     .await
-                    .map_err(ApiError::from)?;
+                    .map_err(|e| {
+                        *outcome = "rejected";
+                        ApiError::from(e)
+                    })?;
             }
             let events = sink.collect().await;
             if events.is_empty() {
                 let position = self.latest_position(aggregate_id).await?;
+                *outcome = "accepted";
                 return Ok(Committed {
                     events: Vec::new(),
                     position,
@@ -146,6 +176,7 @@ where
                 Ok(events) => {
                     let last = events.last().map_or(0, |e| e.sequence);
                     let position = self.position_of(aggregate_id, last).await?;
+                    *outcome = "accepted";
                     return Ok(Committed { events, position });
                 }
                 Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
@@ -155,9 +186,20 @@ where
                         attempt,
                         "version conflict, retrying"
                     );
+                    metrics::counter!(
+                        "ledger_commands_total",
+                        "aggregate_type" => A::TYPE,
+                        "outcome" => "retried"
+                    )
+                    .increment(1);
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(err) => return Err(err.into()),
+                Err(err) => {
+                    if matches!(err, AggregateError::AggregateConflict) {
+                        *outcome = "conflict";
+                    }
+                    return Err(err.into());
+                }
             }
         }
     }

@@ -40,6 +40,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type: expected application/json")]
     UnsupportedMediaType,
+    #[error("too many requests: retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("a dependency is unavailable: {0}")]
     ServiceUnavailable(String),
     #[error("internal error")]
@@ -64,6 +66,7 @@ impl ApiError {
             | Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,6 +87,7 @@ impl ApiError {
             Self::IdempotencyKeyInFlight => "idempotency-key-in-flight",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::RateLimited { .. } => "rate-limited",
             Self::ServiceUnavailable(_) => "service-unavailable",
             Self::Internal(_) => "internal",
         }
@@ -99,6 +103,7 @@ impl ApiError {
             StatusCode::CONFLICT => "Conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
+            StatusCode::TOO_MANY_REQUESTS => "Too many requests",
             StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
             _ => "Internal server error",
         }
@@ -146,6 +151,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Self::RateLimited { retry_after_secs } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         response
     }
 }
@@ -208,7 +218,19 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed
+    ) || matches!(
+        err,
+        sqlx::Error::Database(db) if db.code().is_some_and(|code| is_unavailable_code(&code))
     )
+}
+
+/// SQLSTATEs of a server going away or a statement cut by
+/// `statement_timeout`: the dependency is down or stuck, not a bug.
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") // connection exception
+        || code.starts_with("57P") // admin/crash shutdown, cannot connect now
+        || code == "57014" // query canceled (statement_timeout)
+        || code == "53300" // too many connections
 }
 
 impl From<sqlx::Error> for ApiError {

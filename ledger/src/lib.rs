@@ -2,6 +2,8 @@
 //! exposes the pieces tests need to run the real thing on a random port.
 
 pub mod commands;
+pub mod limits;
+pub mod observability;
 pub mod openapi;
 pub mod settings;
 pub mod telemetry;
@@ -44,10 +46,28 @@ pub enum LedgerError {
 /// A pool sized for the API; acquiring waits at most a few seconds so that
 /// a database outage becomes a 503, not a hang.
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, LedgerError> {
+    connect_with_statement_timeout(database_url, max_connections, Duration::ZERO).await
+}
+
+/// [`connect`], and every statement on the pool's connections is cut by
+/// the server after `statement_timeout` (zero: no limit), so that a stuck
+/// query ends as a 503 rather than holding a connection past the request.
+pub async fn connect_with_statement_timeout(
+    database_url: &str,
+    max_connections: u32,
+    statement_timeout: Duration,
+) -> Result<PgPool, LedgerError> {
+    let mut options: sqlx::postgres::PgConnectOptions = database_url.parse()?;
+    if !statement_timeout.is_zero() {
+        options = options.options([(
+            "statement_timeout",
+            statement_timeout.as_millis().to_string(),
+        )]);
+    }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
-        .connect(database_url)
+        .connect_with(options)
         .await?;
     Ok(pool)
 }
@@ -98,11 +118,19 @@ pub fn http_router(
     read: read_api::ReadState,
     jwt_secret: &str,
     request_timeout: Duration,
+    metrics: observability::MetricsState,
+    rate_limits: limits::RateLimits,
 ) -> Router {
     let request_id = HeaderName::from_static(command_api::context::REQUEST_ID_HEADER);
+    let limiter = limits::Limiter::new(rate_limits, jwt_secret);
     let mut router = Router::new()
         .merge(read_api::health_router(read.clone()))
-        .merge(openapi::router());
+        .merge(openapi::router())
+        .merge(
+            Router::new()
+                .route("/metrics", axum::routing::get(observability::scrape))
+                .with_state(metrics),
+        );
     if let Some(command) = command {
         router = router.merge(command_api::router(command));
     }
@@ -115,9 +143,16 @@ pub fn http_router(
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(telemetry::trace_layer())
                 .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(axum::middleware::from_fn(observability::record_request))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::internal("handler panicked").into_response()
                 }))
+                .layer(axum::middleware::from_fn(limits::limit_body))
+                .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+                .layer(axum::middleware::from_fn_with_state(
+                    limiter,
+                    limits::rate_limit,
+                ))
                 .layer(HandleErrorLayer::new(|err: BoxError| async move {
                     if err.is::<tower::timeout::error::Elapsed>() {
                         ApiError::ServiceUnavailable("the request timed out".to_owned())
@@ -160,6 +195,8 @@ pub struct ServerConfig {
     pub stream: StreamSettings,
     pub parts: Parts,
     pub audit: AuditKeys,
+    /// Token buckets per client IP and per principal (429 past them).
+    pub rate_limits: limits::RateLimits,
 }
 
 /// Keys of the tamper-evident log: the signing key seals (the relay's
@@ -236,6 +273,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LedgerError> {
     let parts = config.parts;
+    // Installed before anything records, so nothing is lost.
+    observability::handle();
     let nats = connect_nats(&config.nats_url).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     // Aborted with the serve task if that is aborted (a crash), awaited
@@ -306,17 +345,25 @@ pub async fn serve(
                 read,
                 &config.command_api.jwt_secret,
                 config.request_timeout,
+                observability::MetricsState {
+                    pool: pool.clone(),
+                    stream: config.stream.name.clone(),
+                },
+                config.rate_limits,
             );
             let mut http_stop = stop_rx.clone();
-            served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    tokio::select! {
-                        _ = shutdown => {}
-                        _ = http_stop.wait_for(|stop| *stop) => {}
-                    }
-                    let _ = closing_tx.send(true);
-                })
-                .await;
+            served = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = http_stop.wait_for(|stop| *stop) => {}
+                }
+                let _ = closing_tx.send(true);
+            })
+            .await;
         }
         _ => {
             let mut stop = stop_rx.clone();

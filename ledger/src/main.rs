@@ -215,7 +215,12 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
     ledger::telemetry::init(args.log_pretty);
     args.validate(parts).map_err(LedgerError::Config)?;
-    let pool = ledger::connect(&args.database.database_url, args.database.db_pool_size).await?;
+    let pool = ledger::connect_with_statement_timeout(
+        &args.database.database_url,
+        args.database.db_pool_size,
+        args.db_statement_timeout,
+    )
+    .await?;
     ledger::migrate(&pool).await?;
     let listener = if parts.command_api || parts.read_api {
         let listener = tokio::net::TcpListener::bind(args.http_addr).await?;

@@ -75,6 +75,26 @@ pub struct ServeArgs {
     /// Human-readable logs instead of JSON.
     #[arg(long, env = "LEDGER_LOG_PRETTY", default_value_t = false)]
     pub log_pretty: bool,
+    /// Requests per second each principal (token subject) may make; 0: no limit.
+    #[arg(long, env = "LEDGER_RATE_LIMIT_PER_PRINCIPAL", default_value_t = 200.0)]
+    pub rate_limit_per_principal: f64,
+    /// Requests a principal may make at once above its rate.
+    #[arg(
+        long,
+        env = "LEDGER_RATE_LIMIT_PER_PRINCIPAL_BURST",
+        default_value_t = 400
+    )]
+    pub rate_limit_per_principal_burst: u32,
+    /// Requests per second each client IP may make; 0: no limit.
+    #[arg(long, env = "LEDGER_RATE_LIMIT_PER_IP", default_value_t = 500.0)]
+    pub rate_limit_per_ip: f64,
+    /// Requests an IP may make at once above its rate.
+    #[arg(long, env = "LEDGER_RATE_LIMIT_PER_IP_BURST", default_value_t = 1000)]
+    pub rate_limit_per_ip_burst: u32,
+    /// PostgreSQL cuts any statement of the server's pool that runs longer
+    /// (0: no limit), so a stuck query cannot outlive its request.
+    #[arg(long, env = "LEDGER_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub db_statement_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -115,6 +135,10 @@ impl ServeArgs {
             return Err("LEDGER_STREAM must be letters, digits, `_` or `-`".into());
         }
         self.audit_keys()?;
+        let rates = [self.rate_limit_per_principal, self.rate_limit_per_ip];
+        if rates.iter().any(|r| r.is_nan() || *r < 0.0) {
+            return Err("LEDGER_RATE_LIMIT_PER_* must be 0 (off) or positive".into());
+        }
         if self.hold_ttl.is_zero() || self.sweep_interval.is_zero() {
             return Err("LEDGER_HOLD_TTL and LEDGER_SWEEP_INTERVAL must be positive".into());
         }
@@ -162,6 +186,16 @@ impl ServeArgs {
             stream,
             parts,
             audit: self.audit_keys().unwrap_or_default(),
+            rate_limits: crate::limits::RateLimits {
+                per_ip: crate::limits::Rate::new(
+                    self.rate_limit_per_ip,
+                    self.rate_limit_per_ip_burst,
+                ),
+                per_principal: crate::limits::Rate::new(
+                    self.rate_limit_per_principal,
+                    self.rate_limit_per_principal_burst,
+                ),
+            },
         }
     }
 

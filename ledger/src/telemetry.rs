@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::Request;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{DefaultOnResponse, MakeSpan, TraceLayer};
+use tower_http::LatencyUnit;
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
 
@@ -37,9 +38,19 @@ impl MakeSpan<Body> for RequestSpan {
             .get(command_api::context::REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
+        // The route template (the router's layers run after matching), so
+        // logs group by endpoint; `path` keeps the concrete one.
+        let route = request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("unmatched", |p| p.as_str());
+        // `principal` is recorded by the auth middleware once the token
+        // verifies; the completion line then carries it with the status and
+        // latency (`finished processing request`).
         tracing::info_span!(
             "request",
             method = %request.method(),
+            route,
             path = %request.uri().path(),
             request_id,
             principal = tracing::field::Empty,
@@ -52,5 +63,9 @@ pub fn trace_layer(
     TraceLayer::new_for_http()
         .make_span_with(RequestSpan)
         .on_request(())
-        .on_response(DefaultOnResponse::new().level(Level::INFO))
+        .on_response(
+            DefaultOnResponse::new()
+                .level(Level::INFO)
+                .latency_unit(LatencyUnit::Millis),
+        )
 }

@@ -228,9 +228,12 @@ impl Relay {
                 ready.push(row);
             }
             if !ready.is_empty() {
+                let published = ready.len() as u64;
                 self.publish(&ready, &mut stream_sequence).await?;
                 position = next;
                 self.store_position(position).await?;
+                metrics::counter!("ledger_relay_published_total").increment(published);
+                metrics::gauge!("ledger_relay_position").set(position as f64);
                 if full || gap.is_some() {
                     continue;
                 }

@@ -194,6 +194,8 @@ impl Runner {
         loop {
             let published = checkpoints::published(&self.pool, &self.config.stream.name).await?;
             let checkpoint = checkpoints::get(&self.pool, self.consumer.name()).await?;
+            metrics::gauge!("ledger_consumer_lag_events", "consumer" => self.consumer.name())
+                .set((published - checkpoint).max(0) as f64);
             if checkpoint >= published {
                 return Ok(());
             }
@@ -269,6 +271,9 @@ impl Runner {
         self.consumer.apply(&mut tx, &ordered).await?;
         checkpoints::store(&mut tx, name, last).await?;
         tx.commit().await?;
+        metrics::gauge!("ledger_consumer_position", "consumer" => name).set(last as f64);
+        metrics::counter!("ledger_consumer_applied_total", "consumer" => name)
+            .increment(ordered.len() as u64);
         Ok(last)
     }
 }

@@ -177,6 +177,8 @@ impl TestApp {
             stream: ledger_nats::StreamSettings::new(stream.clone()),
             parts: ledger::Parts::ALL,
             audit: ledger::AuditKeys::default(),
+            // Load tests come from one address: limits are tested on their own.
+            rate_limits: ledger::limits::RateLimits::OFF,
         };
         configure(&mut server_config);
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
@@ -1110,6 +1112,8 @@ pub mod fault_support {
             stream: ledger_nats::StreamSettings::new(stream.clone()),
             parts,
             audit: ledger::AuditKeys::default(),
+            // Load tests come from one address: limits are tested on their own.
+            rate_limits: ledger::limits::RateLimits::OFF,
         };
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
             .await
@@ -1136,3 +1140,60 @@ pub mod fault_support {
 // Support for money.rs and reconciliation.rs: the money checker.
 // ---------------------------------------------------------------------------
 pub mod reconcile;
+
+// ---------------------------------------------------------------------------
+// Support for hardening.rs: a ledger on a pool the test made (a private
+// PostgreSQL), and control of the server's lifetime.
+// ---------------------------------------------------------------------------
+pub mod hardening_support {
+    use super::{Authenticator, TestApp, JWT_SECRET, WEBHOOK_SECRET};
+    use command_api::CommandApiConfig;
+    use sqlx::PgPool;
+    use std::time::Duration;
+
+    /// Spawns the ledger on `pool` (already migrated), with the usual test
+    /// configuration tweaked by `configure`.
+    pub async fn spawn_on_pool(
+        pool: PgPool,
+        database: &str,
+        configure: impl FnOnce(&mut ledger::ServerConfig),
+    ) -> TestApp {
+        let stream = super::fresh_stream_name().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a port");
+        let mut server_config = ledger::ServerConfig {
+            command_api: CommandApiConfig::for_tests(JWT_SECRET, WEBHOOK_SECRET),
+            request_timeout: Duration::from_secs(10),
+            nats_url: super::nats_url(),
+            stream: ledger_nats::StreamSettings::new(stream.clone()),
+            parts: ledger::Parts::ALL,
+            audit: ledger::AuditKeys::default(),
+            rate_limits: ledger::limits::RateLimits::OFF,
+        };
+        configure(&mut server_config);
+        let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
+            .await
+            .expect("start the ledger");
+        let addr = server.addr.expect("an HTTP address");
+        TestApp {
+            base_url: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            pool,
+            database: database.to_owned(),
+            stream,
+            config: server_config,
+            auth: Authenticator::new(JWT_SECRET),
+            server: Some(server),
+        }
+    }
+
+    /// Takes the running server out of the app, to stop it while requests
+    /// are in flight.
+    pub fn take_server(app: &mut TestApp) -> ledger::RunningServer {
+        app.server.take().expect("a running server")
+    }
+}

@@ -1,0 +1,132 @@
+//! `GET /metrics`: Prometheus text from the `metrics` facade. One recorder
+//! per process (tests start several servers in one process, so it is
+//! installed once and its handle reused). Request latencies are recorded by
+//! [`record_request`]; command outcomes by the command bus; relay and
+//! consumer progress by the relay and the runners; the pool and the
+//! backlogs are sampled from the database on each scrape.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+
+/// Seconds, from 1 ms to 30 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder handle, installing the recorder on first use.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("ledger_http_request_duration_seconds".to_owned()),
+                    LATENCY_BUCKETS,
+                )
+                .expect("latency buckets are not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                // Someone else's recorder is installed: /metrics renders
+                // only what reaches ours (nothing), but the process runs.
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// What the scrape samples.
+#[derive(Clone)]
+pub struct MetricsState {
+    pub pool: PgPool,
+    pub stream: String,
+}
+
+/// Middleware: one histogram sample per request, by route template (never
+/// the raw path, whose ids would explode the series), method and status.
+pub async fn record_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics::histogram!(
+        "ledger_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_u16().to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics` (no token).
+pub async fn scrape(State(state): State<MetricsState>) -> Response {
+    let handle = handle();
+    sample(&state).await;
+    handle.run_upkeep();
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+async fn sample(state: &MetricsState) {
+    let pool = &state.pool;
+    metrics::gauge!("ledger_db_pool_connections").set(f64::from(pool.size()));
+    metrics::gauge!("ledger_db_pool_idle_connections").set(pool.num_idle() as f64);
+    metrics::gauge!("ledger_db_pool_max_connections")
+        .set(f64::from(pool.options().get_max_connections()));
+    // A scrape never waits long on a sick database: the gauges keep their
+    // last values and `ledger_metrics_sample_failures_total` counts.
+    let sampled = tokio::time::timeout(Duration::from_secs(2), sample_backlogs(state)).await;
+    if !matches!(sampled, Ok(Ok(()))) {
+        metrics::counter!("ledger_metrics_sample_failures_total").increment(1);
+    }
+}
+
+async fn sample_backlogs(state: &MetricsState) -> Result<(), sqlx::Error> {
+    let (head, published, oldest_unpublished): (i64, i64, Option<f64>) = sqlx::query_as(
+        "WITH p AS (SELECT coalesce((SELECT position FROM relay_positions WHERE stream = $1), 0) AS position)
+         SELECT coalesce((SELECT max(global_position) FROM events), 0),
+                (SELECT position FROM p),
+                (SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
+                   FROM events WHERE global_position > (SELECT position FROM p)
+                  ORDER BY global_position LIMIT 1)",
+    )
+    .bind(&state.stream)
+    .fetch_one(&state.pool)
+    .await?;
+    let lag = (head - published).max(0) as f64;
+    metrics::gauge!("ledger_events_head_position").set(head as f64);
+    metrics::gauge!("ledger_relay_position").set(published as f64);
+    metrics::gauge!("ledger_relay_lag_events").set(lag);
+    metrics::gauge!("ledger_relay_backlog_events").set(lag);
+    metrics::gauge!("ledger_relay_lag_seconds").set(oldest_unpublished.unwrap_or(0.0).max(0.0));
+
+    let consumers: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, position FROM consumer_checkpoints ORDER BY name")
+            .fetch_all(&state.pool)
+            .await?;
+    for (name, position) in consumers {
+        metrics::gauge!("ledger_consumer_position", "consumer" => name.clone())
+            .set(position as f64);
+        metrics::gauge!("ledger_consumer_lag_events", "consumer" => name)
+            .set((published - position).max(0) as f64);
+    }
+    Ok(())
+}
