@@ -1,0 +1,546 @@
+//! Production hardening: `/metrics`, the body limit, rate limits, a
+//! database outage answered 503 (and recovered from without a restart),
+//! and graceful shutdown.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ledger::limits::{Rate, RateLimits};
+use ledger_tests::command_support::assert_problem;
+use ledger_tests::hardening_support::{spawn_on_pool, take_server};
+use ledger_tests::TestApp;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::Connection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends a request whose head declares `declared` body bytes, writes only
+/// a part of them, and reads the answer: (status, content type, body).
+async fn send_declared_body(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    declared: usize,
+) -> (u16, String, serde_json::Value) {
+    let addr = app.base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    let _ = stream.write_all(&vec![b' '; 16 * 1024]).await;
+    read_answer(stream).await
+}
+
+/// Sends a chunked body of 1 MiB + 64 KiB (no `Content-Length`).
+async fn send_chunked_body(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+) -> (u16, String, serde_json::Value) {
+    let addr = app.base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..17 {
+        let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+        framed.extend_from_slice(&chunk);
+        framed.extend_from_slice(b"\r\n");
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    read_answer(stream).await
+}
+
+async fn read_answer(mut stream: tokio::net::TcpStream) -> (u16, String, serde_json::Value) {
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            }
+            if let Some(at) = find(&raw, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..at]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if length.is_some_and(|len| raw.len() >= at + 4 + len) {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the answer came within 10 s");
+    let at = find(&raw, b"\r\n\r\n").expect("a complete head");
+    let head = String::from_utf8_lossy(&raw[..at]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let body = serde_json::from_slice(&raw[at + 4..]).unwrap_or(serde_json::Value::Null);
+    (status, content_type, body)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    response.text().await.expect("metrics text")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_answer_without_a_token_with_the_named_series() {
+    let app = TestApp::spawn().await;
+    let vendor = app.register_vendor("Metrics Vendor").await;
+    let listing = app.sale_listing(vendor, "10.00", 5).await;
+    let admin = app.admin();
+    let detail = app
+        .send(
+            Method::GET,
+            &format!("/v1/listings/{listing}"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert!(detail.status.is_success(), "{:?}", detail.body);
+    // A rejected command: a second vendor registration with no name.
+    let rejected = app.post("/v1/vendors", &admin, json!({"name": ""})).await;
+    assert!(rejected.status.is_client_error());
+
+    // Consumers catch up, then the scrape shows their positions.
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        text = scrape(&app).await;
+        if text.contains("ledger_consumer_position{") && text.contains("ledger_relay_position ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for series in [
+        "ledger_http_request_duration_seconds_bucket{",
+        "route=\"/v1/listings/{listing_id}\"",
+        "route=\"/v1/vendors\"",
+        "ledger_commands_total{",
+        "outcome=\"accepted\"",
+        "ledger_consumer_position{consumer=",
+        "ledger_consumer_lag_events{consumer=",
+        "ledger_relay_lag_events ",
+        "ledger_relay_lag_seconds ",
+        "ledger_relay_backlog_events ",
+        "ledger_relay_position ",
+        "ledger_db_pool_connections ",
+        "ledger_db_pool_idle_connections ",
+    ] {
+        assert!(text.contains(series), "`{series}` missing from:\n{text}");
+    }
+    assert!(
+        !text.contains(&listing.to_string()),
+        "raw paths never become labels"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_over_one_mib_are_refused_413_on_every_route() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let over = ledger::limits::MAX_BODY_BYTES + 1;
+    for (method, path) in [
+        ("POST", "/v1/vendors"),
+        ("GET", "/v1/listings"),
+        ("GET", "/health/live"),
+    ] {
+        let (status, content_type, body) =
+            send_declared_body(&app, method, path, &admin, over).await;
+        assert_eq!(status, 413, "{method} {path}: {body}");
+        assert!(
+            content_type.starts_with("application/problem+json"),
+            "{method} {path}: {content_type}"
+        );
+        assert!(
+            body["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("payload-too-large")),
+            "{body}"
+        );
+    }
+    // A streamed (chunked) body past the limit is refused too.
+    for (method, path) in [("POST", "/v1/vendors"), ("GET", "/v1/listings")] {
+        let (status, content_type, body) = send_chunked_body(&app, method, path, &admin).await;
+        assert_eq!(status, 413, "{method} {path} (chunked): {body}");
+        assert!(content_type.starts_with("application/problem+json"));
+    }
+    // A body under the limit still works.
+    let ok = app
+        .post("/v1/vendors", &admin, json!({"name": "Small"}))
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bursts_past_the_principal_limit_get_429_others_are_unaffected() {
+    let app = TestApp::spawn_server(|config| {
+        config.rate_limits = RateLimits {
+            per_ip: Rate::OFF,
+            per_principal: Rate::new(0.5, 3),
+        };
+    })
+    .await;
+    let alice = app.customer("alice");
+    let mut limited = None;
+    for _ in 0..8 {
+        let answer = app
+            .send(Method::GET, "/v1/listings", Some(&alice), None, &[])
+            .await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(answer);
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    }
+    let limited = limited.expect("a burst past 3 is limited");
+    assert_problem(&limited, StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+    let retry_after: u64 = limited
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Another principal, from the same address, is not limited.
+    let bob = app.customer("bob");
+    let answer = app
+        .send(Method::GET, "/v1/listings", Some(&bob), None, &[])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    // A bad token is no principal: it is answered 401, not counted.
+    let bad = app
+        .send(Method::GET, "/v1/listings", Some("not-a-token"), None, &[])
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bursts_past_the_ip_limit_get_429() {
+    let app = TestApp::spawn_server(|config| {
+        config.rate_limits = RateLimits {
+            per_ip: Rate::new(0.5, 3),
+            per_principal: Rate::OFF,
+        };
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let answer = app.send(Method::GET, "/health/live", None, None, &[]).await;
+        statuses.push(answer.status.as_u16());
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_problem(&answer, StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+            assert!(answer.header("retry-after").is_some());
+        }
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    app.stop().await;
+}
+
+/// A PostgreSQL of this test's own, on a free port, so that stopping it
+/// touches nothing else.
+struct PrivatePostgres {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--", &format!("{PG_BIN}/{program}")])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"))
+}
+
+impl PrivatePostgres {
+    fn init() -> PrivatePostgres {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        assert!(chown.success());
+        let data = dir.path().join("data");
+        let out = as_postgres(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+            ],
+        );
+        assert!(out.status.success(), "initdb: {out:?}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let pg = PrivatePostgres {
+            _dir: dir,
+            data,
+            port,
+        };
+        pg.start();
+        pg
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.data.display()
+        );
+        let log = self.data.join("server.log");
+        let out = as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        assert!(out.status.success(), "pg_ctl start: {out:?}");
+    }
+
+    fn stop(&self) {
+        let out = as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+        assert!(out.status.success(), "pg_ctl stop: {out:?}");
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        if Path::new(&self.data).join("postmaster.pid").exists() {
+            let _ = as_postgres(
+                "pg_ctl",
+                &[
+                    "-D",
+                    self.data.to_str().unwrap_or_default(),
+                    "-m",
+                    "immediate",
+                    "stop",
+                ],
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_down_is_503_within_the_timeout_and_recovers_without_a_restart() {
+    if !Path::new(PG_BIN).join("initdb").exists() {
+        eprintln!("skipped: no {PG_BIN}/initdb");
+        return;
+    }
+    let pg = PrivatePostgres::init();
+    {
+        let mut admin = sqlx::PgConnection::connect(&pg.url("postgres"))
+            .await
+            .expect("connect to the private server");
+        sqlx::Executor::execute(&mut admin, "CREATE DATABASE ledger")
+            .await
+            .expect("create the database");
+    }
+    let pool = ledger::connect_with_statement_timeout(&pg.url("ledger"), 8, Duration::from_secs(3))
+        .await
+        .expect("a pool");
+    ledger::migrate(&pool).await.expect("migrations");
+    let timeout = Duration::from_secs(5);
+    let app = spawn_on_pool(pool, "ledger", |config| config.request_timeout = timeout).await;
+    let admin = app.admin();
+    let created = app
+        .post("/v1/vendors", &admin, json!({"name": "Before"}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+
+    pg.stop();
+
+    let started = Instant::now();
+    let command = app
+        .post("/v1/vendors", &admin, json!({"name": "During"}))
+        .await;
+    let elapsed = started.elapsed();
+    assert_problem(
+        &command,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service-unavailable",
+    );
+    assert!(elapsed < timeout + Duration::from_secs(1), "{elapsed:?}");
+
+    let started = Instant::now();
+    let query = app
+        .send(Method::GET, "/v1/listings", Some(&admin), None, &[])
+        .await;
+    let elapsed = started.elapsed();
+    assert_problem(
+        &query,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service-unavailable",
+    );
+    assert!(elapsed < timeout + Duration::from_secs(1), "{elapsed:?}");
+
+    let started = Instant::now();
+    let ready = app
+        .send(Method::GET, "/health/ready", None, None, &[])
+        .await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        ready.body
+    );
+    assert!(
+        ready.body["failing"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|n| n == "postgres")),
+        "{:?}",
+        ready.body
+    );
+    assert!(started.elapsed() < timeout + Duration::from_secs(1));
+
+    pg.start();
+
+    // The same requests succeed, without restarting the ledger.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while Instant::now() < deadline {
+        let ready = app
+            .send(Method::GET, "/health/ready", None, None, &[])
+            .await;
+        if ready.status == StatusCode::OK {
+            last = None;
+            break;
+        }
+        last = Some(ready.body);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(last.is_none(), "not ready again: {last:?}");
+    let command = app
+        .post("/v1/vendors", &admin, json!({"name": "After"}))
+        .await;
+    assert_eq!(command.status, StatusCode::CREATED, "{:?}", command.body);
+    let query = app
+        .send(Method::GET, "/v1/listings", Some(&admin), None, &[])
+        .await;
+    assert_eq!(query.status, StatusCode::OK, "{:?}", query.body);
+    app.stop().await;
+    drop(pg);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
+    let mut app = TestApp::spawn().await;
+    let admin = app.admin();
+    let client = app.client.clone();
+    let url = format!("{}/v1/listings", app.base_url);
+    // Far ahead of the log: the query waits its 2 s for the read model.
+    let slow = tokio::spawn(async move {
+        let started = Instant::now();
+        let response = client
+            .get(url)
+            .bearer_auth(admin)
+            .header("Ledger-Min-Position", "999999999")
+            .send()
+            .await
+            .expect("the in-flight request is answered");
+        (response.status(), started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let server = take_server(&mut app);
+    let stopping = Instant::now();
+    let stop = tokio::spawn(server.stop());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await;
+    assert!(
+        matches!(refused, Ok(Err(_))),
+        "a new connection is refused while draining"
+    );
+
+    let (status, elapsed) = slow.await.expect("the slow request task");
+    assert_eq!(status, StatusCode::OK);
+    assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
+
+    let stopped = tokio::time::timeout(Duration::from_secs(15), stop)
+        .await
+        .expect("the stop returns")
+        .expect("the stop task");
+    stopped.expect("a clean stop");
+    assert!(stopping.elapsed() < Duration::from_secs(15));
+}
