@@ -1,0 +1,719 @@
+//! The whole authorization matrix of API.md: every route (commands and
+//! queries, the event log, aggregates, audit, projections, the money read
+//! models, analytics, health, metrics and the OpenAPI document) against every
+//! principal: no token, an expired token, a token signed with another secret,
+//! an `alg: none` token, the owning customer and another customer, the vendor
+//! that owns the resources and another vendor, an admin, an analyst and an
+//! auditor.
+//!
+//! Each row of `routes()` is one route with the `who` column of API.md
+//! written out as the set of principals it allows. Expected: 401 for every
+//! bad token, 403 for a principal the route refuses; for an allowed
+//! principal a 2xx on a query (the resources exist and the read models have
+//! caught up), and on a command anything but 401/403/405/5xx (a 2xx, or a
+//! domain 404/409/422 once an earlier allowed request has changed the
+//! resource). Health, metrics and the OpenAPI document refuse nobody, bad
+//! tokens included; `/metrics`, `/openapi.json` and `/docs` are skipped
+//! while they answer 404. The payment webhook is authenticated by its
+//! signature: unsigned it is 400 whatever bearer token comes with it.
+//! The refusals are all checked first, on untouched resources, then the
+//! allowed requests. The matrix of answers is printed (shown on failure).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use command_api::Role;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ledger_tests::{at, TestApp, JWT_SECRET};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The columns of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Who {
+    NoToken,
+    Expired,
+    BadSignature,
+    AlgNone,
+    /// `customer-a`, who placed the order.
+    Customer,
+    /// `customer-b`, who did not.
+    OtherCustomer,
+    /// Vendor A: owns the listings and has lines in the order.
+    Vendor,
+    /// Vendor B: owns nothing of the above and is not in the order.
+    OtherVendor,
+    Admin,
+    Analyst,
+    Auditor,
+}
+
+use Who::*;
+
+const EVERYONE: [Who; 11] = [
+    NoToken,
+    Expired,
+    BadSignature,
+    AlgNone,
+    Customer,
+    OtherCustomer,
+    Vendor,
+    OtherVendor,
+    Admin,
+    Analyst,
+    Auditor,
+];
+
+/// Every valid principal ("any" in API.md).
+const ANY: &[Who] = &[
+    Customer,
+    OtherCustomer,
+    Vendor,
+    OtherVendor,
+    Admin,
+    Analyst,
+    Auditor,
+];
+
+impl Who {
+    fn short(self) -> &'static str {
+        match self {
+            NoToken => "none",
+            Expired => "expd",
+            BadSignature => "bsig",
+            AlgNone => "anon",
+            Customer => "cust",
+            OtherCustomer => "cst2",
+            Vendor => "vndr",
+            OtherVendor => "vnd2",
+            Admin => "admn",
+            Analyst => "anlt",
+            Auditor => "audt",
+        }
+    }
+
+    fn bad_token(self) -> bool {
+        matches!(self, NoToken | Expired | BadSignature | AlgNone)
+    }
+}
+
+/// What a route expects of the principals it does not list.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Access {
+    /// A token is needed; `allowed` may, other valid tokens get 403, bad
+    /// tokens 401.
+    Token(&'static [Who]),
+    /// Health, metrics, OpenAPI: no token needed; nobody is refused.
+    /// `optional` routes are skipped when they answer 404 (not built yet).
+    Public { optional: bool },
+    /// The payment webhook: authenticated by its signature, not by a JWT.
+    /// Without a signature it is 400 whatever bearer token is sent.
+    Signature,
+}
+
+struct Route {
+    method: Method,
+    /// The route as API.md writes it, for the printed matrix.
+    label: &'static str,
+    path: String,
+    body: Option<Value>,
+    access: Access,
+}
+
+/// The resources the routes act on: a vendor A with a rental listing (with
+/// a blackout) and a sale listing, a vendor B with a sale listing, and a paid
+/// order of `customer-a` with a rental line and a sale line of vendor A.
+struct World {
+    app: TestApp,
+    vendor_a: Uuid,
+    vendor_b: Uuid,
+    rental_a: Uuid,
+    sale_a: Uuid,
+    sale_b: Uuid,
+    blackout_a: Uuid,
+    order: Uuid,
+    rental_line: Uuid,
+}
+
+impl World {
+    async fn new() -> World {
+        let app = TestApp::spawn().await;
+        let vendor_a = app.register_vendor("Alpine").await;
+        let vendor_b = app.register_vendor("Coast").await;
+        let rental_a = app
+            .rental_listing(vendor_a, "day", "40.00", "50.00", 3)
+            .await;
+        let sale_a = app.sale_listing(vendor_a, "10.00", 10).await;
+        let sale_b = app.sale_listing(vendor_b, "12.00", 10).await;
+        let blackout = app
+            .post(
+                &format!("/v1/listings/{rental_a}/blackouts"),
+                &app.vendor(vendor_a),
+                json!({"start": at(20, 0), "end": at(21, 0), "units": 1, "reason": "service"}),
+            )
+            .await;
+        assert_eq!(blackout.status, StatusCode::CREATED, "{:?}", blackout.body);
+        let order = app
+            .post(
+                "/v1/orders",
+                &app.customer("customer-a"),
+                json!({"items": [
+                    {"listing_id": rental_a, "quantity": 1, "start": at(1, 0), "end": at(2, 0)},
+                    {"listing_id": sale_a, "quantity": 1},
+                ]}),
+            )
+            .await;
+        assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
+        let paid = app.pay(&order).await;
+        assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
+        let rental_line = order.body["lines"]
+            .as_array()
+            .and_then(|lines| lines.iter().find(|l| l["kind"] == "rental"))
+            .and_then(|l| l["line_id"].as_str())
+            .and_then(|l| Uuid::parse_str(l).ok())
+            .expect("a rental line id");
+        let world = World {
+            vendor_a,
+            vendor_b,
+            rental_a,
+            sale_a,
+            sale_b,
+            blackout_a: blackout.uuid("blackout_id"),
+            order: order.uuid("order_id"),
+            rental_line,
+            app,
+        };
+        // The read models hold the order (paid) and the vendor's earnings,
+        // so that a refusal cannot hide behind a 404 of a lagging model.
+        let head = ledger_tests::command_support::head_position(&world.app).await;
+        let head = head.to_string();
+        for path in [
+            format!("/v1/orders/{}", world.order),
+            format!("/v1/vendors/{vendor_a}/earnings"),
+            format!("/v1/listings/{rental_a}"),
+        ] {
+            let answer = world
+                .app
+                .send(
+                    Method::GET,
+                    &path,
+                    Some(&world.app.admin()),
+                    None,
+                    &[("Ledger-Min-Position", &head)],
+                )
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{path}: {:?}", answer.body);
+        }
+        world
+    }
+
+    /// The table: API.md's routes with their `who` column.
+    fn routes(&self) -> Vec<Route> {
+        let (a, b) = (self.vendor_a, self.vendor_b);
+        let (rental, sale, sale_b) = (self.rental_a, self.sale_a, self.sale_b);
+        let (order, line) = (self.order, self.rental_line);
+        let period = format!(
+            "from={}&to={}",
+            at(1, 0).replace('+', "%2B"),
+            at(3, 0).replace('+', "%2B")
+        );
+        let range = "from=2020-01-01T00:00:00Z&to=2040-01-01T00:00:00Z";
+        let mut routes = Vec::new();
+        let mut add = |method: Method,
+                       label: &'static str,
+                       path: String,
+                       body: Option<Value>,
+                       access: Access| {
+            routes.push(Route {
+                method,
+                label,
+                path,
+                body,
+                access,
+            })
+        };
+        use Access::{Public, Signature, Token};
+        const OWNER_OR_ADMIN: &[Who] = &[Vendor, Admin];
+
+        // --- Commands -----------------------------------------------------
+        add(
+            Method::POST,
+            "POST /v1/vendors",
+            "/v1/vendors".into(),
+            Some(json!({"name": "Matrix"})),
+            Token(&[Admin]),
+        );
+        add(
+            Method::POST,
+            "POST /v1/listings (vendor_id A)",
+            "/v1/listings".into(),
+            Some(
+                json!({"vendor_id": a, "title": "Tent", "description": "two people",
+                        "category": "camping", "kind": "sale", "unit_price": "5.00",
+                        "stock": 1}),
+            ),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/listings/{id}/publish",
+            format!("/v1/listings/{sale}/publish"),
+            Some(json!({})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/listings/{id}/price",
+            format!("/v1/listings/{rental}/price"),
+            Some(json!({"price_per_unit": "41.00"})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/listings/{id}/stock",
+            format!("/v1/listings/{rental}/stock"),
+            Some(json!({"units": 4})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/listings/{id}/blackouts",
+            format!("/v1/listings/{rental}/blackouts"),
+            Some(json!({"start": at(30, 0), "end": at(31, 0), "units": 1, "reason": "x"})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::DELETE,
+            "DELETE /v1/listings/{id}/blackouts/{bid}",
+            format!("/v1/listings/{rental}/blackouts/{}", self.blackout_a),
+            None,
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/orders",
+            "/v1/orders".into(),
+            Some(json!({"items": [{"listing_id": sale_b, "quantity": 1}]})),
+            Token(&[Customer, OtherCustomer]),
+        );
+        add(
+            Method::POST,
+            "POST /v1/orders/{id}/vendors/{v}/ship",
+            format!("/v1/orders/{order}/vendors/{a}/ship"),
+            Some(json!({})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/orders/{id}/vendors/{v}/deliver",
+            format!("/v1/orders/{order}/vendors/{a}/deliver"),
+            Some(json!({})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/orders/{id}/lines/{l}/pickup",
+            format!("/v1/orders/{order}/lines/{line}/pickup"),
+            Some(json!({})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/orders/{id}/lines/{l}/return",
+            format!("/v1/orders/{order}/lines/{line}/return"),
+            Some(json!({})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/vendors/{id}/payouts",
+            format!("/v1/vendors/{a}/payouts"),
+            Some(json!({"amount": "1.00"})),
+            Token(&[Admin]),
+        );
+        add(
+            Method::POST,
+            "POST /v1/webhooks/payments (unsigned)",
+            "/v1/webhooks/payments".into(),
+            Some(
+                json!({"id": "evt_matrix", "type": "payment_intent.succeeded",
+                        "data": {"object": {"id": "pi_matrix", "amount": 100,
+                                            "currency": "usd",
+                                            "metadata": {"order_id": order}}}}),
+            ),
+            Signature,
+        );
+        // After the fulfilment routes, which need the order alive.
+        add(
+            Method::POST,
+            "POST /v1/orders/{id}/cancel",
+            format!("/v1/orders/{order}/cancel"),
+            Some(json!({"reason": "matrix"})),
+            Token(&[Customer, Admin]),
+        );
+
+        // --- Queries ------------------------------------------------------
+        add(
+            Method::GET,
+            "GET /v1/listings",
+            format!("/v1/listings?q=tent&category=camping&vendor_id={a}&quantity=1"),
+            None,
+            Token(ANY),
+        );
+        add(
+            Method::GET,
+            "GET /v1/listings?available_from..",
+            format!(
+                "/v1/listings?available_from={}&available_to={}",
+                at(1, 0).replace('+', "%2B"),
+                at(3, 0).replace('+', "%2B")
+            ),
+            None,
+            Token(ANY),
+        );
+        add(
+            Method::GET,
+            "GET /v1/listings/{id}",
+            format!("/v1/listings/{rental}"),
+            None,
+            Token(ANY),
+        );
+        add(
+            Method::GET,
+            "GET /v1/listings/{id}/availability",
+            format!("/v1/listings/{rental}/availability?{period}"),
+            None,
+            Token(ANY),
+        );
+        add(
+            Method::GET,
+            "GET /v1/orders/{id}",
+            format!("/v1/orders/{order}"),
+            None,
+            Token(&[Customer, Vendor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/orders?status=",
+            "/v1/orders?status=confirmed".into(),
+            None,
+            Token(&[Customer, OtherCustomer, Vendor, OtherVendor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/vendors/{id}/earnings",
+            format!("/v1/vendors/{a}/earnings"),
+            None,
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::GET,
+            "GET /v1/vendors/{id}/earnings/entries",
+            format!("/v1/vendors/{a}/earnings/entries?limit=5"),
+            None,
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::GET,
+            "GET /v1/vendors/{B}/earnings",
+            format!("/v1/vendors/{b}/earnings"),
+            None,
+            Token(&[OtherVendor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/ledger/trial-balance",
+            "/v1/ledger/trial-balance".into(),
+            None,
+            Token(&[Admin, Auditor]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/analytics/summary",
+            format!("/v1/analytics/summary?{range}"),
+            None,
+            Token(&[Analyst, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/analytics/revenue",
+            format!("/v1/analytics/revenue?{range}&granularity=day&group_by=vendor"),
+            None,
+            Token(&[Analyst, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/events",
+            format!("/v1/events?after=0&limit=10&aggregate_type=Order&aggregate_id={order}"),
+            None,
+            Token(&[Analyst, Auditor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/events/stream",
+            "/v1/events/stream?after=0".into(),
+            None,
+            Token(&[Analyst, Auditor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/aggregates/{t}/{id}/events",
+            format!("/v1/aggregates/Order/{order}/events"),
+            None,
+            Token(&[Analyst, Auditor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/aggregates/{t}/{id}/state",
+            format!("/v1/aggregates/Order/{order}/state?as_of_sequence=1"),
+            None,
+            Token(&[Analyst, Auditor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/audit/verify",
+            "/v1/audit/verify".into(),
+            None,
+            Token(&[Auditor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/projections",
+            "/v1/projections".into(),
+            None,
+            Token(&[Admin, Analyst]),
+        );
+
+        // --- No token needed ------------------------------------------------
+        for (label, path, optional) in [
+            ("GET /health/live", "/health/live", false),
+            ("GET /health/ready", "/health/ready", false),
+            ("GET /metrics", "/metrics", true),
+            ("GET /openapi.json", "/openapi.json", true),
+            ("GET /docs", "/docs", true),
+        ] {
+            add(Method::GET, label, path.into(), None, Public { optional });
+        }
+        // Last: the listing routes and queries above need the listing
+        // published (an archived listing is hidden from all but its owner).
+        add(
+            Method::POST,
+            "POST /v1/listings/{id}/archive",
+            format!("/v1/listings/{rental}/archive"),
+            Some(json!({})),
+            Token(OWNER_OR_ADMIN),
+        );
+        routes
+    }
+
+    fn token(&self, who: Who) -> Option<String> {
+        let app = &self.app;
+        let now = chrono::Utc::now().timestamp();
+        let admin_claims = |exp: i64| json!({"sub": "admin-1", "role": "admin", "exp": exp});
+        match who {
+            NoToken => None,
+            Expired => Some(signed(&admin_claims(now - 120), JWT_SECRET)),
+            BadSignature => Some(signed(&admin_claims(now + 3600), "another-secret")),
+            AlgNone => Some(unsigned(&admin_claims(now + 3600))),
+            Customer => Some(app.customer("customer-a")),
+            OtherCustomer => Some(app.customer("customer-b")),
+            Vendor => Some(app.vendor(self.vendor_a)),
+            OtherVendor => Some(app.vendor(self.vendor_b)),
+            Admin => Some(app.admin()),
+            Analyst => Some(app.token(Role::Analyst, "analyst-1", None)),
+            Auditor => Some(app.token(Role::Auditor, "auditor-1", None)),
+        }
+    }
+
+    /// The status only: the body is not read, so that the event stream
+    /// (which never ends) answers too.
+    async fn status(&self, route: &Route, who: Who) -> StatusCode {
+        let mut request = self
+            .app
+            .client
+            .request(
+                route.method.clone(),
+                format!("{}{}", self.app.base_url, route.path),
+            )
+            .timeout(Duration::from_secs(15));
+        if let Some(token) = self.token(who) {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = &route.body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| {
+            panic!("{} as {who:?}: no answer: {e}", route.label);
+        });
+        response.status()
+    }
+}
+
+fn signed(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode a token")
+}
+
+/// A token with `alg: none` and no signature, built by hand.
+fn unsigned(claims: &Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{header}.{claims}.")
+}
+
+/// What a cell expects.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Expect {
+    Unauthorized,
+    Forbidden,
+    /// Not 401 nor 403 (nor 405 or 5xx): a command may meet a domain
+    /// 404/409/422 once an earlier allowed request changed its resource.
+    Allowed,
+    /// A 2xx: queries of resources that exist, with read models caught up.
+    Success,
+    /// Health, metrics, docs: anything but 401/403 (ready may be 503).
+    Open,
+    /// Exactly this status.
+    Exactly(StatusCode),
+}
+
+impl Expect {
+    fn of(method: &Method, access: Access, who: Who) -> Expect {
+        match access {
+            Access::Token(_) if who.bad_token() => Expect::Unauthorized,
+            Access::Token(allowed) if allowed.contains(&who) => {
+                if *method == Method::GET {
+                    Expect::Success
+                } else {
+                    Expect::Allowed
+                }
+            }
+            Access::Token(_) => Expect::Forbidden,
+            Access::Public { .. } => Expect::Open,
+            Access::Signature => Expect::Exactly(StatusCode::BAD_REQUEST),
+        }
+    }
+
+    fn holds(self, status: StatusCode) -> bool {
+        match self {
+            Expect::Unauthorized => status == StatusCode::UNAUTHORIZED,
+            Expect::Forbidden => status == StatusCode::FORBIDDEN,
+            Expect::Allowed => {
+                status != StatusCode::UNAUTHORIZED
+                    && status != StatusCode::FORBIDDEN
+                    && status != StatusCode::METHOD_NOT_ALLOWED
+                    && !status.is_server_error()
+            }
+            Expect::Success => status.is_success(),
+            Expect::Open => status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+            Expect::Exactly(expected) => status == expected,
+        }
+    }
+
+    fn refuses(self) -> bool {
+        matches!(self, Expect::Unauthorized | Expect::Forbidden)
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_every_principal_as_api_md_says() {
+    let started = std::time::Instant::now();
+    let world = World::new().await;
+    eprintln!("resources set up in {:?}", started.elapsed());
+    let routes = world.routes();
+
+    // Optional public routes that are not built yet are skipped.
+    let mut skipped = Vec::new();
+    for route in &routes {
+        if route.access == (Access::Public { optional: true })
+            && world.status(route, NoToken).await == StatusCode::NOT_FOUND
+        {
+            skipped.push(route.label);
+        }
+    }
+
+    // cells[(route index, who)] = (expected, answered)
+    let mut cells: BTreeMap<(usize, Who), (Expect, StatusCode)> = BTreeMap::new();
+    // Refusals first, on untouched resources; then what is allowed, in the
+    // table's order (which keeps the order alive for its fulfilment).
+    for refusals in [true, false] {
+        for (index, route) in routes.iter().enumerate() {
+            if skipped.contains(&route.label) {
+                continue;
+            }
+            for who in EVERYONE {
+                let expect = Expect::of(&route.method, route.access, who);
+                if expect.refuses() != refusals {
+                    continue;
+                }
+                let asked = std::time::Instant::now();
+                let status = world.status(route, who).await;
+                if asked.elapsed() > Duration::from_secs(1) {
+                    eprintln!("slow: {} as {who:?}: {:?}", route.label, asked.elapsed());
+                }
+                cells.insert((index, who), (expect, status));
+            }
+        }
+    }
+
+    let failures: Vec<String> = cells
+        .iter()
+        .filter(|(_, (expect, status))| !expect.holds(*status))
+        .map(|((index, who), (expect, status))| {
+            format!(
+                "{} as {who:?}: expected {expect:?}, answered {status}",
+                routes[*index].label
+            )
+        })
+        .collect();
+
+    let checked = cells.len();
+    eprintln!(
+        "in {:?}: {} routes x {} principals: {checked} cells checked{}",
+        started.elapsed(),
+        routes.len() - skipped.len(),
+        EVERYONE.len(),
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" (skipped, 404: {skipped:?})")
+        }
+    );
+    // The matrix, printed always (cargo shows it with --nocapture or on
+    // failure): each cell is the status answered, `!` where it is wrong.
+    let mut matrix = format!("{:<44}", "route \\ who");
+    for who in EVERYONE {
+        matrix.push_str(&format!(" {:>5}", who.short()));
+    }
+    matrix.push('\n');
+    for (index, route) in routes.iter().enumerate() {
+        matrix.push_str(&format!("{:<44}", route.label));
+        for who in EVERYONE {
+            let cell = match cells.get(&(index, who)) {
+                None => "  -  ".to_owned(),
+                Some((expect, status)) => format!(
+                    "{}{}",
+                    status.as_u16(),
+                    if expect.holds(*status) { " " } else { "!" }
+                ),
+            };
+            matrix.push_str(&format!(" {cell:>5}"));
+        }
+        matrix.push('\n');
+    }
+    eprintln!("{matrix}");
+    if !failures.is_empty() {
+        panic!(
+            "{} of {checked} cells are wrong (`!` in the matrix above):\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+}
