@@ -40,7 +40,8 @@ fuzz_db_url="${base%/*}/$database$query"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export LEDGER_JWT_SECRET="fuzz-secret-$$"
 export LEDGER_WEBHOOK_SECRET="whsec_fuzz"
-export LEDGER_STREAM="FUZZ_$$_$(date +%s)"
+LEDGER_STREAM="FUZZ_$$_$(date +%s)"
+export LEDGER_STREAM
 # One client from one address: the rate limits would only turn most cases
 # into 429s (which the document allows, so nothing would be checked).
 export LEDGER_RATE_LIMIT_PER_PRINCIPAL=1000000 LEDGER_RATE_LIMIT_PER_PRINCIPAL_BURST=1000000
