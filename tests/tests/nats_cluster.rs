@@ -354,8 +354,9 @@ async fn an_r3_stream_loses_nothing_when_its_leader_node_is_killed_mid_load() {
     // 0 leads (a few tries; otherwise the test goes on with whichever).
     let mut leader = leader;
     let mut leaders = vec![leader.clone()];
+    let stepping_down = Instant::now() + Duration::from_secs(15);
     for _ in 0..10 {
-        if leader == cluster.nodes[0].name {
+        if leader == cluster.nodes[0].name || Instant::now() > stepping_down {
             break;
         }
         let client = async_nats::connect(cluster.url(1))
@@ -367,7 +368,7 @@ async fn an_r3_stream_loses_nothing_when_its_leader_node_is_killed_mid_load() {
                 "".into(),
             )
             .await;
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match stream_info(&cluster.url(1), &stream).await {
                 Some((Some(now), _, _)) if now != leader => {
