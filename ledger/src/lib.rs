@@ -147,12 +147,6 @@ pub fn http_router(
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::internal("handler panicked").into_response()
                 }))
-                .layer(axum::middleware::from_fn(limits::limit_body))
-                .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
-                .layer(axum::middleware::from_fn_with_state(
-                    limiter,
-                    limits::rate_limit,
-                ))
                 .layer(HandleErrorLayer::new(|err: BoxError| async move {
                     if err.is::<tower::timeout::error::Elapsed>() {
                         ApiError::ServiceUnavailable("the request timed out".to_owned())
@@ -161,7 +155,15 @@ pub fn http_router(
                         ApiError::internal(err).into_response()
                     }
                 }))
-                .timeout(request_timeout),
+                .timeout(request_timeout)
+                // Inside the timeout: a client trickling its body cannot
+                // hold a request past it.
+                .layer(axum::middleware::from_fn(limits::limit_body))
+                .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+                .layer(axum::middleware::from_fn_with_state(
+                    limiter,
+                    limits::rate_limit,
+                )),
         )
 }
 
