@@ -12,9 +12,19 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level.
 pub fn init(pretty: bool) {
+    init_with_writer(pretty, std::io::stdout);
+}
+
+/// [`init`], writing the lines to `writer` (tests read them back).
+pub fn init_with_writer<W>(pretty: bool, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let result = if pretty {
         builder.try_init()
     } else {

@@ -544,3 +544,71 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
     stopped.expect("a clean stop");
     assert!(stopping.elapsed() < Duration::from_secs(15));
 }
+
+/// Collects what the log subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_request_ends_with_a_json_line_carrying_its_outcome() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        eprintln!("skipped: RUST_LOG chooses what is logged");
+        return;
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    ledger::telemetry::init_with_writer(false, move || writer.clone());
+    let app = TestApp::spawn().await;
+    let request_id = format!("log-check-{}", uuid::Uuid::new_v4().simple());
+    let path = format!("/v1/listings/{}", uuid::Uuid::new_v4());
+    let answer = app
+        .send(
+            Method::GET,
+            &path,
+            Some(&app.customer("log-alice")),
+            None,
+            &[("x-request-id", &request_id)],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+
+    let mut line = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while line.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+        line = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| {
+                l["span"]["request_id"] == request_id.as_str()
+                    && l["message"] == "finished processing request"
+            });
+    }
+    let line = line.expect("a JSON completion line for the request");
+    let span = &line["span"];
+    assert_eq!(span["principal"], "log-alice", "{line}");
+    assert_eq!(span["method"], "GET", "{line}");
+    assert_eq!(span["route"], "/v1/listings/{listing_id}", "{line}");
+    assert_eq!(span["path"], path.as_str(), "{line}");
+    assert_eq!(line["status"], 404, "{line}");
+    assert!(
+        line["latency"].as_str().is_some_and(|l| l.ends_with("ms")),
+        "{line}"
+    );
+    app.stop().await;
+}
