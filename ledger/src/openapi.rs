@@ -152,6 +152,9 @@ impl Modify for Conventions {
             ];
             for (method, op) in ops {
                 let Some(op) = op else { continue };
+                if method == HttpMethod::Post {
+                    idempotency_key(op);
+                }
                 let mut codes: Vec<(u16, &str)> = vec![
                     (429, "Rate limited (`Retry-After` says when to retry)"),
                     (503, "A dependency is down or the request timed out"),
@@ -200,6 +203,48 @@ impl Modify for Conventions {
                     op.responses.responses.insert(key, response.into());
                 }
             }
+        }
+    }
+}
+
+/// Every POST takes an optional `Idempotency-Key`; a replayed answer says so
+/// in `Idempotent-Replayed: true`.
+fn idempotency_key(op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{header::HeaderBuilder, Required};
+
+    let key = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "The same key with the same body returns the first answer again; with another \
+             body it is 422 `idempotency-key-reused`; racing a request still in flight, 409. \
+             Kept 24 h, per principal.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some("^[!-~]+$")),
+        ))
+        .build();
+    op.parameters.get_or_insert_with(Vec::new).push(key);
+    for (code, response) in op.responses.responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (code.starts_with('2'), response) {
+            response.headers.insert(
+                "Idempotent-Replayed".to_owned(),
+                HeaderBuilder::new()
+                    .schema(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(["true"])),
+                    )
+                    .description(Some("`true` when this is the first answer replayed"))
+                    .build(),
+            );
         }
     }
 }

@@ -138,6 +138,13 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
                 problem(code);
             }
         }
+        if *method == "post" {
+            let key = op["parameters"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header")
+            });
+            assert!(key, "{method} {path}: Idempotency-Key header");
+        }
         if path.contains('{') {
             problem("404");
         }
