@@ -235,13 +235,48 @@ impl RunningServer {
 
 /// Connects to NATS without waiting for it: a ledger starts, and takes
 /// commands, while NATS is down; the pipeline catches up once it is back.
+/// `url` may list several servers of a cluster, separated by commas.
 pub async fn connect_nats(url: &str) -> Result<async_nats::Client, LedgerError> {
+    let servers = nats_servers(url)?;
     async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(|e| LedgerError::Config(format!("NATS at {url}: {e}")))
+}
+
+/// The servers of a `NATS_URL` such as `nats://a:4222,nats://b:4222`.
+pub fn nats_servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, LedgerError> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<async_nats::ServerAddr>()
+                .map_err(|e| LedgerError::Config(format!("NATS_URL `{part}`: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if servers.is_empty() {
+        return Err(LedgerError::Config("NATS_URL names no server".into()));
+    }
+    Ok(servers)
+}
+
+#[cfg(test)]
+mod nats_url_tests {
+    use super::nats_servers;
+
+    #[test]
+    fn a_nats_url_may_list_every_server_of_a_cluster() {
+        let servers =
+            nats_servers("nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://10.0.0.3:4222")
+                .expect("three servers");
+        assert_eq!(servers.len(), 3);
+        assert_eq!(servers[1].port(), 4223);
+        assert!(nats_servers(" , ").is_err());
+        assert!(nats_servers("nats://host:notaport").is_err());
+    }
 }
 
 /// The background tasks of a ledger process.
