@@ -185,7 +185,7 @@ impl TestApp {
             .await
             .expect("start the ledger");
         let addr = server.addr.expect("an HTTP address");
-        TestApp {
+        let app = TestApp {
             base_url: format!("http://{addr}"),
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
@@ -197,7 +197,28 @@ impl TestApp {
             config: server_config,
             auth: Authenticator::new(JWT_SECRET),
             server: Some(server),
+        };
+        app.wait_until_ready().await;
+        app
+    }
+
+    /// Waits until `/health/ready` answers 200: the ledger connects to NATS
+    /// in the background, so a test must not race that connection.
+    pub async fn wait_until_ready(&self) {
+        for _ in 0..200 {
+            let ready = self
+                .client
+                .get(format!("{}/health/ready", self.base_url))
+                .send()
+                .await
+                .map(|r| r.status() == StatusCode::OK)
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        panic!("the ledger did not become ready within 10 s");
     }
 
     /// Stops the server gracefully.
