@@ -145,7 +145,13 @@ fn too_many(wait: Duration, scope: &'static str) -> Response {
 /// per principal. The principal comes from the bearer token only when the
 /// token verifies (the same check as the auth middleware, which still
 /// answers 401 for a bad one); unauthenticated requests count per IP only.
+/// Health probes and metrics scrapes are never limited: load balancers and
+/// Prometheus poll them, and refusing them would take a healthy instance out.
 pub async fn rate_limit(State(limiter): State<Limiter>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/health/") || path == "/metrics" {
+        return next.run(request).await;
+    }
     if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
         if let Err(wait) = limiter.per_ip.check(&addr.ip().to_string()) {
             return too_many(wait, "ip");
