@@ -841,3 +841,65 @@ async fn orders_blackouts_and_unit_cuts_racing_on_one_listing_never_overbook() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_cached_inventory_is_stale_neither_refuses_nor_overbooks() {
+    // Each replica keeps the aggregates it last wrote in memory; the other
+    // replica's writes make that copy stale. A stale copy must neither turn
+    // a free hour away nor let a taken one be booked again.
+    let app = TestApp::spawn().await;
+    let (replica, _server) = spawn_replica(&app).await;
+    let vendor = app.register_vendor("Cached Rentals").await;
+    let listing = app.rental_listing(vendor, "hour", "10.00", "0.00", 1).await;
+    let hour = order_body(vec![rental_item(listing, 1, &at(3, 10), &at(3, 11))]);
+    let client = racing_client();
+    let (first_base, second_base) = (app.base_url.as_str(), replica.as_str());
+
+    let vendor_token = app.vendor(vendor);
+    let blackouts = format!("/v1/listings/{listing}/blackouts");
+    let blackout = json!({"start": at(3, 10), "end": at(3, 11), "reason": "maintenance"});
+
+    // The first replica blacks the hour out and caches the inventory (no
+    // policy touches blackouts, so nothing else refreshes that copy).
+    let added = post(
+        &client,
+        first_base,
+        &blackouts,
+        &vendor_token,
+        blackout.clone(),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{:?}", added.body);
+    // The second replica lifts it: the first one's copy still shows it.
+    let lifted = client
+        .delete(format!(
+            "{second_base}{blackouts}/{}",
+            added.uuid("blackout_id")
+        ))
+        .bearer_auth(&vendor_token)
+        .send()
+        .await
+        .expect("lift the blackout");
+    assert_eq!(lifted.status(), StatusCode::OK);
+    // The first replica must see that the hour is free again.
+    let booked = post(&client, first_base, "/v1/orders", &app.customer("c"), hour).await;
+    assert_eq!(
+        booked.status,
+        StatusCode::CREATED,
+        "a free hour refused: {:?}",
+        booked.body
+    );
+    // The second replica's copy shows the hour free, but it is booked.
+    let refused = post(&client, second_base, &blackouts, &vendor_token, blackout).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::CONFLICT,
+        "a booked hour blacked out: {:?}",
+        refused.body
+    );
+
+    let holds = holds_of(&app, listing).await;
+    let live = live(&holds);
+    assert_eq!(live.len(), 1, "{holds:?}");
+    assert_eq!(live[0].order_id, booked.uuid("order_id"));
+}
