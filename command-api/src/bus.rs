@@ -32,6 +32,7 @@ use std::time::Duration;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope, EventStore};
 use domain::DomainError;
+use ledger_nats::CommitNotifier;
 use lru::LruCache;
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
@@ -92,6 +93,8 @@ where
     /// Only touched while holding the aggregate's stripe lock, so an entry is
     /// taken out for a command and put back after it.
     cache: std::sync::Mutex<LruCache<String, Loaded<A>>>,
+    /// Wakes the relay after each append.
+    notifier: CommitNotifier,
 }
 
 /// Why an append failed.
@@ -107,24 +110,31 @@ where
     A::Command: Clone,
 {
     /// A bus that replays every event of an aggregate on a cold load.
-    pub fn new(pool: PgPool, locks: Arc<AggregateLocks>) -> Self {
+    pub fn new(pool: PgPool, locks: Arc<AggregateLocks>, notifier: CommitNotifier) -> Self {
         let repo = PostgresEventRepository::new(pool.clone());
         Self::build(
             PersistedEventStore::new_event_store(repo),
             pool,
             locks,
+            notifier,
             None,
         )
     }
 
     /// A bus that snapshots the aggregate every `every` events.
-    pub fn with_snapshots(pool: PgPool, locks: Arc<AggregateLocks>, every: usize) -> Self {
+    pub fn with_snapshots(
+        pool: PgPool,
+        locks: Arc<AggregateLocks>,
+        notifier: CommitNotifier,
+        every: usize,
+    ) -> Self {
         let every = every.max(1);
         let repo = PostgresEventRepository::new(pool.clone());
         Self::build(
             PersistedEventStore::new_snapshot_store(repo, every),
             pool,
             locks,
+            notifier,
             Some(every),
         )
     }
@@ -133,6 +143,7 @@ where
         store: PersistedEventStore<PostgresEventRepository, A>,
         pool: PgPool,
         locks: Arc<AggregateLocks>,
+        notifier: CommitNotifier,
         snapshot_every: Option<usize>,
     ) -> Self {
         let capacity = NonZeroUsize::new(CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN);
@@ -142,6 +153,7 @@ where
             locks,
             snapshot_every,
             cache: std::sync::Mutex::new(LruCache::new(capacity)),
+            notifier,
         }
     }
 
@@ -204,11 +216,7 @@ where
             // Handling applies the new events to `loaded.aggregate`; every
             // aggregate decides before it writes, so a rejection leaves it
             // untouched.
-            if let Err(rejection) = loaded
-                .aggregate
-                .handle(command.clone(), &(), &sink)
-                .await
-            {
+            if let Err(rejection) = loaded.aggregate.handle(command.clone(), &(), &sink).await {
                 if from_cache && self.stored_sequence(aggregate_id).await? != loaded.sequence {
                     continue;
                 }
@@ -231,6 +239,7 @@ where
             }
             match self.append(aggregate_id, &loaded, events, &metadata).await {
                 Ok((events, position)) => {
+                    self.notifier.committed();
                     loaded.sequence += events.len();
                     self.cache_put(aggregate_id, loaded);
                     *outcome = "accepted";
@@ -384,9 +393,7 @@ where
         .bind(aggregate_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map_or((0, 0), |(sequence, position)| {
-            (sequence as usize, position)
-        }))
+        Ok(row.map_or((0, 0), |(sequence, position)| (sequence as usize, position)))
     }
 }
 

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use axum::routing::{delete, post};
 use axum::Router;
 use domain::{Inventory, Listing, Order, Vendor};
+use ledger_nats::CommitNotifier;
 use sqlx::PgPool;
 
 pub use auth::{Authenticator, Principal, Role};
@@ -46,6 +47,8 @@ pub struct CommandApp {
     pub listings: CommandBus<Listing>,
     pub inventory: CommandBus<Inventory>,
     pub orders: CommandBus<Order>,
+    /// Wakes the relay after appends; `ledger::spawn` runs its task.
+    pub notifier: CommitNotifier,
 }
 
 pub type AppState = Arc<CommandApp>;
@@ -53,15 +56,23 @@ pub type AppState = Arc<CommandApp>;
 impl CommandApp {
     pub fn new(config: CommandApiConfig, pool: PgPool) -> AppState {
         let locks = Arc::new(AggregateLocks::new(4096));
+        let notifier = CommitNotifier::new();
         Arc::new(Self {
-            vendors: CommandBus::with_snapshots(pool.clone(), locks.clone(), config.snapshot_every),
-            listings: CommandBus::new(pool.clone(), locks.clone()),
+            vendors: CommandBus::with_snapshots(
+                pool.clone(),
+                locks.clone(),
+                notifier.clone(),
+                config.snapshot_every,
+            ),
+            listings: CommandBus::new(pool.clone(), locks.clone(), notifier.clone()),
             inventory: CommandBus::with_snapshots(
                 pool.clone(),
                 locks.clone(),
+                notifier.clone(),
                 config.snapshot_every,
             ),
-            orders: CommandBus::new(pool.clone(), locks),
+            orders: CommandBus::new(pool.clone(), locks, notifier.clone()),
+            notifier,
             config,
             pool,
         })

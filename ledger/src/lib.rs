@@ -326,6 +326,9 @@ pub async fn serve(
             app.clone(),
             stop_rx.clone(),
         )));
+        background.push(tokio::spawn(
+            app.notifier.clone().run(pool.clone(), stop_rx.clone()),
+        ));
         let policies = Arc::new(command_api::policies::Policies::new(app.clone()));
         background.push(tokio::spawn(
             Runner::new(pool.clone(), nats.clone(), runner_config(&config), policies)

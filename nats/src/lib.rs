@@ -4,15 +4,18 @@
 //!   `Nats-Msg-Id`, and how it is read from the events table;
 //! - `stream`: provisioning the stream from configuration;
 //! - `relay`: the only publisher, moving committed events to the stream in
-//!   commit order.
+//!   commit order;
+//! - `wakeup`: how writers wake the relay after they commit.
 
 pub mod envelope;
 pub mod relay;
 pub mod stream;
+pub mod wakeup;
 
 pub use envelope::{message_id, subject, EventEnvelope};
 pub use relay::{Relay, RelayConfig};
 pub use stream::StreamSettings;
+pub use wakeup::{notify_relays, CommitNotifier};
 
 /// The one error type of this crate.
 #[derive(Debug, thiserror::Error)]

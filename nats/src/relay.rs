@@ -25,8 +25,9 @@
 //! holds and publishes the lost tail again, in order. A restart does the
 //! same; JetStream's dedup window is a second line of defence.
 //!
-//! It wakes on `LISTEN ledger_events` (a trigger notifies on insert), with
-//! a slow poll as a safety net for notifications lost during a reconnect.
+//! It wakes on `LISTEN ledger_events` (writers notify after they commit,
+//! see `wakeup`), with a slow poll as a safety net for notifications lost
+//! during a reconnect or a writer's crash.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -43,8 +44,7 @@ use crate::envelope::{EventEnvelope, ENVELOPE_COLUMNS, POSITION_HEADER};
 use crate::stream::{provision, StreamSettings};
 use crate::Error;
 
-/// Channel the events table notifies on commit.
-pub const NOTIFY_CHANNEL: &str = "ledger_events";
+pub use crate::wakeup::NOTIFY_CHANNEL;
 
 #[derive(Clone, Debug)]
 pub struct RelayConfig {

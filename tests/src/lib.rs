@@ -1012,7 +1012,7 @@ pub mod pipeline_support {
         aggregate_id: &str,
         sequence: i64,
     ) -> Result<(i64, Uuid), sqlx::Error> {
-        sqlx::query_as(
+        let row = sqlx::query_as(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
                                  event_version, payload, metadata)
              VALUES ($1, $2, $3, 'Probed', '1.0', $4, '{}')
@@ -1022,8 +1022,12 @@ pub mod pipeline_support {
         .bind(aggregate_id)
         .bind(sequence)
         .bind(serde_json::json!({"Probed": {"n": sequence}}))
-        .fetch_one(conn)
-        .await
+        .fetch_one(&mut *conn)
+        .await?;
+        // Writers wake the relay themselves (ledger_nats::wakeup); inside a
+        // transaction the notification goes out at its commit.
+        ledger_nats::notify_relays(&mut *conn).await?;
+        Ok(row)
     }
 
     /// Commits `count` probe events of one aggregate (sequences 1..=count),

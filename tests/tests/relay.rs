@@ -774,3 +774,40 @@ async fn the_relay_wakes_on_a_commit_notification_not_on_its_poll() {
     }
     relay.stop().await;
 }
+
+/// The command API wakes the relay itself after each append (no trigger
+/// notifies inside the writing transaction, which would serialise every
+/// commit): with the relay's safety-net poll set to a minute, each
+/// command's events still reach the stream at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_command_api_wakes_the_relay_after_it_commits() {
+    let app = ledger_tests::TestApp::spawn_server(|server| {
+        server.parts = ledger::Parts {
+            command_api: true,
+            ..ledger::Parts::NONE
+        };
+    })
+    .await;
+    let client = nats_client().await;
+    let mut config = RelayConfig::new(StreamSettings::new(app.stream.clone()));
+    config.idle_poll = Duration::from_secs(60);
+    let relay = RelayTask::start_with(&app.pool, &client, config);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            relay_position(&app.pool, &app.stream).await == Some(0)
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for round in 1..=3u64 {
+        app.register_vendor(&format!("Woken {round}")).await;
+        let expected = head(&app.pool).await as u64;
+        assert_eq!(
+            wait_for_stream_count(&client, &app.stream, expected, Duration::from_secs(3)).await,
+            expected,
+            "round {round}: the command's events are not on the stream 3 s after its commit"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    relay.stop().await;
+}

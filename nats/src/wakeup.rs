@@ -1,0 +1,70 @@
+//! Waking the relay after events are committed.
+//!
+//! The relay `LISTEN`s on [`NOTIFY_CHANNEL`]. A `NOTIFY` inside the
+//! transaction that inserts events would serialise every commit of the
+//! database behind one lock held until the commit is on disk, so writers
+//! notify *after* committing: [`CommitNotifier::committed`] is cheap and
+//! may be called per append; a background task ([`CommitNotifier::run`])
+//! turns a burst of calls into one notification. A writer outside the
+//! command API (a bulk loader, a test) calls [`notify_relays`] after its
+//! commit. Notifications lost anyway (a crash between commit and notify)
+//! are caught by the relay's safety-net poll.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::{watch, Notify};
+
+/// The channel the relay listens on.
+pub const NOTIFY_CHANNEL: &str = "ledger_events";
+
+/// Sends one notification to every listening relay.
+pub async fn notify_relays<'e, E>(executor: E) -> Result<(), sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Coalesces "events were committed" signals into notifications.
+#[derive(Clone, Default)]
+pub struct CommitNotifier {
+    pending: Arc<Notify>,
+}
+
+impl CommitNotifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that events were committed; never waits.
+    pub fn committed(&self) {
+        // Stores one permit when the task is busy: a burst of commits
+        // during a notification costs exactly one more.
+        self.pending.notify_one();
+    }
+
+    /// Sends a notification after each burst of [`committed`] calls until
+    /// `stop` turns true. A failed notification is logged and left to the
+    /// relay's poll.
+    ///
+    /// [`committed`]: CommitNotifier::committed
+    pub async fn run(self, pool: PgPool, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = self.pending.notified() => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(err) = notify_relays(&pool).await {
+                tracing::warn!(error = %err, "could not notify the relay; it will poll");
+            }
+        }
+    }
+}
