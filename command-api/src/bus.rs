@@ -4,29 +4,32 @@
 //! answer must carry the global position of its last event, so the bus
 //! drives the store itself: load, handle, append.
 //!
-//! - Commands to one aggregate are serialised inside this process (striped
-//!   locks), so a hot listing queues instead of failing on version
-//!   conflicts; conflicts that other processes cause are retried.
-//! - The state each command leaves behind is kept in a bounded cache, so
-//!   the next command to that aggregate does not load it again (a listing
-//!   with 10,000 bookings would otherwise read and parse its snapshot every
+//! - **One writer per aggregate in this process.** Commands to an aggregate
+//!   queue for a worker task that exists while the queue is not empty. The
+//!   worker takes every queued command as one batch: it handles them one
+//!   after the other on the aggregate's state and appends all their events
+//!   in one statement, so a hot listing costs one commit per batch instead
+//!   of one per command, and never fails on version conflicts with itself.
+//!   Nothing is answered before the batch is durable. Conflicts that other
+//!   processes cause are retried with a fresh load.
+//! - **A bounded cache of states.** The state a batch leaves behind is kept,
+//!   so the next batch does not load the aggregate again (a listing with
+//!   10,000 bookings would otherwise read and parse its snapshot every
 //!   time). The cache is never trusted to accept anything: the append
-//!   carries the expected sequence, and a stale copy fails it with a
-//!   conflict and is reloaded. A rejection or no-op decided on a cached copy
-//!   is confirmed against the stored sequence first.
-//! - The append is one statement: the events (in sequence order, so the
+//!   carries the expected sequences, and a stale copy fails it with a
+//!   conflict and is reloaded. A rejection or no-op decided on a cached
+//!   copy is confirmed against the stored sequence first.
+//! - **One round trip per append.** The events (in sequence order, so the
 //!   hash-chain trigger sees each predecessor), the snapshot when one is
-//!   due, and `RETURNING` the global positions — one round trip.
+//!   due, `RETURNING` the global positions.
 //!
 //! Loads go through postgres-es's `PersistedEventStore` (snapshot, then
 //! later events), and events stored with an older schema are upcast on
 //! load (`domain::upcast`), never rewritten.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use cqrs_es::persist::PersistedEventStore;
@@ -36,36 +39,19 @@ use ledger_nats::CommitNotifier;
 use lru::LruCache;
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
-use tokio::sync::Mutex;
+use tokio::sync::oneshot;
 
 use crate::context::CommandContext;
 use crate::error::ApiError;
 
-/// How often a command is retried after an optimistic-concurrency conflict.
+/// How often a batch is retried after an optimistic-concurrency conflict.
 const MAX_ATTEMPTS: u32 = 12;
+
+/// Most commands handled and appended together.
+const MAX_BATCH: usize = 64;
 
 /// Aggregates kept in memory per aggregate type (least recently used go).
 const CACHE_CAPACITY: usize = 16_384;
-
-/// A fixed set of mutexes; an aggregate maps to one by hash. Bounded memory,
-/// no clean-up, and unrelated aggregates rarely share a stripe.
-pub struct AggregateLocks {
-    stripes: Vec<Mutex<()>>,
-}
-
-impl AggregateLocks {
-    pub fn new(stripes: usize) -> Self {
-        Self {
-            stripes: (0..stripes.max(1)).map(|_| Mutex::new(())).collect(),
-        }
-    }
-
-    fn stripe(&self, aggregate_type: &str, aggregate_id: &str) -> &Mutex<()> {
-        let mut hasher = DefaultHasher::new();
-        (aggregate_type, aggregate_id).hash(&mut hasher);
-        &self.stripes[(hasher.finish() % self.stripes.len() as u64) as usize]
-    }
-}
 
 /// What a command recorded.
 pub struct Committed<A: Aggregate> {
@@ -75,65 +61,76 @@ pub struct Committed<A: Aggregate> {
     pub position: i64,
 }
 
+/// A command waiting for its aggregate's worker.
+struct Pending<A: Aggregate> {
+    command: A::Command,
+    metadata: HashMap<String, String>,
+    reply: oneshot::Sender<Result<Committed<A>, ApiError>>,
+}
+
 /// An aggregate's state and the sequence of the last event it reflects.
 struct Loaded<A> {
     aggregate: A,
     sequence: usize,
 }
 
-pub struct CommandBus<A>
-where
-    A: Aggregate,
-{
-    store: PersistedEventStore<PostgresEventRepository, A>,
-    pool: PgPool,
-    locks: Arc<AggregateLocks>,
-    /// Snapshot the aggregate every this many events (`None`: never).
-    snapshot_every: Option<usize>,
-    /// Only touched while holding the aggregate's stripe lock, so an entry is
-    /// taken out for a command and put back after it.
-    cache: std::sync::Mutex<LruCache<String, Loaded<A>>>,
-    /// Wakes the relay after each append.
-    notifier: CommitNotifier,
+/// How one command of a batch came out, before the batch is appended.
+enum Decided<A: Aggregate> {
+    Rejected(DomainError),
+    /// Its events, in order (none for a no-op).
+    Accepted(Vec<A::Event>),
 }
 
-/// Why an append failed.
-enum AppendError {
-    /// Another writer recorded this sequence first.
+/// Why a batch attempt has to start over from the stored state.
+enum Retry {
+    /// Another writer recorded these sequences first.
     Conflict,
-    Failed(ApiError),
+    /// The cached copy was behind the store.
+    Stale,
+}
+
+pub struct CommandBus<A: Aggregate> {
+    inner: Arc<Inner<A>>,
+}
+
+struct Inner<A: Aggregate> {
+    store: PersistedEventStore<PostgresEventRepository, A>,
+    pool: PgPool,
+    /// Snapshot the aggregate every this many events (`None`: never).
+    snapshot_every: Option<usize>,
+    /// Only the aggregate's worker touches its entry: taken at the start of
+    /// a batch, put back after it.
+    cache: Mutex<LruCache<String, Loaded<A>>>,
+    /// Commands waiting, per aggregate; an aggregate has a worker exactly
+    /// while it has an entry here.
+    queues: Mutex<HashMap<String, VecDeque<Pending<A>>>>,
+    /// Wakes the relay after each append.
+    notifier: CommitNotifier,
 }
 
 impl<A> CommandBus<A>
 where
     A: Aggregate<Error = DomainError, Services = ()> + Clone + 'static,
-    A::Command: Clone,
+    A::Command: Clone + Send + Sync,
 {
     /// A bus that replays every event of an aggregate on a cold load.
-    pub fn new(pool: PgPool, locks: Arc<AggregateLocks>, notifier: CommitNotifier) -> Self {
+    pub fn new(pool: PgPool, notifier: CommitNotifier) -> Self {
         let repo = PostgresEventRepository::new(pool.clone());
         Self::build(
             PersistedEventStore::new_event_store(repo),
             pool,
-            locks,
             notifier,
             None,
         )
     }
 
     /// A bus that snapshots the aggregate every `every` events.
-    pub fn with_snapshots(
-        pool: PgPool,
-        locks: Arc<AggregateLocks>,
-        notifier: CommitNotifier,
-        every: usize,
-    ) -> Self {
+    pub fn with_snapshots(pool: PgPool, notifier: CommitNotifier, every: usize) -> Self {
         let every = every.max(1);
         let repo = PostgresEventRepository::new(pool.clone());
         Self::build(
             PersistedEventStore::new_snapshot_store(repo, every),
             pool,
-            locks,
             notifier,
             Some(every),
         )
@@ -142,24 +139,279 @@ where
     fn build(
         store: PersistedEventStore<PostgresEventRepository, A>,
         pool: PgPool,
-        locks: Arc<AggregateLocks>,
         notifier: CommitNotifier,
         snapshot_every: Option<usize>,
     ) -> Self {
         let capacity = NonZeroUsize::new(CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN);
         Self {
-            store: store.with_upcasters(domain::upcast::upcasters()),
-            pool,
-            locks,
-            snapshot_every,
-            cache: std::sync::Mutex::new(LruCache::new(capacity)),
-            notifier,
+            inner: Arc::new(Inner {
+                store: store.with_upcasters(domain::upcast::upcasters()),
+                pool,
+                snapshot_every,
+                cache: Mutex::new(LruCache::new(capacity)),
+                queues: Mutex::new(HashMap::new()),
+                notifier,
+            }),
         }
     }
 
     /// The aggregate's current state (a default one if it has no events).
     pub async fn load(&self, aggregate_id: &str) -> Result<A, ApiError> {
-        Ok(self.load_stored(aggregate_id).await?.aggregate)
+        Ok(self.inner.load_stored(aggregate_id).await?.aggregate)
+    }
+
+    /// Handles `command` and records its events. The command runs to its
+    /// end even if the caller stops waiting.
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        command_name: &str,
+    ) -> Result<Committed<A>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            command,
+            metadata: context.metadata(command_name),
+            reply,
+        };
+        let start_worker = {
+            let mut queues = self
+                .inner
+                .queues
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match queues.get_mut(aggregate_id) {
+                Some(queue) => {
+                    queue.push_back(pending);
+                    false
+                }
+                None => {
+                    queues.insert(aggregate_id.to_owned(), VecDeque::from([pending]));
+                    true
+                }
+            }
+        };
+        if start_worker {
+            tokio::spawn(Inner::work(self.inner.clone(), aggregate_id.to_owned()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ApiError::internal("the aggregate's worker stopped")))
+    }
+}
+
+/// Removes the aggregate's queue if its worker unwinds, so that the next
+/// command starts a new worker (the commands still queued are answered
+/// with an error when their senders drop).
+struct WorkerGuard<'a, A: Aggregate> {
+    inner: &'a Inner<A>,
+    aggregate_id: &'a str,
+    finished: bool,
+}
+
+impl<A: Aggregate> Drop for WorkerGuard<'_, A> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.inner
+                .queues
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(self.aggregate_id);
+        }
+    }
+}
+
+impl<A> Inner<A>
+where
+    A: Aggregate<Error = DomainError, Services = ()> + Clone + 'static,
+    A::Command: Clone + Send + Sync,
+{
+    /// The aggregate's worker: batches until its queue is empty.
+    async fn work(self: Arc<Self>, aggregate_id: String) {
+        let mut guard = WorkerGuard {
+            inner: &self,
+            aggregate_id: &aggregate_id,
+            finished: false,
+        };
+        loop {
+            let batch: Vec<Pending<A>> = {
+                let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some(queue) = queues.get_mut(&aggregate_id) else {
+                    break;
+                };
+                if queue.is_empty() {
+                    queues.remove(&aggregate_id);
+                    break;
+                }
+                let n = queue.len().min(MAX_BATCH);
+                queue.drain(..n).collect()
+            };
+            self.run_batch(&aggregate_id, batch).await;
+        }
+        guard.finished = true;
+    }
+
+    /// Decides and appends one batch, retrying conflicts, and answers each
+    /// command.
+    async fn run_batch(&self, aggregate_id: &str, batch: Vec<Pending<A>>) {
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match self.attempt(aggregate_id, &batch).await {
+                Ok(answers) => break Ok(answers),
+                Err(Ok(Retry::Stale)) => continue,
+                Err(Ok(Retry::Conflict)) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(
+                        aggregate = A::TYPE,
+                        aggregate_id,
+                        attempt,
+                        "version conflict, retrying"
+                    );
+                    count::<A>(batch.len(), "retried");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(Ok(Retry::Conflict)) => {
+                    count::<A>(batch.len(), "conflict");
+                    break Err(ApiError::from(
+                        cqrs_es::AggregateError::<DomainError>::AggregateConflict,
+                    ));
+                }
+                Err(Err(err)) => {
+                    count::<A>(batch.len(), "error");
+                    break Err(err);
+                }
+            }
+        };
+        match outcome {
+            Ok(answers) => {
+                for (pending, answer) in batch.into_iter().zip(answers) {
+                    count::<A>(
+                        1,
+                        if answer.is_ok() {
+                            "accepted"
+                        } else {
+                            "rejected"
+                        },
+                    );
+                    // A caller that stopped waiting needs no answer.
+                    let _ = pending.reply.send(answer);
+                }
+            }
+            Err(err) => {
+                for pending in batch {
+                    let _ = pending.reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    /// One try at a batch: decide every command on the current state, then
+    /// append all their events at once.
+    #[allow(clippy::type_complexity)]
+    async fn attempt(
+        &self,
+        aggregate_id: &str,
+        batch: &[Pending<A>],
+    ) -> Result<Vec<Result<Committed<A>, ApiError>>, Result<Retry, ApiError>> {
+        let cached = self.cache_take(aggregate_id);
+        let from_cache = cached.is_some();
+        let mut loaded = match cached {
+            Some(loaded) => loaded,
+            None => self.load_stored(aggregate_id).await.map_err(Err)?,
+        };
+        let mut decided: Vec<Decided<A>> = Vec::with_capacity(batch.len());
+        for pending in batch {
+            let sink = cqrs_es::event_sink::EventSink::default();
+            // Handling applies the new events to `loaded.aggregate`; every
+            // aggregate decides before it writes, so a rejection leaves it
+            // untouched.
+            decided.push(
+                match loaded
+                    .aggregate
+                    .handle(pending.command.clone(), &(), &sink)
+                    .await
+                {
+                    Ok(()) => Decided::Accepted(sink.collect().await),
+                    Err(rejection) => Decided::Rejected(rejection),
+                },
+            );
+        }
+        let unconfirmed = decided.iter().any(|d| match d {
+            Decided::Rejected(_) => true,
+            Decided::Accepted(events) => events.is_empty(),
+        });
+        let appending = decided.iter().any(|d| match d {
+            Decided::Accepted(events) => !events.is_empty(),
+            Decided::Rejected(_) => false,
+        });
+
+        let (positions, position) = if appending {
+            // A stale copy makes the append conflict, which also covers
+            // the rejections and no-ops decided on it.
+            let mut events = Vec::new();
+            let mut metadata = Vec::new();
+            for (d, pending) in decided.iter().zip(batch) {
+                if let Decided::Accepted(new) = d {
+                    events.extend(new.iter().cloned());
+                    metadata.extend(std::iter::repeat_n(&pending.metadata, new.len()));
+                }
+            }
+            match self.append(aggregate_id, &loaded, &events, &metadata).await {
+                Ok(positions) => {
+                    self.notifier.committed();
+                    let last = positions.last().copied().unwrap_or(0);
+                    (positions, last)
+                }
+                Err(retry) => {
+                    if from_cache {
+                        // Not contention but a copy behind the store.
+                        return Err(retry.map(|_| Retry::Stale));
+                    }
+                    return Err(retry);
+                }
+            }
+        } else {
+            let (sequence, position) = self.latest(aggregate_id).await.map_err(Err)?;
+            if unconfirmed && from_cache && sequence != loaded.sequence {
+                return Err(Ok(Retry::Stale));
+            }
+            (Vec::new(), position)
+        };
+
+        // Every command is final: answer each with its own events.
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut next = 0;
+        for (d, pending) in decided.into_iter().zip(batch) {
+            answers.push(match d {
+                Decided::Rejected(rejection) => Err(ApiError::from(rejection)),
+                Decided::Accepted(new) => {
+                    let count = new.len();
+                    let envelopes: Vec<EventEnvelope<A>> = new
+                        .into_iter()
+                        .zip(loaded.sequence + next + 1..)
+                        .map(|(payload, sequence)| EventEnvelope {
+                            aggregate_id: aggregate_id.to_owned(),
+                            sequence,
+                            payload,
+                            metadata: pending.metadata.clone(),
+                        })
+                        .collect();
+                    next += count;
+                    Ok(Committed {
+                        events: envelopes,
+                        position: if count == 0 {
+                            position
+                        } else {
+                            positions[next - 1]
+                        },
+                    })
+                }
+            });
+        }
+        loaded.sequence += next;
+        self.cache_put(aggregate_id, loaded);
+        Ok(answers)
     }
 
     async fn load_stored(&self, aggregate_id: &str) -> Result<Loaded<A>, ApiError> {
@@ -170,123 +422,17 @@ where
         })
     }
 
-    /// Handles `command` and records its events, retrying on conflicts.
-    pub async fn execute(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-        context: &CommandContext,
-        command_name: &str,
-    ) -> Result<Committed<A>, ApiError> {
-        // accepted | rejected (the domain said no) | conflict (retries
-        // exhausted) | error (a dependency failed); each retry counts too.
-        let mut outcome = "error";
-        let result = self
-            .execute_attempts(aggregate_id, command, context, command_name, &mut outcome)
-            .await;
-        metrics::counter!(
-            "ledger_commands_total",
-            "aggregate_type" => A::TYPE,
-            "outcome" => outcome
-        )
-        .increment(1);
-        result
-    }
-
-    async fn execute_attempts(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-        context: &CommandContext,
-        command_name: &str,
-        outcome: &mut &'static str,
-    ) -> Result<Committed<A>, ApiError> {
-        let _guard = self.locks.stripe(A::TYPE, aggregate_id).lock().await;
-        let metadata = context.metadata(command_name);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let cached = self.cache_take(aggregate_id);
-            let from_cache = cached.is_some();
-            let mut loaded = match cached {
-                Some(loaded) => loaded,
-                None => self.load_stored(aggregate_id).await?,
-            };
-            let sink = cqrs_es::event_sink::EventSink::default();
-            // Handling applies the new events to `loaded.aggregate`; every
-            // aggregate decides before it writes, so a rejection leaves it
-            // untouched.
-            if let Err(rejection) = loaded.aggregate.handle(command.clone(), &(), &sink).await {
-                if from_cache && self.stored_sequence(aggregate_id).await? != loaded.sequence {
-                    continue;
-                }
-                self.cache_put(aggregate_id, loaded);
-                *outcome = "rejected";
-                return Err(rejection.into());
-            }
-            let events = sink.collect().await;
-            if events.is_empty() {
-                let (sequence, position) = self.latest(aggregate_id).await?;
-                if from_cache && sequence != loaded.sequence {
-                    continue;
-                }
-                self.cache_put(aggregate_id, loaded);
-                *outcome = "accepted";
-                return Ok(Committed {
-                    events: Vec::new(),
-                    position,
-                });
-            }
-            match self.append(aggregate_id, &loaded, events, &metadata).await {
-                Ok((events, position)) => {
-                    self.notifier.committed();
-                    loaded.sequence += events.len();
-                    self.cache_put(aggregate_id, loaded);
-                    *outcome = "accepted";
-                    return Ok(Committed { events, position });
-                }
-                Err(AppendError::Conflict) if attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(
-                        aggregate = A::TYPE,
-                        aggregate_id,
-                        attempt,
-                        from_cache,
-                        "version conflict, retrying"
-                    );
-                    metrics::counter!(
-                        "ledger_commands_total",
-                        "aggregate_type" => A::TYPE,
-                        "outcome" => "retried"
-                    )
-                    .increment(1);
-                    // A stale cached copy is not contention: reload at once.
-                    if !from_cache {
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                }
-                Err(AppendError::Conflict) => {
-                    *outcome = "conflict";
-                    return Err(ApiError::from(
-                        cqrs_es::AggregateError::<DomainError>::AggregateConflict,
-                    ));
-                }
-                Err(AppendError::Failed(err)) => return Err(err),
-            }
-        }
-    }
-
     /// Appends `events` after `loaded.sequence` (whose aggregate already
     /// reflects them), with the snapshot when one falls due, in one
-    /// statement. Answers the envelopes and the last global position.
+    /// statement. Answers each event's global position.
     async fn append(
         &self,
         aggregate_id: &str,
         loaded: &Loaded<A>,
-        events: Vec<A::Event>,
-        metadata: &HashMap<String, String>,
-    ) -> Result<(Vec<EventEnvelope<A>>, i64), AppendError> {
-        let failed = |e: serde_json::Error| AppendError::Failed(ApiError::internal(e));
-        let metadata_json = serde_json::to_value(metadata).map_err(failed)?;
+        events: &[A::Event],
+        metadata: &[&HashMap<String, String>],
+    ) -> Result<Vec<i64>, Result<Retry, ApiError>> {
+        let failed = |e: serde_json::Error| Err(ApiError::internal(e));
         let first = loaded.sequence + 1;
         let last = loaded.sequence + events.len();
         let mut sequences = Vec::with_capacity(events.len());
@@ -294,12 +440,12 @@ where
         let mut versions = Vec::with_capacity(events.len());
         let mut payloads = Vec::with_capacity(events.len());
         let mut metadatas = Vec::with_capacity(events.len());
-        for (event, sequence) in events.iter().zip(first..) {
+        for ((event, sequence), metadata) in events.iter().zip(first..).zip(metadata) {
             sequences.push(sequence as i64);
             types.push(event.event_type());
             versions.push(event.event_version());
             payloads.push(serde_json::to_value(event).map_err(failed)?);
-            metadatas.push(metadata_json.clone());
+            metadatas.push(serde_json::to_value(metadata).map_err(failed)?);
         }
         let snapshot = match self.snapshot_every {
             Some(every) if last / every > loaded.sequence / every => Some((
@@ -309,7 +455,7 @@ where
             _ => None,
         };
         let (snapshot_number, snapshot_payload) = snapshot.unzip();
-        let position: Option<i64> = sqlx::query_scalar(
+        let mut positions: Vec<i64> = sqlx::query_scalar(
             "WITH appended AS (
                  INSERT INTO events
                      (aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -328,7 +474,7 @@ where
                         payload = EXCLUDED.payload
                   WHERE snapshots.last_sequence < EXCLUDED.last_sequence
              )
-             SELECT max(global_position) FROM appended",
+             SELECT global_position FROM appended",
         )
         .bind(A::TYPE)
         .bind(aggregate_id)
@@ -340,45 +486,37 @@ where
         .bind(last as i64)
         .bind(snapshot_number)
         .bind(snapshot_payload)
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(|err| match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => AppendError::Conflict,
-            _ => AppendError::Failed(err.into()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => Ok(Retry::Conflict),
+            _ => Err(err.into()),
         })?;
-        let position = position.ok_or_else(|| {
-            AppendError::Failed(ApiError::internal("the append recorded no event"))
-        })?;
-        let envelopes = events
-            .into_iter()
-            .zip(first..)
-            .map(|(payload, sequence)| EventEnvelope {
-                aggregate_id: aggregate_id.to_owned(),
-                sequence,
-                payload,
-                metadata: metadata.clone(),
-            })
-            .collect();
-        Ok((envelopes, position))
+        if positions.len() != events.len() {
+            return Err(Err(ApiError::internal(format!(
+                "appended {} of {} events",
+                positions.len(),
+                events.len()
+            ))));
+        }
+        // Positions are handed out in insertion order, which is sequence
+        // order; RETURNING does not promise an order.
+        positions.sort_unstable();
+        Ok(positions)
     }
 
     fn cache_take(&self, aggregate_id: &str) -> Option<Loaded<A>> {
         self.cache
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .pop(aggregate_id)
     }
 
     fn cache_put(&self, aggregate_id: &str, loaded: Loaded<A>) {
         self.cache
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .put(aggregate_id.to_owned(), loaded);
-    }
-
-    /// The sequence of the aggregate's last stored event (0: none).
-    async fn stored_sequence(&self, aggregate_id: &str) -> Result<usize, ApiError> {
-        Ok(self.latest(aggregate_id).await?.0)
     }
 
     /// The sequence and global position of the aggregate's last stored
@@ -395,6 +533,17 @@ where
         .await?;
         Ok(row.map_or((0, 0), |(sequence, position)| (sequence as usize, position)))
     }
+}
+
+/// Counts commands by outcome: accepted | rejected (the domain said no) |
+/// conflict (retries exhausted) | error (a dependency failed) | retried.
+fn count<A: Aggregate>(commands: usize, outcome: &'static str) {
+    metrics::counter!(
+        "ledger_commands_total",
+        "aggregate_type" => A::TYPE,
+        "outcome" => outcome
+    )
+    .increment(commands as u64);
 }
 
 /// Jittered exponential backoff, capped at ~50 ms.

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 /// Base of every problem `type` URI; the last path segment names the problem.
 pub const PROBLEM_BASE: &str = "https://ledger.example/problems/";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),

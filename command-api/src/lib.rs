@@ -35,7 +35,7 @@ pub use auth::{Authenticator, Principal, Role};
 pub use config::CommandApiConfig;
 pub use error::ApiError;
 
-use bus::{AggregateLocks, CommandBus};
+use bus::CommandBus;
 use idempotency::IdempotencyStore;
 
 /// Everything a command handler needs (Vendor and Inventory aggregates, which
@@ -55,23 +55,20 @@ pub type AppState = Arc<CommandApp>;
 
 impl CommandApp {
     pub fn new(config: CommandApiConfig, pool: PgPool) -> AppState {
-        let locks = Arc::new(AggregateLocks::new(4096));
         let notifier = CommitNotifier::new();
         Arc::new(Self {
             vendors: CommandBus::with_snapshots(
                 pool.clone(),
-                locks.clone(),
                 notifier.clone(),
                 config.snapshot_every,
             ),
-            listings: CommandBus::new(pool.clone(), locks.clone(), notifier.clone()),
+            listings: CommandBus::new(pool.clone(), notifier.clone()),
             inventory: CommandBus::with_snapshots(
                 pool.clone(),
-                locks.clone(),
                 notifier.clone(),
                 config.snapshot_every,
             ),
-            orders: CommandBus::new(pool.clone(), locks, notifier.clone()),
+            orders: CommandBus::new(pool.clone(), notifier.clone()),
             notifier,
             config,
             pool,
