@@ -24,8 +24,8 @@ type Checked = (Uuid, Result<(), String>, Result<(), String>);
 const CATCH_UP: Duration = Duration::from_secs(60);
 /// Listings checked at once.
 const PARALLELISM: usize = 8;
-/// The longest period the availability route takes (MAX_PERIOD_DAYS).
-const MAX_SPAN_DAYS: i64 = 3660;
+/// The availability route takes at most 400 days at once: ask by years.
+const CHUNK_DAYS: i64 = 365;
 
 #[derive(Serialize, Clone, Debug, Default)]
 pub struct CheckReport {
@@ -138,8 +138,9 @@ async fn inventory_ok(shared: &Shared, listing_id: Uuid) -> Result<(), String> {
     let answer = shared.api.get(&path, &shared.admin).await;
     if !answer.ok() {
         return Err(format!(
-            "inventory {listing_id}: state answered {}",
-            answer.error_label()
+            "inventory {listing_id}: state answered {} {}",
+            answer.error_label(),
+            answer.body
         ));
     }
     let state = answer
@@ -231,7 +232,21 @@ async fn availability_ok(
     (from, to): Span,
     position: i64,
 ) -> Result<(), String> {
-    let to = to.min(from + TimeDelta::days(MAX_SPAN_DAYS));
+    let mut start = from;
+    while start < to {
+        let end = to.min(start + TimeDelta::days(CHUNK_DAYS));
+        availability_chunk_ok(shared, listing_id, (start, end), position).await?;
+        start = end;
+    }
+    Ok(())
+}
+
+async fn availability_chunk_ok(
+    shared: &Shared,
+    listing_id: Uuid,
+    (from, to): Span,
+    position: i64,
+) -> Result<(), String> {
     let path = format!(
         "/v1/listings/{listing_id}/availability?from={}&to={}",
         rfc3339(from),
@@ -240,8 +255,9 @@ async fn availability_ok(
     let answer = shared.api.get_at(&path, &shared.admin, position).await;
     if !answer.ok() {
         return Err(format!(
-            "availability of {listing_id}: answered {}",
-            answer.error_label()
+            "availability of {listing_id}: answered {} {}",
+            answer.error_label(),
+            answer.body
         ));
     }
     let free_min = answer.body.get("free_min").and_then(Value::as_i64);
@@ -255,7 +271,9 @@ async fn availability_ok(
         .any(|free| free < 0);
     if free_min.is_some_and(|f| f < 0) || negative_slot {
         return Err(format!(
-            "availability of {listing_id} shows negative free units (free_min {free_min:?})"
+            "availability of {listing_id} over [{}, {}) shows negative free units (free_min {free_min:?})",
+            rfc3339(from),
+            rfc3339(to)
         ));
     }
     Ok(())
