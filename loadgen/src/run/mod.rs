@@ -440,7 +440,9 @@ pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
         measured_seconds: secs,
         target_rate: config.rate,
         vendors: prepared.vendors,
-        listings: prepared.listings.len(),
+        listings: prepared.listings.len()
+            + usize::from(prepared.hot.is_some())
+            + 2 * usize::from(prepared.deep.is_some()),
         operations,
         errors_by_status,
         commands,
