@@ -19,7 +19,7 @@ mod setup;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -212,6 +212,9 @@ pub async fn execute(args: RunArgs) -> Result<(), BenchError> {
     }
 }
 
+/// How long the read models get to show what setup made.
+const SETUP_CATCH_UP: Duration = Duration::from_secs(60);
+
 /// A listing the clients order from.
 #[derive(Clone, Debug)]
 pub(crate) struct ListingInfo {
@@ -249,6 +252,8 @@ pub(crate) struct Shared {
     /// The latest successful command answer: its position and when it came.
     pub latest: Mutex<Option<(i64, Instant)>>,
     pub max_position: AtomicI64,
+    /// Payments of the exact total answered 200 without confirming the order.
+    pub unconfirmed_payments: AtomicU64,
     /// Rental listings ordered from, with the span of the periods asked.
     pub touched: Mutex<HashMap<Uuid, Span>>,
 }
@@ -299,7 +304,13 @@ pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
     let run_id = Uuid::now_v7().simple().to_string();
     let base = setup::base_instant();
 
-    let prepared = setup::prepare(&api, &admin, &config, &run_id, base).await?;
+    let mut prepared = setup::prepare(&api, &admin, &config, &run_id, base).await?;
+    // Clients should find what setup made in the read models.
+    if !probe::wait_for(&api, &admin, prepared.position, SETUP_CATCH_UP).await {
+        prepared.notes.push(format!(
+            "the read models had not caught up with setup after {SETUP_CATCH_UP:?}"
+        ));
+    }
 
     let started = Instant::now();
     let measure_from = started + config.warmup;
@@ -314,6 +325,7 @@ pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
         deadline,
         latest: Mutex::new(None),
         max_position: AtomicI64::new(prepared.position),
+        unconfirmed_payments: AtomicU64::new(0),
         touched: Mutex::new(HashMap::new()),
     });
     for (id, span) in &prepared.touched {
@@ -391,6 +403,12 @@ pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
         notes.push(format!(
             "{n} transport errors (no answer within {:?} or connection failed)",
             client::REQUEST_TIMEOUT
+        ));
+    }
+    let unconfirmed = shared.unconfirmed_payments.load(Ordering::Relaxed);
+    if unconfirmed > 0 {
+        notes.push(format!(
+            "{unconfirmed} payments of the exact total answered 200 without the order being confirmed"
         ));
     }
     if lag.timeouts > 0 {

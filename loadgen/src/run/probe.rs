@@ -35,6 +35,23 @@ pub async fn projections(api: &Api, admin: &str) -> Option<(i64, i64)> {
     (!items.is_empty()).then_some((min, head))
 }
 
+/// Waits until every projection has reached `position`; whether it did
+/// within `timeout`.
+pub async fn wait_for(api: &Api, admin: &str, position: i64, timeout: Duration) -> bool {
+    let give_up = Instant::now() + timeout;
+    loop {
+        if let Some((min, _)) = projections(api, admin).await {
+            if min >= position {
+                return true;
+            }
+        }
+        if Instant::now() >= give_up {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The log's head position.
 pub async fn head(api: &Api, admin: &str) -> Option<i64> {
     projections(api, admin).await.map(|(_, head)| head)

@@ -25,6 +25,7 @@ pub const PLACE_ORDER: &str = "place_order";
 pub const PLACE_ORDER_DEEP: &str = "place_order_deep";
 pub const PLACE_ORDER_FRESH: &str = "place_order_fresh";
 pub const PAYMENT: &str = "payment";
+pub const PAYMENT_FAILED: &str = "payment_failed";
 pub const CANCEL: &str = "cancel";
 pub const GET_ORDER: &str = "get_order";
 
@@ -38,6 +39,7 @@ pub fn is_command(op: &str) -> bool {
         PLACE_ORDER_DEEP,
         PLACE_ORDER_FRESH,
         PAYMENT,
+        PAYMENT_FAILED,
         CANCEL,
     ]
     .contains(&op)
@@ -229,7 +231,13 @@ impl Client {
     async fn payment(&mut self, placed: &Outcome, succeed: bool) -> Option<Outcome> {
         self.pace().await;
         let outcome = pay(&self.shared.api, placed, succeed).await?;
-        self.rec.record(PAYMENT, &outcome);
+        self.rec
+            .record(if succeed { PAYMENT } else { PAYMENT_FAILED }, &outcome);
+        if succeed && outcome.ok() && outcome.str_field("status") != Some("confirmed") {
+            self.shared
+                .unconfirmed_payments
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if outcome.ok() {
             self.shared.committed(outcome.position(), outcome.done);
         }
