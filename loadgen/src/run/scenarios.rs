@@ -137,7 +137,7 @@ pub async fn drive(shared: Arc<Shared>, prepared: &Prepared) -> Result<Recorder,
             token,
             rng: StdRng::from_entropy(),
             pacer,
-            rec: Recorder::new(shared.measure_from),
+            rec: Recorder::new(shared.measure_from, shared.deadline),
             listings: listings.clone(),
             rentals: rentals.clone(),
         };
@@ -180,6 +180,11 @@ pub async fn drive(shared: Arc<Shared>, prepared: &Prepared) -> Result<Recorder,
 }
 
 impl Client {
+    /// Past the run's end: the rest of an iteration is skipped.
+    fn over(&self) -> bool {
+        Instant::now() >= self.shared.deadline
+    }
+
     async fn pace(&mut self) {
         if let Some(pacer) = &mut self.pacer {
             pacer.wait().await;
@@ -320,8 +325,17 @@ impl Client {
     /// The marketplace mix: browse, order, pay (or not), cancel some, look.
     async fn mixed(&mut self) {
         self.search().await;
+        if self.over() {
+            return;
+        }
         self.availability().await;
+        if self.over() {
+            return;
+        }
         self.get_listing().await;
+        if self.over() {
+            return;
+        }
 
         let lines = match self.rng.gen_range(0..10) {
             0..=5 => 1,
@@ -374,6 +388,9 @@ impl Client {
             }
         }
 
+        if self.over() {
+            return;
+        }
         self.pace().await;
         let path = format!("/v1/orders/{order_id}");
         let outcome = match position {
@@ -385,7 +402,13 @@ impl Client {
 
     async fn reads(&mut self) {
         self.search().await;
+        if self.over() {
+            return;
+        }
         self.get_listing().await;
+        if self.over() {
+            return;
+        }
         self.availability().await;
     }
 

@@ -50,13 +50,16 @@ impl Default for OpStats {
 pub struct Recorder {
     /// Nothing started before this instant counts (warm-up).
     pub measure_from: Option<Instant>,
+    /// Nothing started at or after this instant counts (the run's end).
+    pub measure_until: Option<Instant>,
     pub ops: BTreeMap<&'static str, OpStats>,
 }
 
 impl Recorder {
-    pub fn new(measure_from: Instant) -> Self {
+    pub fn new(measure_from: Instant, measure_until: Instant) -> Self {
         Self {
             measure_from: Some(measure_from),
+            measure_until: Some(measure_until),
             ops: BTreeMap::new(),
         }
     }
@@ -69,7 +72,9 @@ impl Recorder {
     /// Records one outcome, `success` deciding whether it counts as one.
     pub fn record_as(&mut self, op: &'static str, outcome: &Outcome, success: bool) {
         let started = outcome.done - outcome.latency;
-        if self.measure_from.is_some_and(|from| started < from) {
+        if self.measure_from.is_some_and(|from| started < from)
+            || self.measure_until.is_some_and(|until| started >= until)
+        {
             return;
         }
         let stats = self.ops.entry(op).or_default();
