@@ -29,8 +29,9 @@ pub const PAYMENT_FAILED: &str = "payment_failed";
 pub const CANCEL: &str = "cancel";
 pub const GET_ORDER: &str = "get_order";
 
-/// How far ahead `mixed` rentals may start: two years.
-const HORIZON_DAYS: i64 = 730;
+/// How far ahead `mixed` rentals may start: a year (conflicts are rare but
+/// do occur on listings of one or two units in a long run).
+const HORIZON_DAYS: i64 = 365;
 
 /// Whether an operation is a command (it records events).
 pub fn is_command(op: &str) -> bool {

@@ -122,6 +122,10 @@ pub async fn prepare(
         touched: HashMap::new(),
         notes: Vec::new(),
     };
+    let started = std::time::Instant::now();
+    if config.progress {
+        eprintln!("setup for `{}` …", config.scenario.name());
+    }
     match config.scenario {
         Scenario::Mixed | Scenario::PlaceOrder | Scenario::Reads => {
             if config.existing {
@@ -169,6 +173,21 @@ pub async fn prepare(
             }
             prepared.deep = Some((a, b));
         }
+    }
+    if config.progress {
+        eprintln!(
+            "setup done in {:.1} s: {} vendors, {} listings{}",
+            started.elapsed().as_secs_f64(),
+            prepared.vendors,
+            prepared.listings.len()
+                + usize::from(prepared.hot.is_some())
+                + 2 * usize::from(prepared.deep.is_some()),
+            if prepared.deep.is_some() {
+                format!(", {} bookings on the deep listing", prepared.deep_bookings)
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(prepared)
 }
