@@ -21,11 +21,21 @@ pub const LAG_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `(min position over every projection, head)` from `GET /v1/projections`.
 pub async fn projections(api: &Api, admin: &str) -> Option<(i64, i64)> {
+    projections_timed(api, admin).await.0
+}
+
+/// [`projections`] and how long the answer took.
+async fn projections_timed(api: &Api, admin: &str) -> (Option<(i64, i64)>, Duration) {
     let outcome = api.get("/v1/projections", admin).await;
+    let latency = outcome.latency;
     if !outcome.ok() {
-        return None;
+        return (None, latency);
     }
-    let items = outcome.body.as_array()?;
+    (parse_projections(&outcome.body), latency)
+}
+
+fn parse_projections(body: &Value) -> Option<(i64, i64)> {
+    let items = body.as_array()?;
     let mut min = i64::MAX;
     let mut head = 0;
     for item in items {
@@ -68,6 +78,7 @@ pub async fn head_at(api: Api, admin: String, at: Instant) -> Option<i64> {
 /// command's answer.
 pub async fn lag_probe(shared: Arc<Shared>) -> LagReport {
     let mut lags = histogram();
+    let mut polls = histogram();
     let mut timeouts = 0;
     let mut probed = 0;
     tokio::time::sleep_until(shared.measure_from.into()).await;
@@ -78,7 +89,9 @@ pub async fn lag_probe(shared: Arc<Shared>) -> LagReport {
                 probed = position;
                 let give_up = Instant::now() + LAG_TIMEOUT;
                 loop {
-                    if let Some((min, _)) = projections(&shared.api, &shared.admin).await {
+                    let (answer, took) = projections_timed(&shared.api, &shared.admin).await;
+                    record_us(&mut polls, took);
+                    if let Some((min, _)) = answer {
                         if min >= position {
                             record_us(&mut lags, answered.elapsed());
                             break;
@@ -94,9 +107,15 @@ pub async fn lag_probe(shared: Arc<Shared>) -> LagReport {
         }
         tokio::time::sleep(PROBE_EVERY).await;
     }
+    let poll_p50_us = if polls.is_empty() {
+        0
+    } else {
+        polls.value_at_quantile(0.50)
+    };
     if lags.is_empty() {
         return LagReport {
             timeouts,
+            poll_p50_us,
             ..LagReport::default()
         };
     }
@@ -106,6 +125,7 @@ pub async fn lag_probe(shared: Arc<Shared>) -> LagReport {
         p99_us: lags.value_at_quantile(0.99),
         max_us: lags.max(),
         timeouts,
+        poll_p50_us,
     }
 }
 
