@@ -65,7 +65,8 @@ pub async fn insert_bulk(conn: &mut PgConnection, rows: &[EventRow]) -> Result<(
     Ok(())
 }
 
-/// Commits one command's events in one transaction, an INSERT per event.
+/// Commits one command's events in one transaction, an INSERT per event,
+/// then notifies the relay.
 pub async fn commit_live(pool: &PgPool, rows: &[EventRow]) -> Result<(), BenchError> {
     let mut tx = pool.begin().await?;
     for row in rows {
@@ -81,6 +82,9 @@ pub async fn commit_live(pool: &PgPool, rows: &[EventRow]) -> Result<(), BenchEr
             .await?;
     }
     tx.commit().await?;
+    // As the command API does: wake the relay after the commit (a NOTIFY
+    // inside the transaction would serialise commits).
+    ledger_nats::notify_relays(pool).await?;
     Ok(())
 }
 
