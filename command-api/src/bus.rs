@@ -72,6 +72,9 @@ struct Pending<A: Aggregate> {
 struct Loaded<A> {
     aggregate: A,
     sequence: usize,
+    /// Sequence of the last snapshot this process knows of (on a load:
+    /// the loaded sequence, which errs towards a later snapshot).
+    snapshot_at: usize,
 }
 
 /// How one command of a batch came out, before the batch is appended.
@@ -96,7 +99,8 @@ pub struct CommandBus<A: Aggregate> {
 struct Inner<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
     pool: PgPool,
-    /// Snapshot the aggregate every this many events (`None`: never).
+    /// Snapshot the aggregate at least this many events apart (`None`:
+    /// never); see [`snapshot_due`].
     snapshot_every: Option<usize>,
     /// Only the aggregate's worker touches its entry: taken at the start of
     /// a batch, put back after it.
@@ -409,7 +413,15 @@ where
                 }
             });
         }
-        loaded.sequence += next;
+        let last = loaded.sequence + next;
+        if next > 0
+            && self
+                .snapshot_every
+                .is_some_and(|every| snapshot_due(every, loaded.snapshot_at, last))
+        {
+            loaded.snapshot_at = last;
+        }
+        loaded.sequence = last;
         self.cache_put(aggregate_id, loaded);
         Ok(answers)
     }
@@ -419,6 +431,7 @@ where
         Ok(Loaded {
             aggregate: context.aggregate,
             sequence: context.current_sequence,
+            snapshot_at: context.current_sequence,
         })
     }
 
@@ -448,7 +461,7 @@ where
             metadatas.push(serde_json::to_value(metadata).map_err(failed)?);
         }
         let snapshot = match self.snapshot_every {
-            Some(every) if last / every > loaded.sequence / every => Some((
+            Some(every) if snapshot_due(every, loaded.snapshot_at, last) => Some((
                 (last / every) as i64,
                 serde_json::to_value(&loaded.aggregate).map_err(failed)?,
             )),
@@ -535,6 +548,16 @@ where
     }
 }
 
+/// Whether appending up to `last` calls for a new snapshot: `every` events
+/// after the last one at least, and a tenth of the history on long ones, so
+/// that writing snapshots (which grow with the history: a listing's
+/// inventory keeps every booking) costs a bounded share of each append,
+/// while a cold load still replays at most a tenth of the events on top of
+/// its snapshot.
+fn snapshot_due(every: usize, snapshot_at: usize, last: usize) -> bool {
+    last.saturating_sub(snapshot_at) >= every.max(last / 10)
+}
+
 /// Counts commands by outcome: accepted | rejected (the domain said no) |
 /// conflict (retries exhausted) | error (a dependency failed) | retried.
 fn count<A: Aggregate>(commands: usize, outcome: &'static str) {
@@ -551,4 +574,19 @@ fn backoff(attempt: u32) -> Duration {
     let base = 1u64 << attempt.min(5);
     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % (base + 1);
     Duration::from_millis((base + jitter).min(50))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_due;
+
+    #[test]
+    fn snapshots_fall_due_every_so_many_events_then_every_tenth_of_the_history() {
+        assert!(!snapshot_due(50, 0, 49));
+        assert!(snapshot_due(50, 0, 50));
+        assert!(snapshot_due(50, 450, 500));
+        // 20,000 events in: the next snapshot after 2,000 more.
+        assert!(!snapshot_due(50, 20_000, 21_999));
+        assert!(snapshot_due(50, 20_000, 22_300));
+    }
 }
