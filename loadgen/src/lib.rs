@@ -11,6 +11,7 @@
 pub mod bulk;
 mod error;
 pub mod run;
+mod streams;
 
 pub use error::BenchError;
 
@@ -20,6 +21,8 @@ pub enum BenchTask {
     Run(run::RunArgs),
     #[command(flatten)]
     Bulk(bulk::BulkTask),
+    /// Delete the JetStream streams a benchmark made.
+    DropStreams(streams::DropStreamsArgs),
 }
 
 /// Runs one benchmark; the report goes to stdout, progress to stderr.
@@ -27,5 +30,6 @@ pub async fn execute(task: BenchTask) -> Result<(), BenchError> {
     match task {
         BenchTask::Run(args) => run::execute(args).await,
         BenchTask::Bulk(task) => bulk::execute(task).await,
+        BenchTask::DropStreams(args) => streams::drop_streams(args).await,
     }
 }
