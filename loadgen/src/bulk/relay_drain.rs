@@ -285,7 +285,9 @@ async fn steady(
             let mut k = 0u32;
             loop {
                 let due = started + interval * k;
-                if due.duration_since(started) >= duration {
+                // Stops at the end of the phase even when behind schedule:
+                // the rate reported is the one achieved.
+                if due.duration_since(started) >= duration || started.elapsed() >= duration {
                     break;
                 }
                 tokio::time::sleep_until(due.into()).await;
