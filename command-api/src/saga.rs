@@ -318,8 +318,15 @@ async fn record_deadline(
         .iter()
         .map(|l| serde_json::json!({"listing_id": l.input.listing_id, "hold_id": l.input.hold_id}))
         .collect();
-    sqlx::query("INSERT INTO hold_deadlines (order_id, holds, expires_at) VALUES ($1, $2, $3)")
-        .bind(order_id)
+    // Committed without waiting for the disk: the hold appended next waits
+    // for its own commit record, which lies after this one in the WAL, so
+    // no crash can keep a hold and lose its deadline. Saves a flush per order.
+    sqlx::query(
+        "WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+         INSERT INTO hold_deadlines (order_id, holds, expires_at)
+         SELECT $1, $2, $3 FROM async",
+    )
+    .bind(order_id)
         .bind(serde_json::Value::Array(holds))
         .bind(expires_at)
         .execute(&app.pool)

@@ -86,10 +86,14 @@ pub async fn create_schema_for(pool: &PgPool, schema: &str, tables: &[&str]) -> 
     Ok(())
 }
 
+/// Points the transaction at `schema`. A rebuild's batches do not wait for
+/// their commits to reach the disk: after a crash the rebuild starts over.
 async fn use_schema(conn: &mut PgConnection, schema: &str) -> Result<(), Error> {
-    sqlx::query(&format!("SET LOCAL search_path TO {schema}, public"))
-        .execute(conn)
-        .await?;
+    sqlx::raw_sql(&format!(
+        "SET LOCAL search_path TO {schema}, public; SET LOCAL synchronous_commit TO OFF"
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

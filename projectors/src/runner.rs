@@ -233,6 +233,13 @@ impl Runner {
     pub async fn apply_batch(&self, incoming: Vec<EventEnvelope>) -> Result<i64, Error> {
         let name = self.consumer.name();
         let mut tx = self.pool.begin().await?;
+        // The batch does not wait for its commit to reach the disk: a crash
+        // can only lose the last batches with their checkpoint, and those
+        // are applied again from the checkpoint (the table fills whatever
+        // the stream no longer redelivers).
+        sqlx::query("SET LOCAL synchronous_commit TO OFF")
+            .execute(&mut *tx)
+            .await?;
         let checkpoint = checkpoints::lock(&mut tx, name).await?;
         let mut events: BTreeMap<i64, EventEnvelope> = incoming
             .into_iter()
