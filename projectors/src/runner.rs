@@ -123,7 +123,7 @@ impl Runner {
 
     async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Error> {
         // Whatever the stream holds, the table has: start from the checkpoint.
-        self.catch_up().await?;
+        self.catch_up_unless_stopped(shutdown).await?;
         let stream = provision(&self.js, &self.config.stream).await?;
         let durable = self.durable_name();
         let pull = stream
@@ -155,7 +155,7 @@ impl Runner {
             };
             let first = match first {
                 Err(_idle) => {
-                    self.catch_up().await?;
+                    self.catch_up_unless_stopped(shutdown).await?;
                     continue;
                 }
                 Ok(None) => return Err(Error::Nats("the message stream ended".into())),
@@ -191,7 +191,18 @@ impl Runner {
     /// Applies what the table holds between the checkpoint and the relay's
     /// published position.
     pub async fn catch_up(&self) -> Result<(), Error> {
+        let (_keep, never) = watch::channel(false);
+        self.catch_up_unless_stopped(&never).await
+    }
+
+    /// [`catch_up`](Self::catch_up), returning between batches once
+    /// `shutdown` turns true (a backlog of millions must not hold up a
+    /// graceful shutdown).
+    async fn catch_up_unless_stopped(&self, shutdown: &watch::Receiver<bool>) -> Result<(), Error> {
         loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
             let published = checkpoints::published(&self.pool, &self.config.stream.name).await?;
             let checkpoint = checkpoints::get(&self.pool, self.consumer.name()).await?;
             metrics::gauge!("ledger_consumer_lag_events", "consumer" => self.consumer.name())

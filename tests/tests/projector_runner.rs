@@ -16,7 +16,7 @@ use futures::StreamExt;
 use ledger_nats::{EventEnvelope, StreamSettings};
 use ledger_tests::pipeline_support::{
     commit_probes, envelopes, eventually, head, insert_probe, nats_client, relay_position,
-    set_relay_position, wait_for_stream_count, RelayTask,
+    set_relay_position, wait_for_stream_count, RelayTask, PROBE,
 };
 use ledger_tests::{at, fresh_database, fresh_stream_name, TestApp};
 use projectors::rebuild::{differences, rebuild_into, READ_MODEL_TABLES};
@@ -572,4 +572,50 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models_and_the_check_can_fa
         .expect("compare");
     assert_eq!(differ, 2, "one row each way");
     app.stop().await;
+}
+
+/// A graceful shutdown does not wait for a long catch-up to finish: the
+/// runner stops between batches, and the next start goes on from the
+/// checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_catching_up_a_large_backlog_stops_between_batches_when_asked() {
+    let pool = recording_database().await;
+    let stream = fresh_stream_name().await;
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         SELECT $1, 'backlog', n, 'Probed', '1.0', json_build_object('Probed', json_build_object('n', n)), '{}'
+           FROM generate_series(1, 100000) AS n",
+    )
+    .bind(PROBE)
+    .execute(&pool)
+    .await
+    .expect("write a backlog");
+    let head = head(&pool).await;
+    set_relay_position(&pool, &stream, head).await;
+
+    let task = RunnerTask::start(&pool, &stream).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            checkpoint(&pool, RECORDER).await > 0
+        })
+        .await,
+        "the catch-up never started"
+    );
+    let asked = tokio::time::Instant::now();
+    let _ = task.shutdown.send(true);
+    tokio::time::timeout(Duration::from_secs(3), task.task)
+        .await
+        .expect("the runner stops within 3 s of being asked, mid catch-up")
+        .expect("the runner does not panic");
+    let stopped_at = checkpoint(&pool, RECORDER).await;
+    assert!(
+        stopped_at < head,
+        "the backlog was done before the stop ({:?}): nothing was tested",
+        asked.elapsed()
+    );
+    // Everything applied so far is applied once, in order.
+    let applied = applied(&pool).await;
+    assert_eq!(applied.len() as i64, stopped_at - (head - 100_000));
+    assert!(applied.windows(2).all(|w| w[0] < w[1]));
 }
