@@ -3,47 +3,54 @@
 # on one machine, so that each is reported next to the pgbench baseline
 # measured in the same run.
 #
-#   bench/suite.sh [--quick] [--skip-bulk]
+#   bench/suite.sh [--quick] [--parts baseline,http,bulk,big] [--out DIR]
 #
-# Steps (each writes its raw output to bench/results/<run>/):
-#   1. pgbench baseline (bench/pgbench.sh, 32 clients);
-#   2. `ledger serve` (release) on a scratch database, driven over HTTP by
-#      `ledger bench run`: place-order, hot-listing, deep-listing (10,000
-#      bookings), mixed (with the server's peak RSS), place-order paced at
-#      half its maximum (projection lag), reads;
-#   3. bulk: seed 1,000 vendors / 100,000 listings / 1,000,000 bookings,
-#      rebuild every read model, relay drain of the whole backlog plus the
-#      commit -> published latency at a steady rate, then reads (availability
-#      at scale) against `ledger serve` on that database.
-# Ends with bench/results/<run>/summary.md. Scratch databases and streams
+# Parts (each writes its raw output to the run's directory, by default
+# bench/results/<UTC time>/):
+#   baseline  pgbench (bench/pgbench.sh, 32 clients);
+#   http      `ledger serve` (release) on a scratch database, driven over HTTP
+#             by `ledger bench run`: place-order, hot-listing, deep-listing
+#             (10,000 bookings), mixed (with the server's peak RSS),
+#             place-order paced at half its maximum (projection lag), reads;
+#   bulk      a ~1,000,000-event seed, every read model rebuilt from it, the
+#             relay draining it, then commit -> published at a steady rate;
+#   big       `ledger serve` on `ledger_bench_big` (1,000 vendors, 100,000
+#             listings, 1,000,000 bookings: 5.3M events, seeded once and
+#             kept, ~8 min) once its read models have caught up, then reads
+#             (availability at scale) and the server's RSS.
+# Ends with summary.md (bench/summary.py). Scratch databases and streams
 # are dropped at the end; the shared services are never stopped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 quick=false
-bulk=true
-for arg in "$@"; do
-  case "$arg" in
+parts=baseline,http,bulk,big
+run="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
     --quick) quick=true ;;
-    --skip-bulk) bulk=false ;;
-    *) echo "usage: $0 [--quick] [--skip-bulk]" >&2; exit 2 ;;
+    --parts) parts=$2; shift ;;
+    --out) run=$2; shift ;;
+    *) echo "usage: $0 [--quick] [--parts baseline,http,bulk,big] [--out DIR]" >&2; exit 2 ;;
   esac
+  shift
 done
+part() { [[ ",$parts," == *",$1,"* ]]; }
 
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 
 if $quick; then
   seconds=8; pg_seconds=8; bookings_deep=1000
-  seed_args=(--vendors 100 --listings 10000 --bookings 100000)
+  seed_args=(--vendors 20 --listings 2000 --bookings 19000)
 else
-  seconds=30; pg_seconds=20; bookings_deep=10000
-  seed_args=(--vendors 1000 --listings 100000 --bookings 1000000)
+  seconds=20; pg_seconds=20; bookings_deep=10000
+  # ~1,000,000 events (vendors, listings, 188,000 paid bookings).
+  seed_args=(--vendors 200 --listings 20000 --bookings 188000 --seed 7)
 fi
 
 cargo build --release --locked -p ledger
 ledger=target/release/ledger
-run="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$run"
 echo "suite: results in $run" >&2
 
@@ -55,7 +62,7 @@ scratch=()
 
 cleanup() {
   [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  "$ledger" bench drop-streams BENCH_ledger_bench_http BENCH_ledger_bench_big >/dev/null 2>&1 || true
+  "$ledger" bench drop-streams BENCH_ledger_bench_http BENCH_DRAIN >/dev/null 2>&1 || true
   for db in "${scratch[@]}"; do
     psql "$admin_url" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
@@ -88,14 +95,14 @@ start_server() {
 wait_caught_up() {
   local token
   token=$("$ledger" token --role admin --sub bench)
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 3600); do
     if curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/projections" \
       | python3 -c 'import json,sys; sys.exit(0 if all(p["lag_events"] == 0 for p in json.load(sys.stdin)) else 1)'; then
       return 0
     fi
     sleep 1
   done
-  echo "suite: the read models did not catch up in 10 minutes" >&2
+  echo "suite: the read models did not catch up in an hour" >&2
   return 1
 }
 
@@ -120,9 +127,12 @@ bench() {
   echo "commit: $(git rev-parse --short HEAD)"
 } | tee "$run/machine.txt"
 
-echo "suite: pgbench baseline" >&2
-bench/pgbench.sh --clients 32 --seconds "$pg_seconds" | tee "$run/pgbench.txt"
+if part baseline; then
+  echo "suite: pgbench baseline" >&2
+  bench/pgbench.sh --clients 32 --seconds "$pg_seconds" | tee "$run/pgbench.txt"
+fi
 
+if part http; then
 port=18480
 fresh_db ledger_bench_http
 start_server ledger_bench_http "$port"
@@ -134,27 +144,33 @@ half=$(python3 -c "import json;print(round(json.load(open('$run/place_order.json
 bench place_order_half --scenario place-order --concurrency 32 --duration "${seconds}s" --rate "$half"
 bench reads --scenario reads --concurrency 32 --duration "${seconds}s" --server-pid "$server_pid"
 stop_server
+fi
 
-if $bulk; then
-  fresh_db ledger_bench_big
-  big_url="${DATABASE_URL%/*}/ledger_bench_big"
+if part bulk; then
+  fresh_db ledger_bench_bulk
+  bulk_url="${DATABASE_URL%/*}/ledger_bench_bulk"
   echo "suite: seed" >&2
-  "$ledger" bench seed --database-url "$big_url" "${seed_args[@]}" 2>&1 | tee "$run/seed.txt"
+  "$ledger" bench seed --database-url "$bulk_url" "${seed_args[@]}" 2>&1 | tee "$run/seed.txt"
   echo "suite: rebuild" >&2
-  "$ledger" bench rebuild --database-url "$big_url" 2>&1 | tee "$run/rebuild.txt"
+  "$ledger" bench rebuild --database-url "$bulk_url" 2>&1 | tee "$run/rebuild.txt"
   echo "suite: relay drain" >&2
-  # Into the stream `ledger serve` uses next, kept, so that its relay
-  # resumes at the end instead of publishing everything again.
-  "$ledger" bench relay-drain --database-url "$big_url" --stream BENCH_ledger_bench_big \
-    --keep-stream --steady-rate 2000 --seconds "$seconds" 2>&1 | tee "$run/relay_drain.txt"
-  # The seeded history is complete (every order paid and confirmed), so the
-  # policies have nothing to react to: start them at the head rather than
-  # replaying a million events through them while reads are measured.
-  psql "$big_url" -qc "INSERT INTO consumer_checkpoints (name, position)
-      SELECT 'policies', coalesce(max(global_position), 0) FROM events
-      ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position" >/dev/null
+  "$ledger" bench relay-drain --database-url "$bulk_url" --stream BENCH_DRAIN \
+    --steady-rate 1000 --seconds "$seconds" 2>&1 | tee "$run/relay_drain.txt"
+fi
+
+if part big; then
+  # Seeded once (the seed refuses a database that already has events) and
+  # kept between runs: 5.3M events take ~8 minutes to write.
+  big_url="${DATABASE_URL%/*}/ledger_bench_big"
+  if ! psql "$big_url" -Atc "SELECT 1 FROM events LIMIT 1" 2>/dev/null | grep -q 1; then
+    psql "$admin_url" -qc "CREATE DATABASE ledger_bench_big" 2>/dev/null || true
+    "$ledger" bench seed --database-url "$big_url" \
+      --vendors 1000 --listings 100000 --bookings 1000000 2>&1 | tee "$run/seed_big.txt"
+  fi
   port=18481
   start_server ledger_bench_big "$port"
+  # The first time, the relay publishes the log and the projectors build
+  # the read models from it; later runs find them built.
   wait_caught_up
   bench reads_big --scenario reads --existing --listings 100000 --concurrency 32 \
     --duration "${seconds}s" --server-pid "$server_pid"
