@@ -51,7 +51,7 @@ const MAX_ATTEMPTS: u32 = 12;
 const MAX_BATCH: usize = 64;
 
 /// Aggregates kept in memory per aggregate type (least recently used go).
-const CACHE_CAPACITY: usize = 16_384;
+const CACHE_CAPACITY: usize = 4_096;
 
 /// What a command recorded.
 pub struct Committed<A: Aggregate> {

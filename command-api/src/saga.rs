@@ -327,10 +327,10 @@ async fn record_deadline(
          SELECT $1, $2, $3 FROM async",
     )
     .bind(order_id)
-        .bind(serde_json::Value::Array(holds))
-        .bind(expires_at)
-        .execute(&app.pool)
-        .await?;
+    .bind(serde_json::Value::Array(holds))
+    .bind(expires_at)
+    .execute(&app.pool)
+    .await?;
     Ok(())
 }
 
