@@ -3,7 +3,7 @@
 # on one machine, so that each is reported next to the pgbench baseline
 # measured in the same run.
 #
-#   bench/suite.sh [--quick] [--parts baseline,http,bulk,big] [--out DIR]
+#   bench/suite.sh [--quick] [--no-build] [--parts baseline,http,bulk,big] [--out DIR]
 #
 # Parts (each writes its raw output to the run's directory, by default
 # bench/results/<UTC time>/):
@@ -24,14 +24,16 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 quick=false
+build=true
 parts=baseline,http,bulk,big
 run="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=true ;;
+    --no-build) build=false ;;
     --parts) parts=$2; shift ;;
     --out) run=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--parts baseline,http,bulk,big] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--no-build] [--parts baseline,http,bulk,big] [--out DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -49,8 +51,8 @@ else
   seed_args=(--vendors 200 --listings 20000 --bookings 188000 --seed 7)
 fi
 
-cargo build --release --locked -p ledger
-ledger=target/release/ledger
+$build && cargo build --release --locked -p ledger
+ledger=${LEDGER_BIN:-target/release/ledger}
 mkdir -p "$run"
 echo "suite: results in $run" >&2
 
