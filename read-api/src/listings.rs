@@ -156,22 +156,38 @@ pub async fn search(
 
     // $1 vendor of the principal, $2 cursor, $3 limit + 1, $4 q, $5 category,
     // $6 vendor filter, $7 from, $8 to, $9 quantity.
-    let mut sql = format!(
-        "SELECT {LISTING_COLUMNS} FROM rm_listings l WHERE {} AND ($2::uuid IS NULL OR listing_id > $2)
+    let q = params.q.filter(|q| !q.trim().is_empty());
+    let filters = format!(
+        "{} AND ($2::uuid IS NULL OR listing_id > $2)
            AND ($4::text IS NULL OR search @@ plainto_tsquery('simple', $4))
            AND ($5::text IS NULL OR category = $5)
            AND ($6::uuid IS NULL OR vendor_id = $6)",
         visibility(&principal)
     );
-    if period.is_some() {
-        sql.push_str(&format!(" AND {FREE_FOR_PERIOD}"));
-    }
-    sql.push_str(" ORDER BY listing_id LIMIT $3");
+    let sql = match (period, &q) {
+        // Words and a period: the words first (the text index), then the
+        // period for what they matched. Left to itself the planner walks
+        // every listing in id order testing both (0.5 s over 100,000
+        // listings for a word that matches none).
+        (Some(_), Some(_)) => format!(
+            "WITH matches AS MATERIALIZED (SELECT * FROM rm_listings WHERE {filters})
+             SELECT {LISTING_COLUMNS} FROM matches l WHERE {FREE_FOR_PERIOD}
+              ORDER BY listing_id LIMIT $3"
+        ),
+        (Some(_), None) => format!(
+            "SELECT {LISTING_COLUMNS} FROM rm_listings l WHERE {filters} AND {FREE_FOR_PERIOD}
+              ORDER BY listing_id LIMIT $3"
+        ),
+        (None, _) => format!(
+            "SELECT {LISTING_COLUMNS} FROM rm_listings l WHERE {filters}
+              ORDER BY listing_id LIMIT $3"
+        ),
+    };
     let rows: Vec<ListingRow> = sqlx::query_as(&sql)
         .bind(principal.vendor_id)
         .bind(cursor)
         .bind(limit + 1)
-        .bind(params.q.filter(|q| !q.trim().is_empty()))
+        .bind(q)
         .bind(params.category)
         .bind(params.vendor_id)
         .bind(period.map(|p| p.0))
