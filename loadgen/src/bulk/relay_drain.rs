@@ -110,13 +110,7 @@ pub async fn run(args: RelayDrainArgs) -> Result<(), BenchError> {
         .await
         .map_err(nats_error)?;
     let js = jetstream::new(client.clone());
-    if js.get_stream(&args.stream).await.is_ok() {
-        js.delete_stream(&args.stream).await.map_err(nats_error)?;
-    }
-    sqlx::query("DELETE FROM relay_positions WHERE stream = $1")
-        .bind(&args.stream)
-        .execute(&pool)
-        .await?;
+    forget_stream(&js, &pool, &args.stream).await?;
 
     let target = head(&pool).await?;
     let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
@@ -159,15 +153,26 @@ pub async fn run(args: RelayDrainArgs) -> Result<(), BenchError> {
     let _ = stop_tx.send(true);
     let _ = relay_task.await;
     if !args.keep_stream {
-        if js.get_stream(&args.stream).await.is_ok() {
-            js.delete_stream(&args.stream).await.map_err(nats_error)?;
-        }
-        sqlx::query("DELETE FROM relay_positions WHERE stream = $1")
-            .bind(&args.stream)
-            .execute(&pool)
-            .await?;
+        forget_stream(&js, &pool, &args.stream).await?;
     }
     outcome
+}
+
+/// Deletes the stream, if it exists, and the relay's position for it, so
+/// that the next relay starts from the first event.
+async fn forget_stream(
+    js: &jetstream::Context,
+    pool: &PgPool,
+    stream: &str,
+) -> Result<(), BenchError> {
+    if js.get_stream(stream).await.is_ok() {
+        js.delete_stream(stream).await.map_err(nats_error)?;
+    }
+    sqlx::query("DELETE FROM relay_positions WHERE stream = $1")
+        .bind(stream)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// What the subscriber saw of one message.
