@@ -1,0 +1,26 @@
+//! The end-to-end tests, one module per area, built as ONE test binary:
+//! every binary links the whole server, so one link instead of twenty-one
+//! saves minutes of each build on a two-core machine, and one harness keeps
+//! both cores busy until the last test ends.
+
+mod audit;
+mod authorization;
+mod authorization_matrix;
+mod command_routes;
+mod concurrency;
+mod events_api;
+mod faults;
+mod hardening;
+mod idempotency;
+mod loadgen_smoke;
+mod money;
+mod nats_cluster;
+mod openapi;
+mod payments_and_expiry;
+mod policies;
+mod projector_runner;
+mod read_api;
+mod rebuild_and_export;
+mod reconciliation;
+mod relay;
+mod upcasting;
