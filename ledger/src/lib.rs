@@ -62,14 +62,10 @@ pub async fn connect_with_statement_timeout(
     // availability filter of a listing search over 100,000 listings are
     // large enough to trigger it, and compiling took 360 ms of a query
     // that runs in under 1 ms.
-    // Custom plans: the queries take optional filters as `$n IS NULL OR …`,
-    // and a generic plan (PostgreSQL's choice after five runs of a
-    // prepared statement) cannot use the text index for them: a search
-    // went from 4 ms to over a second.
-    let mut settings = vec![
-        ("jit", "off".to_owned()),
-        ("plan_cache_mode", "force_custom_plan".to_owned()),
-    ];
+    // (Queries with optional `$n IS NULL OR …` filters run as unnamed
+    // statements, planned for their own parameters; see read-api. Every
+    // other statement keeps its cached plan.)
+    let mut settings = vec![("jit", "off".to_owned())];
     if !statement_timeout.is_zero() {
         settings.push((
             "statement_timeout",

@@ -139,6 +139,7 @@ pub async fn state(
                   WHERE aggregate_type = $1 AND aggregate_id = $2
                     AND ($3::timestamptz IS NULL OR recorded_at <= $3)",
             )
+            .persistent(false)
             .bind(&aggregate_type)
             .bind(&aggregate_id)
             .bind(as_of)

@@ -152,7 +152,9 @@ pub(crate) async fn read(
           LIMIT $6",
         columns()
     );
+    // Unnamed: planned for these filters (see listings::search).
     let rows = sqlx::query(&sql)
+        .persistent(false)
         .bind(after)
         .bind(upto)
         .bind(&filter.aggregate_type)

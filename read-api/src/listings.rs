@@ -183,7 +183,13 @@ pub async fn search(
               ORDER BY listing_id LIMIT $3"
         ),
     };
+    // Unnamed (not prepared): the optional filters need a plan made for
+    // these parameters. A generic plan, which PostgreSQL switches a prepared
+    // statement to after five runs, cannot use the text index for
+    // `$4 IS NULL OR …`: a search over 100,000 listings went from 4 ms to
+    // over a second.
     let rows: Vec<ListingRow> = sqlx::query_as(&sql)
+        .persistent(false)
         .bind(principal.vendor_id)
         .bind(cursor)
         .bind(limit + 1)

@@ -209,6 +209,7 @@ async fn vendor_postings(
           WHERE vendor_id = $1 AND ($2::bigint IS NULL OR posting_id > $2)
           ORDER BY posting_id LIMIT $3",
     )
+    .persistent(false)
     .bind(vendor_id)
     .bind(cursor)
     .bind(limit + 1)

@@ -186,7 +186,9 @@ pub async fn list(
             AND ($4::uuid IS NULL OR o.order_id > $4)
           ORDER BY o.order_id LIMIT $5"
     );
+    // Unnamed: planned for these filters (see listings::search).
     let documents: Vec<Value> = sqlx::query_scalar(&sql)
+        .persistent(false)
         .bind(&principal.subject)
         .bind(principal.vendor_id)
         .bind(params.status)
