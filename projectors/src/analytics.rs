@@ -3,8 +3,15 @@
 //! share of its vendor's platform fee), per listing (`an_listings`, for
 //! utilisation) and per failed payment (`an_payment_failures`). The read
 //! API aggregates them per period.
+//!
+//! A batch is applied set-wise: the listing and order rows its events touch
+//! are read in two statements, folded in memory, and written back with one
+//! statement per table.
 
-use domain::{Capacity, InventoryEvent, ListingEvent, ListingTerms, OrderEvent};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use domain::{Capacity, InventoryEvent, ListingEvent, ListingKind, ListingTerms, OrderEvent};
 use futures::future::BoxFuture;
 use ledger_nats::EventEnvelope;
 use rust_decimal::Decimal;
@@ -37,159 +44,366 @@ impl Consumer for Analytics {
         tx: &'a mut PgConnection,
         events: &'a [EventEnvelope],
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            for event in events {
-                match event.aggregate_type.as_str() {
-                    "Listing" => apply_listing(tx, event).await?,
-                    "Inventory" => apply_inventory(tx, event).await?,
-                    "Order" => apply_order(tx, event).await?,
-                    _ => {}
+        Box::pin(apply_batch(tx, events))
+    }
+}
+
+/// A row of `an_listings`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+struct ListingFact {
+    listing_id: Uuid,
+    vendor_id: Uuid,
+    title: String,
+    category: String,
+    kind: String,
+    units: i32,
+    created_at: DateTime<Utc>,
+}
+
+/// A row of `an_orders`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+struct OrderFact {
+    order_id: Uuid,
+    placed_at: DateTime<Utc>,
+    subtotal: Decimal,
+    total: Decimal,
+    paid: bool,
+    cancelled: bool,
+    refunded: Decimal,
+}
+
+/// A row of `an_order_lines`.
+struct LineFact {
+    order_id: Uuid,
+    line_id: Uuid,
+    listing_id: Uuid,
+    vendor_id: Uuid,
+    category: String,
+    title: String,
+    kind: &'static str,
+    placed_at: DateTime<Utc>,
+    subtotal: Decimal,
+    platform_fee: Decimal,
+    quantity: i32,
+    start_at: Option<DateTime<Utc>>,
+    end_at: Option<DateTime<Utc>>,
+}
+
+enum Change {
+    Listing(ListingEvent),
+    Inventory(InventoryEvent),
+    Order(OrderEvent),
+}
+
+/// The facts a batch touches (`None`: not recorded), and what it adds.
+#[derive(Default)]
+struct Facts {
+    listings: HashMap<Uuid, Option<ListingFact>>,
+    orders: HashMap<Uuid, Option<OrderFact>>,
+    changed_listings: Vec<Uuid>,
+    changed_orders: Vec<Uuid>,
+    lines: Vec<LineFact>,
+    /// Failed payments: position, order, reason, when.
+    failures: Vec<(i64, Uuid, String, DateTime<Utc>)>,
+}
+
+impl Facts {
+    fn order(&mut self, order_id: Uuid) -> Option<&mut OrderFact> {
+        let fact = self.orders.get_mut(&order_id)?.as_mut()?;
+        self.changed_orders.push(order_id);
+        Some(fact)
+    }
+
+    fn apply(&mut self, event: &EventEnvelope, id: Uuid, change: Change) -> Result<(), Error> {
+        match change {
+            Change::Listing(ListingEvent::ListingCreated {
+                vendor_id,
+                title,
+                category,
+                terms,
+                ..
+            }) => {
+                let slot = self.listings.entry(id).or_insert(None);
+                if slot.is_none() {
+                    let (kind, units) = match terms {
+                        ListingTerms::Rental { units, .. } => ("rental", units as i32),
+                        ListingTerms::Sale { .. } => ("sale", 0),
+                    };
+                    *slot = Some(ListingFact {
+                        listing_id: id,
+                        vendor_id,
+                        title,
+                        category,
+                        kind: kind.to_owned(),
+                        units,
+                        created_at: event.recorded_at,
+                    });
+                    self.changed_listings.push(id);
                 }
             }
-            Ok(())
-        })
+            Change::Listing(_) => {}
+            Change::Inventory(
+                InventoryEvent::InventoryInitialized {
+                    capacity: Capacity::Rental { units },
+                    ..
+                }
+                | InventoryEvent::UnitsChanged { units },
+            ) => {
+                if let Some(Some(listing)) = self.listings.get_mut(&id) {
+                    listing.units = units as i32;
+                    self.changed_listings.push(id);
+                }
+            }
+            Change::Inventory(_) => {}
+            Change::Order(order) => self.apply_order(event, id, order)?,
+        }
+        Ok(())
+    }
+
+    fn apply_order(
+        &mut self,
+        event: &EventEnvelope,
+        order_id: Uuid,
+        parsed: OrderEvent,
+    ) -> Result<(), Error> {
+        match parsed {
+            OrderEvent::OrderPlaced {
+                priced, placed_at, ..
+            } => {
+                let slot = self.orders.entry(order_id).or_insert(None);
+                if slot.is_some() {
+                    return Err(Error::apply(event, "order already in the analytics"));
+                }
+                *slot = Some(OrderFact {
+                    order_id,
+                    placed_at,
+                    subtotal: priced.subtotal,
+                    total: priced.total,
+                    paid: false,
+                    cancelled: false,
+                    refunded: Decimal::ZERO,
+                });
+                self.changed_orders.push(order_id);
+                for line in &priced.lines {
+                    // The line's share of its vendor's fee, unrounded: a sum
+                    // of shares over all of a vendor's lines is its fee
+                    // exactly.
+                    let fee_share = priced
+                        .vendor(line.vendor_id)
+                        .filter(|v| !v.subtotal.is_zero())
+                        .map(|v| v.platform_fee * line.subtotal / v.subtotal)
+                        .unwrap_or(Decimal::ZERO)
+                        .round_dp(6);
+                    let listing = self.listings.get(&line.listing_id).and_then(Option::as_ref);
+                    self.lines.push(LineFact {
+                        order_id,
+                        line_id: line.line_id,
+                        listing_id: line.listing_id,
+                        vendor_id: line.vendor_id,
+                        category: listing.map(|l| l.category.clone()).unwrap_or_default(),
+                        title: listing.map(|l| l.title.clone()).unwrap_or_default(),
+                        kind: match line.kind {
+                            ListingKind::Rental => "rental",
+                            ListingKind::Sale => "sale",
+                        },
+                        placed_at,
+                        subtotal: line.subtotal,
+                        platform_fee: fee_share,
+                        quantity: line.quantity as i32,
+                        start_at: line.start,
+                        end_at: line.end,
+                    });
+                }
+            }
+            OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderReconfirmed { .. } => {
+                if let Some(order) = self.order(order_id) {
+                    order.paid = true;
+                    order.cancelled = false;
+                }
+            }
+            OrderEvent::OrderCancelled { .. } => {
+                if let Some(order) = self.order(order_id) {
+                    order.cancelled = true;
+                }
+            }
+            OrderEvent::RefundIssued { amount, .. } => {
+                if let Some(order) = self.order(order_id) {
+                    order.refunded += amount;
+                }
+            }
+            OrderEvent::PaymentFailed { reason, .. } => {
+                self.failures
+                    .push((event.position, order_id, reason, event.recorded_at));
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
-fn parse_uuid(event: &EventEnvelope) -> Result<Uuid, Error> {
-    Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))
+async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), Error> {
+    let mut decoded = Vec::new();
+    let (mut listing_ids, mut order_ids) = (Vec::new(), Vec::new());
+    for event in events {
+        let change = match event.aggregate_type.as_str() {
+            "Listing" => Change::Listing(crate::decode(event)?),
+            "Inventory" => Change::Inventory(crate::decode(event)?),
+            "Order" => Change::Order(crate::decode(event)?),
+            _ => continue,
+        };
+        let id = Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))?;
+        match &change {
+            Change::Order(OrderEvent::OrderPlaced { priced, .. }) => {
+                order_ids.push(id);
+                listing_ids.extend(priced.lines.iter().map(|l| l.listing_id));
+            }
+            Change::Order(_) => order_ids.push(id),
+            _ => listing_ids.push(id),
+        }
+        decoded.push((event, id, change));
+    }
+    if decoded.is_empty() {
+        return Ok(());
+    }
+    for ids in [&mut listing_ids, &mut order_ids] {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    let mut facts = Facts {
+        listings: listing_ids.iter().map(|id| (*id, None)).collect(),
+        orders: order_ids.iter().map(|id| (*id, None)).collect(),
+        ..Facts::default()
+    };
+    if !listing_ids.is_empty() {
+        let found: Vec<ListingFact> = sqlx::query_as(
+            "SELECT listing_id, vendor_id, title, category, kind, units, created_at
+               FROM an_listings WHERE listing_id = ANY($1)",
+        )
+        .bind(&listing_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        for fact in found {
+            facts.listings.insert(fact.listing_id, Some(fact));
+        }
+    }
+    if !order_ids.is_empty() {
+        let found: Vec<OrderFact> = sqlx::query_as(
+            "SELECT order_id, placed_at, subtotal, total, paid, cancelled, refunded
+               FROM an_orders WHERE order_id = ANY($1)",
+        )
+        .bind(&order_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        for fact in found {
+            facts.orders.insert(fact.order_id, Some(fact));
+        }
+    }
+    for (event, id, change) in decoded {
+        facts.apply(event, id, change)?;
+    }
+    store(tx, facts).await
 }
 
-async fn apply_listing(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
-    let listing_id = parse_uuid(event)?;
-    let parsed: ListingEvent = crate::decode(event)?;
-    if let ListingEvent::ListingCreated {
-        vendor_id,
-        title,
-        category,
-        terms,
-        ..
-    } = parsed
-    {
-        let (kind, units) = match terms {
-            ListingTerms::Rental { units, .. } => ("rental", units as i32),
-            ListingTerms::Sale { .. } => ("sale", 0),
-        };
+async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
+    facts.changed_listings.sort_unstable();
+    facts.changed_listings.dedup();
+    let listings: Vec<&ListingFact> = facts
+        .changed_listings
+        .iter()
+        .filter_map(|id| facts.listings.get(id)?.as_ref())
+        .collect();
+    if !listings.is_empty() {
         sqlx::query(
             "INSERT INTO an_listings (listing_id, vendor_id, title, category, kind, units, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (listing_id) DO NOTHING",
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                                  $6::int[], $7::timestamptz[])
+             ON CONFLICT (listing_id) DO UPDATE SET units = EXCLUDED.units",
         )
-        .bind(listing_id)
-        .bind(vendor_id)
-        .bind(title)
-        .bind(category)
-        .bind(kind)
-        .bind(units)
-        .bind(event.recorded_at)
+        .bind(listings.iter().map(|l| l.listing_id).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.vendor_id).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.title.as_str()).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.category.as_str()).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.kind.as_str()).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.units).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.created_at).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
-    Ok(())
-}
-
-async fn apply_inventory(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
-    let listing_id = parse_uuid(event)?;
-    let parsed: InventoryEvent = crate::decode(event)?;
-    let units = match parsed {
-        InventoryEvent::InventoryInitialized {
-            capacity: Capacity::Rental { units },
-            ..
-        }
-        | InventoryEvent::UnitsChanged { units } => units,
-        _ => return Ok(()),
-    };
-    sqlx::query("UPDATE an_listings SET units = $2 WHERE listing_id = $1")
-        .bind(listing_id)
-        .bind(units as i32)
+    facts.changed_orders.sort_unstable();
+    facts.changed_orders.dedup();
+    let orders: Vec<&OrderFact> = facts
+        .changed_orders
+        .iter()
+        .filter_map(|id| facts.orders.get(id)?.as_ref())
+        .collect();
+    if !orders.is_empty() {
+        sqlx::query(
+            "INSERT INTO an_orders (order_id, placed_at, subtotal, total, paid, cancelled, refunded)
+             SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::numeric[], $4::numeric[],
+                                  $5::bool[], $6::bool[], $7::numeric[])
+             ON CONFLICT (order_id) DO UPDATE SET
+                 paid = EXCLUDED.paid, cancelled = EXCLUDED.cancelled,
+                 refunded = EXCLUDED.refunded",
+        )
+        .bind(orders.iter().map(|o| o.order_id).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.placed_at).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.subtotal).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.total).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.paid).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.cancelled).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.refunded).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
-    Ok(())
-}
-
-async fn apply_order(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
-    let order_id = parse_uuid(event)?;
-    let parsed: OrderEvent = crate::decode(event)?;
-    match parsed {
-        OrderEvent::OrderPlaced {
-            priced, placed_at, ..
-        } => {
-            sqlx::query(
-                "INSERT INTO an_orders (order_id, placed_at, subtotal, total) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(order_id)
-            .bind(placed_at)
-            .bind(priced.subtotal)
-            .bind(priced.total)
-            .execute(&mut *tx)
-            .await?;
-            for line in &priced.lines {
-                // The line's share of its vendor's fee, unrounded: a sum of
-                // shares over all of a vendor's lines is its fee exactly.
-                let fee_share = priced
-                    .vendor(line.vendor_id)
-                    .filter(|v| !v.subtotal.is_zero())
-                    .map(|v| v.platform_fee * line.subtotal / v.subtotal)
-                    .unwrap_or(Decimal::ZERO)
-                    .round_dp(6);
-                sqlx::query(
-                    "INSERT INTO an_order_lines (order_id, line_id, listing_id, vendor_id, category, title,
-                                                 kind, placed_at, subtotal, platform_fee, quantity,
-                                                 start_at, end_at)
-                     SELECT $1, $2, $3, $4, coalesce(l.category, ''), coalesce(l.title, ''), $5, $6, $7,
-                            $8, $9, $10, $11
-                       FROM (SELECT 1) one
-                       LEFT JOIN an_listings l ON l.listing_id = $3",
-                )
-                .bind(order_id)
-                .bind(line.line_id)
-                .bind(line.listing_id)
-                .bind(line.vendor_id)
-                .bind(match line.kind {
-                    domain::ListingKind::Rental => "rental",
-                    domain::ListingKind::Sale => "sale",
-                })
-                .bind(placed_at)
-                .bind(line.subtotal)
-                .bind(fee_share)
-                .bind(line.quantity as i32)
-                .bind(line.start)
-                .bind(line.end)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderReconfirmed { .. } => {
-            sqlx::query("UPDATE an_orders SET paid = true, cancelled = false WHERE order_id = $1")
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        OrderEvent::OrderCancelled { .. } => {
-            sqlx::query("UPDATE an_orders SET cancelled = true WHERE order_id = $1")
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        OrderEvent::RefundIssued { amount, .. } => {
-            sqlx::query("UPDATE an_orders SET refunded = refunded + $2 WHERE order_id = $1")
-                .bind(order_id)
-                .bind(amount)
-                .execute(&mut *tx)
-                .await?;
-        }
-        OrderEvent::PaymentFailed { reason, .. } => {
-            sqlx::query(
-                "INSERT INTO an_payment_failures (position, order_id, reason, failed_at)
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(event.position)
-            .bind(order_id)
-            .bind(reason)
-            .bind(event.recorded_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        _ => {}
+    }
+    let lines = &facts.lines;
+    if !lines.is_empty() {
+        sqlx::query(
+            "INSERT INTO an_order_lines (order_id, line_id, listing_id, vendor_id, category, title,
+                                         kind, placed_at, subtotal, platform_fee, quantity,
+                                         start_at, end_at)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
+                                  $6::text[], $7::text[], $8::timestamptz[], $9::numeric[],
+                                  $10::numeric[], $11::int[], $12::timestamptz[],
+                                  $13::timestamptz[])",
+        )
+        .bind(lines.iter().map(|l| l.order_id).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.line_id).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.listing_id).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.vendor_id).collect::<Vec<_>>())
+        .bind(
+            lines
+                .iter()
+                .map(|l| l.category.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(lines.iter().map(|l| l.title.as_str()).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.kind).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.placed_at).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.subtotal).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.platform_fee).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.start_at).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.end_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !facts.failures.is_empty() {
+        sqlx::query(
+            "INSERT INTO an_payment_failures (position, order_id, reason, failed_at)
+             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::timestamptz[])",
+        )
+        .bind(facts.failures.iter().map(|f| f.0).collect::<Vec<_>>())
+        .bind(facts.failures.iter().map(|f| f.1).collect::<Vec<_>>())
+        .bind(
+            facts
+                .failures
+                .iter()
+                .map(|f| f.2.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(facts.failures.iter().map(|f| f.3).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }

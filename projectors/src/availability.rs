@@ -2,10 +2,20 @@
 //! allocation of a listing's units over time (`rm_allocations`), from the
 //! Listing and Inventory events. The read API computes free units per
 //! period from the allocations.
+//!
+//! A batch is applied set-wise: the rows its events touch are read in two
+//! statements, the events are folded into them in memory ([`Rows::apply`],
+//! pure), and what changed is written back in three (upserts and deletes
+//! over arrays). A batch of thousands of events costs a handful of
+//! statements, not several per event.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use domain::{Capacity, HoldRequest, InventoryEvent, ListingEvent, ListingTerms};
 use futures::future::BoxFuture;
 use ledger_nats::EventEnvelope;
+use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -30,282 +40,660 @@ impl Consumer for Availability {
         tx: &'a mut PgConnection,
         events: &'a [EventEnvelope],
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            for event in events {
-                match event.aggregate_type.as_str() {
-                    "Listing" => apply_listing(tx, event).await?,
-                    "Inventory" => apply_inventory(tx, event).await?,
-                    _ => {}
-                }
-            }
-            Ok(())
-        })
+        Box::pin(apply_batch(tx, events))
     }
 }
 
-fn aggregate_uuid(event: &EventEnvelope) -> Result<Uuid, Error> {
-    Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))
+/// A row of `rm_listings` (without the generated `search`).
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ListingRow {
+    pub listing_id: Uuid,
+    pub vendor_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub kind: String,
+    pub status: String,
+    pub pricing_unit: Option<String>,
+    pub price: Decimal,
+    pub deposit: Option<Decimal>,
+    pub units: Option<i32>,
+    pub stock: Option<i32>,
+    pub stock_held: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
-async fn apply_listing(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
-    let listing_id = aggregate_uuid(event)?;
-    let parsed: ListingEvent = crate::decode(event)?;
-    let at = event.recorded_at;
-    match parsed {
-        ListingEvent::ListingCreated {
-            vendor_id,
-            title,
-            description,
-            category,
-            terms,
-            ..
-        } => {
-            let (kind, pricing_unit, price, deposit, units, stock) = match terms {
-                ListingTerms::Rental {
+/// A row of `rm_allocations`.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct AllocationRow {
+    pub listing_id: Uuid,
+    pub allocation_id: Uuid,
+    pub kind: String,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub quantity: Option<i32>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub order_id: Option<Uuid>,
+}
+
+/// One event of the batch, decoded.
+#[derive(Clone, Debug)]
+pub enum Change {
+    Listing(ListingEvent),
+    Inventory(InventoryEvent),
+}
+
+type AllocationKey = (Uuid, Uuid);
+
+/// The rows a batch touches, as they stand while its events are folded in:
+/// `None` is a row that does not exist. `changed` marks what to write back.
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub listings: HashMap<Uuid, Option<ListingRow>>,
+    pub allocations: HashMap<AllocationKey, Option<AllocationRow>>,
+    changed_listings: Vec<Uuid>,
+    changed_allocations: Vec<AllocationKey>,
+}
+
+impl Rows {
+    fn listing(&mut self, listing_id: Uuid) -> Option<&mut ListingRow> {
+        let row = self.listings.get_mut(&listing_id)?.as_mut()?;
+        self.changed_listings.push(listing_id);
+        Some(row)
+    }
+
+    fn allocation(&mut self, key: AllocationKey) -> Option<&mut AllocationRow> {
+        let row = self.allocations.get_mut(&key)?.as_mut()?;
+        self.changed_allocations.push(key);
+        Some(row)
+    }
+
+    fn insert_allocation(&mut self, row: AllocationRow) -> Result<(), String> {
+        let key = (row.listing_id, row.allocation_id);
+        let slot = self.allocations.entry(key).or_insert(None);
+        if slot.is_some() {
+            return Err(format!("allocation {} exists already", row.allocation_id));
+        }
+        *slot = Some(row);
+        self.changed_allocations.push(key);
+        Ok(())
+    }
+
+    fn adjust_stock_held(&mut self, listing_id: Uuid, by: i32) {
+        if let Some(listing) = self.listing(listing_id) {
+            listing.stock_held += by;
+        }
+    }
+
+    /// Sets an allocation's kind; returns its previous kind, quantity and
+    /// whether it is a sale hold. Only a hold keeps its expiry.
+    fn set_kind(&mut self, key: AllocationKey, kind: &str) -> Option<(String, i32, bool)> {
+        let row = self.allocation(key)?;
+        let previous = (
+            std::mem::replace(&mut row.kind, kind.to_owned()),
+            row.quantity.unwrap_or(0),
+            row.start_at.is_none(),
+        );
+        if kind != "hold" {
+            row.expires_at = None;
+        }
+        Some(previous)
+    }
+
+    fn release(&mut self, key: AllocationKey, kind: &str) {
+        if let Some((was, quantity, sale)) = self.set_kind(key, kind) {
+            if sale && matches!(was.as_str(), "hold" | "booking") {
+                self.adjust_stock_held(key.0, -quantity);
+            }
+        }
+    }
+
+    /// Folds one event of listing (or inventory) `id`, recorded at `at`,
+    /// into the rows. Only the rows of `id` it names must have been loaded.
+    pub fn apply(&mut self, id: Uuid, at: DateTime<Utc>, change: Change) -> Result<(), String> {
+        match change {
+            Change::Listing(event) => self.apply_listing(id, at, event),
+            Change::Inventory(event) => return self.apply_inventory(id, event),
+        }
+        Ok(())
+    }
+
+    fn apply_listing(&mut self, listing_id: Uuid, at: DateTime<Utc>, event: ListingEvent) {
+        match event {
+            ListingEvent::ListingCreated {
+                vendor_id,
+                title,
+                description,
+                category,
+                terms,
+                ..
+            } => {
+                let slot = self.listings.entry(listing_id).or_insert(None);
+                if slot.is_some() {
+                    return;
+                }
+                let (kind, pricing_unit, price, deposit, units, stock) = match terms {
+                    ListingTerms::Rental {
+                        pricing_unit,
+                        price_per_unit,
+                        deposit,
+                        units,
+                    } => (
+                        "rental",
+                        Some(
+                            serde_json::to_value(pricing_unit)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                        ),
+                        price_per_unit,
+                        Some(deposit),
+                        Some(units as i32),
+                        None,
+                    ),
+                    ListingTerms::Sale { unit_price, stock } => {
+                        ("sale", None, unit_price, None, None, Some(stock as i32))
+                    }
+                };
+                *slot = Some(ListingRow {
+                    listing_id,
+                    vendor_id,
+                    title,
+                    description,
+                    category,
+                    kind: kind.to_owned(),
+                    status: "draft".to_owned(),
                     pricing_unit,
-                    price_per_unit,
+                    price,
                     deposit,
                     units,
-                } => (
-                    "rental",
-                    Some(
-                        serde_json::to_value(pricing_unit)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                    ),
-                    price_per_unit,
-                    Some(deposit),
-                    Some(units as i32),
-                    None,
-                ),
-                ListingTerms::Sale { unit_price, stock } => {
-                    ("sale", None, unit_price, None, None, Some(stock as i32))
-                }
-            };
-            sqlx::query(
-                "INSERT INTO rm_listings (listing_id, vendor_id, title, description, category, kind,
-                                          status, pricing_unit, price, deposit, units, stock,
-                                          created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'draft', $7, $8, $9, $10, $11, $12, $12)
-                 ON CONFLICT (listing_id) DO NOTHING",
-            )
-            .bind(listing_id)
-            .bind(vendor_id)
-            .bind(title)
-            .bind(description)
-            .bind(category)
-            .bind(kind)
-            .bind(pricing_unit)
-            .bind(price)
-            .bind(deposit)
-            .bind(units)
-            .bind(stock)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        ListingEvent::ListingPublished => set_status(tx, listing_id, "published", at).await?,
-        ListingEvent::ListingArchived => set_status(tx, listing_id, "archived", at).await?,
-        ListingEvent::PriceChanged { price } => {
-            sqlx::query("UPDATE rm_listings SET price = $2, updated_at = $3 WHERE listing_id = $1")
-                .bind(listing_id)
-                .bind(price)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn set_status(
-    tx: &mut PgConnection,
-    listing_id: Uuid,
-    status: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<(), Error> {
-    sqlx::query("UPDATE rm_listings SET status = $2, updated_at = $3 WHERE listing_id = $1")
-        .bind(listing_id)
-        .bind(status)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-async fn apply_inventory(tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), Error> {
-    let listing_id = aggregate_uuid(event)?;
-    let parsed: InventoryEvent = crate::decode(event)?;
-    match parsed {
-        InventoryEvent::InventoryInitialized { capacity, .. } => {
-            let (units, stock) = match capacity {
-                Capacity::Rental { units } => (Some(units as i32), None),
-                Capacity::Sale { stock } => (None, Some(stock as i32)),
-            };
-            sqlx::query(
-                "UPDATE rm_listings SET units = coalesce($2, units), stock = coalesce($3, stock)
-                  WHERE listing_id = $1",
-            )
-            .bind(listing_id)
-            .bind(units)
-            .bind(stock)
-            .execute(&mut *tx)
-            .await?;
-        }
-        InventoryEvent::HoldPlaced {
-            hold_id,
-            order_id,
-            request,
-            expires_at,
-        } => {
-            let (start, end, quantity) = match request {
-                HoldRequest::Rental { period, quantity } => {
-                    (Some(period.start), Some(period.end), quantity)
-                }
-                HoldRequest::Sale { quantity } => (None, None, quantity),
-            };
-            sqlx::query(
-                "INSERT INTO rm_allocations (listing_id, allocation_id, kind, start_at, end_at,
-                                             quantity, expires_at, order_id)
-                 VALUES ($1, $2, 'hold', $3, $4, $5, $6, $7)",
-            )
-            .bind(listing_id)
-            .bind(hold_id)
-            .bind(start)
-            .bind(end)
-            .bind(quantity as i32)
-            .bind(expires_at)
-            .bind(order_id)
-            .execute(&mut *tx)
-            .await?;
-            if start.is_none() {
-                adjust_stock_held(tx, listing_id, quantity as i32).await?;
+                    stock,
+                    stock_held: 0,
+                    created_at: at,
+                    updated_at: at,
+                });
+                self.changed_listings.push(listing_id);
             }
-        }
-        InventoryEvent::HoldConfirmed { hold_id } => {
-            set_kind(tx, listing_id, hold_id, "booking").await?;
-        }
-        InventoryEvent::HoldReinstated { hold_id } => {
-            if let Some((was, quantity, sale)) = set_kind(tx, listing_id, hold_id, "hold").await? {
-                if sale && matches!(was.as_str(), "released" | "expired") {
-                    adjust_stock_held(tx, listing_id, quantity).await?;
+            ListingEvent::ListingPublished => self.set_status(listing_id, "published", at),
+            ListingEvent::ListingArchived => self.set_status(listing_id, "archived", at),
+            ListingEvent::PriceChanged { price } => {
+                if let Some(listing) = self.listing(listing_id) {
+                    listing.price = price;
+                    listing.updated_at = at;
                 }
             }
         }
-        InventoryEvent::HoldReleased { hold_id, .. } => {
-            release(tx, listing_id, hold_id, "released").await?;
-        }
-        InventoryEvent::HoldExpired { hold_id } => {
-            release(tx, listing_id, hold_id, "expired").await?;
-        }
-        InventoryEvent::ReturnRecorded {
-            hold_id,
-            returned_at,
-        } => {
-            // The units are free again from the return (never before the start).
-            sqlx::query(
-                "UPDATE rm_allocations
-                    SET end_at = least(end_at, greatest(start_at, $3))
-                  WHERE listing_id = $1 AND allocation_id = $2",
-            )
-            .bind(listing_id)
-            .bind(hold_id)
-            .bind(returned_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        InventoryEvent::BlackoutAdded {
-            blackout_id,
-            period,
-            units,
-            ..
-        } => {
-            sqlx::query(
-                "INSERT INTO rm_allocations (listing_id, allocation_id, kind, start_at, end_at, quantity)
-                 VALUES ($1, $2, 'blackout', $3, $4, $5)",
-            )
-            .bind(listing_id)
-            .bind(blackout_id)
-            .bind(period.start)
-            .bind(period.end)
-            .bind(units.map(|u| u as i32))
-            .execute(&mut *tx)
-            .await?;
-        }
-        InventoryEvent::BlackoutRemoved { blackout_id } => {
-            sqlx::query("DELETE FROM rm_allocations WHERE listing_id = $1 AND allocation_id = $2")
-                .bind(listing_id)
-                .bind(blackout_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        InventoryEvent::UnitsChanged { units } => {
-            sqlx::query("UPDATE rm_listings SET units = $2 WHERE listing_id = $1")
-                .bind(listing_id)
-                .bind(units as i32)
-                .execute(&mut *tx)
-                .await?;
-        }
-        InventoryEvent::StockAdjusted { delta, .. } => {
-            sqlx::query("UPDATE rm_listings SET stock = stock + $2 WHERE listing_id = $1")
-                .bind(listing_id)
-                .bind(delta as i32)
-                .execute(&mut *tx)
-                .await?;
+    }
+
+    fn set_status(&mut self, listing_id: Uuid, status: &str, at: DateTime<Utc>) {
+        if let Some(listing) = self.listing(listing_id) {
+            status.clone_into(&mut listing.status);
+            listing.updated_at = at;
         }
     }
-    Ok(())
+
+    fn apply_inventory(&mut self, listing_id: Uuid, event: InventoryEvent) -> Result<(), String> {
+        match event {
+            InventoryEvent::InventoryInitialized { capacity, .. } => {
+                if let Some(listing) = self.listing(listing_id) {
+                    match capacity {
+                        Capacity::Rental { units } => listing.units = Some(units as i32),
+                        Capacity::Sale { stock } => listing.stock = Some(stock as i32),
+                    }
+                }
+            }
+            InventoryEvent::HoldPlaced {
+                hold_id,
+                order_id,
+                request,
+                expires_at,
+            } => {
+                let (start_at, end_at, quantity) = match request {
+                    HoldRequest::Rental { period, quantity } => {
+                        (Some(period.start), Some(period.end), quantity as i32)
+                    }
+                    HoldRequest::Sale { quantity } => (None, None, quantity as i32),
+                };
+                self.insert_allocation(AllocationRow {
+                    listing_id,
+                    allocation_id: hold_id,
+                    kind: "hold".to_owned(),
+                    start_at,
+                    end_at,
+                    quantity: Some(quantity),
+                    expires_at: Some(expires_at),
+                    order_id: Some(order_id),
+                })?;
+                if start_at.is_none() {
+                    self.adjust_stock_held(listing_id, quantity);
+                }
+            }
+            InventoryEvent::HoldConfirmed { hold_id } => {
+                self.set_kind((listing_id, hold_id), "booking");
+            }
+            InventoryEvent::HoldReinstated { hold_id } => {
+                if let Some((was, quantity, sale)) = self.set_kind((listing_id, hold_id), "hold") {
+                    if sale && matches!(was.as_str(), "released" | "expired") {
+                        self.adjust_stock_held(listing_id, quantity);
+                    }
+                }
+            }
+            InventoryEvent::HoldReleased { hold_id, .. } => {
+                self.release((listing_id, hold_id), "released")
+            }
+            InventoryEvent::HoldExpired { hold_id } => {
+                self.release((listing_id, hold_id), "expired")
+            }
+            InventoryEvent::ReturnRecorded {
+                hold_id,
+                returned_at,
+            } => {
+                // The units are free again from the return (never before the
+                // start). As SQL's least/greatest: a missing bound is ignored.
+                if let Some(row) = self.allocation((listing_id, hold_id)) {
+                    let from = row.start_at.map_or(returned_at, |s| s.max(returned_at));
+                    row.end_at = Some(row.end_at.map_or(from, |e| e.min(from)));
+                }
+            }
+            InventoryEvent::BlackoutAdded {
+                blackout_id,
+                period,
+                units,
+                ..
+            } => self.insert_allocation(AllocationRow {
+                listing_id,
+                allocation_id: blackout_id,
+                kind: "blackout".to_owned(),
+                start_at: Some(period.start),
+                end_at: Some(period.end),
+                quantity: units.map(|u| u as i32),
+                expires_at: None,
+                order_id: None,
+            })?,
+            InventoryEvent::BlackoutRemoved { blackout_id } => {
+                let key = (listing_id, blackout_id);
+                if let Some(slot) = self.allocations.get_mut(&key) {
+                    if slot.take().is_some() {
+                        self.changed_allocations.push(key);
+                    }
+                }
+            }
+            InventoryEvent::UnitsChanged { units } => {
+                if let Some(listing) = self.listing(listing_id) {
+                    listing.units = Some(units as i32);
+                }
+            }
+            InventoryEvent::StockAdjusted { delta, .. } => {
+                if let Some(listing) = self.listing(listing_id) {
+                    listing.stock = listing.stock.map(|s| s + delta as i32);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Sets an allocation's kind; returns its previous kind, quantity and
-/// whether it is a sale hold.
-async fn set_kind(
+/// The allocation an inventory event names, if any.
+fn allocation_of(event: &InventoryEvent) -> Option<Uuid> {
+    match event {
+        InventoryEvent::HoldPlaced { hold_id, .. }
+        | InventoryEvent::HoldConfirmed { hold_id }
+        | InventoryEvent::HoldReinstated { hold_id }
+        | InventoryEvent::HoldReleased { hold_id, .. }
+        | InventoryEvent::HoldExpired { hold_id }
+        | InventoryEvent::ReturnRecorded { hold_id, .. } => Some(*hold_id),
+        InventoryEvent::BlackoutAdded { blackout_id, .. }
+        | InventoryEvent::BlackoutRemoved { blackout_id } => Some(*blackout_id),
+        _ => None,
+    }
+}
+
+const LISTING_COLUMNS: &str = "listing_id, vendor_id, title, description, category, kind, status,
+     pricing_unit, price, deposit, units, stock, stock_held, created_at, updated_at";
+const ALLOCATION_COLUMNS: &str =
+    "listing_id, allocation_id, kind, start_at, end_at, quantity, expires_at, order_id";
+
+async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), Error> {
+    // Decode, and note the rows the batch touches.
+    let mut changes = Vec::new();
+    let mut listing_ids = Vec::new();
+    let mut allocation_keys = Vec::new();
+    for event in events {
+        let change = match event.aggregate_type.as_str() {
+            "Listing" => Change::Listing(crate::decode(event)?),
+            "Inventory" => Change::Inventory(crate::decode(event)?),
+            _ => continue,
+        };
+        let id = Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))?;
+        listing_ids.push(id);
+        if let Change::Inventory(inventory) = &change {
+            if let Some(allocation) = allocation_of(inventory) {
+                allocation_keys.push((id, allocation));
+            }
+        }
+        changes.push((event, id, change));
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    listing_ids.sort_unstable();
+    listing_ids.dedup();
+    allocation_keys.sort_unstable();
+    allocation_keys.dedup();
+
+    let mut rows = load(tx, &listing_ids, &allocation_keys).await?;
+    for (event, id, change) in changes {
+        rows.apply(id, event.recorded_at, change)
+            .map_err(|reason| Error::apply(event, reason))?;
+    }
+    store(tx, rows).await
+}
+
+async fn load(
     tx: &mut PgConnection,
-    listing_id: Uuid,
-    hold_id: Uuid,
-    kind: &str,
-) -> Result<Option<(String, i32, bool)>, Error> {
-    let previous: Option<(String, i32, bool)> = sqlx::query_as(
-        "SELECT kind, quantity, start_at IS NULL FROM rm_allocations
-          WHERE listing_id = $1 AND allocation_id = $2 FOR UPDATE",
-    )
-    .bind(listing_id)
-    .bind(hold_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let expires = if kind == "hold" { "expires_at" } else { "NULL" };
-    sqlx::query(&format!(
-        "UPDATE rm_allocations SET kind = $3, expires_at = {expires}
-          WHERE listing_id = $1 AND allocation_id = $2"
+    listing_ids: &[Uuid],
+    allocation_keys: &[AllocationKey],
+) -> Result<Rows, Error> {
+    let mut rows = Rows {
+        listings: listing_ids.iter().map(|id| (*id, None)).collect(),
+        allocations: allocation_keys.iter().map(|key| (*key, None)).collect(),
+        ..Rows::default()
+    };
+    let listings: Vec<ListingRow> = sqlx::query_as(&format!(
+        "SELECT {LISTING_COLUMNS} FROM rm_listings WHERE listing_id = ANY($1)"
     ))
-    .bind(listing_id)
-    .bind(hold_id)
-    .bind(kind)
-    .execute(&mut *tx)
+    .bind(listing_ids)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(previous)
+    for listing in listings {
+        rows.listings.insert(listing.listing_id, Some(listing));
+    }
+    if !allocation_keys.is_empty() {
+        let (listings, allocations): (Vec<Uuid>, Vec<Uuid>) =
+            allocation_keys.iter().copied().unzip();
+        let found: Vec<AllocationRow> = sqlx::query_as(&format!(
+            "SELECT {ALLOCATION_COLUMNS} FROM rm_allocations
+              WHERE (listing_id, allocation_id) IN
+                    (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
+        ))
+        .bind(&listings)
+        .bind(&allocations)
+        .fetch_all(&mut *tx)
+        .await?;
+        for allocation in found {
+            let key = (allocation.listing_id, allocation.allocation_id);
+            rows.allocations.insert(key, Some(allocation));
+        }
+    }
+    Ok(rows)
 }
 
-async fn release(
-    tx: &mut PgConnection,
-    listing_id: Uuid,
-    hold_id: Uuid,
-    kind: &str,
-) -> Result<(), Error> {
-    if let Some((was, quantity, sale)) = set_kind(tx, listing_id, hold_id, kind).await? {
-        if sale && matches!(was.as_str(), "hold" | "booking") {
-            adjust_stock_held(tx, listing_id, -quantity).await?;
+async fn store(tx: &mut PgConnection, mut rows: Rows) -> Result<(), Error> {
+    rows.changed_listings.sort_unstable();
+    rows.changed_listings.dedup();
+    let listings: Vec<&ListingRow> = rows
+        .changed_listings
+        .iter()
+        .filter_map(|id| rows.listings.get(id)?.as_ref())
+        .collect();
+    if !listings.is_empty() {
+        sqlx::query(&format!(
+            "INSERT INTO rm_listings ({LISTING_COLUMNS})
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[], $9::numeric[],
+                                  $10::numeric[], $11::int[], $12::int[], $13::int[],
+                                  $14::timestamptz[], $15::timestamptz[])
+             ON CONFLICT (listing_id) DO UPDATE SET
+                 status = EXCLUDED.status, price = EXCLUDED.price, units = EXCLUDED.units,
+                 stock = EXCLUDED.stock, stock_held = EXCLUDED.stock_held,
+                 updated_at = EXCLUDED.updated_at"
+        ))
+        .bind(listings.iter().map(|l| l.listing_id).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.vendor_id).collect::<Vec<_>>())
+        .bind(
+            listings
+                .iter()
+                .map(|l| l.title.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            listings
+                .iter()
+                .map(|l| l.description.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            listings
+                .iter()
+                .map(|l| l.category.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(listings.iter().map(|l| l.kind.as_str()).collect::<Vec<_>>())
+        .bind(
+            listings
+                .iter()
+                .map(|l| l.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            listings
+                .iter()
+                .map(|l| l.pricing_unit.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(listings.iter().map(|l| l.price).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.deposit).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.units).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.stock).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.stock_held).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.created_at).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.updated_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    rows.changed_allocations.sort_unstable();
+    rows.changed_allocations.dedup();
+    let mut kept = Vec::new();
+    let mut removed = Vec::new();
+    for key in &rows.changed_allocations {
+        match rows.allocations.get(key) {
+            Some(Some(row)) => kept.push(row),
+            _ => removed.push(*key),
         }
+    }
+    if !removed.is_empty() {
+        let (listings, allocations): (Vec<Uuid>, Vec<Uuid>) = removed.into_iter().unzip();
+        sqlx::query(
+            "DELETE FROM rm_allocations
+              WHERE (listing_id, allocation_id) IN
+                    (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+        )
+        .bind(&listings)
+        .bind(&allocations)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !kept.is_empty() {
+        sqlx::query(&format!(
+            "INSERT INTO rm_allocations ({ALLOCATION_COLUMNS})
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[],
+                                  $5::timestamptz[], $6::int[], $7::timestamptz[], $8::uuid[])
+             ON CONFLICT (listing_id, allocation_id) DO UPDATE SET
+                 kind = EXCLUDED.kind, start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at,
+                 quantity = EXCLUDED.quantity, expires_at = EXCLUDED.expires_at,
+                 order_id = EXCLUDED.order_id"
+        ))
+        .bind(kept.iter().map(|a| a.listing_id).collect::<Vec<_>>())
+        .bind(kept.iter().map(|a| a.allocation_id).collect::<Vec<_>>())
+        .bind(kept.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>())
+        .bind(kept.iter().map(|a| a.start_at).collect::<Vec<_>>())
+        .bind(kept.iter().map(|a| a.end_at).collect::<Vec<_>>())
+        .bind(kept.iter().map(|a| a.quantity).collect::<Vec<_>>())
+        .bind(kept.iter().map(|a| a.expires_at).collect::<Vec<_>>())
+        .bind(kept.iter().map(|a| a.order_id).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }
 
-async fn adjust_stock_held(tx: &mut PgConnection, listing_id: Uuid, by: i32) -> Result<(), Error> {
-    sqlx::query("UPDATE rm_listings SET stock_held = stock_held + $2 WHERE listing_id = $1")
-        .bind(listing_id)
-        .bind(by)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use domain::Period;
+
+    const LISTING: Uuid = Uuid::from_u128(1);
+    const HOLD: Uuid = Uuid::from_u128(2);
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 1, hour, 0, 0).unwrap()
+    }
+
+    fn sale_listing(stock: u32) -> Change {
+        Change::Listing(ListingEvent::ListingCreated {
+            listing_id: LISTING,
+            vendor_id: Uuid::from_u128(9),
+            title: "Kettle".into(),
+            description: "Steel".into(),
+            category: "kitchen".into(),
+            terms: ListingTerms::Sale {
+                unit_price: Decimal::new(1999, 2),
+                stock,
+            },
+        })
+    }
+
+    fn inventory(event: InventoryEvent) -> Change {
+        Change::Inventory(event)
+    }
+
+    /// Given the rows as loaded (none) and `events`, the rows after them.
+    fn given(events: Vec<Change>) -> Rows {
+        let mut rows = Rows::default();
+        rows.listings.insert(LISTING, None);
+        rows.allocations.insert((LISTING, HOLD), None);
+        for (hour, change) in events.into_iter().enumerate() {
+            rows.apply(LISTING, at(hour as u32), change)
+                .expect("applies");
+        }
+        rows
+    }
+
+    fn listing(rows: &Rows) -> &ListingRow {
+        rows.listings[&LISTING].as_ref().expect("the listing")
+    }
+
+    fn allocation(rows: &Rows) -> Option<&AllocationRow> {
+        rows.allocations[&(LISTING, HOLD)].as_ref()
+    }
+
+    fn sale_hold(quantity: u32) -> InventoryEvent {
+        InventoryEvent::HoldPlaced {
+            hold_id: HOLD,
+            order_id: Uuid::from_u128(7),
+            request: HoldRequest::Sale { quantity },
+            expires_at: at(20),
+        }
+    }
+
+    #[test]
+    fn a_sale_hold_holds_stock_until_released_and_again_when_reinstated() {
+        let rows = given(vec![sale_listing(5), inventory(sale_hold(3))]);
+        assert_eq!(listing(&rows).stock_held, 3);
+        assert_eq!(allocation(&rows).expect("held").expires_at, Some(at(20)));
+
+        let rows = given(vec![
+            sale_listing(5),
+            inventory(sale_hold(3)),
+            inventory(InventoryEvent::HoldReleased {
+                hold_id: HOLD,
+                reason: "payment failed".into(),
+            }),
+        ]);
+        assert_eq!(listing(&rows).stock_held, 0);
+        let released = allocation(&rows).expect("kept");
+        assert_eq!(
+            (released.kind.as_str(), released.expires_at),
+            ("released", None)
+        );
+
+        let rows = given(vec![
+            sale_listing(5),
+            inventory(sale_hold(3)),
+            inventory(InventoryEvent::HoldExpired { hold_id: HOLD }),
+            inventory(InventoryEvent::HoldReinstated { hold_id: HOLD }),
+            inventory(InventoryEvent::HoldConfirmed { hold_id: HOLD }),
+        ]);
+        assert_eq!(listing(&rows).stock_held, 3);
+        assert_eq!(allocation(&rows).expect("booked").kind, "booking");
+    }
+
+    #[test]
+    fn a_return_frees_the_units_from_the_return_but_never_before_the_start() {
+        let rental_hold = |start: u32, end: u32| {
+            inventory(InventoryEvent::HoldPlaced {
+                hold_id: HOLD,
+                order_id: Uuid::from_u128(7),
+                request: HoldRequest::Rental {
+                    period: Period {
+                        start: at(start),
+                        end: at(end),
+                    },
+                    quantity: 1,
+                },
+                expires_at: at(23),
+            })
+        };
+        let returned = |hour: u32| {
+            inventory(InventoryEvent::ReturnRecorded {
+                hold_id: HOLD,
+                returned_at: at(hour),
+            })
+        };
+        let rows = given(vec![rental_hold(10, 16), returned(12)]);
+        assert_eq!(allocation(&rows).expect("booked").end_at, Some(at(12)));
+        let rows = given(vec![rental_hold(10, 16), returned(8)]);
+        assert_eq!(allocation(&rows).expect("booked").end_at, Some(at(10)));
+        let rows = given(vec![rental_hold(10, 16), returned(18)]);
+        assert_eq!(allocation(&rows).expect("booked").end_at, Some(at(16)));
+    }
+
+    #[test]
+    fn a_removed_blackout_is_deleted_and_a_second_hold_with_one_id_is_refused() {
+        let blackout = inventory(InventoryEvent::BlackoutAdded {
+            blackout_id: HOLD,
+            period: Period {
+                start: at(1),
+                end: at(2),
+            },
+            units: None,
+            reason: "repair".into(),
+        });
+        let rows = given(vec![
+            blackout,
+            inventory(InventoryEvent::BlackoutRemoved { blackout_id: HOLD }),
+        ]);
+        assert_eq!(allocation(&rows), None);
+        assert_eq!(
+            rows.changed_allocations,
+            vec![(LISTING, HOLD), (LISTING, HOLD)]
+        );
+
+        let mut rows = given(vec![sale_listing(5), inventory(sale_hold(1))]);
+        assert!(rows.apply(LISTING, at(3), inventory(sale_hold(1))).is_err());
+    }
+
+    #[test]
+    fn events_of_a_listing_not_in_the_model_change_nothing() {
+        let rows = given(vec![
+            Change::Listing(ListingEvent::ListingPublished),
+            inventory(InventoryEvent::StockAdjusted { delta: 4, stock: 9 }),
+            inventory(InventoryEvent::HoldConfirmed { hold_id: HOLD }),
+        ]);
+        assert_eq!(rows.listings[&LISTING], None);
+        assert!(rows.changed_listings.is_empty() && rows.changed_allocations.is_empty());
+    }
 }

@@ -19,7 +19,7 @@
 //! - earnings made available: vendor pending → available;
 //! - payout: vendor available → cash.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use domain::{OrderEvent, PricedOrder, VendorEvent};
@@ -131,12 +131,36 @@ impl Consumer for Ledger {
         events: &'a [EventEnvelope],
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let mut journal = Journal::default();
+            // Decode, read the state of every order the batch names in one
+            // statement, fold in memory, write back set-wise.
+            let mut decoded = Vec::new();
+            let mut order_ids = Vec::new();
             for event in events {
-                match event.aggregate_type.as_str() {
-                    "Order" => apply_order(tx, &mut journal, event).await?,
-                    "Vendor" => apply_vendor(tx, &mut journal, event).await?,
-                    _ => {}
+                let id = match event.aggregate_type.as_str() {
+                    "Order" | "Vendor" => parse_uuid(event)?,
+                    _ => continue,
+                };
+                let change = if event.aggregate_type == "Order" {
+                    order_ids.push(id);
+                    Change::Order(crate::decode(event)?)
+                } else {
+                    Change::Vendor(crate::decode(event)?)
+                };
+                decoded.push((event, id, change));
+            }
+            if decoded.is_empty() {
+                return Ok(());
+            }
+            order_ids.sort_unstable();
+            order_ids.dedup();
+            let mut journal = Journal {
+                orders: load_orders(tx, &order_ids).await?,
+                ..Journal::default()
+            };
+            for (event, id, change) in decoded {
+                match change {
+                    Change::Order(order) => apply_order(&mut journal, event, id, order)?,
+                    Change::Vendor(vendor) => apply_vendor(&mut journal, event, id, vendor)?,
                 }
             }
             journal.write(tx).await
@@ -144,11 +168,29 @@ impl Consumer for Ledger {
     }
 }
 
-/// Entries of a batch, written at its end in one go.
+enum Change {
+    Order(OrderEvent),
+    Vendor(VendorEvent),
+}
+
+/// What the ledger remembers of an order (`ledger_orders`).
+struct OrderState {
+    priced: PricedOrder,
+    allocated: bool,
+    /// Placed in this batch (inserted), else only `allocated` may change.
+    placed: bool,
+    changed: bool,
+}
+
+/// A batch's effect, written at its end in one go: journal entries,
+/// changes to vendors' earnings, and the state of the orders it names.
 #[derive(Default)]
 struct Journal {
     entries: Vec<Entry>,
     earnings: BTreeMap<Uuid, Earnings>,
+    /// Every order the batch names: `None` if not in the ledger (yet).
+    orders: HashMap<Uuid, Option<OrderState>>,
+    registered: Vec<Uuid>,
 }
 
 struct Entry {
@@ -168,6 +210,37 @@ struct Earnings {
     available: Decimal,
     paid_out: Decimal,
     damage_credits: Decimal,
+}
+
+async fn load_orders(
+    tx: &mut PgConnection,
+    order_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Option<OrderState>>, Error> {
+    let mut orders: HashMap<Uuid, Option<OrderState>> =
+        order_ids.iter().map(|id| (*id, None)).collect();
+    if order_ids.is_empty() {
+        return Ok(orders);
+    }
+    let rows: Vec<(Uuid, serde_json::Value, bool)> = sqlx::query_as(
+        "SELECT order_id, priced, allocated FROM ledger_orders WHERE order_id = ANY($1)",
+    )
+    .bind(order_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (order_id, priced, allocated) in rows {
+        let priced = serde_json::from_value(priced)
+            .map_err(|e| Error::Other(format!("ledger order {order_id}: {e}")))?;
+        orders.insert(
+            order_id,
+            Some(OrderState {
+                priced,
+                allocated,
+                placed: false,
+                changed: false,
+            }),
+        );
+    }
+    Ok(orders)
 }
 
 impl Journal {
@@ -199,6 +272,13 @@ impl Journal {
 
     fn earnings(&mut self, vendor_id: Uuid) -> &mut Earnings {
         self.earnings.entry(vendor_id).or_default()
+    }
+
+    fn order(&mut self, event: &EventEnvelope, order_id: Uuid) -> Result<&mut OrderState, Error> {
+        self.orders
+            .get_mut(&order_id)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| Error::apply(event, "order not in the ledger"))
     }
 
     async fn write(self, tx: &mut PgConnection) -> Result<(), Error> {
@@ -239,24 +319,48 @@ impl Journal {
             .execute(&mut *tx)
             .await?;
         }
-        for (account, (debit, credit)) in totals {
+        if !totals.is_empty() {
+            let (accounts, sums): (Vec<String>, Vec<(Decimal, Decimal)>) =
+                totals.into_iter().unzip();
+            let (debits, credits): (Vec<Decimal>, Vec<Decimal>) = sums.into_iter().unzip();
             sqlx::query(
-                "INSERT INTO ledger_accounts (account, debit, credit) VALUES ($1, $2, $3)
+                "INSERT INTO ledger_accounts (account, debit, credit)
+                 SELECT * FROM unnest($1::text[], $2::numeric[], $3::numeric[])
                  ON CONFLICT (account) DO UPDATE
                     SET debit = ledger_accounts.debit + EXCLUDED.debit,
                         credit = ledger_accounts.credit + EXCLUDED.credit",
             )
-            .bind(account)
-            .bind(debit)
-            .bind(credit)
+            .bind(&accounts)
+            .bind(&debits)
+            .bind(&credits)
             .execute(&mut *tx)
             .await?;
         }
-        for (vendor_id, e) in self.earnings {
+        let mut earnings = self.earnings;
+        for vendor_id in self.registered {
+            earnings.entry(vendor_id).or_default();
+        }
+        if !earnings.is_empty() {
+            let mut columns: [Vec<Decimal>; 6] = Default::default();
+            let mut ids = Vec::with_capacity(earnings.len());
+            for (vendor_id, e) in earnings {
+                ids.push(vendor_id);
+                for (column, value) in columns.iter_mut().zip([
+                    e.gross,
+                    e.platform_fees,
+                    e.pending,
+                    e.available,
+                    e.paid_out,
+                    e.damage_credits,
+                ]) {
+                    column.push(value);
+                }
+            }
             sqlx::query(
                 "INSERT INTO ledger_vendor_earnings
                      (vendor_id, gross, platform_fees, pending, available, paid_out, damage_credits)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 SELECT * FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[],
+                                      $5::numeric[], $6::numeric[], $7::numeric[])
                  ON CONFLICT (vendor_id) DO UPDATE SET
                      gross = ledger_vendor_earnings.gross + EXCLUDED.gross,
                      platform_fees = ledger_vendor_earnings.platform_fees + EXCLUDED.platform_fees,
@@ -265,13 +369,38 @@ impl Journal {
                      paid_out = ledger_vendor_earnings.paid_out + EXCLUDED.paid_out,
                      damage_credits = ledger_vendor_earnings.damage_credits + EXCLUDED.damage_credits",
             )
-            .bind(vendor_id)
-            .bind(e.gross)
-            .bind(e.platform_fees)
-            .bind(e.pending)
-            .bind(e.available)
-            .bind(e.paid_out)
-            .bind(e.damage_credits)
+            .bind(&ids)
+            .bind(&columns[0])
+            .bind(&columns[1])
+            .bind(&columns[2])
+            .bind(&columns[3])
+            .bind(&columns[4])
+            .bind(&columns[5])
+            .execute(&mut *tx)
+            .await?;
+        }
+        let (mut ids, mut priced, mut allocated) = (Vec::new(), Vec::new(), Vec::new());
+        for (order_id, state) in &self.orders {
+            let Some(state) = state.as_ref().filter(|s| s.placed || s.changed) else {
+                continue;
+            };
+            ids.push(*order_id);
+            priced.push(
+                serde_json::to_value(&state.priced)
+                    .map_err(|e| Error::Other(format!("ledger order {order_id}: {e}")))?,
+            );
+            allocated.push(state.allocated);
+        }
+        if !ids.is_empty() {
+            // New orders are inserted; known ones only change `allocated`.
+            sqlx::query(
+                "INSERT INTO ledger_orders (order_id, priced, allocated)
+                 SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::bool[])
+                 ON CONFLICT (order_id) DO UPDATE SET allocated = EXCLUDED.allocated",
+            )
+            .bind(&ids)
+            .bind(&priced)
+            .bind(&allocated)
             .execute(&mut *tx)
             .await?;
         }
@@ -283,51 +412,25 @@ fn parse_uuid(event: &EventEnvelope) -> Result<Uuid, Error> {
     Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))
 }
 
-async fn order_state(
-    tx: &mut PgConnection,
-    event: &EventEnvelope,
-    order_id: Uuid,
-) -> Result<(PricedOrder, bool), Error> {
-    let row: Option<(serde_json::Value, bool)> = sqlx::query_as(
-        "SELECT priced, allocated FROM ledger_orders WHERE order_id = $1 FOR UPDATE",
-    )
-    .bind(order_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (priced, allocated) = row.ok_or_else(|| Error::apply(event, "order not in the ledger"))?;
-    let priced = serde_json::from_value(priced).map_err(|e| Error::apply(event, e))?;
-    Ok((priced, allocated))
-}
-
-async fn set_allocated(
-    tx: &mut PgConnection,
-    order_id: Uuid,
-    allocated: bool,
-) -> Result<(), Error> {
-    sqlx::query("UPDATE ledger_orders SET allocated = $2 WHERE order_id = $1")
-        .bind(order_id)
-        .bind(allocated)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-async fn apply_order(
-    tx: &mut PgConnection,
+fn apply_order(
     journal: &mut Journal,
     event: &EventEnvelope,
+    order_id: Uuid,
+    parsed: OrderEvent,
 ) -> Result<(), Error> {
-    let order_id = parse_uuid(event)?;
-    let parsed: OrderEvent = crate::decode(event)?;
     let order = Some(order_id);
     match parsed {
         OrderEvent::OrderPlaced { priced, .. } => {
-            let priced = serde_json::to_value(priced).map_err(|e| Error::apply(event, e))?;
-            sqlx::query("INSERT INTO ledger_orders (order_id, priced) VALUES ($1, $2)")
-                .bind(order_id)
-                .bind(priced)
-                .execute(&mut *tx)
-                .await?;
+            let slot = journal.orders.entry(order_id).or_insert(None);
+            if slot.is_some() {
+                return Err(Error::apply(event, "order already in the ledger"));
+            }
+            *slot = Some(OrderState {
+                priced,
+                allocated: false,
+                placed: true,
+                changed: false,
+            });
         }
         OrderEvent::PaymentCaptured { amount, .. } => {
             journal.post(
@@ -341,8 +444,11 @@ async fn apply_order(
             )?;
         }
         OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderReconfirmed { .. } => {
-            let (priced, allocated) = order_state(tx, event, order_id).await?;
-            if !allocated {
+            let state = journal.order(event, order_id)?;
+            if !state.allocated {
+                state.allocated = true;
+                state.changed = true;
+                let priced = state.priced.clone();
                 journal.post(event, order, "order_confirmed", allocation(&priced))?;
                 for split in &priced.vendors {
                     let e = journal.earnings(split.vendor_id);
@@ -350,12 +456,14 @@ async fn apply_order(
                     e.platform_fees += split.platform_fee;
                     e.pending += split.net;
                 }
-                set_allocated(tx, order_id, true).await?;
             }
         }
         OrderEvent::OrderCancelled { .. } => {
-            let (priced, allocated) = order_state(tx, event, order_id).await?;
-            if allocated {
+            let state = journal.order(event, order_id)?;
+            if state.allocated {
+                state.allocated = false;
+                state.changed = true;
+                let priced = state.priced.clone();
                 journal.post(event, order, "order_cancelled", reversal(&priced))?;
                 for split in &priced.vendors {
                     let e = journal.earnings(split.vendor_id);
@@ -363,7 +471,6 @@ async fn apply_order(
                     e.platform_fees -= split.platform_fee;
                     e.pending -= split.net;
                 }
-                set_allocated(tx, order_id, false).await?;
             }
         }
         OrderEvent::RefundIssued { amount, .. } => {
@@ -395,23 +502,15 @@ async fn apply_order(
     Ok(())
 }
 
-async fn apply_vendor(
-    tx: &mut PgConnection,
+fn apply_vendor(
     journal: &mut Journal,
     event: &EventEnvelope,
+    vendor_id: Uuid,
+    parsed: VendorEvent,
 ) -> Result<(), Error> {
-    let vendor_id = parse_uuid(event)?;
-    let parsed: VendorEvent = crate::decode(event)?;
     let v = Some(vendor_id);
     match parsed {
-        VendorEvent::VendorRegistered { .. } => {
-            sqlx::query(
-                "INSERT INTO ledger_vendor_earnings (vendor_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            )
-            .bind(vendor_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        VendorEvent::VendorRegistered { .. } => journal.registered.push(vendor_id),
         VendorEvent::EarningsMadeAvailable { order_id, amount } => {
             journal.post(
                 event,

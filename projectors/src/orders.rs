@@ -116,12 +116,36 @@ impl Consumer for Orders {
         events: &'a [EventEnvelope],
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            // Each touched order is read once and written once per batch.
-            let mut touched: HashMap<Uuid, (OrderView, bool)> = HashMap::new();
+            // Each touched order is read once and written once per batch:
+            // one statement reads them all, two write them back.
+            let mut decoded = Vec::new();
+            let mut order_ids = Vec::new();
             for event in events.iter().filter(|e| e.aggregate_type == "Order") {
                 let order_id =
                     Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))?;
                 let parsed: OrderEvent = crate::decode(event)?;
+                if !matches!(parsed, OrderEvent::OrderPlaced { .. }) {
+                    order_ids.push(order_id);
+                }
+                decoded.push((event, order_id, parsed));
+            }
+            if decoded.is_empty() {
+                return Ok(());
+            }
+            order_ids.sort_unstable();
+            order_ids.dedup();
+            let mut stored: HashMap<Uuid, serde_json::Value> = HashMap::new();
+            if !order_ids.is_empty() {
+                let rows: Vec<(Uuid, serde_json::Value)> = sqlx::query_as(
+                    "SELECT order_id, document FROM rm_orders WHERE order_id = ANY($1)",
+                )
+                .bind(&order_ids)
+                .fetch_all(&mut *tx)
+                .await?;
+                stored.extend(rows);
+            }
+            let mut touched: HashMap<Uuid, (OrderView, bool)> = HashMap::new();
+            for (event, order_id, parsed) in decoded {
                 if let OrderEvent::OrderPlaced {
                     customer_id,
                     currency,
@@ -187,13 +211,8 @@ impl Consumer for Orders {
                 let (view, _) = match touched.entry(order_id) {
                     Entry::Occupied(entry) => entry.into_mut(),
                     Entry::Vacant(entry) => {
-                        let document: Option<serde_json::Value> = sqlx::query_scalar(
-                            "SELECT document FROM rm_orders WHERE order_id = $1 FOR UPDATE",
-                        )
-                        .bind(order_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        let document = document
+                        let document = stored
+                            .remove(&order_id)
                             .ok_or_else(|| Error::apply(event, "order not in the read model"))?;
                         let view: OrderView =
                             serde_json::from_value(document).map_err(|e| Error::apply(event, e))?;
@@ -204,43 +223,70 @@ impl Consumer for Orders {
                 view.updated_at = event.recorded_at;
                 view.position = event.position;
             }
-            for (order_id, (view, new)) in touched {
-                let document = serde_json::to_value(&view)
-                    .map_err(|e| Error::Other(format!("order {order_id}: {e}")))?;
-                sqlx::query(
-                    "INSERT INTO rm_orders (order_id, customer_id, status, currency, total,
-                                            placed_at, updated_at, document)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (order_id) DO UPDATE
-                        SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
-                            document = EXCLUDED.document",
-                )
-                .bind(order_id)
-                .bind(&view.customer_id)
-                .bind(&view.status)
-                .bind(&view.currency)
-                .bind(view.total)
-                .bind(view.placed_at)
-                .bind(view.updated_at)
-                .bind(document)
-                .execute(&mut *tx)
-                .await?;
-                if new {
-                    for part in &view.vendors {
-                        sqlx::query(
-                            "INSERT INTO rm_order_vendors (order_id, vendor_id) VALUES ($1, $2)
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .bind(order_id)
-                        .bind(part.vendor_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
-            Ok(())
+            write(tx, touched).await
         })
     }
+}
+
+async fn write(
+    tx: &mut PgConnection,
+    touched: HashMap<Uuid, (OrderView, bool)>,
+) -> Result<(), Error> {
+    let mut rows = Vec::with_capacity(touched.len());
+    let (mut part_orders, mut part_vendors) = (Vec::new(), Vec::new());
+    for (order_id, (view, new)) in touched {
+        let document = serde_json::to_value(&view)
+            .map_err(|e| Error::Other(format!("order {order_id}: {e}")))?;
+        if new {
+            for part in &view.vendors {
+                part_orders.push(order_id);
+                part_vendors.push(part.vendor_id);
+            }
+        }
+        rows.push((view, document));
+    }
+    sqlx::query(
+        "INSERT INTO rm_orders (order_id, customer_id, status, currency, total, placed_at,
+                                updated_at, document)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+                              $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
+         ON CONFLICT (order_id) DO UPDATE
+            SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
+                document = EXCLUDED.document",
+    )
+    .bind(rows.iter().map(|(v, _)| v.order_id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|(v, _)| v.customer_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|(v, _)| v.status.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|(v, _)| v.currency.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|(v, _)| v.total).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(v, _)| v.placed_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(v, _)| v.updated_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, d)| d).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    if !part_orders.is_empty() {
+        sqlx::query(
+            "INSERT INTO rm_order_vendors (order_id, vendor_id)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&part_orders)
+        .bind(&part_vendors)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// One event's effect on the view; mirrors the Order aggregate.
