@@ -295,7 +295,9 @@ async fn rebuild(
             "name the read models to rebuild, or pass --all".into(),
         ));
     }
-    let pool = ledger::connect(&database.database_url, 4).await?;
+    // Two connections per model rebuilt at once (a swap reads the relay's
+    // position while it holds its transaction).
+    let pool = ledger::connect(&database.database_url, 10).await?;
     ledger::migrate(&pool).await?;
     ledger::commands::projections::rebuild(&pool, &stream, &names).await
 }

@@ -7,7 +7,7 @@
 //! on the `search_path`, so the projectors' unqualified table names resolve
 //! to the fresh copies while `events` still comes from `public`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ledger_nats::envelope::ENVELOPE_COLUMNS;
 use ledger_nats::EventEnvelope;
@@ -98,50 +98,82 @@ async fn use_schema(conn: &mut PgConnection, schema: &str) -> Result<(), Error> 
 }
 
 /// Applies the log up to `until` (inclusive) to the read models in
-/// `schema`, from where each consumer stands there. `progress` is told the
-/// events applied so far and the position reached after every batch.
-/// Returns the events applied.
+/// `schema`, from where each consumer stands there; the consumers run
+/// concurrently, each on its own connection. `progress` is told the events
+/// applied so far (by all) and the position every consumer has reached,
+/// after every batch. Returns the events applied.
 pub async fn apply_until(
     pool: &PgPool,
     schema: &str,
     consumers: &[Arc<dyn Consumer>],
     until: i64,
-    mut progress: impl FnMut(u64, i64),
+    progress: impl FnMut(u64, i64),
 ) -> Result<u64, Error> {
     let schema = checked_schema(schema)?;
-    let mut applied = 0u64;
-    for consumer in consumers {
-        loop {
-            let mut tx = pool.begin().await?;
-            use_schema(&mut tx, schema).await?;
-            let from = checkpoints::lock(&mut tx, consumer.name()).await?;
-            if from >= until {
-                break;
-            }
-            let sql = format!(
-                "SELECT {ENVELOPE_COLUMNS} FROM public.events
-                  WHERE global_position > $1 AND global_position <= $2
-                  ORDER BY global_position LIMIT $3"
-            );
-            let rows = sqlx::query(&sql)
-                .bind(from)
-                .bind(until)
-                .bind(BATCH)
-                .fetch_all(&mut *tx)
-                .await?;
-            let events = rows
-                .iter()
-                .map(EventEnvelope::from_row)
-                .collect::<Result<Vec<_>, _>>()?;
-            let reached = events.last().map_or(until, |e| e.position);
-            consumer.apply(&mut tx, &events).await?;
-            checkpoints::store(&mut tx, consumer.name(), reached).await?;
-            tx.commit().await?;
-            applied += events.len() as u64;
-            progress(applied, reached);
+    let report = Mutex::new(Report {
+        applied: 0,
+        reached: vec![i64::MIN; consumers.len()],
+        progress,
+    });
+    let runs = consumers
+        .iter()
+        .enumerate()
+        .map(|(index, consumer)| apply_one(pool, schema, consumer, until, index, &report));
+    futures::future::try_join_all(runs).await?;
+    let applied = report.lock().map_or(0, |r| r.applied);
+    Ok(applied)
+}
+
+/// What the consumers of one [`apply_until`] have done so far.
+struct Report<F> {
+    applied: u64,
+    reached: Vec<i64>,
+    progress: F,
+}
+
+async fn apply_one<F: FnMut(u64, i64)>(
+    pool: &PgPool,
+    schema: &str,
+    consumer: &Arc<dyn Consumer>,
+    until: i64,
+    index: usize,
+    report: &Mutex<Report<F>>,
+) -> Result<(), Error> {
+    loop {
+        let mut tx = pool.begin().await?;
+        use_schema(&mut tx, schema).await?;
+        let from = checkpoints::lock(&mut tx, consumer.name()).await?;
+        if from >= until {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT {ENVELOPE_COLUMNS} FROM public.events
+              WHERE global_position > $1 AND global_position <= $2
+              ORDER BY global_position LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(from)
+            .bind(until)
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+        let events = rows
+            .iter()
+            .map(EventEnvelope::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(rows);
+        let reached = events.last().map_or(until, |e| e.position);
+        consumer.apply(&mut tx, &events).await?;
+        checkpoints::store(&mut tx, consumer.name(), reached).await?;
+        tx.commit().await?;
+        if let Ok(mut report) = report.lock() {
+            let report = &mut *report;
+            report.applied += events.len() as u64;
+            report.reached[index] = reached;
+            let slowest = report.reached.iter().copied().min().unwrap_or(reached);
+            (report.progress)(report.applied, slowest.max(0));
         }
     }
-    Ok(applied)
 }
 
 /// A fresh rebuild of `consumers` into `schema`, up to the relay's

@@ -28,17 +28,22 @@ pub async fn rebuild(pool: &PgPool, stream: &str, names: &[String]) -> Result<()
     let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
         .fetch_one(pool)
         .await?;
-    for model in models {
+    // The models are independent (their own tables and checkpoints), so
+    // they are rebuilt concurrently, each on its own connections.
+    let bars = indicatif::MultiProgress::with_draw_target(super::draw_target());
+    let bars = &bars;
+    let runs = models.into_iter().map(|model| async move {
         let started = Instant::now();
-        let bar = super::progress_bar(head.max(0) as u64, model.name());
+        let bar = bars.add(super::progress_bar(head.max(0) as u64, model.name()));
         let mut applied = 0;
         let reached = rebuild_and_swap(pool, stream, &model, |p: Progress| {
             applied = p.applied;
             bar.set_length(p.until.max(0) as u64);
             bar.set_position(p.position.max(0) as u64);
         })
-        .await?;
+        .await;
         bar.finish_and_clear();
+        let reached = reached?;
         let seconds = started.elapsed().as_secs_f64();
         println!(
             "{}: rebuilt {} events up to position {} in {:.1} s ({:.0} events/s), swapped in",
@@ -48,7 +53,9 @@ pub async fn rebuild(pool: &PgPool, stream: &str, names: &[String]) -> Result<()
             seconds,
             applied as f64 / seconds.max(0.001)
         );
-    }
+        Ok::<(), LedgerError>(())
+    });
+    futures::future::try_join_all(runs).await?;
     Ok(())
 }
 
