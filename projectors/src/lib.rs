@@ -67,17 +67,19 @@ impl From<ledger_nats::Error> for Error {
 /// The event's payload as a domain event of type `E`, upcast first when it
 /// was stored with an older schema (the stored row is never changed).
 pub fn decode<E: serde::de::DeserializeOwned>(event: &EventEnvelope) -> Result<E, Error> {
-    let payload = if domain::upcast::is_outdated(&event.event_type, &event.event_version) {
-        domain::upcast::upcast(
+    let decoded = if domain::upcast::is_outdated(&event.event_type, &event.event_version) {
+        let upcast = domain::upcast::upcast(
             &event.event_type,
             &event.event_version,
             event.payload.clone(),
         )
-        .1
+        .1;
+        <E as serde::Deserialize>::deserialize(upcast)
     } else {
-        event.payload.clone()
+        // Read in place: no copy of the payload.
+        <E as serde::Deserialize>::deserialize(&event.payload)
     };
-    serde_json::from_value(payload).map_err(|e| Error::apply(event, e))
+    decoded.map_err(|e| Error::apply(event, e))
 }
 
 /// Every read model `ledger project` runs, by name.

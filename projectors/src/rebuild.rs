@@ -7,11 +7,12 @@
 //! on the `search_path`, so the projectors' unqualified table names resolve
 //! to the fresh copies while `events` still comes from `public`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ledger_nats::envelope::ENVELOPE_COLUMNS;
 use ledger_nats::EventEnvelope;
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
 
 use crate::runner::Consumer;
 use crate::{checkpoints, Error};
@@ -89,91 +90,174 @@ pub async fn create_schema_for(pool: &PgPool, schema: &str, tables: &[&str]) -> 
 /// Points the transaction at `schema`. A rebuild's batches do not wait for
 /// their commits to reach the disk: after a crash the rebuild starts over.
 async fn use_schema(conn: &mut PgConnection, schema: &str) -> Result<(), Error> {
-    sqlx::raw_sql(&format!(
-        "SET LOCAL search_path TO {schema}, public; SET LOCAL synchronous_commit TO OFF"
-    ))
+    sqlx::query(
+        "SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true)",
+    )
+    .bind(format!("{schema}, public"))
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// Applies the log up to `until` (inclusive) to the read models in
-/// `schema`, from where each consumer stands there; the consumers run
-/// concurrently, each on its own connection. `progress` is told the events
-/// applied so far (by all) and the position every consumer has reached,
-/// after every batch. Returns the events applied.
+/// `schema`, from where each consumer stands there. The log is read once,
+/// in batches, and every batch is handed to one task per consumer, which
+/// applies it with its checkpoint in one transaction on its own connection:
+/// the models are built concurrently and decode on every core. `progress`
+/// is told the events applied so far (by all) and the position the slowest
+/// consumer has reached, after every batch. Returns the events applied.
 pub async fn apply_until(
     pool: &PgPool,
     schema: &str,
     consumers: &[Arc<dyn Consumer>],
     until: i64,
-    progress: impl FnMut(u64, i64),
+    mut progress: impl FnMut(u64, i64),
 ) -> Result<u64, Error> {
-    let schema = checked_schema(schema)?;
-    let report = Mutex::new(Report {
-        applied: 0,
-        reached: vec![i64::MIN; consumers.len()],
-        progress,
-    });
-    let runs = consumers
-        .iter()
-        .enumerate()
-        .map(|(index, consumer)| apply_one(pool, schema, consumer, until, index, &report));
-    futures::future::try_join_all(runs).await?;
-    let applied = report.lock().map_or(0, |r| r.applied);
-    Ok(applied)
-}
-
-/// What the consumers of one [`apply_until`] have done so far.
-struct Report<F> {
-    applied: u64,
-    reached: Vec<i64>,
-    progress: F,
-}
-
-async fn apply_one<F: FnMut(u64, i64)>(
-    pool: &PgPool,
-    schema: &str,
-    consumer: &Arc<dyn Consumer>,
-    until: i64,
-    index: usize,
-    report: &Mutex<Report<F>>,
-) -> Result<(), Error> {
-    loop {
+    let schema = checked_schema(schema)?.to_owned();
+    let mut reached = Vec::with_capacity(consumers.len());
+    for consumer in consumers {
         let mut tx = pool.begin().await?;
-        use_schema(&mut tx, schema).await?;
-        let from = checkpoints::lock(&mut tx, consumer.name()).await?;
-        if from >= until {
-            return Ok(());
-        }
-        let sql = format!(
-            "SELECT {ENVELOPE_COLUMNS} FROM public.events
-              WHERE global_position > $1 AND global_position <= $2
-              ORDER BY global_position LIMIT $3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(from)
+        use_schema(&mut tx, &schema).await?;
+        reached.push(checkpoints::lock(&mut tx, consumer.name()).await?);
+        tx.commit().await?;
+    }
+    let Some(&start) = reached.iter().min() else {
+        return Ok(0);
+    };
+
+    let (report_tx, mut reports) = mpsc::unbounded_channel::<Applied>();
+    let mut feeds = Vec::with_capacity(consumers.len());
+    let mut tasks = Vec::with_capacity(consumers.len());
+    for (index, consumer) in consumers.iter().enumerate() {
+        // Two batches in flight per consumer: the reader stays ahead, and
+        // memory stays bounded.
+        let (feed, batches) = mpsc::channel::<Batch>(2);
+        feeds.push(feed);
+        tasks.push(tokio::spawn(apply_batches(
+            pool.clone(),
+            schema.clone(),
+            consumer.clone(),
+            index,
+            batches,
+            report_tx.clone(),
+        )));
+    }
+    drop(report_tx);
+
+    let mut applied = 0u64;
+    let mut on_report = |report: Applied, reached: &mut Vec<i64>| {
+        applied += report.events;
+        reached[report.index] = report.reached;
+        let slowest = reached.iter().copied().min().unwrap_or(report.reached);
+        progress(applied, slowest);
+    };
+    let sql = format!(
+        "SELECT {ENVELOPE_COLUMNS} FROM public.events
+          WHERE global_position > $1 AND global_position <= $2
+          ORDER BY global_position LIMIT $3"
+    );
+    let mut position = start;
+    let mut read_error = None;
+    'reading: while position < until {
+        let rows = match sqlx::query(&sql)
+            .bind(position)
             .bind(until)
             .bind(BATCH)
-            .fetch_all(&mut *tx)
-            .await?;
-        let events = rows
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(err) => {
+                read_error = Some(Error::from(err));
+                break;
+            }
+        };
+        let events = match rows
             .iter()
             .map(EventEnvelope::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        drop(rows);
-        let reached = events.last().map_or(until, |e| e.position);
-        consumer.apply(&mut tx, &events).await?;
-        checkpoints::store(&mut tx, consumer.name(), reached).await?;
-        tx.commit().await?;
-        if let Ok(mut report) = report.lock() {
-            let report = &mut *report;
-            report.applied += events.len() as u64;
-            report.reached[index] = reached;
-            let slowest = report.reached.iter().copied().min().unwrap_or(reached);
-            (report.progress)(report.applied, slowest.max(0));
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(events) => events,
+            Err(err) => {
+                read_error = Some(err.into());
+                break;
+            }
+        };
+        // An empty read: only rolled-back positions are left up to `until`.
+        let end = events.last().map_or(until, |e| e.position);
+        let batch = Batch {
+            events: Arc::new(events),
+            end,
+        };
+        for feed in &feeds {
+            if feed.send(batch.clone()).await.is_err() {
+                // That consumer failed; its task says why below.
+                break 'reading;
+            }
         }
+        while let Ok(report) = reports.try_recv() {
+            on_report(report, &mut reached);
+        }
+        position = end;
     }
+    drop(feeds);
+    while let Some(report) = reports.recv().await {
+        on_report(report, &mut reached);
+    }
+    for task in tasks {
+        task.await
+            .map_err(|e| Error::Other(format!("a rebuild task failed: {e}")))??;
+    }
+    match read_error {
+        Some(err) => Err(err),
+        None => Ok(applied),
+    }
+}
+
+/// A batch of the log, shared by every consumer, and the position it
+/// reaches (the last event's, or the target when nothing was left).
+#[derive(Clone)]
+struct Batch {
+    events: Arc<Vec<EventEnvelope>>,
+    end: i64,
+}
+
+/// One consumer's applied batch.
+struct Applied {
+    index: usize,
+    events: u64,
+    reached: i64,
+}
+
+async fn apply_batches(
+    pool: PgPool,
+    schema: String,
+    consumer: Arc<dyn Consumer>,
+    index: usize,
+    mut batches: mpsc::Receiver<Batch>,
+    reports: mpsc::UnboundedSender<Applied>,
+) -> Result<(), Error> {
+    while let Some(batch) = batches.recv().await {
+        let mut tx = pool.begin().await?;
+        use_schema(&mut tx, &schema).await?;
+        let from = checkpoints::lock(&mut tx, consumer.name()).await?;
+        if batch.end <= from {
+            continue;
+        }
+        // Skip what this consumer had applied before (it may stand further
+        // than the others).
+        let first = batch.events.partition_point(|e| e.position <= from);
+        let events = &batch.events[first..];
+        consumer.apply(&mut tx, events).await?;
+        checkpoints::store(&mut tx, consumer.name(), batch.end).await?;
+        tx.commit().await?;
+        let _ = reports.send(Applied {
+            index,
+            events: events.len() as u64,
+            reached: batch.end,
+        });
+    }
+    Ok(())
 }
 
 /// A fresh rebuild of `consumers` into `schema`, up to the relay's
