@@ -40,7 +40,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{Acquire, PgPool};
 use tokio::sync::watch;
 
-use crate::envelope::{EventEnvelope, ENVELOPE_COLUMNS, POSITION_HEADER};
+use crate::envelope::{Outgoing, OUTGOING_COLUMNS, POSITION_HEADER};
 use crate::stream::{provision, StreamSettings};
 use crate::Error;
 
@@ -62,7 +62,7 @@ impl RelayConfig {
         Self {
             stream,
             batch_size: 2_000,
-            max_in_flight: 512,
+            max_in_flight: 4_096,
             idle_poll: Duration::from_millis(500),
         }
     }
@@ -95,6 +95,38 @@ fn check_ack(
         )));
     }
     Ok(())
+}
+
+/// Publishes awaiting their ack, oldest first (the stream sequence each
+/// must be stored at, and its position), and the last acknowledged position.
+struct Window {
+    acks: VecDeque<(u64, i64, PublishAckFuture)>,
+    acked: i64,
+}
+
+impl Window {
+    fn new(acked: i64) -> Self {
+        Self {
+            acks: VecDeque::new(),
+            acked,
+        }
+    }
+
+    async fn settle_one(&mut self) -> Result<(), Error> {
+        if let Some((at, position, ack)) = self.acks.pop_front() {
+            check_ack(at, ack.await)?;
+            self.acked = position;
+            metrics::counter!("ledger_relay_published_total").increment(1);
+        }
+        Ok(())
+    }
+
+    async fn settle_all(&mut self) -> Result<(), Error> {
+        while !self.acks.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(())
+    }
 }
 
 /// A run of missing positions, and the writers that might still fill it.
@@ -170,6 +202,11 @@ impl Relay {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         let (mut position, mut stream_sequence) = self.resume(&stream).await?;
+        // Publishes stay in flight across rounds: the next rows are read
+        // while the stream acknowledges the last ones. The stored position
+        // only ever moves to what the stream has acknowledged.
+        let mut window = Window::new(position);
+        let mut stored = position;
         let mut gap: Option<Gap> = None;
         let mut pause = MIN_GAP_PAUSE;
         loop {
@@ -202,7 +239,13 @@ impl Relay {
                     gap = None;
                 } else {
                     g.settled = !self.any_running(&g.writers).await?;
-                    tokio::time::sleep(pause).await;
+                    // A writer's commit notifies: probe again at once then,
+                    // rather than after the whole pause.
+                    tokio::select! {
+                        _ = tokio::time::timeout(pause, listener.recv()) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                    while listener.next_buffered().is_some() {}
                     pause = (pause * 2).min(MAX_GAP_PAUSE);
                     continue;
                 }
@@ -228,17 +271,17 @@ impl Relay {
                 ready.push(row);
             }
             if !ready.is_empty() {
-                let published = ready.len() as u64;
-                self.publish(&ready, &mut stream_sequence).await?;
+                self.publish(ready, &mut stream_sequence, &mut window)
+                    .await?;
                 position = next;
-                self.store_position(position).await?;
-                metrics::counter!("ledger_relay_published_total").increment(published);
-                metrics::gauge!("ledger_relay_position").set(position as f64);
                 if full || gap.is_some() {
+                    self.store_acknowledged(&window, &mut stored).await?;
                     continue;
                 }
             }
             if gap.is_none() {
+                window.settle_all().await?;
+                self.store_acknowledged(&window, &mut stored).await?;
                 // Caught up: wait for a commit (or the safety-net poll), and
                 // make sure the lock is still held.
                 tokio::select! {
@@ -323,9 +366,9 @@ impl Relay {
         Ok((Some(0), last_sequence))
     }
 
-    async fn read_after(&self, position: i64) -> Result<Vec<EventEnvelope>, Error> {
+    async fn read_after(&self, position: i64) -> Result<Vec<Outgoing>, Error> {
         let sql = format!(
-            "SELECT {ENVELOPE_COLUMNS} FROM events
+            "SELECT {OUTGOING_COLUMNS} FROM events
               WHERE global_position > $1 ORDER BY global_position LIMIT $2"
         );
         let rows = sqlx::query(&sql)
@@ -333,9 +376,7 @@ impl Relay {
             .bind(self.config.batch_size)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| EventEnvelope::from_row(row).map_err(Error::from))
-            .collect()
+        rows.iter().map(Outgoing::from_row).collect()
     }
 
     /// Transactions of this database now holding a write lock on events.
@@ -365,36 +406,46 @@ impl Relay {
         Ok(running)
     }
 
-    /// Publishes in order with a bounded window of outstanding acks, and
-    /// returns once every one is acknowledged. Each message expects the
+    /// Records the position the stream has acknowledged, if it moved.
+    async fn store_acknowledged(&self, window: &Window, stored: &mut i64) -> Result<(), Error> {
+        if window.acked > *stored {
+            self.store_position(window.acked).await?;
+            metrics::gauge!("ledger_relay_position").set(window.acked as f64);
+            *stored = window.acked;
+        }
+        Ok(())
+    }
+
+    /// Publishes in order, keeping at most `max_in_flight` acks outstanding
+    /// in `window` (they may still be outstanding on return). Each message expects the
     /// stream's previous sequence (`Nats-Expected-Last-Sequence`): if the
     /// stream lost messages (a crash before its fsync) or anyone else wrote
     /// to it, the publish is refused and the relay starts over from what the
     /// stream really holds, so the stream never has a hole or a reordering.
-    async fn publish(&self, events: &[EventEnvelope], sequence: &mut u64) -> Result<(), Error> {
-        let mut in_flight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
+    async fn publish(
+        &self,
+        events: Vec<Outgoing>,
+        sequence: &mut u64,
+        window: &mut Window,
+    ) -> Result<(), Error> {
         let mut expected = *sequence;
         for event in events {
-            if in_flight.len() >= self.config.max_in_flight {
-                if let Some((at, ack)) = in_flight.pop_front() {
-                    check_ack(at, ack.await)?;
-                }
+            if window.acks.len() >= self.config.max_in_flight {
+                window.settle_one().await?;
             }
-            let payload = serde_json::to_vec(event).map_err(|e| Error::Malformed(e.to_string()))?;
+            let position = event.position;
+            let subject = event.subject(&self.config.stream.name);
             let message = PublishMessage::build()
-                .payload(payload.into())
                 .headers(event.headers())
+                .payload(event.body.into())
                 .expected_last_sequence(expected);
             let ack = self
                 .js
-                .send_publish(event.subject(&self.config.stream.name), message)
+                .send_publish(subject, message)
                 .await
                 .map_err(Error::nats)?;
             expected += 1;
-            in_flight.push_back((expected, ack));
-        }
-        while let Some((at, ack)) = in_flight.pop_front() {
-            check_ack(at, ack.await)?;
+            window.acks.push_back((expected, position, ack));
         }
         *sequence = expected;
         Ok(())
