@@ -132,13 +132,18 @@ async fn metrics_answer_without_a_token_with_the_named_series() {
     let vendor = app.register_vendor("Metrics Vendor").await;
     let listing = app.sale_listing(vendor, "10.00", 5).await;
     let admin = app.admin();
+    // The listing is in the read model once the projectors reach the head.
+    let head: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the head");
     let detail = app
         .send(
             Method::GET,
             &format!("/v1/listings/{listing}"),
             Some(&admin),
             None,
-            &[],
+            &[("Ledger-Min-Position", &head.to_string())],
         )
         .await;
     assert!(detail.status.is_success(), "{:?}", detail.body);
