@@ -71,11 +71,7 @@ impl EventEnvelope {
 
     /// Headers of the message carrying this event.
     pub fn headers(&self) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", self.message_id().as_str());
-        headers.insert(EVENT_TYPE_HEADER, self.event_type.as_str());
-        headers.insert(POSITION_HEADER, self.position.to_string().as_str());
-        headers
+        headers(&self.message_id(), &self.event_type, self.position)
     }
 
     pub fn decode(payload: &[u8]) -> Result<Self, Error> {
@@ -159,13 +155,19 @@ impl Outgoing {
 
     /// Headers of the message, as [`EventEnvelope::headers`].
     pub fn headers(&self) -> HeaderMap {
-        let mut headers = HeaderMap::new();
         let id = message_id(&self.aggregate_type, &self.aggregate_id, self.sequence);
-        headers.insert("Nats-Msg-Id", id.as_str());
-        headers.insert(EVENT_TYPE_HEADER, self.event_type.as_str());
-        headers.insert(POSITION_HEADER, self.position.to_string().as_str());
-        headers
+        headers(&id, &self.event_type, self.position)
     }
+}
+
+/// Headers of an event's message: its id (for JetStream's duplicate
+/// window), type and position.
+fn headers(message_id: &str, event_type: &str, position: i64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", message_id);
+    headers.insert(EVENT_TYPE_HEADER, event_type);
+    headers.insert(POSITION_HEADER, position.to_string().as_str());
+    headers
 }
 
 /// The subject prefix of a stream: its lower-cased name, so that two
