@@ -16,6 +16,13 @@
 //! the batch lacks from the table. When the stream is quiet it also checks
 //! the relay's published position and catches up from the table, so a read
 //! model converges even if the stream dropped the tail of the log.
+//!
+//! A consumer far behind the stream's tail (a new read model, a checkpoint
+//! a rebuild moved forward, a backlog the relay published faster than the
+//! consumer took it) reads the backlog from the events table, as a rebuild
+//! does, and starts its durable consumer again at the tail. Receiving and
+//! skipping millions of messages through NATS is many times slower, and
+//! the table holds everything the stream does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,6 +69,9 @@ pub struct RunnerConfig {
     /// Idle heartbeat of pull requests: a stalled consumer errors out and
     /// is recreated.
     pub heartbeat: Duration,
+    /// With more messages than this still to deliver, the consumer catches
+    /// up from the table and restarts its durable consumer at the tail.
+    pub reposition_pending: u64,
 }
 
 impl RunnerConfig {
@@ -71,8 +81,16 @@ impl RunnerConfig {
             batch: 1_000,
             idle_check: Duration::from_millis(500),
             heartbeat: Duration::from_secs(5),
+            reposition_pending: 10_000,
         }
     }
+}
+
+/// Why [`Runner::consume`] returned without an error.
+enum Exit {
+    Shutdown,
+    /// Far behind the stream: start over with a catch-up from the table.
+    FellBehind,
 }
 
 pub struct Runner {
@@ -105,7 +123,8 @@ impl Runner {
                 return;
             }
             match self.consume(&mut shutdown).await {
-                Ok(()) => return,
+                Ok(Exit::Shutdown) => return,
+                Ok(Exit::FellBehind) => continue,
                 Err(err) => {
                     tracing::warn!(consumer = name, error = %err, "consumer stopped; starting over")
                 }
@@ -121,25 +140,21 @@ impl Runner {
         format!("{}_{}", self.config.stream.name, self.consumer.name())
     }
 
-    async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Error> {
-        // Whatever the stream holds, the table has: start from the checkpoint.
-        self.catch_up_unless_stopped(shutdown).await?;
+    async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Exit, Error> {
         let stream = provision(&self.js, &self.config.stream).await?;
-        let durable = self.durable_name();
-        let pull = stream
-            .get_or_create_consumer(
-                &durable,
-                consumer::pull::Config {
-                    durable_name: Some(durable.clone()),
-                    ack_policy: consumer::AckPolicy::All,
-                    ack_wait: Duration::from_secs(30),
-                    max_ack_pending: 50_000,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    ..Default::default()
-                },
-            )
+        // The tail before catching up: what the stream holds up to here is
+        // also in the table, and the catch-up applies it.
+        let tail = stream
+            .get_info()
             .await
-            .map_err(Error::nats)?;
+            .map_err(Error::nats)?
+            .state
+            .last_sequence;
+        self.catch_up_unless_stopped(shutdown).await?;
+        if *shutdown.borrow() {
+            return Ok(Exit::Shutdown);
+        }
+        let pull = self.positioned_consumer(&stream, tail).await?;
         let mut messages = pull
             .stream()
             .max_messages_per_batch(self.config.batch)
@@ -151,7 +166,7 @@ impl Runner {
         loop {
             let first = tokio::select! {
                 next = tokio::time::timeout(self.config.idle_check, messages.next()) => next,
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => return Ok(Exit::Shutdown),
             };
             let first = match first {
                 Err(_idle) => {
@@ -184,8 +199,63 @@ impl Runner {
             if let Some(last) = batch.last() {
                 // AckAll: acknowledges the whole batch, after the commit.
                 last.ack().await.map_err(Error::nats)?;
+                let still_to_deliver = last.info().map(|info| info.pending).unwrap_or(0);
+                if still_to_deliver > self.config.reposition_pending {
+                    tracing::info!(
+                        consumer = self.consumer.name(),
+                        still_to_deliver,
+                        "far behind the stream: catching up from the table"
+                    );
+                    return Ok(Exit::FellBehind);
+                }
             }
         }
+    }
+
+    /// The durable consumer, delivering from after `tail` when it is new or
+    /// when it would redeliver more than `reposition_pending` messages that
+    /// the catch-up has already applied. Whatever it then does not deliver
+    /// is in the table: a later batch fills it in, or the idle catch-up.
+    async fn positioned_consumer(
+        &self,
+        stream: &jetstream::stream::Stream,
+        tail: u64,
+    ) -> Result<consumer::PullConsumer, Error> {
+        let durable = self.durable_name();
+        let config = consumer::pull::Config {
+            durable_name: Some(durable.clone()),
+            ack_policy: consumer::AckPolicy::All,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 50_000,
+            deliver_policy: match tail {
+                0 => consumer::DeliverPolicy::All,
+                _ => consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: tail + 1,
+                },
+            },
+            ..Default::default()
+        };
+        let mut pull: consumer::PullConsumer = stream
+            .get_or_create_consumer(&durable, config.clone())
+            .await
+            .map_err(Error::nats)?;
+        let stale = pull.cached_info().num_pending;
+        if stale > self.config.reposition_pending {
+            tracing::info!(
+                consumer = self.consumer.name(),
+                stale,
+                start_sequence = tail + 1,
+                "durable consumer far behind the checkpoint: starting it at the tail"
+            );
+            stream
+                .delete_consumer(&durable)
+                .await
+                .map_err(Error::nats)?;
+            pull = stream.create_consumer(config).await.map_err(Error::nats)?;
+            metrics::counter!("ledger_consumer_repositioned_total", "consumer" => self.consumer.name())
+                .increment(1);
+        }
+        Ok(pull)
     }
 
     /// Applies what the table holds between the checkpoint and the relay's

@@ -99,8 +99,17 @@ async fn checkpoint(pool: &PgPool, name: &str) -> i64 {
 }
 
 async fn runner(pool: &PgPool, stream: &str) -> Runner {
+    runner_with(pool, stream, |_| {}).await
+}
+
+async fn runner_with(
+    pool: &PgPool,
+    stream: &str,
+    configure: impl FnOnce(&mut RunnerConfig),
+) -> Runner {
     let mut config = RunnerConfig::new(StreamSettings::new(stream));
     config.idle_check = Duration::from_millis(200);
+    configure(&mut config);
     Runner::new(
         pool.clone(),
         nats_client().await,
@@ -117,8 +126,12 @@ struct RunnerTask {
 
 impl RunnerTask {
     async fn start(pool: &PgPool, stream: &str) -> RunnerTask {
+        Self::start_runner(runner(pool, stream).await)
+    }
+
+    fn start_runner(runner: Runner) -> RunnerTask {
         let (shutdown, receiver) = watch::channel(false);
-        let task = tokio::spawn(runner(pool, stream).await.run(receiver));
+        let task = tokio::spawn(runner.run(receiver));
         RunnerTask { shutdown, task }
     }
 
@@ -616,16 +629,7 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models_and_the_check_can_fa
 async fn a_runner_catching_up_a_large_backlog_stops_between_batches_when_asked() {
     let pool = recording_database().await;
     let stream = fresh_stream_name().await;
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                             payload, metadata)
-         SELECT $1, 'backlog', n, 'Probed', '1.0', json_build_object('Probed', json_build_object('n', n)), '{}'
-           FROM generate_series(1, 100000) AS n",
-    )
-    .bind(PROBE)
-    .execute(&pool)
-    .await
-    .expect("write a backlog");
+    write_backlog(&pool, "backlog", 100_000).await;
     let head = head(&pool).await;
     set_relay_position(&pool, &stream, head).await;
 
@@ -653,4 +657,122 @@ async fn a_runner_catching_up_a_large_backlog_stops_between_batches_when_asked()
     let applied = applied(&pool).await;
     assert_eq!(applied.len() as i64, stopped_at - (head - 100_000));
     assert!(applied.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// Writes `count` probe events of one aggregate in one statement.
+async fn write_backlog(pool: &PgPool, aggregate: &str, count: i64) {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         SELECT $1, $2, n, 'Probed', '1.0', json_build_object('Probed', json_build_object('n', n)), '{}'
+           FROM generate_series(1, $3) AS n",
+    )
+    .bind(PROBE)
+    .bind(aggregate)
+    .bind(count)
+    .execute(pool)
+    .await
+    .expect("write a backlog");
+}
+
+/// How many messages the recorder's durable consumer has delivered since
+/// it was created.
+async fn delivered_by_durable(client: &async_nats::Client, stream: &str) -> u64 {
+    let js = jetstream::new(client.clone());
+    let stream_handle = js.get_stream(stream).await.expect("the stream");
+    stream_handle
+        .consumer_info(format!("{stream}_{RECORDER}"))
+        .await
+        .expect("the durable consumer")
+        .delivered
+        .consumer_sequence
+}
+
+/// A new consumer (or one whose checkpoint a rebuild moved far ahead) on a
+/// stream that already holds a large backlog reads the backlog from the
+/// table and starts its durable consumer at the tail, instead of receiving
+/// and skipping every message the stream holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_runner_starting_far_behind_the_stream_takes_the_backlog_from_the_table() {
+    let pool = recording_database().await;
+    let stream = fresh_stream_name().await;
+    let client = nats_client().await;
+    write_backlog(&pool, "backlog", 30_000).await;
+    let relay = RelayTask::start(&pool, &client, &stream);
+    assert_eq!(
+        wait_for_stream_count(&client, &stream, 30_000, Duration::from_secs(60)).await,
+        30_000,
+        "the relay published the backlog"
+    );
+
+    let task = RunnerTask::start(&pool, &stream).await;
+    write_backlog(&pool, "after", 1).await;
+    let last = head(&pool).await;
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            checkpoint(&pool, RECORDER).await >= last
+        })
+        .await,
+        "checkpoint {} never reached {last}",
+        checkpoint(&pool, RECORDER).await
+    );
+    assert_eq!(
+        applied(&pool).await,
+        positions_in_table(&pool).await,
+        "every event applied once, in order"
+    );
+    let delivered = delivered_by_durable(&client, &stream).await;
+    assert!(
+        delivered < 1_000,
+        "the durable consumer delivered {delivered} messages: it started at the stream's head, not at its tail"
+    );
+    task.stop().await;
+    relay.stop().await;
+}
+
+/// A running consumer that finds itself far behind the stream (the relay
+/// publishing a backlog faster than it takes it) catches up from the table
+/// and restarts its durable consumer at the tail; still each event once, in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_consumer_far_behind_the_stream_catches_up_from_the_table() {
+    let pool = recording_database().await;
+    let stream = fresh_stream_name().await;
+    let client = nats_client().await;
+    let relay = RelayTask::start(&pool, &client, &stream);
+    let task = RunnerTask::start_runner(
+        runner_with(&pool, &stream, |config| config.reposition_pending = 1_000).await,
+    );
+    write_backlog(&pool, "first", 1).await;
+    let first = head(&pool).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            checkpoint(&pool, RECORDER).await >= first
+        })
+        .await,
+        "the first event was never applied"
+    );
+
+    write_backlog(&pool, "flood", 20_000).await;
+    let last = head(&pool).await;
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            checkpoint(&pool, RECORDER).await >= last
+        })
+        .await,
+        "checkpoint {} never reached {last}",
+        checkpoint(&pool, RECORDER).await
+    );
+    assert_eq!(
+        applied(&pool).await,
+        positions_in_table(&pool).await,
+        "every event applied once, in order"
+    );
+    let delivered = delivered_by_durable(&client, &stream).await;
+    assert!(
+        delivered < 20_000,
+        "the durable consumer delivered {delivered} messages: it took the whole flood through NATS"
+    );
+    task.stop().await;
+    relay.stop().await;
 }
