@@ -460,11 +460,13 @@ where
             payloads.push(serde_json::to_value(event).map_err(failed)?);
             metadatas.push(serde_json::to_value(metadata).map_err(failed)?);
         }
+        // Encoded straight into the statement's buffer: a `Value` tree of
+        // an inventory with thousands of bookings would cost tens of MB,
+        // briefly, on every snapshot.
         let snapshot = match self.snapshot_every {
-            Some(every) if snapshot_due(every, loaded.snapshot_at, last) => Some((
-                (last / every) as i64,
-                serde_json::to_value(&loaded.aggregate).map_err(failed)?,
-            )),
+            Some(every) if snapshot_due(every, loaded.snapshot_at, last) => {
+                Some(((last / every) as i64, sqlx::types::Json(&loaded.aggregate)))
+            }
             _ => None,
         };
         let (snapshot_number, snapshot_payload) = snapshot.unzip();

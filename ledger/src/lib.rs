@@ -80,6 +80,16 @@ pub async fn connect_with_statement_timeout(
         // connection that broke fails its next statement instead (a 503,
         // and the pool drops it).
         .test_before_acquire(false)
+        // A connection keeps the capacity of the largest message it ever
+        // sent or received (a snapshot of an inventory with thousands of
+        // bookings is megabytes); across the pool that was most of the
+        // server's memory. Shrinking is a no-op for the usual small ones.
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                sqlx::Connection::shrink_buffers(conn);
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?;
     Ok(pool)
@@ -392,6 +402,7 @@ pub async fn serve(
                 stream: config.stream.name.clone(),
                 closing: closing_rx,
                 audit_public_key: config.audit.public,
+                positions: Default::default(),
             });
             let router = http_router(
                 command,

@@ -105,7 +105,10 @@ pub struct AggregateState {
     recorded_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     as_of: Option<DateTime<Utc>>,
-    state: serde_json::Value,
+    /// The aggregate as JSON, encoded once: a `Value` tree of an inventory
+    /// with thousands of bookings would cost many times its text.
+    #[schema(value_type = Object)]
+    state: Box<serde_json::value::RawValue>,
 }
 
 /// `GET /v1/aggregates/{type}/{id}/state`.
@@ -177,7 +180,7 @@ struct Rebuilt {
     sequence: i64,
     position: i64,
     recorded_at: DateTime<Utc>,
-    state: serde_json::Value,
+    state: Box<serde_json::value::RawValue>,
 }
 
 type RebuildFuture =
@@ -219,7 +222,7 @@ fn rebuild<A: Aggregate + 'static>(
         let Some((sequence, position, recorded_at)) = last else {
             return Ok(None);
         };
-        let state = serde_json::to_value(&aggregate).map_err(ApiError::internal)?;
+        let state = serde_json::value::to_raw_value(&aggregate).map_err(ApiError::internal)?;
         Ok(Some(Rebuilt {
             sequence,
             position,
