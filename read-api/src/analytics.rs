@@ -74,7 +74,7 @@ pub async fn summary(
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
     principal.require(&[Role::Analyst, Role::Admin])?;
     let (from, to) = window(params.from, params.to)?;
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
     let pool = &app.pool;
 
     let (orders, gmv, paid, cancelled, refunds): (i64, Decimal, i64, i64, Decimal) =
@@ -207,7 +207,7 @@ pub async fn revenue(
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
     principal.require(&[Role::Analyst, Role::Admin])?;
     let (from, to) = window(params.from, params.to)?;
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
     let unit = match params.granularity {
         Granularity::Day => "day",
         Granularity::Week => "week",

@@ -47,6 +47,8 @@ pub struct ReadApp {
     /// The seals' public key; without it `GET /v1/audit/verify` checks
     /// hashes and seal digests but not seal signatures.
     pub audit_public_key: Option<ed25519_dalek::VerifyingKey>,
+    /// The read models' positions as last read (`Ledger-Position`).
+    pub positions: freshness::KnownPositions,
 }
 
 pub type ReadState = Arc<ReadApp>;

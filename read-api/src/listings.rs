@@ -152,7 +152,7 @@ pub async fn search(
             ))
         }
     };
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
 
     // $1 vendor of the principal, $2 cursor, $3 limit + 1, $4 q, $5 category,
     // $6 vendor filter, $7 from, $8 to, $9 quantity.
@@ -273,7 +273,7 @@ pub async fn detail(
     min: MinPosition,
     Ids([listing_id]): Ids<1>,
 ) -> Result<AtPosition<Json<ListingView>>, ApiError> {
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
     let row = visible_listing(&app, &principal, listing_id).await;
     Ok(AtPosition(reached, row.map(|row| Json(row.into()))))
 }
@@ -320,7 +320,7 @@ pub async fn availability(
             "must be at least 1",
         ));
     }
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
     let answer = free_units(&app, &principal, listing_id, from, to, quantity).await;
     Ok(AtPosition(reached, answer.map(Json)))
 }

@@ -48,7 +48,7 @@ pub async fn trial_balance(
     min: MinPosition,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<TrialBalance>), ApiError> {
     principal.require(&[Role::Admin, Role::Auditor])?;
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
     let rows: Vec<(String, Decimal, Decimal)> =
         sqlx::query_as("SELECT account, debit, credit FROM ledger_accounts ORDER BY account")
             .fetch_all(&app.pool)
@@ -108,7 +108,7 @@ pub async fn earnings(
     Ids([vendor_id]): Ids<1>,
 ) -> Result<AtPosition<Json<Earnings>>, ApiError> {
     may_see_vendor(&principal, vendor_id)?;
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
     Ok(AtPosition(
         reached,
         vendor_earnings(&app, vendor_id).await.map(Json),
@@ -183,7 +183,7 @@ pub async fn entries(
     may_see_vendor(&principal, vendor_id)?;
     let limit = page::limit(params.limit)?;
     let cursor = page::numeric_cursor(params.cursor.as_deref())?;
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
     let page = vendor_postings(&app, vendor_id, cursor, limit).await;
     Ok(AtPosition(reached, page.map(Json)))
 }

@@ -109,7 +109,7 @@ pub async fn detail(
     Ids([order_id]): Ids<1>,
 ) -> Result<AtPosition<Json<Value>>, ApiError> {
     may_read(&principal)?;
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
     let order = visible_order(&app, &principal, order_id).await;
     Ok(AtPosition(reached, order.map(Json)))
 }
@@ -172,7 +172,7 @@ pub async fn list(
             ));
         }
     }
-    let reached = freshness::wait_for(&app.pool, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, MODELS, min).await?;
     let scope = match principal.role {
         Role::Customer => "o.customer_id = $1",
         Role::Vendor => {
