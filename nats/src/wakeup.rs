@@ -30,6 +30,20 @@ where
     Ok(())
 }
 
+/// [`notify_relays`] as a statement of its own that does not wait for a
+/// WAL flush: a NOTIFY commits like a write, and with `synchronous_commit`
+/// on the relay would hear of every burst only after a disk flush.
+/// Listeners are told at commit; a crash that loses the commit record loses
+/// only a wake-up, which the relay's poll makes up for. Not for use inside
+/// a transaction, which it would turn asynchronous.
+async fn notify_relays_without_flush(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// Coalesces "events were committed" signals into notifications.
 #[derive(Clone, Default)]
 pub struct CommitNotifier {
@@ -62,7 +76,7 @@ impl CommitNotifier {
             if *stop.borrow() {
                 return;
             }
-            if let Err(err) = notify_relays(&pool).await {
+            if let Err(err) = notify_relays_without_flush(&pool).await {
                 tracing::warn!(error = %err, "could not notify the relay; it will poll");
             }
         }
