@@ -67,6 +67,11 @@ pub async fn create_schema(pool: &PgPool, schema: &str) -> Result<(), Error> {
 }
 
 /// Creates `schema` with empty copies of `tables` and a checkpoint table.
+///
+/// The copies are UNLOGGED: a rebuild rewrites each row many times, and
+/// writing every version to the WAL was most of its cost. A crash empties
+/// them, and the rebuild starts over anyway. [`make_durable`] logs each
+/// table once, as it finally stands, before it may be swapped in.
 pub async fn create_schema_for(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), Error> {
     let schema = checked_schema(schema)?;
     let mut tx = pool.begin().await?;
@@ -78,12 +83,25 @@ pub async fn create_schema_for(pool: &PgPool, schema: &str, tables: &[&str]) -> 
         .await?;
     for table in tables.iter().chain(["consumer_checkpoints"].iter()) {
         sqlx::query(&format!(
-            "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)"
+            "CREATE UNLOGGED TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)"
         ))
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Turns the rebuilt copies of `tables` in `schema` into ordinary, logged
+/// tables: written to the WAL once, as they stand, so that a crash after
+/// they are swapped in keeps them.
+pub async fn make_durable(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), Error> {
+    let schema = checked_schema(schema)?;
+    for table in tables {
+        sqlx::query(&format!("ALTER TABLE {schema}.{table} SET LOGGED"))
+            .execute(pool)
+            .await?;
+    }
     Ok(())
 }
 
@@ -350,6 +368,7 @@ pub async fn rebuild_and_swap(
             break;
         }
     }
+    make_durable(pool, &schema, tables).await?;
     swap(pool, stream, &schema, consumer).await
 }
 

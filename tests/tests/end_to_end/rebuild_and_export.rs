@@ -188,6 +188,22 @@ async fn rebuilding_every_read_model_while_orders_and_queries_run_swaps_in_an_eq
     .await
     .expect("schemas");
     assert_eq!(leftovers, 0, "the rebuild cleans up its schemas");
+    // Rebuilt UNLOGGED for speed, swapped in logged: a crash keeps them.
+    let unlogged: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class
+          WHERE relnamespace = 'public'::regnamespace AND relname = ANY($1)
+            AND relpersistence <> 'p'",
+    )
+    .bind(
+        READ_MODEL_TABLES
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("pg_class");
+    assert!(unlogged.is_empty(), "swapped in unlogged: {unlogged:?}");
 }
 
 fn export_args(format: Format, path: &std::path::Path) -> ExportArgs {
