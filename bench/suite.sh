@@ -57,6 +57,10 @@ mkdir -p "$run"
 echo "suite: results in $run" >&2
 
 admin_url="$LEDGER_TEST_DATABASE_URL"
+# Every client here (pgbench, the ledger, psql) talks to PostgreSQL over the
+# loopback, where TLS protects nothing and costs CPU on both ends. libpq and
+# sqlx both read PGSSLMODE, so the baseline and the ledger stay comparable.
+export PGSSLMODE=${PGSSLMODE:-disable}
 export LEDGER_JWT_SECRET=bench-secret-0123456789
 export LEDGER_WEBHOOK_SECRET=whsec_bench
 server_pid=""
