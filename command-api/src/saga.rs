@@ -146,7 +146,7 @@ pub async fn place_order(
     };
     let committed = match app
         .orders
-        .execute(&order_id.to_string(), command, context, "PlaceOrder")
+        .execute_new(&order_id.to_string(), command, context, "PlaceOrder")
         .await
     {
         Ok(committed) => committed,

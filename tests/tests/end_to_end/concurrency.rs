@@ -903,3 +903,51 @@ async fn a_replica_whose_cached_inventory_is_stale_neither_refuses_nor_overbooks
     assert_eq!(live.len(), 1, "{holds:?}");
     assert_eq!(live[0].order_id, booked.uuid("order_id"));
 }
+
+/// `execute_new` skips the load for an id the caller just made up. Given an
+/// id that is in fact taken (here: by another process's bus, so this one
+/// has nothing cached), the append conflicts and the stored state decides:
+/// the second registration is refused and nothing is recorded twice.
+#[tokio::test]
+async fn a_command_for_a_new_id_that_is_taken_after_all_is_decided_on_the_stored_state() {
+    let app = TestApp::spawn().await;
+    let vendor_id = Uuid::now_v7();
+    let register = |name: &str| domain::VendorCommand::Register {
+        vendor_id,
+        name: name.to_owned(),
+        at: chrono::Utc::now(),
+    };
+    let context = command_api::context::CommandContext::background(
+        command_api::Principal::system("test"),
+        "execute-new",
+    );
+    let first = ledger_support::command_app(&app);
+    first
+        .vendors
+        .execute_new(
+            &vendor_id.to_string(),
+            register("First"),
+            &context,
+            "RegisterVendor",
+        )
+        .await
+        .expect("the first registration is recorded");
+
+    let second = ledger_support::command_app(&app);
+    let refused = second
+        .vendors
+        .execute_new(
+            &vendor_id.to_string(),
+            register("Second"),
+            &context,
+            "RegisterVendor",
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(command_api::ApiError::Conflict { .. })),
+        "a second registration is refused, not recorded: {:?}",
+        refused.as_ref().map(|c| c.position)
+    );
+    let recorded = ledger_support::event_types(&app, "Vendor", vendor_id).await;
+    assert_eq!(recorded, vec!["VendorRegistered"], "recorded once");
+}
