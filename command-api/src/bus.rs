@@ -20,8 +20,14 @@
 //!   conflict and is reloaded. A rejection or no-op decided on a cached
 //!   copy is confirmed against the stored sequence first.
 //! - **One round trip per append.** The events (in sequence order, so the
-//!   hash-chain trigger sees each predecessor), the snapshot when one is
-//!   due, `RETURNING` the global positions.
+//!   hash-chain trigger sees each predecessor), `RETURNING` the global
+//!   positions.
+//! - **Snapshots off the worker's path.** When one falls due, a copy of the
+//!   state is encoded and written by a task of its own after the append:
+//!   for an inventory with tens of thousands of bookings that is megabytes
+//!   of JSON, which stalled every command queued on the aggregate for up
+//!   to 200 ms. A snapshot only spares a cold load some replay, so one
+//!   lost in a crash costs nothing, and an older one never replaces a newer.
 //!
 //! Loads go through postgres-es's `PersistedEventStore` (snapshot, then
 //! later events), and events stored with an older schema are upcast on
@@ -439,14 +445,13 @@ where
             });
         }
         let last = loaded.sequence + next;
-        if next > 0
-            && self
-                .snapshot_every
-                .is_some_and(|every| snapshot_due(every, loaded.snapshot_at, last))
-        {
-            loaded.snapshot_at = last;
-        }
         loaded.sequence = last;
+        if let Some(every) = self.snapshot_every {
+            if next > 0 && snapshot_due(every, loaded.snapshot_at, last) {
+                loaded.snapshot_at = last;
+                self.write_snapshot(aggregate_id, loaded.aggregate.clone(), last, every);
+            }
+        }
         self.cache_put(aggregate_id, loaded);
         Ok(answers)
     }
@@ -461,8 +466,8 @@ where
     }
 
     /// Appends `events` after `loaded.sequence` (whose aggregate already
-    /// reflects them), with the snapshot when one falls due, in one
-    /// statement. Answers each event's global position.
+    /// reflects them) in one statement. Answers each event's global
+    /// position.
     async fn append(
         &self,
         aggregate_id: &str,
@@ -485,16 +490,6 @@ where
             payloads.push(serde_json::to_value(event).map_err(failed)?);
             metadatas.push(serde_json::to_value(metadata).map_err(failed)?);
         }
-        // Encoded straight into the statement's buffer: a `Value` tree of
-        // an inventory with thousands of bookings would cost tens of MB,
-        // briefly, on every snapshot.
-        let snapshot = match self.snapshot_every {
-            Some(every) if snapshot_due(every, loaded.snapshot_at, last) => {
-                Some(((last / every) as i64, sqlx::types::Json(&loaded.aggregate)))
-            }
-            _ => None,
-        };
-        let (snapshot_number, snapshot_payload) = snapshot.unzip();
         let mut positions: Vec<i64> = sqlx::query_scalar(
             "WITH appended AS (
                  INSERT INTO events
@@ -504,15 +499,6 @@ where
                    FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
                         AS e(sequence, event_type, event_version, payload, metadata)
                  RETURNING global_position
-             ), snapshot AS (
-                 INSERT INTO snapshots
-                     (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-                 SELECT $1, $2, $8, $9, $10::jsonb WHERE $10::jsonb IS NOT NULL
-                 ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
-                    SET last_sequence = EXCLUDED.last_sequence,
-                        current_snapshot = EXCLUDED.current_snapshot,
-                        payload = EXCLUDED.payload
-                  WHERE snapshots.last_sequence < EXCLUDED.last_sequence
              )
              SELECT global_position FROM appended",
         )
@@ -523,9 +509,6 @@ where
         .bind(&versions)
         .bind(&payloads)
         .bind(&metadatas)
-        .bind(last as i64)
-        .bind(snapshot_number)
-        .bind(snapshot_payload)
         .fetch_all(&self.pool)
         .await
         .map_err(|err| match &err {
@@ -543,6 +526,51 @@ where
         // order; RETURNING does not promise an order.
         positions.sort_unstable();
         Ok(positions)
+    }
+
+    /// Writes `aggregate` (the state after event `sequence`, committed) as
+    /// the aggregate's snapshot, in a task of its own; see the module's
+    /// notes. Failures are logged: the next snapshot falls due later.
+    fn write_snapshot(&self, aggregate_id: &str, aggregate: A, sequence: usize, every: usize) {
+        let pool = self.pool.clone();
+        let aggregate_id = aggregate_id.to_owned();
+        tokio::spawn(async move {
+            // Encoding megabytes is CPU work: off the async workers.
+            let payload = match tokio::task::spawn_blocking(move || {
+                serde_json::to_string(&aggregate)
+            })
+            .await
+            {
+                Ok(Ok(payload)) => payload,
+                Ok(Err(err)) => {
+                    tracing::warn!(aggregate = A::TYPE, %aggregate_id, error = %err, "could not encode a snapshot");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let outcome = sqlx::query(
+                "INSERT INTO snapshots
+                     (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+                 VALUES ($1, $2, $3, $4, $5::jsonb)
+                 ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+                    SET last_sequence = EXCLUDED.last_sequence,
+                        current_snapshot = EXCLUDED.current_snapshot,
+                        payload = EXCLUDED.payload
+                  WHERE snapshots.last_sequence < EXCLUDED.last_sequence",
+            )
+            .bind(A::TYPE)
+            .bind(&aggregate_id)
+            .bind(sequence as i64)
+            .bind((sequence / every) as i64)
+            // Text, never a `Value` tree: for an inventory with thousands of
+            // bookings that would cost tens of MB, briefly.
+            .bind(payload)
+            .execute(&pool)
+            .await;
+            if let Err(err) = outcome {
+                tracing::warn!(aggregate = A::TYPE, %aggregate_id, sequence, error = %err, "could not write a snapshot");
+            }
+        });
     }
 
     fn cache_take(&self, aggregate_id: &str) -> Option<Loaded<A>> {

@@ -951,3 +951,75 @@ async fn a_command_for_a_new_id_that_is_taken_after_all_is_decided_on_the_stored
     let recorded = ledger_support::event_types(&app, "Vendor", vendor_id).await;
     assert_eq!(recorded, vec!["VendorRegistered"], "recorded once");
 }
+
+/// Snapshots are written by a task of their own after the append. Once the
+/// inventory's has landed, a process that loads the listing from it (plus
+/// the events after it) holds the same state as one that replays every
+/// event, and it goes on refusing the booked hours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_inventory_loaded_from_its_snapshot_equals_a_full_replay() {
+    let app = TestApp::spawn().await;
+    let vendor = app.register_vendor("Snapshotted Hours").await;
+    let listing = app.rental_listing(vendor, "hour", "2.00", "0.00", 1).await;
+    for hour in 0..70 {
+        let answer = app
+            .post(
+                "/v1/orders",
+                &app.customer(&format!("c-{hour}")),
+                order_body(vec![rental_item(
+                    listing,
+                    1,
+                    &at(0, hour),
+                    &at(0, hour + 1),
+                )]),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+    }
+    let snapshotted_at = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT last_sequence FROM snapshots
+              WHERE aggregate_type = 'Inventory' AND aggregate_id = $1",
+        )
+        .bind(listing.to_string())
+        .fetch_optional(&app.pool)
+        .await
+        .expect("read snapshots")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while snapshotted_at().await.is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let at_sequence = snapshotted_at().await.expect("a snapshot was written");
+    assert!(at_sequence >= 50, "snapshot at {at_sequence}");
+
+    let id = listing.to_string();
+    let from_snapshot = ledger_support::command_app(&app)
+        .inventory
+        .load(&id)
+        .await
+        .expect("load from the snapshot");
+    let replayed = command_api::bus::CommandBus::<domain::Inventory>::new(
+        app.pool.clone(),
+        ledger_nats::CommitNotifier::new(),
+    )
+    .load(&id)
+    .await
+    .expect("replay every event");
+    assert_eq!(
+        serde_json::to_value(&from_snapshot).expect("encode"),
+        serde_json::to_value(&replayed).expect("encode"),
+        "the snapshot and the replay disagree"
+    );
+
+    let (replica, _server) = spawn_replica(&app).await;
+    let refused = post(
+        &racing_client(),
+        &replica,
+        "/v1/orders",
+        &app.customer("late"),
+        order_body(vec![rental_item(listing, 1, &at(0, 10), &at(0, 11))]),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+}
