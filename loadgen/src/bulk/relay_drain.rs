@@ -12,7 +12,7 @@ use chrono::{TimeDelta, Utc};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use ledger_nats::{EventEnvelope, Relay, RelayConfig, StreamSettings};
+use ledger_nats::{CommitNotifier, EventEnvelope, Relay, RelayConfig, StreamSettings};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sqlx::postgres::PgPoolOptions;
@@ -199,6 +199,11 @@ async fn steady(
             "--steady-rate, --writers and --listings-per-writer must be positive".into(),
         ));
     }
+    // Writers wake the relay as the command API's do: through a notifier
+    // whose task turns bursts of commits into notifications.
+    let notifier = CommitNotifier::new();
+    let (notifier_stop, notifier_stopped) = watch::channel(false);
+    let notifier_task = tokio::spawn(notifier.clone().run(pool.clone(), notifier_stopped));
     // Set-up, not measured: each writer's vendor and listings.
     let mut sims = Vec::with_capacity(args.writers);
     for w in 0..args.writers {
@@ -215,11 +220,11 @@ async fn steady(
             config,
         );
         let now = Utc::now();
-        store::commit_live(pool, &sim.register_vendor(now)?).await?;
+        store::commit_live(pool, &notifier, &sim.register_vendor(now)?).await?;
         for _ in 0..args.listings_per_writer {
             let now = Utc::now();
             for commit in sim.create_listing(0, now, now + TimeDelta::milliseconds(3))? {
-                store::commit_live(pool, &commit).await?;
+                store::commit_live(pool, &notifier, &commit).await?;
             }
         }
         sims.push(sim);
@@ -284,6 +289,7 @@ async fn steady(
     for mut sim in sims {
         let pool = pool.clone();
         let commits = commits.clone();
+        let notifier = notifier.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             let mut written = 0u64;
@@ -302,7 +308,7 @@ async fn steady(
                     continue;
                 };
                 for commit in booking {
-                    store::commit_live(&pool, &commit).await?;
+                    store::commit_live(&pool, &notifier, &commit).await?;
                     let at = SystemTime::now();
                     for row in &commit {
                         mine.push((
@@ -330,6 +336,8 @@ async fn steady(
     let wrote_for = started.elapsed();
     let final_head = head(pool).await?;
     wait_for(pool, &args.stream, final_head, None).await?;
+    let _ = notifier_stop.send(true);
+    let _ = notifier_task.await;
     // Let the subscriber take the last messages.
     let deadline = Instant::now() + Duration::from_secs(10);
     while received_count.load(Ordering::Relaxed) < written && Instant::now() < deadline {

@@ -9,6 +9,7 @@
 //! Live: one transaction per command, one INSERT per event, as postgres-es
 //! does, with the table's defaults for `event_id` and `recorded_at`.
 
+use ledger_nats::CommitNotifier;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -66,8 +67,12 @@ pub async fn insert_bulk(conn: &mut PgConnection, rows: &[EventRow]) -> Result<(
 }
 
 /// Commits one command's events in one transaction, an INSERT per event,
-/// then notifies the relay.
-pub async fn commit_live(pool: &PgPool, rows: &[EventRow]) -> Result<(), BenchError> {
+/// then tells `notifier`, which wakes the relay.
+pub async fn commit_live(
+    pool: &PgPool,
+    notifier: &CommitNotifier,
+    rows: &[EventRow],
+) -> Result<(), BenchError> {
     let mut tx = pool.begin().await?;
     for row in rows {
         sqlx::query(LIVE_INSERT)
@@ -82,9 +87,10 @@ pub async fn commit_live(pool: &PgPool, rows: &[EventRow]) -> Result<(), BenchEr
             .await?;
     }
     tx.commit().await?;
-    // As the command API does: wake the relay after the commit (a NOTIFY
-    // inside the transaction would serialise commits).
-    ledger_nats::notify_relays(pool).await?;
+    // As the command API does: the relay is woken after the commit (a
+    // NOTIFY inside the transaction would serialise commits), by the
+    // notifier's task, without waiting here.
+    notifier.committed();
     Ok(())
 }
 
