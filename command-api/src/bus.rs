@@ -477,7 +477,6 @@ where
     ) -> Result<Vec<i64>, Result<Retry, ApiError>> {
         let failed = |e: serde_json::Error| Err(ApiError::internal(e));
         let first = loaded.sequence + 1;
-        let last = loaded.sequence + events.len();
         let mut sequences = Vec::with_capacity(events.len());
         let mut types = Vec::with_capacity(events.len());
         let mut versions = Vec::with_capacity(events.len());
