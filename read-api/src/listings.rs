@@ -43,6 +43,17 @@ struct ListingRow {
     updated_at: DateTime<Utc>,
 }
 
+/// A listing with its allocations over a period, as parallel arrays
+/// (`None` when there are none).
+#[derive(FromRow)]
+struct ListingWithAllocations {
+    #[sqlx(flatten)]
+    listing: ListingRow,
+    starts: Option<Vec<DateTime<Utc>>>,
+    ends: Option<Vec<DateTime<Utc>>>,
+    quantities: Option<Vec<Option<i32>>>,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ListingView {
     listing_id: Uuid,
@@ -333,7 +344,36 @@ async fn free_units(
     to: DateTime<Utc>,
     quantity: i64,
 ) -> Result<Availability, ApiError> {
-    let listing = visible_listing(app, principal, listing_id).await?;
+    // The listing and, for a rental, its allocations over the period, in
+    // one statement: the query route's whole cost is its round trips.
+    let sql = format!(
+        "SELECT {LISTING_COLUMNS}, a.starts, a.ends, a.quantities
+           FROM rm_listings l
+           LEFT JOIN LATERAL (
+               SELECT array_agg(greatest(start_at, $3)) AS starts,
+                      array_agg(least(end_at, $4)) AS ends,
+                      array_agg(quantity) AS quantities
+                 FROM rm_allocations
+                WHERE l.kind = 'rental' AND listing_id = l.listing_id
+                  AND start_at < $4 AND end_at > $3
+                  AND (kind IN ('booking', 'blackout') OR (kind = 'hold' AND expires_at > now()))
+           ) a ON TRUE
+          WHERE l.listing_id = $2 AND {}",
+        visibility(principal)
+    );
+    let found: Option<ListingWithAllocations> = sqlx::query_as(&sql)
+        .bind(principal.vendor_id)
+        .bind(listing_id)
+        .bind(from)
+        .bind(to)
+        .fetch_optional(&app.pool)
+        .await?;
+    let ListingWithAllocations {
+        listing,
+        starts,
+        ends,
+        quantities,
+    } = found.ok_or_else(|| ApiError::NotFound("listing".to_owned()))?;
     let answer = if listing.kind == "sale" {
         let free = i64::from(listing.stock.unwrap_or(0) - listing.stock_held).max(0);
         Availability {
@@ -350,16 +390,13 @@ async fn free_units(
         }
     } else {
         let units = i64::from(listing.units.unwrap_or(0));
-        let allocations: Vec<(DateTime<Utc>, DateTime<Utc>, Option<i32>)> = sqlx::query_as(
-            "SELECT greatest(start_at, $2), least(end_at, $3), quantity FROM rm_allocations
-              WHERE listing_id = $1 AND start_at < $3 AND end_at > $2
-                AND (kind IN ('booking', 'blackout') OR (kind = 'hold' AND expires_at > now()))",
-        )
-        .bind(listing_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&app.pool)
-        .await?;
+        let allocations: Vec<(DateTime<Utc>, DateTime<Utc>, Option<i32>)> = starts
+            .unwrap_or_default()
+            .into_iter()
+            .zip(ends.unwrap_or_default())
+            .zip(quantities.unwrap_or_default())
+            .map(|((start, end), quantity)| (start, end, quantity))
+            .collect();
         let slots = slots(from, to, units, &allocations);
         let free_min = slots.iter().map(|s| s.free).min().unwrap_or(units);
         Availability {
