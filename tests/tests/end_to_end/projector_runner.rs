@@ -675,6 +675,25 @@ async fn write_backlog(pool: &PgPool, aggregate: &str, count: i64) {
     .expect("write a backlog");
 }
 
+/// Waits (up to a minute) for the recorder's checkpoint to reach the head,
+/// then checks that it applied every committed event once, in order.
+async fn assert_applied_once_in_order_up_to_the_head(pool: &PgPool) {
+    let last = head(pool).await;
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            checkpoint(pool, RECORDER).await >= last
+        })
+        .await,
+        "checkpoint {} never reached {last}",
+        checkpoint(pool, RECORDER).await
+    );
+    assert_eq!(
+        applied(pool).await,
+        positions_in_table(pool).await,
+        "every event applied once, in order"
+    );
+}
+
 /// How many messages the recorder's durable consumer has delivered since
 /// it was created.
 async fn delivered_by_durable(client: &async_nats::Client, stream: &str) -> u64 {
@@ -707,20 +726,7 @@ async fn a_runner_starting_far_behind_the_stream_takes_the_backlog_from_the_tabl
 
     let task = RunnerTask::start(&pool, &stream).await;
     write_backlog(&pool, "after", 1).await;
-    let last = head(&pool).await;
-    assert!(
-        eventually(Duration::from_secs(60), || async {
-            checkpoint(&pool, RECORDER).await >= last
-        })
-        .await,
-        "checkpoint {} never reached {last}",
-        checkpoint(&pool, RECORDER).await
-    );
-    assert_eq!(
-        applied(&pool).await,
-        positions_in_table(&pool).await,
-        "every event applied once, in order"
-    );
+    assert_applied_once_in_order_up_to_the_head(&pool).await;
     let delivered = delivered_by_durable(&client, &stream).await;
     assert!(
         delivered < 1_000,
@@ -754,20 +760,7 @@ async fn a_running_consumer_far_behind_the_stream_catches_up_from_the_table() {
     );
 
     write_backlog(&pool, "flood", 20_000).await;
-    let last = head(&pool).await;
-    assert!(
-        eventually(Duration::from_secs(60), || async {
-            checkpoint(&pool, RECORDER).await >= last
-        })
-        .await,
-        "checkpoint {} never reached {last}",
-        checkpoint(&pool, RECORDER).await
-    );
-    assert_eq!(
-        applied(&pool).await,
-        positions_in_table(&pool).await,
-        "every event applied once, in order"
-    );
+    assert_applied_once_in_order_up_to_the_head(&pool).await;
     let delivered = delivered_by_durable(&client, &stream).await;
     assert!(
         delivered < 20_000,
