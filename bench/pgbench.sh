@@ -34,6 +34,9 @@ for v in "$clients" "$seconds" "$jobs"; do
 done
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# As bench/suite.sh: no TLS on the loopback, for the baseline as for the
+# ledger it is compared with.
+export PGSSLMODE="${PGSSLMODE:-disable}"
 PGBENCH="${PGBENCH:-/usr/bin/pgbench}"
 admin_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 db=ledger_pgbench
