@@ -82,6 +82,33 @@ pub fn decode<E: serde::de::DeserializeOwned>(event: &EventEnvelope) -> Result<E
     decoded.map_err(|e| Error::apply(event, e))
 }
 
+/// The events after position `after` up to `until` (inclusive), in position
+/// order, at most `limit` of them (`None`: all): the log as the runner's
+/// catch-up, a rebuild and a swap read it.
+pub async fn events_between<'e, X: sqlx::PgExecutor<'e>>(
+    executor: X,
+    after: i64,
+    until: i64,
+    limit: Option<i64>,
+) -> Result<Vec<EventEnvelope>, Error> {
+    let sql = format!(
+        "SELECT {} FROM public.events
+          WHERE global_position > $1 AND global_position <= $2
+          ORDER BY global_position LIMIT $3",
+        ledger_nats::envelope::ENVELOPE_COLUMNS
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(until)
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(EventEnvelope::from_row)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Every read model `ledger project` runs, by name.
 pub fn read_models() -> Vec<std::sync::Arc<dyn Consumer>> {
     vec![

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use ledger_nats::envelope::ENVELOPE_COLUMNS;
 use ledger_nats::EventEnvelope;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
@@ -169,35 +168,13 @@ pub async fn apply_until(
         let slowest = reached.iter().copied().min().unwrap_or(report.reached);
         progress(applied, slowest);
     };
-    let sql = format!(
-        "SELECT {ENVELOPE_COLUMNS} FROM public.events
-          WHERE global_position > $1 AND global_position <= $2
-          ORDER BY global_position LIMIT $3"
-    );
     let mut position = start;
     let mut read_error = None;
     'reading: while position < until {
-        let rows = match sqlx::query(&sql)
-            .bind(position)
-            .bind(until)
-            .bind(BATCH)
-            .fetch_all(pool)
-            .await
-        {
-            Ok(rows) => rows,
-            Err(err) => {
-                read_error = Some(Error::from(err));
-                break;
-            }
-        };
-        let events = match rows
-            .iter()
-            .map(EventEnvelope::from_row)
-            .collect::<Result<Vec<_>, _>>()
-        {
+        let events = match crate::events_between(pool, position, until, Some(BATCH)).await {
             Ok(events) => events,
             Err(err) => {
-                read_error = Some(err.into());
+                read_error = Some(err);
                 break;
             }
         };
@@ -399,19 +376,7 @@ async fn swap(
     let from = checkpoints::lock(&mut tx, name).await?;
     let mut reached = from;
     if until > from {
-        let sql = format!(
-            "SELECT {ENVELOPE_COLUMNS} FROM public.events
-              WHERE global_position > $1 AND global_position <= $2 ORDER BY global_position"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(from)
-            .bind(until)
-            .fetch_all(&mut *tx)
-            .await?;
-        let events = rows
-            .iter()
-            .map(EventEnvelope::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = crate::events_between(&mut *tx, from, until, None).await?;
         consumer.apply(&mut tx, &events).await?;
         reached = until;
         checkpoints::store(&mut tx, name, reached).await?;

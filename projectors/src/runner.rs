@@ -280,21 +280,13 @@ impl Runner {
             if checkpoint >= published {
                 return Ok(());
             }
-            let sql = format!(
-                "SELECT {ENVELOPE_COLUMNS} FROM events
-                  WHERE global_position > $1 AND global_position <= $2
-                  ORDER BY global_position LIMIT $3"
-            );
-            let rows = sqlx::query(&sql)
-                .bind(checkpoint)
-                .bind(published)
-                .bind(self.config.batch as i64)
-                .fetch_all(&self.pool)
-                .await?;
-            let events = rows
-                .iter()
-                .map(EventEnvelope::from_row)
-                .collect::<Result<Vec<_>, _>>()?;
+            let events = crate::events_between(
+                &self.pool,
+                checkpoint,
+                published,
+                Some(self.config.batch as i64),
+            )
+            .await?;
             if events.is_empty() {
                 // Only rolled-back positions up to `published`.
                 let mut tx = self.pool.begin().await?;
