@@ -5,9 +5,12 @@
 //! - `stream`: provisioning the stream from configuration;
 //! - `relay`: the only publisher, moving committed events to the stream in
 //!   commit order;
-//! - `wakeup`: how writers wake the relay after they commit.
+//! - `wakeup`: how writers wake the relay after they commit;
+//! - `faults`: what a component of the pipeline found wrong, for every
+//!   replica to report.
 
 pub mod envelope;
+pub mod faults;
 pub mod relay;
 pub mod stream;
 pub mod wakeup;

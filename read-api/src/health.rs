@@ -1,5 +1,8 @@
 //! `GET /health/live` (the process answers) and `GET /health/ready` (its
-//! dependencies answer; 503 names the one that does not).
+//! dependencies answer; 503 names the one that does not). A fault of the
+//! pipeline (a stalled consumer, a stream from another history) leaves the
+//! process able to serve, so it is 200 with `status: "degraded"` and the
+//! faults named: reads may be stale, and an operator must act.
 
 use std::time::Duration;
 
@@ -38,9 +41,31 @@ pub async fn ready(State(app): State<ReadState>) -> (StatusCode, Json<Value>) {
         .filter_map(|(name, ok)| (ok == Some(false)).then_some(name))
         .collect();
     if failing.is_empty() {
+        let faults = match ledger_nats::faults::list(&app.pool).await {
+            Ok(faults) => faults,
+            Err(err) => {
+                tracing::warn!(error = %err, "pipeline faults could not be read");
+                Vec::new()
+            }
+        };
+        if faults.is_empty() {
+            return (
+                StatusCode::OK,
+                Json(json!({"status": "ok", "checks": checks})),
+            );
+        }
+        checks["pipeline"] = json!("degraded");
+        let degraded: Vec<Value> = faults
+            .iter()
+            .map(|f| {
+                json!({"component": f.component, "kind": f.kind, "position": f.position,
+                       "detail": f.detail, "since": f.since})
+            })
+            .collect();
+        tracing::warn!(faults = degraded.len(), "ready but degraded");
         (
             StatusCode::OK,
-            Json(json!({"status": "ok", "checks": checks})),
+            Json(json!({"status": "degraded", "checks": checks, "degraded": degraded})),
         )
     } else {
         tracing::warn!(?failing, "not ready");

@@ -22,9 +22,17 @@ pub struct ProjectionStatus {
     head: i64,
     lag_events: i64,
     lag_seconds: f64,
-    /// `live` when caught up, `catching_up` otherwise.
-    state: &'static str,
+    /// `live` when caught up, `catching_up` otherwise; `stalled` when a
+    /// batch failed its retries, `stream_mismatch` when the stream is not
+    /// this database's (see `error`).
+    state: String,
     updated_at: DateTime<Utc>,
+    /// What stopped it, while `state` is `stalled` or `stream_mismatch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The position it stopped at, while stalled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stalled_at: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/v1/projections", tag = "queries", responses((status = 200, description = "How far each read model has come", body = Vec<ProjectionStatus>)), security(("bearer" = [])))]
@@ -58,11 +66,25 @@ pub async fn list(
     .bind(head)
     .fetch_all(&app.pool)
     .await?;
+    let faults: std::collections::HashMap<String, ledger_nats::faults::Fault> =
+        ledger_nats::faults::list(&app.pool)
+            .await?
+            .into_iter()
+            .map(|f| (f.component.clone(), f))
+            .collect();
     let now = Utc::now();
     Ok(Json(
         rows.into_iter()
-            .map(
-                |(name, position, updated_at, lag_events, oldest)| ProjectionStatus {
+            .map(|(name, position, updated_at, lag_events, oldest)| {
+                let fault = faults.get(&ledger_nats::faults::consumer_component(&name));
+                ProjectionStatus {
+                    state: match fault {
+                        Some(f) => f.kind.clone(),
+                        None if lag_events == 0 => "live".to_owned(),
+                        None => "catching_up".to_owned(),
+                    },
+                    error: fault.map(|f| f.detail.clone()),
+                    stalled_at: fault.and_then(|f| f.position),
                     name,
                     position,
                     head,
@@ -70,14 +92,9 @@ pub async fn list(
                     lag_seconds: oldest
                         .map(|t| ((now - t).num_milliseconds().max(0) as f64) / 1000.0)
                         .unwrap_or(0.0),
-                    state: if lag_events == 0 {
-                        "live"
-                    } else {
-                        "catching_up"
-                    },
                     updated_at,
-                },
-            )
+                }
+            })
             .collect(),
     ))
 }
