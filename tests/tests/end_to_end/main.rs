@@ -3,6 +3,7 @@
 //! saves minutes of each build on a two-core machine, and one harness keeps
 //! both cores busy until the last test ends.
 
+mod attack_run;
 mod audit;
 mod authorization;
 mod authorization_matrix;
