@@ -367,8 +367,8 @@ pub async fn serve(
         background.push(tokio::spawn(relay.run(stop_rx.clone())));
         match &config.audit.signing {
             Some(key) => {
-                let key_id = read_api::audit::key_id(&key.verifying_key());
-                let sealer = read_api::audit::Sealer::new(
+                let key_id = audit::key_id(&key.verifying_key());
+                let sealer = audit::Sealer::new(
                     pool.clone(),
                     key.clone(),
                     key_id,

@@ -196,14 +196,11 @@ async fn main() -> ExitCode {
             public_key,
         }) => audit_verify(database, from, to, public_key).await,
         Task::Audit(AuditTask::Keygen) => {
-            let key = read_api::audit::generate_signing_key();
-            println!(
-                "LEDGER_AUDIT_SIGNING_KEY={}",
-                read_api::audit::signing_key_hex(&key)
-            );
+            let key = audit::generate_signing_key();
+            println!("LEDGER_AUDIT_SIGNING_KEY={}", audit::signing_key_hex(&key));
             println!(
                 "LEDGER_AUDIT_PUBLIC_KEY={}",
-                read_api::audit::verifying_key_hex(&key.verifying_key())
+                audit::verifying_key_hex(&key.verifying_key())
             );
             Ok(())
         }
@@ -261,11 +258,11 @@ async fn audit_verify(
 ) -> Result<(), LedgerError> {
     let key = public_key
         .as_deref()
-        .map(read_api::audit::parse_verifying_key)
+        .map(audit::parse_verifying_key)
         .transpose()
         .map_err(|e| LedgerError::Config(format!("public key: {e}")))?;
     let pool = ledger::connect(&database.database_url, 2).await?;
-    let report = read_api::audit::verify_with(&pool, key.as_ref(), from, to).await?;
+    let report = audit::verify_with(&pool, key.as_ref(), from, to).await?;
     println!(
         "{}",
         serde_json::to_string_pretty(&report).map_err(|e| LedgerError::Config(e.to_string()))?

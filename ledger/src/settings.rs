@@ -150,12 +150,12 @@ impl ServeArgs {
         let signing = self
             .audit_signing_key
             .as_deref()
-            .map(read_api::audit::parse_signing_key)
+            .map(audit::parse_signing_key)
             .transpose()
             .map_err(|e| format!("LEDGER_AUDIT_SIGNING_KEY: {e}"))?;
         let public = match (&self.audit_public_key, &signing) {
             (Some(hex), _) => Some(
-                read_api::audit::parse_verifying_key(hex)
+                audit::parse_verifying_key(hex)
                     .map_err(|e| format!("LEDGER_AUDIT_PUBLIC_KEY: {e}"))?,
             ),
             (None, Some(signing)) => Some(signing.verifying_key()),

@@ -267,8 +267,8 @@ impl World {
         if (400..500).contains(&status) {
             if !content_type.starts_with("application/problem+json") {
                 broken.push(format!("answered {status} as `{content_type}`: {body}"));
-            } else if body["status"] != Value::from(status)
-                || !body["title"].as_str().is_some_and(|t| !t.is_empty())
+            } else if body["status"].as_u64() != Some(u64::from(status))
+                || body["title"].as_str().is_none_or(str::is_empty)
             {
                 broken.push(format!("a problem without its status or title: {body}"));
             }

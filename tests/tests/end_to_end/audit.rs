@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use audit::chain::{chained_page, StoredEvent};
+use audit::{self, FailureKind, Report, Seal, Sealer};
 use command_api::Role;
 use ed25519_dalek::SigningKey;
 use ledger_tests::{at, TestApp};
-use read_api::audit::chain::{chained_page, StoredEvent};
-use read_api::audit::{self, FailureKind, Report, Seal, Sealer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
@@ -621,7 +621,7 @@ async fn the_sealer_runs_until_shut_down_and_stays_below_the_relay() {
 /// route then checks the seals' signatures with the public key.
 #[tokio::test]
 async fn a_ledger_with_a_signing_key_seals_its_log_and_the_route_checks_the_signatures() {
-    let key = read_api::audit::dev_signing_key();
+    let key = audit::dev_signing_key();
     let app = TestApp::spawn_server(|config| {
         config.audit = ledger::AuditKeys {
             signing: Some(key.clone()),

@@ -13,7 +13,7 @@ use ed25519_dalek::SigningKey;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use super::seal::{DigestBuilder, Seal};
+use crate::seal::{DigestBuilder, Seal};
 
 /// Most events per seal, unless configured otherwise.
 pub const DEFAULT_MAX_EVENTS: usize = 1000;

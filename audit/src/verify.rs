@@ -23,9 +23,9 @@
 use ed25519_dalek::VerifyingKey;
 use sqlx::PgPool;
 
-use super::chain::{self, check_chain, ChainedEvent};
-use super::report::{missing, Failure, FailureKind, Report};
-use super::seal::{self, DigestBuilder, Seal};
+use crate::chain::{self, check_chain, ChainedEvent};
+use crate::report::{missing, Failure, FailureKind, Report};
+use crate::seal::{self, DigestBuilder, Seal};
 
 /// Events read per query.
 const PAGE: i64 = 500;

@@ -9,7 +9,7 @@
 //!   `n − 1`'s digest (empty for seal 1);
 //! - an Ed25519 `signature` over [`signed_message`].
 //!
-//! The [`Sealer`](super::Sealer) writes them.
+//! The [`Sealer`](crate::Sealer) writes them.
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};

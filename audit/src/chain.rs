@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::report::{Failure, FailureKind};
+use crate::report::{Failure, FailureKind};
 
 /// One event as stored, with the JSON columns as their exact stored text.
 #[derive(Debug, Clone, sqlx::FromRow)]

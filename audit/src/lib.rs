@@ -1,0 +1,33 @@
+//! Tamper evidence (DESIGN.md "Event store"): the per-aggregate hash chain
+//! kept by the database, signed seals over position ranges, and their
+//! verification.
+//!
+//! - `chain`: the canonical content of an event and its hash, equal to
+//!   what the `events_chain_hash` trigger stores;
+//! - `seal`: a seal, its digest and signed encoding;
+//! - `sealer`: the [`Sealer`] that writes seals up to the relay's position;
+//! - `verify`: [`verify`], the first bad position and why ([`Report`]);
+//! - `keys`: Ed25519 keys from hex, a development key.
+//!
+//! The read API serves the [`Report`] at `GET /v1/audit/verify` (auditor,
+//! admin); `ledger audit verify` prints it. Without a configured public
+//! key verification still checks every hash, seal digest, seal position
+//! list and seal link, and says
+//! `signatures_checked: false`: only a verifier holding the key can tell a
+//! seal re-made by someone with database access from a genuine one.
+
+pub mod chain;
+pub mod keys;
+pub mod report;
+pub mod seal;
+pub mod sealer;
+pub mod verify;
+
+pub use keys::{
+    dev_signing_key, generate_signing_key, key_id, parse_signing_key, parse_verifying_key,
+    signing_key_hex, verifying_key_hex, KeyError, DEV_KEY_ID,
+};
+pub use report::{Failure, FailureKind, Report};
+pub use seal::Seal;
+pub use sealer::Sealer;
+pub use verify::{verify, verify_with};
