@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the time goes under one load: the README's "What limits it".
 #
-#   bench/profile.sh [--preload "SCENARIO ..."] [--perf] [--statements PG_LOG] SCENARIO [ledger bench run args]
+#   bench/profile.sh [--preload "SCENARIO ..."] [--perf] [--statements PG_LOG] SCENARIO [ledger-bench run args]
 #
 # Starts `ledger serve` (release build, as bench/suite.sh) on a scratch
 # database, runs the preload scenarios (20 s each, to give the read models
@@ -35,6 +35,7 @@ source scripts/services.sh
 export PGSSLMODE=${PGSSLMODE:-disable}
 export LEDGER_JWT_SECRET=bench-secret-0123456789 LEDGER_WEBHOOK_SECRET=whsec_bench
 ledger=${LEDGER_BIN:-target/release/ledger}
+bench=${LEDGER_BENCH_BIN:-target/release/ledger-bench}
 admin_url="$LEDGER_TEST_DATABASE_URL"
 db=ledger_bench_profile
 port=18492
@@ -53,7 +54,7 @@ LEDGER_RATE_LIMIT_PER_IP=1000000 LEDGER_RATE_LIMIT_PER_IP_BURST=1000000 RUST_LOG
 server=$!
 cleanup() {
   kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  "$ledger" bench drop-streams "BENCH_$db" >/dev/null 2>&1 || true
+  "$bench" drop-streams "BENCH_$db" >/dev/null 2>&1 || true
   psql "$admin_url" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -64,10 +65,10 @@ done
 
 for pre in $preload; do
   echo "profile: preload $pre" >&2
-  "$ledger" bench run --url "$url" --scenario "$pre" --duration 20s >/dev/null
+  "$bench" run --url "$url" --scenario "$pre" --duration 20s >/dev/null
 done
 echo "profile: $scenario $*" >&2
-"$ledger" bench run --url "$url" --scenario "$scenario" --duration 20s "$@" >".local/profile-$scenario.txt" &
+"$bench" run --url "$url" --scenario "$scenario" --duration 20s "$@" >".local/profile-$scenario.txt" &
 load=$!
 sleep 9
 counters="SELECT xact_commit, tup_inserted, tup_updated, tup_deleted, tup_fetched

@@ -9,7 +9,7 @@
 # bench/results/<UTC time>/):
 #   baseline  pgbench (bench/pgbench.sh, 32 clients);
 #   http      `ledger serve` (release) on a scratch database, driven over HTTP
-#             by `ledger bench run`: place-order, hot-listing, deep-listing
+#             by `ledger-bench run`: place-order, hot-listing, deep-listing
 #             (10,000 bookings), mixed (with the server's peak RSS),
 #             place-order paced at half its maximum (projection lag), reads;
 #   bulk      a ~1,000,000-event seed, every read model rebuilt from it, the
@@ -51,8 +51,9 @@ else
   seed_args=(--vendors 200 --listings 20000 --bookings 188000 --seed 7)
 fi
 
-$build && cargo build --release --locked -p ledger
+$build && cargo build --release --locked -p ledger -p loadgen
 ledger=${LEDGER_BIN:-target/release/ledger}
+bench=${LEDGER_BENCH_BIN:-target/release/ledger-bench}
 mkdir -p "$run"
 echo "suite: results in $run" >&2
 
@@ -68,7 +69,7 @@ scratch=()
 
 cleanup() {
   [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  "$ledger" bench drop-streams BENCH_ledger_bench_http BENCH_DRAIN >/dev/null 2>&1 || true
+  "$bench" drop-streams BENCH_ledger_bench_http BENCH_DRAIN >/dev/null 2>&1 || true
   for db in "${scratch[@]}"; do
     psql "$admin_url" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
@@ -117,11 +118,11 @@ stop_server() {
   server_pid=""
 }
 
-# bench NAME ARGS...: one `ledger bench run`, table to NAME.txt, JSON to NAME.json.
+# bench NAME ARGS...: one `ledger-bench run`, table to NAME.txt, JSON to NAME.json.
 bench() {
   local name=$1; shift
   echo "suite: $name" >&2
-  "$ledger" bench run --url "http://127.0.0.1:$port" --json "$run/$name.json" "$@" \
+  "$bench" run --url "http://127.0.0.1:$port" --json "$run/$name.json" "$@" \
     | tee "$run/$name.txt"
 }
 
@@ -156,11 +157,11 @@ if part bulk; then
   fresh_db ledger_bench_bulk
   bulk_url="${DATABASE_URL%/*}/ledger_bench_bulk"
   echo "suite: seed" >&2
-  "$ledger" bench seed --database-url "$bulk_url" "${seed_args[@]}" 2>&1 | tee "$run/seed.txt"
+  "$bench" seed --database-url "$bulk_url" "${seed_args[@]}" 2>&1 | tee "$run/seed.txt"
   echo "suite: rebuild" >&2
-  "$ledger" bench rebuild --database-url "$bulk_url" 2>&1 | tee "$run/rebuild.txt"
+  "$bench" rebuild --database-url "$bulk_url" 2>&1 | tee "$run/rebuild.txt"
   echo "suite: relay drain" >&2
-  "$ledger" bench relay-drain --database-url "$bulk_url" --stream BENCH_DRAIN \
+  "$bench" relay-drain --database-url "$bulk_url" --stream BENCH_DRAIN \
     --steady-rate 1000 --seconds "$seconds" 2>&1 | tee "$run/relay_drain.txt"
 fi
 
@@ -170,7 +171,7 @@ if part big; then
   big_url="${DATABASE_URL%/*}/ledger_bench_big"
   if ! psql "$big_url" -Atc "SELECT 1 FROM events LIMIT 1" 2>/dev/null | grep -q 1; then
     psql "$admin_url" -qc "CREATE DATABASE ledger_bench_big" 2>/dev/null || true
-    "$ledger" bench seed --database-url "$big_url" \
+    "$bench" seed --database-url "$big_url" \
       --vendors 1000 --listings 100000 --bookings 1000000 2>&1 | tee "$run/seed_big.txt"
   fi
   port=18481

@@ -46,9 +46,6 @@ enum Task {
     /// Verify that the log was never altered; make signing keys.
     #[command(subcommand)]
     Audit(AuditTask),
-    /// Measure a ledger: HTTP load, bulk seeding, relay drain, rebuild.
-    #[command(subcommand)]
-    Bench(loadgen::BenchTask),
 }
 
 #[derive(Subcommand)]
@@ -177,9 +174,6 @@ async fn main() -> ExitCode {
         }
         Task::Migrate(args) => migrate(args).await,
         Task::Token(args) => token(args),
-        Task::Bench(task) => loadgen::execute(task)
-            .await
-            .map_err(|e| LedgerError::Config(format!("bench: {e}"))),
         Task::Events(EventsTask::Export { database, export }) => {
             export_events(database, export).await
         }

@@ -1,4 +1,4 @@
-//! The one error type of `ledger bench`.
+//! The one error type of `ledger-bench`.
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {

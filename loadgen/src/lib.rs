@@ -1,4 +1,4 @@
-//! `ledger bench`: measures a ledger.
+//! `ledger-bench`: measures a ledger.
 //!
 //! - [`run`]: the HTTP load generator. It drives a running ledger with a
 //!   realistic mix (searches, availability, orders, payment webhooks,

@@ -1,4 +1,4 @@
-//! `ledger bench drop-streams`: deletes the JetStream streams a benchmark
+//! `ledger-bench drop-streams`: deletes the JetStream streams a benchmark
 //! made, so that a run leaves the shared NATS server as it found it.
 
 use crate::BenchError;

@@ -1,4 +1,4 @@
-//! Benchmarks on large logs (`ledger bench seed|relay-drain|rebuild`).
+//! Benchmarks on large logs (`ledger-bench seed|relay-drain|rebuild`).
 //!
 //! - `seed`: a valid history (vendors, published listings with their
 //!   inventories, paid and confirmed rental orders) produced by the domain

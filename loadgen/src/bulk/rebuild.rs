@@ -1,4 +1,4 @@
-//! `ledger bench rebuild`: every read model rebuilt from the events table
+//! `ledger-bench rebuild`: every read model rebuilt from the events table
 //! with the code behind `ledger projections rebuild` (`apply_until`, the
 //! passes of `rebuild_and_swap`), into scratch schemas that are dropped at
 //! the end, so the live read models are left as they are.

@@ -1,4 +1,4 @@
-//! `ledger bench relay-drain`: the relay (the code `ledger relay` runs)
+//! `ledger-bench relay-drain`: the relay (the code `ledger relay` runs)
 //! publishing a backlog into a fresh stream, then, optionally, the commit →
 //! published latency while events are written at a steady rate.
 

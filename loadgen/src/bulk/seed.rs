@@ -1,4 +1,4 @@
-//! `ledger bench seed`: a valid history written in bulk.
+//! `ledger-bench seed`: a valid history written in bulk.
 
 use std::time::{Duration as StdDuration, Instant};
 

@@ -1,4 +1,4 @@
-//! The HTTP load generator (`ledger bench run`).
+//! The HTTP load generator (`ledger-bench run`).
 //!
 //! It drives a running ledger with one of several scenarios (see
 //! [`Scenario`]), each client its own customer, and reports per operation
@@ -195,7 +195,7 @@ impl From<RunArgs> for RunConfig {
     }
 }
 
-/// `ledger bench run`: runs, prints the report, writes it as JSON if asked;
+/// `ledger-bench run`: runs, prints the report, writes it as JSON if asked;
 /// a failed consistency check is an error (non-zero exit).
 pub async fn execute(args: RunArgs) -> Result<(), BenchError> {
     let json = args.json.clone();

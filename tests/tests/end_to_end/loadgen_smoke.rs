@@ -1,4 +1,4 @@
-//! Smoke tests of the load generator (`ledger bench run`) against a real
+//! Smoke tests of the load generator (`ledger-bench run`) against a real
 //! ledger: a short `mixed` run and a short `hot-listing` run, both ending in
 //! a passing consistency check.
 
