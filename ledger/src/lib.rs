@@ -222,6 +222,8 @@ pub struct ServerConfig {
     pub audit: AuditKeys,
     /// Token buckets per client IP and per principal (429 past them).
     pub rate_limits: limits::RateLimits,
+    /// How a failing consumer is retried before it is reported stalled.
+    pub consumer_retry: projectors::RetryPolicy,
 }
 
 /// Keys of the tamper-evident log: the signing key seals (the relay's
@@ -447,7 +449,9 @@ pub async fn serve(
 }
 
 fn runner_config(config: &ServerConfig) -> RunnerConfig {
-    RunnerConfig::new(config.stream.clone())
+    let mut runner = RunnerConfig::new(config.stream.clone());
+    runner.retry = config.consumer_retry;
+    runner
 }
 
 /// Starts a ledger in the background (tests, embedding).

@@ -2,8 +2,8 @@
 //! per process (tests start several servers in one process, so it is
 //! installed once and its handle reused). Request latencies are recorded by
 //! [`record_request`]; command outcomes by the command bus; relay and
-//! consumer progress by the relay and the runners; the pool and the
-//! backlogs are sampled from the database on each scrape.
+//! consumer progress by the relay and the runners; the pool, the backlogs
+//! and the consumers' stalls are sampled from the database on each scrape.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -122,7 +122,21 @@ async fn sample_backlogs(state: &MetricsState) -> Result<(), sqlx::Error> {
         sqlx::query_as("SELECT name, position FROM consumer_checkpoints ORDER BY name")
             .fetch_all(&state.pool)
             .await?;
+    // A stall as recorded, so that every replica reports what the stalled
+    // runner found.
+    let stalled: std::collections::HashSet<String> = ledger_nats::faults::list(&state.pool)
+        .await?
+        .into_iter()
+        .filter(|f| f.kind == ledger_nats::faults::FaultKind::Stalled.as_str())
+        .map(|f| f.component)
+        .collect();
     for (name, position) in consumers {
+        let is_stalled = stalled.contains(&ledger_nats::faults::consumer_component(&name));
+        metrics::gauge!("ledger_consumer_stalled", "consumer" => name.clone()).set(if is_stalled {
+            1.0
+        } else {
+            0.0
+        });
         metrics::gauge!("ledger_consumer_position", "consumer" => name.clone())
             .set(position as f64);
         metrics::gauge!("ledger_consumer_lag_events", "consumer" => name)

@@ -196,6 +196,7 @@ impl ServeArgs {
                     self.rate_limit_per_principal_burst,
                 ),
             },
+            consumer_retry: projectors::RetryPolicy::default(),
         }
     }
 

@@ -126,7 +126,7 @@ impl Facts {
                 let slot = self.listings.entry(id).or_insert(None);
                 if slot.is_none() {
                     let (kind, units) = match terms {
-                        ListingTerms::Rental { units, .. } => ("rental", units as i32),
+                        ListingTerms::Rental { units, .. } => ("rental", column(event, units)?),
                         ListingTerms::Sale { .. } => ("sale", 0),
                     };
                     *slot = Some(ListingFact {
@@ -150,7 +150,7 @@ impl Facts {
                 | InventoryEvent::UnitsChanged { units },
             ) => {
                 if let Some(Some(listing)) = self.listings.get_mut(&id) {
-                    listing.units = units as i32;
+                    listing.units = column(event, units)?;
                     self.changed_listings.push(id);
                 }
             }
@@ -185,15 +185,19 @@ impl Facts {
                 });
                 self.changed_orders.push(order_id);
                 for line in &priced.lines {
-                    // The line's share of its vendor's fee, unrounded: a sum
-                    // of shares over all of a vendor's lines is its fee
-                    // exactly.
-                    let fee_share = priced
-                        .vendor(line.vendor_id)
-                        .filter(|v| !v.subtotal.is_zero())
-                        .map(|v| v.platform_fee * line.subtotal / v.subtotal)
-                        .unwrap_or(Decimal::ZERO)
-                        .round_dp(6);
+                    let fee_share = match priced.vendor(line.vendor_id) {
+                        Some(v) => fee_share(v.platform_fee, line.subtotal, v.subtotal)
+                            .ok_or_else(|| {
+                                Error::apply(
+                                    event,
+                                    format!(
+                                        "line {}: its share of the platform fee {} is out of range",
+                                        line.line_id, v.platform_fee
+                                    ),
+                                )
+                            })?,
+                        None => Decimal::ZERO,
+                    };
                     let listing = self.listings.get(&line.listing_id).and_then(Option::as_ref);
                     self.lines.push(LineFact {
                         order_id,
@@ -209,7 +213,7 @@ impl Facts {
                         placed_at,
                         subtotal: line.subtotal,
                         platform_fee: fee_share,
-                        quantity: line.quantity as i32,
+                        quantity: column(event, line.quantity)?,
                         start_at: line.start,
                         end_at: line.end,
                     });
@@ -228,7 +232,10 @@ impl Facts {
             }
             OrderEvent::RefundIssued { amount, .. } => {
                 if let Some(order) = self.order(order_id) {
-                    order.refunded += amount;
+                    order.refunded = order
+                        .refunded
+                        .checked_add(amount)
+                        .ok_or_else(|| Error::apply(event, "the refunded total overflows"))?;
                 }
             }
             OrderEvent::PaymentFailed { reason, .. } => {
@@ -239,6 +246,34 @@ impl Facts {
         }
         Ok(())
     }
+}
+
+/// A line's share of its vendor's platform fee, to six places:
+/// `fee × line subtotal / vendor subtotal`, so that the shares of a
+/// vendor's lines add up to its fee. The product comes first (exact to the
+/// last place) unless it overflows, then the line's part of the subtotal;
+/// `None` only if neither fits in a `Decimal` (no priced order does: the
+/// line is part of its vendor's subtotal).
+pub fn fee_share(
+    platform_fee: Decimal,
+    line_subtotal: Decimal,
+    vendor_subtotal: Decimal,
+) -> Option<Decimal> {
+    if vendor_subtotal.is_zero() {
+        return Some(Decimal::ZERO);
+    }
+    let share = match platform_fee.checked_mul(line_subtotal) {
+        Some(product) => product.checked_div(vendor_subtotal)?,
+        None => line_subtotal
+            .checked_div(vendor_subtotal)?
+            .checked_mul(platform_fee)?,
+    };
+    Some(share.round_dp(6))
+}
+
+/// A count of an event as an `int` column.
+fn column(event: &EventEnvelope, count: u32) -> Result<i32, Error> {
+    i32::try_from(count).map_err(|_| Error::apply(event, format!("{count} is out of range")))
 }
 
 async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), Error> {
@@ -406,4 +441,150 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{price_order, LineInput, LineTerms, Rates};
+
+    const VENDOR: Uuid = Uuid::from_u128(9);
+
+    fn sale_line(n: u128, unit_price: Decimal, quantity: u32) -> LineInput {
+        LineInput {
+            line_id: Uuid::from_u128(n),
+            hold_id: Uuid::from_u128(100 + n),
+            listing_id: Uuid::from_u128(1_000 + n),
+            vendor_id: VENDOR,
+            terms: LineTerms::Sale { unit_price },
+            quantity,
+        }
+    }
+
+    fn rates() -> Rates {
+        Rates {
+            tax_rate: Decimal::new(825, 4),
+            platform_fee_rate: Decimal::new(10, 2),
+        }
+    }
+
+    fn placed(priced: domain::PricedOrder) -> (EventEnvelope, OrderEvent) {
+        let order_id = Uuid::from_u128(77);
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let event = OrderEvent::OrderPlaced {
+            order_id,
+            customer_id: "cust".into(),
+            currency: "USD".into(),
+            priced,
+            rates: rates(),
+            hold_expires_at: at,
+            placed_at: at,
+        };
+        let envelope = EventEnvelope {
+            position: 42,
+            event_id: Uuid::from_u128(1),
+            aggregate_type: "Order".into(),
+            aggregate_id: order_id.to_string(),
+            sequence: 1,
+            event_type: "OrderPlaced".into(),
+            event_version: domain::EVENT_VERSION.into(),
+            payload: serde_json::Value::Null,
+            metadata: serde_json::Value::Null,
+            recorded_at: at,
+        };
+        (envelope, event)
+    }
+
+    /// The highest price the command side accepted (1 000 000 000.00).
+    fn highest_price() -> Decimal {
+        Decimal::from(1_000_000_000u32)
+    }
+
+    /// The largest order the command side accepted (issue 20): a sale
+    /// listing at the highest price with the most stock (10 000 000), all
+    /// of it in one order. `fee × line subtotal` is 10^31, past `Decimal`'s
+    /// 7.9 × 10^28: the product panicked ("Multiplication overflowed").
+    #[test]
+    fn the_fee_share_of_the_largest_accepted_order_is_computed_without_overflow() {
+        let priced = price_order(&[sale_line(1, highest_price(), 10_000_000)], rates());
+        let (line, vendor) = (&priced.lines[0], &priced.vendors[0]);
+        assert_eq!(
+            vendor.platform_fee.checked_mul(line.subtotal),
+            None,
+            "the product overflows"
+        );
+        assert_eq!(
+            fee_share(vendor.platform_fee, line.subtotal, vendor.subtotal),
+            Some(vendor.platform_fee)
+        );
+
+        let (envelope, event) = placed(priced.clone());
+        let mut facts = Facts {
+            orders: [(Uuid::from_u128(77), None)].into(),
+            ..Facts::default()
+        };
+        facts
+            .apply_order(&envelope, Uuid::from_u128(77), event)
+            .expect("applies");
+        assert_eq!(facts.lines[0].platform_fee, vendor.platform_fee);
+    }
+
+    #[test]
+    fn the_shares_of_a_vendors_lines_add_up_to_its_fee_at_any_size() {
+        for (price, quantities) in [
+            (Decimal::new(1999, 2), [3, 1, 7]),
+            (highest_price(), [3_000_000, 1, 6_999_999]),
+        ] {
+            let lines: Vec<LineInput> = quantities
+                .iter()
+                .enumerate()
+                .map(|(n, q)| sale_line(n as u128, price, *q))
+                .collect();
+            let priced = price_order(&lines, rates());
+            let vendor = &priced.vendors[0];
+            let shares: Vec<Decimal> = priced
+                .lines
+                .iter()
+                .map(|l| fee_share(vendor.platform_fee, l.subtotal, vendor.subtotal).expect("fits"))
+                .collect();
+            let sum: Decimal = shares.iter().sum();
+            assert!(
+                (sum - vendor.platform_fee).abs() <= Decimal::new(3, 6),
+                "{shares:?} add up to {sum}, the fee is {}",
+                vendor.platform_fee
+            );
+        }
+    }
+
+    #[test]
+    fn a_fee_share_out_of_any_range_is_the_events_error_not_a_panic() {
+        assert_eq!(
+            fee_share(Decimal::MAX, Decimal::MAX, Decimal::new(1, 2)),
+            None
+        );
+        assert_eq!(
+            fee_share(Decimal::MAX, Decimal::MAX, Decimal::ZERO),
+            Some(Decimal::ZERO)
+        );
+
+        // A stored order no pricing makes: a line larger than its vendor.
+        let mut priced = price_order(&[sale_line(1, Decimal::ONE, 1)], rates());
+        priced.lines[0].subtotal = Decimal::MAX;
+        priced.vendors[0].platform_fee = Decimal::MAX;
+        priced.vendors[0].subtotal = Decimal::new(1, 2);
+        let (envelope, event) = placed(priced);
+        let mut facts = Facts {
+            orders: [(Uuid::from_u128(77), None)].into(),
+            ..Facts::default()
+        };
+        match facts.apply_order(&envelope, Uuid::from_u128(77), event) {
+            Err(Error::Apply {
+                position, reason, ..
+            }) => {
+                assert_eq!(position, 42);
+                assert!(reason.contains("platform fee"), "{reason}");
+            }
+            other => panic!("expected the event's error, got {other:?}"),
+        }
+    }
 }

@@ -120,10 +120,14 @@ impl Rows {
         Ok(())
     }
 
-    fn adjust_stock_held(&mut self, listing_id: Uuid, by: i32) {
+    fn adjust_stock_held(&mut self, listing_id: Uuid, by: i32) -> Result<(), String> {
         if let Some(listing) = self.listing(listing_id) {
-            listing.stock_held += by;
+            listing.stock_held = listing
+                .stock_held
+                .checked_add(by)
+                .ok_or("the stock held is out of range")?;
         }
+        Ok(())
     }
 
     /// Sets an allocation's kind; returns its previous kind, quantity and
@@ -141,12 +145,16 @@ impl Rows {
         Some(previous)
     }
 
-    fn release(&mut self, key: AllocationKey, kind: &str) {
+    fn release(&mut self, key: AllocationKey, kind: &str) -> Result<(), String> {
         if let Some((was, quantity, sale)) = self.set_kind(key, kind) {
             if sale && matches!(was.as_str(), "hold" | "booking") {
-                self.adjust_stock_held(key.0, -quantity);
+                let released = quantity
+                    .checked_neg()
+                    .ok_or("the quantity is out of range")?;
+                self.adjust_stock_held(key.0, released)?;
             }
         }
+        Ok(())
     }
 
     /// Folds one event of listing (or inventory) `id`, recorded at `at`,
@@ -154,12 +162,16 @@ impl Rows {
     pub fn apply(&mut self, id: Uuid, at: DateTime<Utc>, change: Change) -> Result<(), String> {
         match change {
             Change::Listing(event) => self.apply_listing(id, at, event),
-            Change::Inventory(event) => return self.apply_inventory(id, event),
+            Change::Inventory(event) => self.apply_inventory(id, event),
         }
-        Ok(())
     }
 
-    fn apply_listing(&mut self, listing_id: Uuid, at: DateTime<Utc>, event: ListingEvent) {
+    fn apply_listing(
+        &mut self,
+        listing_id: Uuid,
+        at: DateTime<Utc>,
+        event: ListingEvent,
+    ) -> Result<(), String> {
         match event {
             ListingEvent::ListingCreated {
                 vendor_id,
@@ -171,7 +183,7 @@ impl Rows {
             } => {
                 let slot = self.listings.entry(listing_id).or_insert(None);
                 if slot.is_some() {
-                    return;
+                    return Ok(());
                 }
                 let (kind, pricing_unit, price, deposit, units, stock) = match terms {
                     ListingTerms::Rental {
@@ -189,11 +201,11 @@ impl Rows {
                         ),
                         price_per_unit,
                         Some(deposit),
-                        Some(units as i32),
+                        Some(column(units)?),
                         None,
                     ),
                     ListingTerms::Sale { unit_price, stock } => {
-                        ("sale", None, unit_price, None, None, Some(stock as i32))
+                        ("sale", None, unit_price, None, None, Some(column(stock)?))
                     }
                 };
                 *slot = Some(ListingRow {
@@ -224,6 +236,7 @@ impl Rows {
                 }
             }
         }
+        Ok(())
     }
 
     fn set_status(&mut self, listing_id: Uuid, status: &str, at: DateTime<Utc>) {
@@ -238,8 +251,8 @@ impl Rows {
             InventoryEvent::InventoryInitialized { capacity, .. } => {
                 if let Some(listing) = self.listing(listing_id) {
                     match capacity {
-                        Capacity::Rental { units } => listing.units = Some(units as i32),
-                        Capacity::Sale { stock } => listing.stock = Some(stock as i32),
+                        Capacity::Rental { units } => listing.units = Some(column(units)?),
+                        Capacity::Sale { stock } => listing.stock = Some(column(stock)?),
                     }
                 }
             }
@@ -251,9 +264,9 @@ impl Rows {
             } => {
                 let (start_at, end_at, quantity) = match request {
                     HoldRequest::Rental { period, quantity } => {
-                        (Some(period.start), Some(period.end), quantity as i32)
+                        (Some(period.start), Some(period.end), column(quantity)?)
                     }
-                    HoldRequest::Sale { quantity } => (None, None, quantity as i32),
+                    HoldRequest::Sale { quantity } => (None, None, column(quantity)?),
                 };
                 self.insert_allocation(AllocationRow {
                     listing_id,
@@ -266,7 +279,7 @@ impl Rows {
                     order_id: Some(order_id),
                 })?;
                 if start_at.is_none() {
-                    self.adjust_stock_held(listing_id, quantity);
+                    self.adjust_stock_held(listing_id, quantity)?;
                 }
             }
             InventoryEvent::HoldConfirmed { hold_id } => {
@@ -275,15 +288,15 @@ impl Rows {
             InventoryEvent::HoldReinstated { hold_id } => {
                 if let Some((was, quantity, sale)) = self.set_kind((listing_id, hold_id), "hold") {
                     if sale && matches!(was.as_str(), "released" | "expired") {
-                        self.adjust_stock_held(listing_id, quantity);
+                        self.adjust_stock_held(listing_id, quantity)?;
                     }
                 }
             }
             InventoryEvent::HoldReleased { hold_id, .. } => {
-                self.release((listing_id, hold_id), "released")
+                self.release((listing_id, hold_id), "released")?
             }
             InventoryEvent::HoldExpired { hold_id } => {
-                self.release((listing_id, hold_id), "expired")
+                self.release((listing_id, hold_id), "expired")?
             }
             InventoryEvent::ReturnRecorded {
                 hold_id,
@@ -307,7 +320,7 @@ impl Rows {
                 kind: "blackout".to_owned(),
                 start_at: Some(period.start),
                 end_at: Some(period.end),
-                quantity: units.map(|u| u as i32),
+                quantity: units.map(column).transpose()?,
                 expires_at: None,
                 order_id: None,
             })?,
@@ -321,17 +334,32 @@ impl Rows {
             }
             InventoryEvent::UnitsChanged { units } => {
                 if let Some(listing) = self.listing(listing_id) {
-                    listing.units = Some(units as i32);
+                    listing.units = Some(column(units)?);
                 }
             }
             InventoryEvent::StockAdjusted { delta, .. } => {
                 if let Some(listing) = self.listing(listing_id) {
-                    listing.stock = listing.stock.map(|s| s + delta as i32);
+                    listing.stock = listing
+                        .stock
+                        .map(|s| {
+                            i64::from(s)
+                                .checked_add(delta)
+                                .and_then(|stock| i32::try_from(stock).ok())
+                                .ok_or_else(|| {
+                                    format!("stock {s} adjusted by {delta} is out of range")
+                                })
+                        })
+                        .transpose()?;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// A count of an event as an `int` column.
+fn column(count: u32) -> Result<i32, String> {
+    i32::try_from(count).map_err(|_| format!("{count} is out of range"))
 }
 
 /// The allocation an inventory event names, if any.
@@ -684,6 +712,25 @@ mod tests {
 
         let mut rows = given(vec![sale_listing(5), inventory(sale_hold(1))]);
         assert!(rows.apply(LISTING, at(3), inventory(sale_hold(1))).is_err());
+    }
+
+    #[test]
+    fn counts_out_of_the_columns_range_are_an_error_not_a_panic() {
+        let mut rows = given(vec![sale_listing(5)]);
+        let adjusted = inventory(InventoryEvent::StockAdjusted {
+            delta: i64::from(i32::MAX),
+            stock: 0,
+        });
+        assert!(rows.apply(LISTING, at(1), adjusted).is_err());
+        let adjusted = inventory(InventoryEvent::StockAdjusted {
+            delta: i64::MAX,
+            stock: 0,
+        });
+        assert!(rows.apply(LISTING, at(1), adjusted).is_err());
+        assert_eq!(listing(&rows).stock, Some(5));
+        assert!(rows
+            .apply(LISTING, at(2), inventory(sale_hold(u32::MAX)))
+            .is_err());
     }
 
     #[test]

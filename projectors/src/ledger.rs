@@ -103,10 +103,34 @@ pub fn reversal(priced: &PricedOrder) -> Vec<Line> {
         .collect()
 }
 
+/// The entry's debits and credits; `None` if a sum overflows.
+pub fn totals(lines: &[Line]) -> Option<(Decimal, Decimal)> {
+    lines
+        .iter()
+        .try_fold((Decimal::ZERO, Decimal::ZERO), |(debit, credit), l| {
+            Some((debit.checked_add(l.debit)?, credit.checked_add(l.credit)?))
+        })
+}
+
+/// Debits equal credits (an entry whose sums overflow is not balanced).
 pub fn is_balanced(lines: &[Line]) -> bool {
-    let debit: Decimal = lines.iter().map(|l| l.debit).sum();
-    let credit: Decimal = lines.iter().map(|l| l.credit).sum();
-    debit == credit
+    totals(lines).is_some_and(|(debit, credit)| debit == credit)
+}
+
+/// `slot + amount`, or the event's error when it overflows.
+fn add(slot: &mut Decimal, amount: Decimal, event: &EventEnvelope) -> Result<(), Error> {
+    *slot = slot
+        .checked_add(amount)
+        .ok_or_else(|| Error::apply(event, format!("{slot} + {amount} overflows")))?;
+    Ok(())
+}
+
+/// `slot - amount`, or the event's error when it overflows.
+fn subtract(slot: &mut Decimal, amount: Decimal, event: &EventEnvelope) -> Result<(), Error> {
+    *slot = slot
+        .checked_sub(amount)
+        .ok_or_else(|| Error::apply(event, format!("{slot} - {amount} overflows")))?;
+    Ok(())
 }
 
 pub struct Ledger;
@@ -187,6 +211,8 @@ struct OrderState {
 #[derive(Default)]
 struct Journal {
     entries: Vec<Entry>,
+    /// Debits and credits per account, of the entries so far.
+    totals: BTreeMap<String, (Decimal, Decimal)>,
     earnings: BTreeMap<Uuid, Earnings>,
     /// Every order the batch names: `None` if not in the ledger (yet).
     orders: HashMap<Uuid, Option<OrderState>>,
@@ -255,8 +281,17 @@ impl Journal {
             .into_iter()
             .filter(|l| !l.debit.is_zero() || !l.credit.is_zero())
             .collect();
-        if !is_balanced(&lines) {
-            return Err(Error::apply(event, "unbalanced journal entry"));
+        match totals(&lines) {
+            None => return Err(Error::apply(event, "the journal entry's sums overflow")),
+            Some((debit, credit)) if debit != credit => {
+                return Err(Error::apply(event, "unbalanced journal entry"))
+            }
+            Some(_) => {}
+        }
+        for line in &lines {
+            let total = self.totals.entry(line.account.clone()).or_default();
+            add(&mut total.0, line.debit, event)?;
+            add(&mut total.1, line.credit, event)?;
         }
         if !lines.is_empty() {
             self.entries.push(Entry {
@@ -282,7 +317,7 @@ impl Journal {
     }
 
     async fn write(self, tx: &mut PgConnection) -> Result<(), Error> {
-        let mut totals: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+        let totals = self.totals;
         let (mut positions, mut accounts, mut vendors, mut orders, mut kinds) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut debits, mut credits, mut ats) = (Vec::new(), Vec::new(), Vec::new());
@@ -296,9 +331,6 @@ impl Journal {
                 debits.push(line.debit);
                 credits.push(line.credit);
                 ats.push(entry.at);
-                let total = totals.entry(line.account.clone()).or_default();
-                total.0 += line.debit;
-                total.1 += line.credit;
             }
         }
         if !positions.is_empty() {
@@ -452,9 +484,9 @@ fn apply_order(
                 journal.post(event, order, "order_confirmed", allocation(&priced))?;
                 for split in &priced.vendors {
                     let e = journal.earnings(split.vendor_id);
-                    e.gross += split.subtotal;
-                    e.platform_fees += split.platform_fee;
-                    e.pending += split.net;
+                    add(&mut e.gross, split.subtotal, event)?;
+                    add(&mut e.platform_fees, split.platform_fee, event)?;
+                    add(&mut e.pending, split.net, event)?;
                 }
             }
         }
@@ -467,9 +499,9 @@ fn apply_order(
                 journal.post(event, order, "order_cancelled", reversal(&priced))?;
                 for split in &priced.vendors {
                     let e = journal.earnings(split.vendor_id);
-                    e.gross -= split.subtotal;
-                    e.platform_fees -= split.platform_fee;
-                    e.pending -= split.net;
+                    subtract(&mut e.gross, split.subtotal, event)?;
+                    subtract(&mut e.platform_fees, split.platform_fee, event)?;
+                    subtract(&mut e.pending, split.net, event)?;
                 }
             }
         }
@@ -522,8 +554,8 @@ fn apply_vendor(
                 ],
             )?;
             let e = journal.earnings(vendor_id);
-            e.pending -= amount;
-            e.available += amount;
+            subtract(&mut e.pending, amount, event)?;
+            add(&mut e.available, amount, event)?;
         }
         VendorEvent::DamageCredited {
             order_id, amount, ..
@@ -538,8 +570,8 @@ fn apply_vendor(
                 ],
             )?;
             let e = journal.earnings(vendor_id);
-            e.available += amount;
-            e.damage_credits += amount;
+            add(&mut e.available, amount, event)?;
+            add(&mut e.damage_credits, amount, event)?;
         }
         VendorEvent::PayoutRecorded { amount, .. } => {
             journal.post(
@@ -552,8 +584,8 @@ fn apply_vendor(
                 ],
             )?;
             let e = journal.earnings(vendor_id);
-            e.available -= amount;
-            e.paid_out += amount;
+            subtract(&mut e.available, amount, event)?;
+            add(&mut e.paid_out, amount, event)?;
         }
     }
     Ok(())
@@ -598,6 +630,51 @@ mod tests {
         }
         assert!(sums.values().all(Decimal::is_zero), "{sums:?}");
         assert!(is_balanced(&reversal(&priced)));
+    }
+
+    fn vendor_event(position: i64) -> EventEnvelope {
+        EventEnvelope {
+            position,
+            event_id: Uuid::from_u128(position as u128),
+            aggregate_type: "Vendor".into(),
+            aggregate_id: Uuid::from_u128(5).to_string(),
+            sequence: position,
+            event_type: "DamageCredited".into(),
+            event_version: domain::EVENT_VERSION.into(),
+            payload: serde_json::Value::Null,
+            metadata: serde_json::Value::Null,
+            recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn sums_that_overflow_are_the_events_error_not_a_panic() {
+        let huge = vec![
+            Line::debit(CASH, None, Decimal::MAX),
+            Line::debit(CASH, None, Decimal::MAX),
+            Line::credit(CUSTOMER_FUNDS, None, Decimal::MAX),
+        ];
+        assert_eq!(totals(&huge), None);
+        assert!(!is_balanced(&huge));
+
+        let mut journal = Journal::default();
+        let credit = |journal: &mut Journal, position| {
+            apply_vendor(
+                journal,
+                &vendor_event(position),
+                Uuid::from_u128(5),
+                VendorEvent::DamageCredited {
+                    order_id: Uuid::from_u128(6),
+                    line_id: Uuid::from_u128(7),
+                    amount: Decimal::MAX,
+                },
+            )
+        };
+        credit(&mut journal, 1).expect("one credit fits");
+        match credit(&mut journal, 2) {
+            Err(Error::Apply { position, .. }) => assert_eq!(position, 2),
+            other => panic!("expected the event's error, got {other:?}"),
+        }
     }
 
     #[test]

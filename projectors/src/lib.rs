@@ -9,6 +9,7 @@
 //! - `ledger`: the double-entry postings, account totals, vendor earnings.
 //! - `analytics`: order, line, listing and payment-failure facts.
 //! - `rebuild`: all of them again from the events table, into a fresh schema.
+//! - `stall`: a failing consumer is retried, then reported stalled.
 //!
 //! Every consumer reads an event's payload through [`decode`], which
 //! upcasts an older schema first (`domain::upcast`).
@@ -20,9 +21,11 @@ pub mod ledger;
 pub mod orders;
 pub mod rebuild;
 pub mod runner;
+pub mod stall;
 
 pub use ledger_nats::EventEnvelope;
 pub use runner::{Consumer, Runner, RunnerConfig};
+pub use stall::RetryPolicy;
 
 /// The one error type of this crate.
 #[derive(Debug, thiserror::Error)]

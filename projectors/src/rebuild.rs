@@ -243,7 +243,7 @@ async fn apply_batches(
         // than the others).
         let first = batch.events.partition_point(|e| e.position <= from);
         let events = &batch.events[first..];
-        consumer.apply(&mut tx, events).await?;
+        crate::runner::apply_guarded(consumer.as_ref(), &mut tx, events).await?;
         checkpoints::store(&mut tx, consumer.name(), batch.end).await?;
         tx.commit().await?;
         let _ = reports.send(Applied {
@@ -377,7 +377,7 @@ async fn swap(
     let mut reached = from;
     if until > from {
         let events = crate::events_between(&mut *tx, from, until, None).await?;
-        consumer.apply(&mut tx, &events).await?;
+        crate::runner::apply_guarded(consumer.as_ref(), &mut tx, &events).await?;
         reached = until;
         checkpoints::store(&mut tx, name, reached).await?;
     }

@@ -23,8 +23,15 @@
 //! does, and starts its durable consumer again at the tail. Receiving and
 //! skipping millions of messages through NATS is many times slower, and
 //! the table holds everything the stream does.
+//!
+//! A consumer that fails (an event it cannot apply, a panic in its code,
+//! the database or NATS away) is retried with backoff and, once the retries
+//! are used up, reported stalled at the event it stopped at (see
+//! [`crate::stall`]); a batch that fails is applied again event by event,
+//! so that what precedes the culprit is applied and the culprit is named.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +44,7 @@ use ledger_nats::{EventEnvelope, StreamSettings};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 
+use crate::stall::{Health, RetryPolicy};
 use crate::{checkpoints, Error};
 
 /// Something that applies the log in order: a projector or a policy.
@@ -72,6 +80,8 @@ pub struct RunnerConfig {
     /// With more messages than this still to deliver, the consumer catches
     /// up from the table and restarts its durable consumer at the tail.
     pub reposition_pending: u64,
+    /// How failing attempts are retried before the consumer is stalled.
+    pub retry: RetryPolicy,
 }
 
 impl RunnerConfig {
@@ -82,6 +92,7 @@ impl RunnerConfig {
             idle_check: Duration::from_millis(500),
             heartbeat: Duration::from_secs(5),
             reposition_pending: 10_000,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -98,6 +109,61 @@ pub struct Runner {
     js: jetstream::Context,
     config: RunnerConfig,
     consumer: Arc<dyn Consumer>,
+    health: Health,
+}
+
+/// Applies `events` with `consumer`, a panic in its code turned into an
+/// error: the event's, when it is one event, else one naming the range.
+pub async fn apply_guarded(
+    consumer: &dyn Consumer,
+    tx: &mut PgConnection,
+    events: &[EventEnvelope],
+) -> Result<(), Error> {
+    match AssertUnwindSafe(consumer.apply(tx, events))
+        .catch_unwind()
+        .await
+    {
+        Ok(applied) => applied,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(match events {
+                [event] => Error::apply(event, format!("{} panicked: {message}", consumer.name())),
+                [first, .., last] => Error::Other(format!(
+                    "{} panicked applying events {} to {}: {message}",
+                    consumer.name(),
+                    first.position,
+                    last.position
+                )),
+                [] => Error::Other(format!("{} panicked: {message}", consumer.name())),
+            })
+        }
+    }
+}
+
+/// A batch that failed, and its events (in order, holes filled) when the
+/// failure came while applying them.
+struct BatchFailure {
+    error: Error,
+    events: Vec<EventEnvelope>,
+}
+
+impl From<Error> for BatchFailure {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            events: Vec::new(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for BatchFailure {
+    fn from(error: sqlx::Error) -> Self {
+        Error::from(error).into()
+    }
 }
 
 impl Runner {
@@ -110,30 +176,53 @@ impl Runner {
         Self {
             pool,
             js: jetstream::new(client),
+            health: Health::new(consumer.name()),
             config,
             consumer,
         }
     }
 
-    /// Runs until `shutdown` turns true, starting over after any failure.
+    /// Runs until `shutdown` turns true, starting over after any failure:
+    /// after a backoff, and once the retries are used up, reported stalled
+    /// and retried slowly until it applies again.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let name = self.consumer.name();
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            match self.consume(&mut shutdown).await {
+            let wait = match self.consume(&mut shutdown).await {
                 Ok(Exit::Shutdown) => return,
                 Ok(Exit::FellBehind) => continue,
                 Err(err) => {
-                    tracing::warn!(consumer = name, error = %err, "consumer stopped; starting over")
+                    let position = self.failed_position(&err).await;
+                    self.health
+                        .failed(&self.pool, &self.config.retry, &err, position)
+                        .await
                 }
-            }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
         }
+    }
+
+    /// The position of the event the consumer failed on: the one named by
+    /// the error, else the first after its checkpoint (when the database
+    /// answers).
+    async fn failed_position(&self, err: &Error) -> Option<i64> {
+        if let Error::Apply { position, .. } = err {
+            return Some(*position);
+        }
+        let checkpoint = checkpoints::get(&self.pool, self.consumer.name())
+            .await
+            .ok()?;
+        sqlx::query_scalar("SELECT min(global_position) FROM events WHERE global_position > $1")
+            .bind(checkpoint)
+            .fetch_one(&self.pool)
+            .await
+            .ok()
+            .flatten()
     }
 
     fn durable_name(&self) -> String {
@@ -278,6 +367,7 @@ impl Runner {
             metrics::gauge!("ledger_consumer_lag_events", "consumer" => self.consumer.name())
                 .set((published - checkpoint).max(0) as f64);
             if checkpoint >= published {
+                self.health.succeeded(&self.pool).await;
                 return Ok(());
             }
             let events = crate::events_between(
@@ -295,6 +385,7 @@ impl Runner {
                     checkpoints::store(&mut tx, self.consumer.name(), published).await?;
                 }
                 tx.commit().await?;
+                self.health.succeeded(&self.pool).await;
                 return Ok(());
             }
             self.apply_batch(events).await?;
@@ -302,8 +393,41 @@ impl Runner {
     }
 
     /// Applies a batch exactly once, in order, with no event missing before
-    /// it. Returns the new checkpoint.
+    /// it. Returns the new checkpoint. A batch that fails is applied again
+    /// one event at a time: the events before the one that fails are
+    /// applied, and the error is that event's.
     pub async fn apply_batch(&self, incoming: Vec<EventEnvelope>) -> Result<i64, Error> {
+        let failure = match self.apply_in_one_transaction(incoming).await {
+            Ok(reached) => {
+                self.health.succeeded(&self.pool).await;
+                return Ok(reached);
+            }
+            Err(failure) if failure.events.len() > 1 => failure,
+            Err(failure) => return Err(failure.error),
+        };
+        tracing::warn!(
+            consumer = self.consumer.name(),
+            first = failure.events.first().map(|e| e.position),
+            last = failure.events.last().map(|e| e.position),
+            error = %failure.error,
+            "a batch failed; applying its events one at a time"
+        );
+        let mut reached = 0;
+        for event in failure.events {
+            reached = self
+                .apply_in_one_transaction(vec![event])
+                .await
+                .map_err(|f| f.error)?;
+        }
+        // Each applied on its own: what failed was the batch, not an event.
+        self.health.succeeded(&self.pool).await;
+        Ok(reached)
+    }
+
+    async fn apply_in_one_transaction(
+        &self,
+        incoming: Vec<EventEnvelope>,
+    ) -> Result<i64, BatchFailure> {
         let name = self.consumer.name();
         let mut tx = self.pool.begin().await?;
         // The batch does not wait for its commit to reach the disk: a crash
@@ -348,9 +472,19 @@ impl Runner {
             }
         }
         let ordered: Vec<EventEnvelope> = events.into_values().collect();
-        self.consumer.apply(&mut tx, &ordered).await?;
-        checkpoints::store(&mut tx, name, last).await?;
-        tx.commit().await?;
+        let applied = async {
+            apply_guarded(self.consumer.as_ref(), &mut tx, &ordered).await?;
+            checkpoints::store(&mut tx, name, last).await?;
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(error) = applied {
+            return Err(BatchFailure {
+                error,
+                events: ordered,
+            });
+        }
         metrics::gauge!("ledger_consumer_position", "consumer" => name).set(last as f64);
         metrics::counter!("ledger_consumer_applied_total", "consumer" => name)
             .increment(ordered.len() as u64);

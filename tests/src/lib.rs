@@ -179,6 +179,7 @@ impl TestApp {
             audit: ledger::AuditKeys::default(),
             // Load tests come from one address: limits are tested on their own.
             rate_limits: ledger::limits::RateLimits::OFF,
+            consumer_retry: Default::default(),
         };
         configure(&mut server_config);
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
@@ -1139,6 +1140,7 @@ pub mod fault_support {
             audit: ledger::AuditKeys::default(),
             // Load tests come from one address: limits are tested on their own.
             rate_limits: ledger::limits::RateLimits::OFF,
+            consumer_retry: Default::default(),
         };
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
             .await
@@ -1195,6 +1197,7 @@ pub mod hardening_support {
             parts: ledger::Parts::ALL,
             audit: ledger::AuditKeys::default(),
             rate_limits: ledger::limits::RateLimits::OFF,
+            consumer_retry: Default::default(),
         };
         configure(&mut server_config);
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())

@@ -19,6 +19,7 @@ mod money;
 mod nats_cluster;
 mod openapi;
 mod payments_and_expiry;
+mod poison_event;
 mod policies;
 mod projector_runner;
 mod read_api;
