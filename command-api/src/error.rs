@@ -38,6 +38,8 @@ pub enum ApiError {
     IdempotencyKeyInFlight,
     #[error("request body exceeds the limit")]
     PayloadTooLarge,
+    #[error("request header fields exceed the limit of {limit_bytes} bytes")]
+    HeaderFieldsTooLarge { limit_bytes: usize },
     #[error("unsupported media type: expected application/json")]
     UnsupportedMediaType,
     #[error("too many requests: retry after {retry_after_secs} s")]
@@ -65,6 +67,7 @@ impl ApiError {
             | Self::InsufficientBalance { .. }
             | Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeaderFieldsTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -86,6 +89,7 @@ impl ApiError {
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::IdempotencyKeyInFlight => "idempotency-key-in-flight",
             Self::PayloadTooLarge => "payload-too-large",
+            Self::HeaderFieldsTooLarge { .. } => "header-fields-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::RateLimited { .. } => "rate-limited",
             Self::ServiceUnavailable(_) => "service-unavailable",
@@ -102,6 +106,7 @@ impl ApiError {
             StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable request",
             StatusCode::CONFLICT => "Conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "Request header fields too large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
             StatusCode::TOO_MANY_REQUESTS => "Too many requests",
             StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",

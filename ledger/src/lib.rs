@@ -181,6 +181,7 @@ pub fn http_router(
                 .timeout(request_timeout)
                 // Inside the timeout: a client trickling its body cannot
                 // hold a request past it.
+                .layer(axum::middleware::from_fn(limits::limit_headers))
                 .layer(axum::middleware::from_fn(limits::limit_body))
                 .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
                 .layer(axum::middleware::from_fn_with_state(
