@@ -2,13 +2,14 @@
 //! exposes the pieces tests need to run the real thing on a random port.
 
 pub mod commands;
+pub mod dependencies;
 pub mod limits;
 pub mod observability;
 pub mod openapi;
 pub mod settings;
 pub mod telemetry;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -41,6 +42,15 @@ pub enum LedgerError {
     Io(#[from] std::io::Error),
     #[error("read models: {0}")]
     Projection(#[from] projectors::Error),
+    #[error(
+        "shutdown did not finish within {}; still running: {}",
+        humantime::format_duration(*.timeout),
+        .unfinished.join(", ")
+    )]
+    ShutdownTimedOut {
+        timeout: Duration,
+        unfinished: Vec<String>,
+    },
 }
 
 /// A pool sized for the API; acquiring waits at most a few seconds so that
@@ -225,6 +235,10 @@ pub struct ServerConfig {
     pub rate_limits: limits::RateLimits,
     /// How a failing consumer is retried before it is reported stalled.
     pub consumer_retry: projectors::RetryPolicy,
+    /// How long the drain after a shutdown signal may take (requests in
+    /// flight, then the background tasks); past it the process exits with
+    /// an error naming what did not stop.
+    pub shutdown_timeout: Duration,
 }
 
 /// Keys of the tamper-evident log: the signing key seals (the relay's
@@ -261,15 +275,23 @@ impl RunningServer {
 
 /// Connects to NATS without waiting for it: a ledger starts, and takes
 /// commands, while NATS is down; the pipeline catches up once it is back.
-/// `url` may list several servers of a cluster, separated by commas.
+/// `url` may list several servers of a cluster, separated by commas. While
+/// NATS cannot be reached this is logged at WARN with its address (see
+/// [`dependencies::NatsWatch`]).
 pub async fn connect_nats(url: &str) -> Result<async_nats::Client, LedgerError> {
     let servers = nats_servers(url)?;
+    let address = dependencies::redact_nats_url(url);
+    let watch = Arc::new(dependencies::NatsWatch::new(address.clone()));
     async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
+        .event_callback(move |event| {
+            watch.observe(&event);
+            std::future::ready(())
+        })
         .connect(servers)
         .await
-        .map_err(|e| LedgerError::Config(format!("NATS at {url}: {e}")))
+        .map_err(|e| LedgerError::Config(format!("NATS at {address}: {e}")))
 }
 
 /// The servers of a `NATS_URL` such as `nats://a:4222,nats://b:4222`.
@@ -305,27 +327,51 @@ mod nats_url_tests {
     }
 }
 
-/// The background tasks of a ledger process.
+/// The background tasks of a ledger process, each with the name a shutdown
+/// that runs out of time reports it by.
 #[derive(Default)]
-struct Background(Vec<JoinHandle<()>>);
+struct Background(Vec<(String, JoinHandle<()>)>);
 
 impl Background {
-    fn push(&mut self, task: JoinHandle<()>) {
-        self.0.push(task);
+    fn spawn(&mut self, name: impl Into<String>, task: impl Future<Output = ()> + Send + 'static) {
+        self.0.push((name.into(), tokio::spawn(task)));
     }
 
-    fn take(&mut self) -> Vec<JoinHandle<()>> {
+    fn take(&mut self) -> Vec<(String, JoinHandle<()>)> {
         std::mem::take(&mut self.0)
     }
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        for task in &self.0 {
+        for (_, task) in &self.0 {
             task.abort();
         }
     }
 }
+
+/// Waits for each task until `deadline`; those still running then are
+/// aborted, and their names returned.
+async fn join_until(
+    tasks: Vec<(String, JoinHandle<()>)>,
+    deadline: tokio::time::Instant,
+) -> Vec<String> {
+    let mut unfinished = Vec::new();
+    for (name, mut task) in tasks {
+        // A finished task is seen even once the deadline has passed: the
+        // timeout polls the task before its clock.
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+            unfinished.push(name);
+        }
+    }
+    unfinished
+}
+
+/// The background tasks get at least this long after the HTTP drain, even
+/// when that drain used up the deadline, so that the report names only
+/// those that really do not stop.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs the configured parts until `shutdown` resolves; then stops taking
 /// requests, drains those in flight and stops the background work.
@@ -344,22 +390,29 @@ pub async fn serve(
     // after the shutdown signal otherwise.
     let mut background = Background::default();
 
+    background.spawn(
+        "database watch",
+        dependencies::watch_database(pool.clone(), stop_rx.clone()),
+    );
+
     let command = parts
         .command_api
         .then(|| CommandApp::new(config.command_api.clone(), pool.clone()));
     if let Some(app) = &command {
-        background.push(tokio::spawn(command_api::sweeper::run(
-            app.clone(),
-            stop_rx.clone(),
-        )));
-        background.push(tokio::spawn(
+        background.spawn(
+            "sweeper",
+            command_api::sweeper::run(app.clone(), stop_rx.clone()),
+        );
+        background.spawn(
+            "notifier",
             app.notifier.clone().run(pool.clone(), stop_rx.clone()),
-        ));
+        );
         let policies = Arc::new(command_api::policies::Policies::new(app.clone()));
-        background.push(tokio::spawn(
+        background.spawn(
+            command_api::policies::NAME,
             Runner::new(pool.clone(), nats.clone(), runner_config(&config), policies)
                 .run(stop_rx.clone()),
-        ));
+        );
     }
     if parts.relay {
         let relay = Relay::new(
@@ -367,7 +420,7 @@ pub async fn serve(
             nats.clone(),
             RelayConfig::new(config.stream.clone()),
         );
-        background.push(tokio::spawn(relay.run(stop_rx.clone())));
+        background.spawn("relay", relay.run(stop_rx.clone()));
         match &config.audit.signing {
             Some(key) => {
                 let key_id = audit::key_id(&key.verifying_key());
@@ -378,7 +431,7 @@ pub async fn serve(
                     config.stream.name.clone(),
                 )
                 .with_interval(config.audit.seal_interval.max(Duration::from_millis(100)));
-                background.push(tokio::spawn(sealer.run(stop_rx.clone())));
+                background.spawn("sealer", sealer.run(stop_rx.clone()));
             }
             None => tracing::warn!(
                 "no LEDGER_AUDIT_SIGNING_KEY: the log is hash-chained but not sealed"
@@ -387,64 +440,117 @@ pub async fn serve(
     }
     if parts.projectors {
         for model in projectors::read_models() {
+            let name = format!("consumer {}", model.name());
             let runner = Runner::new(pool.clone(), nats.clone(), runner_config(&config), model);
-            background.push(tokio::spawn(runner.run(stop_rx.clone())));
+            background.spawn(name, runner.run(stop_rx.clone()));
         }
     }
 
-    let mut served = Ok(());
-    match listener {
-        Some(listener) if parts.serves_http() => {
-            // Live event streams never finish on their own: they end when
-            // shutdown begins, so that the graceful drain can complete.
-            let (closing_tx, closing_rx) = watch::channel(false);
-            let read = Arc::new(read_api::ReadApp {
+    // Turns true when the shutdown signal arrives: the HTTP server stops
+    // accepting and drains, live event streams end.
+    let (draining_tx, draining_rx) = watch::channel(false);
+    let mut http: Option<JoinHandle<std::io::Result<()>>> = None;
+    if let Some(listener) = listener.filter(|_| parts.serves_http()) {
+        // Live event streams never finish on their own: they end when
+        // shutdown begins, so that the graceful drain can complete.
+        let read = Arc::new(read_api::ReadApp {
+            pool: pool.clone(),
+            nats: Some(nats.clone()),
+            currency: config.command_api.currency.clone(),
+            stream: config.stream.name.clone(),
+            closing: draining_rx.clone(),
+            audit_public_key: config.audit.public,
+            positions: Default::default(),
+        });
+        let router = http_router(
+            command,
+            read,
+            &config.command_api.jwt_secret,
+            config.request_timeout,
+            observability::MetricsState {
                 pool: pool.clone(),
-                nats: Some(nats.clone()),
-                currency: config.command_api.currency.clone(),
                 stream: config.stream.name.clone(),
-                closing: closing_rx,
-                audit_public_key: config.audit.public,
-                positions: Default::default(),
-            });
-            let router = http_router(
-                command,
-                read,
-                &config.command_api.jwt_secret,
-                config.request_timeout,
-                observability::MetricsState {
-                    pool: pool.clone(),
-                    stream: config.stream.name.clone(),
-                },
-                config.rate_limits,
-            );
-            let mut http_stop = stop_rx.clone();
-            served = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = shutdown => {}
-                    _ = http_stop.wait_for(|stop| *stop) => {}
-                }
-                let _ = closing_tx.send(true);
-            })
-            .await;
+            },
+            config.rate_limits,
+        );
+        let mut draining = draining_rx.clone();
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = draining.wait_for(|draining| *draining).await;
+        });
+        http = Some(tokio::spawn(server.into_future()));
+    }
+
+    // Until the signal, or until the HTTP server ends on its own (an error).
+    let mut served = Ok(());
+    let http_ended = async {
+        match http.as_mut() {
+            Some(server) => server.await,
+            None => std::future::pending().await,
         }
-        _ => {
-            let mut stop = stop_rx.clone();
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop.wait_for(|stop| *stop) => {}
+    };
+    tokio::select! {
+        _ = shutdown => {}
+        ended = http_ended => {
+            served = ended.unwrap_or_else(|join| Err(std::io::Error::other(join)));
+            http = None;
+        }
+    }
+    let timeout = config.shutdown_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    tracing::info!(
+        timeout = %humantime::format_duration(timeout),
+        "draining: finishing requests in flight, then stopping background tasks"
+    );
+    let _ = draining_tx.send(true);
+
+    // The drain is bounded: whatever has not stopped by the deadline is
+    // named, aborted, and the process exits with an error.
+    let mut unfinished = Vec::new();
+    if let Some(mut server) = http {
+        match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(ended) => {
+                served = ended.unwrap_or_else(|join| Err(std::io::Error::other(join)));
+            }
+            Err(_) => {
+                server.abort();
+                unfinished.push("http server (connections still open)".to_owned());
             }
         }
     }
     let _ = stop_tx.send(true);
-    for task in background.take() {
-        let _ = task.await;
+    let deadline = deadline.max(tokio::time::Instant::now() + BACKGROUND_GRACE.min(timeout));
+    unfinished.extend(join_until(background.take(), deadline).await);
+    // Only a connected client can flush (while NATS is unreachable a flush
+    // waits for ever); what the relay published and NATS did not
+    // acknowledge is published again at the next start.
+    if nats.connection_state() == async_nats::connection::State::Connected {
+        if tokio::time::timeout_at(deadline, nats.flush())
+            .await
+            .is_err()
+        {
+            unfinished.push("nats flush".to_owned());
+        }
+    } else {
+        tracing::warn!(
+            nats = %dependencies::redact_nats_url(&config.nats_url),
+            "NATS unreachable at shutdown: nothing flushed (unacknowledged events are relayed again at the next start)"
+        );
     }
-    let _ = nats.flush().await;
+    if !unfinished.is_empty() {
+        tracing::error!(
+            timeout = %humantime::format_duration(timeout),
+            unfinished = %unfinished.join(", "),
+            "shutdown deadline passed; exiting with these still running"
+        );
+        return Err(LedgerError::ShutdownTimedOut {
+            timeout,
+            unfinished,
+        });
+    }
     served?;
     Ok(())
 }

@@ -306,25 +306,53 @@ fn token(args: TokenArgs) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
+/// Resolves on the first SIGTERM or Ctrl-C (SIGINT); from then on, a
+/// second one ends the process at once, without waiting for the drain
+/// (exit status 128 + the signal's number, as a shell reports a kill).
+/// Both listeners exist before the first signal, so a second one that
+/// follows at once is not missed.
+#[cfg(unix)]
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut terminate, mut interrupt) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::error!(error = %err, "cannot listen for SIGTERM and SIGINT");
+            return std::future::pending().await;
         }
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
+    async fn next(
+        terminate: &mut tokio::signal::unix::Signal,
+        interrupt: &mut tokio::signal::unix::Signal,
+    ) -> (&'static str, i32) {
+        tokio::select! {
+            _ = terminate.recv() => ("SIGTERM", 15),
+            _ = interrupt.recv() => ("SIGINT", 2),
+        }
     }
+    let (first, _) = next(&mut terminate, &mut interrupt).await;
+    tracing::info!(signal = first, "shutdown signal received; draining");
+    tokio::spawn(async move {
+        let (second, number) = next(&mut terminate, &mut interrupt).await;
+        tracing::error!(
+            signal = second,
+            "second shutdown signal: exiting at once, without finishing the drain"
+        );
+        std::process::exit(128 + number);
+    });
+}
+
+/// Resolves on Ctrl-C; a second one exits at once.
+#[cfg(not(unix))]
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutdown signal received; draining");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::error!("second shutdown signal: exiting at once");
+        std::process::exit(130);
+    });
 }

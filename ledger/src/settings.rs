@@ -95,6 +95,12 @@ pub struct ServeArgs {
     /// (0: no limit), so a stuck query cannot outlive its request.
     #[arg(long, env = "LEDGER_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Duration,
+    /// After SIGTERM or Ctrl-C, how long the drain may take (requests in
+    /// flight, then the relay, the consumers and the other background
+    /// tasks); past it the process exits non-zero naming what did not stop.
+    /// A second signal exits at once.
+    #[arg(long, env = "LEDGER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -138,6 +144,9 @@ impl ServeArgs {
         let rates = [self.rate_limit_per_principal, self.rate_limit_per_ip];
         if rates.iter().any(|r| r.is_nan() || *r < 0.0) {
             return Err("LEDGER_RATE_LIMIT_PER_* must be 0 (off) or positive".into());
+        }
+        if self.shutdown_timeout.is_zero() {
+            return Err("LEDGER_SHUTDOWN_TIMEOUT must be positive".into());
         }
         if self.hold_ttl.is_zero() || self.sweep_interval.is_zero() {
             return Err("LEDGER_HOLD_TTL and LEDGER_SWEEP_INTERVAL must be positive".into());
@@ -197,6 +206,7 @@ impl ServeArgs {
                 ),
             },
             consumer_retry: projectors::RetryPolicy::default(),
+            shutdown_timeout: self.shutdown_timeout,
         }
     }
 

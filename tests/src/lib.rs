@@ -180,6 +180,7 @@ impl TestApp {
             // Load tests come from one address: limits are tested on their own.
             rate_limits: ledger::limits::RateLimits::OFF,
             consumer_retry: Default::default(),
+            shutdown_timeout: Duration::from_secs(30),
         };
         configure(&mut server_config);
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
@@ -1141,6 +1142,7 @@ pub mod fault_support {
             // Load tests come from one address: limits are tested on their own.
             rate_limits: ledger::limits::RateLimits::OFF,
             consumer_retry: Default::default(),
+            shutdown_timeout: Duration::from_secs(30),
         };
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())
             .await
@@ -1198,6 +1200,7 @@ pub mod hardening_support {
             audit: ledger::AuditKeys::default(),
             rate_limits: ledger::limits::RateLimits::OFF,
             consumer_retry: Default::default(),
+            shutdown_timeout: Duration::from_secs(30),
         };
         configure(&mut server_config);
         let server = ledger::spawn(Some(listener), pool.clone(), server_config.clone())

@@ -712,6 +712,55 @@ async fn postgres_down_is_503_within_the_timeout_and_recovers_without_a_restart(
     drop(pg);
 }
 
+/// Issue 20 item 8: while the database is down, the process says so at
+/// WARN, naming the database's address (once, then every 30 s; not at
+/// INFO with no address), and says when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_is_logged_at_warn_with_its_address() {
+    if !Path::new(PG_BIN).join("initdb").exists() {
+        eprintln!("skipped: no {PG_BIN}/initdb");
+        return;
+    }
+    let pg = PrivatePostgres::init();
+    let ledger = crate::shutdown::LedgerProcess::start(
+        Some(pg.url("postgres")),
+        &ledger_tests::nats_url(),
+        "5s",
+    )
+    .await;
+    pg.stop();
+    let address = format!("127.0.0.1:{}/postgres", pg.port);
+    let warning = ledger
+        .wait_for_line(
+            Duration::from_secs(20),
+            "warning that PostgreSQL is down",
+            |l| l["level"] == "WARN" && l["database"].is_string(),
+        )
+        .await;
+    assert_eq!(warning["database"], address.as_str(), "{warning}");
+    assert!(
+        warning["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("PostgreSQL unreachable")),
+        "{warning}"
+    );
+    pg.start();
+    let back = ledger
+        .wait_for_line(Duration::from_secs(20), "saying PostgreSQL is back", |l| {
+            l["message"] == "PostgreSQL reachable again"
+        })
+        .await;
+    assert_eq!(back["database"], address.as_str(), "{back}");
+    let warnings = ledger
+        .log()
+        .into_iter()
+        .filter(|l| l["message"] == warning["message"])
+        .count();
+    assert_eq!(warnings, 1, "one warning for an outage of seconds");
+    drop(ledger);
+    drop(pg);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
     let mut app = TestApp::spawn().await;

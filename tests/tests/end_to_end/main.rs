@@ -26,4 +26,5 @@ mod read_api;
 mod rebuild_and_export;
 mod reconciliation;
 mod relay;
+mod shutdown;
 mod upcasting;
