@@ -116,6 +116,9 @@ impl Principal {
     }
 }
 
+/// How far apart the issuer's clock and ours may be, for `exp` and `nbf`.
+pub const LEEWAY_SECS: u64 = 5;
+
 /// Verifies and issues tokens with one HS256 secret.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -127,9 +130,12 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(secret: &str) -> Self {
         // Only HS256 is accepted: `alg: none` and any other algorithm fail.
+        // A token is good from its `nbf` (when it has one) until its `exp`,
+        // give or take the leeway for clocks a little apart.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 5;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Self {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             encoding: EncodingKey::from_secret(secret.as_bytes()),
@@ -143,6 +149,12 @@ impl Authenticator {
         let claims = data.claims;
         if claims.sub.trim().is_empty() {
             return Err(ApiError::Unauthorized("token has an empty subject".into()));
+        }
+        // The subject is stored with every event the token records.
+        if !crate::extract::is_storable_text(&claims.sub) {
+            return Err(ApiError::Unauthorized(
+                "token subject holds a NUL character".into(),
+            ));
         }
         if claims.role == Role::Vendor && claims.vendor_id.is_none() {
             return Err(ApiError::Unauthorized(
@@ -212,5 +224,56 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             .get::<Principal>()
             .cloned()
             .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_with(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encode")
+    }
+
+    fn now() -> u64 {
+        chrono::Utc::now().timestamp().max(0) as u64
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let auth = Authenticator::new("secret");
+        let early = token_with(serde_json::json!({
+            "sub": "c1", "role": "customer", "exp": now() + 3600, "nbf": now() + 60,
+        }));
+        assert!(matches!(
+            auth.verify(&early),
+            Err(ApiError::Unauthorized(_))
+        ));
+        let valid = token_with(serde_json::json!({
+            "sub": "c1", "role": "customer", "exp": now() + 3600, "nbf": now() - 1,
+        }));
+        assert!(auth.verify(&valid).is_ok());
+        // Within the leeway, a clock a little ahead is forgiven.
+        let barely = token_with(serde_json::json!({
+            "sub": "c1", "role": "customer", "exp": now() + 3600, "nbf": now() + 1,
+        }));
+        assert!(auth.verify(&barely).is_ok());
+    }
+
+    #[test]
+    fn a_subject_with_a_nul_is_refused() {
+        let auth = Authenticator::new("secret");
+        let token = token_with(serde_json::json!({
+            "sub": "c\u{0}1", "role": "customer", "exp": now() + 3600,
+        }));
+        assert!(matches!(
+            auth.verify(&token),
+            Err(ApiError::Unauthorized(_))
+        ));
     }
 }

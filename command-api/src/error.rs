@@ -250,8 +250,5 @@ impl From<sqlx::Error> for ApiError {
 
 /// A one-field validation error.
 pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::Validation(vec![FieldError {
-        field: field.to_owned(),
-        message: message.into(),
-    }])
+    ApiError::Validation(vec![FieldError::new(field, message)])
 }

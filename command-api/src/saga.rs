@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::{
-    Conflict, FieldError, HoldRequest, InventoryCommand, LineInput, LineTerms, Listing,
-    ListingTerms, OrderCommand, OrderEvent, Period, PricedOrder,
+    Conflict, DomainError, FieldError, HoldRequest, InventoryCommand, LineInput, LineTerms,
+    Listing, ListingTerms, OrderCommand, OrderEvent, Period, PricedOrder,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -28,7 +28,7 @@ use crate::routes::now;
 use crate::CommandApp;
 
 /// Most lines one order may have.
-pub const MAX_ITEMS: usize = 100;
+pub const MAX_ITEMS: usize = domain::MAX_LINES;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +40,7 @@ pub struct PlaceOrder {
 #[serde(deny_unknown_fields)]
 pub struct OrderItem {
     pub listing_id: Uuid,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub quantity: u32,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
@@ -82,6 +83,10 @@ pub async fn place_order(
     let order_id = Uuid::now_v7();
     let lines = plan_lines(&body.items, &listings)?;
     let placed_at = now();
+    // The aggregate's own rules (periods not in the past, quantities and
+    // the order's total within bounds), before anything is held.
+    let inputs: Vec<LineInput> = lines.iter().map(|l| l.input.clone()).collect();
+    domain::check_placement(&inputs, app.config.rates(), placed_at)?;
     let hold_expires_at = placed_at
         + chrono::Duration::from_std(app.config.hold_ttl)
             .map_err(|_| ApiError::internal("hold TTL out of range"))?;
@@ -239,12 +244,16 @@ fn plan_lines(
                     ));
                     continue;
                 };
-                let Ok(period) = Period::new(start, end) else {
-                    errors.push(FieldError::new(
-                        format!("items[{i}].end"),
-                        "must be after start",
-                    ));
-                    continue;
+                let period = match Period::new(start, end) {
+                    Ok(period) => period,
+                    Err(DomainError::Validation { errors: found }) => {
+                        errors.extend(found.into_iter().map(|mut e| {
+                            e.field = format!("items[{i}].{}", e.field);
+                            e
+                        }));
+                        continue;
+                    }
+                    Err(other) => return Err(other.into()),
                 };
                 (
                     LineTerms::Rental {

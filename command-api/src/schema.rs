@@ -39,7 +39,8 @@ pub struct PaymentWebhook {
     /// The provider's event id; one already processed changes nothing.
     #[schema(example = "evt_1")]
     pub id: String,
-    /// `payment_intent.succeeded` or `payment_intent.payment_failed`.
+    /// `payment_intent.succeeded` or `payment_intent.payment_failed`; any
+    /// other type is acknowledged (200) and ignored.
     #[schema(example = "payment_intent.succeeded")]
     pub r#type: String,
     pub data: PaymentWebhookData,

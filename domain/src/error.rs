@@ -70,7 +70,12 @@ impl DomainError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
+    /// For people.
     pub message: String,
+    /// For programs: the rule broken (API.md "Rentals": `in_past`, …), where
+    /// the rule has a name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl FieldError {
@@ -78,6 +83,19 @@ impl FieldError {
         FieldError {
             field: field.into(),
             message: message.into(),
+            code: None,
+        }
+    }
+
+    /// A problem that breaks a named rule.
+    pub fn with_code(
+        field: impl Into<String>,
+        code: &str,
+        message: impl Into<String>,
+    ) -> FieldError {
+        FieldError {
+            code: Some(code.to_owned()),
+            ..FieldError::new(field, message)
         }
     }
 }

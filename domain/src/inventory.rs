@@ -729,8 +729,10 @@ impl Inventory {
                     return Err(DomainError::AlreadyExists { what: "blackout" });
                 }
                 let mut errors = Vec::new();
-                if !period.is_valid() {
-                    errors.push(FieldError::new("end", "end must be after start"));
+                if let Err(DomainError::Validation { errors: found }) =
+                    Period::new(period.start, period.end)
+                {
+                    errors.extend(found);
                 }
                 if units == Some(0) {
                     errors.push(FieldError::new("units", "must be at least 1"));

@@ -19,6 +19,7 @@ pub use listing::{
     Listing, ListingCommand, ListingEvent, ListingKind, ListingStatus, ListingTerms,
 };
 pub use money::*;
+pub use order::placement::{check_placement, MAX_LINES, MAX_QUANTITY};
 pub use order::pricing::{price_order, LineInput, LineTerms, PricedLine, PricedOrder, VendorSplit};
 pub use order::{
     CancelCause, LineReturn, LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::DomainError;
-use crate::money::is_valid_amount;
+use crate::money::{is_valid_amount, is_valid_order_amount};
 
 pub const MAX_VENDOR_NAME: usize = 200;
 
@@ -154,7 +154,9 @@ impl Vendor {
                 if self.earning_orders.contains(&order_id) {
                     return Ok(vec![]);
                 }
-                if !is_valid_amount(amount) {
+                // A vendor's net is at most its order's total, which may be
+                // larger than an amount a person may state.
+                if !is_valid_order_amount(amount) {
                     return Err(DomainError::invalid(
                         "amount",
                         "must be a non-negative amount with at most 2 decimal places",

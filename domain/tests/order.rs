@@ -166,6 +166,42 @@ fn order_without_items_is_rejected() {
 }
 
 #[test]
+fn a_rental_starting_before_the_order_is_placed_is_in_the_past() {
+    let mut command = place_cmd(lines());
+    if let C::Place { placed_at, .. } = &mut command {
+        *placed_at = t(1);
+    }
+    let r = F::with(())
+        .given_no_previous_events()
+        .when(command)
+        .inspect_result();
+    let Err(DomainError::Validation { errors }) = r else {
+        panic!("refused: {r:?}");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "items[0].start");
+    assert_eq!(errors[0].code.as_deref(), Some("in_past"));
+}
+
+#[test]
+fn an_order_over_the_total_bound_is_refused_as_too_large() {
+    let mut l = lines();
+    l[1].terms = LineTerms::Sale {
+        unit_price: MAX_AMOUNT,
+    };
+    l[1].quantity = 1_001;
+    let r = F::with(())
+        .given_no_previous_events()
+        .when(place_cmd(l))
+        .inspect_result();
+    let Err(DomainError::Validation { errors }) = r else {
+        panic!("refused: {r:?}");
+    };
+    assert_eq!(errors[0].field, "items");
+    assert_eq!(errors[0].code.as_deref(), Some("too_large"));
+}
+
+#[test]
 fn zero_quantity_line_is_rejected() {
     let mut l = lines();
     l[1].quantity = 0;

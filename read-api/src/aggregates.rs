@@ -40,6 +40,10 @@ fn path(path: Result<Path<(String, String)>, PathRejection>) -> Result<(String, 
     let Path((aggregate_type, aggregate_id)) =
         path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     known_type(&aggregate_type)?;
+    // No aggregate id holds a NUL (PostgreSQL cannot store one): unknown.
+    if !command_api::extract::is_storable_text(&aggregate_id) {
+        return Err(ApiError::NotFound(format!("{aggregate_type} with that id")));
+    }
     Ok((aggregate_type, aggregate_id))
 }
 
@@ -136,6 +140,10 @@ pub async fn state(
         }
         (Some(sequence), None) => sequence,
         (None, as_of) => {
+            if let Some(as_of) = as_of {
+                domain::check_in_range("as_of", as_of)
+                    .map_err(|e| ApiError::Validation(vec![e]))?;
+            }
             // The last event recorded by then; the stream's prefix up to it.
             let last: Option<i64> = sqlx::query_scalar(
                 "SELECT max(sequence) FROM events

@@ -49,6 +49,15 @@ fn window(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    // A window given lies in the range every instant of the API does
+    // (domain::period): year -5000 would reach PostgreSQL as an error.
+    let out_of_range: Vec<domain::FieldError> = [("from", from), ("to", to)]
+        .into_iter()
+        .filter_map(|(field, t)| domain::check_in_range(field, t?).err())
+        .collect();
+    if !out_of_range.is_empty() {
+        return Err(ApiError::Validation(out_of_range));
+    }
     let from = from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let to = to.unwrap_or_else(|| Utc::now() + chrono::Duration::days(3660));
     if to <= from {

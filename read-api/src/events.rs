@@ -178,6 +178,8 @@ fn check_after(after: Option<i64>) -> Result<i64, ApiError> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// Events after this position; negative is 422.
+    #[param(minimum = 0)]
     after: Option<i64>,
     limit: Option<i64>,
     aggregate_type: Option<String>,
@@ -227,6 +229,8 @@ pub async fn list(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
+    /// Events after this position; negative is 422.
+    #[param(minimum = 0)]
     after: Option<i64>,
     aggregate_type: Option<String>,
     aggregate_id: Option<String>,

@@ -245,6 +245,18 @@ fn check_period(
     to: DateTime<Utc>,
     field: &str,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let (from_field, to_field) = match field {
+        "available_to" => ("available_from", "available_to"),
+        _ => ("from", "to"),
+    };
+    // The range periods may touch (domain::period), named in the message.
+    let out_of_range: Vec<domain::FieldError> = [(from_field, from), (to_field, to)]
+        .into_iter()
+        .filter_map(|(name, t)| domain::check_in_range(name, t).err())
+        .collect();
+    if !out_of_range.is_empty() {
+        return Err(ApiError::Validation(out_of_range));
+    }
     if to <= from {
         return Err(command_api::error::invalid(
             field,

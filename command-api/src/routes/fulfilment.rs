@@ -177,7 +177,7 @@ pub async fn pick_up(
 pub struct ReturnLine {
     returned_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
-    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    #[schema(value_type = Option<String>, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "45.00")]
     damage_withheld: Option<Decimal>,
 }
 
@@ -188,6 +188,10 @@ pub async fn return_line(
     Ids([order_id, line_id]): Ids<2>,
     ApiJson(body): ApiJson<ReturnLine>,
 ) -> Result<Json<LineChanged>, ApiError> {
+    if let Some(returned_at) = body.returned_at {
+        domain::check_in_range("returned_at", returned_at)
+            .map_err(|e| ApiError::Validation(vec![e]))?;
+    }
     let (order, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
     let returned_at = body.returned_at.unwrap_or_else(now);
     let command = OrderCommand::ReturnLine {

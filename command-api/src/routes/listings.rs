@@ -32,15 +32,17 @@ pub struct CreateListing {
     kind: ListingKind,
     pricing_unit: Option<PricingUnit>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
-    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    #[schema(value_type = Option<String>, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "45.00")]
     price_per_unit: Option<Decimal>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
-    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    #[schema(value_type = Option<String>, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "45.00")]
     deposit: Option<Decimal>,
+    #[schema(minimum = 1, maximum = 100_000)]
     units: Option<u32>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
-    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    #[schema(value_type = Option<String>, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "45.00")]
     unit_price: Option<Decimal>,
+    #[schema(maximum = 10_000_000)]
     stock: Option<u32>,
 }
 
@@ -303,10 +305,10 @@ pub async fn archive(
 #[serde(deny_unknown_fields)]
 pub struct ChangePrice {
     #[serde(default, deserialize_with = "deserialize_optional_money")]
-    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    #[schema(value_type = Option<String>, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "45.00")]
     price_per_unit: Option<Decimal>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
-    #[schema(value_type = Option<String>, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    #[schema(value_type = Option<String>, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "45.00")]
     unit_price: Option<Decimal>,
 }
 

@@ -22,13 +22,13 @@ pub fn serialize_money<S: Serializer>(amount: &Decimal, serializer: S) -> Result
     serializer.serialize_str(&money(*amount))
 }
 
-/// Money in request bodies: a decimal string (`"12.50"`); numbers are
-/// refused so that no binary floating point ever touches an amount.
+/// Money in request bodies: a decimal string (`"12.50"`) read by the one
+/// parser of amounts, [`domain::parse_amount`] (no exponent, sign, spaces or
+/// third place; at most `domain::MAX_AMOUNT`). Numbers are refused so that
+/// no binary floating point ever touches an amount.
 pub fn deserialize_money<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
     let text = String::deserialize(deserializer)?;
-    text.trim()
-        .parse::<Decimal>()
-        .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a decimal amount")))
+    domain::parse_amount(&text).map_err(serde::de::Error::custom)
 }
 
 pub fn deserialize_optional_money<'de, D: Deserializer<'de>>(
@@ -36,13 +36,15 @@ pub fn deserialize_optional_money<'de, D: Deserializer<'de>>(
 ) -> Result<Option<Decimal>, D::Error> {
     match Option::<String>::deserialize(deserializer)? {
         None => Ok(None),
-        Some(text) => text
-            .trim()
-            .parse::<Decimal>()
+        Some(text) => domain::parse_amount(&text)
             .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a decimal amount"))),
+            .map_err(serde::de::Error::custom),
     }
 }
+
+/// The OpenAPI pattern of an amount in a request: what
+/// [`domain::parse_amount`] accepts, bar the bound.
+pub const AMOUNT_PATTERN: &str = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$";
 
 /// Current time, truncated to microseconds so that it survives a round trip
 /// through PostgreSQL and JSON unchanged.

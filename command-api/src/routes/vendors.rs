@@ -57,7 +57,7 @@ pub async fn register(
 #[serde(deny_unknown_fields)]
 pub struct RequestPayout {
     #[serde(deserialize_with = "deserialize_money")]
-    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    #[schema(value_type = String, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "45.00")]
     amount: Decimal,
 }
 

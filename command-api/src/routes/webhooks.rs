@@ -2,13 +2,21 @@
 //!
 //! The signature header is `t=<unix>,v1=<hex>`, `v1` being HMAC-SHA256 of
 //! `"<t>.<raw body>"` under the webhook secret; a timestamp more than 300 s
-//! away is refused. The provider's event id makes redelivery harmless: the
-//! Order aggregate records each payment event once.
+//! away from now (exactly: now has sub-second precision) is refused. The
+//! provider's event id makes redelivery harmless: the Order aggregate
+//! records each payment event once.
+//!
+//! Only what the provider should not retry is answered 200 without effect:
+//! a correctly signed event of a type the ledger does not handle, or a
+//! payment intent that names no order of this ledger (no or no valid
+//! `metadata.order_id`). A bad signature, a stale timestamp or a body that
+//! is not an event at all (malformed JSON, no `id` or `type`, text that
+//! cannot be stored) is 400: the provider retries it and shows it failing.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
+use chrono::{DateTime, Utc};
 use domain::{OrderCommand, OrderStatus, PaymentOutcome};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -18,6 +26,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::context::{CommandContext, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER};
 use crate::error::ApiError;
+use crate::extract::RawBody;
 use crate::routes::now;
 use crate::routes::orders::load_order;
 use crate::{reactions, AppState};
@@ -26,17 +35,20 @@ use crate::{reactions, AppState};
 pub const TOLERANCE_SECS: i64 = 300;
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
 
+/// The envelope every provider event has; `data.object` is read by type.
 #[derive(Deserialize)]
 struct PaymentEvent {
     id: String,
     #[serde(rename = "type")]
     kind: String,
+    #[serde(default)]
     data: PaymentEventData,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct PaymentEventData {
-    object: PaymentIntent,
+    #[serde(default)]
+    object: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -68,15 +80,34 @@ pub struct WebhookReceived {
     status: Option<OrderStatus>,
     /// True when the event id was already processed.
     duplicate: bool,
+    /// Why a signed event changed nothing (a type the ledger does not
+    /// handle, no order named); absent when it was processed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored: Option<String>,
     position: i64,
 }
 
-/// Checks `Stripe-Signature` against the raw body.
+impl WebhookReceived {
+    fn ignored(reason: String) -> Self {
+        Self {
+            received: true,
+            order_id: None,
+            status: None,
+            duplicate: false,
+            ignored: Some(reason),
+            position: 0,
+        }
+    }
+}
+
+/// Checks `Stripe-Signature` against the raw body, and its timestamp
+/// against `now`: more than [`TOLERANCE_SECS`] away, either way, is refused,
+/// compared exactly (a whole-second timestamp 300.5 s old is stale).
 pub fn verify_signature(
     header: &str,
     body: &[u8],
     secret: &str,
-    now_unix: i64,
+    now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
@@ -89,7 +120,9 @@ pub fn verify_signature(
     }
     let timestamp = timestamp
         .ok_or_else(|| ApiError::BadRequest("signature header without timestamp".to_owned()))?;
-    if (now_unix - timestamp).abs() > TOLERANCE_SECS {
+    let signed_at = DateTime::from_timestamp(timestamp, 0)
+        .ok_or_else(|| ApiError::BadRequest("signature timestamp out of range".to_owned()))?;
+    if (now - signed_at).abs() > chrono::Duration::seconds(TOLERANCE_SECS) {
         return Err(ApiError::BadRequest(
             "signature timestamp outside the tolerance".to_owned(),
         ));
@@ -126,57 +159,67 @@ pub fn sign(body: &[u8], secret: &str, timestamp: i64) -> String {
     )
 }
 
-#[utoipa::path(post, path = "/v1/webhooks/payments", tag = "webhooks", params(("Stripe-Signature" = String, Header, description = "`t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">`")), request_body = crate::schema::PaymentWebhook, responses((status = 200, description = "Processed, or a duplicate event id (changes nothing)", body = WebhookReceived)), security(()))]
+#[utoipa::path(post, path = "/v1/webhooks/payments", tag = "webhooks", params(("Stripe-Signature" = String, Header, description = "`t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">`")), request_body = crate::schema::PaymentWebhook, responses((status = 200, description = "Processed; or a duplicate event id, an event type the ledger does not handle, or a payment intent naming no order (these change nothing; `ignored` says why)", body = WebhookReceived)), security(()))]
 pub async fn payments(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<WebhookReceived>, ApiError> {
     let signature = headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::BadRequest("missing Stripe-Signature header".to_owned()))?;
-    verify_signature(
-        signature,
-        &body,
-        &app.config.webhook_secret,
-        now().timestamp(),
-    )?;
+    verify_signature(signature, &body, &app.config.webhook_secret, now())?;
+    crate::extract::refuse_unstorable_json(&body).map_err(|_| {
+        ApiError::BadRequest("malformed payment event: text that cannot be stored".to_owned())
+    })?;
     let event: PaymentEvent = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("malformed payment event: {e}")))?;
 
+    let handled = matches!(
+        event.kind.as_str(),
+        "payment_intent.succeeded" | "payment_intent.payment_failed"
+    );
+    if !handled {
+        // Acknowledged, as providers expect, so they stop redelivering it.
+        tracing::info!(event_id = %event.id, event_type = %event.kind, "payment webhook ignored: type not handled");
+        return Ok(Json(WebhookReceived::ignored(format!(
+            "event type `{}` is not handled",
+            event.kind
+        ))));
+    }
+    let intent: PaymentIntent = match serde_json::from_value(event.data.object) {
+        Ok(intent) => intent,
+        Err(err) => {
+            tracing::warn!(event_id = %event.id, event_type = %event.kind, error = %err, "payment webhook ignored: unreadable payment intent");
+            return Ok(Json(WebhookReceived::ignored(format!(
+                "unreadable payment intent: {err}"
+            ))));
+        }
+    };
     let outcome = match event.kind.as_str() {
-        "payment_intent.succeeded" => PaymentOutcome::Succeeded,
         "payment_intent.payment_failed" => PaymentOutcome::Failed {
-            reason: event
-                .data
-                .object
+            reason: intent
                 .last_payment_error
                 .as_ref()
                 .and_then(|e| e.message.clone())
                 .unwrap_or_else(|| "unknown".to_owned()),
         },
-        // Other event types are acknowledged and ignored, as providers expect.
-        _ => {
-            return Ok(Json(WebhookReceived {
-                received: true,
-                order_id: None,
-                status: None,
-                duplicate: false,
-                position: 0,
-            }))
-        }
+        _ => PaymentOutcome::Succeeded,
     };
-    let order_id = event
-        .data
-        .object
+    let Some(order_id) = intent
         .metadata
         .order_id
         .as_deref()
         .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| {
-            ApiError::BadRequest("payment event without a valid metadata.order_id".to_owned())
-        })?;
+    else {
+        // Not a payment for an order of this ledger (another integration on
+        // the same provider account, say).
+        tracing::info!(event_id = %event.id, event_type = %event.kind, "payment webhook ignored: no valid metadata.order_id");
+        return Ok(Json(WebhookReceived::ignored(
+            "the payment intent names no order (metadata.order_id)".to_owned(),
+        )));
+    };
     load_order(&app, order_id).await?;
 
     let correlation_id = headers
@@ -195,9 +238,9 @@ pub async fn payments(
     };
     let command = OrderCommand::RecordPayment {
         payment_id: event.id.clone(),
-        intent_id: event.data.object.id.clone(),
-        amount_minor: event.data.object.amount,
-        currency: event.data.object.currency.clone(),
+        intent_id: intent.id.clone(),
+        amount_minor: intent.amount,
+        currency: intent.currency.clone(),
         outcome,
         received_at: now(),
     };
@@ -218,6 +261,7 @@ pub async fn payments(
         order_id: Some(order_id),
         status: Some(order.status()),
         duplicate,
+        ignored: None,
         position: committed.position.max(settled),
     }))
 }
@@ -226,33 +270,64 @@ pub async fn payments(
 mod tests {
     use super::*;
 
+    fn at(secs: i64, millis: u32) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, millis * 1_000_000).expect("valid")
+    }
+
     #[test]
     fn a_signature_made_with_the_secret_verifies() {
         let header = sign(b"{}", "whsec", 1_000);
-        assert!(verify_signature(&header, b"{}", "whsec", 1_100).is_ok());
+        assert!(verify_signature(&header, b"{}", "whsec", at(1_100, 0)).is_ok());
     }
 
     #[test]
     fn a_signature_over_another_body_is_refused() {
         let header = sign(b"{}", "whsec", 1_000);
-        assert!(verify_signature(&header, b"{ }", "whsec", 1_000).is_err());
+        assert!(verify_signature(&header, b"{ }", "whsec", at(1_000, 0)).is_err());
     }
 
     #[test]
     fn a_signature_with_another_secret_is_refused() {
         let header = sign(b"{}", "other", 1_000);
-        assert!(verify_signature(&header, b"{}", "whsec", 1_000).is_err());
+        assert!(verify_signature(&header, b"{}", "whsec", at(1_000, 0)).is_err());
     }
 
     #[test]
     fn a_timestamp_older_than_the_tolerance_is_refused() {
         let header = sign(b"{}", "whsec", 1_000);
-        assert!(verify_signature(&header, b"{}", "whsec", 1_000 + TOLERANCE_SECS + 1).is_err());
-        assert!(verify_signature(&header, b"{}", "whsec", 1_000 - TOLERANCE_SECS - 1).is_err());
+        assert!(
+            verify_signature(&header, b"{}", "whsec", at(1_000 + TOLERANCE_SECS + 1, 0)).is_err()
+        );
+        assert!(
+            verify_signature(&header, b"{}", "whsec", at(1_000 - TOLERANCE_SECS - 1, 0)).is_err()
+        );
+    }
+
+    #[test]
+    fn the_tolerance_is_compared_exactly_at_its_boundary() {
+        let header = sign(b"{}", "whsec", 1_000);
+        let verify = |now| verify_signature(&header, b"{}", "whsec", now).is_ok();
+        // Exactly 300 s either way is within; a millisecond more is not.
+        assert!(verify(at(1_300, 0)));
+        assert!(verify(at(700, 0)));
+        assert!(!verify(at(1_300, 1)));
+        assert!(!verify(at(699, 999)));
+        // 300.5 s old or ahead: refused (whole seconds would round it to 300).
+        assert!(!verify(at(1_300, 500)));
+        assert!(!verify(at(699, 500)));
+        // ±1 s around the boundary.
+        assert!(verify(at(1_299, 0)) && verify(at(701, 0)));
+        assert!(!verify(at(1_301, 0)) && !verify(at(699, 0)));
     }
 
     #[test]
     fn a_header_without_timestamp_is_refused() {
-        assert!(verify_signature("v1=00", b"{}", "whsec", 0).is_err());
+        assert!(verify_signature("v1=00", b"{}", "whsec", at(0, 0)).is_err());
+    }
+
+    #[test]
+    fn a_timestamp_beyond_any_date_is_refused_not_a_panic() {
+        let header = format!("t={},v1=00", i64::MAX);
+        assert!(verify_signature(&header, b"{}", "whsec", at(0, 0)).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The Order aggregate: one customer, lines from many vendors, payment and
 //! fulfilment.
 
+pub mod placement;
 pub mod pricing;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +16,7 @@ use uuid::Uuid;
 use crate::error::{DomainError, FieldError};
 use crate::listing::ListingKind;
 use crate::money::{from_minor_units, is_valid_amount, round_cents, to_minor_units, Rates};
-use pricing::{LineInput, LineTerms, PricedLine, PricedOrder};
+use pricing::{LineInput, PricedLine, PricedOrder};
 
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
@@ -450,56 +451,12 @@ impl Order {
         if currency.is_empty() {
             errors.push(FieldError::new("currency", "must not be empty"));
         }
-        if rates.tax_rate < Decimal::ZERO || rates.platform_fee_rate < Decimal::ZERO {
-            errors.push(FieldError::new("rates", "must not be negative"));
-        }
-        if lines.is_empty() {
-            errors.push(FieldError::new("items", "must contain at least one item"));
-        }
-        let mut line_ids = BTreeSet::new();
-        let mut hold_ids = BTreeSet::new();
-        for (i, l) in lines.iter().enumerate() {
-            if l.quantity < 1 {
-                errors.push(FieldError::new(
-                    format!("items[{i}].quantity"),
-                    "must be at least 1",
-                ));
-            }
-            if !line_ids.insert(l.line_id) || !hold_ids.insert(l.hold_id) {
-                errors.push(FieldError::new(format!("items[{i}]"), "duplicate line"));
-            }
-            match &l.terms {
-                LineTerms::Rental {
-                    period,
-                    price_per_unit,
-                    deposit_per_unit,
-                    ..
-                } => {
-                    if !period.is_valid() {
-                        errors.push(FieldError::new(
-                            format!("items[{i}].end"),
-                            "end must be after start",
-                        ));
-                    }
-                    if !is_valid_amount(*price_per_unit) || !is_valid_amount(*deposit_per_unit) {
-                        errors.push(FieldError::new(
-                            format!("items[{i}].price"),
-                            "prices must be non-negative with at most 2 decimal places",
-                        ));
-                    }
-                }
-                LineTerms::Sale { unit_price } => {
-                    if !is_valid_amount(*unit_price) {
-                        errors.push(FieldError::new(
-                            format!("items[{i}].price"),
-                            "prices must be non-negative with at most 2 decimal places",
-                        ));
-                    }
-                }
-            }
+        let priced = placement::check_placement(&lines, rates, placed_at);
+        if let Err(DomainError::Validation { errors: found }) = &priced {
+            errors.extend(found.iter().cloned());
         }
         DomainError::check(errors)?;
-        let priced = pricing::price_order(&lines, rates);
+        let priced = priced?;
         Ok(vec![OrderEvent::OrderPlaced {
             order_id,
             customer_id,

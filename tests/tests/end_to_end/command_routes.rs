@@ -2118,19 +2118,33 @@ async fn money_in_an_order_answer_always_has_two_places_even_for_huge_amounts() 
         too_big.body
     );
     assert_eq!(too_big.body["errors"][0]["field"], "price_per_unit");
-    // The largest price over the longest period still prices exactly.
+    // The largest price over the longest period exceeds the order bound
+    // (10^12, issue 20); the largest order within it still prices exactly.
     let listing = app
-        .rental_listing(vendor_id, "hour", "1000000000.00", "1000000000.00", 1)
+        .rental_listing(vendor_id, "hour", "1000000000.00", "0.00", 1)
         .await;
-    let order = place(
+    let beyond = place(
         &app,
         "c1",
         vec![rental_item(listing, 1, &at(0, 0), &at(3660, 0))],
     )
     .await;
+    assert_eq!(
+        beyond.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        beyond.body
+    );
+    assert_eq!(beyond.body["errors"][0]["code"], "too_large");
+    let order = place(
+        &app,
+        "c1",
+        vec![rental_item(listing, 1, &at(0, 0), &at(41, 16))],
+    )
+    .await;
     assert_created_order(&order);
-    assert_eq!(order.body["subtotal"], "87840000000000.00");
-    assert_eq!(order.body["lines"][0]["billable_units"], 87840);
+    assert_eq!(order.body["subtotal"], "1000000000000.00");
+    assert_eq!(order.body["lines"][0]["billable_units"], 1000);
     for field in ["subtotal", "tax", "deposit", "total"] {
         money(&order.body, field);
     }

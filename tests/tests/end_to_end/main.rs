@@ -27,4 +27,5 @@ mod rebuild_and_export;
 mod reconciliation;
 mod relay;
 mod shutdown;
+mod strict_input;
 mod upcasting;
