@@ -23,4 +23,5 @@ mod read_api;
 mod rebuild_and_export;
 mod reconciliation;
 mod relay;
+mod stream_history;
 mod upcasting;
