@@ -153,7 +153,7 @@ pub async fn reset(
         Some(Verdict::Unknown(why)) => {
             println!("stream {name}: cannot tell whose it is ({why}); resetting it")
         }
-        None => println!("stream {name} does not exist; creating it"),
+        None => println!("stream {name} does not exist; created it"),
     }
 
     let brought_back = bring_back_checkpoints(pool, head).await?;
@@ -175,20 +175,24 @@ pub async fn reset(
         println!("relay position of {name} reset from {was} to 0");
     }
 
+    let existed = existing.is_some();
     let (deleted_messages, deleted_consumers) = recreate(&js, existing, settings).await?;
-    println!(
-        "stream {name} deleted ({deleted_messages} messages, durable consumers: {}) and created empty",
-        if deleted_consumers.is_empty() {
-            "none".to_owned()
-        } else {
-            deleted_consumers.join(", ")
-        }
-    );
+    if existed {
+        println!(
+            "stream {name} deleted ({deleted_messages} messages, durable consumers: {}) and created empty",
+            if deleted_consumers.is_empty() {
+                "none".to_owned()
+            } else {
+                deleted_consumers.join(", ")
+            }
+        );
+    }
 
     let mut cleared = Vec::new();
     let relay = relay_component(name);
+    let consumer = faults::consumer_component("");
     for fault in faults::list(pool).await? {
-        let ours = fault.component == relay || fault.component.starts_with("consumer:");
+        let ours = fault.component == relay || fault.component.starts_with(&consumer);
         if ours && fault.kind == FaultKind::StreamMismatch.as_str() {
             faults::clear(pool, &fault.component).await?;
             cleared.push(fault.component);
@@ -199,21 +203,26 @@ pub async fn reset(
     }
 
     republish(pool, client, settings, head).await?;
-    println!("republished positions 1..={head} from the events table onto {name}");
+    if head > 0 {
+        println!("republished positions 1..={head} from the events table onto {name}");
+    }
 
     if rebuild {
         super::projections::rebuild(pool, name, &[]).await?;
     } else {
         let must: Vec<&str> = brought_back.iter().map(|(n, _)| n.as_str()).collect();
-        println!(
-            "read models NOT rebuilt: they may hold events of the other history{}; \
-             run `ledger projections rebuild --all`",
-            if must.is_empty() {
-                String::new()
-            } else {
-                format!(" ({} certainly do)", must.join(", "))
-            }
-        );
+        let foreign = matches!(before, Some(Verdict::Foreign(_)));
+        if foreign || !must.is_empty() {
+            println!(
+                "read models NOT rebuilt: they may hold events of the other history{}; \
+                 run `ledger projections rebuild --all`",
+                if must.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} certainly do)", must.join(", "))
+                }
+            );
+        }
     }
     println!("done: the relay and the consumers go on from this database's log");
     Ok(ResetReport {
