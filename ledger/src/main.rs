@@ -43,6 +43,9 @@ enum Task {
     /// Rebuild read models or show how far they are.
     #[command(subcommand)]
     Projections(ProjectionsTask),
+    /// Recover the stream after a database restore (`stream reset`).
+    #[command(subcommand)]
+    Stream(ledger::commands::stream::StreamTask),
     /// Verify that the log was never altered; make signing keys.
     #[command(subcommand)]
     Audit(AuditTask),
@@ -183,6 +186,7 @@ async fn main() -> ExitCode {
             all,
             stream,
         }) => rebuild(database, names, all, stream).await,
+        Task::Stream(task) => ledger::commands::stream::execute(task).await,
         Task::Audit(AuditTask::Verify {
             database,
             from,

@@ -7,10 +7,13 @@
 //!   commit order;
 //! - `wakeup`: how writers wake the relay after they commit;
 //! - `faults`: what a component of the pipeline found wrong, for every
-//!   replica to report.
+//!   replica to report;
+//! - `history`: whether the stream belongs to this database's history (it
+//!   does not after a restore behind it), checked before anyone uses it.
 
 pub mod envelope;
 pub mod faults;
+pub mod history;
 pub mod relay;
 pub mod stream;
 pub mod wakeup;

@@ -28,8 +28,15 @@
 //! It wakes on `LISTEN ledger_events` (writers notify after they commit,
 //! see `wakeup`), with a slow poll as a safety net for notifications lost
 //! during a reconnect or a writer's crash.
+//!
+//! **Only onto this database's stream.** Once active, the relay checks
+//! that the stream belongs to this database's history (`history`): after a
+//! restore behind the stream it refuses, with an ERROR and a
+//! `stream_mismatch` fault, and publishes nothing until `ledger stream
+//! reset` has replaced the stream; then it goes on by itself.
 
 use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishAckFuture;
@@ -41,6 +48,8 @@ use sqlx::{Acquire, PgPool};
 use tokio::sync::watch;
 
 use crate::envelope::{Outgoing, OUTGOING_COLUMNS, POSITION_HEADER};
+use crate::faults::relay_component;
+use crate::history::wait_until_ours;
 use crate::stream::{provision, StreamSettings};
 use crate::Error;
 
@@ -72,6 +81,9 @@ pub struct Relay {
     pool: PgPool,
     js: jetstream::Context,
     config: RelayConfig,
+    /// The NATS servers, as last told by the client: it cannot tell them
+    /// while it is reconnecting, which is when the logs need them.
+    nats_servers: Mutex<Option<String>>,
 }
 
 /// An ack must confirm the message was stored at the sequence the relay
@@ -148,6 +160,7 @@ impl Relay {
             pool,
             js: jetstream::new(client),
             config,
+            nats_servers: Mutex::new(None),
         }
     }
 
@@ -160,7 +173,7 @@ impl Relay {
             }
             match self.lead(&mut shutdown).await {
                 Ok(()) => return,
-                Err(err) => tracing::warn!(error = %err, "relay stopped; starting over"),
+                Err(err) => self.log_failure(&err).await,
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -178,6 +191,47 @@ impl Relay {
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
         hash as i64
+    }
+
+    /// A failure, at WARN, with the address of the server that failed.
+    async fn log_failure(&self, err: &Error) {
+        let stream = &self.config.stream.name;
+        match err {
+            Error::Database(_) => {
+                let options = self.pool.connect_options();
+                let database = format!(
+                    "{}:{}/{}",
+                    options.get_host(),
+                    options.get_port(),
+                    options.get_database().unwrap_or_default()
+                );
+                tracing::warn!(stream, database, error = %err, "relay stopped: PostgreSQL failed; starting over");
+            }
+            Error::Nats(_) => {
+                let nats = self.nats_servers().await;
+                tracing::warn!(stream, nats, error = %err, "relay stopped: NATS failed; starting over");
+            }
+            Error::Malformed(_) => {
+                tracing::warn!(stream, error = %err, "relay stopped; starting over")
+            }
+        }
+    }
+
+    /// The NATS servers the client knows, or the last ones it told.
+    async fn nats_servers(&self) -> String {
+        let asked =
+            tokio::time::timeout(Duration::from_millis(200), self.js.client().server_pool()).await;
+        let mut known = self
+            .nats_servers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Ok(Ok(servers)) = asked {
+            let listed: Vec<String> = servers.iter().map(ToString::to_string).collect();
+            *known = Some(listed.join(","));
+        }
+        known
+            .clone()
+            .unwrap_or_else(|| "unknown (never connected)".to_owned())
     }
 
     async fn lead(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Error> {
@@ -199,6 +253,16 @@ impl Relay {
         tracing::info!(stream = %self.config.stream.name, "relay is the active instance");
 
         let stream = provision(&self.js, &self.config.stream).await?;
+        // Learnt while NATS answers, for the logs when it no longer does.
+        let _ = self.nats_servers().await;
+        let component = relay_component(&self.config.stream.name);
+        wait_until_ours(&self.pool, &stream, &component, shutdown).await?;
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        // Still ours after the wait (the lock went with its connection if
+        // that broke meanwhile).
+        sqlx::query("SELECT 1").execute(&mut lock_conn).await?;
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         let (mut position, mut stream_sequence) = self.resume(&stream).await?;

@@ -231,6 +231,9 @@ impl Runner {
 
     async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Exit, Error> {
         let stream = provision(&self.js, &self.config.stream).await?;
+        // Nothing from a stream of another history (a restored database).
+        let component = ledger_nats::faults::consumer_component(self.consumer.name());
+        ledger_nats::history::wait_until_ours(&self.pool, &stream, &component, shutdown).await?;
         // The tail before catching up: what the stream holds up to here is
         // also in the table, and the catch-up applies it.
         let tail = stream

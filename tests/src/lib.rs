@@ -1228,3 +1228,44 @@ pub mod hardening_support {
         app.server.take().expect("a running server")
     }
 }
+
+// ---------------------------------------------------------------------------
+// Support for stream_history.rs: databases dropped, created and restored
+// under the same name, as an operator's restore leaves them.
+// ---------------------------------------------------------------------------
+pub mod history_support {
+    use std::time::Duration;
+
+    use sqlx::postgres::PgPoolOptions;
+    use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+    /// The URL of database `name` on the test server.
+    pub fn database_url(name: &str) -> String {
+        super::with_database(&super::admin_database_url(), name)
+    }
+
+    /// A pool on database `name`.
+    pub async fn connect(name: &str, max_connections: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&database_url(name))
+            .await
+            .expect("connect to the database")
+    }
+
+    /// Drops database `name` (whoever is connected) and creates it empty.
+    pub async fn drop_and_create(name: &str) {
+        let mut admin = PgConnection::connect(&super::admin_database_url())
+            .await
+            .expect("connect to the maintenance database");
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+            .await
+            .expect("drop the database");
+        admin
+            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .expect("create the database");
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod projections;
+pub mod stream;
 
 use std::time::Duration;
 

@@ -27,5 +27,6 @@ mod rebuild_and_export;
 mod reconciliation;
 mod relay;
 mod shutdown;
+mod stream_history;
 mod strict_input;
 mod upcasting;
