@@ -46,6 +46,8 @@ pub fn relay_component(stream: &str) -> String {
 }
 
 /// Records (or refreshes) a fault; `since` keeps the first time it was seen.
+/// A stall never replaces a stream mismatch of the same component: the
+/// mismatch is the finer diagnosis (it is why every attempt fails).
 pub async fn record(
     pool: &PgPool,
     component: &str,
@@ -60,24 +62,30 @@ pub async fn record(
             SET kind = EXCLUDED.kind, position = EXCLUDED.position,
                 detail = EXCLUDED.detail, updated_at = now(),
                 since = CASE WHEN pipeline_faults.kind = EXCLUDED.kind
-                             THEN pipeline_faults.since ELSE now() END",
+                             THEN pipeline_faults.since ELSE now() END
+          WHERE NOT (pipeline_faults.kind = $5 AND EXCLUDED.kind = $6)",
     )
     .bind(component)
     .bind(kind.as_str())
     .bind(position)
     .bind(detail)
+    .bind(FaultKind::StreamMismatch.as_str())
+    .bind(FaultKind::Stalled.as_str())
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Clears a component's fault (it applied again, or was reset).
-pub async fn clear(pool: &PgPool, component: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM pipeline_faults WHERE component = $1")
+/// Clears a component's fault of this kind (it applies again, or the
+/// stream was reset); a fault of another kind is left to whoever recorded
+/// it. Whether there was one.
+pub async fn clear(pool: &PgPool, component: &str, kind: FaultKind) -> Result<bool, sqlx::Error> {
+    let cleared = sqlx::query("DELETE FROM pipeline_faults WHERE component = $1 AND kind = $2")
         .bind(component)
+        .bind(kind.as_str())
         .execute(pool)
         .await?;
-    Ok(())
+    Ok(cleared.rows_affected() > 0)
 }
 
 /// Every current fault, by component.

@@ -280,11 +280,8 @@ pub async fn wait_until_ours(
 
 /// Clears `component`'s fault if it is a stream mismatch; true if it was.
 pub async fn clear_mismatch(pool: &PgPool, component: &str) -> Result<bool, Error> {
-    let mismatched = faults::list(pool).await?.iter().any(|fault| {
-        fault.component == component && fault.kind == FaultKind::StreamMismatch.as_str()
-    });
+    let mismatched = faults::clear(pool, component, FaultKind::StreamMismatch).await?;
     if mismatched {
-        faults::clear(pool, component).await?;
         tracing::info!(
             component,
             "the stream belongs to this database again; going on"

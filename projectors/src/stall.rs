@@ -195,31 +195,18 @@ impl Health {
     /// Clears the component's stall; a fault of another kind is left to
     /// whoever recorded it.
     async fn clear(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let stalled = faults::list(pool)
-            .await?
-            .into_iter()
-            .any(|f| f.component == self.component && f.kind == FaultKind::Stalled.as_str());
-        if stalled {
-            faults::clear(pool, &self.component).await?;
-        }
+        faults::clear(pool, &self.component, FaultKind::Stalled).await?;
         Ok(())
     }
 
+    /// Records the stall (never over a stream mismatch: see
+    /// [`faults::record`]).
     async fn record(
         &self,
         pool: &PgPool,
         error: &Error,
         position: Option<i64>,
     ) -> Result<(), sqlx::Error> {
-        // A stream from another history is the finer diagnosis (it is why
-        // every attempt fails): it stays as it is.
-        let mismatch = faults::list(pool)
-            .await?
-            .into_iter()
-            .any(|f| f.component == self.component && f.kind == FaultKind::StreamMismatch.as_str());
-        if mismatch {
-            return Ok(());
-        }
         faults::record(
             pool,
             &self.component,

@@ -193,8 +193,7 @@ pub async fn reset(
     let consumer = faults::consumer_component("");
     for fault in faults::list(pool).await? {
         let ours = fault.component == relay || fault.component.starts_with(&consumer);
-        if ours && fault.kind == FaultKind::StreamMismatch.as_str() {
-            faults::clear(pool, &fault.component).await?;
+        if ours && faults::clear(pool, &fault.component, FaultKind::StreamMismatch).await? {
             cleared.push(fault.component);
         }
     }

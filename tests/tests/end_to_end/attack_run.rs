@@ -21,7 +21,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 /// What a case may answer.
@@ -246,7 +245,7 @@ impl World {
                     serde_json::from_slice(&bytes).unwrap_or(Value::Null),
                 )
             }
-            Wire::Raw(bytes) => raw_exchange(&self.app, bytes).await,
+            Wire::Raw(bytes) => ledger_tests::raw_http::exchange(&self.app.base_url, bytes).await,
         }
     }
 
@@ -288,40 +287,6 @@ impl World {
 
 fn unix_now() -> i64 {
     Utc::now().timestamp()
-}
-
-/// Sends raw bytes on a new connection and reads the answer until the
-/// server closes it (every raw case asks `Connection: close`).
-async fn raw_exchange(app: &TestApp, bytes: &[u8]) -> (u16, String, Value) {
-    let addr = app.base_url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    // A server that answers early may close before the whole request is
-    // written: what it answered is still readable.
-    let _ = stream.write_all(bytes).await;
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-type")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap_or_default();
-    // A chunked answer: the JSON is the first chunk.
-    let json = body
-        .find('{')
-        .and_then(|start| body.rfind('}').map(|end| &body[start..=end]))
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or(Value::Null);
-    (status, content_type, json)
 }
 
 fn signed_webhook(body: &Value, timestamp: i64) -> (Vec<u8>, String) {

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use ledger::limits::{Rate, RateLimits};
 use ledger_tests::command_support::assert_problem;
 use ledger_tests::hardening_support::{spawn_on_pool, take_server};
+use ledger_tests::raw_http::read_answer;
 use ledger_tests::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Connection;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// Sends a request whose head declares `declared` body bytes, writes only
 /// a part of them, and reads the answer: (status, content type, body).
@@ -60,52 +61,6 @@ async fn send_chunked_body(
     }
     let _ = stream.write_all(b"0\r\n\r\n").await;
     read_answer(stream).await
-}
-
-async fn read_answer(mut stream: tokio::net::TcpStream) -> (u16, String, serde_json::Value) {
-    let mut raw = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => raw.extend_from_slice(&chunk[..n]),
-            }
-            if let Some(at) = find(&raw, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&raw[..at]).to_ascii_lowercase();
-                let length = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok());
-                if length.is_some_and(|len| raw.len() >= at + 4 + len) {
-                    break;
-                }
-            }
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "the answer came within 10 s");
-    let at = find(&raw, b"\r\n\r\n").expect("a complete head");
-    let head = String::from_utf8_lossy(&raw[..at]).to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type:")
-                .map(|v| v.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let body = serde_json::from_slice(&raw[at + 4..]).unwrap_or(serde_json::Value::Null);
-    (status, content_type, body)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 async fn scrape(app: &TestApp) -> String {

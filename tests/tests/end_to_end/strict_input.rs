@@ -13,7 +13,6 @@ use ledger_tests::command_support::{assert_invalid_field, assert_problem, send_b
 use ledger_tests::{at, Answer, TestApp, JWT_SECRET, WEBHOOK_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 const RANGE_MESSAGE: &str = "must lie between 2000-01-01T00:00:00Z and 2200-01-01T00:00:00Z";
@@ -534,37 +533,6 @@ async fn a_body_without_a_content_type_is_415() {
     assert_eq!(published.status, StatusCode::OK, "{:?}", published.body);
 }
 
-/// Writes `raw` on a fresh connection and reads the answer's status line,
-/// content type and body.
-async fn raw_exchange(app: &TestApp, raw: Vec<u8>) -> (u16, String, Value) {
-    let addr = app.base_url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(&raw).await.expect("write the request");
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    assert!(read.is_ok(), "an answer within 10 s");
-    let text = String::from_utf8_lossy(&answer).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type:")
-                .map(|v| v.trim().to_owned())
-        })
-        .unwrap_or_default();
-    (
-        status,
-        content_type,
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
-
 #[tokio::test]
 async fn a_request_with_content_length_and_transfer_encoding_gets_a_problem_or_is_read_chunked() {
     let app = TestApp::spawn().await;
@@ -581,12 +549,13 @@ async fn a_request_with_content_length_and_transfer_encoding_gets_a_problem_or_i
     chunked.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
     chunked.extend_from_slice(body);
     chunked.extend_from_slice(b"\r\n0\r\n\r\n");
-    let (status, _, answer) = raw_exchange(&app, chunked).await;
+    let (status, _, answer) = ledger_tests::raw_http::exchange(&app.base_url, &chunked).await;
     assert_eq!(status, 201, "{answer:?}");
     // A body framed by the length instead is no chunked body: a problem.
     let mut framed = head.into_bytes();
     framed.extend_from_slice(body);
-    let (status, content_type, answer) = raw_exchange(&app, framed).await;
+    let (status, content_type, answer) =
+        ledger_tests::raw_http::exchange(&app.base_url, &framed).await;
     assert!((400..500).contains(&status), "{status} {answer:?}");
     assert!(
         content_type.starts_with("application/problem+json"),
