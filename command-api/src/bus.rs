@@ -308,8 +308,8 @@ where
                 }
                 Err(Ok(Retry::Conflict)) => {
                     count::<A>(batch.len(), "conflict");
-                    break Err(ApiError::from(
-                        cqrs_es::AggregateError::<DomainError>::AggregateConflict,
+                    break Err(crate::error::from_aggregate(
+                        cqrs_es::AggregateError::AggregateConflict,
                     ));
                 }
                 Err(Err(err)) => {
@@ -457,7 +457,11 @@ where
     }
 
     async fn load_stored(&self, aggregate_id: &str) -> Result<Loaded<A>, ApiError> {
-        let context = self.store.load_aggregate(aggregate_id).await?;
+        let context = self
+            .store
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(crate::error::from_aggregate)?;
         Ok(Loaded {
             aggregate: context.aggregate,
             sequence: context.current_sequence,

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
 
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub use ledger_http::request_id::{is_acceptable_request_id, request_id, REQUEST_ID_HEADER};
+
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 #[derive(Clone, Debug)]
@@ -51,23 +51,6 @@ impl CommandContext {
         }
         metadata
     }
-}
-
-/// Whether a client-sent request id is kept: short and printable, so it is
-/// safe in logs and event metadata. Others are replaced by a fresh one.
-pub fn is_acceptable_request_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
-}
-
-/// The request id set by the request-id layer (or sent by the client).
-pub fn request_id(parts: &Parts) -> String {
-    parts
-        .headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| is_acceptable_request_id(id))
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string())
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CommandContext {

@@ -26,8 +26,7 @@ use crate::context::IDEMPOTENCY_KEY_HEADER;
 use crate::error::ApiError;
 
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-/// Request bodies above this are refused with 413 (API.md).
-pub const BODY_LIMIT: usize = 1024 * 1024;
+pub use ledger_http::extract::BODY_LIMIT;
 /// How long a claim protects a running request before a retry may take over.
 const LEASE: Duration = Duration::from_secs(60);
 /// How long keys are remembered.

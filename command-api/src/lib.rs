@@ -6,15 +6,14 @@
 //! `saga` places orders across inventories; `reactions` are the follow-up
 //! commands an outcome needs (confirm or release holds, credit vendors);
 //! `sweeper` expires unpaid holds. `bus` runs a command against an
-//! aggregate; `idempotency`, `auth`, `context` and `extract` are the
-//! request plumbing, and `error` the one place errors become responses.
+//! aggregate; `idempotency` and `context` are the request plumbing (auth,
+//! extractors and the problem type are `ledger-http`'s, shared with the
+//! read side), and `error` the one place command errors become responses.
 
-pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod context;
 pub mod error;
-pub mod extract;
 pub mod idempotency;
 pub mod policies;
 pub mod reactions;
@@ -30,6 +29,10 @@ use axum::Router;
 use domain::{Inventory, Listing, Order, Vendor};
 use ledger_nats::CommitNotifier;
 use sqlx::PgPool;
+
+/// Auth and extractors are shared with the read side (`ledger-http`);
+/// their old paths here stay.
+pub use ledger_http::{auth, extract};
 
 pub use auth::{Authenticator, Principal, Role};
 pub use config::CommandApiConfig;

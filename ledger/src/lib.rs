@@ -17,7 +17,8 @@ use axum::error_handling::HandleErrorLayer;
 use axum::http::HeaderName;
 use axum::response::IntoResponse;
 use axum::{BoxError, Router};
-use command_api::{ApiError, CommandApiConfig, CommandApp};
+use command_api::{CommandApiConfig, CommandApp};
+use ledger_http::ApiError;
 use ledger_nats::{Relay, RelayConfig, StreamSettings};
 use projectors::{Runner, RunnerConfig};
 use sqlx::postgres::PgPoolOptions;
@@ -154,7 +155,7 @@ pub fn http_router(
     metrics: observability::MetricsState,
     rate_limits: limits::RateLimits,
 ) -> Router {
-    let request_id = HeaderName::from_static(command_api::context::REQUEST_ID_HEADER);
+    let request_id = HeaderName::from_static(ledger_http::request_id::REQUEST_ID_HEADER);
     let limiter = limits::Limiter::new(rate_limits, jwt_secret);
     let mut router = Router::new()
         .merge(read_api::health_router(read.clone()))
@@ -207,13 +208,13 @@ async fn drop_unacceptable_request_id(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let header = command_api::context::REQUEST_ID_HEADER;
+    let header = ledger_http::request_id::REQUEST_ID_HEADER;
     let acceptable = request
         .headers()
         .get(header)
         .map(|v| {
             v.to_str()
-                .is_ok_and(command_api::context::is_acceptable_request_id)
+                .is_ok_and(ledger_http::request_id::is_acceptable_request_id)
         })
         .unwrap_or(true);
     if !acceptable {
@@ -461,6 +462,7 @@ pub async fn serve(
             closing: draining_rx.clone(),
             audit_public_key: config.audit.public,
             positions: Default::default(),
+            consumers: consumer_names(),
         });
         let router = http_router(
             command,
@@ -553,6 +555,17 @@ pub async fn serve(
     }
     served?;
     Ok(())
+}
+
+/// Every stream consumer a deployment runs: the read models' projectors and
+/// the command side's policies. The read side lists them by these names
+/// without linking the command side.
+pub fn consumer_names() -> Vec<String> {
+    projectors::read_models()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .chain([command_api::policies::NAME.to_owned()])
+        .collect()
 }
 
 fn runner_config(config: &ServerConfig) -> RunnerConfig {

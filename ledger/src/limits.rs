@@ -21,8 +21,8 @@ use axum::http::header::{
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use command_api::ApiError;
 use futures::StreamExt;
+use ledger_http::ApiError;
 
 /// Largest request body (API.md "Conventions").
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -142,7 +142,7 @@ impl TokenBuckets {
 pub struct Limiter {
     per_ip: Arc<TokenBuckets>,
     per_principal: Arc<TokenBuckets>,
-    authenticator: Arc<command_api::auth::Authenticator>,
+    authenticator: Arc<ledger_http::Authenticator>,
 }
 
 impl Limiter {
@@ -150,7 +150,7 @@ impl Limiter {
         Self {
             per_ip: Arc::new(TokenBuckets::new(limits.per_ip)),
             per_principal: Arc::new(TokenBuckets::new(limits.per_principal)),
-            authenticator: Arc::new(command_api::auth::Authenticator::new(jwt_secret)),
+            authenticator: Arc::new(ledger_http::Authenticator::new(jwt_secret)),
         }
     }
 }

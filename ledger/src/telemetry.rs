@@ -45,7 +45,7 @@ impl MakeSpan<Body> for RequestSpan {
     fn make_span(&mut self, request: &Request<Body>) -> tracing::Span {
         let request_id = request
             .headers()
-            .get(command_api::context::REQUEST_ID_HEADER)
+            .get(ledger_http::request_id::REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
         // The route template (the router's layers run after matching), so

@@ -14,11 +14,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use command_api::extract::ApiQuery;
-use command_api::{ApiError, Principal};
 use cqrs_es::Aggregate;
 use domain::{Inventory, Listing, Order, Vendor};
 use futures::TryStreamExt;
+use ledger_http::extract::ApiQuery;
+use ledger_http::{ApiError, Principal};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -41,7 +41,7 @@ fn path(path: Result<Path<(String, String)>, PathRejection>) -> Result<(String, 
         path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     known_type(&aggregate_type)?;
     // No aggregate id holds a NUL (PostgreSQL cannot store one): unknown.
-    if !command_api::extract::is_storable_text(&aggregate_id) {
+    if !ledger_http::extract::is_storable_text(&aggregate_id) {
         return Err(ApiError::NotFound(format!("{aggregate_type} with that id")));
     }
     Ok((aggregate_type, aggregate_id))
@@ -127,16 +127,13 @@ pub async fn state(
     let (aggregate_type, aggregate_id) = path(raw_path)?;
     let upto = match (params.as_of_sequence, params.as_of) {
         (Some(_), Some(_)) => {
-            return Err(command_api::error::invalid(
+            return Err(ledger_http::invalid(
                 "as_of",
                 "give as_of_sequence or as_of, not both",
             ))
         }
         (Some(sequence), None) if sequence < 0 => {
-            return Err(command_api::error::invalid(
-                "as_of_sequence",
-                "must be at least 0",
-            ))
+            return Err(ledger_http::invalid("as_of_sequence", "must be at least 0"))
         }
         (Some(sequence), None) => sequence,
         (None, as_of) => {

@@ -23,9 +23,9 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use command_api::extract::ApiQuery;
-use command_api::routes::money;
-use command_api::{ApiError, Principal, Role};
+use ledger_http::extract::ApiQuery;
+use ledger_http::money::money;
+use ledger_http::{ApiError, Principal, Role};
 use projectors::analytics;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,7 @@ fn window(
     let from = from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let to = to.unwrap_or_else(|| Utc::now() + chrono::Duration::days(3660));
     if to <= from {
-        return Err(command_api::error::invalid("to", "must be after from"));
+        return Err(ledger_http::invalid("to", "must be after from"));
     }
     Ok((from, to))
 }

@@ -4,8 +4,8 @@
 use audit::{verify_with, Report};
 use axum::extract::State;
 use axum::Json;
-use command_api::extract::ApiQuery;
-use command_api::{ApiError, Principal, Role};
+use ledger_http::extract::ApiQuery;
+use ledger_http::{ApiError, Principal, Role};
 use serde::Deserialize;
 
 use crate::ReadState;
@@ -27,11 +27,11 @@ pub async fn verify_route(
 ) -> Result<Json<Report>, ApiError> {
     principal.require(&[Role::Auditor, Role::Admin])?;
     if params.from.is_some_and(|from| from < 0) {
-        return Err(command_api::error::invalid("from", "must not be negative"));
+        return Err(ledger_http::invalid("from", "must not be negative"));
     }
     if let (Some(from), Some(to)) = (params.from, params.to) {
         if to < from {
-            return Err(command_api::error::invalid("to", "must not be before from"));
+            return Err(ledger_http::invalid("to", "must not be before from"));
         }
     }
     let report = verify_with(

@@ -23,9 +23,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use command_api::extract::ApiQuery;
-use command_api::{ApiError, Principal, Role};
 use futures::Stream;
+use ledger_http::extract::ApiQuery;
+use ledger_http::{ApiError, Principal, Role};
 use ledger_nats::envelope::ENVELOPE_COLUMNS;
 use projectors::EventEnvelope;
 use serde::{Deserialize, Serialize};
@@ -170,7 +170,7 @@ fn check_after(after: Option<i64>) -> Result<i64, ApiError> {
     match after {
         None => Ok(0),
         Some(after) if after >= 0 => Ok(after),
-        Some(_) => Err(command_api::error::invalid("after", "must be at least 0")),
+        Some(_) => Err(ledger_http::invalid("after", "must be at least 0")),
     }
 }
 

@@ -19,7 +19,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use command_api::ApiError;
+use ledger_http::ApiError;
 use sqlx::PgPool;
 
 use crate::ReadApp;

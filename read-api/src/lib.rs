@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use command_api::Authenticator;
+use ledger_http::Authenticator;
 use sqlx::PgPool;
 
 /// What the query routes share.
@@ -49,6 +49,11 @@ pub struct ReadApp {
     pub audit_public_key: Option<ed25519_dalek::VerifyingKey>,
     /// The read models' positions as last read (`Ledger-Position`).
     pub positions: freshness::KnownPositions,
+    /// Every stream consumer the deployment runs (read models and the
+    /// command side's policies), listed by `GET /v1/projections` even
+    /// before it applied anything. The composition passes the names, so
+    /// that the read side links no command-side code.
+    pub consumers: Vec<String>,
 }
 
 pub type ReadState = Arc<ReadApp>;
@@ -95,7 +100,7 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
         .route("/v1/audit/verify", get(audit::verify_route))
         .route_layer(axum::middleware::from_fn_with_state(
             authenticator,
-            command_api::auth::require_bearer,
+            ledger_http::auth::require_bearer,
         ))
         .with_state(app)
 }

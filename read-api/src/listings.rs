@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use command_api::extract::{ApiQuery, Ids};
-use command_api::{ApiError, Principal, Role};
+use ledger_http::extract::{ApiQuery, Ids};
+use ledger_http::{ApiError, Principal, Role};
 use projectors::availability;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -86,7 +86,7 @@ pub struct ListingView {
 impl From<ListingRow> for ListingView {
     fn from(row: ListingRow) -> Self {
         let rental = row.kind == "rental";
-        let money = command_api::routes::money;
+        let money = ledger_http::money::money;
         Self {
             listing_id: row.listing_id,
             vendor_id: row.vendor_id,
@@ -148,16 +148,13 @@ pub async fn search(
     let cursor = page::cursor(params.cursor.as_deref())?;
     let quantity = params.quantity.unwrap_or(1);
     if quantity < 1 {
-        return Err(command_api::error::invalid(
-            "quantity",
-            "must be at least 1",
-        ));
+        return Err(ledger_http::invalid("quantity", "must be at least 1"));
     }
     let period = match (params.available_from, params.available_to) {
         (None, None) => None,
         (Some(from), Some(to)) => Some(check_period(from, to, "available_to")?),
         _ => {
-            return Err(command_api::error::invalid(
+            return Err(ledger_http::invalid(
                 "available_to",
                 "available_from and available_to go together",
             ))
@@ -258,13 +255,10 @@ fn check_period(
         return Err(ApiError::Validation(out_of_range));
     }
     if to <= from {
-        return Err(command_api::error::invalid(
-            field,
-            "must be after the start",
-        ));
+        return Err(ledger_http::invalid(field, "must be after the start"));
     }
     if to - from > chrono::Duration::days(MAX_PERIOD_DAYS) {
-        return Err(command_api::error::invalid(
+        return Err(ledger_http::invalid(
             field,
             format!("a period spans at most {MAX_PERIOD_DAYS} days"),
         ));
@@ -338,10 +332,7 @@ pub async fn availability(
     let (from, to) = check_period(params.from, params.to, "to")?;
     let quantity = i64::from(params.quantity.unwrap_or(1));
     if quantity < 1 {
-        return Err(command_api::error::invalid(
-            "quantity",
-            "must be at least 1",
-        ));
+        return Err(ledger_http::invalid("quantity", "must be at least 1"));
     }
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     let answer = free_units(&app, &principal, listing_id, from, to, quantity).await;

@@ -5,8 +5,8 @@
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
 use axum::Json;
-use command_api::extract::{ApiQuery, Ids};
-use command_api::{ApiError, Principal, Role};
+use ledger_http::extract::{ApiQuery, Ids};
+use ledger_http::{ApiError, Principal, Role};
 use projectors::orders::{self as model, OrderView};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,7 +21,7 @@ const STATUSES: [&str; 5] = ["placed", "confirmed", "completed", "cancelled", "r
 
 /// The order as `principal` may see it.
 fn shown(order: OrderView, principal: &Principal) -> Value {
-    let money = command_api::routes::money;
+    let money = ledger_http::money::money;
     let lines_of = |vendor: Option<Uuid>| -> Vec<Value> {
         order
             .lines
@@ -166,7 +166,7 @@ pub async fn list(
     let cursor = page::cursor(params.cursor.as_deref())?;
     if let Some(status) = &params.status {
         if !STATUSES.contains(&status.as_str()) {
-            return Err(command_api::error::invalid(
+            return Err(ledger_http::invalid(
                 "status",
                 format!("must be one of {}", STATUSES.join(", ")),
             ));

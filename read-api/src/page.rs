@@ -3,7 +3,7 @@
 //! the last id of the previous page, so pages stay stable while rows are
 //! added.
 
-use command_api::ApiError;
+use ledger_http::ApiError;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(command_api::error::invalid(
+        Some(_) => Err(ledger_http::invalid(
             "limit",
             format!("must be between 1 and {MAX_LIMIT}"),
         )),

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use command_api::{ApiError, Principal, Role};
+use ledger_http::{ApiError, Principal, Role};
 use serde::Serialize;
 
 use crate::ReadState;
@@ -45,11 +45,7 @@ pub async fn list(
         .fetch_one(&app.pool)
         .await?;
     // Every consumer this deployment runs, whether or not it applied anything yet.
-    let known: Vec<String> = projectors::read_models()
-        .iter()
-        .map(|m| m.name().to_owned())
-        .chain([command_api::policies::NAME.to_owned()])
-        .collect();
+    let known = &app.consumers;
     let rows: Vec<CheckpointRow> = sqlx::query_as(
         "WITH consumers AS (
              SELECT name, position, updated_at FROM consumer_checkpoints
@@ -62,7 +58,7 @@ pub async fn list(
                   ORDER BY e.global_position LIMIT 1)
            FROM consumers c ORDER BY c.name",
     )
-    .bind(&known)
+    .bind(known)
     .bind(head)
     .fetch_all(&app.pool)
     .await?;

@@ -7,44 +7,10 @@ pub mod vendors;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serializer};
-
-/// Money in answers: always two decimal places (`"45.00"`).
-pub fn money(amount: Decimal) -> String {
-    let mut amount = domain::round_cents(amount);
-    amount.rescale(2);
-    amount.to_string()
-}
-
-/// Serde helper for money fields of answers.
-pub fn serialize_money<S: Serializer>(amount: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&money(*amount))
-}
-
-/// Money in request bodies: a decimal string (`"12.50"`) read by the one
-/// parser of amounts, [`domain::parse_amount`] (no exponent, sign, spaces or
-/// third place; at most `domain::MAX_AMOUNT`). Numbers are refused so that
-/// no binary floating point ever touches an amount.
-pub fn deserialize_money<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    domain::parse_amount(&text).map_err(serde::de::Error::custom)
-}
-
-pub fn deserialize_optional_money<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Decimal>, D::Error> {
-    match Option::<String>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(text) => domain::parse_amount(&text)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-    }
-}
-
-/// The OpenAPI pattern of an amount in a request: what
-/// [`domain::parse_amount`] accepts, bar the bound.
-pub const AMOUNT_PATTERN: &str = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$";
+// Money serde is shared with the read side (`ledger-http`).
+pub use ledger_http::money::{
+    deserialize_money, deserialize_optional_money, money, serialize_money, AMOUNT_PATTERN,
+};
 
 /// Current time, truncated to microseconds so that it survives a round trip
 /// through PostgreSQL and JSON unchanged.

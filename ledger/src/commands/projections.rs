@@ -67,12 +67,7 @@ pub async fn status(pool: &PgPool, stream: &str) -> Result<(), LedgerError> {
     let published = projectors::checkpoints::published(pool, stream).await?;
     println!("log head {head}, relay published {published} (stream {stream})");
     println!("{:<14} {:>12} {:>12}", "consumer", "position", "lag_events");
-    let names: Vec<String> = projectors::read_models()
-        .iter()
-        .map(|m| m.name().to_owned())
-        .chain([command_api::policies::NAME.to_owned()])
-        .collect();
-    for name in names {
+    for name in crate::consumer_names() {
         let position = projectors::checkpoints::get(pool, &name).await?;
         let lag: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1")
             .bind(position)

@@ -111,6 +111,23 @@ fn the_crate_graph_has_only_the_designs_arrows() {
             &["read-api", "loadgen"],
             "the write side never reads the read side's code",
         ),
+        (
+            "read-api",
+            &["command-api", "loadgen"],
+            "the read side never links command-side code",
+        ),
+        (
+            "ledger-http",
+            &[
+                "command-api",
+                "read-api",
+                "projectors",
+                "loadgen",
+                "ledger-nats",
+                "audit",
+            ],
+            "the shared HTTP plumbing knows neither side",
+        ),
     ];
     let mut broken = Vec::new();
     for (krate, forbidden, why) in rules {

@@ -17,7 +17,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::{invalid, ApiError};
-use crate::idempotency::BODY_LIMIT;
+
+/// Request bodies above this are refused with 413 (API.md).
+pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// A JSON body.
 pub struct ApiJson<T>(pub T);
