@@ -2,6 +2,7 @@
 //! pricing. Pure: no I/O, no clocks, no id generation — time and ids always
 //! come in commands.
 
+pub mod aggregate;
 pub mod error;
 pub mod inventory;
 pub mod listing;
@@ -11,6 +12,7 @@ pub mod period;
 pub mod upcast;
 pub mod vendor;
 
+pub use aggregate::Decide;
 pub use error::{Conflict, DomainError, FieldError};
 pub use inventory::{
     Blackout, Capacity, Hold, HoldRequest, HoldStatus, Inventory, InventoryCommand, InventoryEvent,

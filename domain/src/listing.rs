@@ -1,11 +1,11 @@
 //! The Listing aggregate: a vendor's item for rent or sale.
 
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::aggregate::{handle_by_deciding, Decide};
 use crate::error::{DomainError, FieldError};
 use crate::money::is_valid_amount;
 use crate::period::PricingUnit;
@@ -221,85 +221,109 @@ impl Listing {
     pub fn category(&self) -> &str {
         &self.category
     }
+}
 
+impl Decide for Listing {
     fn decide(&self, command: ListingCommand) -> Result<Vec<ListingEvent>, DomainError> {
-        if let ListingCommand::Create {
-            listing_id,
-            vendor_id,
-            title,
-            description,
-            category,
-            terms,
-        } = command
-        {
-            if self.is_created() {
-                return Err(DomainError::AlreadyExists { what: "listing" });
-            }
-            let title = title.trim().to_string();
-            let description = description.trim().to_string();
-            let category = category.trim().to_string();
-            let mut errors = Vec::new();
-            let title_len = title.chars().count();
-            if title_len == 0 || title_len > MAX_TITLE {
-                errors.push(FieldError::new(
-                    "title",
-                    format!("must be 1 to {MAX_TITLE} characters"),
-                ));
-            }
-            if description.chars().count() > MAX_DESCRIPTION {
-                errors.push(FieldError::new(
-                    "description",
-                    format!("must be at most {MAX_DESCRIPTION} characters"),
-                ));
-            }
-            let category_len = category.chars().count();
-            if category_len == 0 || category_len > MAX_CATEGORY {
-                errors.push(FieldError::new(
-                    "category",
-                    format!("must be 1 to {MAX_CATEGORY} characters"),
-                ));
-            }
-            errors.extend(terms.validate());
-            DomainError::check(errors)?;
-            return Ok(vec![ListingEvent::ListingCreated {
+        use ListingCommand as C;
+        match command {
+            C::Create {
                 listing_id,
                 vendor_id,
                 title,
                 description,
                 category,
                 terms,
-            }]);
+            } => self.create(listing_id, vendor_id, title, description, category, terms),
+            _ if !self.is_created() => Err(DomainError::not_found("listing")),
+            C::Publish => self.publish(),
+            C::Archive => self.archive(),
+            C::ChangePrice { price } => self.change_price(price),
         }
-        if !self.is_created() {
-            return Err(DomainError::not_found("listing"));
+    }
+}
+
+type Decision = Result<Vec<ListingEvent>, DomainError>;
+
+impl Listing {
+    fn create(
+        &self,
+        listing_id: Uuid,
+        vendor_id: Uuid,
+        title: String,
+        description: String,
+        category: String,
+        terms: ListingTerms,
+    ) -> Decision {
+        if self.is_created() {
+            return Err(DomainError::AlreadyExists { what: "listing" });
         }
-        match command {
-            ListingCommand::Create { .. } => unreachable!("handled above"),
-            ListingCommand::Publish => match self.status {
-                ListingStatus::Draft => Ok(vec![ListingEvent::ListingPublished]),
-                ListingStatus::Published => Ok(vec![]),
-                ListingStatus::Archived => Err(DomainError::invalid_state(
-                    "an archived listing cannot be published",
-                )),
-            },
-            ListingCommand::Archive => match self.status {
-                ListingStatus::Draft | ListingStatus::Published => {
-                    Ok(vec![ListingEvent::ListingArchived])
-                }
-                ListingStatus::Archived => Ok(vec![]),
-            },
-            ListingCommand::ChangePrice { price } => {
-                if self.status == ListingStatus::Archived {
-                    return Err(DomainError::invalid_state(
-                        "the price of an archived listing cannot change",
-                    ));
-                }
-                if !is_positive_price(price) {
-                    return Err(DomainError::invalid("price", PRICE_MSG));
-                }
-                Ok(vec![ListingEvent::PriceChanged { price }])
+        let title = title.trim().to_string();
+        let description = description.trim().to_string();
+        let category = category.trim().to_string();
+        let mut errors = Vec::new();
+        let title_len = title.chars().count();
+        if title_len == 0 || title_len > MAX_TITLE {
+            errors.push(FieldError::new(
+                "title",
+                format!("must be 1 to {MAX_TITLE} characters"),
+            ));
+        }
+        if description.chars().count() > MAX_DESCRIPTION {
+            errors.push(FieldError::new(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            ));
+        }
+        let category_len = category.chars().count();
+        if category_len == 0 || category_len > MAX_CATEGORY {
+            errors.push(FieldError::new(
+                "category",
+                format!("must be 1 to {MAX_CATEGORY} characters"),
+            ));
+        }
+        errors.extend(terms.validate());
+        DomainError::check(errors)?;
+        Ok(vec![ListingEvent::ListingCreated {
+            listing_id,
+            vendor_id,
+            title,
+            description,
+            category,
+            terms,
+        }])
+    }
+
+    fn publish(&self) -> Decision {
+        match self.status {
+            ListingStatus::Draft => Ok(vec![ListingEvent::ListingPublished]),
+            ListingStatus::Published => Ok(vec![]),
+            ListingStatus::Archived => Err(DomainError::invalid_state(
+                "an archived listing cannot be published",
+            )),
+        }
+    }
+
+    fn archive(&self) -> Decision {
+        match self.status {
+            ListingStatus::Draft | ListingStatus::Published => {
+                Ok(vec![ListingEvent::ListingArchived])
             }
+            ListingStatus::Archived => Ok(vec![]),
         }
+    }
+
+    /// Affects new orders only: an order keeps the price it was placed at.
+    fn change_price(&self, price: Decimal) -> Decision {
+        if self.status == ListingStatus::Archived {
+            return Err(DomainError::invalid_state(
+                "the price of an archived listing cannot change",
+            ));
+        }
+        if !is_positive_price(price) {
+            return Err(DomainError::invalid("price", PRICE_MSG));
+        }
+        Ok(vec![ListingEvent::PriceChanged { price }])
     }
 }
 
@@ -310,17 +334,7 @@ impl Aggregate for Listing {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

@@ -1,65 +1,34 @@
 //! The Order aggregate: one customer, lines from many vendors, payment and
 //! fulfilment.
+//!
+//! Here: the aggregate's state, its commands and events, and `apply`. The
+//! rules, one function per command, are split by concern: placing and
+//! cancelling in `decide`, payments and refunds in `payment`, shipping,
+//! pick-up and returns in `fulfilment`; where an order stands is in
+//! `status`, what a line costs in `pricing`, what may be ordered in
+//! `placement`.
 
+mod decide;
+mod fulfilment;
+mod payment;
 pub mod placement;
 pub mod pricing;
+mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{DomainError, FieldError};
-use crate::listing::ListingKind;
-use crate::money::{from_minor_units, is_valid_amount, round_cents, to_minor_units, Rates};
+use crate::aggregate::handle_by_deciding;
+use crate::error::DomainError;
+use crate::money::Rates;
+pub use fulfilment::LineReturn;
 use pricing::{LineInput, PricedLine, PricedOrder};
-
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    #[default]
-    Placed,
-    Confirmed,
-    Completed,
-    Cancelled,
-    Refunded,
-}
-
-/// Why an order was cancelled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CancelCause {
-    /// The customer (or an admin on their behalf) asked for it.
-    Customer,
-    /// Its holds lapsed before it was paid.
-    Expiry,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PartStatus {
-    #[default]
-    Pending,
-    InProgress,
-    Fulfilled,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LineStatus {
-    #[default]
-    Pending,
-    Shipped,
-    Delivered,
-    PickedUp,
-    Returned,
-}
+pub use status::{CancelCause, LineStatus, OrderStatus, PartStatus};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PaymentOutcome {
@@ -243,14 +212,6 @@ pub struct Order {
     returns: BTreeMap<Uuid, LineReturn>,
 }
 
-/// How a rental line came back: when, and how its deposit was settled.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LineReturn {
-    pub returned_at: DateTime<Utc>,
-    pub deposit_refunded: Decimal,
-    pub damage_withheld: Decimal,
-}
-
 impl Order {
     /// The order exists (OrderPlaced was recorded), whatever its status.
     pub fn is_placed(&self) -> bool {
@@ -307,24 +268,6 @@ impl Order {
     pub fn line_status(&self, line_id: Uuid) -> Option<LineStatus> {
         self.line_status.get(&line_id).copied()
     }
-    /// Pending (nothing happened yet), InProgress, or Fulfilled.
-    pub fn part_status(&self, vendor_id: Uuid) -> Option<PartStatus> {
-        let mut lines = self.lines().filter(|l| l.vendor_id == vendor_id).peekable();
-        lines.peek()?;
-        if self.fulfilled_vendors.contains(&vendor_id) {
-            return Some(PartStatus::Fulfilled);
-        }
-        let started = lines.any(|l| self.line_status(l.line_id) != Some(LineStatus::Pending));
-        Some(if started {
-            PartStatus::InProgress
-        } else {
-            PartStatus::Pending
-        })
-    }
-    /// Whether any line was shipped or picked up.
-    pub fn fulfilment_started(&self) -> bool {
-        self.line_status.values().any(|s| *s != LineStatus::Pending)
-    }
     /// The cancellation (if still cancelled) was by hold expiry.
     pub fn cancelled_by_expiry(&self) -> bool {
         self.cancelled_by_expiry
@@ -350,373 +293,6 @@ impl Order {
     pub fn has_seen_payment(&self, payment_id: &str) -> bool {
         self.payments_seen.contains(payment_id)
     }
-
-    fn require_confirmed(&self) -> Result<(), DomainError> {
-        if self.status == OrderStatus::Confirmed {
-            Ok(())
-        } else {
-            Err(DomainError::invalid_state(format!(
-                "the order is {}, not confirmed",
-                status_name(self.status)
-            )))
-        }
-    }
-
-    /// `events` followed by VendorPartFulfilled / OrderCompleted when they
-    /// complete a part / the order.
-    fn with_completion(&self, events: Vec<OrderEvent>, at: DateTime<Utc>) -> Vec<OrderEvent> {
-        let mut next = self.clone();
-        for e in &events {
-            next.apply(e.clone());
-        }
-        let mut out = events;
-        let Some(priced) = next.priced.clone() else {
-            return out;
-        };
-        for v in &priced.vendors {
-            if next.fulfilled_vendors.contains(&v.vendor_id) {
-                continue;
-            }
-            let done = priced
-                .lines
-                .iter()
-                .filter(|l| l.vendor_id == v.vendor_id)
-                .all(|l| {
-                    matches!(
-                        next.line_status(l.line_id),
-                        Some(LineStatus::Delivered | LineStatus::Returned)
-                    )
-                });
-            if done {
-                let e = OrderEvent::VendorPartFulfilled {
-                    vendor_id: v.vendor_id,
-                    net: v.net,
-                };
-                next.apply(e.clone());
-                out.push(e);
-            }
-        }
-        if next.status == OrderStatus::Confirmed
-            && priced
-                .vendors
-                .iter()
-                .all(|v| next.fulfilled_vendors.contains(&v.vendor_id))
-        {
-            out.push(OrderEvent::OrderCompleted { at });
-        }
-        out
-    }
-
-    fn sale_lines_of(&self, vendor_id: Uuid) -> Result<Vec<&PricedLine>, DomainError> {
-        let lines: Vec<&PricedLine> = self
-            .lines()
-            .filter(|l| l.vendor_id == vendor_id && l.kind == ListingKind::Sale)
-            .collect();
-        if lines.is_empty() {
-            return Err(DomainError::not_found("sale lines for vendor"));
-        }
-        Ok(lines)
-    }
-
-    fn rental_line(&self, line_id: Uuid) -> Result<&PricedLine, DomainError> {
-        let line = self.line(line_id).ok_or(DomainError::not_found("line"))?;
-        if line.kind != ListingKind::Rental {
-            return Err(DomainError::invalid_state(
-                "this is a sale line; ship and deliver the vendor's part instead",
-            ));
-        }
-        Ok(line)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn place(
-        &self,
-        order_id: Uuid,
-        customer_id: String,
-        currency: String,
-        lines: Vec<LineInput>,
-        rates: Rates,
-        hold_expires_at: DateTime<Utc>,
-        placed_at: DateTime<Utc>,
-    ) -> Result<Vec<OrderEvent>, DomainError> {
-        if self.is_placed() {
-            return Err(DomainError::AlreadyExists { what: "order" });
-        }
-        let mut errors = Vec::new();
-        let customer_id = customer_id.trim().to_string();
-        if customer_id.is_empty() {
-            errors.push(FieldError::new("customer_id", "must not be empty"));
-        }
-        let currency = currency.trim().to_uppercase();
-        if currency.is_empty() {
-            errors.push(FieldError::new("currency", "must not be empty"));
-        }
-        let priced = placement::check_placement(&lines, rates, placed_at);
-        if let Err(DomainError::Validation { errors: found }) = &priced {
-            errors.extend(found.iter().cloned());
-        }
-        DomainError::check(errors)?;
-        let priced = priced?;
-        Ok(vec![OrderEvent::OrderPlaced {
-            order_id,
-            customer_id,
-            currency,
-            priced,
-            rates,
-            hold_expires_at,
-            placed_at,
-        }])
-    }
-
-    fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, DomainError> {
-        use OrderCommand as C;
-        use OrderEvent as E;
-        if let C::Place {
-            order_id,
-            customer_id,
-            currency,
-            lines,
-            rates,
-            hold_expires_at,
-            placed_at,
-        } = command
-        {
-            return self.place(
-                order_id,
-                customer_id,
-                currency,
-                lines,
-                rates,
-                hold_expires_at,
-                placed_at,
-            );
-        }
-        if !self.is_placed() {
-            return Err(DomainError::not_found("order"));
-        }
-        match command {
-            C::Place { .. } => unreachable!("handled above"),
-            C::RecordPayment {
-                payment_id,
-                intent_id,
-                amount_minor,
-                currency,
-                outcome,
-                received_at,
-            } => {
-                if self.payments_seen.contains(&payment_id) {
-                    return Ok(vec![]);
-                }
-                if let PaymentOutcome::Failed { reason } = outcome {
-                    return Ok(vec![E::PaymentFailed {
-                        payment_id,
-                        intent_id,
-                        reason,
-                    }]);
-                }
-                let expected_minor = to_minor_units(self.total()).unwrap_or(i64::MAX);
-                if amount_minor != expected_minor
-                    || !currency.trim().eq_ignore_ascii_case(&self.currency)
-                {
-                    return Ok(vec![E::PaymentAmountMismatch {
-                        payment_id,
-                        intent_id,
-                        expected_minor,
-                        received_minor: amount_minor,
-                        currency,
-                    }]);
-                }
-                let amount = from_minor_units(amount_minor);
-                let captured = E::PaymentCaptured {
-                    payment_id,
-                    intent_id,
-                    amount,
-                };
-                Ok(match self.status {
-                    OrderStatus::Placed => vec![
-                        captured,
-                        E::OrderConfirmed {
-                            confirmed_at: received_at,
-                        },
-                    ],
-                    // Paid after expiry: the caller re-holds, then issues
-                    // Reconfirm or RefundLapsed.
-                    OrderStatus::Cancelled
-                        if self.cancelled_by_expiry && self.net_paid() <= Decimal::ZERO =>
-                    {
-                        vec![captured]
-                    }
-                    // Paid after the customer cancelled: refunded at once.
-                    OrderStatus::Cancelled if self.net_paid() <= Decimal::ZERO => vec![
-                        captured,
-                        E::RefundIssued {
-                            amount,
-                            reason: "order cancelled".into(),
-                        },
-                    ],
-                    // A second payment for an order already paid.
-                    _ => vec![
-                        captured,
-                        E::RefundIssued {
-                            amount,
-                            reason: "duplicate payment".into(),
-                        },
-                    ],
-                })
-            }
-            C::Reconfirm { at } => match self.status {
-                OrderStatus::Confirmed | OrderStatus::Completed => Ok(vec![]),
-                OrderStatus::Cancelled
-                    if self.cancelled_by_expiry && self.net_paid() >= self.total() =>
-                {
-                    Ok(vec![E::OrderReconfirmed { at }])
-                }
-                OrderStatus::Cancelled if self.cancelled_by_expiry => Err(
-                    DomainError::invalid_state("no captured payment covers the order"),
-                ),
-                s => Err(DomainError::invalid_state(format!(
-                    "an order that is {} cannot be reconfirmed",
-                    status_name(s)
-                ))),
-            },
-            C::RefundLapsed { at: _ } => match self.status {
-                OrderStatus::Refunded => Ok(vec![]),
-                OrderStatus::Cancelled if self.net_paid() > Decimal::ZERO => {
-                    Ok(vec![E::RefundIssued {
-                        amount: self.net_paid(),
-                        reason: "units no longer available".into(),
-                    }])
-                }
-                OrderStatus::Cancelled => Err(DomainError::invalid_state(
-                    "the order has no captured payment to refund",
-                )),
-                s => Err(DomainError::invalid_state(format!(
-                    "an order that is {} cannot be refunded as lapsed",
-                    status_name(s)
-                ))),
-            },
-            C::Cancel { reason, at } => match self.status {
-                OrderStatus::Placed => Ok(vec![E::OrderCancelled {
-                    reason,
-                    cause: CancelCause::Customer,
-                    at,
-                }]),
-                OrderStatus::Confirmed => {
-                    if self.fulfilment_started() {
-                        return Err(DomainError::invalid_state("fulfilment has started"));
-                    }
-                    let mut events = vec![E::OrderCancelled {
-                        reason: reason.clone(),
-                        cause: CancelCause::Customer,
-                        at,
-                    }];
-                    if self.net_paid() > Decimal::ZERO {
-                        events.push(E::RefundIssued {
-                            amount: self.net_paid(),
-                            reason: reason.unwrap_or_else(|| "order cancelled".into()),
-                        });
-                    }
-                    Ok(events)
-                }
-                OrderStatus::Cancelled | OrderStatus::Refunded => Ok(vec![]),
-                OrderStatus::Completed => Err(DomainError::invalid_state(
-                    "a completed order cannot be cancelled",
-                )),
-            },
-            C::ExpireUnpaid { at } => match self.status {
-                OrderStatus::Placed => match self.hold_expires_at {
-                    Some(exp) if exp <= at => Ok(vec![E::OrderCancelled {
-                        reason: Some("hold expired".into()),
-                        cause: CancelCause::Expiry,
-                        at,
-                    }]),
-                    _ => Err(DomainError::invalid_state("the hold has not expired yet")),
-                },
-                _ => Ok(vec![]),
-            },
-            C::ShipPart { vendor_id, at } => {
-                let lines = self.sale_lines_of(vendor_id)?;
-                if lines
-                    .iter()
-                    .all(|l| self.line_status(l.line_id) != Some(LineStatus::Pending))
-                {
-                    return Ok(vec![]);
-                }
-                self.require_confirmed()?;
-                Ok(self.with_completion(vec![E::PartShipped { vendor_id, at }], at))
-            }
-            C::DeliverPart { vendor_id, at } => {
-                let lines = self.sale_lines_of(vendor_id)?;
-                if lines
-                    .iter()
-                    .all(|l| self.line_status(l.line_id) == Some(LineStatus::Delivered))
-                {
-                    return Ok(vec![]);
-                }
-                self.require_confirmed()?;
-                if lines
-                    .iter()
-                    .any(|l| self.line_status(l.line_id) == Some(LineStatus::Pending))
-                {
-                    return Err(DomainError::invalid_state("the part has not been shipped"));
-                }
-                Ok(self.with_completion(vec![E::PartDelivered { vendor_id, at }], at))
-            }
-            C::PickUpLine { line_id, at } => {
-                self.rental_line(line_id)?;
-                if self.line_status(line_id) != Some(LineStatus::Pending) {
-                    return Ok(vec![]);
-                }
-                self.require_confirmed()?;
-                Ok(vec![E::LinePickedUp { line_id, at }])
-            }
-            C::ReturnLine {
-                line_id,
-                returned_at,
-                damage_withheld,
-            } => {
-                let line = self.rental_line(line_id)?;
-                if self.line_status(line_id) == Some(LineStatus::Returned) {
-                    return Ok(vec![]);
-                }
-                if !is_valid_amount(damage_withheld) || damage_withheld > line.deposit {
-                    return Err(DomainError::invalid(
-                        "damage_withheld",
-                        format!(
-                            "must be a non-negative amount with at most 2 decimal places, at most the deposit {}",
-                            line.deposit
-                        ),
-                    ));
-                }
-                self.require_confirmed()?;
-                if self.line_status(line_id) != Some(LineStatus::PickedUp) {
-                    return Err(DomainError::invalid_state(
-                        "the line has not been picked up",
-                    ));
-                }
-                Ok(self.with_completion(
-                    vec![E::LineReturned {
-                        line_id,
-                        vendor_id: line.vendor_id,
-                        returned_at,
-                        deposit_refunded: round_cents(line.deposit - damage_withheld),
-                        damage_withheld: round_cents(damage_withheld),
-                    }],
-                    returned_at,
-                ))
-            }
-        }
-    }
-}
-
-fn status_name(s: OrderStatus) -> &'static str {
-    match s {
-        OrderStatus::Placed => "placed",
-        OrderStatus::Confirmed => "confirmed",
-        OrderStatus::Completed => "completed",
-        OrderStatus::Cancelled => "cancelled",
-        OrderStatus::Refunded => "refunded",
-    }
 }
 
 impl Aggregate for Order {
@@ -726,17 +302,7 @@ impl Aggregate for Order {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         use OrderEvent as E;
@@ -820,23 +386,6 @@ impl Aggregate for Order {
                 self.fulfilled_vendors.insert(vendor_id);
             }
             E::OrderCompleted { .. } => self.status = OrderStatus::Completed,
-        }
-    }
-}
-
-impl Order {
-    fn set_sale_lines(&mut self, vendor_id: Uuid, from: LineStatus, to: LineStatus) {
-        let ids: Vec<Uuid> = self
-            .lines()
-            .filter(|l| l.vendor_id == vendor_id && l.kind == ListingKind::Sale)
-            .map(|l| l.line_id)
-            .collect();
-        for id in ids {
-            if let Some(s) = self.line_status.get_mut(&id) {
-                if *s == from {
-                    *s = to;
-                }
-            }
         }
     }
 }

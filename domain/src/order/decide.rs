@@ -1,0 +1,160 @@
+//! The Order's rules: `decide` dispatches each command to one function
+//! (answering NotFound for anything but `Place` before the order exists).
+//! Placing and cancelling are here; payments in `payment.rs`, fulfilment in
+//! `fulfilment.rs`.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::placement::check_placement;
+use super::pricing::LineInput;
+use super::{CancelCause, Order, OrderCommand, OrderEvent as E, OrderStatus};
+use crate::aggregate::Decide;
+use crate::error::{DomainError, FieldError};
+use crate::money::Rates;
+
+type Decision = Result<Vec<E>, DomainError>;
+
+impl Decide for Order {
+    fn decide(&self, command: OrderCommand) -> Decision {
+        use OrderCommand as C;
+        match command {
+            C::Place {
+                order_id,
+                customer_id,
+                currency,
+                lines,
+                rates,
+                hold_expires_at,
+                placed_at,
+            } => self.place(
+                order_id,
+                customer_id,
+                currency,
+                lines,
+                rates,
+                hold_expires_at,
+                placed_at,
+            ),
+            _ if !self.is_placed() => Err(DomainError::not_found("order")),
+            C::RecordPayment {
+                payment_id,
+                intent_id,
+                amount_minor,
+                currency,
+                outcome,
+                received_at,
+            } => self.record_payment(
+                payment_id,
+                intent_id,
+                amount_minor,
+                currency,
+                outcome,
+                received_at,
+            ),
+            C::Reconfirm { at } => self.reconfirm(at),
+            C::RefundLapsed { at: _ } => self.refund_lapsed(),
+            C::Cancel { reason, at } => self.cancel(reason, at),
+            C::ExpireUnpaid { at } => self.expire_unpaid(at),
+            C::ShipPart { vendor_id, at } => self.ship_part(vendor_id, at),
+            C::DeliverPart { vendor_id, at } => self.deliver_part(vendor_id, at),
+            C::PickUpLine { line_id, at } => self.pick_up_line(line_id, at),
+            C::ReturnLine {
+                line_id,
+                returned_at,
+                damage_withheld,
+            } => self.return_line(line_id, returned_at, damage_withheld),
+        }
+    }
+}
+
+impl Order {
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &self,
+        order_id: Uuid,
+        customer_id: String,
+        currency: String,
+        lines: Vec<LineInput>,
+        rates: Rates,
+        hold_expires_at: DateTime<Utc>,
+        placed_at: DateTime<Utc>,
+    ) -> Decision {
+        if self.is_placed() {
+            return Err(DomainError::AlreadyExists { what: "order" });
+        }
+        let mut errors = Vec::new();
+        let customer_id = customer_id.trim().to_string();
+        if customer_id.is_empty() {
+            errors.push(FieldError::new("customer_id", "must not be empty"));
+        }
+        let currency = currency.trim().to_uppercase();
+        if currency.is_empty() {
+            errors.push(FieldError::new("currency", "must not be empty"));
+        }
+        let priced = check_placement(&lines, rates, placed_at);
+        if let Err(DomainError::Validation { errors: found }) = &priced {
+            errors.extend(found.iter().cloned());
+        }
+        DomainError::check(errors)?;
+        let priced = priced?;
+        Ok(vec![E::OrderPlaced {
+            order_id,
+            customer_id,
+            currency,
+            priced,
+            rates,
+            hold_expires_at,
+            placed_at,
+        }])
+    }
+
+    /// Before payment it is cancelled; after payment and before fulfilment
+    /// it is cancelled and what was paid refunded.
+    fn cancel(&self, reason: Option<String>, at: DateTime<Utc>) -> Decision {
+        match self.status {
+            OrderStatus::Placed => Ok(vec![E::OrderCancelled {
+                reason,
+                cause: CancelCause::Customer,
+                at,
+            }]),
+            OrderStatus::Confirmed => {
+                if self.fulfilment_started() {
+                    return Err(DomainError::invalid_state("fulfilment has started"));
+                }
+                let mut events = vec![E::OrderCancelled {
+                    reason: reason.clone(),
+                    cause: CancelCause::Customer,
+                    at,
+                }];
+                if self.net_paid() > Decimal::ZERO {
+                    events.push(E::RefundIssued {
+                        amount: self.net_paid(),
+                        reason: reason.unwrap_or_else(|| "order cancelled".into()),
+                    });
+                }
+                Ok(events)
+            }
+            OrderStatus::Cancelled | OrderStatus::Refunded => Ok(vec![]),
+            OrderStatus::Completed => Err(DomainError::invalid_state(
+                "a completed order cannot be cancelled",
+            )),
+        }
+    }
+
+    /// An order still unpaid when its holds expire is cancelled.
+    fn expire_unpaid(&self, at: DateTime<Utc>) -> Decision {
+        match self.status {
+            OrderStatus::Placed => match self.hold_expires_at {
+                Some(exp) if exp <= at => Ok(vec![E::OrderCancelled {
+                    reason: Some("hold expired".into()),
+                    cause: CancelCause::Expiry,
+                    at,
+                }]),
+                _ => Err(DomainError::invalid_state("the hold has not expired yet")),
+            },
+            _ => Ok(vec![]),
+        }
+    }
+}

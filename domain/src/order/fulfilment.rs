@@ -1,0 +1,219 @@
+//! Fulfilment of a paid order, per vendor part: a sale part is shipped then
+//! delivered; a rental line is picked up then returned, its deposit settled
+//! (refunded, or part withheld for damage). A part is fulfilled when every
+//! line of it is delivered or returned; the order completes when every part
+//! is.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::pricing::PricedLine;
+use super::status::status_name;
+use super::{LineStatus, Order, OrderEvent as E, OrderStatus, PartStatus};
+use crate::error::DomainError;
+use crate::listing::ListingKind;
+use crate::money::{is_valid_amount, round_cents};
+
+type Decision = Result<Vec<E>, DomainError>;
+
+/// How a rental line came back: when, and how its deposit was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LineReturn {
+    pub returned_at: DateTime<Utc>,
+    pub deposit_refunded: Decimal,
+    pub damage_withheld: Decimal,
+}
+
+impl Order {
+    /// Pending (nothing happened yet), InProgress, or Fulfilled.
+    pub fn part_status(&self, vendor_id: Uuid) -> Option<PartStatus> {
+        let mut lines = self.lines().filter(|l| l.vendor_id == vendor_id).peekable();
+        lines.peek()?;
+        if self.fulfilled_vendors.contains(&vendor_id) {
+            return Some(PartStatus::Fulfilled);
+        }
+        let started = lines.any(|l| self.line_status(l.line_id) != Some(LineStatus::Pending));
+        Some(if started {
+            PartStatus::InProgress
+        } else {
+            PartStatus::Pending
+        })
+    }
+    /// Whether any line was shipped or picked up.
+    pub fn fulfilment_started(&self) -> bool {
+        self.line_status.values().any(|s| *s != LineStatus::Pending)
+    }
+
+    pub(super) fn ship_part(&self, vendor_id: Uuid, at: DateTime<Utc>) -> Decision {
+        let lines = self.sale_lines_of(vendor_id)?;
+        if lines
+            .iter()
+            .all(|l| self.line_status(l.line_id) != Some(LineStatus::Pending))
+        {
+            return Ok(vec![]);
+        }
+        self.require_confirmed()?;
+        Ok(self.with_completion(vec![E::PartShipped { vendor_id, at }], at))
+    }
+
+    pub(super) fn deliver_part(&self, vendor_id: Uuid, at: DateTime<Utc>) -> Decision {
+        let lines = self.sale_lines_of(vendor_id)?;
+        if lines
+            .iter()
+            .all(|l| self.line_status(l.line_id) == Some(LineStatus::Delivered))
+        {
+            return Ok(vec![]);
+        }
+        self.require_confirmed()?;
+        if lines
+            .iter()
+            .any(|l| self.line_status(l.line_id) == Some(LineStatus::Pending))
+        {
+            return Err(DomainError::invalid_state("the part has not been shipped"));
+        }
+        Ok(self.with_completion(vec![E::PartDelivered { vendor_id, at }], at))
+    }
+
+    pub(super) fn pick_up_line(&self, line_id: Uuid, at: DateTime<Utc>) -> Decision {
+        self.rental_line(line_id)?;
+        if self.line_status(line_id) != Some(LineStatus::Pending) {
+            return Ok(vec![]);
+        }
+        self.require_confirmed()?;
+        Ok(vec![E::LinePickedUp { line_id, at }])
+    }
+
+    pub(super) fn return_line(
+        &self,
+        line_id: Uuid,
+        returned_at: DateTime<Utc>,
+        damage_withheld: Decimal,
+    ) -> Decision {
+        let line = self.rental_line(line_id)?;
+        if self.line_status(line_id) == Some(LineStatus::Returned) {
+            return Ok(vec![]);
+        }
+        if !is_valid_amount(damage_withheld) || damage_withheld > line.deposit {
+            return Err(DomainError::invalid(
+                "damage_withheld",
+                format!(
+                    "must be a non-negative amount with at most 2 decimal places, at most the deposit {}",
+                    line.deposit
+                ),
+            ));
+        }
+        self.require_confirmed()?;
+        if self.line_status(line_id) != Some(LineStatus::PickedUp) {
+            return Err(DomainError::invalid_state(
+                "the line has not been picked up",
+            ));
+        }
+        Ok(self.with_completion(
+            vec![E::LineReturned {
+                line_id,
+                vendor_id: line.vendor_id,
+                returned_at,
+                deposit_refunded: round_cents(line.deposit - damage_withheld),
+                damage_withheld: round_cents(damage_withheld),
+            }],
+            returned_at,
+        ))
+    }
+
+    fn require_confirmed(&self) -> Result<(), DomainError> {
+        if self.status == OrderStatus::Confirmed {
+            Ok(())
+        } else {
+            Err(DomainError::invalid_state(format!(
+                "the order is {}, not confirmed",
+                status_name(self.status)
+            )))
+        }
+    }
+
+    /// `events` followed by VendorPartFulfilled / OrderCompleted when they
+    /// complete a part / the order.
+    fn with_completion(&self, events: Vec<E>, at: DateTime<Utc>) -> Vec<E> {
+        let mut next = self.clone();
+        for e in &events {
+            next.apply(e.clone());
+        }
+        let mut out = events;
+        let Some(priced) = next.priced.clone() else {
+            return out;
+        };
+        for v in &priced.vendors {
+            if next.fulfilled_vendors.contains(&v.vendor_id) {
+                continue;
+            }
+            let done = priced
+                .lines
+                .iter()
+                .filter(|l| l.vendor_id == v.vendor_id)
+                .all(|l| {
+                    matches!(
+                        next.line_status(l.line_id),
+                        Some(LineStatus::Delivered | LineStatus::Returned)
+                    )
+                });
+            if done {
+                let e = E::VendorPartFulfilled {
+                    vendor_id: v.vendor_id,
+                    net: v.net,
+                };
+                next.apply(e.clone());
+                out.push(e);
+            }
+        }
+        if next.status == OrderStatus::Confirmed
+            && priced
+                .vendors
+                .iter()
+                .all(|v| next.fulfilled_vendors.contains(&v.vendor_id))
+        {
+            out.push(E::OrderCompleted { at });
+        }
+        out
+    }
+
+    fn sale_lines_of(&self, vendor_id: Uuid) -> Result<Vec<&PricedLine>, DomainError> {
+        let lines: Vec<&PricedLine> = self
+            .lines()
+            .filter(|l| l.vendor_id == vendor_id && l.kind == ListingKind::Sale)
+            .collect();
+        if lines.is_empty() {
+            return Err(DomainError::not_found("sale lines for vendor"));
+        }
+        Ok(lines)
+    }
+
+    fn rental_line(&self, line_id: Uuid) -> Result<&PricedLine, DomainError> {
+        let line = self.line(line_id).ok_or(DomainError::not_found("line"))?;
+        if line.kind != ListingKind::Rental {
+            return Err(DomainError::invalid_state(
+                "this is a sale line; ship and deliver the vendor's part instead",
+            ));
+        }
+        Ok(line)
+    }
+
+    /// Applies PartShipped / PartDelivered: every sale line of the vendor
+    /// still at `from` moves to `to`.
+    pub(super) fn set_sale_lines(&mut self, vendor_id: Uuid, from: LineStatus, to: LineStatus) {
+        let ids: Vec<Uuid> = self
+            .lines()
+            .filter(|l| l.vendor_id == vendor_id && l.kind == ListingKind::Sale)
+            .map(|l| l.line_id)
+            .collect();
+        for id in ids {
+            if let Some(s) = self.line_status.get_mut(&id) {
+                if *s == from {
+                    *s = to;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The Vendor aggregate in given/when/then: registration, earnings, damage
+//! credits and payouts within the available balance.
+
+use chrono::{DateTime, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+use cqrs_es::{Aggregate, DomainEvent};
+use domain::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use uuid::Uuid;
+
+type F = TestFramework<Vendor>;
+
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap()
+}
+fn vid() -> Uuid {
+    Uuid::from_u128(1)
+}
+fn oid(n: u128) -> Uuid {
+    Uuid::from_u128(100 + n)
+}
+fn registered() -> VendorEvent {
+    VendorEvent::VendorRegistered {
+        vendor_id: vid(),
+        name: "Acme Rentals".into(),
+        registered_at: at(),
+    }
+}
+fn earned(n: u128, amount: Decimal) -> VendorEvent {
+    VendorEvent::EarningsMadeAvailable {
+        order_id: oid(n),
+        amount,
+    }
+}
+
+#[test]
+fn register_records_trimmed_name() {
+    F::with(())
+        .given_no_previous_events()
+        .when(VendorCommand::Register {
+            vendor_id: vid(),
+            name: "  Acme Rentals ".into(),
+            at: at(),
+        })
+        .then_expect_events(vec![registered()]);
+}
+
+#[test]
+fn register_twice_is_rejected() {
+    F::with(())
+        .given(vec![registered()])
+        .when(VendorCommand::Register {
+            vendor_id: vid(),
+            name: "Other".into(),
+            at: at(),
+        })
+        .then_expect_error(DomainError::AlreadyExists { what: "vendor" });
+}
+
+#[test]
+fn register_with_blank_name_is_rejected() {
+    F::with(())
+        .given_no_previous_events()
+        .when(VendorCommand::Register {
+            vendor_id: vid(),
+            name: "   ".into(),
+            at: at(),
+        })
+        .then_expect_error(DomainError::invalid("name", "must not be empty"));
+}
+
+#[test]
+fn register_with_too_long_name_is_rejected() {
+    let r = F::with(())
+        .given_no_previous_events()
+        .when(VendorCommand::Register {
+            vendor_id: vid(),
+            name: "x".repeat(201),
+            at: at(),
+        })
+        .inspect_result();
+    assert!(matches!(r, Err(DomainError::Validation { errors }) if errors[0].field == "name"));
+}
+
+#[test]
+fn commands_before_registration_are_not_found() {
+    F::with(())
+        .given_no_previous_events()
+        .when(VendorCommand::MakeEarningsAvailable {
+            order_id: oid(1),
+            amount: dec!(10),
+        })
+        .then_expect_error(DomainError::not_found("vendor"));
+    F::with(())
+        .given_no_previous_events()
+        .when(VendorCommand::CreditDamage {
+            order_id: oid(1),
+            line_id: oid(2),
+            amount: dec!(10),
+        })
+        .then_expect_error(DomainError::not_found("vendor"));
+    F::with(())
+        .given_no_previous_events()
+        .when(VendorCommand::RequestPayout {
+            payout_id: oid(3),
+            amount: dec!(10),
+            at: at(),
+        })
+        .then_expect_error(DomainError::not_found("vendor"));
+}
+
+#[test]
+fn earnings_become_available() {
+    F::with(())
+        .given(vec![registered()])
+        .when(VendorCommand::MakeEarningsAvailable {
+            order_id: oid(1),
+            amount: dec!(90.00),
+        })
+        .then_expect_events(vec![earned(1, dec!(90.00))]);
+}
+
+#[test]
+fn earnings_are_idempotent_per_order() {
+    F::with(())
+        .given(vec![registered(), earned(1, dec!(90.00))])
+        .when(VendorCommand::MakeEarningsAvailable {
+            order_id: oid(1),
+            amount: dec!(90.00),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn earnings_with_invalid_amount_are_rejected() {
+    let r = F::with(())
+        .given(vec![registered()])
+        .when(VendorCommand::MakeEarningsAvailable {
+            order_id: oid(1),
+            amount: dec!(-1),
+        })
+        .inspect_result();
+    assert!(matches!(r, Err(DomainError::Validation { .. })));
+}
+
+#[test]
+fn damage_is_credited() {
+    F::with(())
+        .given(vec![registered()])
+        .when(VendorCommand::CreditDamage {
+            order_id: oid(1),
+            line_id: oid(2),
+            amount: dec!(15.00),
+        })
+        .then_expect_events(vec![VendorEvent::DamageCredited {
+            order_id: oid(1),
+            line_id: oid(2),
+            amount: dec!(15.00),
+        }]);
+}
+
+#[test]
+fn damage_credit_is_idempotent_per_line() {
+    F::with(())
+        .given(vec![
+            registered(),
+            VendorEvent::DamageCredited {
+                order_id: oid(1),
+                line_id: oid(2),
+                amount: dec!(15.00),
+            },
+        ])
+        .when(VendorCommand::CreditDamage {
+            order_id: oid(1),
+            line_id: oid(2),
+            amount: dec!(15.00),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn damage_credit_with_invalid_amount_is_rejected() {
+    let r = F::with(())
+        .given(vec![registered()])
+        .when(VendorCommand::CreditDamage {
+            order_id: oid(1),
+            line_id: oid(2),
+            amount: dec!(1.001),
+        })
+        .inspect_result();
+    assert!(matches!(r, Err(DomainError::Validation { .. })));
+}
+
+#[test]
+fn payout_within_available_balance_is_recorded() {
+    F::with(())
+        .given(vec![
+            registered(),
+            earned(1, dec!(90.00)),
+            VendorEvent::DamageCredited {
+                order_id: oid(1),
+                line_id: oid(2),
+                amount: dec!(10.00),
+            },
+        ])
+        .when(VendorCommand::RequestPayout {
+            payout_id: oid(9),
+            amount: dec!(100.00),
+            at: at(),
+        })
+        .then_expect_events(vec![VendorEvent::PayoutRecorded {
+            payout_id: oid(9),
+            amount: dec!(100.00),
+            recorded_at: at(),
+        }]);
+}
+
+#[test]
+fn payout_above_available_balance_is_rejected() {
+    F::with(())
+        .given(vec![
+            registered(),
+            earned(1, dec!(90.00)),
+            VendorEvent::PayoutRecorded {
+                payout_id: oid(8),
+                amount: dec!(50.00),
+                recorded_at: at(),
+            },
+        ])
+        .when(VendorCommand::RequestPayout {
+            payout_id: oid(9),
+            amount: dec!(40.01),
+            at: at(),
+        })
+        .then_expect_error(DomainError::InsufficientBalance {
+            available: dec!(40.00),
+            requested: dec!(40.01),
+        });
+}
+
+#[test]
+fn payout_is_idempotent_per_payout_id() {
+    F::with(())
+        .given(vec![
+            registered(),
+            earned(1, dec!(90.00)),
+            VendorEvent::PayoutRecorded {
+                payout_id: oid(9),
+                amount: dec!(90.00),
+                recorded_at: at(),
+            },
+        ])
+        .when(VendorCommand::RequestPayout {
+            payout_id: oid(9),
+            amount: dec!(90.00),
+            at: at(),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn payout_of_zero_or_sub_cent_amount_is_rejected() {
+    for amount in [dec!(0), dec!(0.001), dec!(-5)] {
+        let r = F::with(())
+            .given(vec![registered(), earned(1, dec!(90.00))])
+            .when(VendorCommand::RequestPayout {
+                payout_id: oid(9),
+                amount,
+                at: at(),
+            })
+            .inspect_result();
+        assert!(
+            matches!(&r, Err(DomainError::Validation { errors }) if errors[0].field == "amount"),
+            "{amount}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn balance_and_state_round_trip_through_serde() {
+    let mut v = Vendor::default();
+    v.apply(registered());
+    v.apply(earned(1, dec!(90.00)));
+    assert_eq!(v.available_balance(), dec!(90.00));
+    let json = serde_json::to_string(&v).unwrap();
+    let back: Vendor = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, v);
+    assert_eq!(back.name(), "Acme Rentals");
+}
+
+#[test]
+fn events_are_externally_tagged() {
+    let v = serde_json::to_value(earned(1, dec!(1.50))).unwrap();
+    assert_eq!(v["EarningsMadeAvailable"]["amount"], "1.50");
+    assert_eq!(earned(1, dec!(1)).event_type(), "EarningsMadeAvailable");
+}
