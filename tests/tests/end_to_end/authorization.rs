@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use command_api::Role;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ledger_tests::command_support::assert_problem;
+use ledger_tests::assert_problem;
 use ledger_tests::{at, Answer, TestApp, JWT_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -188,7 +188,7 @@ impl World {
         };
         // The read models hold the order (paid) and the vendor's earnings,
         // so that a refusal cannot hide behind a 404 of a lagging model.
-        let head = ledger_tests::command_support::head_position(&world.app).await;
+        let head = world.app.head().await;
         let head = head.to_string();
         for path in [
             format!("/v1/orders/{}", world.order),

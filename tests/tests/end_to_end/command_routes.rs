@@ -4,9 +4,7 @@
 //! and the guarantee that a rejected command records nothing.
 
 use chrono::{DateTime, Utc};
-use ledger_tests::command_support::{
-    assert_invalid_field, assert_problem, events_after, head_position, send_bytes,
-};
+use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
@@ -96,7 +94,7 @@ async fn assert_nothing_recorded(app: &TestApp, before: i64, what: &str) {
 async fn an_admin_registers_a_vendor_201_with_its_id_and_position_and_the_event_carries_the_request_metadata(
 ) {
     let app = TestApp::spawn().await;
-    let before = head_position(&app).await;
+    let before = app.head().await;
     let answer = app
         .send(
             Method::POST,
@@ -127,7 +125,7 @@ async fn an_admin_registers_a_vendor_201_with_its_id_and_position_and_the_event_
         .as_str()
         .is_some_and(|c| !c.is_empty()));
     assert_eq!(metadata["idempotency_key"], "key-register-vendor-1");
-    assert_eq!(head_position(&app).await, position);
+    assert_eq!(app.head().await, position);
 }
 
 #[tokio::test]
@@ -150,7 +148,7 @@ async fn events_of_a_request_without_an_idempotency_key_carry_no_key_and_a_gener
 async fn a_vendor_creates_a_rental_and_an_admin_a_sale_listing_for_a_vendor_both_201_draft() {
     let app = TestApp::spawn().await;
     let vendor_id = app.register_vendor("Alpine").await;
-    let start = head_position(&app).await;
+    let start = app.head().await;
 
     let rental = app
         .post(
@@ -676,7 +674,7 @@ async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_s
         .await;
     let sup = app.rental_listing(coast, "hour", "12.35", "20.00", 2).await;
     let paddle = app.sale_listing(coast, "11.99", 10).await;
-    let before_position = head_position(&app).await;
+    let before_position = app.head().await;
 
     let started = Utc::now();
     let answer = app
@@ -804,7 +802,7 @@ async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_s
     assert_eq!(fees_and_nets, subtotals);
 
     // Recorded: a hold per line and the order, each with the request's metadata.
-    let events = events_after(&app, before_position).await;
+    let events = app.events_after(before_position).await;
     let types: Vec<(&str, &str)> = events
         .iter()
         .map(|(t, _, e, _)| (t.as_str(), e.as_str()))
@@ -831,7 +829,7 @@ async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_s
             .is_some_and(|c| !c.is_empty()));
         assert_eq!(metadata["idempotency_key"], "order-key-1", "{metadata}");
     }
-    assert_eq!(head_position(&app).await, order_position);
+    assert_eq!(app.head().await, order_position);
 }
 
 #[tokio::test]
@@ -987,16 +985,16 @@ async fn a_placed_order_is_cancelled_200_and_its_units_are_free_again() {
     assert_created_order(&again);
 
     // An admin may cancel too, with no body at all.
-    let by_admin = send_bytes(
-        &app,
-        Method::POST,
-        &format!("/v1/orders/{}/cancel", again.uuid("order_id")),
-        Some(&app.admin()),
-        None,
-        Vec::new(),
-        &[],
-    )
-    .await;
+    let by_admin = app
+        .send_bytes(
+            Method::POST,
+            &format!("/v1/orders/{}/cancel", again.uuid("order_id")),
+            Some(&app.admin()),
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await;
     assert_eq!(by_admin.status, StatusCode::OK, "{:?}", by_admin.body);
     assert_eq!(by_admin.body["status"], "cancelled");
 }
@@ -1069,7 +1067,7 @@ async fn a_sale_part_is_shipped_then_delivered_and_its_net_becomes_available_for
     assert_eq!(money(&order.body["vendors"][0], "net"), dec("90.04"));
     app.pay(&order).await;
     let order_id = order.uuid("order_id");
-    let paid_position = head_position(&app).await;
+    let paid_position = app.head().await;
 
     // Nothing is available before delivery.
     let early = app
@@ -1374,16 +1372,16 @@ async fn malformed_json_is_400_and_records_nothing() {
         (format!("/v1/vendors/{vendor_id}/payouts"), app.admin()),
     ] {
         for body in [&b"{"[..], b"{not json}", b"{,}", b"nope"] {
-            let answer = send_bytes(
-                &app,
-                Method::POST,
-                &path,
-                Some(&token),
-                Some("application/json"),
-                body.to_vec(),
-                &[],
-            )
-            .await;
+            let answer = app
+                .send_bytes(
+                    Method::POST,
+                    &path,
+                    Some(&token),
+                    Some("application/json"),
+                    body.to_vec(),
+                    &[],
+                )
+                .await;
             assert_problem(&answer, StatusCode::BAD_REQUEST, "bad-request");
         }
     }
@@ -1400,47 +1398,47 @@ async fn a_body_that_is_not_declared_json_is_415_and_records_nothing() {
         "application/x-www-form-urlencoded",
         "application/xml",
     ] {
-        let answer = send_bytes(
-            &app,
-            Method::POST,
-            "/v1/vendors",
-            Some(&app.admin()),
-            Some(content_type),
-            br#"{"name": "Sneaky"}"#.to_vec(),
-            &[],
-        )
-        .await;
+        let answer = app
+            .send_bytes(
+                Method::POST,
+                "/v1/vendors",
+                Some(&app.admin()),
+                Some(content_type),
+                br#"{"name": "Sneaky"}"#.to_vec(),
+                &[],
+            )
+            .await;
         assert_problem(
             &answer,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
         );
     }
-    let order = send_bytes(
-        &app,
-        Method::POST,
-        "/v1/orders",
-        Some(&app.customer("c1")),
-        Some("text/plain"),
-        br#"{"items": []}"#.to_vec(),
-        &[],
-    )
-    .await;
+    let order = app
+        .send_bytes(
+            Method::POST,
+            "/v1/orders",
+            Some(&app.customer("c1")),
+            Some("text/plain"),
+            br#"{"items": []}"#.to_vec(),
+            &[],
+        )
+        .await;
     assert_problem(
         &order,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported-media-type",
     );
-    let payout = send_bytes(
-        &app,
-        Method::POST,
-        &format!("/v1/vendors/{vendor_id}/payouts"),
-        Some(&app.admin()),
-        Some("text/plain"),
-        br#"{"amount": "1.00"}"#.to_vec(),
-        &[],
-    )
-    .await;
+    let payout = app
+        .send_bytes(
+            Method::POST,
+            &format!("/v1/vendors/{vendor_id}/payouts"),
+            Some(&app.admin()),
+            Some("text/plain"),
+            br#"{"amount": "1.00"}"#.to_vec(),
+            &[],
+        )
+        .await;
     assert_problem(
         &payout,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -1456,16 +1454,16 @@ async fn a_body_over_one_mebibyte_is_413_and_records_nothing() {
     let name = "x".repeat(1024 * 1024 + 16);
     let body = serde_json::to_vec(&json!({ "name": name })).expect("serialise");
     for headers in [&[][..], &[("Idempotency-Key", "big-body-1")][..]] {
-        let answer = send_bytes(
-            &app,
-            Method::POST,
-            "/v1/vendors",
-            Some(&app.admin()),
-            Some("application/json"),
-            body.clone(),
-            headers,
-        )
-        .await;
+        let answer = app
+            .send_bytes(
+                Method::POST,
+                "/v1/vendors",
+                Some(&app.admin()),
+                Some("application/json"),
+                body.clone(),
+                headers,
+            )
+            .await;
         assert_problem(&answer, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
     }
     assert_nothing_recorded(&app, before, "an oversized body").await;
@@ -1845,7 +1843,7 @@ async fn traced(
     body: Option<Value>,
     principal: (&str, &str),
 ) -> Answer {
-    let before = head_position(app).await;
+    let before = app.head().await;
     let request_id = format!("trace-{}", Uuid::new_v4().simple());
     let key = format!("key-{request_id}");
     let answer = app
@@ -1858,7 +1856,7 @@ async fn traced(
         )
         .await;
     assert!(answer.status.is_success(), "{path}: {:?}", answer.body);
-    let events = events_after(app, before).await;
+    let events = app.events_after(before).await;
     assert!(!events.is_empty(), "{path} recorded no event");
     for (aggregate_type, _, event_type, metadata) in &events {
         let what = format!("{path}: {aggregate_type}/{event_type} {metadata}");
@@ -2033,7 +2031,7 @@ async fn positions_grow_across_a_whole_lifecycle_and_every_event_carries_its_req
         positions.windows(2).all(|w| w[0] < w[1]),
         "positions must increase: {positions:?}"
     );
-    assert_eq!(positions.last().copied(), Some(head_position(&app).await));
+    assert_eq!(positions.last().copied(), Some(app.head().await));
 }
 
 #[tokio::test]

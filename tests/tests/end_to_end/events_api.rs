@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use command_api::Role;
-use ledger_tests::command_support::assert_problem;
-use ledger_tests::fault_support::spawn_parts;
-use ledger_tests::pipeline_support::{eventually, head, relay_position, set_relay_position};
+use ledger_tests::assert_problem;
+use ledger_tests::events::head;
+use ledger_tests::pipeline::{eventually, relay_position, set_relay_position};
 use ledger_tests::{at, nats_url, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -423,7 +423,7 @@ async fn only_analysts_auditors_and_admins_read_the_log() {
 
 /// A ledger without relay: the horizon moves only when the test moves it.
 async fn spawn_without_relay() -> TestApp {
-    spawn_parts(
+    TestApp::spawn_parts(
         &nats_url(),
         ledger::Parts {
             command_api: true,
@@ -703,7 +703,8 @@ async fn an_aggregates_events_and_its_state_at_a_point() {
 }
 
 async fn order_total(app: &TestApp, order: Uuid) -> String {
-    let order = ledger_tests::ledger_support::command_app(app)
+    let order = app
+        .command_app()
         .orders
         .load(&order.to_string())
         .await

@@ -6,7 +6,7 @@
 
 use command_api::Role;
 use futures::future::join_all;
-use ledger_tests::command_support::assert_problem;
+use ledger_tests::assert_problem;
 use ledger_tests::{at, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use command_api::Role;
-use ledger_tests::command_support::{assert_invalid_field, assert_problem};
+use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, reconcile, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
@@ -82,7 +82,7 @@ async fn pay(app: &TestApp, order: &Answer) -> i64 {
 
 /// Waits until every read model has applied everything (policies included).
 async fn settle(app: &TestApp) -> i64 {
-    reconcile::settle(app, Duration::from_secs(30))
+    ledger_tests::pipeline::settle(app, Duration::from_secs(30))
         .await
         .expect("the read models settle")
 }
@@ -119,7 +119,7 @@ async fn trial_balance(
 
 /// A ratio of the analytics (a decimal string, its scale not fixed by API.md).
 fn ratio(value: &Value) -> Decimal {
-    ledger_tests::ledger_support::decimal(value)
+    ledger_tests::answer::decimal(value)
 }
 
 fn figures(debit: &str, credit: &str, balance: &str) -> (String, String, String) {
@@ -804,7 +804,7 @@ async fn a_failed_payment_is_counted_by_its_reason() {
                 event,
                 "payment_intent.payment_failed",
                 order.uuid("order_id"),
-                ledger_tests::ledger_support::total_minor(order),
+                ledger_tests::webhooks::total_minor(order),
                 Some(reason),
             )
             .await;

@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use ledger_tests::ledger_support::{
-    command_app, decimal, event_payloads, event_types, hold_history, holds_of, order_status,
-    total_minor, wait_for_event, HoldRecord,
-};
+use ledger_tests::answer::decimal;
+use ledger_tests::events::HoldRecord;
+use ledger_tests::webhooks::total_minor;
 use ledger_tests::{at, Answer, TestApp, WEBHOOK_SECRET};
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
@@ -57,7 +56,7 @@ fn assert_unavailable(answer: &Answer) {
 
 /// The hold an order placed on a listing.
 async fn hold_of(app: &TestApp, listing_id: Uuid, order_id: Uuid) -> HoldRecord {
-    holds_of(app, listing_id)
+    app.holds_of(listing_id)
         .await
         .into_iter()
         .find(|h| h.order_id == order_id)
@@ -71,7 +70,7 @@ async fn hold_settled(app: &TestApp, listing_id: Uuid, order_id: Uuid) -> Vec<St
     loop {
         let hold = hold_of(app, listing_id, order_id).await;
         if !hold.is_live() {
-            return hold_history(app, listing_id, hold.hold_id).await;
+            return app.hold_history(listing_id, hold.hold_id).await;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -136,15 +135,15 @@ async fn a_payment_of_the_total_confirms_the_order_and_every_hold() {
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
 
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["OrderPlaced", "PaymentCaptured", "OrderConfirmed"]);
     assert_eq!(decimal(&events[1].1["amount"]), Decimal::new(12_500, 2));
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
     for listing in [kayak, paddle] {
         let hold = hold_of(&app, listing, order_id).await;
         assert_eq!(
-            hold_history(&app, listing, hold.hold_id).await,
+            app.hold_history(listing, hold.hold_id).await,
             ["HoldPlaced", "HoldConfirmed"],
             "the hold on {listing} is confirmed"
         );
@@ -170,10 +169,7 @@ async fn a_redelivered_payment_event_records_nothing_new() {
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     let recorded = app.event_count().await;
     assert_eq!(
-        count(
-            &event_types(&app, "Order", order_id).await,
-            "PaymentCaptured"
-        ),
+        count(&app.event_types("Order", order_id).await, "PaymentCaptured"),
         1
     );
 
@@ -188,7 +184,7 @@ async fn a_redelivered_payment_event_records_nothing_new() {
             "a duplicate records nothing"
         );
     }
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -205,13 +201,13 @@ async fn concurrent_deliveries_of_one_payment_event_capture_it_once() {
     for answer in &answers {
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     }
-    let types = event_types(&app, "Order", order_id).await;
+    let types = app.event_types("Order", order_id).await;
     assert_eq!(count(&types, "PaymentCaptured"), 1, "{types:?}");
     assert_eq!(count(&types, "OrderConfirmed"), 1, "{types:?}");
     assert_eq!(count(&types, "RefundIssued"), 0, "{types:?}");
     let hold = hold_of(&app, listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
 }
@@ -239,11 +235,11 @@ async fn a_failed_payment_is_recorded_and_leaves_the_order_placed() {
         )
         .await;
     assert_eq!(failed.status, StatusCode::OK, "{:?}", failed.body);
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["OrderPlaced", "PaymentFailed"]);
     assert_eq!(events[1].1["reason"], "Your card was declined.");
-    assert_eq!(order_status(&app, order_id).await, "placed");
+    assert_eq!(app.order_status(order_id).await, "placed");
     let hold = hold_of(&app, listing, order_id).await;
     assert_eq!(
         hold.last, "HoldPlaced",
@@ -257,7 +253,7 @@ async fn a_failed_payment_is_recorded_and_leaves_the_order_placed() {
         .payment_webhook("evt_retry", SUCCEEDED, order_id, minor, None)
         .await;
     assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
-    let types = event_types(&app, "Order", order_id).await;
+    let types = app.event_types("Order", order_id).await;
     assert_eq!(
         types,
         [
@@ -267,9 +263,9 @@ async fn a_failed_payment_is_recorded_and_leaves_the_order_placed() {
             "OrderConfirmed"
         ]
     );
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
 }
@@ -293,7 +289,7 @@ async fn a_payment_of_another_amount_is_a_mismatch_and_confirms_nothing() {
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     }
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -306,10 +302,10 @@ async fn a_payment_of_another_amount_is_a_mismatch_and_confirms_nothing() {
     assert_eq!(events[1].1["expected_minor"], json!(minor));
     assert_eq!(events[1].1["received_minor"], json!(minor - 1));
     assert_eq!(events[2].1["received_minor"], json!(minor + 100));
-    assert_eq!(order_status(&app, order_id).await, "placed");
+    assert_eq!(app.order_status(order_id).await, "placed");
     let hold = hold_of(&app, listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced"],
         "no hold is confirmed by a mismatched payment"
     );
@@ -371,13 +367,13 @@ async fn webhooks_with_a_bad_signature_a_stale_timestamp_or_no_signature_are_ref
         "no signature header"
     );
     assert_eq!(app.event_count().await, recorded, "nothing recorded");
-    assert_eq!(order_status(&app, order_id).await, "placed");
+    assert_eq!(app.order_status(order_id).await, "placed");
 
     // The same body, properly signed within the tolerance, is accepted.
     let (_, good) = signed(&body, WEBHOOK_SECRET, now - 200);
     let accepted = app.send_raw_webhook(raw, &good).await;
     assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
 }
 
 #[tokio::test]
@@ -403,7 +399,7 @@ async fn unknown_event_types_are_acknowledged_and_ignored() {
         assert_eq!(answer.status, StatusCode::OK, "{kind}: {:?}", answer.body);
     }
     assert_eq!(app.event_count().await, recorded, "nothing recorded");
-    assert_eq!(order_status(&app, order_id).await, "placed");
+    assert_eq!(app.order_status(order_id).await, "placed");
 }
 
 #[tokio::test]
@@ -426,14 +422,15 @@ async fn an_unpaid_hold_expires_and_frees_its_units() {
     assert_eq!(refused.body["conflicts"].as_array().map(Vec::len), Some(2));
 
     assert!(
-        wait_for_event(&app, "Order", order_id, "OrderCancelled", SWEEP_WAIT).await,
+        app.wait_for_event("Order", order_id, "OrderCancelled", SWEEP_WAIT)
+            .await,
         "the unpaid order is cancelled by the sweeper"
     );
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let (last, payload) = events.last().expect("events");
     assert_eq!(last, "OrderCancelled", "{events:?}");
     assert_eq!(payload["cause"], json!("expiry"), "{payload}");
-    assert_eq!(order_status(&app, order_id).await, "cancelled");
+    assert_eq!(app.order_status(order_id).await, "cancelled");
     for listing in [kayak, paddle] {
         // Whether the sweeper or the policies get there first, a lapsed
         // hold expires (a late payment may still re-hold it); never released.
@@ -467,7 +464,7 @@ async fn holds_stranded_without_an_order_are_expired_by_the_sweeper() {
         .execute(&app.pool)
         .await
         .expect("write the deadline");
-    let replica = command_app(&app);
+    let replica = app.command_app();
     let command = serde_json::from_value(json!({"PlaceHold": {
         "hold_id": hold_id,
         "order_id": order_id,
@@ -488,15 +485,16 @@ async fn holds_stranded_without_an_order_are_expired_by_the_sweeper() {
     assert_unavailable(&place(&app, "blocked", vec![rental(listing, &period.0, &period.1)]).await);
 
     assert!(
-        wait_for_event(&app, "Inventory", listing, "HoldExpired", SWEEP_WAIT).await,
+        app.wait_for_event("Inventory", listing, "HoldExpired", SWEEP_WAIT)
+            .await,
         "the stranded hold expires"
     );
     assert_eq!(
-        hold_history(&app, listing, hold_id).await,
+        app.hold_history(listing, hold_id).await,
         ["HoldPlaced", "HoldExpired"]
     );
     assert!(
-        event_types(&app, "Order", order_id).await.is_empty(),
+        app.event_types("Order", order_id).await.is_empty(),
         "no order comes into being"
     );
     let settled: Option<chrono::DateTime<Utc>> =
@@ -523,12 +521,15 @@ async fn a_payment_after_expiry_re_holds_units_still_free_and_confirms() {
     assert_placed(&order);
     let order_id = order.uuid("order_id");
     let hold = hold_of(&app, listing, order_id).await;
-    assert!(wait_for_event(&app, "Order", order_id, "OrderCancelled", SWEEP_WAIT).await);
+    assert!(
+        app.wait_for_event("Order", order_id, "OrderCancelled", SWEEP_WAIT)
+            .await
+    );
     hold_settled(&app, listing, order_id).await;
 
     let answer = app.pay(&order).await;
     assert_eq!(answer.status, StatusCode::OK);
-    let types = event_types(&app, "Order", order_id).await;
+    let types = app.event_types("Order", order_id).await;
     assert_eq!(
         types,
         [
@@ -538,9 +539,9 @@ async fn a_payment_after_expiry_re_holds_units_still_free_and_confirms() {
             "OrderReconfirmed"
         ]
     );
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         [
             "HoldPlaced",
             "HoldExpired",
@@ -552,7 +553,7 @@ async fn a_payment_after_expiry_re_holds_units_still_free_and_confirms() {
     assert_unavailable(&place(&app, "after", vec![rental(listing, &period.0, &period.1)]).await);
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id)
+        app.hold_history(listing, hold.hold_id)
             .await
             .last()
             .map(String::as_str),
@@ -573,7 +574,10 @@ async fn a_payment_after_expiry_on_units_taken_meanwhile_is_refunded_in_full() {
     .await;
     assert_placed(&late);
     let late_id = late.uuid("order_id");
-    assert!(wait_for_event(&app, "Order", late_id, "OrderCancelled", SWEEP_WAIT).await);
+    assert!(
+        app.wait_for_event("Order", late_id, "OrderCancelled", SWEEP_WAIT)
+            .await
+    );
 
     // Someone else books and pays for the freed unit.
     let other = place(&app, "quick", vec![rental(listing, &period.0, &period.1)]).await;
@@ -583,7 +587,7 @@ async fn a_payment_after_expiry_on_units_taken_meanwhile_is_refunded_in_full() {
     let other_hold = hold_of(&app, listing, other_id).await;
 
     app.pay(&late).await;
-    let events = event_payloads(&app, "Order", late_id).await;
+    let events = app.event_payloads("Order", late_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -599,18 +603,19 @@ async fn a_payment_after_expiry_on_units_taken_meanwhile_is_refunded_in_full() {
         decimal(&late.body["total"]),
         "the whole payment is refunded"
     );
-    assert_eq!(order_status(&app, late_id).await, "refunded");
+    assert_eq!(app.order_status(late_id).await, "refunded");
 
     // The other customer's booking is untouched.
     assert_eq!(
-        hold_history(&app, listing, other_hold.hold_id).await,
+        app.hold_history(listing, other_hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
     assert_eq!(
-        event_types(&app, "Order", other_id).await,
+        app.event_types("Order", other_id).await,
         ["OrderPlaced", "PaymentCaptured", "OrderConfirmed"]
     );
-    let live: Vec<HoldRecord> = holds_of(&app, listing)
+    let live: Vec<HoldRecord> = app
+        .holds_of(listing)
         .await
         .into_iter()
         .filter(HoldRecord::is_live)
@@ -644,21 +649,22 @@ async fn a_payment_after_the_hold_lapsed_but_before_any_sweep_re_holds_or_refund
 
     app.pay(&keeps).await;
     let keeps_id = keeps.uuid("order_id");
-    assert_eq!(order_status(&app, keeps_id).await, "confirmed");
+    assert_eq!(app.order_status(keeps_id).await, "confirmed");
     let hold = hold_of(&app, listing, keeps_id).await;
     assert_eq!(hold.last, "HoldConfirmed", "{hold:?}");
 
     app.pay(&loses).await;
     let loses_id = loses.uuid("order_id");
-    let events = event_payloads(&app, "Order", loses_id).await;
+    let events = app.event_payloads("Order", loses_id).await;
     let refunded: Decimal = events
         .iter()
         .filter(|(t, _)| t == "RefundIssued")
         .map(|(_, p)| decimal(&p["amount"]))
         .sum();
     assert_eq!(refunded, decimal(&loses.body["total"]), "{events:?}");
-    assert_eq!(order_status(&app, loses_id).await, "refunded");
-    let live: Vec<HoldRecord> = holds_of(&app, listing)
+    assert_eq!(app.order_status(loses_id).await, "refunded");
+    let live: Vec<HoldRecord> = app
+        .holds_of(listing)
         .await
         .into_iter()
         .filter(HoldRecord::is_live)
@@ -692,8 +698,8 @@ async fn cancelling_a_paid_order_refunds_the_total_and_frees_its_units() {
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{:?}", cancel.body);
     assert_eq!(cancel.body["status"], "refunded", "{:?}", cancel.body);
-    assert_eq!(order_status(&app, order_id).await, "refunded");
-    let events = event_payloads(&app, "Order", order_id).await;
+    assert_eq!(app.order_status(order_id).await, "refunded");
+    let events = app.event_payloads("Order", order_id).await;
     let refunds: Vec<Decimal> = events
         .iter()
         .filter(|(t, _)| t == "RefundIssued")
@@ -703,7 +709,7 @@ async fn cancelling_a_paid_order_refunds_the_total_and_frees_its_units() {
     for listing in [kayak, paddle] {
         let hold = hold_of(&app, listing, order_id).await;
         assert_eq!(
-            hold_history(&app, listing, hold.hold_id).await,
+            app.hold_history(listing, hold.hold_id).await,
             ["HoldPlaced", "HoldConfirmed", "HoldReleased"]
         );
     }
@@ -727,14 +733,14 @@ async fn the_sweeper_never_releases_a_paid_orders_units() {
 
     // Past the TTL and many sweeps.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let types = event_types(&app, "Order", order_id).await;
+    let types = app.event_types("Order", order_id).await;
     assert_eq!(types, ["OrderPlaced", "PaymentCaptured", "OrderConfirmed"]);
     let hold = hold_of(&app, listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
     assert_unavailable(&place(&app, "hopeful", vec![rental(listing, &period.0, &period.1)]).await);
 }
 
@@ -760,7 +766,7 @@ async fn a_payment_racing_a_cancellation_leaves_no_money_or_units_stranded() {
 
         // Whichever came first, the customer gets the money back and the
         // unit is free.
-        let events = event_payloads(&app, "Order", order_id).await;
+        let events = app.event_payloads("Order", order_id).await;
         let sum = |kind: &str| -> Decimal {
             events
                 .iter()
@@ -774,7 +780,7 @@ async fn a_payment_racing_a_cancellation_leaves_no_money_or_units_stranded() {
             "{events:?}"
         );
         assert_eq!(sum("RefundIssued"), sum("PaymentCaptured"), "{events:?}");
-        assert_eq!(order_status(&app, order_id).await, "refunded");
+        assert_eq!(app.order_status(order_id).await, "refunded");
         let hold = hold_of(&app, listing, order_id).await;
         assert!(!hold.is_live(), "the unit is released: {hold:?}");
     }
@@ -799,8 +805,11 @@ async fn a_failed_payment_leaves_the_order_placed_until_its_holds_expire() {
         .await;
     assert_eq!(failed.status, StatusCode::OK, "{:?}", failed.body);
 
-    assert!(wait_for_event(&app, "Order", order_id, "OrderCancelled", SWEEP_WAIT).await);
-    let events = event_payloads(&app, "Order", order_id).await;
+    assert!(
+        app.wait_for_event("Order", order_id, "OrderCancelled", SWEEP_WAIT)
+            .await
+    );
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["OrderPlaced", "PaymentFailed", "OrderCancelled"]);
     assert_eq!(events[2].1["cause"], json!("expiry"));
@@ -840,7 +849,7 @@ async fn a_payment_for_an_order_the_customer_cancelled_is_refunded_at_once() {
     assert_placed(&other);
 
     app.pay(&order).await;
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -855,10 +864,10 @@ async fn a_payment_for_an_order_the_customer_cancelled_is_refunded_at_once() {
         decimal(&events[3].1["amount"]),
         decimal(&order.body["total"])
     );
-    assert_eq!(order_status(&app, order_id).await, "refunded");
+    assert_eq!(app.order_status(order_id).await, "refunded");
     let hold = hold_of(&app, listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldReleased"],
         "a cancelled order is not re-held"
     );
@@ -881,7 +890,7 @@ async fn a_second_payment_for_a_paid_order_is_refunded() {
     app.pay(&order).await;
     app.pay(&order).await;
 
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -897,10 +906,10 @@ async fn a_second_payment_for_a_paid_order_is_refunded() {
         decimal(&events[4].1["amount"]),
         decimal(&order.body["total"])
     );
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
     let hold = hold_of(&app, listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
 }
@@ -941,11 +950,11 @@ async fn payments_arriving_around_the_expiry_always_end_with_a_confirmed_booking
 
     for order in &orders {
         let order_id = order.uuid("order_id");
-        let types = event_types(&app, "Order", order_id).await;
+        let types = app.event_types("Order", order_id).await;
         let hold = hold_of(&app, listing, order_id).await;
-        let history = hold_history(&app, listing, hold.hold_id).await;
+        let history = app.hold_history(listing, hold.hold_id).await;
         assert_eq!(
-            order_status(&app, order_id).await,
+            app.order_status(order_id).await,
             "confirmed",
             "order {types:?}, hold {history:?}"
         );
@@ -989,7 +998,7 @@ async fn a_signed_webhook_that_is_malformed_or_names_no_order_is_refused_and_cha
             "{case}: nothing recorded"
         );
     }
-    assert_eq!(order_status(&app, order_id).await, "placed");
+    assert_eq!(app.order_status(order_id).await, "placed");
 }
 
 #[tokio::test]
@@ -1010,7 +1019,10 @@ async fn a_late_payment_that_can_re_hold_only_some_lines_releases_them_all_and_r
     .await;
     assert_placed(&late);
     let late_id = late.uuid("order_id");
-    assert!(wait_for_event(&app, "Order", late_id, "OrderCancelled", SWEEP_WAIT).await);
+    assert!(
+        app.wait_for_event("Order", late_id, "OrderCancelled", SWEEP_WAIT)
+            .await
+    );
     for listing in [free_boat, taken_boat] {
         hold_settled(&app, listing, late_id).await;
     }
@@ -1024,7 +1036,7 @@ async fn a_late_payment_that_can_re_hold_only_some_lines_releases_them_all_and_r
     app.pay(&other).await;
 
     app.pay(&late).await;
-    let events = event_payloads(&app, "Order", late_id).await;
+    let events = app.event_payloads("Order", late_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -1039,7 +1051,7 @@ async fn a_late_payment_that_can_re_hold_only_some_lines_releases_them_all_and_r
         decimal(&events[3].1["amount"]),
         decimal(&late.body["total"])
     );
-    assert_eq!(order_status(&app, late_id).await, "refunded");
+    assert_eq!(app.order_status(late_id).await, "refunded");
     for listing in [free_boat, taken_boat] {
         let hold = hold_of(&app, listing, late_id).await;
         assert!(
@@ -1077,7 +1089,7 @@ async fn a_payment_after_expiry_re_holds_free_units_even_once_the_policies_react
     let hold = hold_of(&app, listing, order_id).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
-    let replica = command_app(&app);
+    let replica = app.command_app();
     let expire = serde_json::from_value(json!({"ExpireUnpaid": {"at": Utc::now()}}))
         .expect("an ExpireUnpaid command");
     let context = command_api::context::CommandContext::background(
@@ -1089,10 +1101,10 @@ async fn a_payment_after_expiry_re_holds_free_units_even_once_the_policies_react
         .execute(&order_id.to_string(), expire, &context, "ExpireUnpaidOrder")
         .await
         .expect("the order expires");
-    assert_eq!(order_status(&app, order_id).await, "cancelled");
+    assert_eq!(app.order_status(order_id).await, "cancelled");
     // Wait for the policies to settle the hold of the cancelled order.
     let deadline = tokio::time::Instant::now() + SWEEP_WAIT;
-    while hold_history(&app, listing, hold.hold_id).await.len() < 2 {
+    while app.hold_history(listing, hold.hold_id).await.len() < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "nothing settled the hold of the expired order"
@@ -1101,10 +1113,10 @@ async fn a_payment_after_expiry_re_holds_free_units_even_once_the_policies_react
     }
 
     app.pay(&order).await;
-    let types = event_types(&app, "Order", order_id).await;
-    let history = hold_history(&app, listing, hold.hold_id).await;
+    let types = app.event_types("Order", order_id).await;
+    let history = app.hold_history(listing, hold.hold_id).await;
     assert_eq!(
-        order_status(&app, order_id).await,
+        app.order_status(order_id).await,
         "confirmed",
         "units still free: the order is re-held; order {types:?}, hold {history:?}"
     );

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use command_api::context::CommandContext;
 use command_api::{AppState, Principal};
-use ledger_tests::ledger_support::{command_app, event_types, holds_of, total_minor};
+use ledger_tests::webhooks::total_minor;
 use ledger_tests::{at, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -102,7 +102,7 @@ async fn wait_for(
         assert!(
             tokio::time::Instant::now() < deadline,
             "no {count} {event_type} on {aggregate_type} {aggregate_id} within {POLICY_WAIT:?}: {:?}",
-            event_types(app, aggregate_type, aggregate_id).await
+            app.event_types(aggregate_type, aggregate_id).await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -254,7 +254,7 @@ fn net_of(order: &Answer, vendor_id: Uuid) -> String {
 
 /// The hold an order placed on a listing.
 async fn hold_of(app: &TestApp, listing_id: Uuid, order_id: Uuid) -> Uuid {
-    holds_of(app, listing_id)
+    app.holds_of(listing_id)
         .await
         .into_iter()
         .find(|h| h.order_id == order_id)
@@ -304,7 +304,7 @@ async fn a_payment_recorded_behind_the_api_gets_the_orders_holds_confirmed_by_th
     let shop = shop(&app).await;
     let order = mixed_order(&app, &shop).await;
     let order_id = order.uuid("order_id");
-    let cmd = command_app(&app);
+    let cmd = app.command_app();
 
     record_payment(&cmd, &order, "evt_direct").await;
     let order_events = recorded(&app, "Order", order_id).await;
@@ -352,7 +352,7 @@ async fn a_payment_recorded_behind_the_api_gets_the_orders_holds_confirmed_by_th
 async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy() {
     let app = TestApp::spawn().await;
     let shop = shop(&app).await;
-    let cmd = command_app(&app);
+    let cmd = app.command_app();
 
     // Unpaid: OrderCancelled alone.
     let unpaid = mixed_order(&app, &shop).await;
@@ -438,7 +438,7 @@ async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy
 async fn a_return_recorded_behind_the_api_is_recorded_on_the_inventory_and_credits_the_vendor() {
     let app = TestApp::spawn().await;
     let shop = shop(&app).await;
-    let cmd = command_app(&app);
+    let cmd = app.command_app();
     let order = place(
         &app,
         "alice",
@@ -502,7 +502,7 @@ async fn a_return_recorded_behind_the_api_is_recorded_on_the_inventory_and_credi
     assert_by_policy(&available[0], "MakeEarningsAvailable", &fulfilled);
 
     policies_settled(&app).await;
-    let vendor_events = event_types(&app, "Vendor", shop.harbour).await;
+    let vendor_events = app.event_types("Vendor", shop.harbour).await;
     assert_eq!(
         vendor_events
             .iter()
@@ -540,7 +540,7 @@ async fn a_return_recorded_behind_the_api_is_recorded_on_the_inventory_and_credi
 async fn a_part_fulfilled_behind_the_api_makes_the_vendors_earnings_available() {
     let app = TestApp::spawn().await;
     let shop = shop(&app).await;
-    let cmd = command_app(&app);
+    let cmd = app.command_app();
     let order = mixed_order(&app, &shop).await;
     let order_id = order.uuid("order_id");
     app.pay(&order).await;
@@ -569,7 +569,7 @@ async fn a_part_fulfilled_behind_the_api_makes_the_vendors_earnings_available() 
 
     policies_settled(&app).await;
     assert_eq!(
-        event_types(&app, "Vendor", shop.alpine)
+        app.event_types("Vendor", shop.alpine)
             .await
             .iter()
             .filter(|t| *t == "EarningsMadeAvailable")
@@ -577,7 +577,8 @@ async fn a_part_fulfilled_behind_the_api_makes_the_vendors_earnings_available() 
         1
     );
     // The other vendor's part is not fulfilled: nothing for it yet.
-    assert!(!event_types(&app, "Vendor", shop.harbour)
+    assert!(!app
+        .event_types("Vendor", shop.harbour)
         .await
         .iter()
         .any(|t| t == "EarningsMadeAvailable"));
@@ -693,9 +694,9 @@ async fn the_http_path_and_the_policies_together_record_each_follow_up_once() {
             ],
         ),
     ] {
-        assert_eq!(event_types(&app, "Vendor", vendor).await, expected);
+        assert_eq!(app.event_types("Vendor", vendor).await, expected);
     }
-    let order_events = event_types(&app, "Order", order_id).await;
+    let order_events = app.event_types("Order", order_id).await;
     assert_eq!(
         order_events
             .iter()

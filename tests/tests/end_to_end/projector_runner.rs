@@ -14,10 +14,12 @@ use async_nats::jetstream::{self, consumer};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use ledger_nats::{EventEnvelope, StreamSettings};
-use ledger_tests::pipeline_support::{
-    commit_probes, envelopes, eventually, head, insert_probe, nats_client, relay_position,
-    set_relay_position, wait_for_stream_count, RelayTask, PROBE,
+use ledger_tests::events::head;
+use ledger_tests::pipeline::{
+    commit_probes, envelopes, eventually, insert_probe, relay_position, set_relay_position,
+    RelayTask, PROBE,
 };
+use ledger_tests::stream::{nats_client, wait_for_stream_count};
 use ledger_tests::{at, fresh_database, fresh_stream_name, TestApp};
 use projectors::rebuild::{
     apply_until, create_schema, differences, rebuild_into, READ_MODEL_TABLES,
@@ -487,7 +489,7 @@ async fn wait_for_quiet_pipeline(app: &TestApp) {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(700)).await;
-        head == ledger_tests::pipeline_support::head(&app.pool).await
+        head == ledger_tests::events::head(&app.pool).await
             && checkpoint(&app.pool, projectors::orders::NAME).await == head
             && checkpoint(&app.pool, projectors::availability::NAME).await == head
     })

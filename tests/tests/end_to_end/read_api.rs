@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use command_api::Role;
-use ledger_tests::command_support::{assert_invalid_field, assert_problem};
+use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use ledger_tests::command_support::{assert_invalid_field, assert_problem, send_bytes};
+use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, Answer, TestApp, JWT_SECRET, WEBHOOK_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -143,7 +143,7 @@ async fn an_order_beyond_the_total_bound_is_422_and_the_largest_accepted_one_kee
     assert_eq!(largest.body["total"], "1000000000000.00");
     let paid = app.pay(&largest).await;
     let head = paid.body["position"].as_i64().expect("a position");
-    let caught_up = ledger_tests::pipeline_support::eventually(Duration::from_secs(20), || async {
+    let caught_up = ledger_tests::pipeline::eventually(Duration::from_secs(20), || async {
         let projections = get(&app, "/v1/projections", &app.admin()).await;
         projections.body.as_array().is_some_and(|all| {
             !all.is_empty()
@@ -213,16 +213,16 @@ async fn text_with_nul_is_422_in_bodies_and_400_in_queries_before_any_sql() {
         .await;
     assert_invalid_field(&nested, "items[0]");
     // A lone surrogate never reaches a string: malformed JSON.
-    let surrogate = send_bytes(
-        &app,
-        Method::POST,
-        "/v1/vendors",
-        Some(&app.admin()),
-        Some("application/json"),
-        br#"{"name": "\ud800"}"#.to_vec(),
-        &[],
-    )
-    .await;
+    let surrogate = app
+        .send_bytes(
+            Method::POST,
+            "/v1/vendors",
+            Some(&app.admin()),
+            Some("application/json"),
+            br#"{"name": "\ud800"}"#.to_vec(),
+            &[],
+        )
+        .await;
     assert_problem(&surrogate, StatusCode::BAD_REQUEST, "bad-request");
     assert_nothing_recorded(&app, before, "text with NUL").await;
 
@@ -494,16 +494,16 @@ async fn signed_events_the_ledger_does_not_handle_are_200_and_ignored() {
 async fn a_body_without_a_content_type_is_415() {
     let app = TestApp::spawn().await;
     let before = app.event_count().await;
-    let answer = send_bytes(
-        &app,
-        Method::POST,
-        "/v1/vendors",
-        Some(&app.admin()),
-        None,
-        br#"{"name": "Untyped"}"#.to_vec(),
-        &[],
-    )
-    .await;
+    let answer = app
+        .send_bytes(
+            Method::POST,
+            "/v1/vendors",
+            Some(&app.admin()),
+            None,
+            br#"{"name": "Untyped"}"#.to_vec(),
+            &[],
+        )
+        .await;
     assert_problem(
         &answer,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -520,16 +520,16 @@ async fn a_body_without_a_content_type_is_415() {
                    "kind": "sale", "unit_price": "1.00", "stock": 1}),
         )
         .await;
-    let published = send_bytes(
-        &app,
-        Method::POST,
-        &format!("/v1/listings/{}/publish", listing.uuid("listing_id")),
-        Some(&app.vendor(vendor_id)),
-        None,
-        Vec::new(),
-        &[],
-    )
-    .await;
+    let published = app
+        .send_bytes(
+            Method::POST,
+            &format!("/v1/listings/{}/publish", listing.uuid("listing_id")),
+            Some(&app.vendor(vendor_id)),
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await;
     assert_eq!(published.status, StatusCode::OK, "{:?}", published.body);
 }
 

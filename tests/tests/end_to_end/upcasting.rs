@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use command_api::Role;
-use ledger_tests::ledger_support::{command_app, hold_history};
-use ledger_tests::pipeline_support::eventually;
+use ledger_tests::pipeline::eventually;
 use ledger_tests::{at, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -82,7 +81,7 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
     let (expiry_position, expiry_payload) = insert_v1_cancellation(&app, by_expiry, true).await;
 
     // The command side loads them (through the store's upcasters).
-    let commands = command_app(&app);
+    let commands = app.command_app();
     let order = commands
         .orders
         .load(&by_customer.to_string())
@@ -133,7 +132,7 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
     // The policies decoded it: a customer's cancellation releases the hold.
     assert!(
         eventually(Duration::from_secs(15), || async {
-            hold_history(&app, kayak, hold)
+            app.hold_history(kayak, hold)
                 .await
                 .last()
                 .map(String::as_str)
@@ -141,7 +140,7 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
         })
         .await,
         "{:?}",
-        hold_history(&app, kayak, hold).await
+        app.hold_history(kayak, hold).await
     );
 
     // The read models show both cancellations.
