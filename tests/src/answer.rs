@@ -176,6 +176,15 @@ pub fn money(answer: &Value, field: &str) -> Decimal {
     dec(text)
 }
 
+/// A UUID written as a JSON string.
+#[track_caller]
+pub fn uuid_of(value: &Value) -> Uuid {
+    value
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or_else(|| panic!("not a uuid: {value}"))
+}
+
 /// An RFC 3339 instant written as a JSON string.
 #[track_caller]
 pub fn instant(value: &Value) -> DateTime<Utc> {

@@ -5,6 +5,8 @@
 //! return the raw [`Answer`] (tests of refusals read its problem document);
 //! the typed answers below are for the fields tests read of a success.
 
+use std::fmt::Display;
+
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
@@ -339,25 +341,27 @@ impl TestApp {
 
     // -- orders and fulfilment -----------------------------------------------
 
-    /// `POST /v1/orders` by `customer`, whatever the outcome.
-    pub async fn place_order(&self, customer: &str, items: Vec<Value>) -> Answer {
+    /// `POST /v1/orders` by `customer`, whatever the outcome. `items` is a
+    /// `Vec` of [`rental_item`](crate::rental_item)s and
+    /// [`sale_item`](crate::sale_item)s, or a JSON array.
+    pub async fn place_order(&self, customer: &str, items: impl Into<Value>) -> Answer {
         self.post(
             "/v1/orders",
             &self.customer(customer),
-            json!({ "items": items }),
+            json!({ "items": items.into() }),
         )
         .await
     }
 
     /// An order `customer` places; asserts 201.
-    pub async fn place(&self, customer: &str, items: Vec<Value>) -> Answer {
+    pub async fn place(&self, customer: &str, items: impl Into<Value>) -> Answer {
         let answer = self.place_order(customer, items).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
         answer
     }
 
     /// An order `customer` places, typed; asserts 201 and `placed`.
-    pub async fn placed_order(&self, customer: &str, items: Vec<Value>) -> PlacedOrder {
+    pub async fn placed_order(&self, customer: &str, items: impl Into<Value>) -> PlacedOrder {
         let order: PlacedOrder = self
             .place_order(customer, items)
             .await
@@ -393,7 +397,7 @@ impl TestApp {
     }
 
     /// `POST /v1/orders/{id}/lines/{line}/pickup` as `token`.
-    pub async fn pickup(&self, token: &str, order_id: Uuid, line_id: Uuid) -> Answer {
+    pub async fn pickup(&self, token: &str, order_id: Uuid, line_id: impl Display) -> Answer {
         self.post(
             &format!("/v1/orders/{order_id}/lines/{line_id}/pickup"),
             token,
@@ -407,7 +411,7 @@ impl TestApp {
         &self,
         token: &str,
         order_id: Uuid,
-        line_id: Uuid,
+        line_id: impl Display,
         body: Value,
     ) -> Answer {
         self.post(

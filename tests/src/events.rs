@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::answer::instant;
+use crate::answer::{instant, uuid_of};
 use crate::tokens::{JWT_SECRET, WEBHOOK_SECRET};
 use crate::TestApp;
 
@@ -224,13 +224,6 @@ impl HoldRecord {
             "HoldReleased" | "HoldExpired" | "ReturnRecorded"
         )
     }
-}
-
-fn uuid_of(value: &Value) -> Uuid {
-    value
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .unwrap_or_else(|| panic!("not a uuid: {value}"))
 }
 
 /// Peak units used at any instant by these rental holds (half-open periods).

@@ -92,12 +92,12 @@ impl<'a> Marketplace<'a> {
     }
 
     /// An order `customer` placed (not paid: its units are held).
-    pub async fn with_placed_order(&self, customer: &str, items: Vec<Value>) -> PlacedOrder {
+    pub async fn with_placed_order(&self, customer: &str, items: impl Into<Value>) -> PlacedOrder {
         self.app.placed_order(customer, items).await
     }
 
     /// An order `customer` placed and paid in full.
-    pub async fn with_paid_order(&self, customer: &str, items: Vec<Value>) -> PlacedOrder {
+    pub async fn with_paid_order(&self, customer: &str, items: impl Into<Value>) -> PlacedOrder {
         let order = self.with_placed_order(customer, items).await;
         self.app.pay_placed(&order).await;
         order
@@ -116,6 +116,28 @@ impl<'a> Marketplace<'a> {
             sale,
             rental,
         }
+    }
+
+    /// Two vendors: Harbour renting `kayaks` kayaks (20.00 a day, 50.00
+    /// deposit) and Alpine selling `boots` pairs of boots (15.00).
+    pub async fn with_harbour_and_alpine(&self, kayaks: u32, boots: u32) -> HarbourAndAlpine {
+        let harbour = self.with_vendor("Harbour").await;
+        let alpine = self.with_vendor("Alpine").await;
+        let kayak = self
+            .with_rental_listing(harbour, kayaks, "20.00", "50.00")
+            .await;
+        let boots = self.with_sale_listing(alpine, boots, "15.00").await;
+        HarbourAndAlpine {
+            harbour,
+            alpine,
+            kayak,
+            boots,
+        }
+    }
+
+    /// The order of [`HarbourAndAlpine::mixed_order`], placed by `customer`.
+    pub async fn with_mixed_order(&self, shops: &HarbourAndAlpine, customer: &str) -> Answer {
+        self.app.place(customer, shops.mixed_order()).await
     }
 
     /// Two vendors and what the authorization tests act on: A with a rental
@@ -165,6 +187,25 @@ pub struct Shop {
     pub vendor_id: Uuid,
     pub sale: Uuid,
     pub rental: Uuid,
+}
+
+/// See [`Marketplace::with_harbour_and_alpine`].
+#[derive(Clone, Copy, Debug)]
+pub struct HarbourAndAlpine {
+    pub harbour: Uuid,
+    pub alpine: Uuid,
+    pub kayak: Uuid,
+    pub boots: Uuid,
+}
+
+impl HarbourAndAlpine {
+    /// One kayak from day 1 to day 3 and two pairs of boots.
+    pub fn mixed_order(&self) -> Vec<Value> {
+        vec![
+            rental_item(self.kayak, 1, &at(1, 0), &at(3, 0)),
+            sale_item(self.boots, 2),
+        ]
+    }
 }
 
 /// See [`Marketplace::with_two_vendors_and_a_paid_order`].

@@ -149,9 +149,9 @@ impl World {
         let sale_a = app.sale_listing(vendor_a, "10.00", 10).await;
         let sale_b = app.sale_listing(vendor_b, "12.00", 10).await;
         let blackout = app
-            .post(
-                &format!("/v1/listings/{rental_a}/blackouts"),
+            .add_blackout(
                 &app.vendor(vendor_a),
+                rental_a,
                 json!({"start": at(20, 0), "end": at(21, 0), "units": 1, "reason": "service"}),
             )
             .await;

@@ -481,9 +481,9 @@ async fn orders_racing_over_two_listings_in_opposite_item_orders_never_deadlock_
     // no refused order left a hold behind.
     if let Some(&i) = winners.first() {
         let cancel = app
-            .post(
-                &format!("/v1/orders/{}/cancel", answers[i].uuid("order_id")),
+            .cancel_order(
                 &app.customer(&customers[i]),
+                answers[i].uuid("order_id"),
                 json!({}),
             )
             .await;
