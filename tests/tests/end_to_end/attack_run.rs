@@ -139,7 +139,7 @@ impl World {
             .as_str()
             .and_then(|s| s.parse().ok())
             .expect("a line id");
-        let total_minor = ledger_tests::ledger_support::total_minor(&order);
+        let total_minor = ledger_tests::webhooks::total_minor(&order);
         let body = json!({
             "id": "evt_attack_paid", "type": "payment_intent.succeeded",
             "data": {"object": {"id": "pi_attack_paid", "amount": total_minor, "currency": "usd",

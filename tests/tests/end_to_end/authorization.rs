@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use command_api::Role;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ledger_tests::command_support::assert_problem;
+use ledger_tests::assert_problem;
 use ledger_tests::{at, Answer, TestApp, JWT_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -37,9 +37,9 @@ impl World {
         let sale_a = app.sale_listing(vendor_a, "10.00", 10).await;
         let sale_b = app.sale_listing(vendor_b, "12.00", 10).await;
         let blackout = app
-            .post(
-                &format!("/v1/listings/{rental_a}/blackouts"),
+            .add_blackout(
                 &app.vendor(vendor_a),
+                rental_a,
                 json!({"start": at(20, 0), "end": at(21, 0), "units": 1, "reason": "service"}),
             )
             .await;
@@ -469,8 +469,7 @@ async fn a_vendor_may_not_create_or_change_another_vendors_listings_but_its_own_
         .await;
     assert_eq!(archived.status, StatusCode::OK, "{:?}", archived.body);
     let own = app
-        .post(
-            "/v1/listings",
+        .create_listing(
             &owner,
             json!({"vendor_id": world.vendor_a, "title": "Tent", "category": "camping",
                    "kind": "sale", "unit_price": "5.00", "stock": 1}),

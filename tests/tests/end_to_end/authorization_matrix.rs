@@ -149,9 +149,9 @@ impl World {
         let sale_a = app.sale_listing(vendor_a, "10.00", 10).await;
         let sale_b = app.sale_listing(vendor_b, "12.00", 10).await;
         let blackout = app
-            .post(
-                &format!("/v1/listings/{rental_a}/blackouts"),
+            .add_blackout(
                 &app.vendor(vendor_a),
+                rental_a,
                 json!({"start": at(20, 0), "end": at(21, 0), "units": 1, "reason": "service"}),
             )
             .await;
@@ -188,7 +188,7 @@ impl World {
         };
         // The read models hold the order (paid) and the vendor's earnings,
         // so that a refusal cannot hide behind a 404 of a lagging model.
-        let head = ledger_tests::command_support::head_position(&world.app).await;
+        let head = world.app.head().await;
         let head = head.to_string();
         for path in [
             format!("/v1/orders/{}", world.order),

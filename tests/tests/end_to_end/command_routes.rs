@@ -3,89 +3,19 @@
 //! rejections (400, 404, 409, 413, 415, 422) with their problem documents
 //! and the guarantee that a rejected command records nothing.
 
-use chrono::{DateTime, Utc};
-use ledger_tests::command_support::{
-    assert_invalid_field, assert_problem, events_after, head_position, send_bytes,
-};
-use ledger_tests::{at, Answer, TestApp};
+use chrono::Utc;
+use ledger_tests::answer::{dec, instant, money, position};
+use ledger_tests::{assert_invalid_field, assert_problem};
+use ledger_tests::{at, rental_item, sale_item, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-fn dec(text: &str) -> Decimal {
-    text.parse().expect("a decimal")
-}
-
-/// A field of an answer that must be money: a decimal string with two places.
-#[track_caller]
-fn money(answer: &Value, field: &str) -> Decimal {
-    let text = answer[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("`{field}` is not a string in {answer}"));
-    let (whole, cents) = text
-        .split_once('.')
-        .unwrap_or_else(|| panic!("`{field}` = `{text}` has no decimal point"));
-    assert!(
-        !whole.is_empty()
-            && whole
-                .trim_start_matches('-')
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-            && cents.len() == 2
-            && cents.bytes().all(|b| b.is_ascii_digit()),
-        "`{field}` = `{text}` is not money with two places"
-    );
-    dec(text)
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    value
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| panic!("not an RFC 3339 time: {value}"))
-}
-
-#[track_caller]
-fn position(answer: &Answer) -> i64 {
-    let position = answer.body["position"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("answer without a position: {:?}", answer.body));
-    assert!(position > 0, "position must be positive: {:?}", answer.body);
-    position
-}
-
-fn rental_item(listing_id: Uuid, quantity: u32, start: &str, end: &str) -> Value {
-    json!({"listing_id": listing_id, "quantity": quantity, "start": start, "end": end})
-}
-
-fn sale_item(listing_id: Uuid, quantity: u32) -> Value {
-    json!({"listing_id": listing_id, "quantity": quantity})
-}
-
-async fn place(app: &TestApp, customer: &str, items: Vec<Value>) -> Answer {
-    app.post(
-        "/v1/orders",
-        &app.customer(customer),
-        json!({ "items": items }),
-    )
-    .await
-}
-
 #[track_caller]
 fn assert_created_order(answer: &Answer) {
     assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
     assert_eq!(answer.body["status"], "placed");
-}
-
-/// Asserts that a rejected request changed nothing.
-async fn assert_nothing_recorded(app: &TestApp, before: i64, what: &str) {
-    assert_eq!(
-        app.event_count().await,
-        before,
-        "{what} must record no event"
-    );
 }
 
 // ---------------------------------------------------------------------------
@@ -96,7 +26,7 @@ async fn assert_nothing_recorded(app: &TestApp, before: i64, what: &str) {
 async fn an_admin_registers_a_vendor_201_with_its_id_and_position_and_the_event_carries_the_request_metadata(
 ) {
     let app = TestApp::spawn().await;
-    let before = head_position(&app).await;
+    let before = app.head().await;
     let answer = app
         .send(
             Method::POST,
@@ -127,7 +57,7 @@ async fn an_admin_registers_a_vendor_201_with_its_id_and_position_and_the_event_
         .as_str()
         .is_some_and(|c| !c.is_empty()));
     assert_eq!(metadata["idempotency_key"], "key-register-vendor-1");
-    assert_eq!(head_position(&app).await, position);
+    assert_eq!(app.head().await, position);
 }
 
 #[tokio::test]
@@ -150,11 +80,10 @@ async fn events_of_a_request_without_an_idempotency_key_carry_no_key_and_a_gener
 async fn a_vendor_creates_a_rental_and_an_admin_a_sale_listing_for_a_vendor_both_201_draft() {
     let app = TestApp::spawn().await;
     let vendor_id = app.register_vendor("Alpine").await;
-    let start = head_position(&app).await;
+    let start = app.head().await;
 
     let rental = app
-        .post(
-            "/v1/listings",
+        .create_listing(
             &app.vendor(vendor_id),
             json!({"title": "Kayak", "description": "Two-seat", "category": "boats",
                    "kind": "rental", "pricing_unit": "day", "price_per_unit": "45.00",
@@ -168,8 +97,7 @@ async fn a_vendor_creates_a_rental_and_an_admin_a_sale_listing_for_a_vendor_both
     assert!(rental_position > start);
 
     let sale = app
-        .post(
-            "/v1/listings",
+        .create_listing(
             &app.admin(),
             json!({"vendor_id": vendor_id, "title": "Paddle", "description": "Carbon",
                    "category": "gear", "kind": "sale", "unit_price": "19.99", "stock": 7}),
@@ -197,9 +125,10 @@ async fn a_vendor_creates_a_rental_and_an_admin_a_sale_listing_for_a_vendor_both
 
     // A draft cannot be ordered yet.
     let before = app.event_count().await;
-    let order = place(&app, "c1", vec![sale_item(sale_id, 1)]).await;
+    let order = app.place_order("c1", vec![sale_item(sale_id, 1)]).await;
     assert_invalid_field(&order, "items[0].listing_id");
-    assert_nothing_recorded(&app, before, "ordering a draft").await;
+    app.assert_nothing_recorded(before, "ordering a draft")
+        .await;
 }
 
 #[tokio::test]
@@ -208,8 +137,7 @@ async fn publish_then_archive_answer_200_with_the_new_status_and_an_archived_lis
     let app = TestApp::spawn().await;
     let vendor_id = app.register_vendor("Alpine").await;
     let created = app
-        .post(
-            "/v1/listings",
+        .create_listing(
             &app.vendor(vendor_id),
             json!({"title": "Tent", "category": "camping", "kind": "sale",
                    "unit_price": "120.00", "stock": 2}),
@@ -219,11 +147,7 @@ async fn publish_then_archive_answer_200_with_the_new_status_and_an_archived_lis
     let listing_id = created.uuid("listing_id");
 
     let published = app
-        .post(
-            &format!("/v1/listings/{listing_id}/publish"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
+        .publish_listing(&app.vendor(vendor_id), listing_id)
         .await;
     assert_eq!(published.status, StatusCode::OK, "{:?}", published.body);
     assert_eq!(published.body["listing_id"], listing_id.to_string());
@@ -231,32 +155,23 @@ async fn publish_then_archive_answer_200_with_the_new_status_and_an_archived_lis
     assert!(position(&published) > position(&created));
 
     // Published listings can be ordered.
-    let order = place(&app, "c1", vec![sale_item(listing_id, 1)]).await;
+    let order = app.place_order("c1", vec![sale_item(listing_id, 1)]).await;
     assert_created_order(&order);
 
-    let archived = app
-        .post(
-            &format!("/v1/listings/{listing_id}/archive"),
-            &app.admin(),
-            json!({}),
-        )
-        .await;
+    let archived = app.archive_listing(&app.admin(), listing_id).await;
     assert_eq!(archived.status, StatusCode::OK, "{:?}", archived.body);
     assert_eq!(archived.body["status"], "archived");
     assert!(position(&archived) > position(&order));
 
     let before = app.event_count().await;
     let again = app
-        .post(
-            &format!("/v1/listings/{listing_id}/publish"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
+        .publish_listing(&app.vendor(vendor_id), listing_id)
         .await;
     assert_problem(&again, StatusCode::CONFLICT, "invalid-state");
-    let ordered = place(&app, "c1", vec![sale_item(listing_id, 1)]).await;
+    let ordered = app.place_order("c1", vec![sale_item(listing_id, 1)]).await;
     assert_invalid_field(&ordered, "items[0].listing_id");
-    assert_nothing_recorded(&app, before, "publishing an archived listing").await;
+    app.assert_nothing_recorded(before, "publishing an archived listing")
+        .await;
 }
 
 #[tokio::test]
@@ -270,9 +185,9 @@ async fn a_price_change_answers_200_with_the_new_price_and_applies_to_new_orders
     let sale = app.sale_listing(vendor_id, "10.00", 5).await;
 
     let rental_price = app
-        .post(
-            &format!("/v1/listings/{rental}/price"),
+        .change_price(
             &app.vendor(vendor_id),
+            rental,
             json!({"price_per_unit": "50.5"}),
         )
         .await;
@@ -287,25 +202,21 @@ async fn a_price_change_answers_200_with_the_new_price_and_applies_to_new_orders
     let first = position(&rental_price);
 
     let sale_price = app
-        .post(
-            &format!("/v1/listings/{sale}/price"),
-            &app.admin(),
-            json!({"unit_price": "12.25"}),
-        )
+        .change_price(&app.admin(), sale, json!({"unit_price": "12.25"}))
         .await;
     assert_eq!(sale_price.status, StatusCode::OK, "{:?}", sale_price.body);
     assert_eq!(sale_price.body["unit_price"], "12.25");
     assert!(position(&sale_price) > first);
 
-    let order = place(
-        &app,
-        "c1",
-        vec![
-            rental_item(rental, 1, &at(1, 0), &at(3, 0)),
-            sale_item(sale, 2),
-        ],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "c1",
+            vec![
+                rental_item(rental, 1, &at(1, 0), &at(3, 0)),
+                sale_item(sale, 2),
+            ],
+        )
+        .await;
     assert_created_order(&order);
     let lines = order.body["lines"].as_array().expect("lines");
     assert_eq!(money(&lines[0], "unit_price"), dec("50.50"));
@@ -316,30 +227,19 @@ async fn a_price_change_answers_200_with_the_new_price_and_applies_to_new_orders
     // The wrong price field for the kind, or a bad amount, is 422.
     let before = app.event_count().await;
     let wrong_field = app
-        .post(
-            &format!("/v1/listings/{rental}/price"),
-            &app.admin(),
-            json!({"unit_price": "1.00"}),
-        )
+        .change_price(&app.admin(), rental, json!({"unit_price": "1.00"}))
         .await;
     assert_invalid_field(&wrong_field, "price_per_unit");
     let bad_amount = app
-        .post(
-            &format!("/v1/listings/{sale}/price"),
-            &app.admin(),
-            json!({"unit_price": "0.001"}),
-        )
+        .change_price(&app.admin(), sale, json!({"unit_price": "0.001"}))
         .await;
     assert_invalid_field(&bad_amount, "unit_price");
     let zero = app
-        .post(
-            &format!("/v1/listings/{sale}/price"),
-            &app.admin(),
-            json!({"unit_price": "0.00"}),
-        )
+        .change_price(&app.admin(), sale, json!({"unit_price": "0.00"}))
         .await;
     assert_invalid_field(&zero, "unit_price");
-    assert_nothing_recorded(&app, before, "an invalid price").await;
+    app.assert_nothing_recorded(before, "an invalid price")
+        .await;
 }
 
 #[tokio::test]
@@ -352,11 +252,7 @@ async fn stock_changes_set_rental_units_and_adjust_sale_stock_and_bound_what_can
     let sale = app.sale_listing(vendor_id, "5.00", 1).await;
 
     let units = app
-        .post(
-            &format!("/v1/listings/{rental}/stock"),
-            &app.vendor(vendor_id),
-            json!({"units": 3}),
-        )
+        .change_stock(&app.vendor(vendor_id), rental, json!({"units": 3}))
         .await;
     assert_eq!(units.status, StatusCode::OK, "{:?}", units.body);
     assert_eq!(units.body["listing_id"], rental.to_string());
@@ -364,54 +260,39 @@ async fn stock_changes_set_rental_units_and_adjust_sale_stock_and_bound_what_can
     let first = position(&units);
 
     let stock = app
-        .post(
-            &format!("/v1/listings/{sale}/stock"),
-            &app.admin(),
-            json!({"delta": 4}),
-        )
+        .change_stock(&app.admin(), sale, json!({"delta": 4}))
         .await;
     assert_eq!(stock.status, StatusCode::OK, "{:?}", stock.body);
     assert_eq!(stock.body["stock"], 5);
     assert!(position(&stock) > first);
 
-    let order = place(
-        &app,
-        "c1",
-        vec![
-            rental_item(rental, 3, &at(1, 0), &at(2, 0)),
-            sale_item(sale, 5),
-        ],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "c1",
+            vec![
+                rental_item(rental, 3, &at(1, 0), &at(2, 0)),
+                sale_item(sale, 5),
+            ],
+        )
+        .await;
     assert_created_order(&order);
 
     // The wrong field for the kind is 422.
     let before = app.event_count().await;
     let wrong = app
-        .post(
-            &format!("/v1/listings/{sale}/stock"),
-            &app.admin(),
-            json!({"units": 3}),
-        )
+        .change_stock(&app.admin(), sale, json!({"units": 3}))
         .await;
     assert_invalid_field(&wrong, "delta");
     let wrong = app
-        .post(
-            &format!("/v1/listings/{rental}/stock"),
-            &app.admin(),
-            json!({"delta": 1}),
-        )
+        .change_stock(&app.admin(), rental, json!({"delta": 1}))
         .await;
     assert_invalid_field(&wrong, "units");
     let zero_units = app
-        .post(
-            &format!("/v1/listings/{rental}/stock"),
-            &app.admin(),
-            json!({"units": 0}),
-        )
+        .change_stock(&app.admin(), rental, json!({"units": 0}))
         .await;
     assert_invalid_field(&zero_units, "units");
-    assert_nothing_recorded(&app, before, "an invalid stock change").await;
+    app.assert_nothing_recorded(before, "an invalid stock change")
+        .await;
 }
 
 #[tokio::test]
@@ -422,60 +303,41 @@ async fn a_stock_change_that_would_undercut_held_units_is_409_would_undercut_and
         .rental_listing(vendor_id, "day", "10.00", "0.00", 3)
         .await;
     let sale = app.sale_listing(vendor_id, "5.00", 5).await;
-    let order = place(
-        &app,
-        "c1",
-        vec![
-            rental_item(rental, 2, &at(1, 0), &at(2, 0)),
-            sale_item(sale, 4),
-        ],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "c1",
+            vec![
+                rental_item(rental, 2, &at(1, 0), &at(2, 0)),
+                sale_item(sale, 4),
+            ],
+        )
+        .await;
     assert_created_order(&order);
 
     let before = app.event_count().await;
     let units = app
-        .post(
-            &format!("/v1/listings/{rental}/stock"),
-            &app.vendor(vendor_id),
-            json!({"units": 1}),
-        )
+        .change_stock(&app.vendor(vendor_id), rental, json!({"units": 1}))
         .await;
     assert_problem(&units, StatusCode::CONFLICT, "would-undercut");
     // Stock 5 with 4 held: taking 2 away leaves 3 < 4.
     let stock = app
-        .post(
-            &format!("/v1/listings/{sale}/stock"),
-            &app.vendor(vendor_id),
-            json!({"delta": -2}),
-        )
+        .change_stock(&app.vendor(vendor_id), sale, json!({"delta": -2}))
         .await;
     assert_problem(&stock, StatusCode::CONFLICT, "would-undercut");
     let negative = app
-        .post(
-            &format!("/v1/listings/{sale}/stock"),
-            &app.vendor(vendor_id),
-            json!({"delta": -50}),
-        )
+        .change_stock(&app.vendor(vendor_id), sale, json!({"delta": -50}))
         .await;
     assert_problem(&negative, StatusCode::CONFLICT, "would-undercut");
-    assert_nothing_recorded(&app, before, "an undercutting stock change").await;
+    app.assert_nothing_recorded(before, "an undercutting stock change")
+        .await;
 
     // What is not held can still go.
     let fits = app
-        .post(
-            &format!("/v1/listings/{rental}/stock"),
-            &app.vendor(vendor_id),
-            json!({"units": 2}),
-        )
+        .change_stock(&app.vendor(vendor_id), rental, json!({"units": 2}))
         .await;
     assert_eq!(fits.status, StatusCode::OK, "{:?}", fits.body);
     let fits = app
-        .post(
-            &format!("/v1/listings/{sale}/stock"),
-            &app.vendor(vendor_id),
-            json!({"delta": -1}),
-        )
+        .change_stock(&app.vendor(vendor_id), sale, json!({"delta": -1}))
         .await;
     assert_eq!(fits.status, StatusCode::OK, "{:?}", fits.body);
 }
@@ -489,9 +351,9 @@ async fn a_blackout_is_added_201_blocks_its_units_and_is_removed_200_freeing_the
         .await;
 
     let added = app
-        .post(
-            &format!("/v1/listings/{rental}/blackouts"),
+        .add_blackout(
             &app.vendor(vendor_id),
+            rental,
             json!({"start": at(1, 0), "end": at(3, 0), "units": 1, "reason": "maintenance"}),
         )
         .await;
@@ -501,62 +363,49 @@ async fn a_blackout_is_added_201_blocks_its_units_and_is_removed_200_freeing_the
 
     // One unit is left during the blackout: two are unavailable.
     let before = app.event_count().await;
-    let refused = place(
-        &app,
-        "c1",
-        vec![rental_item(rental, 2, &at(2, 0), &at(2, 12))],
-    )
-    .await;
+    let refused = app
+        .place_order("c1", vec![rental_item(rental, 2, &at(2, 0), &at(2, 12))])
+        .await;
     assert_problem(&refused, StatusCode::CONFLICT, "unavailable");
     assert_eq!(refused.body["conflicts"][0]["free"], 1);
-    assert_nothing_recorded(&app, before, "an unavailable order").await;
+    app.assert_nothing_recorded(before, "an unavailable order")
+        .await;
 
     // A blackout of every unit (no `units`) beside it, then both removed.
     let whole = app
-        .post(
-            &format!("/v1/listings/{rental}/blackouts"),
+        .add_blackout(
             &app.admin(),
+            rental,
             json!({"start": at(5, 0), "end": at(6, 0), "reason": "inspection"}),
         )
         .await;
     assert_eq!(whole.status, StatusCode::CREATED, "{:?}", whole.body);
     assert!(position(&whole) > added_position);
-    let refused = place(
-        &app,
-        "c1",
-        vec![rental_item(rental, 1, &at(5, 6), &at(5, 7))],
-    )
-    .await;
+    let refused = app
+        .place_order("c1", vec![rental_item(rental, 1, &at(5, 6), &at(5, 7))])
+        .await;
     assert_problem(&refused, StatusCode::CONFLICT, "unavailable");
     assert_eq!(refused.body["conflicts"][0]["free"], 0);
 
     let removed = app
-        .delete(
-            &format!("/v1/listings/{rental}/blackouts/{blackout_id}"),
-            &app.vendor(vendor_id),
-        )
+        .remove_blackout(&app.vendor(vendor_id), rental, blackout_id)
         .await;
     assert_eq!(removed.status, StatusCode::OK, "{:?}", removed.body);
     assert_eq!(removed.body["blackout_id"], blackout_id.to_string());
     assert!(position(&removed) > position(&whole));
-    let order = place(
-        &app,
-        "c1",
-        vec![rental_item(rental, 2, &at(2, 0), &at(2, 12))],
-    )
-    .await;
+    let order = app
+        .place_order("c1", vec![rental_item(rental, 2, &at(2, 0), &at(2, 12))])
+        .await;
     assert_created_order(&order);
 
     // Removing it again: no such blackout.
     let before = app.event_count().await;
     let again = app
-        .delete(
-            &format!("/v1/listings/{rental}/blackouts/{blackout_id}"),
-            &app.vendor(vendor_id),
-        )
+        .remove_blackout(&app.vendor(vendor_id), rental, blackout_id)
         .await;
     assert_problem(&again, StatusCode::NOT_FOUND, "not-found");
-    assert_nothing_recorded(&app, before, "removing a removed blackout").await;
+    app.assert_nothing_recorded(before, "removing a removed blackout")
+        .await;
 }
 
 #[tokio::test]
@@ -566,47 +415,45 @@ async fn a_blackout_that_held_or_booked_units_would_not_fit_is_409_and_records_n
     let rental = app
         .rental_listing(vendor_id, "day", "10.00", "0.00", 2)
         .await;
-    let order = place(
-        &app,
-        "c1",
-        vec![rental_item(rental, 1, &at(1, 0), &at(2, 0))],
-    )
-    .await;
+    let order = app
+        .place_order("c1", vec![rental_item(rental, 1, &at(1, 0), &at(2, 0))])
+        .await;
     assert_created_order(&order);
     app.pay(&order).await;
 
     let before = app.event_count().await;
     let whole = app
-        .post(
-            &format!("/v1/listings/{rental}/blackouts"),
+        .add_blackout(
             &app.vendor(vendor_id),
+            rental,
             json!({"start": at(1, 12), "end": at(4, 0), "reason": "repair"}),
         )
         .await;
     assert_problem(&whole, StatusCode::CONFLICT, "would-undercut");
     let two = app
-        .post(
-            &format!("/v1/listings/{rental}/blackouts"),
+        .add_blackout(
             &app.vendor(vendor_id),
+            rental,
             json!({"start": at(0, 0), "end": at(1, 1), "units": 2, "reason": "repair"}),
         )
         .await;
     assert_problem(&two, StatusCode::CONFLICT, "would-undercut");
-    assert_nothing_recorded(&app, before, "a blackout over booked units").await;
+    app.assert_nothing_recorded(before, "a blackout over booked units")
+        .await;
 
     // The free unit can be blacked out; so can every unit after the booking.
     let one = app
-        .post(
-            &format!("/v1/listings/{rental}/blackouts"),
+        .add_blackout(
             &app.vendor(vendor_id),
+            rental,
             json!({"start": at(1, 12), "end": at(4, 0), "units": 1, "reason": "repair"}),
         )
         .await;
     assert_eq!(one.status, StatusCode::CREATED, "{:?}", one.body);
     let after = app
-        .post(
-            &format!("/v1/listings/{rental}/blackouts"),
+        .add_blackout(
             &app.vendor(vendor_id),
+            rental,
             json!({"start": at(4, 0), "end": at(5, 0), "reason": "repair"}),
         )
         .await;
@@ -659,7 +506,8 @@ async fn blackout_bodies_with_a_bad_period_or_zero_units_are_422_and_record_noth
         .post(&path, &app.admin(), json!({"end": at(2, 0), "reason": "x"}))
         .await;
     assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_nothing_recorded(&app, before, "an invalid blackout").await;
+    app.assert_nothing_recorded(before, "an invalid blackout")
+        .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -676,7 +524,7 @@ async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_s
         .await;
     let sup = app.rental_listing(coast, "hour", "12.35", "20.00", 2).await;
     let paddle = app.sale_listing(coast, "11.99", 10).await;
-    let before_position = head_position(&app).await;
+    let before_position = app.head().await;
 
     let started = Utc::now();
     let answer = app
@@ -708,7 +556,7 @@ async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_s
     assert_eq!(money(body, "tax"), dec("0.00"));
     assert_eq!(money(body, "deposit"), dec("220.00"));
     assert_eq!(money(body, "total"), dec("624.05"));
-    let hold_expires_at = time(&body["hold_expires_at"]);
+    let hold_expires_at = instant(&body["hold_expires_at"]);
     let ttl = chrono::Duration::minutes(15);
     let slack = chrono::Duration::seconds(2);
     assert!(
@@ -732,12 +580,12 @@ async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_s
     assert_eq!(kayak_line["vendor_id"], alpine.to_string());
     assert_eq!(kayak_line["kind"], "rental");
     assert_eq!(
-        time(&kayak_line["start"]),
-        time(&json!("2030-01-02T00:00:00Z"))
+        instant(&kayak_line["start"]),
+        instant(&json!("2030-01-02T00:00:00Z"))
     );
     assert_eq!(
-        time(&kayak_line["end"]),
-        time(&json!("2030-01-04T12:00:00Z"))
+        instant(&kayak_line["end"]),
+        instant(&json!("2030-01-04T12:00:00Z"))
     );
     assert_eq!(kayak_line["quantity"], 2);
     assert_eq!(kayak_line["billable_units"], 3);
@@ -750,7 +598,10 @@ async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_s
     assert_eq!(sup_line["listing_id"], sup.to_string());
     assert_eq!(sup_line["vendor_id"], coast.to_string());
     assert_eq!(sup_line["kind"], "rental");
-    assert_eq!(time(&sup_line["end"]), time(&json!("2030-01-02T05:30:00Z")));
+    assert_eq!(
+        instant(&sup_line["end"]),
+        instant(&json!("2030-01-02T05:30:00Z"))
+    );
     assert_eq!(sup_line["quantity"], 1);
     assert_eq!(sup_line["billable_units"], 6);
     assert_eq!(money(sup_line, "unit_price"), dec("12.35"));
@@ -804,7 +655,7 @@ async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_s
     assert_eq!(fees_and_nets, subtotals);
 
     // Recorded: a hold per line and the order, each with the request's metadata.
-    let events = events_after(&app, before_position).await;
+    let events = app.events_after(before_position).await;
     let types: Vec<(&str, &str)> = events
         .iter()
         .map(|(t, _, e, _)| (t.as_str(), e.as_str()))
@@ -831,7 +682,7 @@ async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_s
             .is_some_and(|c| !c.is_empty()));
         assert_eq!(metadata["idempotency_key"], "order-key-1", "{metadata}");
     }
-    assert_eq!(head_position(&app).await, order_position);
+    assert_eq!(app.head().await, order_position);
 }
 
 #[tokio::test]
@@ -842,15 +693,15 @@ async fn tax_is_rounded_per_line_and_added_to_the_total_when_a_tax_rate_is_confi
     let rental = app
         .rental_listing(vendor_id, "hour", "3.33", "50.00", 1)
         .await;
-    let order = place(
-        &app,
-        "c1",
-        vec![
-            sale_item(sale, 3),
-            rental_item(rental, 1, &at(1, 0), &at(1, 1)),
-        ],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "c1",
+            vec![
+                sale_item(sale, 3),
+                rental_item(rental, 1, &at(1, 0), &at(1, 1)),
+            ],
+        )
+        .await;
     assert_created_order(&order);
     let lines = order.body["lines"].as_array().expect("lines");
     // 29.97 × 0.0825 = 2.472525 → 2.47; 3.33 × 0.0825 = 0.274725 → 0.27.
@@ -878,22 +729,16 @@ async fn ordering_more_than_is_free_is_409_unavailable_naming_each_conflict_and_
     let free_kayak = app
         .rental_listing(vendor_id, "day", "5.00", "0.00", 5)
         .await;
-    let first = place(
-        &app,
-        "c1",
-        vec![rental_item(kayak, 1, &at(1, 0), &at(3, 0))],
-    )
-    .await;
+    let first = app
+        .place_order("c1", vec![rental_item(kayak, 1, &at(1, 0), &at(3, 0))])
+        .await;
     assert_created_order(&first);
 
     // One line alone: nothing at all is recorded.
     let before = app.event_count().await;
-    let alone = place(
-        &app,
-        "c2",
-        vec![rental_item(kayak, 2, &at(2, 0), &at(4, 0))],
-    )
-    .await;
+    let alone = app
+        .place_order("c2", vec![rental_item(kayak, 2, &at(2, 0), &at(4, 0))])
+        .await;
     assert_problem(&alone, StatusCode::CONFLICT, "unavailable");
     let conflicts = alone.body["conflicts"].as_array().expect("conflicts");
     assert_eq!(conflicts.len(), 1, "{:?}", alone.body);
@@ -901,22 +746,23 @@ async fn ordering_more_than_is_free_is_409_unavailable_naming_each_conflict_and_
     assert_eq!(conflicts[0]["requested"], 2);
     assert_eq!(conflicts[0]["free"], 1);
     let conflict = &alone.body["conflicts"][0];
-    assert_eq!(time(&conflict["start"]), time(&json!(at(2, 0))));
-    assert_eq!(time(&conflict["end"]), time(&json!(at(4, 0))));
-    assert_nothing_recorded(&app, before, "an unavailable single-line order").await;
+    assert_eq!(instant(&conflict["start"]), instant(&json!(at(2, 0))));
+    assert_eq!(instant(&conflict["end"]), instant(&json!(at(4, 0))));
+    app.assert_nothing_recorded(before, "an unavailable single-line order")
+        .await;
 
     // Several lines: every conflicting one is named, in item order; the
     // line that could be held is released again.
-    let several = place(
-        &app,
-        "c2",
-        vec![
-            sale_item(paddle, 4),
-            rental_item(free_kayak, 5, &at(1, 0), &at(2, 0)),
-            rental_item(kayak, 2, &at(1, 0), &at(2, 0)),
-        ],
-    )
-    .await;
+    let several = app
+        .place_order(
+            "c2",
+            vec![
+                sale_item(paddle, 4),
+                rental_item(free_kayak, 5, &at(1, 0), &at(2, 0)),
+                rental_item(kayak, 2, &at(1, 0), &at(2, 0)),
+            ],
+        )
+        .await;
     assert_problem(&several, StatusCode::CONFLICT, "unavailable");
     let conflicts = several.body["conflicts"].as_array().expect("conflicts");
     assert_eq!(conflicts.len(), 2, "{:?}", several.body);
@@ -937,16 +783,16 @@ async fn ordering_more_than_is_free_is_409_unavailable_naming_each_conflict_and_
     );
 
     // Nothing stays held: all five units and all three in stock are free.
-    let after = place(
-        &app,
-        "c3",
-        vec![
-            rental_item(free_kayak, 5, &at(1, 0), &at(2, 0)),
-            sale_item(paddle, 3),
-            rental_item(kayak, 1, &at(2, 0), &at(4, 0)),
-        ],
-    )
-    .await;
+    let after = app
+        .place_order(
+            "c3",
+            vec![
+                rental_item(free_kayak, 5, &at(1, 0), &at(2, 0)),
+                sale_item(paddle, 3),
+                rental_item(kayak, 1, &at(2, 0), &at(4, 0)),
+            ],
+        )
+        .await;
     assert_created_order(&after);
 }
 
@@ -962,17 +808,17 @@ async fn a_placed_order_is_cancelled_200_and_its_units_are_free_again() {
         rental_item(kayak, 1, &at(1, 0), &at(2, 0)),
         sale_item(paddle, 1),
     ];
-    let order = place(&app, "c1", items.clone()).await;
+    let order = app.place_order("c1", items.clone()).await;
     assert_created_order(&order);
     let order_id = order.uuid("order_id");
 
-    let taken = place(&app, "c2", items.clone()).await;
+    let taken = app.place_order("c2", items.clone()).await;
     assert_problem(&taken, StatusCode::CONFLICT, "unavailable");
 
     let cancelled = app
-        .post(
-            &format!("/v1/orders/{order_id}/cancel"),
+        .cancel_order(
             &app.customer("c1"),
+            order_id,
             json!({"reason": "changed my mind"}),
         )
         .await;
@@ -983,20 +829,20 @@ async fn a_placed_order_is_cancelled_200_and_its_units_are_free_again() {
     let events = app.events_of("Order", order_id).await;
     assert_eq!(events.last().map(|e| e.0.as_str()), Some("OrderCancelled"));
 
-    let again = place(&app, "c2", items).await;
+    let again = app.place_order("c2", items).await;
     assert_created_order(&again);
 
     // An admin may cancel too, with no body at all.
-    let by_admin = send_bytes(
-        &app,
-        Method::POST,
-        &format!("/v1/orders/{}/cancel", again.uuid("order_id")),
-        Some(&app.admin()),
-        None,
-        Vec::new(),
-        &[],
-    )
-    .await;
+    let by_admin = app
+        .send_bytes(
+            Method::POST,
+            &format!("/v1/orders/{}/cancel", again.uuid("order_id")),
+            Some(&app.admin()),
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await;
     assert_eq!(by_admin.status, StatusCode::OK, "{:?}", by_admin.body);
     assert_eq!(by_admin.body["status"], "cancelled");
 }
@@ -1008,50 +854,31 @@ async fn a_paid_order_cancelled_before_fulfilment_is_refunded_and_after_fulfilme
     let vendor_id = app.register_vendor("Alpine").await;
     let paddle = app.sale_listing(vendor_id, "10.00", 5).await;
 
-    let refunded = place(&app, "c1", vec![sale_item(paddle, 1)]).await;
+    let refunded = app.place_order("c1", vec![sale_item(paddle, 1)]).await;
     assert_created_order(&refunded);
     app.pay(&refunded).await;
     let answer = app
-        .post(
-            &format!("/v1/orders/{}/cancel", refunded.uuid("order_id")),
-            &app.customer("c1"),
-            json!({}),
-        )
+        .cancel_order(&app.customer("c1"), refunded.uuid("order_id"), json!({}))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(answer.body["status"], "refunded");
 
-    let shipped = place(&app, "c1", vec![sale_item(paddle, 1)]).await;
+    let shipped = app.place_order("c1", vec![sale_item(paddle, 1)]).await;
     assert_created_order(&shipped);
     app.pay(&shipped).await;
     let order_id = shipped.uuid("order_id");
-    let ship = app
-        .post(
-            &format!("/v1/orders/{order_id}/vendors/{vendor_id}/ship"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
-        .await;
+    let ship = app.ship(&app.vendor(vendor_id), order_id, vendor_id).await;
     assert_eq!(ship.status, StatusCode::OK, "{:?}", ship.body);
 
     let before = app.event_count().await;
     let refused = app
-        .post(
-            &format!("/v1/orders/{order_id}/cancel"),
-            &app.customer("c1"),
-            json!({}),
-        )
+        .cancel_order(&app.customer("c1"), order_id, json!({}))
         .await;
     assert_problem(&refused, StatusCode::CONFLICT, "invalid-state");
-    let by_admin = app
-        .post(
-            &format!("/v1/orders/{order_id}/cancel"),
-            &app.admin(),
-            json!({}),
-        )
-        .await;
+    let by_admin = app.cancel_order(&app.admin(), order_id, json!({})).await;
     assert_problem(&by_admin, StatusCode::CONFLICT, "invalid-state");
-    assert_nothing_recorded(&app, before, "cancelling after shipment").await;
+    app.assert_nothing_recorded(before, "cancelling after shipment")
+        .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1063,31 +890,19 @@ async fn a_sale_part_is_shipped_then_delivered_and_its_net_becomes_available_for
     let app = TestApp::spawn().await;
     let vendor_id = app.register_vendor("Alpine").await;
     let paddle = app.sale_listing(vendor_id, "33.35", 5).await;
-    let order = place(&app, "c1", vec![sale_item(paddle, 3)]).await;
+    let order = app.place_order("c1", vec![sale_item(paddle, 3)]).await;
     assert_created_order(&order);
     // 100.05: fee 10.01 (10.005 half away from zero), net 90.04.
     assert_eq!(money(&order.body["vendors"][0], "net"), dec("90.04"));
     app.pay(&order).await;
     let order_id = order.uuid("order_id");
-    let paid_position = head_position(&app).await;
+    let paid_position = app.head().await;
 
     // Nothing is available before delivery.
-    let early = app
-        .post(
-            &format!("/v1/vendors/{vendor_id}/payouts"),
-            &app.admin(),
-            json!({"amount": "0.01"}),
-        )
-        .await;
+    let early = app.request_payout(vendor_id, "0.01").await;
     assert_problem(&early, StatusCode::CONFLICT, "insufficient-balance");
 
-    let ship = app
-        .post(
-            &format!("/v1/orders/{order_id}/vendors/{vendor_id}/ship"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
-        .await;
+    let ship = app.ship(&app.vendor(vendor_id), order_id, vendor_id).await;
     assert_eq!(ship.status, StatusCode::OK, "{:?}", ship.body);
     assert_eq!(ship.body["order_id"], order_id.to_string());
     assert_eq!(ship.body["vendor_id"], vendor_id.to_string());
@@ -1095,13 +910,7 @@ async fn a_sale_part_is_shipped_then_delivered_and_its_net_becomes_available_for
     let ship_position = position(&ship);
     assert!(ship_position > paid_position);
 
-    let deliver = app
-        .post(
-            &format!("/v1/orders/{order_id}/vendors/{vendor_id}/deliver"),
-            &app.admin(),
-            json!({}),
-        )
-        .await;
+    let deliver = app.deliver(&app.admin(), order_id, vendor_id).await;
     assert_eq!(deliver.status, StatusCode::OK, "{:?}", deliver.body);
     assert_eq!(deliver.body["order_status"], "completed");
     let deliver_position = position(&deliver);
@@ -1124,50 +933,28 @@ async fn a_sale_part_is_shipped_then_delivered_and_its_net_becomes_available_for
         );
     }
 
-    let payout = app
-        .post(
-            &format!("/v1/vendors/{vendor_id}/payouts"),
-            &app.admin(),
-            json!({"amount": "50.00"}),
-        )
-        .await;
+    let payout = app.request_payout(vendor_id, "50.00").await;
     assert_eq!(payout.status, StatusCode::CREATED, "{:?}", payout.body);
     payout.uuid("payout_id");
     let payout_position = position(&payout);
     assert!(payout_position > deliver_position);
 
     let before = app.event_count().await;
-    let above = app
-        .post(
-            &format!("/v1/vendors/{vendor_id}/payouts"),
-            &app.admin(),
-            json!({"amount": "40.05"}),
-        )
-        .await;
+    let above = app.request_payout(vendor_id, "40.05").await;
     assert_problem(&above, StatusCode::CONFLICT, "insufficient-balance");
-    assert_nothing_recorded(&app, before, "a payout above the balance").await;
-
-    let rest = app
-        .post(
-            &format!("/v1/vendors/{vendor_id}/payouts"),
-            &app.admin(),
-            json!({"amount": "40.04"}),
-        )
+    app.assert_nothing_recorded(before, "a payout above the balance")
         .await;
+
+    let rest = app.request_payout(vendor_id, "40.04").await;
     assert_eq!(rest.status, StatusCode::CREATED, "{:?}", rest.body);
     assert_ne!(rest.uuid("payout_id"), payout.uuid("payout_id"));
     assert!(position(&rest) > payout_position);
 
     let before = app.event_count().await;
-    let empty = app
-        .post(
-            &format!("/v1/vendors/{vendor_id}/payouts"),
-            &app.admin(),
-            json!({"amount": "0.01"}),
-        )
-        .await;
+    let empty = app.request_payout(vendor_id, "0.01").await;
     assert_problem(&empty, StatusCode::CONFLICT, "insufficient-balance");
-    assert_nothing_recorded(&app, before, "a payout from an empty balance").await;
+    app.assert_nothing_recorded(before, "a payout from an empty balance")
+        .await;
 }
 
 #[tokio::test]
@@ -1178,12 +965,9 @@ async fn a_rental_line_is_picked_up_and_returned_refunding_the_deposit_minus_dam
     let kayak = app
         .rental_listing(vendor_id, "day", "40.00", "150.00", 2)
         .await;
-    let order = place(
-        &app,
-        "c1",
-        vec![rental_item(kayak, 1, &at(1, 0), &at(3, 0))],
-    )
-    .await;
+    let order = app
+        .place_order("c1", vec![rental_item(kayak, 1, &at(1, 0), &at(3, 0))])
+        .await;
     assert_created_order(&order);
     // 80.00: fee 8.00, net 72.00.
     app.pay(&order).await;
@@ -1194,22 +978,13 @@ async fn a_rental_line_is_picked_up_and_returned_refunding_the_deposit_minus_dam
     // Returning before pickup is refused.
     let before = app.event_count().await;
     let early = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{line_id}/return"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
+        .return_line(&app.vendor(vendor_id), order_id, line_id, json!({}))
         .await;
     assert_problem(&early, StatusCode::CONFLICT, "invalid-state");
-    assert_nothing_recorded(&app, before, "a return before pickup").await;
-
-    let pickup = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{line_id}/pickup"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
+    app.assert_nothing_recorded(before, "a return before pickup")
         .await;
+
+    let pickup = app.pickup(&app.vendor(vendor_id), order_id, line_id).await;
     assert_eq!(pickup.status, StatusCode::OK, "{:?}", pickup.body);
     assert_eq!(pickup.body["order_id"], order_id.to_string());
     assert_eq!(pickup.body["line_id"], line_id.to_string());
@@ -1219,19 +994,22 @@ async fn a_rental_line_is_picked_up_and_returned_refunding_the_deposit_minus_dam
     // Withholding more than the deposit is 422.
     let before = app.event_count().await;
     let too_much = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{line_id}/return"),
+        .return_line(
             &app.vendor(vendor_id),
+            order_id,
+            line_id,
             json!({"damage_withheld": "150.01"}),
         )
         .await;
     assert_invalid_field(&too_much, "damage_withheld");
-    assert_nothing_recorded(&app, before, "withholding more than the deposit").await;
+    app.assert_nothing_recorded(before, "withholding more than the deposit")
+        .await;
 
     let returned = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{line_id}/return"),
+        .return_line(
             &app.vendor(vendor_id),
+            order_id,
+            line_id,
             json!({"returned_at": at(3, 0), "damage_withheld": "35.50"}),
         )
         .await;
@@ -1258,26 +1036,15 @@ async fn a_rental_line_is_picked_up_and_returned_refunding_the_deposit_minus_dam
 
     // Available: net 72.00 + damage 35.50 = 107.50.
     let before = app.event_count().await;
-    let above = app
-        .post(
-            &format!("/v1/vendors/{vendor_id}/payouts"),
-            &app.admin(),
-            json!({"amount": "107.51"}),
-        )
-        .await;
+    let above = app.request_payout(vendor_id, "107.51").await;
     assert_problem(&above, StatusCode::CONFLICT, "insufficient-balance");
     assert_eq!(
         above.body["available"].as_str().map(dec),
         Some(dec("107.50"))
     );
-    assert_nothing_recorded(&app, before, "a payout above the balance").await;
-    let exact = app
-        .post(
-            &format!("/v1/vendors/{vendor_id}/payouts"),
-            &app.admin(),
-            json!({"amount": "107.50"}),
-        )
+    app.assert_nothing_recorded(before, "a payout above the balance")
         .await;
+    let exact = app.request_payout(vendor_id, "107.50").await;
     assert_eq!(exact.status, StatusCode::CREATED, "{:?}", exact.body);
     assert!(position(&exact) > returned_position);
 }
@@ -1290,15 +1057,15 @@ async fn fulfilment_of_an_unpaid_order_is_409_and_a_sale_line_cannot_be_picked_u
         .rental_listing(vendor_id, "day", "40.00", "0.00", 2)
         .await;
     let paddle = app.sale_listing(vendor_id, "10.00", 5).await;
-    let order = place(
-        &app,
-        "c1",
-        vec![
-            rental_item(kayak, 1, &at(1, 0), &at(3, 0)),
-            sale_item(paddle, 1),
-        ],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "c1",
+            vec![
+                rental_item(kayak, 1, &at(1, 0), &at(3, 0)),
+                sale_item(paddle, 1),
+            ],
+        )
+        .await;
     assert_created_order(&order);
     let order_id = order.uuid("order_id");
     let rental_line = order.body["lines"][0]["line_id"]
@@ -1311,43 +1078,27 @@ async fn fulfilment_of_an_unpaid_order_is_409_and_a_sale_line_cannot_be_picked_u
         .to_owned();
 
     let before = app.event_count().await;
-    let ship = app
-        .post(
-            &format!("/v1/orders/{order_id}/vendors/{vendor_id}/ship"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
-        .await;
+    let ship = app.ship(&app.vendor(vendor_id), order_id, vendor_id).await;
     assert_problem(&ship, StatusCode::CONFLICT, "invalid-state");
     let pickup = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{rental_line}/pickup"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
+        .pickup(&app.vendor(vendor_id), order_id, rental_line)
         .await;
     assert_problem(&pickup, StatusCode::CONFLICT, "invalid-state");
-    assert_nothing_recorded(&app, before, "fulfilling an unpaid order").await;
+    app.assert_nothing_recorded(before, "fulfilling an unpaid order")
+        .await;
 
     app.pay(&order).await;
     let before = app.event_count().await;
     let sale_pickup = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{sale_line}/pickup"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
+        .pickup(&app.vendor(vendor_id), order_id, sale_line)
         .await;
     assert_problem(&sale_pickup, StatusCode::CONFLICT, "invalid-state");
     let deliver = app
-        .post(
-            &format!("/v1/orders/{order_id}/vendors/{vendor_id}/deliver"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
+        .deliver(&app.vendor(vendor_id), order_id, vendor_id)
         .await;
     assert_problem(&deliver, StatusCode::CONFLICT, "invalid-state");
-    assert_nothing_recorded(&app, before, "out-of-order fulfilment").await;
+    app.assert_nothing_recorded(before, "out-of-order fulfilment")
+        .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1374,20 +1125,21 @@ async fn malformed_json_is_400_and_records_nothing() {
         (format!("/v1/vendors/{vendor_id}/payouts"), app.admin()),
     ] {
         for body in [&b"{"[..], b"{not json}", b"{,}", b"nope"] {
-            let answer = send_bytes(
-                &app,
-                Method::POST,
-                &path,
-                Some(&token),
-                Some("application/json"),
-                body.to_vec(),
-                &[],
-            )
-            .await;
+            let answer = app
+                .send_bytes(
+                    Method::POST,
+                    &path,
+                    Some(&token),
+                    Some("application/json"),
+                    body.to_vec(),
+                    &[],
+                )
+                .await;
             assert_problem(&answer, StatusCode::BAD_REQUEST, "bad-request");
         }
     }
-    assert_nothing_recorded(&app, before, "a malformed body").await;
+    app.assert_nothing_recorded(before, "a malformed body")
+        .await;
 }
 
 #[tokio::test]
@@ -1400,53 +1152,53 @@ async fn a_body_that_is_not_declared_json_is_415_and_records_nothing() {
         "application/x-www-form-urlencoded",
         "application/xml",
     ] {
-        let answer = send_bytes(
-            &app,
-            Method::POST,
-            "/v1/vendors",
-            Some(&app.admin()),
-            Some(content_type),
-            br#"{"name": "Sneaky"}"#.to_vec(),
-            &[],
-        )
-        .await;
+        let answer = app
+            .send_bytes(
+                Method::POST,
+                "/v1/vendors",
+                Some(&app.admin()),
+                Some(content_type),
+                br#"{"name": "Sneaky"}"#.to_vec(),
+                &[],
+            )
+            .await;
         assert_problem(
             &answer,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
         );
     }
-    let order = send_bytes(
-        &app,
-        Method::POST,
-        "/v1/orders",
-        Some(&app.customer("c1")),
-        Some("text/plain"),
-        br#"{"items": []}"#.to_vec(),
-        &[],
-    )
-    .await;
+    let order = app
+        .send_bytes(
+            Method::POST,
+            "/v1/orders",
+            Some(&app.customer("c1")),
+            Some("text/plain"),
+            br#"{"items": []}"#.to_vec(),
+            &[],
+        )
+        .await;
     assert_problem(
         &order,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported-media-type",
     );
-    let payout = send_bytes(
-        &app,
-        Method::POST,
-        &format!("/v1/vendors/{vendor_id}/payouts"),
-        Some(&app.admin()),
-        Some("text/plain"),
-        br#"{"amount": "1.00"}"#.to_vec(),
-        &[],
-    )
-    .await;
+    let payout = app
+        .send_bytes(
+            Method::POST,
+            &format!("/v1/vendors/{vendor_id}/payouts"),
+            Some(&app.admin()),
+            Some("text/plain"),
+            br#"{"amount": "1.00"}"#.to_vec(),
+            &[],
+        )
+        .await;
     assert_problem(
         &payout,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported-media-type",
     );
-    assert_nothing_recorded(&app, before, "a non-JSON body").await;
+    app.assert_nothing_recorded(before, "a non-JSON body").await;
 }
 
 #[tokio::test]
@@ -1456,19 +1208,20 @@ async fn a_body_over_one_mebibyte_is_413_and_records_nothing() {
     let name = "x".repeat(1024 * 1024 + 16);
     let body = serde_json::to_vec(&json!({ "name": name })).expect("serialise");
     for headers in [&[][..], &[("Idempotency-Key", "big-body-1")][..]] {
-        let answer = send_bytes(
-            &app,
-            Method::POST,
-            "/v1/vendors",
-            Some(&app.admin()),
-            Some("application/json"),
-            body.clone(),
-            headers,
-        )
-        .await;
+        let answer = app
+            .send_bytes(
+                Method::POST,
+                "/v1/vendors",
+                Some(&app.admin()),
+                Some("application/json"),
+                body.clone(),
+                headers,
+            )
+            .await;
         assert_problem(&answer, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
     }
-    assert_nothing_recorded(&app, before, "an oversized body").await;
+    app.assert_nothing_recorded(before, "an oversized body")
+        .await;
 }
 
 #[tokio::test]
@@ -1495,7 +1248,8 @@ async fn invalid_vendor_and_payout_bodies_are_422_naming_the_field_and_record_no
             assert_invalid_field(&answer, field);
         }
     }
-    assert_nothing_recorded(&app, before, "an invalid vendor or payout").await;
+    app.assert_nothing_recorded(before, "an invalid vendor or payout")
+        .await;
 }
 
 #[tokio::test]
@@ -1557,12 +1311,12 @@ async fn invalid_listing_bodies_are_422_naming_each_bad_field_and_record_nothing
     let before = app.event_count().await;
     for (body, field) in cases {
         let answer = app
-            .post("/v1/listings", &app.vendor(vendor_id), body.clone())
+            .create_listing(&app.vendor(vendor_id), body.clone())
             .await;
         assert_invalid_field(&answer, field);
     }
     // An admin must name an existing vendor.
-    let no_vendor = app.post("/v1/listings", &app.admin(), sale.clone()).await;
+    let no_vendor = app.create_listing(&app.admin(), sale.clone()).await;
     assert_invalid_field(&no_vendor, "vendor_id");
     let unknown = app
         .post(
@@ -1572,7 +1326,8 @@ async fn invalid_listing_bodies_are_422_naming_each_bad_field_and_record_nothing
         )
         .await;
     assert_invalid_field(&unknown, "vendor_id");
-    assert_nothing_recorded(&app, before, "an invalid listing").await;
+    app.assert_nothing_recorded(before, "an invalid listing")
+        .await;
 }
 
 #[tokio::test]
@@ -1584,8 +1339,7 @@ async fn invalid_order_bodies_are_422_naming_the_item_field_and_record_nothing()
         .await;
     let paddle = app.sale_listing(vendor_id, "10.00", 3).await;
     let draft = app
-        .post(
-            "/v1/listings",
+        .create_listing(
             &app.vendor(vendor_id),
             json!({"title": "Draft", "category": "gear", "kind": "sale",
                    "unit_price": "1.00", "stock": 1}),
@@ -1656,17 +1410,18 @@ async fn invalid_order_bodies_are_422_naming_the_item_field_and_record_nothing()
             assert_invalid_field(&answer, field);
         }
     }
-    assert_nothing_recorded(&app, before, "an invalid order").await;
+    app.assert_nothing_recorded(before, "an invalid order")
+        .await;
     // No hold was left behind: every unit is still free.
-    let order = place(
-        &app,
-        "c2",
-        vec![
-            rental_item(kayak, 3, &at(1, 0), &at(5, 0)),
-            sale_item(paddle, 3),
-        ],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "c2",
+            vec![
+                rental_item(kayak, 3, &at(1, 0), &at(5, 0)),
+                sale_item(paddle, 3),
+            ],
+        )
+        .await;
     assert_created_order(&order);
 }
 
@@ -1801,7 +1556,8 @@ async fn unknown_and_non_uuid_ids_in_paths_are_404_and_record_nothing() {
         let answer = app.delete(&path, &admin).await;
         assert_problem(&answer, StatusCode::NOT_FOUND, "not-found");
     }
-    assert_nothing_recorded(&app, before, "a command on an unknown id").await;
+    app.assert_nothing_recorded(before, "a command on an unknown id")
+        .await;
 }
 
 #[tokio::test]
@@ -1810,29 +1566,18 @@ async fn a_line_or_vendor_that_is_not_part_of_the_order_is_404() {
     let vendor_id = app.register_vendor("Alpine").await;
     let other = app.register_vendor("Other").await;
     let paddle = app.sale_listing(vendor_id, "10.00", 5).await;
-    let order = place(&app, "c1", vec![sale_item(paddle, 1)]).await;
+    let order = app.place_order("c1", vec![sale_item(paddle, 1)]).await;
     assert_created_order(&order);
     app.pay(&order).await;
     let order_id = order.uuid("order_id");
     let before = app.event_count().await;
     let line = Uuid::now_v7();
-    let pickup = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{line}/pickup"),
-            &app.admin(),
-            json!({}),
-        )
-        .await;
+    let pickup = app.pickup(&app.admin(), order_id, line).await;
     assert_problem(&pickup, StatusCode::NOT_FOUND, "not-found");
-    let ship = app
-        .post(
-            &format!("/v1/orders/{order_id}/vendors/{other}/ship"),
-            &app.admin(),
-            json!({}),
-        )
-        .await;
+    let ship = app.ship(&app.admin(), order_id, other).await;
     assert_problem(&ship, StatusCode::NOT_FOUND, "not-found");
-    assert_nothing_recorded(&app, before, "fulfilling a part that does not exist").await;
+    app.assert_nothing_recorded(before, "fulfilling a part that does not exist")
+        .await;
 }
 
 /// Sends a command with a request id and an idempotency key, and checks
@@ -1845,7 +1590,7 @@ async fn traced(
     body: Option<Value>,
     principal: (&str, &str),
 ) -> Answer {
-    let before = head_position(app).await;
+    let before = app.head().await;
     let request_id = format!("trace-{}", Uuid::new_v4().simple());
     let key = format!("key-{request_id}");
     let answer = app
@@ -1858,7 +1603,7 @@ async fn traced(
         )
         .await;
     assert!(answer.status.is_success(), "{path}: {:?}", answer.body);
-    let events = events_after(app, before).await;
+    let events = app.events_after(before).await;
     assert!(!events.is_empty(), "{path} recorded no event");
     for (aggregate_type, _, event_type, metadata) in &events {
         let what = format!("{path}: {aggregate_type}/{event_type} {metadata}");
@@ -2000,12 +1745,9 @@ async fn positions_grow_across_a_whole_lifecycle_and_every_event_carries_its_req
     positions.push(position(&payout));
 
     // A second order, cancelled by its customer.
-    let second = place(
-        &app,
-        "c2",
-        vec![rental_item(listing_id, 1, &at(2, 0), &at(2, 1))],
-    )
-    .await;
+    let second = app
+        .place_order("c2", vec![rental_item(listing_id, 1, &at(2, 0), &at(2, 1))])
+        .await;
     assert_created_order(&second);
     positions.push(position(&second));
     let cancelled = traced(
@@ -2033,7 +1775,7 @@ async fn positions_grow_across_a_whole_lifecycle_and_every_event_carries_its_req
         positions.windows(2).all(|w| w[0] < w[1]),
         "positions must increase: {positions:?}"
     );
-    assert_eq!(positions.last().copied(), Some(head_position(&app).await));
+    assert_eq!(positions.last().copied(), Some(app.head().await));
 }
 
 #[tokio::test]
@@ -2041,7 +1783,7 @@ async fn shipping_and_delivering_record_events_with_the_request_metadata() {
     let app = TestApp::spawn().await;
     let vendor_id = app.register_vendor("Alpine").await;
     let paddle = app.sale_listing(vendor_id, "10.00", 5).await;
-    let order = place(&app, "c1", vec![sale_item(paddle, 1)]).await;
+    let order = app.place_order("c1", vec![sale_item(paddle, 1)]).await;
     assert_created_order(&order);
     app.pay(&order).await;
     let order_id = order.uuid("order_id");
@@ -2070,8 +1812,7 @@ async fn an_order_whose_total_would_overflow_is_a_4xx_and_records_nothing() {
     let app = TestApp::spawn().await;
     let vendor_id = app.register_vendor("Alpine").await;
     let created = app
-        .post(
-            "/v1/listings",
+        .create_listing(
             &app.vendor(vendor_id),
             json!({"title": "Gold", "category": "luxury", "kind": "sale",
                    "unit_price": "79228162514264337593543950335", "stock": 5}),
@@ -2087,14 +1828,15 @@ async fn an_order_whose_total_would_overflow_is_a_4xx_and_records_nothing() {
     app.publish(vendor_id, listing_id).await;
 
     let before = app.event_count().await;
-    let order = place(&app, "c1", vec![sale_item(listing_id, 2)]).await;
+    let order = app.place_order("c1", vec![sale_item(listing_id, 2)]).await;
     assert!(
         order.status.is_client_error(),
         "an order too large to price is bad input, not a server error: {} {:?}",
         order.status,
         order.body
     );
-    assert_nothing_recorded(&app, before, "an order too large to price").await;
+    app.assert_nothing_recorded(before, "an order too large to price")
+        .await;
 }
 
 #[tokio::test]
@@ -2103,8 +1845,7 @@ async fn money_in_an_order_answer_always_has_two_places_even_for_huge_amounts() 
     let vendor_id = app.register_vendor("Alpine").await;
     // Above the largest amount a price may state: refused, naming the field.
     let too_big = app
-        .post(
-            "/v1/listings",
+        .create_listing(
             &app.vendor(vendor_id),
             json!({"title": "Yacht", "category": "boats", "kind": "rental",
                    "pricing_unit": "hour", "price_per_unit": "1000000000.01",
@@ -2123,12 +1864,9 @@ async fn money_in_an_order_answer_always_has_two_places_even_for_huge_amounts() 
     let listing = app
         .rental_listing(vendor_id, "hour", "1000000000.00", "0.00", 1)
         .await;
-    let beyond = place(
-        &app,
-        "c1",
-        vec![rental_item(listing, 1, &at(0, 0), &at(3660, 0))],
-    )
-    .await;
+    let beyond = app
+        .place_order("c1", vec![rental_item(listing, 1, &at(0, 0), &at(3660, 0))])
+        .await;
     assert_eq!(
         beyond.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -2136,12 +1874,9 @@ async fn money_in_an_order_answer_always_has_two_places_even_for_huge_amounts() 
         beyond.body
     );
     assert_eq!(beyond.body["errors"][0]["code"], "too_large");
-    let order = place(
-        &app,
-        "c1",
-        vec![rental_item(listing, 1, &at(0, 0), &at(41, 16))],
-    )
-    .await;
+    let order = app
+        .place_order("c1", vec![rental_item(listing, 1, &at(0, 0), &at(41, 16))])
+        .await;
     assert_created_order(&order);
     assert_eq!(order.body["subtotal"], "1000000000000.00");
     assert_eq!(order.body["lines"][0]["billable_units"], 1000);
@@ -2155,12 +1890,9 @@ async fn money_in_an_order_answer_always_has_two_places_even_for_huge_amounts() 
         money(&order.body["vendors"][0], field);
     }
     // A period longer than the longest is refused.
-    let too_long = place(
-        &app,
-        "c2",
-        vec![rental_item(listing, 1, &at(0, 0), &at(3661, 0))],
-    )
-    .await;
+    let too_long = app
+        .place_order("c2", vec![rental_item(listing, 1, &at(0, 0), &at(3661, 0))])
+        .await;
     assert_eq!(
         too_long.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -2174,15 +1906,10 @@ async fn the_insufficient_balance_problem_names_available_and_requested_as_money
     let app = TestApp::spawn().await;
     let vendor_id = app.register_vendor("Alpine").await;
     let before = app.event_count().await;
-    let answer = app
-        .post(
-            &format!("/v1/vendors/{vendor_id}/payouts"),
-            &app.admin(),
-            json!({"amount": "5"}),
-        )
-        .await;
+    let answer = app.request_payout(vendor_id, "5").await;
     assert_problem(&answer, StatusCode::CONFLICT, "insufficient-balance");
     assert_eq!(money(&answer.body, "available"), dec("0.00"));
     assert_eq!(money(&answer.body, "requested"), dec("5.00"));
-    assert_nothing_recorded(&app, before, "a payout above the balance").await;
+    app.assert_nothing_recorded(before, "a payout above the balance")
+        .await;
 }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger_tests::ledger_support::{self, decimal, holds_of, peak_use, HoldRecord};
-use ledger_tests::replica_support::spawn_replica;
+use ledger_tests::answer::decimal;
+use ledger_tests::events::{peak_use, HoldRecord};
 use ledger_tests::{at, Answer, TestApp};
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
@@ -209,7 +209,7 @@ async fn fifty_racing_orders_on_three_units_book_exactly_three() {
     }
 
     // Independently of the answers: what the Inventory recorded.
-    let holds = holds_of(&app, listing).await;
+    let holds = app.holds_of(listing).await;
     let live = live(&holds);
     assert_eq!(live.len(), 3, "three live holds: {holds:?}");
     assert!(peak_use(&live) <= 3, "holds overbook: {live:?}");
@@ -252,7 +252,7 @@ async fn fifty_racing_orders_of_random_periods_and_quantities_never_overbook_any
     assert_no_server_errors(&answers);
 
     // A brute-force model, hour by hour, of the holds the Inventory recorded.
-    let holds = holds_of(&app, listing).await;
+    let holds = app.holds_of(listing).await;
     let live = live(&holds);
     let base = chrono::DateTime::parse_from_rfc3339(&at(0, 0)).expect("base");
     let hour_of =
@@ -329,7 +329,7 @@ async fn twenty_racing_purchases_of_five_in_stock_sell_exactly_five() {
         assert_eq!(conflicts[0]["free"], json!(0), "{:?}", answer.body);
     }
 
-    let holds = holds_of(&app, listing).await;
+    let holds = app.holds_of(listing).await;
     assert_eq!(holds.len(), 5, "exactly five HoldPlaced: {holds:?}");
     let held: u32 = live(&holds).iter().map(|h| h.quantity).sum();
     assert_eq!(held, 5, "stock never goes below zero");
@@ -375,7 +375,7 @@ async fn ten_racing_payouts_of_sixty_percent_pay_out_once() {
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{step}: {:?}", answer.body);
     }
-    let vendor_events = ledger_support::event_payloads(&app, "Vendor", vendor).await;
+    let vendor_events = app.event_payloads("Vendor", vendor).await;
     let available: Decimal = vendor_events
         .iter()
         .filter(|(kind, _)| kind == "EarningsMadeAvailable")
@@ -410,7 +410,8 @@ async fn ten_racing_payouts_of_sixty_percent_pay_out_once() {
         );
     }
 
-    let recorded: Vec<Decimal> = ledger_support::event_payloads(&app, "Vendor", vendor)
+    let recorded: Vec<Decimal> = app
+        .event_payloads("Vendor", vendor)
         .await
         .iter()
         .filter(|(kind, _)| kind == "PayoutRecorded")
@@ -464,7 +465,7 @@ async fn orders_racing_over_two_listings_in_opposite_item_orders_never_deadlock_
     }
 
     for listing in [a, b] {
-        let holds = holds_of(&app, listing).await;
+        let holds = app.holds_of(listing).await;
         let live = live(&holds);
         assert!(live.len() <= 1, "one unit, one live hold: {holds:?}");
         match winner_order {
@@ -480,9 +481,9 @@ async fn orders_racing_over_two_listings_in_opposite_item_orders_never_deadlock_
     // no refused order left a hold behind.
     if let Some(&i) = winners.first() {
         let cancel = app
-            .post(
-                &format!("/v1/orders/{}/cancel", answers[i].uuid("order_id")),
+            .cancel_order(
                 &app.customer(&customers[i]),
+                answers[i].uuid("order_id"),
                 json!({}),
             )
             .await;
@@ -543,7 +544,7 @@ async fn an_order_refused_on_one_line_releases_the_lines_it_held() {
         assert_eq!(conflicts.len(), 1, "only B conflicts: {:?}", refused.body);
         assert_eq!(conflicts[0]["listing_id"], json!(b));
         assert!(
-            live(&holds_of(&app, a).await).is_empty(),
+            live(&app.holds_of(a).await).is_empty(),
             "the refused order left no hold on A"
         );
     }
@@ -620,7 +621,7 @@ async fn holds_survive_inventory_snapshots_when_orders_race_over_booked_hours() 
         .count();
     assert_eq!(free_hour_wins, 1, "the free hour is booked once");
 
-    let holds = holds_of(&app, listing).await;
+    let holds = app.holds_of(listing).await;
     let live = live(&holds);
     assert_eq!(live.len(), 61, "{} holds recorded", holds.len());
     assert!(peak_use(&live) <= 1, "a unit booked twice");
@@ -636,7 +637,7 @@ async fn fifty_orders_racing_through_two_replicas_book_exactly_three_units() {
     // Replicas share nothing but the database: only optimistic concurrency
     // on the events table keeps them from overbooking.
     let app = TestApp::spawn().await;
-    let (replica, _server) = spawn_replica(&app).await;
+    let (replica, _server) = app.spawn_replica().await;
     let vendor = app.register_vendor("Replicated Rentals").await;
     let listing = app.rental_listing(vendor, "day", "20.00", "5.00", 3).await;
 
@@ -659,7 +660,7 @@ async fn fifty_orders_racing_through_two_replicas_book_exactly_three_units() {
     }
     let accepted = order_ids_of(&answers);
     assert_eq!(accepted.len(), 3, "exactly the three units are booked");
-    let holds = holds_of(&app, listing).await;
+    let holds = app.holds_of(listing).await;
     let live = live(&holds);
     assert!(peak_use(&live) <= 3, "holds overbook: {live:?}");
     let held_orders: BTreeSet<Uuid> = live.iter().map(|h| h.order_id).collect();
@@ -669,7 +670,7 @@ async fn fifty_orders_racing_through_two_replicas_book_exactly_three_units() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn purchases_and_payouts_racing_through_two_replicas_never_oversell_or_overpay() {
     let app = TestApp::spawn().await;
-    let (replica, _server) = spawn_replica(&app).await;
+    let (replica, _server) = app.spawn_replica().await;
     let bases = [app.base_url.clone(), replica];
     let vendor = app.register_vendor("Replicated Shop").await;
     let listing = app.sale_listing(vendor, "50.00", 5).await;
@@ -690,7 +691,7 @@ async fn purchases_and_payouts_racing_through_two_replicas_never_oversell_or_ove
         .filter(|a| a.status == StatusCode::CREATED)
         .collect();
     assert_eq!(sold.len(), 5, "exactly the stock is sold");
-    let holds = holds_of(&app, listing).await;
+    let holds = app.holds_of(listing).await;
     assert_eq!(holds.len(), 5, "{holds:?}");
 
     // Fulfil one sale: 45.00 becomes available; racing payouts of 30.00.
@@ -723,7 +724,8 @@ async fn purchases_and_payouts_racing_through_two_replicas_never_oversell_or_ove
         .filter(|a| a.status == StatusCode::CREATED)
         .count();
     assert_eq!(paid, 1, "one payout fits the balance of 45.00");
-    let recorded: Decimal = ledger_support::event_payloads(&app, "Vendor", vendor)
+    let recorded: Decimal = app
+        .event_payloads("Vendor", vendor)
         .await
         .iter()
         .filter(|(kind, _)| kind == "PayoutRecorded")
@@ -781,7 +783,7 @@ async fn orders_blackouts_and_unit_cuts_racing_on_one_listing_never_overbook() {
     }
 
     // Replay the Inventory: final units, live blackouts and live holds.
-    let events = ledger_support::event_payloads(&app, "Inventory", listing).await;
+    let events = app.event_payloads("Inventory", listing).await;
     let mut units = None;
     let mut blackouts: BTreeMap<String, (String, String, u32)> = BTreeMap::new();
     for (kind, p) in &events {
@@ -802,7 +804,7 @@ async fn orders_blackouts_and_unit_cuts_racing_on_one_listing_never_overbook() {
         }
     }
     let units = units.expect("an initialized inventory") as u32;
-    let holds = holds_of(&app, listing).await;
+    let holds = app.holds_of(listing).await;
     let mut live: Vec<HoldRecord> = live(&holds).into_iter().cloned().collect();
     let placed = answers
         .iter()
@@ -848,7 +850,7 @@ async fn a_replica_whose_cached_inventory_is_stale_neither_refuses_nor_overbooks
     // replica's writes make that copy stale. A stale copy must neither turn
     // a free hour away nor let a taken one be booked again.
     let app = TestApp::spawn().await;
-    let (replica, _server) = spawn_replica(&app).await;
+    let (replica, _server) = app.spawn_replica().await;
     let vendor = app.register_vendor("Cached Rentals").await;
     let listing = app.rental_listing(vendor, "hour", "10.00", "0.00", 1).await;
     let hour = order_body(vec![rental_item(listing, 1, &at(3, 10), &at(3, 11))]);
@@ -898,7 +900,7 @@ async fn a_replica_whose_cached_inventory_is_stale_neither_refuses_nor_overbooks
         refused.body
     );
 
-    let holds = holds_of(&app, listing).await;
+    let holds = app.holds_of(listing).await;
     let live = live(&holds);
     assert_eq!(live.len(), 1, "{holds:?}");
     assert_eq!(live[0].order_id, booked.uuid("order_id"));
@@ -921,7 +923,7 @@ async fn a_command_for_a_new_id_that_is_taken_after_all_is_decided_on_the_stored
         command_api::Principal::system("test"),
         "execute-new",
     );
-    let first = ledger_support::command_app(&app);
+    let first = app.command_app();
     first
         .vendors
         .execute_new(
@@ -933,7 +935,7 @@ async fn a_command_for_a_new_id_that_is_taken_after_all_is_decided_on_the_stored
         .await
         .expect("the first registration is recorded");
 
-    let second = ledger_support::command_app(&app);
+    let second = app.command_app();
     let refused = second
         .vendors
         .execute_new(
@@ -948,7 +950,7 @@ async fn a_command_for_a_new_id_that_is_taken_after_all_is_decided_on_the_stored
         "a second registration is refused, not recorded: {:?}",
         refused.as_ref().map(|c| c.position)
     );
-    let recorded = ledger_support::event_types(&app, "Vendor", vendor_id).await;
+    let recorded = app.event_types("Vendor", vendor_id).await;
     assert_eq!(recorded, vec!["VendorRegistered"], "recorded once");
 }
 
@@ -994,7 +996,8 @@ async fn an_inventory_loaded_from_its_snapshot_equals_a_full_replay() {
     assert!(at_sequence >= 50, "snapshot at {at_sequence}");
 
     let id = listing.to_string();
-    let from_snapshot = ledger_support::command_app(&app)
+    let from_snapshot = app
+        .command_app()
         .inventory
         .load(&id)
         .await
@@ -1012,7 +1015,7 @@ async fn an_inventory_loaded_from_its_snapshot_equals_a_full_replay() {
         "the snapshot and the replay disagree"
     );
 
-    let (replica, _server) = spawn_replica(&app).await;
+    let (replica, _server) = app.spawn_replica().await;
     let refused = post(
         &racing_client(),
         &replica,

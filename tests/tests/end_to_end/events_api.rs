@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use command_api::Role;
-use ledger_tests::command_support::assert_problem;
-use ledger_tests::fault_support::spawn_parts;
-use ledger_tests::pipeline_support::{eventually, head, relay_position, set_relay_position};
+use ledger_tests::assert_problem;
+use ledger_tests::events::head;
+use ledger_tests::pipeline::{eventually, relay_position, set_relay_position};
 use ledger_tests::{at, nats_url, Answer, TestApp};
+use ledger_tests::{rental_item, sale_item};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -18,18 +18,6 @@ use uuid::Uuid;
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-async fn get(app: &TestApp, path: &str, token: &str) -> Answer {
-    app.send(Method::GET, path, Some(token), None, &[]).await
-}
-
-fn analyst(app: &TestApp) -> String {
-    app.token(Role::Analyst, "analyst-1", None)
-}
-
-fn auditor(app: &TestApp) -> String {
-    app.token(Role::Auditor, "auditor-1", None)
-}
 
 /// Some traffic: a vendor, two listings, three orders (one cancelled).
 /// Returns the vendor, the rental listing and the order ids.
@@ -41,33 +29,26 @@ async fn traffic(app: &TestApp) -> (Uuid, Uuid, Vec<Uuid>) {
     let paddle = app.sale_listing(vendor, "25.00", 10).await;
     let mut orders = Vec::new();
     for n in 0..3 {
-        let order = place(app, &format!("cust-{n}"), kayak, paddle, n).await;
+        let order = app
+            .place(
+                &format!("cust-{n}"),
+                vec![
+                    rental_item(kayak, 1, &at(n * 3, 0), &at(n * 3 + 2, 0)),
+                    sale_item(paddle, 1),
+                ],
+            )
+            .await;
         orders.push(order.uuid("order_id"));
     }
     let cancelled = app
-        .post(
-            &format!("/v1/orders/{}/cancel", orders[0]),
+        .cancel_order(
             &app.customer("cust-0"),
+            orders[0],
             json!({"reason": "changed my mind"}),
         )
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
     (vendor, kayak, orders)
-}
-
-async fn place(app: &TestApp, customer: &str, kayak: Uuid, paddle: Uuid, n: i64) -> Answer {
-    let answer = app
-        .post(
-            "/v1/orders",
-            &app.customer(customer),
-            json!({"items": [
-                {"listing_id": kayak, "quantity": 1, "start": at(n * 3, 0), "end": at(n * 3 + 2, 0)},
-                {"listing_id": paddle, "quantity": 1}
-            ]}),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-    answer
 }
 
 /// Waits until the relay has published everything in the table.
@@ -85,17 +66,17 @@ async fn relay_caught_up(app: &TestApp) -> i64 {
 
 /// Every page of `/v1/events?{query}` from `after` on, by `limit`.
 async fn all_pages(app: &TestApp, query: &str, limit: i64) -> (Vec<Value>, usize) {
-    let token = analyst(app);
+    let token = app.analyst();
     let mut after = 0;
     let mut events = Vec::new();
     let mut pages = 0;
     loop {
-        let answer = get(
-            app,
-            &format!("/v1/events?after={after}&limit={limit}&{query}"),
-            &token,
-        )
-        .await;
+        let answer = app
+            .get(
+                &format!("/v1/events?after={after}&limit={limit}&{query}"),
+                &token,
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         let page = answer.body["events"].as_array().expect("events").clone();
         let next_after = answer.body["next_after"].as_i64().expect("next_after");
@@ -160,7 +141,7 @@ impl SseReader {
         let mut request = app
             .client
             .get(format!("{}/v1/events/stream?{query}", app.base_url))
-            .bearer_auth(analyst(app));
+            .bearer_auth(app.analyst());
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
@@ -286,7 +267,7 @@ async fn the_log_pages_by_position_without_gaps_or_duplicates() {
     );
 
     // The default page is 50, the largest 500; the answer says its horizon.
-    let answer = get(&app, "/v1/events", &analyst(&app)).await;
+    let answer = app.get("/v1/events", &app.analyst()).await;
     assert_eq!(
         answer.body["events"].as_array().unwrap().len() as i64,
         head.min(50)
@@ -295,16 +276,13 @@ async fn the_log_pages_by_position_without_gaps_or_duplicates() {
         answer.header("ledger-position"),
         Some(head.to_string().as_str())
     );
-    let answer = get(&app, "/v1/events?limit=500", &analyst(&app)).await;
+    let answer = app.get("/v1/events?limit=500", &app.analyst()).await;
     assert_eq!(answer.body["events"].as_array().unwrap().len() as i64, head);
     assert_eq!(answer.body["next_after"], json!(head));
     // Past the end: nothing, and next_after stays where it was.
-    let answer = get(
-        &app,
-        &format!("/v1/events?after={}", head + 10),
-        &auditor(&app),
-    )
-    .await;
+    let answer = app
+        .get(&format!("/v1/events?after={}", head + 10), &app.auditor())
+        .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body["events"], json!([]));
     assert_eq!(answer.body["next_after"], json!(head + 10));
@@ -367,16 +345,16 @@ async fn filters_select_by_aggregate_and_event_type() {
 #[tokio::test]
 async fn parameters_are_validated() {
     let app = TestApp::spawn().await;
-    let token = analyst(&app);
+    let token = app.analyst();
     for query in ["limit=0", "limit=501", "limit=-3", "after=-1"] {
-        let answer = get(&app, &format!("/v1/events?{query}"), &token).await;
+        let answer = app.get(&format!("/v1/events?{query}"), &token).await;
         assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     }
     for query in ["after=abc", "limit=ten", "colour=blue"] {
-        let answer = get(&app, &format!("/v1/events?{query}"), &token).await;
+        let answer = app.get(&format!("/v1/events?{query}"), &token).await;
         assert_problem(&answer, StatusCode::BAD_REQUEST, "bad-request");
     }
-    let answer = get(&app, "/v1/events?limit=500", &token).await;
+    let answer = app.get("/v1/events?limit=500", &token).await;
     assert_eq!(answer.status, StatusCode::OK);
     let answer = app
         .send(
@@ -403,15 +381,15 @@ async fn only_analysts_auditors_and_admins_read_the_log() {
     ];
     for path in &paths {
         for token in [app.customer("cust-1"), app.vendor(vendor)] {
-            let answer = get(&app, path, &token).await;
+            let answer = app.get(path, &token).await;
             assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
         }
         let answer = app.send(Method::GET, path, None, None, &[]).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
     }
     for path in &paths[2..] {
-        for token in [analyst(&app), auditor(&app), app.admin()] {
-            let answer = get(&app, path, &token).await;
+        for token in [app.analyst(), app.auditor(), app.admin()] {
+            let answer = app.get(path, &token).await;
             assert_eq!(answer.status, StatusCode::OK, "{path}: {:?}", answer.body);
         }
     }
@@ -423,7 +401,7 @@ async fn only_analysts_auditors_and_admins_read_the_log() {
 
 /// A ledger without relay: the horizon moves only when the test moves it.
 async fn spawn_without_relay() -> TestApp {
-    spawn_parts(
+    TestApp::spawn_parts(
         &nats_url(),
         ledger::Parts {
             command_api: true,
@@ -440,17 +418,17 @@ async fn nothing_above_the_relays_published_position_is_shown() {
     traffic(&app).await;
     let head = head(&app.pool).await;
     assert!(head > 10);
-    let token = analyst(&app);
+    let token = app.analyst();
 
     // Nothing published yet: nothing shown, and clients keep their place.
-    let answer = get(&app, "/v1/events?after=0", &token).await;
+    let answer = app.get("/v1/events?after=0", &token).await;
     assert_eq!(answer.body["events"], json!([]), "{:?}", answer.body);
     assert_eq!(answer.body["next_after"], json!(0));
 
     // Published up to the middle: exactly the events up to there.
     let middle = head / 2;
     set_relay_position(&app.pool, &app.stream, middle).await;
-    let answer = get(&app, "/v1/events?limit=500", &token).await;
+    let answer = app.get("/v1/events?limit=500", &token).await;
     let shown = answer.body["events"].as_array().unwrap();
     assert_eq!(
         keys(shown),
@@ -461,7 +439,7 @@ async fn nothing_above_the_relays_published_position_is_shown() {
         answer.header("ledger-position"),
         Some(middle.to_string().as_str())
     );
-    let answer = get(&app, &format!("/v1/events?after={middle}"), &token).await;
+    let answer = app.get(&format!("/v1/events?after={middle}"), &token).await;
     assert_eq!(answer.body["events"], json!([]));
 
     // A live stream stops at the horizon too, and goes on when it moves.
@@ -475,12 +453,9 @@ async fn nothing_above_the_relays_published_position_is_shown() {
         rest.iter().map(|m| m.id).collect::<Vec<_>>(),
         (middle + 1..=head).collect::<Vec<_>>()
     );
-    let answer = get(
-        &app,
-        &format!("/v1/events?after={middle}&limit=500"),
-        &token,
-    )
-    .await;
+    let answer = app
+        .get(&format!("/v1/events?after={middle}&limit=500"), &token)
+        .await;
     assert_eq!(
         keys(answer.body["events"].as_array().unwrap()),
         table(&app, &format!("global_position > {middle}")).await
@@ -504,7 +479,7 @@ async fn the_stream_replays_then_tails_and_resumes_from_the_last_event_id() {
         (1..=head).collect::<Vec<_>>()
     );
     // The same objects as the paged API, named by type.
-    let page = get(&app, "/v1/events?limit=500", &analyst(&app)).await;
+    let page = app.get("/v1/events?limit=500", &app.analyst()).await;
     let paged = page.body["events"].as_array().unwrap();
     for (message, event) in replayed.iter().zip(paged) {
         assert_eq!(&message.data, event);
@@ -561,7 +536,7 @@ async fn the_stream_replays_then_tails_and_resumes_from_the_last_event_id() {
 async fn an_aggregates_events_and_its_state_at_a_point() {
     let app = TestApp::spawn().await;
     let (_, kayak, orders) = traffic(&app).await;
-    let token = analyst(&app);
+    let token = app.analyst();
     let order = orders[1];
     let placed_order = Answer {
         status: StatusCode::CREATED,
@@ -570,20 +545,13 @@ async fn an_aggregates_events_and_its_state_at_a_point() {
     };
     app.pay(&placed_order).await;
     let cancelled = app
-        .post(
-            &format!("/v1/orders/{order}/cancel"),
-            &app.admin(),
-            json!({"reason": "out of season"}),
-        )
+        .cancel_order(&app.admin(), order, json!({"reason": "out of season"}))
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
 
-    let answer = get(
-        &app,
-        &format!("/v1/aggregates/Order/{order}/events"),
-        &token,
-    )
-    .await;
+    let answer = app
+        .get(&format!("/v1/aggregates/Order/{order}/events"), &token)
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(answer.body["aggregate_type"], "Order");
     assert_eq!(answer.body["aggregate_id"], json!(order));
@@ -620,8 +588,7 @@ async fn an_aggregates_events_and_its_state_at_a_point() {
         let app = &app;
         let token = token.clone();
         async move {
-            get(
-                app,
+            app.get(
                 &format!("/v1/aggregates/Order/{order}/state{query}"),
                 &token,
             )
@@ -671,21 +638,18 @@ async fn an_aggregates_events_and_its_state_at_a_point() {
     assert_problem(&bad, StatusCode::BAD_REQUEST, "bad-request");
 
     // Other aggregate types rebuild their own domain state.
-    let inventory = get(
-        &app,
-        &format!("/v1/aggregates/Inventory/{kayak}/state"),
-        &token,
-    )
-    .await;
+    let inventory = app
+        .get(&format!("/v1/aggregates/Inventory/{kayak}/state"), &token)
+        .await;
     assert_eq!(inventory.status, StatusCode::OK, "{:?}", inventory.body);
     assert_eq!(inventory.body["aggregate_type"], "Inventory");
     assert!(inventory.body["state"].is_object());
-    let listing = get(
-        &app,
-        &format!("/v1/aggregates/Listing/{kayak}/state?as_of_sequence=1"),
-        &token,
-    )
-    .await;
+    let listing = app
+        .get(
+            &format!("/v1/aggregates/Listing/{kayak}/state?as_of_sequence=1"),
+            &token,
+        )
+        .await;
     assert_eq!(listing.status, StatusCode::OK, "{:?}", listing.body);
     assert_eq!(listing.body["sequence"], 1);
 
@@ -697,13 +661,14 @@ async fn an_aggregates_events_and_its_state_at_a_point() {
         format!("/v1/aggregates/Order/{}/state", Uuid::now_v7()),
         "/v1/aggregates/Order/not-an-order/events".to_owned(),
     ] {
-        let answer = get(&app, &path, &token).await;
+        let answer = app.get(&path, &token).await;
         assert_problem(&answer, StatusCode::NOT_FOUND, "not-found");
     }
 }
 
 async fn order_total(app: &TestApp, order: Uuid) -> String {
-    let order = ledger_tests::ledger_support::command_app(app)
+    let order = app
+        .command_app()
         .orders
         .load(&order.to_string())
         .await

@@ -26,14 +26,15 @@
 //! Set `FAULTS_SEED` to replay a run's random choices (each test prints its
 //! seed).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ledger_nats::{Relay, RelayConfig, StreamSettings};
-use ledger_tests::fault_support::spawn_parts;
+use ledger_tests::database::scalar;
+use ledger_tests::events::head;
+use ledger_tests::pipeline::{checkpoints, published, wait_converged};
+use ledger_tests::services::{copy_dir, PrivateNats};
 use ledger_tests::{at, nats_url, TestApp, WEBHOOK_SECRET};
 use projectors::rebuild::{differences, rebuild_into, READ_MODEL_TABLES};
 use projectors::{Consumer, Runner, RunnerConfig};
@@ -47,16 +48,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
 /// Concurrent clients of the load.
 const CLIENTS: usize = 16;
-/// Consumers whose checkpoints must reach the head of the log: every read
-/// model, and the policies (which record events of their own).
-fn consumers() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = projectors::read_models().iter().map(|m| m.name()).collect();
-    names.push(command_api::policies::NAME);
-    names
-}
 
 /// The tests of this file run one at a time: each is a heavy load on its
 /// own, and together they would exhaust the database's connections.
@@ -72,172 +65,6 @@ fn seed() -> u64 {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
         })
-}
-
-// ---------------------------------------------------------------------------
-// A private nats-server, killed when dropped (also on panic).
-// ---------------------------------------------------------------------------
-
-struct PrivateNats {
-    child: Option<Child>,
-    port: u16,
-    store: PathBuf,
-    dir: tempfile::TempDir,
-    starts: u32,
-}
-
-impl PrivateNats {
-    /// Starts a nats-server with JetStream on a free port and a fresh store.
-    async fn start() -> PrivateNats {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = tempfile::Builder::new()
-            .prefix("ledger-faults-nats-")
-            .tempdir()
-            .expect("a temporary directory");
-        let store = dir.path().join("store");
-        std::fs::create_dir_all(&store).expect("create the store");
-        let mut nats = PrivateNats {
-            child: None,
-            port,
-            store,
-            dir,
-            starts: 0,
-        };
-        nats.spawn().await;
-        nats
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// The store of one stream's messages (`.../streams/<name>/msgs`).
-    fn stream_dir(&self, stream: &str) -> PathBuf {
-        self.store
-            .join("jetstream")
-            .join("$G")
-            .join("streams")
-            .join(stream)
-    }
-
-    async fn spawn(&mut self) {
-        assert!(self.child.is_none(), "the private nats-server is running");
-        self.starts += 1;
-        let log = self.dir.path().join(format!("nats-{}.log", self.starts));
-        let mut command = Command::new(NATS_SERVER);
-        command
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.store)
-            .arg("-l")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // If the test process dies without unwinding, the server dies too.
-        // SAFETY: prctl is async-signal-safe and touches no Rust state.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        self.child = Some(command.spawn().expect("start nats-server"));
-        self.wait_ready().await;
-    }
-
-    /// Waits until the server answers JetStream requests.
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = async {
-                let client = async_nats::ConnectOptions::new()
-                    .connection_timeout(Duration::from_millis(500))
-                    .connect(self.url())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let js = async_nats::jetstream::new(client);
-                // Listing the streams answers once JetStream has recovered.
-                let mut names = js.stream_names();
-                match futures::StreamExt::next(&mut names).await {
-                    Some(Err(e)) => Err(e.to_string()),
-                    _ => Ok(()),
-                }
-            };
-            let outcome = tokio::time::timeout(Duration::from_secs(2), ready)
-                .await
-                .unwrap_or_else(|_| Err("timed out".to_owned()));
-            let error = match outcome {
-                Ok(_) => return,
-                Err(error) => error,
-            };
-            assert!(
-                Instant::now() < deadline,
-                "the private nats-server on {} did not become ready: {error}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Stops the server with SIGTERM (a clean shutdown) and waits for it.
-    fn terminate(&mut self) {
-        let mut child = self.child.take().expect("nats-server is running");
-        // SAFETY: signalling our own child process by its pid.
-        let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(sent, 0, "SIGTERM to nats-server");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if child.try_wait().expect("poll nats-server").is_some() {
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("nats-server did not stop on SIGTERM within 15 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server with SIGKILL, as a crash would.
-    fn kill9(&mut self) {
-        let mut child = self.child.take().expect("nats-server is running");
-        child.kill().expect("SIGKILL nats-server");
-        child.wait().expect("reap nats-server");
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create a directory");
-    for entry in std::fs::read_dir(from).expect("read a directory") {
-        let entry = entry.expect("a directory entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy a file");
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -332,7 +159,7 @@ impl Pipeline {
             read_api: true,
             ..ledger::Parts::NONE
         };
-        let app = spawn_parts(nats_url, parts).await;
+        let app = TestApp::spawn_parts(nats_url, parts).await;
         let env = Env {
             database: (*app.pool.connect_options()).clone(),
             nats_url: nats_url.to_owned(),
@@ -676,63 +503,6 @@ async fn client_loop(
 // Checks.
 // ---------------------------------------------------------------------------
 
-async fn scalar(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-async fn head(pool: &PgPool) -> i64 {
-    scalar(pool, "SELECT coalesce(max(global_position), 0) FROM events").await
-}
-
-async fn relay_position(pool: &PgPool, stream: &str) -> i64 {
-    projectors::checkpoints::published(pool, stream)
-        .await
-        .expect("read the relay's position")
-}
-
-async fn checkpoints(pool: &PgPool) -> Vec<(String, i64)> {
-    sqlx::query_as("SELECT name, position FROM consumer_checkpoints ORDER BY name")
-        .fetch_all(pool)
-        .await
-        .expect("read the checkpoints")
-}
-
-/// Waits until the relay has published the whole log and every consumer
-/// has applied it, and the log has stopped growing. Returns the head.
-async fn wait_converged(pool: &PgPool, stream: &str, timeout: Duration) -> i64 {
-    let deadline = Instant::now() + timeout;
-    let mut stable = 0;
-    let mut last_head = -1;
-    loop {
-        let head = head(pool).await;
-        let relay = relay_position(pool, stream).await;
-        let checkpoints = checkpoints(pool).await;
-        let reached = consumers().iter().all(|name| {
-            checkpoints
-                .iter()
-                .any(|(n, position)| n == name && *position == head)
-        });
-        if relay == head && reached && head == last_head {
-            stable += 1;
-            if stable >= 3 {
-                return head;
-            }
-        } else {
-            stable = 0;
-        }
-        last_head = head;
-        assert!(
-            Instant::now() < deadline,
-            "the pipeline did not catch up within {timeout:?}: head {head}, relay {relay}, \
-             checkpoints {checkpoints:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Every read model equals a fresh rebuild from the events table, and
 /// nothing was lost or applied twice.
 async fn assert_read_models_match_the_log(pipeline: &Pipeline, label: &str) {
@@ -742,7 +512,7 @@ async fn assert_read_models_match_the_log(pipeline: &Pipeline, label: &str) {
     eprintln!(
         "[{label}] load stopped at position {}: relay at {}, checkpoints {:?}",
         head(pool).await,
-        relay_position(pool, stream).await,
+        published(pool, stream).await,
         checkpoints(pool).await
     );
     let head = wait_converged(pool, stream, Duration::from_secs(90)).await;
@@ -989,7 +759,7 @@ async fn wait_relay_past(
 ) -> Duration {
     let started = Instant::now();
     loop {
-        let relay = relay_position(pool, stream).await;
+        let relay = published(pool, stream).await;
         if relay > position {
             return started.elapsed();
         }
@@ -1107,10 +877,10 @@ async fn nats_stopped_during_load_commands_succeed_and_read_models_catch_up() {
     nats.terminate();
     let down_at = Instant::now();
     let (events_before, commands_before) = (event_count(&pool).await, load.stats.commands());
-    let relay_before = relay_position(&pool, &pipeline.app.stream).await;
+    let relay_before = published(&pool, &pipeline.app.stream).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (events_during, commands_during) = (event_count(&pool).await, load.stats.commands());
-    let relay_during = relay_position(&pool, &pipeline.app.stream).await;
+    let relay_during = published(&pool, &pipeline.app.stream).await;
     assert_no_failures(&load.stats, "nats down");
     assert!(
         commands_during - commands_before >= 50 && events_during - events_before >= 100,
@@ -1187,7 +957,7 @@ async fn nats_killed_and_its_store_lost_during_load_nothing_lost_or_applied_twic
 
     // 2. kill -9 again, and the store is lost.
     wait_for_events(&pool, 3_000, Duration::from_secs(60), &load.stats).await;
-    let relay_at_kill = relay_position(&pool, &stream).await;
+    let relay_at_kill = published(&pool, &stream).await;
     nats.kill9();
     std::fs::remove_dir_all(&nats.store).expect("wipe the store");
     std::fs::create_dir_all(&nats.store).expect("an empty store");
@@ -1270,7 +1040,7 @@ async fn lost_tail(label: &str, check_stream: bool) {
         assert!(Instant::now() < deadline, "the projectors move on");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let relay_at_kill = relay_position(&pool, &stream).await;
+    let relay_at_kill = published(&pool, &stream).await;
     nats.kill9();
     let msgs = nats.stream_dir(&stream).join("msgs");
     std::fs::remove_dir_all(&msgs).expect("drop the newer messages");

@@ -2,14 +2,13 @@
 //! database outage answered 503 (and recovered from without a restart),
 //! and graceful shutdown.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ledger::limits::{Rate, RateLimits};
-use ledger_tests::command_support::assert_problem;
-use ledger_tests::hardening_support::{spawn_on_pool, take_server};
+use ledger_tests::assert_problem;
 use ledger_tests::raw_http::read_answer;
+use ledger_tests::services::{PrivatePostgres, PG_BIN};
 use ledger_tests::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -453,119 +452,6 @@ async fn bursts_past_the_ip_limit_get_429() {
     app.stop().await;
 }
 
-/// A PostgreSQL of this test's own, on a free port, so that stopping it
-/// touches nothing else.
-struct PrivatePostgres {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    port: u16,
-}
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
-    Command::new("runuser")
-        .args(["-u", "postgres", "--", &format!("{PG_BIN}/{program}")])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"))
-}
-
-impl PrivatePostgres {
-    fn init() -> PrivatePostgres {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let chown = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(dir.path())
-            .status()
-            .expect("chown");
-        assert!(chown.success());
-        let data = dir.path().join("data");
-        let out = as_postgres(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-            ],
-        );
-        assert!(out.status.success(), "initdb: {out:?}");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let pg = PrivatePostgres {
-            _dir: dir,
-            data,
-            port,
-        };
-        pg.start();
-        pg
-    }
-
-    fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
-    }
-
-    fn start(&self) {
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {}",
-            self.port,
-            self.data.display()
-        );
-        let log = self.data.join("server.log");
-        let out = as_postgres(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data.to_str().unwrap(),
-                "-o",
-                &options,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "start",
-            ],
-        );
-        assert!(out.status.success(), "pg_ctl start: {out:?}");
-    }
-
-    fn stop(&self) {
-        let out = as_postgres(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data.to_str().unwrap(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
-        assert!(out.status.success(), "pg_ctl stop: {out:?}");
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        if Path::new(&self.data).join("postmaster.pid").exists() {
-            let _ = as_postgres(
-                "pg_ctl",
-                &[
-                    "-D",
-                    self.data.to_str().unwrap_or_default(),
-                    "-m",
-                    "immediate",
-                    "stop",
-                ],
-            );
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_down_is_503_within_the_timeout_and_recovers_without_a_restart() {
     if !Path::new(PG_BIN).join("initdb").exists() {
@@ -586,7 +472,8 @@ async fn postgres_down_is_503_within_the_timeout_and_recovers_without_a_restart(
         .expect("a pool");
     ledger::migrate(&pool).await.expect("migrations");
     let timeout = Duration::from_secs(5);
-    let app = spawn_on_pool(pool, "ledger", |config| config.request_timeout = timeout).await;
+    let app =
+        TestApp::spawn_on_pool(pool, "ledger", |config| config.request_timeout = timeout).await;
     let admin = app.admin();
     let created = app
         .post("/v1/vendors", &admin, json!({"name": "Before"}))
@@ -741,7 +628,7 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
 
-    let server = take_server(&mut app);
+    let server = app.take_server();
     let stopping = Instant::now();
     let stop = tokio::spawn(server.stop());
     tokio::time::sleep(Duration::from_millis(400)).await;

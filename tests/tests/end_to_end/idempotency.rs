@@ -6,12 +6,12 @@
 
 use command_api::Role;
 use futures::future::join_all;
-use ledger_tests::command_support::assert_problem;
+use ledger_tests::assert_problem;
+use ledger_tests::Marketplace;
 use ledger_tests::{at, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 const REPLAYED: &str = "idempotent-replayed";
 
@@ -65,21 +65,12 @@ async fn key_row(app: &TestApp, principal: &str, key: &str) -> Option<(String, O
     .expect("read the key")
 }
 
-/// A vendor with a published sale listing of `stock` and a rental of 2 units.
-async fn shop(app: &TestApp, stock: u32) -> (Uuid, Uuid, Uuid) {
-    let vendor_id = app.register_vendor("Alpine").await;
-    let sale = app.sale_listing(vendor_id, "10.00", stock).await;
-    let rental = app
-        .rental_listing(vendor_id, "day", "40.00", "20.00", 2)
-        .await;
-    (vendor_id, sale, rental)
-}
-
 #[tokio::test]
 async fn an_order_repeated_with_the_same_key_and_body_returns_the_first_answer_and_records_nothing()
 {
     let app = TestApp::spawn().await;
-    let (_, sale, rental) = shop(&app, 1).await;
+    let shop = Marketplace::new(&app).with_shop("Alpine", 1, 2).await;
+    let (sale, rental) = (shop.sale, shop.rental);
     let token = app.customer("c1");
     let body = json!({"items": [
         {"listing_id": sale, "quantity": 1},
@@ -139,7 +130,8 @@ async fn a_vendor_registration_repeated_with_the_same_key_registers_one_vendor()
 #[tokio::test]
 async fn a_409_answer_is_replayed_even_after_the_conflict_is_gone() {
     let app = TestApp::spawn().await;
-    let (vendor_id, sale, _) = shop(&app, 1).await;
+    let shop = Marketplace::new(&app).with_shop("Alpine", 1, 2).await;
+    let (vendor_id, sale) = (shop.vendor_id, shop.sale);
     let token = app.customer("c1");
     let body = json!({"items": [{"listing_id": sale, "quantity": 3}]});
     let first = app
@@ -149,11 +141,7 @@ async fn a_409_answer_is_replayed_even_after_the_conflict_is_gone() {
     assert_eq!(first.problem_type(), "unavailable");
 
     let restocked = app
-        .post(
-            &format!("/v1/listings/{sale}/stock"),
-            &app.vendor(vendor_id),
-            json!({"delta": 5}),
-        )
+        .change_stock(&app.vendor(vendor_id), sale, json!({"delta": 5}))
         .await;
     assert_eq!(restocked.status, StatusCode::OK, "{:?}", restocked.body);
     let count = app.event_count().await;
@@ -198,7 +186,7 @@ async fn a_422_answer_is_replayed_and_records_nothing() {
 async fn the_same_key_with_another_body_or_route_is_422_idempotency_key_reused_and_records_nothing()
 {
     let app = TestApp::spawn().await;
-    let (_, sale, _) = shop(&app, 5).await;
+    let sale = Marketplace::new(&app).with_shop("Alpine", 5, 2).await.sale;
     let token = app.customer("c1");
     let first = app
         .post_with_key(
@@ -256,7 +244,7 @@ async fn the_same_key_with_another_body_or_route_is_422_idempotency_key_reused_a
 #[tokio::test]
 async fn keys_are_per_principal_so_two_customers_with_one_key_get_two_orders() {
     let app = TestApp::spawn().await;
-    let (_, sale, _) = shop(&app, 5).await;
+    let sale = Marketplace::new(&app).with_shop("Alpine", 5, 2).await.sale;
     let body = json!({"items": [{"listing_id": sale, "quantity": 1}]});
     let first = app
         .post_with_key("/v1/orders", &app.customer("c1"), body.clone(), "shared")
@@ -279,7 +267,7 @@ async fn keys_are_per_principal_so_two_customers_with_one_key_get_two_orders() {
 #[tokio::test]
 async fn a_request_while_the_same_key_is_in_flight_is_409_and_records_nothing() {
     let app = TestApp::spawn().await;
-    let (_, sale, _) = shop(&app, 5).await;
+    let sale = Marketplace::new(&app).with_shop("Alpine", 5, 2).await.sale;
     let body = json!({"items": [{"listing_id": sale, "quantity": 1}]});
     sqlx::query(
         "INSERT INTO idempotency_keys (principal, idempotency_key, request_hash, state, lease_until)
@@ -309,7 +297,7 @@ async fn a_request_while_the_same_key_is_in_flight_is_409_and_records_nothing() 
 #[tokio::test]
 async fn a_key_whose_in_flight_lease_ran_out_is_taken_over_and_then_replayed() {
     let app = TestApp::spawn().await;
-    let (_, sale, _) = shop(&app, 5).await;
+    let sale = Marketplace::new(&app).with_shop("Alpine", 5, 2).await.sale;
     let body = json!({"items": [{"listing_id": sale, "quantity": 1}]});
     sqlx::query(
         "INSERT INTO idempotency_keys (principal, idempotency_key, request_hash, state, lease_until)
@@ -342,7 +330,7 @@ async fn a_key_whose_in_flight_lease_ran_out_is_taken_over_and_then_replayed() {
 #[tokio::test]
 async fn a_key_older_than_24_hours_is_forgotten_and_the_request_runs_anew() {
     let app = TestApp::spawn().await;
-    let (_, sale, _) = shop(&app, 5).await;
+    let sale = Marketplace::new(&app).with_shop("Alpine", 5, 2).await.sale;
     let token = app.customer("c1");
     let body = json!({"items": [{"listing_id": sale, "quantity": 1}]});
     let first = app
@@ -392,7 +380,8 @@ async fn a_key_older_than_24_hours_is_forgotten_and_the_request_runs_anew() {
 #[tokio::test]
 async fn twenty_concurrent_identical_requests_with_one_key_create_exactly_one_order() {
     let app = TestApp::spawn().await;
-    let (_, sale, rental) = shop(&app, 50).await;
+    let shop = Marketplace::new(&app).with_shop("Alpine", 50, 2).await;
+    let (sale, rental) = (shop.sale, shop.rental);
     let token = app.customer("c1");
     let body = json!({"items": [
         {"listing_id": sale, "quantity": 1},
@@ -468,12 +457,13 @@ async fn an_idempotency_key_that_is_not_1_to_255_visible_ascii_characters_is_400
 #[tokio::test]
 async fn a_keyed_delete_is_replayed_too() {
     let app = TestApp::spawn().await;
-    let (vendor_id, _, rental) = shop(&app, 1).await;
+    let shop = Marketplace::new(&app).with_shop("Alpine", 1, 2).await;
+    let (vendor_id, rental) = (shop.vendor_id, shop.rental);
     let token = app.vendor(vendor_id);
     let added = app
-        .post(
-            &format!("/v1/listings/{rental}/blackouts"),
+        .add_blackout(
             &token,
+            rental,
             json!({"start": at(1, 0), "end": at(2, 0), "reason": "x"}),
         )
         .await;

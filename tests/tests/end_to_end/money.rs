@@ -13,76 +13,23 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use command_api::Role;
-use ledger_tests::command_support::{assert_invalid_field, assert_problem};
-use ledger_tests::{at, reconcile, Answer, TestApp};
+use ledger_tests::answer::position;
+use ledger_tests::scenario::rental_days;
+use ledger_tests::{assert_invalid_field, assert_problem};
+use ledger_tests::{assert_ok, sale_item};
+use ledger_tests::{reconcile, TestApp};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const MIN_POSITION: &str = "Ledger-Min-Position";
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-async fn get(app: &TestApp, path: &str, token: &str, min: Option<i64>) -> Answer {
-    let min = min.map(|m| m.to_string());
-    let headers: Vec<(&str, &str)> = min.iter().map(|m| (MIN_POSITION, m.as_str())).collect();
-    app.send(Method::GET, path, Some(token), None, &headers)
-        .await
-}
-
-#[track_caller]
-fn position(answer: &Answer) -> i64 {
-    answer.body["position"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("a command answer without position: {:?}", answer.body))
-}
-
-#[track_caller]
-fn assert_ok(answer: &Answer) {
-    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
-}
-
-fn analyst(app: &TestApp) -> String {
-    app.token(Role::Analyst, "analyst-1", None)
-}
-
-fn auditor(app: &TestApp) -> String {
-    app.token(Role::Auditor, "auditor-1", None)
-}
-
-fn rental(listing_id: Uuid, quantity: u32, from_day: i64, to_day: i64) -> Value {
-    json!({"listing_id": listing_id, "quantity": quantity,
-           "start": at(from_day, 0), "end": at(to_day, 0)})
-}
-
-fn sale(listing_id: Uuid, quantity: u32) -> Value {
-    json!({"listing_id": listing_id, "quantity": quantity})
-}
-
-async fn place(app: &TestApp, customer: &str, items: Vec<Value>) -> Answer {
-    let answer = app
-        .post(
-            "/v1/orders",
-            &app.customer(customer),
-            json!({ "items": items }),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-    answer
-}
-
-/// Pays an order; returns the position of the webhook's events.
-async fn pay(app: &TestApp, order: &Answer) -> i64 {
-    position(&app.pay(order).await)
-}
-
 /// Waits until every read model has applied everything (policies included).
 async fn settle(app: &TestApp) -> i64 {
-    reconcile::settle(app, Duration::from_secs(30))
+    ledger_tests::pipeline::settle(app, Duration::from_secs(30))
         .await
         .expect("the read models settle")
 }
@@ -92,7 +39,9 @@ async fn trial_balance(
     app: &TestApp,
     min: i64,
 ) -> (BTreeMap<String, (String, String, String)>, (String, String)) {
-    let answer = get(app, "/v1/ledger/trial-balance", &app.admin(), Some(min)).await;
+    let answer = app
+        .get_at("/v1/ledger/trial-balance", &app.admin(), Some(min))
+        .await;
     assert_ok(&answer);
     let text = |v: &Value| {
         v.as_str()
@@ -119,7 +68,7 @@ async fn trial_balance(
 
 /// A ratio of the analytics (a decimal string, its scale not fixed by API.md).
 fn ratio(value: &Value) -> Decimal {
-    ledger_tests::ledger_support::decimal(value)
+    ledger_tests::answer::decimal(value)
 }
 
 fn figures(debit: &str, credit: &str, balance: &str) -> (String, String, String) {
@@ -136,13 +85,13 @@ fn available(vendor_id: Uuid) -> String {
 
 /// The earnings answer without its `vendor_id` and `currency`.
 async fn earnings(app: &TestApp, vendor_id: Uuid, min: i64) -> Value {
-    let answer = get(
-        app,
-        &format!("/v1/vendors/{vendor_id}/earnings"),
-        &app.admin(),
-        Some(min),
-    )
-    .await;
+    let answer = app
+        .get_at(
+            &format!("/v1/vendors/{vendor_id}/earnings"),
+            &app.admin(),
+            Some(min),
+        )
+        .await;
     assert_ok(&answer);
     assert_eq!(answer.body["vendor_id"], json!(vendor_id));
     assert_eq!(answer.body["currency"], "USD");
@@ -197,7 +146,12 @@ async fn a_paid_order_posts_cash_tax_deposits_fees_and_pending_nets() {
     let b = app.register_vendor("Paddles").await;
     let kayak = app.rental_listing(a, "day", "20.00", "50.00", 2).await;
     let paddle = app.sale_listing(b, "15.50", 10).await;
-    let order = place(&app, "c-1", vec![rental(kayak, 1, 0, 3), sale(paddle, 2)]).await;
+    let order = app
+        .place(
+            "c-1",
+            vec![rental_days(kayak, 1, 0, 3), sale_item(paddle, 2)],
+        )
+        .await;
     assert_eq!(order.body["total"], "150.10", "{:?}", order.body);
 
     // Placed but unpaid: nothing moved.
@@ -205,7 +159,7 @@ async fn a_paid_order_posts_cash_tax_deposits_fees_and_pending_nets() {
     assert!(accounts.is_empty(), "{accounts:?}");
     assert_eq!(totals, ("0.00".to_owned(), "0.00".to_owned()));
 
-    let paid = pay(&app, &order).await;
+    let paid = app.pay(&order).await.position();
     let (accounts, totals) = trial_balance(&app, paid).await;
     let expected: BTreeMap<String, (String, String, String)> = [
         ("cash".to_owned(), figures("150.10", "0.00", "150.10")),
@@ -247,14 +201,14 @@ async fn a_cancellation_after_payment_reverses_the_allocation_and_refunds() {
     let app = TestApp::spawn().await;
     let a = app.register_vendor("Kayaks").await;
     let kayak = app.rental_listing(a, "day", "20.00", "50.00", 2).await;
-    let order = place(&app, "c-1", vec![rental(kayak, 1, 0, 2)]).await;
+    let order = app.place("c-1", vec![rental_days(kayak, 1, 0, 2)]).await;
     assert_eq!(order.body["total"], "90.00");
-    pay(&app, &order).await;
+    app.pay(&order).await.position();
     let order_id = order.uuid("order_id");
     let cancelled = app
-        .post(
-            &format!("/v1/orders/{order_id}/cancel"),
+        .cancel_order(
             &app.customer("c-1"),
+            order_id,
             json!({"reason": "changed my mind"}),
         )
         .await;
@@ -286,13 +240,13 @@ async fn a_cancellation_after_payment_reverses_the_allocation_and_refunds() {
     );
 
     // The refund shows in the analytics; the order no longer counts.
-    let summary = get(
-        &app,
-        "/v1/analytics/summary",
-        &analyst(&app),
-        Some(position(&cancelled)),
-    )
-    .await;
+    let summary = app
+        .get_at(
+            "/v1/analytics/summary",
+            &app.analyst(),
+            Some(position(&cancelled)),
+        )
+        .await;
     assert_ok(&summary);
     assert_eq!(summary.body["refunds"], "90.00");
     assert_eq!(summary.body["gmv"], "0.00");
@@ -312,26 +266,21 @@ async fn a_return_with_damage_refunds_the_rest_of_the_deposit_and_credits_the_ve
     let app = TestApp::spawn().await;
     let a = app.register_vendor("Kayaks").await;
     let kayak = app.rental_listing(a, "day", "20.00", "50.00", 2).await;
-    let order = place(&app, "c-1", vec![rental(kayak, 1, 0, 2)]).await;
-    pay(&app, &order).await;
+    let order = app.place("c-1", vec![rental_days(kayak, 1, 0, 2)]).await;
+    app.pay(&order).await.position();
     settle(&app).await;
     let order_id = order.uuid("order_id");
     let line_id = order.body["lines"][0]["line_id"]
         .as_str()
         .expect("a line id")
         .to_owned();
-    let picked = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{line_id}/pickup"),
-            &app.vendor(a),
-            json!({}),
-        )
-        .await;
+    let picked = app.pickup(&app.vendor(a), order_id, &line_id).await;
     assert_ok(&picked);
     let returned = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{line_id}/return"),
+        .return_line(
             &app.vendor(a),
+            order_id,
+            line_id,
             json!({"damage_withheld": "12.50"}),
         )
         .await;
@@ -375,8 +324,8 @@ async fn a_payout_moves_available_earnings_to_paid_out() {
     let app = TestApp::spawn().await;
     let b = app.register_vendor("Paddles").await;
     let paddle = app.sale_listing(b, "25.00", 10).await;
-    let order = place(&app, "c-1", vec![sale(paddle, 2)]).await;
-    pay(&app, &order).await;
+    let order = app.place("c-1", vec![sale_item(paddle, 2)]).await;
+    app.pay(&order).await.position();
     settle(&app).await;
     let order_id = order.uuid("order_id");
     for step in ["ship", "deliver"] {
@@ -395,21 +344,9 @@ async fn a_payout_moves_available_earnings_to_paid_out() {
         earnings_of("50.00", "5.00", "45.00", "0.00", "45.00", "0.00", "0.00")
     );
 
-    let payout = app
-        .post(
-            &format!("/v1/vendors/{b}/payouts"),
-            &app.admin(),
-            json!({"amount": "20.00"}),
-        )
-        .await;
+    let payout = app.request_payout(b, "20.00").await;
     assert_eq!(payout.status, StatusCode::CREATED, "{:?}", payout.body);
-    let too_much = app
-        .post(
-            &format!("/v1/vendors/{b}/payouts"),
-            &app.admin(),
-            json!({"amount": "25.01"}),
-        )
-        .await;
+    let too_much = app.request_payout(b, "25.01").await;
     assert_eq!(too_much.status, StatusCode::CONFLICT, "{:?}", too_much.body);
 
     let at_payout = position(&payout);
@@ -440,15 +377,15 @@ async fn a_payout_moves_available_earnings_to_paid_out() {
 async fn the_trial_balance_is_for_admins_and_auditors_only() {
     let app = TestApp::spawn().await;
     let a = app.register_vendor("Kayaks").await;
-    for token in [app.admin(), auditor(&app)] {
-        let answer = get(&app, "/v1/ledger/trial-balance", &token, None).await;
+    for token in [app.admin(), app.auditor()] {
+        let answer = app.get_at("/v1/ledger/trial-balance", &token, None).await;
         assert_ok(&answer);
         assert_eq!(answer.body["total_debit"], "0.00");
         assert_eq!(answer.body["total_credit"], "0.00");
         assert!(answer.body["accounts"].is_array());
     }
-    for token in [app.customer("c-1"), app.vendor(a), analyst(&app)] {
-        let answer = get(&app, "/v1/ledger/trial-balance", &token, None).await;
+    for token in [app.customer("c-1"), app.vendor(a), app.analyst()] {
+        let answer = app.get_at("/v1/ledger/trial-balance", &token, None).await;
         assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
     }
     let anonymous = app
@@ -470,7 +407,7 @@ async fn all_entries(app: &TestApp, vendor_id: Uuid, token: &str, limit: usize) 
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let page = get(app, &path, token, None).await;
+        let page = app.get_at(&path, token, None).await;
         assert_ok(&page);
         let got = page.body["items"].as_array().expect("items").clone();
         match page.body["next_cursor"].as_str() {
@@ -499,11 +436,11 @@ async fn a_vendor_pages_through_its_own_entries_and_sees_no_one_elses() {
     let a_item = app.sale_listing(a, "10.00", 50).await;
     let b_item = app.sale_listing(b, "7.00", 50).await;
     for quantity in 1..=3 {
-        let order = place(&app, "c-1", vec![sale(a_item, quantity)]).await;
-        pay(&app, &order).await;
+        let order = app.place("c-1", vec![sale_item(a_item, quantity)]).await;
+        app.pay(&order).await.position();
     }
-    let order = place(&app, "c-2", vec![sale(b_item, 1)]).await;
-    pay(&app, &order).await;
+    let order = app.place("c-2", vec![sale_item(b_item, 1)]).await;
+    app.pay(&order).await.position();
     let head = settle(&app).await;
 
     assert_eq!(
@@ -548,10 +485,10 @@ async fn a_vendor_pages_through_its_own_entries_and_sees_no_one_elses() {
         for token in [
             app.vendor(b),
             app.customer("c-1"),
-            analyst(&app),
-            auditor(&app),
+            app.analyst(),
+            app.auditor(),
         ] {
-            let answer = get(&app, &path, &token, None).await;
+            let answer = app.get_at(&path, &token, None).await;
             assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
         }
         let anonymous = app.send(Method::GET, &path, None, None, &[]).await;
@@ -563,7 +500,7 @@ async fn a_vendor_pages_through_its_own_entries_and_sees_no_one_elses() {
         format!("/v1/vendors/{unknown}/earnings"),
         format!("/v1/vendors/{unknown}/earnings/entries"),
     ] {
-        let answer = get(&app, &path, &app.admin(), Some(head)).await;
+        let answer = app.get_at(&path, &app.admin(), Some(head)).await;
         assert_problem(&answer, StatusCode::NOT_FOUND, "not-found");
     }
     // A vendor with no sales has zero earnings and no entries.
@@ -582,25 +519,25 @@ async fn a_vendor_pages_through_its_own_entries_and_sees_no_one_elses() {
 // ---------------------------------------------------------------------------
 
 async fn summary(app: &TestApp, query: &str, min: i64) -> Value {
-    let answer = get(
-        app,
-        &format!("/v1/analytics/summary{query}"),
-        &analyst(app),
-        Some(min),
-    )
-    .await;
+    let answer = app
+        .get_at(
+            &format!("/v1/analytics/summary{query}"),
+            &app.analyst(),
+            Some(min),
+        )
+        .await;
     assert_ok(&answer);
     answer.body
 }
 
 async fn revenue(app: &TestApp, query: &str, min: i64) -> Vec<Value> {
-    let answer = get(
-        app,
-        &format!("/v1/analytics/revenue{query}"),
-        &analyst(app),
-        Some(min),
-    )
-    .await;
+    let answer = app
+        .get_at(
+            &format!("/v1/analytics/revenue{query}"),
+            &app.analyst(),
+            Some(min),
+        )
+        .await;
     assert_ok(&answer);
     answer.body["buckets"].as_array().expect("buckets").clone()
 }
@@ -624,19 +561,20 @@ async fn the_summary_and_revenue_count_paid_orders_by_day_week_month_vendor_and_
     let kayak = app.rental_listing(a, "day", "20.00", "50.00", 5).await;
     let paddle = app.sale_listing(b, "15.50", 10).await;
     let before = Utc::now();
-    let paid = place(&app, "c-1", vec![rental(kayak, 1, 0, 3), sale(paddle, 2)]).await;
-    pay(&app, &paid).await;
-    let cancelled = place(&app, "c-2", vec![sale(paddle, 1)]).await;
-    let cancel = app
-        .post(
-            &format!("/v1/orders/{}/cancel", cancelled.uuid("order_id")),
-            &app.customer("c-2"),
-            json!({}),
+    let paid = app
+        .place(
+            "c-1",
+            vec![rental_days(kayak, 1, 0, 3), sale_item(paddle, 2)],
         )
+        .await;
+    app.pay(&paid).await.position();
+    let cancelled = app.place("c-2", vec![sale_item(paddle, 1)]).await;
+    let cancel = app
+        .cancel_order(&app.customer("c-2"), cancelled.uuid("order_id"), json!({}))
         .await;
     assert_ok(&cancel);
     assert_eq!(cancel.body["status"], "cancelled");
-    place(&app, "c-3", vec![rental(kayak, 1, 10, 11)]).await;
+    app.place("c-3", vec![rental_days(kayak, 1, 10, 11)]).await;
     let head = settle(&app).await;
     let after = Utc::now();
 
@@ -766,11 +704,11 @@ async fn rental_days_and_utilisation_count_paid_unit_days_inside_the_window() {
     let app = TestApp::spawn().await;
     let a = app.register_vendor("Kayaks").await;
     let kayak = app.rental_listing(a, "day", "10.00", "0.00", 3).await;
-    let first = place(&app, "c-1", vec![rental(kayak, 2, 1, 4)]).await;
-    pay(&app, &first).await;
-    let second = place(&app, "c-1", vec![rental(kayak, 1, 9, 11)]).await;
-    pay(&app, &second).await;
-    place(&app, "c-2", vec![rental(kayak, 1, 4, 9)]).await;
+    let first = app.place("c-1", vec![rental_days(kayak, 2, 1, 4)]).await;
+    app.pay(&first).await.position();
+    let second = app.place("c-1", vec![rental_days(kayak, 1, 9, 11)]).await;
+    app.pay(&second).await.position();
+    app.place("c-2", vec![rental_days(kayak, 1, 4, 9)]).await;
     let head = settle(&app).await;
     let s = summary(
         &app,
@@ -791,8 +729,8 @@ async fn a_failed_payment_is_counted_by_its_reason() {
     let app = TestApp::spawn().await;
     let b = app.register_vendor("Paddles").await;
     let paddle = app.sale_listing(b, "12.00", 10).await;
-    let first = place(&app, "c-1", vec![sale(paddle, 1)]).await;
-    let second = place(&app, "c-2", vec![sale(paddle, 2)]).await;
+    let first = app.place("c-1", vec![sale_item(paddle, 1)]).await;
+    let second = app.place("c-2", vec![sale_item(paddle, 2)]).await;
     let mut at = 0;
     for (order, event, reason) in [
         (&first, "evt_f1", "Your card was declined."),
@@ -804,7 +742,7 @@ async fn a_failed_payment_is_counted_by_its_reason() {
                 event,
                 "payment_intent.payment_failed",
                 order.uuid("order_id"),
-                ledger_tests::ledger_support::total_minor(order),
+                ledger_tests::webhooks::total_minor(order),
                 Some(reason),
             )
             .await;
@@ -822,7 +760,7 @@ async fn a_failed_payment_is_counted_by_its_reason() {
     assert_eq!(s["gmv"], "0.00");
 
     // Paid after failing, the order counts; its failure still does.
-    let paid = pay(&app, &second).await;
+    let paid = app.pay(&second).await.position();
     let s = summary(&app, "", paid).await;
     assert_eq!(s["paid_orders"], 1);
     assert_eq!(s["gmv"], "24.00");
@@ -836,11 +774,11 @@ async fn analytics_are_for_analysts_and_admins_only() {
     let app = TestApp::spawn().await;
     let a = app.register_vendor("Kayaks").await;
     for path in ["/v1/analytics/summary", "/v1/analytics/revenue"] {
-        for token in [analyst(&app), app.admin()] {
-            assert_ok(&get(&app, path, &token, None).await);
+        for token in [app.analyst(), app.admin()] {
+            assert_ok(&app.get_at(path, &token, None).await);
         }
-        for token in [app.customer("c-1"), app.vendor(a), auditor(&app)] {
-            let answer = get(&app, path, &token, None).await;
+        for token in [app.customer("c-1"), app.vendor(a), app.auditor()] {
+            let answer = app.get_at(path, &token, None).await;
             assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
         }
         let anonymous = app.send(Method::GET, path, None, None, &[]).await;
@@ -851,7 +789,7 @@ async fn analytics_are_for_analysts_and_admins_only() {
 #[tokio::test]
 async fn bad_analytics_parameters_are_refused() {
     let app = TestApp::spawn().await;
-    let token = analyst(&app);
+    let token = app.analyst();
     for query in [
         "?granularity=year",
         "?granularity=",
@@ -860,7 +798,9 @@ async fn bad_analytics_parameters_are_refused() {
         "?from=yesterday",
         "?colour=blue",
     ] {
-        let answer = get(&app, &format!("/v1/analytics/revenue{query}"), &token, None).await;
+        let answer = app
+            .get_at(&format!("/v1/analytics/revenue{query}"), &token, None)
+            .await;
         assert_eq!(
             answer.status,
             StatusCode::BAD_REQUEST,
@@ -879,7 +819,7 @@ async fn bad_analytics_parameters_are_refused() {
             "?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z",
             "?from=2030-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
         ] {
-            let answer = get(&app, &format!("{path}{window}"), &token, None).await;
+            let answer = app.get_at(&format!("{path}{window}"), &token, None).await;
             assert_invalid_field(&answer, "to");
         }
     }
@@ -903,8 +843,8 @@ async fn a_payout_is_checked_against_the_true_balance_after_the_vendor_is_snapsh
     );
     let b = app.register_vendor("Paddles").await;
     let paddle = app.sale_listing(b, "25.00", 10).await;
-    let order = place(&app, "c-1", vec![sale(paddle, 2)]).await;
-    pay(&app, &order).await;
+    let order = app.place("c-1", vec![sale_item(paddle, 2)]).await;
+    app.pay(&order).await.position();
     let order_id = order.uuid("order_id");
     for step in ["ship", "deliver"] {
         let path = format!("/v1/orders/{order_id}/vendors/{b}/{step}");

@@ -16,172 +16,22 @@
 //! gossip (`connect_urls`). That seed node is the one killed when it leads
 //! the stream, so failing over to a discovered node is part of the test.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledger_tests::pipeline_support::stream_events;
+use ledger_tests::database::scalar;
+use ledger_tests::pipeline::wait_converged;
+use ledger_tests::services::NatsCluster;
+use ledger_tests::stream::stream_events;
 use ledger_tests::TestApp;
 use projectors::rebuild::{differences, rebuild_into, READ_MODEL_TABLES};
 use reqwest::StatusCode;
 use serde_json::json;
-use sqlx::PgPool;
 use uuid::Uuid;
 
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
-const NODES: usize = 3;
 /// Concurrent clients of the load.
 const CLIENTS: usize = 8;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-// ---------------------------------------------------------------------------
-// A private three-node cluster, every node killed when dropped (also on
-// panic, and with the test process through PR_SET_PDEATHSIG).
-// ---------------------------------------------------------------------------
-
-struct Node {
-    name: String,
-    client_port: u16,
-    child: Option<Child>,
-}
-
-struct Cluster {
-    nodes: Vec<Node>,
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("ledger-nats-cluster-")
-            .tempdir()
-            .expect("a temporary directory");
-        let cluster_name = format!("lt_{}", &Uuid::new_v4().simple().to_string()[..8]);
-        let client_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let cluster_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let mut nodes = Vec::new();
-        for i in 0..NODES {
-            let name = format!("{cluster_name}_n{i}");
-            let store: PathBuf = dir.path().join(format!("store-{i}"));
-            std::fs::create_dir_all(&store).expect("create a store");
-            let routes: Vec<String> = (0..NODES)
-                .filter(|j| *j != i)
-                .map(|j| format!("nats://127.0.0.1:{}", cluster_ports[j]))
-                .collect();
-            let mut command = Command::new(NATS_SERVER);
-            command
-                .args(["-a", "127.0.0.1", "-p", &client_ports[i].to_string(), "-js"])
-                .arg("-sd")
-                .arg(&store)
-                .args([
-                    "--cluster",
-                    &format!("nats://127.0.0.1:{}", cluster_ports[i]),
-                    "--routes",
-                    &routes.join(","),
-                    "--cluster_name",
-                    &cluster_name,
-                    "-n",
-                    &name,
-                ])
-                .arg("-l")
-                .arg(dir.path().join(format!("node-{i}.log")))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            // SAFETY: prctl is async-signal-safe and touches no Rust state.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                command.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-            nodes.push(Node {
-                name,
-                client_port: client_ports[i],
-                child: Some(command.spawn().expect("start nats-server")),
-            });
-        }
-        let cluster = Cluster { nodes, dir };
-        cluster.wait_for_meta_leader().await;
-        cluster
-    }
-
-    fn url(&self, i: usize) -> String {
-        format!("nats://127.0.0.1:{}", self.nodes[i].client_port)
-    }
-
-    fn alive(&self) -> Vec<usize> {
-        (0..NODES)
-            .filter(|i| self.nodes[*i].child.is_some())
-            .collect()
-    }
-
-    /// Every node answers JetStream account requests, which needs a meta
-    /// leader.
-    async fn wait_for_meta_leader(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for i in 0..NODES {
-            loop {
-                let ready = async {
-                    let client = async_nats::ConnectOptions::new()
-                        .connection_timeout(Duration::from_millis(500))
-                        .connect(self.url(i))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    // Raw, as async-nats 0.51 does not parse v2.9's answer.
-                    let answer = client
-                        .request("$JS.API.INFO", "".into())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let info: serde_json::Value =
-                        serde_json::from_slice(&answer.payload).map_err(|e| e.to_string())?;
-                    match info.get("error") {
-                        Some(error) => Err(error.to_string()),
-                        None => Ok(()),
-                    }
-                };
-                let outcome = tokio::time::timeout(Duration::from_secs(3), ready)
-                    .await
-                    .unwrap_or_else(|_| Err("timed out".to_owned()));
-                match outcome {
-                    Ok(_) => break,
-                    Err(error) => assert!(
-                        Instant::now() < deadline,
-                        "node {i} has no JetStream meta leader: {error} (logs in {:?})",
-                        self.dir.path()
-                    ),
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-
-    fn kill9(&mut self, i: usize) {
-        let mut child = self.nodes[i].child.take().expect("the node runs");
-        child.kill().expect("SIGKILL nats-server");
-        child.wait().expect("reap nats-server");
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-}
 
 /// The stream's info as one node sees it: (leader, replicas, messages).
 async fn stream_info(url: &str, stream: &str) -> Option<(Option<String>, usize, u64)> {
@@ -203,55 +53,6 @@ async fn stream_info(url: &str, stream: &str) -> Option<(Option<String>, usize, 
 // ---------------------------------------------------------------------------
 // The ledger's progress.
 // ---------------------------------------------------------------------------
-
-async fn scalar(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn consumers() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = projectors::read_models().iter().map(|m| m.name()).collect();
-    names.push(command_api::policies::NAME);
-    names
-}
-
-/// Waits until the relay has published the whole log and every consumer
-/// has applied it, and the log has stopped growing. Returns the head.
-async fn wait_converged(pool: &PgPool, stream: &str, timeout: Duration) -> i64 {
-    let deadline = Instant::now() + timeout;
-    let (mut stable, mut last_head) = (0, -1);
-    loop {
-        let head = scalar(pool, "SELECT coalesce(max(global_position), 0) FROM events").await;
-        let relay = projectors::checkpoints::published(pool, stream)
-            .await
-            .expect("the relay's position");
-        let checkpoints: Vec<(String, i64)> =
-            sqlx::query_as("SELECT name, position FROM consumer_checkpoints ORDER BY name")
-                .fetch_all(pool)
-                .await
-                .expect("the checkpoints");
-        let reached = consumers()
-            .iter()
-            .all(|name| checkpoints.iter().any(|(n, p)| n == name && *p == head));
-        if relay == head && reached && head == last_head {
-            stable += 1;
-            if stable >= 3 {
-                return head;
-            }
-        } else {
-            stable = 0;
-        }
-        last_head = head;
-        assert!(
-            Instant::now() < deadline,
-            "the pipeline did not catch up within {timeout:?}: head {head}, relay {relay}, \
-             checkpoints {checkpoints:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// Clients placing and paying orders until told to stop.
 struct Load {
@@ -320,7 +121,7 @@ impl Load {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_r3_stream_loses_nothing_when_its_leader_node_is_killed_mid_load() {
     let started = Instant::now();
-    let mut cluster = Cluster::start().await;
+    let mut cluster = NatsCluster::start().await;
     eprintln!("cluster up with a meta leader in {:?}", started.elapsed());
 
     let seed = cluster.url(0);

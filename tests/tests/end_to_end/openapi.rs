@@ -362,8 +362,7 @@ async fn real_answers_validate_against_the_document() {
         .rental_listing(vendor_id, "day", "45.00", "100.00", 3)
         .await;
     let sale = app
-        .post(
-            "/v1/listings",
+        .create_listing(
             &vendor_token,
             json!({"title": "Paddle", "description": "", "category": "gear",
                    "kind": "sale", "unit_price": "12.50", "stock": 4}),
@@ -372,13 +371,7 @@ async fn real_answers_validate_against_the_document() {
     conforms(&doc, "post", "/v1/listings", &sale);
     let sale_id = sale.uuid("listing_id");
     app.publish(vendor_id, rental).await;
-    let published = app
-        .post(
-            &format!("/v1/listings/{sale_id}/publish"),
-            &vendor_token,
-            json!({}),
-        )
-        .await;
+    let published = app.publish_listing(&vendor_token, sale_id).await;
     conforms(
         &doc,
         "post",
@@ -386,11 +379,7 @@ async fn real_answers_validate_against_the_document() {
         &published,
     );
     let price = app
-        .post(
-            &format!("/v1/listings/{sale_id}/price"),
-            &vendor_token,
-            json!({"unit_price": "13.00"}),
-        )
+        .change_price(&vendor_token, sale_id, json!({"unit_price": "13.00"}))
         .await;
     conforms(&doc, "post", "/v1/listings/{listing_id}/price", &price);
 

@@ -6,18 +6,16 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use ledger_tests::ledger_support::{
-    command_app, decimal, event_payloads, event_types, hold_history, holds_of, order_status,
-    total_minor, wait_for_event, HoldRecord,
-};
+use ledger_tests::answer::decimal;
+use ledger_tests::events::HoldRecord;
+use ledger_tests::rental_item;
+use ledger_tests::webhooks::total_minor;
+use ledger_tests::webhooks::{payment_event, signed, FAILED, SUCCEEDED};
 use ledger_tests::{at, Answer, TestApp, WEBHOOK_SECRET};
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
-
-const SUCCEEDED: &str = "payment_intent.succeeded";
-const FAILED: &str = "payment_intent.payment_failed";
 
 /// How long the tests with a short hold TTL wait for the sweeper at most.
 const SWEEP_WAIT: Duration = Duration::from_secs(10);
@@ -28,19 +26,6 @@ async fn spawn_short_ttl(ttl: Duration) -> TestApp {
         config.hold_ttl = ttl;
         config.sweep_interval = Duration::from_millis(200);
     })
-    .await
-}
-
-fn rental(listing_id: Uuid, start: &str, end: &str) -> Value {
-    json!({"listing_id": listing_id, "quantity": 1, "start": start, "end": end})
-}
-
-async fn place(app: &TestApp, customer: &str, items: Vec<Value>) -> Answer {
-    app.post(
-        "/v1/orders",
-        &app.customer(customer),
-        json!({ "items": items }),
-    )
     .await
 }
 
@@ -55,23 +40,14 @@ fn assert_unavailable(answer: &Answer) {
     assert_eq!(answer.problem_type(), "unavailable", "{:?}", answer.body);
 }
 
-/// The hold an order placed on a listing.
-async fn hold_of(app: &TestApp, listing_id: Uuid, order_id: Uuid) -> HoldRecord {
-    holds_of(app, listing_id)
-        .await
-        .into_iter()
-        .find(|h| h.order_id == order_id)
-        .unwrap_or_else(|| panic!("order {order_id} has no hold on {listing_id}"))
-}
-
 /// Waits until the order's hold on the listing no longer counts (expired
 /// by the sweeper, or released) and returns the hold's history.
 async fn hold_settled(app: &TestApp, listing_id: Uuid, order_id: Uuid) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + SWEEP_WAIT;
     loop {
-        let hold = hold_of(app, listing_id, order_id).await;
+        let hold = app.hold_of(listing_id, order_id).await;
         if !hold.is_live() {
-            return hold_history(app, listing_id, hold.hold_id).await;
+            return app.hold_history(listing_id, hold.hold_id).await;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -91,42 +67,21 @@ async fn one_unit_rental(app: &TestApp) -> Uuid {
     app.rental_listing(vendor, "day", "30.00", "20.00", 1).await
 }
 
-/// A signed webhook body with a chosen signature timestamp and secret.
-fn signed(body: &Value, secret: &str, timestamp: i64) -> (Vec<u8>, String) {
-    let raw = serde_json::to_vec(body).expect("serialise");
-    let signature = command_api::routes::webhooks::sign(&raw, secret, timestamp);
-    (raw, signature)
-}
-
-fn payment_event(event_id: &str, kind: &str, order_id: Uuid, amount_minor: i64) -> Value {
-    json!({
-        "id": event_id,
-        "type": kind,
-        "data": {"object": {
-            "id": format!("pi_{event_id}"),
-            "amount": amount_minor,
-            "currency": "usd",
-            "metadata": {"order_id": order_id.to_string()},
-            "last_payment_error": null,
-        }}
-    })
-}
-
 #[tokio::test]
 async fn a_payment_of_the_total_confirms_the_order_and_every_hold() {
     let app = TestApp::spawn().await;
     let vendor = app.register_vendor("Lake Outfitters").await;
     let kayak = app.rental_listing(vendor, "day", "25.00", "50.00", 2).await;
     let paddle = app.sale_listing(vendor, "12.50", 10).await;
-    let order = place(
-        &app,
-        "payer",
-        vec![
-            rental(kayak, &at(1, 0), &at(3, 0)),
-            json!({"listing_id": paddle, "quantity": 2}),
-        ],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "payer",
+            vec![
+                rental_item(kayak, 1, &at(1, 0), &at(3, 0)),
+                json!({"listing_id": paddle, "quantity": 2}),
+            ],
+        )
+        .await;
     assert_placed(&order);
     let order_id = order.uuid("order_id");
     assert_eq!(order.body["total"], "125.00", "50 rent + 50 deposit + 25");
@@ -136,15 +91,15 @@ async fn a_payment_of_the_total_confirms_the_order_and_every_hold() {
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
 
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["OrderPlaced", "PaymentCaptured", "OrderConfirmed"]);
     assert_eq!(decimal(&events[1].1["amount"]), Decimal::new(12_500, 2));
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
     for listing in [kayak, paddle] {
-        let hold = hold_of(&app, listing, order_id).await;
+        let hold = app.hold_of(listing, order_id).await;
         assert_eq!(
-            hold_history(&app, listing, hold.hold_id).await,
+            app.hold_history(listing, hold.hold_id).await,
             ["HoldPlaced", "HoldConfirmed"],
             "the hold on {listing} is confirmed"
         );
@@ -155,12 +110,12 @@ async fn a_payment_of_the_total_confirms_the_order_and_every_hold() {
 async fn a_redelivered_payment_event_records_nothing_new() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
-    let order = place(
-        &app,
-        "redelivered",
-        vec![rental(listing, &at(1, 0), &at(2, 0))],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "redelivered",
+            vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+        )
+        .await;
     assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
 
@@ -170,10 +125,7 @@ async fn a_redelivered_payment_event_records_nothing_new() {
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     let recorded = app.event_count().await;
     assert_eq!(
-        count(
-            &event_types(&app, "Order", order_id).await,
-            "PaymentCaptured"
-        ),
+        count(&app.event_types("Order", order_id).await, "PaymentCaptured"),
         1
     );
 
@@ -188,14 +140,16 @@ async fn a_redelivered_payment_event_records_nothing_new() {
             "a duplicate records nothing"
         );
     }
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_deliveries_of_one_payment_event_capture_it_once() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
-    let order = place(&app, "storm", vec![rental(listing, &at(1, 0), &at(2, 0))]).await;
+    let order = app
+        .place_order("storm", vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))])
+        .await;
     assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
 
@@ -205,13 +159,13 @@ async fn concurrent_deliveries_of_one_payment_event_capture_it_once() {
     for answer in &answers {
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     }
-    let types = event_types(&app, "Order", order_id).await;
+    let types = app.event_types("Order", order_id).await;
     assert_eq!(count(&types, "PaymentCaptured"), 1, "{types:?}");
     assert_eq!(count(&types, "OrderConfirmed"), 1, "{types:?}");
     assert_eq!(count(&types, "RefundIssued"), 0, "{types:?}");
-    let hold = hold_of(&app, listing, order_id).await;
+    let hold = app.hold_of(listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
 }
@@ -220,12 +174,12 @@ async fn concurrent_deliveries_of_one_payment_event_capture_it_once() {
 async fn a_failed_payment_is_recorded_and_leaves_the_order_placed() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
-    let order = place(
-        &app,
-        "declined",
-        vec![rental(listing, &at(1, 0), &at(2, 0))],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "declined",
+            vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+        )
+        .await;
     assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
 
@@ -239,25 +193,28 @@ async fn a_failed_payment_is_recorded_and_leaves_the_order_placed() {
         )
         .await;
     assert_eq!(failed.status, StatusCode::OK, "{:?}", failed.body);
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["OrderPlaced", "PaymentFailed"]);
     assert_eq!(events[1].1["reason"], "Your card was declined.");
-    assert_eq!(order_status(&app, order_id).await, "placed");
-    let hold = hold_of(&app, listing, order_id).await;
+    assert_eq!(app.order_status(order_id).await, "placed");
+    let hold = app.hold_of(listing, order_id).await;
     assert_eq!(
         hold.last, "HoldPlaced",
         "the hold stays active, unconfirmed"
     );
     // The units stay held for the order meanwhile.
-    assert_unavailable(&place(&app, "other", vec![rental(listing, &at(1, 0), &at(2, 0))]).await);
+    assert_unavailable(
+        &app.place_order("other", vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))])
+            .await,
+    );
 
     // The customer retries with another card.
     let paid = app
         .payment_webhook("evt_retry", SUCCEEDED, order_id, minor, None)
         .await;
     assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
-    let types = event_types(&app, "Order", order_id).await;
+    let types = app.event_types("Order", order_id).await;
     assert_eq!(
         types,
         [
@@ -267,9 +224,9 @@ async fn a_failed_payment_is_recorded_and_leaves_the_order_placed() {
             "OrderConfirmed"
         ]
     );
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
 }
@@ -278,12 +235,12 @@ async fn a_failed_payment_is_recorded_and_leaves_the_order_placed() {
 async fn a_payment_of_another_amount_is_a_mismatch_and_confirms_nothing() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
-    let order = place(
-        &app,
-        "short-payer",
-        vec![rental(listing, &at(1, 0), &at(2, 0))],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "short-payer",
+            vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+        )
+        .await;
     assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
 
@@ -293,7 +250,7 @@ async fn a_payment_of_another_amount_is_a_mismatch_and_confirms_nothing() {
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     }
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -306,10 +263,10 @@ async fn a_payment_of_another_amount_is_a_mismatch_and_confirms_nothing() {
     assert_eq!(events[1].1["expected_minor"], json!(minor));
     assert_eq!(events[1].1["received_minor"], json!(minor - 1));
     assert_eq!(events[2].1["received_minor"], json!(minor + 100));
-    assert_eq!(order_status(&app, order_id).await, "placed");
-    let hold = hold_of(&app, listing, order_id).await;
+    assert_eq!(app.order_status(order_id).await, "placed");
+    let hold = app.hold_of(listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced"],
         "no hold is confirmed by a mismatched payment"
     );
@@ -319,10 +276,15 @@ async fn a_payment_of_another_amount_is_a_mismatch_and_confirms_nothing() {
 async fn webhooks_with_a_bad_signature_a_stale_timestamp_or_no_signature_are_refused() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
-    let order = place(&app, "forged", vec![rental(listing, &at(1, 0), &at(2, 0))]).await;
+    let order = app
+        .place_order(
+            "forged",
+            vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+        )
+        .await;
     assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
-    let body = payment_event("evt_forged", SUCCEEDED, order_id, minor);
+    let body = payment_event("evt_forged", SUCCEEDED, order_id, minor, None);
     let now = Utc::now().timestamp();
     let recorded = app.event_count().await;
 
@@ -331,7 +293,7 @@ async fn webhooks_with_a_bad_signature_a_stale_timestamp_or_no_signature_are_ref
     let (_, stale) = signed(&body, WEBHOOK_SECRET, now - 400);
     let (_, future) = signed(&body, WEBHOOK_SECRET, now + 400);
     let (_, for_another_body) = signed(
-        &payment_event("evt_forged", SUCCEEDED, order_id, 1),
+        &payment_event("evt_forged", SUCCEEDED, order_id, 1, None),
         WEBHOOK_SECRET,
         now,
     );
@@ -371,20 +333,25 @@ async fn webhooks_with_a_bad_signature_a_stale_timestamp_or_no_signature_are_ref
         "no signature header"
     );
     assert_eq!(app.event_count().await, recorded, "nothing recorded");
-    assert_eq!(order_status(&app, order_id).await, "placed");
+    assert_eq!(app.order_status(order_id).await, "placed");
 
     // The same body, properly signed within the tolerance, is accepted.
     let (_, good) = signed(&body, WEBHOOK_SECRET, now - 200);
     let accepted = app.send_raw_webhook(raw, &good).await;
     assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
 }
 
 #[tokio::test]
 async fn unknown_event_types_are_acknowledged_and_ignored() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
-    let order = place(&app, "ignored", vec![rental(listing, &at(1, 0), &at(2, 0))]).await;
+    let order = app
+        .place_order(
+            "ignored",
+            vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+        )
+        .await;
     assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
     let recorded = app.event_count().await;
@@ -403,7 +370,7 @@ async fn unknown_event_types_are_acknowledged_and_ignored() {
         assert_eq!(answer.status, StatusCode::OK, "{kind}: {:?}", answer.body);
     }
     assert_eq!(app.event_count().await, recorded, "nothing recorded");
-    assert_eq!(order_status(&app, order_id).await, "placed");
+    assert_eq!(app.order_status(order_id).await, "placed");
 }
 
 #[tokio::test]
@@ -414,26 +381,27 @@ async fn an_unpaid_hold_expires_and_frees_its_units() {
     let paddle = app.sale_listing(vendor, "19.00", 1).await;
     let period = (at(5, 0), at(7, 0));
     let items = vec![
-        rental(kayak, &period.0, &period.1),
+        rental_item(kayak, 1, &period.0, &period.1),
         json!({"listing_id": paddle, "quantity": 1}),
     ];
-    let order = place(&app, "forgetful", items.clone()).await;
+    let order = app.place_order("forgetful", items.clone()).await;
     assert_placed(&order);
     let order_id = order.uuid("order_id");
     // Held for now, both the rental unit and the last item in stock.
-    let refused = place(&app, "patient", items.clone()).await;
+    let refused = app.place_order("patient", items.clone()).await;
     assert_unavailable(&refused);
     assert_eq!(refused.body["conflicts"].as_array().map(Vec::len), Some(2));
 
     assert!(
-        wait_for_event(&app, "Order", order_id, "OrderCancelled", SWEEP_WAIT).await,
+        app.wait_for_event("Order", order_id, "OrderCancelled", SWEEP_WAIT)
+            .await,
         "the unpaid order is cancelled by the sweeper"
     );
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let (last, payload) = events.last().expect("events");
     assert_eq!(last, "OrderCancelled", "{events:?}");
     assert_eq!(payload["cause"], json!("expiry"), "{payload}");
-    assert_eq!(order_status(&app, order_id).await, "cancelled");
+    assert_eq!(app.order_status(order_id).await, "cancelled");
     for listing in [kayak, paddle] {
         // Whether the sweeper or the policies get there first, a lapsed
         // hold expires (a late payment may still re-hold it); never released.
@@ -445,7 +413,7 @@ async fn an_unpaid_hold_expires_and_frees_its_units() {
         );
     }
 
-    let second = place(&app, "patient", items).await;
+    let second = app.place_order("patient", items).await;
     assert_placed(&second);
 }
 
@@ -467,7 +435,7 @@ async fn holds_stranded_without_an_order_are_expired_by_the_sweeper() {
         .execute(&app.pool)
         .await
         .expect("write the deadline");
-    let replica = command_app(&app);
+    let replica = app.command_app();
     let command = serde_json::from_value(json!({"PlaceHold": {
         "hold_id": hold_id,
         "order_id": order_id,
@@ -485,18 +453,25 @@ async fn holds_stranded_without_an_order_are_expired_by_the_sweeper() {
         .execute(&listing.to_string(), command, &context, "PlaceHold")
         .await
         .expect("the stranded hold is placed");
-    assert_unavailable(&place(&app, "blocked", vec![rental(listing, &period.0, &period.1)]).await);
+    assert_unavailable(
+        &app.place_order(
+            "blocked",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await,
+    );
 
     assert!(
-        wait_for_event(&app, "Inventory", listing, "HoldExpired", SWEEP_WAIT).await,
+        app.wait_for_event("Inventory", listing, "HoldExpired", SWEEP_WAIT)
+            .await,
         "the stranded hold expires"
     );
     assert_eq!(
-        hold_history(&app, listing, hold_id).await,
+        app.hold_history(listing, hold_id).await,
         ["HoldPlaced", "HoldExpired"]
     );
     assert!(
-        event_types(&app, "Order", order_id).await.is_empty(),
+        app.event_types("Order", order_id).await.is_empty(),
         "no order comes into being"
     );
     let settled: Option<chrono::DateTime<Utc>> =
@@ -506,7 +481,13 @@ async fn holds_stranded_without_an_order_are_expired_by_the_sweeper() {
             .await
             .expect("read the deadline");
     assert!(settled.is_some(), "the deadline is settled");
-    assert_placed(&place(&app, "blocked", vec![rental(listing, &period.0, &period.1)]).await);
+    assert_placed(
+        &app.place_order(
+            "blocked",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await,
+    );
 }
 
 #[tokio::test]
@@ -514,21 +495,24 @@ async fn a_payment_after_expiry_re_holds_units_still_free_and_confirms() {
     let app = spawn_short_ttl(Duration::from_secs(1)).await;
     let listing = one_unit_rental(&app).await;
     let period = (at(8, 0), at(9, 0));
-    let order = place(
-        &app,
-        "late-payer",
-        vec![rental(listing, &period.0, &period.1)],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "late-payer",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await;
     assert_placed(&order);
     let order_id = order.uuid("order_id");
-    let hold = hold_of(&app, listing, order_id).await;
-    assert!(wait_for_event(&app, "Order", order_id, "OrderCancelled", SWEEP_WAIT).await);
+    let hold = app.hold_of(listing, order_id).await;
+    assert!(
+        app.wait_for_event("Order", order_id, "OrderCancelled", SWEEP_WAIT)
+            .await
+    );
     hold_settled(&app, listing, order_id).await;
 
     let answer = app.pay(&order).await;
     assert_eq!(answer.status, StatusCode::OK);
-    let types = event_types(&app, "Order", order_id).await;
+    let types = app.event_types("Order", order_id).await;
     assert_eq!(
         types,
         [
@@ -538,9 +522,9 @@ async fn a_payment_after_expiry_re_holds_units_still_free_and_confirms() {
             "OrderReconfirmed"
         ]
     );
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
+    assert_eq!(app.order_status(order_id).await, "confirmed");
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         [
             "HoldPlaced",
             "HoldExpired",
@@ -549,10 +533,13 @@ async fn a_payment_after_expiry_re_holds_units_still_free_and_confirms() {
         ]
     );
     // The unit is the late payer's again, and stays so.
-    assert_unavailable(&place(&app, "after", vec![rental(listing, &period.0, &period.1)]).await);
+    assert_unavailable(
+        &app.place_order("after", vec![rental_item(listing, 1, &period.0, &period.1)])
+            .await,
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id)
+        app.hold_history(listing, hold.hold_id)
             .await
             .last()
             .map(String::as_str),
@@ -565,25 +552,30 @@ async fn a_payment_after_expiry_on_units_taken_meanwhile_is_refunded_in_full() {
     let app = spawn_short_ttl(Duration::from_secs(2)).await;
     let listing = one_unit_rental(&app).await;
     let period = (at(10, 0), at(12, 0));
-    let late = place(
-        &app,
-        "too-late",
-        vec![rental(listing, &period.0, &period.1)],
-    )
-    .await;
+    let late = app
+        .place_order(
+            "too-late",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await;
     assert_placed(&late);
     let late_id = late.uuid("order_id");
-    assert!(wait_for_event(&app, "Order", late_id, "OrderCancelled", SWEEP_WAIT).await);
+    assert!(
+        app.wait_for_event("Order", late_id, "OrderCancelled", SWEEP_WAIT)
+            .await
+    );
 
     // Someone else books and pays for the freed unit.
-    let other = place(&app, "quick", vec![rental(listing, &period.0, &period.1)]).await;
+    let other = app
+        .place_order("quick", vec![rental_item(listing, 1, &period.0, &period.1)])
+        .await;
     assert_placed(&other);
     app.pay(&other).await;
     let other_id = other.uuid("order_id");
-    let other_hold = hold_of(&app, listing, other_id).await;
+    let other_hold = app.hold_of(listing, other_id).await;
 
     app.pay(&late).await;
-    let events = event_payloads(&app, "Order", late_id).await;
+    let events = app.event_payloads("Order", late_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -599,18 +591,19 @@ async fn a_payment_after_expiry_on_units_taken_meanwhile_is_refunded_in_full() {
         decimal(&late.body["total"]),
         "the whole payment is refunded"
     );
-    assert_eq!(order_status(&app, late_id).await, "refunded");
+    assert_eq!(app.order_status(late_id).await, "refunded");
 
     // The other customer's booking is untouched.
     assert_eq!(
-        hold_history(&app, listing, other_hold.hold_id).await,
+        app.hold_history(listing, other_hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
     assert_eq!(
-        event_types(&app, "Order", other_id).await,
+        app.event_types("Order", other_id).await,
         ["OrderPlaced", "PaymentCaptured", "OrderConfirmed"]
     );
-    let live: Vec<HoldRecord> = holds_of(&app, listing)
+    let live: Vec<HoldRecord> = app
+        .holds_of(listing)
         .await
         .into_iter()
         .filter(HoldRecord::is_live)
@@ -631,34 +624,41 @@ async fn a_payment_after_the_hold_lapsed_but_before_any_sweep_re_holds_or_refund
     let listing = one_unit_rental(&app).await;
     let free = (at(1, 0), at(2, 0));
     let taken = (at(3, 0), at(4, 0));
-    let keeps = place(&app, "keeps", vec![rental(listing, &free.0, &free.1)]).await;
-    let loses = place(&app, "loses", vec![rental(listing, &taken.0, &taken.1)]).await;
+    let keeps = app
+        .place_order("keeps", vec![rental_item(listing, 1, &free.0, &free.1)])
+        .await;
+    let loses = app
+        .place_order("loses", vec![rental_item(listing, 1, &taken.0, &taken.1)])
+        .await;
     assert_placed(&keeps);
     assert_placed(&loses);
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // A lapsed hold does not block: someone else takes the second period.
-    let thief = place(&app, "thief", vec![rental(listing, &taken.0, &taken.1)]).await;
+    let thief = app
+        .place_order("thief", vec![rental_item(listing, 1, &taken.0, &taken.1)])
+        .await;
     assert_placed(&thief);
     app.pay(&thief).await;
 
     app.pay(&keeps).await;
     let keeps_id = keeps.uuid("order_id");
-    assert_eq!(order_status(&app, keeps_id).await, "confirmed");
-    let hold = hold_of(&app, listing, keeps_id).await;
+    assert_eq!(app.order_status(keeps_id).await, "confirmed");
+    let hold = app.hold_of(listing, keeps_id).await;
     assert_eq!(hold.last, "HoldConfirmed", "{hold:?}");
 
     app.pay(&loses).await;
     let loses_id = loses.uuid("order_id");
-    let events = event_payloads(&app, "Order", loses_id).await;
+    let events = app.event_payloads("Order", loses_id).await;
     let refunded: Decimal = events
         .iter()
         .filter(|(t, _)| t == "RefundIssued")
         .map(|(_, p)| decimal(&p["amount"]))
         .sum();
     assert_eq!(refunded, decimal(&loses.body["total"]), "{events:?}");
-    assert_eq!(order_status(&app, loses_id).await, "refunded");
-    let live: Vec<HoldRecord> = holds_of(&app, listing)
+    assert_eq!(app.order_status(loses_id).await, "refunded");
+    let live: Vec<HoldRecord> = app
+        .holds_of(listing)
         .await
         .into_iter()
         .filter(HoldRecord::is_live)
@@ -674,26 +674,26 @@ async fn cancelling_a_paid_order_refunds_the_total_and_frees_its_units() {
     let kayak = app.rental_listing(vendor, "day", "40.00", "25.00", 1).await;
     let paddle = app.sale_listing(vendor, "9.99", 1).await;
     let items = vec![
-        rental(kayak, &at(1, 0), &at(3, 0)),
+        rental_item(kayak, 1, &at(1, 0), &at(3, 0)),
         json!({"listing_id": paddle, "quantity": 1}),
     ];
-    let order = place(&app, "changes-mind", items.clone()).await;
+    let order = app.place_order("changes-mind", items.clone()).await;
     assert_placed(&order);
     let order_id = order.uuid("order_id");
     app.pay(&order).await;
-    assert_unavailable(&place(&app, "waiting", items.clone()).await);
+    assert_unavailable(&app.place_order("waiting", items.clone()).await);
 
     let cancel = app
-        .post(
-            &format!("/v1/orders/{order_id}/cancel"),
+        .cancel_order(
             &app.customer("changes-mind"),
+            order_id,
             json!({"reason": "plans changed"}),
         )
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{:?}", cancel.body);
     assert_eq!(cancel.body["status"], "refunded", "{:?}", cancel.body);
-    assert_eq!(order_status(&app, order_id).await, "refunded");
-    let events = event_payloads(&app, "Order", order_id).await;
+    assert_eq!(app.order_status(order_id).await, "refunded");
+    let events = app.event_payloads("Order", order_id).await;
     let refunds: Vec<Decimal> = events
         .iter()
         .filter(|(t, _)| t == "RefundIssued")
@@ -701,13 +701,13 @@ async fn cancelling_a_paid_order_refunds_the_total_and_frees_its_units() {
         .collect();
     assert_eq!(refunds, [decimal(&order.body["total"])], "{events:?}");
     for listing in [kayak, paddle] {
-        let hold = hold_of(&app, listing, order_id).await;
+        let hold = app.hold_of(listing, order_id).await;
         assert_eq!(
-            hold_history(&app, listing, hold.hold_id).await,
+            app.hold_history(listing, hold.hold_id).await,
             ["HoldPlaced", "HoldConfirmed", "HoldReleased"]
         );
     }
-    assert_placed(&place(&app, "waiting", items).await);
+    assert_placed(&app.place_order("waiting", items).await);
 }
 
 #[tokio::test]
@@ -715,27 +715,33 @@ async fn the_sweeper_never_releases_a_paid_orders_units() {
     let app = spawn_short_ttl(Duration::from_secs(1)).await;
     let listing = one_unit_rental(&app).await;
     let period = (at(2, 0), at(5, 0));
-    let order = place(
-        &app,
-        "prompt-payer",
-        vec![rental(listing, &period.0, &period.1)],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "prompt-payer",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await;
     assert_placed(&order);
     let order_id = order.uuid("order_id");
     app.pay(&order).await;
 
     // Past the TTL and many sweeps.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let types = event_types(&app, "Order", order_id).await;
+    let types = app.event_types("Order", order_id).await;
     assert_eq!(types, ["OrderPlaced", "PaymentCaptured", "OrderConfirmed"]);
-    let hold = hold_of(&app, listing, order_id).await;
+    let hold = app.hold_of(listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
-    assert_unavailable(&place(&app, "hopeful", vec![rental(listing, &period.0, &period.1)]).await);
+    assert_eq!(app.order_status(order_id).await, "confirmed");
+    assert_unavailable(
+        &app.place_order(
+            "hopeful",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -745,7 +751,12 @@ async fn a_payment_racing_a_cancellation_leaves_no_money_or_units_stranded() {
     let listing = app.rental_listing(vendor, "day", "10.00", "0.00", 5).await;
     for n in 0..5 {
         let customer = format!("racer-{n}");
-        let order = place(&app, &customer, vec![rental(listing, &at(1, 0), &at(2, 0))]).await;
+        let order = app
+            .place_order(
+                &customer,
+                vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+            )
+            .await;
         assert_placed(&order);
         let order_id = order.uuid("order_id");
         let cancel_path = format!("/v1/orders/{order_id}/cancel");
@@ -760,7 +771,7 @@ async fn a_payment_racing_a_cancellation_leaves_no_money_or_units_stranded() {
 
         // Whichever came first, the customer gets the money back and the
         // unit is free.
-        let events = event_payloads(&app, "Order", order_id).await;
+        let events = app.event_payloads("Order", order_id).await;
         let sum = |kind: &str| -> Decimal {
             events
                 .iter()
@@ -774,8 +785,8 @@ async fn a_payment_racing_a_cancellation_leaves_no_money_or_units_stranded() {
             "{events:?}"
         );
         assert_eq!(sum("RefundIssued"), sum("PaymentCaptured"), "{events:?}");
-        assert_eq!(order_status(&app, order_id).await, "refunded");
-        let hold = hold_of(&app, listing, order_id).await;
+        assert_eq!(app.order_status(order_id).await, "refunded");
+        let hold = app.hold_of(listing, order_id).await;
         assert!(!hold.is_live(), "the unit is released: {hold:?}");
     }
 }
@@ -785,7 +796,9 @@ async fn a_failed_payment_leaves_the_order_placed_until_its_holds_expire() {
     let app = spawn_short_ttl(Duration::from_secs(1)).await;
     let listing = one_unit_rental(&app).await;
     let period = (at(6, 0), at(7, 0));
-    let order = place(&app, "broke", vec![rental(listing, &period.0, &period.1)]).await;
+    let order = app
+        .place_order("broke", vec![rental_item(listing, 1, &period.0, &period.1)])
+        .await;
     assert_placed(&order);
     let order_id = order.uuid("order_id");
     let failed = app
@@ -799,13 +812,19 @@ async fn a_failed_payment_leaves_the_order_placed_until_its_holds_expire() {
         .await;
     assert_eq!(failed.status, StatusCode::OK, "{:?}", failed.body);
 
-    assert!(wait_for_event(&app, "Order", order_id, "OrderCancelled", SWEEP_WAIT).await);
-    let events = event_payloads(&app, "Order", order_id).await;
+    assert!(
+        app.wait_for_event("Order", order_id, "OrderCancelled", SWEEP_WAIT)
+            .await
+    );
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["OrderPlaced", "PaymentFailed", "OrderCancelled"]);
     assert_eq!(events[2].1["cause"], json!("expiry"));
     hold_settled(&app, listing, order_id).await;
-    assert_placed(&place(&app, "next", vec![rental(listing, &period.0, &period.1)]).await);
+    assert_placed(
+        &app.place_order("next", vec![rental_item(listing, 1, &period.0, &period.1)])
+            .await,
+    );
 }
 
 #[tokio::test]
@@ -813,34 +832,30 @@ async fn a_payment_for_an_order_the_customer_cancelled_is_refunded_at_once() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
     let period = (at(1, 0), at(2, 0));
-    let order = place(
-        &app,
-        "cancels-first",
-        vec![rental(listing, &period.0, &period.1)],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "cancels-first",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await;
     assert_placed(&order);
     let order_id = order.uuid("order_id");
     let cancel = app
-        .post(
-            &format!("/v1/orders/{order_id}/cancel"),
-            &app.customer("cancels-first"),
-            json!({}),
-        )
+        .cancel_order(&app.customer("cancels-first"), order_id, json!({}))
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{:?}", cancel.body);
     assert_eq!(cancel.body["status"], "cancelled");
     // Someone else takes the unit.
-    let other = place(
-        &app,
-        "next-in-line",
-        vec![rental(listing, &period.0, &period.1)],
-    )
-    .await;
+    let other = app
+        .place_order(
+            "next-in-line",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await;
     assert_placed(&other);
 
     app.pay(&order).await;
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -855,14 +870,14 @@ async fn a_payment_for_an_order_the_customer_cancelled_is_refunded_at_once() {
         decimal(&events[3].1["amount"]),
         decimal(&order.body["total"])
     );
-    assert_eq!(order_status(&app, order_id).await, "refunded");
-    let hold = hold_of(&app, listing, order_id).await;
+    assert_eq!(app.order_status(order_id).await, "refunded");
+    let hold = app.hold_of(listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldReleased"],
         "a cancelled order is not re-held"
     );
-    let other_hold = hold_of(&app, listing, other.uuid("order_id")).await;
+    let other_hold = app.hold_of(listing, other.uuid("order_id")).await;
     assert!(other_hold.is_live(), "{other_hold:?}");
 }
 
@@ -870,18 +885,18 @@ async fn a_payment_for_an_order_the_customer_cancelled_is_refunded_at_once() {
 async fn a_second_payment_for_a_paid_order_is_refunded() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
-    let order = place(
-        &app,
-        "pays-twice",
-        vec![rental(listing, &at(1, 0), &at(2, 0))],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "pays-twice",
+            vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+        )
+        .await;
     assert_placed(&order);
     let order_id = order.uuid("order_id");
     app.pay(&order).await;
     app.pay(&order).await;
 
-    let events = event_payloads(&app, "Order", order_id).await;
+    let events = app.event_payloads("Order", order_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -897,10 +912,10 @@ async fn a_second_payment_for_a_paid_order_is_refunded() {
         decimal(&events[4].1["amount"]),
         decimal(&order.body["total"])
     );
-    assert_eq!(order_status(&app, order_id).await, "confirmed");
-    let hold = hold_of(&app, listing, order_id).await;
+    assert_eq!(app.order_status(order_id).await, "confirmed");
+    let hold = app.hold_of(listing, order_id).await;
     assert_eq!(
-        hold_history(&app, listing, hold.hold_id).await,
+        app.hold_history(listing, hold.hold_id).await,
         ["HoldPlaced", "HoldConfirmed"]
     );
 }
@@ -918,12 +933,12 @@ async fn payments_arriving_around_the_expiry_always_end_with_a_confirmed_booking
     let listing = app.rental_listing(vendor, "day", "10.00", "0.00", 20).await;
     let mut orders = Vec::new();
     for n in 0..12 {
-        let order = place(
-            &app,
-            &format!("edge-{n}"),
-            vec![rental(listing, &at(1, 0), &at(2, 0))],
-        )
-        .await;
+        let order = app
+            .place_order(
+                &format!("edge-{n}"),
+                vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+            )
+            .await;
         assert_placed(&order);
         orders.push(order);
     }
@@ -941,11 +956,11 @@ async fn payments_arriving_around_the_expiry_always_end_with_a_confirmed_booking
 
     for order in &orders {
         let order_id = order.uuid("order_id");
-        let types = event_types(&app, "Order", order_id).await;
-        let hold = hold_of(&app, listing, order_id).await;
-        let history = hold_history(&app, listing, hold.hold_id).await;
+        let types = app.event_types("Order", order_id).await;
+        let hold = app.hold_of(listing, order_id).await;
+        let history = app.hold_history(listing, hold.hold_id).await;
         assert_eq!(
-            order_status(&app, order_id).await,
+            app.order_status(order_id).await,
             "confirmed",
             "order {types:?}, hold {history:?}"
         );
@@ -960,13 +975,18 @@ async fn payments_arriving_around_the_expiry_always_end_with_a_confirmed_booking
 async fn a_signed_webhook_that_is_malformed_or_names_no_order_is_refused_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
-    let order = place(&app, "garbled", vec![rental(listing, &at(1, 0), &at(2, 0))]).await;
+    let order = app
+        .place_order(
+            "garbled",
+            vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+        )
+        .await;
     assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
     let recorded = app.event_count().await;
     let now = Utc::now().timestamp();
 
-    let unknown_order = payment_event("evt_unknown", SUCCEEDED, Uuid::now_v7(), minor);
+    let unknown_order = payment_event("evt_unknown", SUCCEEDED, Uuid::now_v7(), minor, None);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("malformed JSON", b"{\"id\": \"evt_x\", \"type\":".to_vec()),
         (
@@ -989,7 +1009,7 @@ async fn a_signed_webhook_that_is_malformed_or_names_no_order_is_refused_and_cha
             "{case}: nothing recorded"
         );
     }
-    assert_eq!(order_status(&app, order_id).await, "placed");
+    assert_eq!(app.order_status(order_id).await, "placed");
 }
 
 #[tokio::test]
@@ -999,32 +1019,35 @@ async fn a_late_payment_that_can_re_hold_only_some_lines_releases_them_all_and_r
     let free_boat = app.rental_listing(vendor, "day", "30.00", "0.00", 1).await;
     let taken_boat = app.rental_listing(vendor, "day", "35.00", "0.00", 1).await;
     let period = (at(4, 0), at(5, 0));
-    let late = place(
-        &app,
-        "two-boats",
-        vec![
-            rental(free_boat, &period.0, &period.1),
-            rental(taken_boat, &period.0, &period.1),
-        ],
-    )
-    .await;
+    let late = app
+        .place_order(
+            "two-boats",
+            vec![
+                rental_item(free_boat, 1, &period.0, &period.1),
+                rental_item(taken_boat, 1, &period.0, &period.1),
+            ],
+        )
+        .await;
     assert_placed(&late);
     let late_id = late.uuid("order_id");
-    assert!(wait_for_event(&app, "Order", late_id, "OrderCancelled", SWEEP_WAIT).await);
+    assert!(
+        app.wait_for_event("Order", late_id, "OrderCancelled", SWEEP_WAIT)
+            .await
+    );
     for listing in [free_boat, taken_boat] {
         hold_settled(&app, listing, late_id).await;
     }
-    let other = place(
-        &app,
-        "one-boat",
-        vec![rental(taken_boat, &period.0, &period.1)],
-    )
-    .await;
+    let other = app
+        .place_order(
+            "one-boat",
+            vec![rental_item(taken_boat, 1, &period.0, &period.1)],
+        )
+        .await;
     assert_placed(&other);
     app.pay(&other).await;
 
     app.pay(&late).await;
-    let events = event_payloads(&app, "Order", late_id).await;
+    let events = app.event_payloads("Order", late_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -1039,17 +1062,23 @@ async fn a_late_payment_that_can_re_hold_only_some_lines_releases_them_all_and_r
         decimal(&events[3].1["amount"]),
         decimal(&late.body["total"])
     );
-    assert_eq!(order_status(&app, late_id).await, "refunded");
+    assert_eq!(app.order_status(late_id).await, "refunded");
     for listing in [free_boat, taken_boat] {
-        let hold = hold_of(&app, listing, late_id).await;
+        let hold = app.hold_of(listing, late_id).await;
         assert!(
             !hold.is_live(),
             "the refunded order keeps no unit: {hold:?}"
         );
     }
     // The free boat is orderable; the other customer keeps the taken one.
-    assert_placed(&place(&app, "after", vec![rental(free_boat, &period.0, &period.1)]).await);
-    let kept = hold_of(&app, taken_boat, other.uuid("order_id")).await;
+    assert_placed(
+        &app.place_order(
+            "after",
+            vec![rental_item(free_boat, 1, &period.0, &period.1)],
+        )
+        .await,
+    );
+    let kept = app.hold_of(taken_boat, other.uuid("order_id")).await;
     assert_eq!(kept.last, "HoldConfirmed");
 }
 
@@ -1066,18 +1095,18 @@ async fn a_payment_after_expiry_re_holds_free_units_even_once_the_policies_react
     .await;
     let listing = one_unit_rental(&app).await;
     let period = (at(3, 0), at(4, 0));
-    let order = place(
-        &app,
-        "late-again",
-        vec![rental(listing, &period.0, &period.1)],
-    )
-    .await;
+    let order = app
+        .place_order(
+            "late-again",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await;
     assert_placed(&order);
     let order_id = order.uuid("order_id");
-    let hold = hold_of(&app, listing, order_id).await;
+    let hold = app.hold_of(listing, order_id).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
-    let replica = command_app(&app);
+    let replica = app.command_app();
     let expire = serde_json::from_value(json!({"ExpireUnpaid": {"at": Utc::now()}}))
         .expect("an ExpireUnpaid command");
     let context = command_api::context::CommandContext::background(
@@ -1089,10 +1118,10 @@ async fn a_payment_after_expiry_re_holds_free_units_even_once_the_policies_react
         .execute(&order_id.to_string(), expire, &context, "ExpireUnpaidOrder")
         .await
         .expect("the order expires");
-    assert_eq!(order_status(&app, order_id).await, "cancelled");
+    assert_eq!(app.order_status(order_id).await, "cancelled");
     // Wait for the policies to settle the hold of the cancelled order.
     let deadline = tokio::time::Instant::now() + SWEEP_WAIT;
-    while hold_history(&app, listing, hold.hold_id).await.len() < 2 {
+    while app.hold_history(listing, hold.hold_id).await.len() < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "nothing settled the hold of the expired order"
@@ -1101,15 +1130,18 @@ async fn a_payment_after_expiry_re_holds_free_units_even_once_the_policies_react
     }
 
     app.pay(&order).await;
-    let types = event_types(&app, "Order", order_id).await;
-    let history = hold_history(&app, listing, hold.hold_id).await;
+    let types = app.event_types("Order", order_id).await;
+    let history = app.hold_history(listing, hold.hold_id).await;
     assert_eq!(
-        order_status(&app, order_id).await,
+        app.order_status(order_id).await,
         "confirmed",
         "units still free: the order is re-held; order {types:?}, hold {history:?}"
     );
     assert_eq!(count(&types, "OrderReconfirmed"), 1, "{types:?}");
     assert_eq!(count(&types, "RefundIssued"), 0, "{types:?}");
     assert_eq!(history.last().map(String::as_str), Some("HoldConfirmed"));
-    assert_unavailable(&place(&app, "after", vec![rental(listing, &period.0, &period.1)]).await);
+    assert_unavailable(
+        &app.place_order("after", vec![rental_item(listing, 1, &period.0, &period.1)])
+            .await,
+    );
 }

@@ -15,9 +15,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use ledger_nats::faults::{self, Fault};
 use ledger_nats::{EventEnvelope, StreamSettings};
-use ledger_tests::pipeline_support::{
-    commit_probes, eventually, head, insert_probe, nats_client, RelayTask,
-};
+use ledger_tests::events::head;
+use ledger_tests::pipeline::{commit_probes, eventually, insert_probe, RelayTask};
+use ledger_tests::stream::nats_client;
 use ledger_tests::{fresh_database, fresh_stream_name, TestApp};
 use projectors::rebuild::{differences, rebuild_and_swap, rebuild_into, READ_MODEL_TABLES};
 use projectors::{Consumer, RetryPolicy, Runner, RunnerConfig};

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use command_api::context::CommandContext;
 use command_api::{AppState, Principal};
-use ledger_tests::ledger_support::{command_app, event_types, holds_of, total_minor};
+use ledger_tests::answer::uuid_of;
+use ledger_tests::pipeline::checkpoint;
+use ledger_tests::webhooks::total_minor;
+use ledger_tests::Marketplace;
 use ledger_tests::{at, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -102,26 +105,10 @@ async fn wait_for(
         assert!(
             tokio::time::Instant::now() < deadline,
             "no {count} {event_type} on {aggregate_type} {aggregate_id} within {POLICY_WAIT:?}: {:?}",
-            event_types(app, aggregate_type, aggregate_id).await
+            app.event_types(aggregate_type, aggregate_id).await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn head(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(&app.pool)
-        .await
-        .expect("read the head")
-}
-
-async fn checkpoint(app: &TestApp, name: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT position FROM consumer_checkpoints WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&app.pool)
-        .await
-        .expect("read a checkpoint")
-        .unwrap_or(0)
 }
 
 /// Waits until the policies have applied the whole log (including the
@@ -129,11 +116,11 @@ async fn checkpoint(app: &TestApp, name: &str) -> i64 {
 async fn policies_settled(app: &TestApp) {
     let deadline = tokio::time::Instant::now() + POLICY_WAIT;
     loop {
-        let head = head(app).await;
-        if checkpoint(app, "policies").await >= head {
+        let head = app.head().await;
+        if checkpoint(&app.pool, "policies").await >= head {
             // Still at the head a moment later: nothing in flight.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            if checkpoint(app, "policies").await >= self::head(app).await {
+            if checkpoint(&app.pool, "policies").await >= app.head().await {
                 return;
             }
         }
@@ -172,61 +159,6 @@ fn of_type<'a>(events: &'a [Recorded], event_type: &str) -> Vec<&'a Recorded> {
         .collect()
 }
 
-fn uuid_of(value: &Value) -> Uuid {
-    value
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .unwrap_or_else(|| panic!("not a uuid: {value}"))
-}
-
-/// Two vendors: a rental (Harbour) and a sale (Alpine) listing.
-struct Shop {
-    harbour: Uuid,
-    alpine: Uuid,
-    kayak: Uuid,
-    boots: Uuid,
-}
-
-async fn shop(app: &TestApp) -> Shop {
-    let harbour = app.register_vendor("Harbour").await;
-    let alpine = app.register_vendor("Alpine").await;
-    let kayak = app
-        .rental_listing(harbour, "day", "20.00", "50.00", 3)
-        .await;
-    let boots = app.sale_listing(alpine, "15.00", 10).await;
-    Shop {
-        harbour,
-        alpine,
-        kayak,
-        boots,
-    }
-}
-
-async fn place(app: &TestApp, customer: &str, items: Value) -> Answer {
-    let answer = app
-        .post(
-            "/v1/orders",
-            &app.customer(customer),
-            json!({ "items": items }),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-    answer
-}
-
-/// One kayak for two days and two pairs of boots.
-async fn mixed_order(app: &TestApp, shop: &Shop) -> Answer {
-    place(
-        app,
-        "alice",
-        json!([
-            {"listing_id": shop.kayak, "quantity": 1, "start": at(1, 0), "end": at(3, 0)},
-            {"listing_id": shop.boots, "quantity": 2},
-        ]),
-    )
-    .await
-}
-
 fn line_id(order: &Answer, vendor_id: Uuid) -> Uuid {
     order.body["lines"]
         .as_array()
@@ -250,16 +182,6 @@ fn net_of(order: &Answer, vendor_id: Uuid) -> String {
         .and_then(|p| p["net"].as_str())
         .unwrap_or_else(|| panic!("no part of {vendor_id}: {:?}", order.body))
         .to_owned()
-}
-
-/// The hold an order placed on a listing.
-async fn hold_of(app: &TestApp, listing_id: Uuid, order_id: Uuid) -> Uuid {
-    holds_of(app, listing_id)
-        .await
-        .into_iter()
-        .find(|h| h.order_id == order_id)
-        .unwrap_or_else(|| panic!("order {order_id} has no hold on {listing_id}"))
-        .hold_id
 }
 
 /// Events of `event_type` on the aggregate that concern `hold_id`.
@@ -301,10 +223,10 @@ async fn record_payment(cmd: &AppState, order: &Answer, payment_id: &str) -> i64
 #[tokio::test]
 async fn a_payment_recorded_behind_the_api_gets_the_orders_holds_confirmed_by_the_policy() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
-    let order = mixed_order(&app, &shop).await;
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(3, 10).await;
+    let order = app.place("alice", shop.mixed_order()).await;
     let order_id = order.uuid("order_id");
-    let cmd = command_app(&app);
+    let cmd = app.command_app();
 
     record_payment(&cmd, &order, "evt_direct").await;
     let order_events = recorded(&app, "Order", order_id).await;
@@ -315,14 +237,14 @@ async fn a_payment_recorded_behind_the_api_gets_the_orders_holds_confirmed_by_th
     assert_eq!(causes.len(), 2, "{order_events:?}");
 
     for listing in [shop.kayak, shop.boots] {
-        let hold = hold_of(&app, listing, order_id).await;
+        let hold = app.hold_of(listing, order_id).await.hold_id;
         let confirmed = wait_for(&app, "Inventory", listing, "HoldConfirmed", 1).await;
         assert_eq!(confirmed[0].payload["hold_id"], hold.to_string());
         assert_by_policy(&confirmed[0], "ConfirmHold", &causes);
     }
     policies_settled(&app).await;
     for listing in [shop.kayak, shop.boots] {
-        let hold = hold_of(&app, listing, order_id).await;
+        let hold = app.hold_of(listing, order_id).await.hold_id;
         assert_eq!(
             hold_events(&app, listing, hold, "HoldConfirmed").await,
             1,
@@ -341,7 +263,7 @@ async fn a_payment_recorded_behind_the_api_gets_the_orders_holds_confirmed_by_th
             ),
             Some(&app.customer("bob")),
             None,
-            &[("Ledger-Min-Position", &head(&app).await.to_string())],
+            &[("Ledger-Min-Position", &app.head().await.to_string())],
         )
         .await;
     assert_eq!(booked.body["free_min"], 2, "{:?}", booked.body);
@@ -351,11 +273,11 @@ async fn a_payment_recorded_behind_the_api_gets_the_orders_holds_confirmed_by_th
 #[tokio::test]
 async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
-    let cmd = command_app(&app);
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(3, 10).await;
+    let cmd = app.command_app();
 
     // Unpaid: OrderCancelled alone.
-    let unpaid = mixed_order(&app, &shop).await;
+    let unpaid = app.place("alice", shop.mixed_order()).await;
     let unpaid_id = unpaid.uuid("order_id");
     order_command(
         &cmd,
@@ -368,7 +290,7 @@ async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy
     let cancelled = of_type(&order_events, "OrderCancelled");
     assert_eq!(cancelled.len(), 1, "{order_events:?}");
     for listing in [shop.kayak, shop.boots] {
-        let hold = hold_of(&app, listing, unpaid_id).await;
+        let hold = app.hold_of(listing, unpaid_id).await.hold_id;
         let released = wait_for(&app, "Inventory", listing, "HoldReleased", 1).await;
         let released: Vec<&Recorded> = released
             .iter()
@@ -380,7 +302,7 @@ async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy
 
     // Paid through the API (holds confirmed), then cancelled behind it:
     // OrderCancelled and RefundIssued; the booked units are released too.
-    let paid = mixed_order(&app, &shop).await;
+    let paid = app.place("alice", shop.mixed_order()).await;
     let paid_id = paid.uuid("order_id");
     app.pay(&paid).await;
     order_command(
@@ -401,7 +323,7 @@ async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy
         .filter(|e| matches!(e.event_type.as_str(), "OrderCancelled" | "RefundIssued"))
         .collect();
     for listing in [shop.kayak, shop.boots] {
-        let hold = hold_of(&app, listing, paid_id).await;
+        let hold = app.hold_of(listing, paid_id).await.hold_id;
         let released = wait_for(&app, "Inventory", listing, "HoldReleased", 2).await;
         let released: Vec<&Recorded> = released
             .iter()
@@ -417,7 +339,7 @@ async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy
         (shop.kayak, paid_id),
         (shop.boots, paid_id),
     ] {
-        let hold = hold_of(&app, listing, order_id).await;
+        let hold = app.hold_of(listing, order_id).await.hold_id;
         assert_eq!(hold_events(&app, listing, hold, "HoldReleased").await, 1);
     }
     // The stock is back in the read model.
@@ -427,7 +349,7 @@ async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy
             &format!("/v1/listings/{}", shop.boots),
             Some(&app.customer("bob")),
             None,
-            &[("Ledger-Min-Position", &head(&app).await.to_string())],
+            &[("Ledger-Min-Position", &app.head().await.to_string())],
         )
         .await;
     assert_eq!(detail.body["stock"], 10, "{:?}", detail.body);
@@ -437,14 +359,14 @@ async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy
 #[tokio::test]
 async fn a_return_recorded_behind_the_api_is_recorded_on_the_inventory_and_credits_the_vendor() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
-    let cmd = command_app(&app);
-    let order = place(
-        &app,
-        "alice",
-        json!([{"listing_id": shop.kayak, "quantity": 2, "start": at(1, 0), "end": at(3, 0)}]),
-    )
-    .await;
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(3, 10).await;
+    let cmd = app.command_app();
+    let order = app
+        .place(
+            "alice",
+            json!([{"listing_id": shop.kayak, "quantity": 2, "start": at(1, 0), "end": at(3, 0)}]),
+        )
+        .await;
     let order_id = order.uuid("order_id");
     let line = line_id(&order, shop.harbour);
     app.pay(&order).await;
@@ -473,7 +395,7 @@ async fn a_return_recorded_behind_the_api_is_recorded_on_the_inventory_and_credi
         "{order_events:?}"
     );
 
-    let hold = hold_of(&app, shop.kayak, order_id).await;
+    let hold = app.hold_of(shop.kayak, order_id).await.hold_id;
     let recorded_return = wait_for(&app, "Inventory", shop.kayak, "ReturnRecorded", 1).await;
     assert_eq!(recorded_return[0].payload["hold_id"], hold.to_string());
     assert_eq!(
@@ -502,7 +424,7 @@ async fn a_return_recorded_behind_the_api_is_recorded_on_the_inventory_and_credi
     assert_by_policy(&available[0], "MakeEarningsAvailable", &fulfilled);
 
     policies_settled(&app).await;
-    let vendor_events = event_types(&app, "Vendor", shop.harbour).await;
+    let vendor_events = app.event_types("Vendor", shop.harbour).await;
     assert_eq!(
         vendor_events
             .iter()
@@ -523,7 +445,7 @@ async fn a_return_recorded_behind_the_api_is_recorded_on_the_inventory_and_credi
             ),
             Some(&app.customer("bob")),
             None,
-            &[("Ledger-Min-Position", &head(&app).await.to_string())],
+            &[("Ledger-Min-Position", &app.head().await.to_string())],
         )
         .await;
     let free: Vec<i64> = availability.body["slots"]
@@ -539,9 +461,9 @@ async fn a_return_recorded_behind_the_api_is_recorded_on_the_inventory_and_credi
 #[tokio::test]
 async fn a_part_fulfilled_behind_the_api_makes_the_vendors_earnings_available() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
-    let cmd = command_app(&app);
-    let order = mixed_order(&app, &shop).await;
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(3, 10).await;
+    let cmd = app.command_app();
+    let order = app.place("alice", shop.mixed_order()).await;
     let order_id = order.uuid("order_id");
     app.pay(&order).await;
 
@@ -569,7 +491,7 @@ async fn a_part_fulfilled_behind_the_api_makes_the_vendors_earnings_available() 
 
     policies_settled(&app).await;
     assert_eq!(
-        event_types(&app, "Vendor", shop.alpine)
+        app.event_types("Vendor", shop.alpine)
             .await
             .iter()
             .filter(|t| *t == "EarningsMadeAvailable")
@@ -577,7 +499,8 @@ async fn a_part_fulfilled_behind_the_api_makes_the_vendors_earnings_available() 
         1
     );
     // The other vendor's part is not fulfilled: nothing for it yet.
-    assert!(!event_types(&app, "Vendor", shop.harbour)
+    assert!(!app
+        .event_types("Vendor", shop.harbour)
         .await
         .iter()
         .any(|t| t == "EarningsMadeAvailable"));
@@ -605,8 +528,8 @@ async fn census(app: &TestApp) -> HashMap<(String, String, String), i64> {
 #[tokio::test]
 async fn the_http_path_and_the_policies_together_record_each_follow_up_once() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
-    let order = mixed_order(&app, &shop).await;
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(3, 10).await;
+    let order = app.place("alice", shop.mixed_order()).await;
     let order_id = order.uuid("order_id");
     let kayak_line = line_id(&order, shop.harbour);
 
@@ -652,7 +575,7 @@ async fn the_http_path_and_the_policies_together_record_each_follow_up_once() {
         .await;
     }
     // And one order cancelled through the API.
-    let other = mixed_order(&app, &shop).await;
+    let other = app.place("alice", shop.mixed_order()).await;
     let other_id = other.uuid("order_id");
     for _ in 0..2 {
         http(
@@ -666,15 +589,15 @@ async fn the_http_path_and_the_policies_together_record_each_follow_up_once() {
     policies_settled(&app).await;
 
     for listing in [shop.kayak, shop.boots] {
-        let hold = hold_of(&app, listing, order_id).await;
+        let hold = app.hold_of(listing, order_id).await.hold_id;
         assert_eq!(hold_events(&app, listing, hold, "HoldConfirmed").await, 1);
-        let other_hold = hold_of(&app, listing, other_id).await;
+        let other_hold = app.hold_of(listing, other_id).await.hold_id;
         assert_eq!(
             hold_events(&app, listing, other_hold, "HoldReleased").await,
             1
         );
     }
-    let hold = hold_of(&app, shop.kayak, order_id).await;
+    let hold = app.hold_of(shop.kayak, order_id).await.hold_id;
     assert_eq!(
         hold_events(&app, shop.kayak, hold, "ReturnRecorded").await,
         1
@@ -693,9 +616,9 @@ async fn the_http_path_and_the_policies_together_record_each_follow_up_once() {
             ],
         ),
     ] {
-        assert_eq!(event_types(&app, "Vendor", vendor).await, expected);
+        assert_eq!(app.event_types("Vendor", vendor).await, expected);
     }
-    let order_events = event_types(&app, "Order", order_id).await;
+    let order_events = app.event_types("Order", order_id).await;
     assert_eq!(
         order_events
             .iter()

@@ -14,10 +14,13 @@ use async_nats::jetstream::{self, consumer};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use ledger_nats::{EventEnvelope, StreamSettings};
-use ledger_tests::pipeline_support::{
-    commit_probes, envelopes, eventually, head, insert_probe, nats_client, relay_position,
-    set_relay_position, wait_for_stream_count, RelayTask, PROBE,
+use ledger_tests::events::head;
+use ledger_tests::pipeline::checkpoint;
+use ledger_tests::pipeline::{
+    commit_probes, envelopes, eventually, insert_probe, relay_position, set_relay_position,
+    RelayTask, PROBE,
 };
+use ledger_tests::stream::{nats_client, wait_for_stream_count};
 use ledger_tests::{at, fresh_database, fresh_stream_name, TestApp};
 use projectors::rebuild::{
     apply_until, create_schema, differences, rebuild_into, READ_MODEL_TABLES,
@@ -87,15 +90,6 @@ async fn applied(pool: &PgPool) -> Vec<i64> {
         .fetch_all(pool)
         .await
         .expect("read test_applied")
-}
-
-async fn checkpoint(pool: &PgPool, name: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT position FROM consumer_checkpoints WHERE name = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await
-        .expect("read consumer_checkpoints")
-        .unwrap_or(0)
 }
 
 async fn runner(pool: &PgPool, stream: &str) -> Runner {
@@ -462,19 +456,6 @@ async fn events_that_never_reach_the_stream_are_applied_by_catch_up_up_to_the_pu
     task.stop().await;
 }
 
-/// Places an order for `items`; answers the order.
-async fn place(app: &TestApp, customer: &str, items: serde_json::Value) -> ledger_tests::Answer {
-    let order = app
-        .post(
-            "/v1/orders",
-            &app.customer(customer),
-            json!({ "items": items }),
-        )
-        .await;
-    assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
-    order
-}
-
 /// Waits until the relay has published the whole log and both read models
 /// have applied it, and it stays so (policies may still be reacting).
 async fn wait_for_quiet_pipeline(app: &TestApp) {
@@ -487,7 +468,7 @@ async fn wait_for_quiet_pipeline(app: &TestApp) {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(700)).await;
-        head == ledger_tests::pipeline_support::head(&app.pool).await
+        head == ledger_tests::events::head(&app.pool).await
             && checkpoint(&app.pool, projectors::orders::NAME).await == head
             && checkpoint(&app.pool, projectors::availability::NAME).await == head
     })
@@ -511,46 +492,48 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models_and_the_check_can_fa
     let canoe = app.rental_listing(boats, "hour", "7.50", "0.00", 1).await;
     let paddle = app.sale_listing(gear, "12.25", 10).await;
 
-    let paid = place(
-        &app,
-        "alice",
-        json!([
-            {"listing_id": kayak, "quantity": 1, "start": at(1, 0), "end": at(3, 0)},
-            {"listing_id": paddle, "quantity": 2}
-        ]),
-    )
-    .await;
+    let paid = app
+        .place(
+            "alice",
+            json!([
+                {"listing_id": kayak, "quantity": 1, "start": at(1, 0), "end": at(3, 0)},
+                {"listing_id": paddle, "quantity": 2}
+            ]),
+        )
+        .await;
     app.pay(&paid).await;
-    let cancelled = place(
-        &app,
-        "bob",
-        json!([{"listing_id": canoe, "quantity": 1, "start": at(2, 9), "end": at(2, 12)}]),
-    )
-    .await;
+    let cancelled = app
+        .place(
+            "bob",
+            json!([{"listing_id": canoe, "quantity": 1, "start": at(2, 9), "end": at(2, 12)}]),
+        )
+        .await;
     let cancel = app
-        .post(
-            &format!("/v1/orders/{}/cancel", cancelled.uuid("order_id")),
+        .cancel_order(
             &app.customer("bob"),
+            cancelled.uuid("order_id"),
             json!({"reason": "changed plans"}),
         )
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{:?}", cancel.body);
-    let refunded = place(
-        &app,
-        "carol",
-        json!([{"listing_id": kayak, "quantity": 1, "start": at(5, 0), "end": at(6, 0)}]),
-    )
-    .await;
+    let refunded = app
+        .place(
+            "carol",
+            json!([{"listing_id": kayak, "quantity": 1, "start": at(5, 0), "end": at(6, 0)}]),
+        )
+        .await;
     app.pay(&refunded).await;
     let cancel = app
-        .post(
-            &format!("/v1/orders/{}/cancel", refunded.uuid("order_id")),
+        .cancel_order(
             &app.customer("carol"),
+            refunded.uuid("order_id"),
             json!({"reason": "weather"}),
         )
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{:?}", cancel.body);
-    let _unpaid = place(&app, "dave", json!([{"listing_id": paddle, "quantity": 3}])).await;
+    let _unpaid = app
+        .place("dave", json!([{"listing_id": paddle, "quantity": 3}]))
+        .await;
 
     wait_for_quiet_pipeline(&app).await;
     for table in ["rm_listings", "rm_allocations", "rm_orders"] {

@@ -8,78 +8,20 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use command_api::Role;
-use ledger_tests::command_support::{assert_invalid_field, assert_problem};
+use chrono::Utc;
+use ledger_tests::answer::{instant, ledger_position, position, uuid_of};
+use ledger_tests::client::MIN_POSITION;
+use ledger_tests::Marketplace;
+use ledger_tests::{assert_invalid_field, assert_problem};
+use ledger_tests::{assert_ok, rental_item, sale_item};
 use ledger_tests::{at, Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const MIN_POSITION: &str = "Ledger-Min-Position";
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// GET `path` with `token`, waiting for `min` when given.
-async fn get(app: &TestApp, path: &str, token: &str, min: Option<i64>) -> Answer {
-    let min = min.map(|m| m.to_string());
-    let headers: Vec<(&str, &str)> = min.iter().map(|m| (MIN_POSITION, m.as_str())).collect();
-    app.send(Method::GET, path, Some(token), None, &headers)
-        .await
-}
-
-/// The `position` a command answered.
-#[track_caller]
-fn position(answer: &Answer) -> i64 {
-    answer.body["position"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("a command answer without position: {:?}", answer.body))
-}
-
-/// The `Ledger-Position` header of a query answer.
-#[track_caller]
-fn ledger_position(answer: &Answer) -> i64 {
-    answer
-        .header("ledger-position")
-        .unwrap_or_else(|| {
-            panic!(
-                "a query answer without Ledger-Position ({}): {:?}",
-                answer.status, answer.body
-            )
-        })
-        .parse()
-        .expect("Ledger-Position is an integer")
-}
-
-#[track_caller]
-fn assert_ok(answer: &Answer) {
-    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
-}
-
-fn uuid_of(value: &Value) -> Uuid {
-    value
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .unwrap_or_else(|| panic!("not a uuid: {value}"))
-}
-
-fn instant(value: &Value) -> DateTime<Utc> {
-    value
-        .as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| panic!("not an instant: {value}"))
-}
-
-fn analyst(app: &TestApp) -> String {
-    app.token(Role::Analyst, "analyst-1", None)
-}
-
-fn auditor(app: &TestApp) -> String {
-    app.token(Role::Auditor, "auditor-1", None)
-}
 
 fn rental_body(title: &str, description: &str, category: &str, unit: &str, units: u32) -> Value {
     json!({"title": title, "description": description, "category": category,
@@ -94,57 +36,23 @@ fn sale_body(title: &str, description: &str, category: &str, stock: u32) -> Valu
 
 /// Creates a listing as its vendor (a draft); returns its id and position.
 async fn create_listing(app: &TestApp, vendor_id: Uuid, body: Value) -> (Uuid, i64) {
-    let answer = app.post("/v1/listings", &app.vendor(vendor_id), body).await;
+    let answer = app.create_listing(&app.vendor(vendor_id), body).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
     (answer.uuid("listing_id"), position(&answer))
-}
-
-/// Publishes a listing; returns the position.
-async fn publish(app: &TestApp, vendor_id: Uuid, listing_id: Uuid) -> i64 {
-    let answer = app
-        .post(
-            &format!("/v1/listings/{listing_id}/publish"),
-            &app.vendor(vendor_id),
-            json!({}),
-        )
-        .await;
-    assert_ok(&answer);
-    position(&answer)
 }
 
 /// A published listing; returns its id and the position of the publish.
 async fn published(app: &TestApp, vendor_id: Uuid, body: Value) -> (Uuid, i64) {
     let (listing_id, _) = create_listing(app, vendor_id, body).await;
-    let at = publish(app, vendor_id, listing_id).await;
+    let at = app.publish(vendor_id, listing_id).await.position();
     (listing_id, at)
-}
-
-fn rental_item(listing_id: Uuid, quantity: u32, start: &str, end: &str) -> Value {
-    json!({"listing_id": listing_id, "quantity": quantity, "start": start, "end": end})
-}
-
-fn sale_item(listing_id: Uuid, quantity: u32) -> Value {
-    json!({"listing_id": listing_id, "quantity": quantity})
-}
-
-/// Places an order; asserts 201.
-async fn place(app: &TestApp, customer: &str, items: Vec<Value>) -> Answer {
-    let answer = app
-        .post(
-            "/v1/orders",
-            &app.customer(customer),
-            json!({ "items": items }),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-    answer
 }
 
 async fn cancel(app: &TestApp, customer: &str, order_id: Uuid) -> Answer {
     let answer = app
-        .post(
-            &format!("/v1/orders/{order_id}/cancel"),
+        .cancel_order(
             &app.customer(customer),
+            order_id,
             json!({"reason": "changed my mind"}),
         )
         .await;
@@ -165,11 +73,7 @@ async fn add_blackout(
         body["units"] = json!(units);
     }
     let answer = app
-        .post(
-            &format!("/v1/listings/{listing_id}/blackouts"),
-            &app.vendor(vendor_id),
-            body,
-        )
+        .add_blackout(&app.vendor(vendor_id), listing_id, body)
         .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
     position(&answer)
@@ -177,7 +81,9 @@ async fn add_blackout(
 
 /// One page of a search; asserts 200.
 async fn search_page(app: &TestApp, token: &str, query: &str, min: Option<i64>) -> Answer {
-    let answer = get(app, &format!("/v1/listings?{query}"), token, min).await;
+    let answer = app
+        .get_at(&format!("/v1/listings?{query}"), token, min)
+        .await;
     assert_ok(&answer);
     answer
 }
@@ -223,7 +129,7 @@ async fn walk_pages(
             Some(c) => format!("{path}&cursor={c}"),
             None => path.to_owned(),
         };
-        let answer = get(app, &url, token, min).await;
+        let answer = app.get_at(&url, token, min).await;
         assert_ok(&answer);
         let items = answer.body["items"].as_array().expect("items").clone();
         sizes.push(items.len());
@@ -246,12 +152,9 @@ async fn every_query_answer_carries_ledger_position_at_or_past_the_asked_minimum
     let app = TestApp::spawn().await;
     let vendor = app.register_vendor("Harbour").await;
     let listing = app.rental_listing(vendor, "day", "10.00", "5.00", 2).await;
-    let order = place(
-        &app,
-        "alice",
-        vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
-    )
-    .await;
+    let order = app
+        .place("alice", vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))])
+        .await;
     let placed_at = position(&order);
     let order_id = order.uuid("order_id");
     let customer = app.customer("alice");
@@ -267,10 +170,10 @@ async fn every_query_answer_carries_ledger_position_at_or_past_the_asked_minimum
         format!("/v1/orders/{order_id}"),
     ];
     for path in &paths {
-        let plain = get(&app, path, &customer, None).await;
+        let plain = app.get_at(path, &customer, None).await;
         assert_ok(&plain);
         assert!(ledger_position(&plain) >= 0, "{path}");
-        let fresh = get(&app, path, &customer, Some(placed_at)).await;
+        let fresh = app.get_at(path, &customer, Some(placed_at)).await;
         assert_ok(&fresh);
         assert!(
             ledger_position(&fresh) >= placed_at,
@@ -296,31 +199,28 @@ async fn a_query_with_the_commands_position_already_reflects_the_command() {
     .await;
     let found = search_ids(&app, &customer, "q=canoe", Some(published_at)).await;
     assert_eq!(found, set(&[listing]));
-    let detail = get(
-        &app,
-        &format!("/v1/listings/{listing}"),
-        &customer,
-        Some(published_at),
-    )
-    .await;
+    let detail = app
+        .get_at(
+            &format!("/v1/listings/{listing}"),
+            &customer,
+            Some(published_at),
+        )
+        .await;
     assert_ok(&detail);
     assert_eq!(detail.body["status"], "published");
 
     // A placed order is `placed`, and its hold counts in the availability.
-    let order = place(
-        &app,
-        "alice",
-        vec![rental_item(listing, 2, &at(1, 0), &at(2, 0))],
-    )
-    .await;
+    let order = app
+        .place("alice", vec![rental_item(listing, 2, &at(1, 0), &at(2, 0))])
+        .await;
     let order_id = order.uuid("order_id");
-    let shown = get(
-        &app,
-        &format!("/v1/orders/{order_id}"),
-        &customer,
-        Some(position(&order)),
-    )
-    .await;
+    let shown = app
+        .get_at(
+            &format!("/v1/orders/{order_id}"),
+            &customer,
+            Some(position(&order)),
+        )
+        .await;
     assert_ok(&shown);
     assert_eq!(shown.body["status"], "placed");
     let availability_path = format!(
@@ -328,29 +228,27 @@ async fn a_query_with_the_commands_position_already_reflects_the_command() {
         at(1, 0),
         at(2, 0)
     );
-    let held = get(&app, &availability_path, &customer, Some(position(&order))).await;
+    let held = app
+        .get_at(&availability_path, &customer, Some(position(&order)))
+        .await;
     assert_ok(&held);
     assert_eq!(held.body["free_min"], 0, "{:?}", held.body);
 
     // A cancel shows `cancelled`, and the units are free again.
     let cancelled = cancel(&app, "alice", order_id).await;
-    let shown = get(
-        &app,
-        &format!("/v1/orders/{order_id}"),
-        &customer,
-        Some(position(&cancelled)),
-    )
-    .await;
+    let shown = app
+        .get_at(
+            &format!("/v1/orders/{order_id}"),
+            &customer,
+            Some(position(&cancelled)),
+        )
+        .await;
     assert_ok(&shown);
     assert_eq!(shown.body["status"], "cancelled");
     assert_eq!(shown.body["cancel_reason"], "changed my mind");
-    let freed = get(
-        &app,
-        &availability_path,
-        &customer,
-        Some(position(&cancelled)),
-    )
-    .await;
+    let freed = app
+        .get_at(&availability_path, &customer, Some(position(&cancelled)))
+        .await;
     assert_ok(&freed);
     assert_eq!(freed.body["free_min"], 2, "{:?}", freed.body);
     app.stop().await;
@@ -393,7 +291,9 @@ async fn a_min_position_beyond_the_head_answers_after_about_two_seconds_with_the
     let (listing, published_at) =
         published(&app, vendor, sale_body("Rope", "Long rope", "gear", 3)).await;
     let customer = app.customer("alice");
-    let reached = get(&app, "/v1/listings", &customer, Some(published_at)).await;
+    let reached = app
+        .get_at("/v1/listings", &customer, Some(published_at))
+        .await;
     assert!(ledger_position(&reached) >= published_at);
 
     let far = published_at + 1_000_000;
@@ -403,7 +303,7 @@ async fn a_min_position_beyond_the_head_answers_after_about_two_seconds_with_the
         "/v1/orders".to_owned(),
     ] {
         let started = Instant::now();
-        let answer = get(&app, &path, &customer, Some(far)).await;
+        let answer = app.get_at(&path, &customer, Some(far)).await;
         let waited = started.elapsed();
         assert_ok(&answer);
         assert!(
@@ -529,15 +429,15 @@ async fn search_with_a_period_returns_only_listings_free_for_the_whole_of_it() {
     .await;
     let (stock, _) = published(&app, vendor, sale_body("Paddle", "Paddles", "gear", 5)).await;
     // 2 of 3 kayaks over days 2-4 (inside the period, not at its start).
-    let booked = place(
-        &app,
-        "alice",
-        vec![
-            rental_item(three, 2, &at(2, 0), &at(4, 0)),
-            sale_item(stock, 3),
-        ],
-    )
-    .await;
+    let booked = app
+        .place(
+            "alice",
+            vec![
+                rental_item(three, 2, &at(2, 0), &at(4, 0)),
+                sale_item(stock, 3),
+            ],
+        )
+        .await;
     // Every canoe blacked out over day 3.
     let last = add_blackout(&app, vendor, dark, &at(3, 0), &at(4, 0), None).await;
     let last = last.max(position(&booked));
@@ -608,56 +508,58 @@ async fn search_with_a_period_returns_only_listings_free_for_the_whole_of_it() {
 async fn search_period_parameters_are_validated() {
     let app = TestApp::spawn().await;
     let c = app.customer("alice");
-    let only_from = get(
-        &app,
-        &format!("/v1/listings?available_from={}", at(1, 0)),
-        &c,
-        None,
-    )
-    .await;
+    let only_from = app
+        .get_at(
+            &format!("/v1/listings?available_from={}", at(1, 0)),
+            &c,
+            None,
+        )
+        .await;
     assert_eq!(
         only_from.status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "{:?}",
         only_from.body
     );
-    let backwards = get(
-        &app,
-        &format!(
-            "/v1/listings?available_from={}&available_to={}",
-            at(2, 0),
-            at(1, 0)
-        ),
-        &c,
-        None,
-    )
-    .await;
+    let backwards = app
+        .get_at(
+            &format!(
+                "/v1/listings?available_from={}&available_to={}",
+                at(2, 0),
+                at(1, 0)
+            ),
+            &c,
+            None,
+        )
+        .await;
     assert_invalid_field(&backwards, "available_to");
-    let empty = get(
-        &app,
-        &format!(
-            "/v1/listings?available_from={}&available_to={}",
-            at(1, 0),
-            at(1, 0)
-        ),
-        &c,
-        None,
-    )
-    .await;
+    let empty = app
+        .get_at(
+            &format!(
+                "/v1/listings?available_from={}&available_to={}",
+                at(1, 0),
+                at(1, 0)
+            ),
+            &c,
+            None,
+        )
+        .await;
     assert_invalid_field(&empty, "available_to");
-    let zero = get(
-        &app,
-        &format!(
-            "/v1/listings?available_from={}&available_to={}&quantity=0",
-            at(1, 0),
-            at(2, 0)
-        ),
-        &c,
-        None,
-    )
-    .await;
+    let zero = app
+        .get_at(
+            &format!(
+                "/v1/listings?available_from={}&available_to={}&quantity=0",
+                at(1, 0),
+                at(2, 0)
+            ),
+            &c,
+            None,
+        )
+        .await;
     assert_invalid_field(&zero, "quantity");
-    let not_a_time = get(&app, "/v1/listings?available_from=tomorrow", &c, None).await;
+    let not_a_time = app
+        .get_at("/v1/listings?available_from=tomorrow", &c, None)
+        .await;
     assert_problem(&not_a_time, StatusCode::BAD_REQUEST, "bad-request");
     app.stop().await;
 }
@@ -707,7 +609,7 @@ async fn search_pages_walk_every_listing_once_and_end_with_a_null_cursor() {
     search_page(&app, &c, "limit=500", None).await;
 
     for bad in ["limit=0", "limit=501", "limit=-1"] {
-        let answer = get(&app, &format!("/v1/listings?{bad}"), &c, None).await;
+        let answer = app.get_at(&format!("/v1/listings?{bad}"), &c, None).await;
         assert_invalid_field(&answer, "limit");
     }
     for bad in [
@@ -717,7 +619,7 @@ async fn search_pages_walk_every_listing_once_and_end_with_a_null_cursor() {
         "vendor_id=nobody",
         "quantity=many",
     ] {
-        let answer = get(&app, &format!("/v1/listings?{bad}"), &c, None).await;
+        let answer = app.get_at(&format!("/v1/listings?{bad}"), &c, None).await;
         assert_problem(&answer, StatusCode::BAD_REQUEST, "bad-request");
     }
     app.stop().await;
@@ -731,13 +633,7 @@ async fn customers_see_only_published_listings_vendors_also_their_own_and_admins
     let (live, _) = published(&app, harbour, sale_body("Live", "On sale", "gear", 1)).await;
     let (draft, _) = create_listing(&app, harbour, sale_body("Draft", "Soon", "gear", 1)).await;
     let (archived, _) = published(&app, harbour, sale_body("Old", "Gone", "gear", 1)).await;
-    let archive = app
-        .post(
-            &format!("/v1/listings/{archived}/archive"),
-            &app.vendor(harbour),
-            json!({}),
-        )
-        .await;
+    let archive = app.archive_listing(&app.vendor(harbour), archived).await;
     assert_ok(&archive);
     let (other_draft, last) =
         create_listing(&app, alpine, sale_body("Alpine draft", "Soon", "gear", 1)).await;
@@ -747,7 +643,7 @@ async fn customers_see_only_published_listings_vendors_also_their_own_and_admins
     let owner = app.vendor(harbour);
     let other = app.vendor(alpine);
     let admin = app.admin();
-    let analyst = analyst(&app);
+    let analyst = app.analyst();
     assert_eq!(
         search_ids(&app, &customer, "", Some(last)).await,
         set(&[live])
@@ -782,7 +678,7 @@ async fn customers_see_only_published_listings_vendors_also_their_own_and_admins
         (&admin, draft, true),
         (&admin, other_draft, true),
     ] {
-        let answer = get(&app, &detail(id), token, Some(last)).await;
+        let answer = app.get_at(&detail(id), token, Some(last)).await;
         if visible {
             assert_ok(&answer);
             assert_eq!(answer.body["listing_id"], id.to_string());
@@ -790,9 +686,9 @@ async fn customers_see_only_published_listings_vendors_also_their_own_and_admins
             assert_problem(&answer, StatusCode::NOT_FOUND, "not-found");
         }
     }
-    let as_owner = get(&app, &detail(draft), &owner, None).await;
+    let as_owner = app.get_at(&detail(draft), &owner, None).await;
     assert_eq!(as_owner.body["status"], "draft");
-    let as_owner = get(&app, &detail(archived), &owner, None).await;
+    let as_owner = app.get_at(&detail(archived), &owner, None).await;
     assert_eq!(as_owner.body["status"], "archived");
 
     // Availability follows the same visibility.
@@ -803,9 +699,9 @@ async fn customers_see_only_published_listings_vendors_also_their_own_and_admins
             at(1, 0)
         )
     };
-    let hidden = get(&app, &availability(draft), &customer, None).await;
+    let hidden = app.get_at(&availability(draft), &customer, None).await;
     assert_problem(&hidden, StatusCode::NOT_FOUND, "not-found");
-    assert_ok(&get(&app, &availability(draft), &owner, None).await);
+    assert_ok(&app.get_at(&availability(draft), &owner, None).await);
     app.stop().await;
 }
 
@@ -813,22 +709,24 @@ async fn customers_see_only_published_listings_vendors_also_their_own_and_admins
 async fn listing_detail_of_an_unknown_listing_is_404() {
     let app = TestApp::spawn().await;
     let c = app.customer("alice");
-    let unknown = get(&app, &format!("/v1/listings/{}", Uuid::now_v7()), &c, None).await;
+    let unknown = app
+        .get_at(&format!("/v1/listings/{}", Uuid::now_v7()), &c, None)
+        .await;
     assert_problem(&unknown, StatusCode::NOT_FOUND, "not-found");
-    let garbage = get(&app, "/v1/listings/not-a-listing", &c, None).await;
+    let garbage = app.get_at("/v1/listings/not-a-listing", &c, None).await;
     assert_eq!(garbage.status, StatusCode::NOT_FOUND, "{:?}", garbage.body);
-    let availability = get(
-        &app,
-        &format!(
-            "/v1/listings/{}/availability?from={}&to={}",
-            Uuid::now_v7(),
-            at(0, 0),
-            at(1, 0)
-        ),
-        &c,
-        None,
-    )
-    .await;
+    let availability = app
+        .get_at(
+            &format!(
+                "/v1/listings/{}/availability?from={}&to={}",
+                Uuid::now_v7(),
+                at(0, 0),
+                at(1, 0)
+            ),
+            &c,
+            None,
+        )
+        .await;
     assert_problem(&availability, StatusCode::NOT_FOUND, "not-found");
     app.stop().await;
 }
@@ -843,28 +741,18 @@ async fn listing_detail_shows_the_current_price_units_and_free_stock() {
     let paddle = app.sale_listing(vendor, "15.00", 5).await;
 
     let repriced = app
-        .post(
-            &format!("/v1/listings/{kayak}/price"),
-            &owner,
-            json!({"price_per_unit": "22.50"}),
-        )
+        .change_price(&owner, kayak, json!({"price_per_unit": "22.50"}))
         .await;
     assert_ok(&repriced);
-    let restocked = app
-        .post(
-            &format!("/v1/listings/{kayak}/stock"),
-            &owner,
-            json!({"units": 4}),
+    let restocked = app.change_stock(&owner, kayak, json!({"units": 4})).await;
+    assert_ok(&restocked);
+    let detail = app
+        .get_at(
+            &format!("/v1/listings/{kayak}"),
+            &c,
+            Some(position(&repriced).max(position(&restocked))),
         )
         .await;
-    assert_ok(&restocked);
-    let detail = get(
-        &app,
-        &format!("/v1/listings/{kayak}"),
-        &c,
-        Some(position(&repriced).max(position(&restocked))),
-    )
-    .await;
     assert_ok(&detail);
     assert_eq!(detail.body["kind"], "rental");
     assert_eq!(detail.body["status"], "published");
@@ -875,61 +763,51 @@ async fn listing_detail_shows_the_current_price_units_and_free_stock() {
     assert_eq!(detail.body["vendor_id"], vendor.to_string());
 
     let repriced = app
-        .post(
-            &format!("/v1/listings/{paddle}/price"),
-            &owner,
-            json!({"unit_price": "9.99"}),
-        )
+        .change_price(&owner, paddle, json!({"unit_price": "9.99"}))
         .await;
     assert_ok(&repriced);
-    let detail = get(
-        &app,
-        &format!("/v1/listings/{paddle}"),
-        &c,
-        Some(position(&repriced)),
-    )
-    .await;
+    let detail = app
+        .get_at(
+            &format!("/v1/listings/{paddle}"),
+            &c,
+            Some(position(&repriced)),
+        )
+        .await;
     assert_eq!(detail.body["unit_price"], "9.99");
     assert_eq!(detail.body["stock"], 5);
 
     // A sale order takes stock; a cancel gives it back.
-    let order = place(&app, "alice", vec![sale_item(paddle, 2)]).await;
-    let detail = get(
-        &app,
-        &format!("/v1/listings/{paddle}"),
-        &c,
-        Some(position(&order)),
-    )
-    .await;
+    let order = app.place("alice", vec![sale_item(paddle, 2)]).await;
+    let detail = app
+        .get_at(
+            &format!("/v1/listings/{paddle}"),
+            &c,
+            Some(position(&order)),
+        )
+        .await;
     assert_eq!(detail.body["stock"], 3, "{:?}", detail.body);
     let cancelled = cancel(&app, "alice", order.uuid("order_id")).await;
-    let detail = get(
-        &app,
-        &format!("/v1/listings/{paddle}"),
-        &c,
-        Some(position(&cancelled)),
-    )
-    .await;
+    let detail = app
+        .get_at(
+            &format!("/v1/listings/{paddle}"),
+            &c,
+            Some(position(&cancelled)),
+        )
+        .await;
     assert_eq!(detail.body["stock"], 5, "{:?}", detail.body);
 
     // Paid, the sold units stay gone; added stock shows.
-    let order = place(&app, "alice", vec![sale_item(paddle, 4)]).await;
+    let order = app.place("alice", vec![sale_item(paddle, 4)]).await;
     app.pay(&order).await;
-    let added = app
-        .post(
-            &format!("/v1/listings/{paddle}/stock"),
-            &owner,
-            json!({"delta": 3}),
+    let added = app.change_stock(&owner, paddle, json!({"delta": 3})).await;
+    assert_ok(&added);
+    let detail = app
+        .get_at(
+            &format!("/v1/listings/{paddle}"),
+            &c,
+            Some(position(&added)),
         )
         .await;
-    assert_ok(&added);
-    let detail = get(
-        &app,
-        &format!("/v1/listings/{paddle}"),
-        &c,
-        Some(position(&added)),
-    )
-    .await;
     assert_eq!(detail.body["stock"], 4, "5 - 4 sold + 3: {:?}", detail.body);
     app.stop().await;
 }
@@ -960,25 +838,14 @@ async fn availability_lists_maximal_slots_of_constant_free_units() {
     let app = TestApp::spawn().await;
     let vendor = app.register_vendor("Harbour").await;
     let listing = app.rental_listing(vendor, "hour", "4.00", "5.00", 3).await;
-    place(
-        &app,
-        "alice",
-        vec![rental_item(listing, 1, &at(0, 2), &at(0, 5))],
-    )
-    .await;
-    place(
-        &app,
-        "bob",
-        vec![rental_item(listing, 2, &at(0, 4), &at(0, 6))],
-    )
-    .await;
+    app.place("alice", vec![rental_item(listing, 1, &at(0, 2), &at(0, 5))])
+        .await;
+    app.place("bob", vec![rental_item(listing, 2, &at(0, 4), &at(0, 6))])
+        .await;
     add_blackout(&app, vendor, listing, &at(0, 6), &at(0, 8), Some(1)).await;
-    let order = place(
-        &app,
-        "carol",
-        vec![rental_item(listing, 1, &at(0, 8), &at(0, 9))],
-    )
-    .await;
+    let order = app
+        .place("carol", vec![rental_item(listing, 1, &at(0, 8), &at(0, 9))])
+        .await;
     let last = add_blackout(&app, vendor, listing, &at(0, 10), &at(0, 11), None).await;
     let last = last.max(position(&order));
     let c = app.customer("dave");
@@ -990,7 +857,7 @@ async fn availability_lists_maximal_slots_of_constant_free_units() {
         )
     };
 
-    let whole = get(&app, &path(0, 12, ""), &c, Some(last)).await;
+    let whole = app.get_at(&path(0, 12, ""), &c, Some(last)).await;
     assert_ok(&whole);
     assert_eq!(whole.body["listing_id"], listing.to_string());
     assert_eq!(whole.body["units"], 3);
@@ -1011,17 +878,17 @@ async fn availability_lists_maximal_slots_of_constant_free_units() {
     assert_eq!(whole.body["free_min"], 0);
     assert_eq!(whole.body["available"], false);
 
-    let middle = get(&app, &path(5, 10, ""), &c, None).await;
+    let middle = app.get_at(&path(5, 10, ""), &c, None).await;
     assert_eq!(slot_hours(&middle), vec![(5, 6, 1), (6, 9, 2), (9, 10, 3)]);
     assert_eq!(middle.body["free_min"], 1);
     assert_eq!(middle.body["available"], true);
-    let two = get(&app, &path(5, 10, "&quantity=2"), &c, None).await;
+    let two = app.get_at(&path(5, 10, "&quantity=2"), &c, None).await;
     assert_eq!(two.body["available"], false);
     assert_eq!(two.body["free_min"], 1);
-    let late = get(&app, &path(6, 9, "&quantity=2"), &c, None).await;
+    let late = app.get_at(&path(6, 9, "&quantity=2"), &c, None).await;
     assert_eq!(slot_hours(&late), vec![(6, 9, 2)]);
     assert_eq!(late.body["available"], true);
-    let free = get(&app, &path(11, 14, ""), &c, None).await;
+    let free = app.get_at(&path(11, 14, ""), &c, None).await;
     assert_eq!(slot_hours(&free), vec![(11, 14, 3)]);
     assert_eq!(free.body["free_min"], 3);
     app.stop().await;
@@ -1038,12 +905,9 @@ async fn availability_no_longer_counts_a_hold_that_lapsed() {
     .await;
     let vendor = app.register_vendor("Harbour").await;
     let listing = app.rental_listing(vendor, "day", "10.00", "5.00", 2).await;
-    let order = place(
-        &app,
-        "alice",
-        vec![rental_item(listing, 2, &at(1, 0), &at(3, 0))],
-    )
-    .await;
+    let order = app
+        .place("alice", vec![rental_item(listing, 2, &at(1, 0), &at(3, 0))])
+        .await;
     let c = app.customer("bob");
     let path = format!(
         "/v1/listings/{listing}/availability?from={}&to={}",
@@ -1055,7 +919,7 @@ async fn availability_no_longer_counts_a_hold_that_lapsed() {
         at(1, 0),
         at(2, 0)
     );
-    let held = get(&app, &path, &c, Some(position(&order))).await;
+    let held = app.get_at(&path, &c, Some(position(&order))).await;
     assert_ok(&held);
     assert_eq!(held.body["free_min"], 0, "{:?}", held.body);
     assert!(search_ids(&app, &c, &search, None).await.is_empty());
@@ -1063,7 +927,7 @@ async fn availability_no_longer_counts_a_hold_that_lapsed() {
     let expires = instant(&order.body["hold_expires_at"]);
     let wait = (expires - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(300);
     tokio::time::sleep(wait).await;
-    let lapsed = get(&app, &path, &c, None).await;
+    let lapsed = app.get_at(&path, &c, None).await;
     assert_ok(&lapsed);
     assert_eq!(slot_hours(&lapsed), vec![(0, 96, 2)]);
     assert_eq!(lapsed.body["available"], true);
@@ -1079,7 +943,9 @@ async fn availability_parameters_are_validated() {
     let c = app.customer("alice");
     let base = format!("/v1/listings/{listing}/availability");
     for (from, to) in [(at(2, 0), at(2, 0)), (at(3, 0), at(2, 0))] {
-        let answer = get(&app, &format!("{base}?from={from}&to={to}"), &c, None).await;
+        let answer = app
+            .get_at(&format!("{base}?from={from}&to={to}"), &c, None)
+            .await;
         assert_invalid_field(&answer, "to");
     }
     for query in [
@@ -1089,16 +955,16 @@ async fn availability_parameters_are_validated() {
         format!("?from=yesterday&to={}", at(2, 0)),
         format!("?from={}&to={}&colour=red", at(1, 0), at(2, 0)),
     ] {
-        let answer = get(&app, &format!("{base}{query}"), &c, None).await;
+        let answer = app.get_at(&format!("{base}{query}"), &c, None).await;
         assert_problem(&answer, StatusCode::BAD_REQUEST, "bad-request");
     }
-    let zero = get(
-        &app,
-        &format!("{base}?from={}&to={}&quantity=0", at(1, 0), at(2, 0)),
-        &c,
-        None,
-    )
-    .await;
+    let zero = app
+        .get_at(
+            &format!("{base}?from={}&to={}&quantity=0", at(1, 0), at(2, 0)),
+            &c,
+            None,
+        )
+        .await;
     assert_invalid_field(&zero, "quantity");
     app.stop().await;
 }
@@ -1106,42 +972,6 @@ async fn availability_parameters_are_validated() {
 // ---------------------------------------------------------------------------
 // Orders
 // ---------------------------------------------------------------------------
-
-/// Two vendors, a rental (Harbour) and a sale (Alpine) listing.
-struct Shop {
-    harbour: Uuid,
-    alpine: Uuid,
-    kayak: Uuid,
-    boots: Uuid,
-}
-
-async fn shop(app: &TestApp) -> Shop {
-    let harbour = app.register_vendor("Harbour").await;
-    let alpine = app.register_vendor("Alpine").await;
-    let kayak = app
-        .rental_listing(harbour, "day", "20.00", "50.00", 5)
-        .await;
-    let boots = app.sale_listing(alpine, "15.00", 20).await;
-    Shop {
-        harbour,
-        alpine,
-        kayak,
-        boots,
-    }
-}
-
-/// A rental of one kayak for two days and two pairs of boots.
-async fn mixed_order(app: &TestApp, shop: &Shop, customer: &str) -> Answer {
-    place(
-        app,
-        customer,
-        vec![
-            rental_item(shop.kayak, 1, &at(1, 0), &at(3, 0)),
-            sale_item(shop.boots, 2),
-        ],
-    )
-    .await
-}
 
 fn line_of(order: &Value, vendor_id: Uuid) -> &Value {
     order["lines"]
@@ -1166,7 +996,9 @@ fn part_of(order: &Value, vendor_id: Uuid) -> &Value {
 }
 
 async fn order_as(app: &TestApp, order_id: Uuid, token: &str, min: i64) -> Value {
-    let answer = get(app, &format!("/v1/orders/{order_id}"), token, Some(min)).await;
+    let answer = app
+        .get_at(&format!("/v1/orders/{order_id}"), token, Some(min))
+        .await;
     assert_ok(&answer);
     assert!(ledger_position(&answer) >= min);
     answer.body
@@ -1175,8 +1007,8 @@ async fn order_as(app: &TestApp, order_id: Uuid, token: &str, min: i64) -> Value
 #[tokio::test]
 async fn the_owning_customer_sees_the_whole_order_through_its_lifecycle() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
-    let placed = mixed_order(&app, &shop, "alice").await;
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(5, 20).await;
+    let placed = app.place("alice", shop.mixed_order()).await;
     let order_id = placed.uuid("order_id");
     let alice = app.customer("alice");
 
@@ -1274,21 +1106,16 @@ async fn the_owning_customer_sees_the_whole_order_through_its_lifecycle() {
     // The rental is picked up and returned with damage withheld.
     let harbour = app.vendor(shop.harbour);
     let rental_line = uuid_of(&line_of(&shown, shop.harbour)["line_id"]);
-    let picked = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{rental_line}/pickup"),
-            &harbour,
-            json!({}),
-        )
-        .await;
+    let picked = app.pickup(&harbour, order_id, rental_line).await;
     assert_ok(&picked);
     let shown = order_as(&app, order_id, &alice, position(&picked)).await;
     assert_eq!(line_of(&shown, shop.harbour)["status"], "picked_up");
     assert_eq!(part_of(&shown, shop.harbour)["status"], "in_progress");
     let returned = app
-        .post(
-            &format!("/v1/orders/{order_id}/lines/{rental_line}/return"),
+        .return_line(
             &harbour,
+            order_id,
+            rental_line,
             json!({"returned_at": at(3, 0), "damage_withheld": "12.50"}),
         )
         .await;
@@ -1307,8 +1134,8 @@ async fn the_owning_customer_sees_the_whole_order_through_its_lifecycle() {
 #[tokio::test]
 async fn an_order_cancelled_after_payment_shows_refunded_with_its_refund() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
-    let placed = mixed_order(&app, &shop, "alice").await;
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(5, 20).await;
+    let placed = app.place("alice", shop.mixed_order()).await;
     let order_id = placed.uuid("order_id");
     app.pay(&placed).await;
     let cancelled = cancel(&app, "alice", order_id).await;
@@ -1322,7 +1149,7 @@ async fn an_order_cancelled_after_payment_shows_refunded_with_its_refund() {
     assert_eq!(shown["payments"][0]["outcome"], "captured");
 
     // A cancel before payment: cancelled, nothing refunded.
-    let placed = mixed_order(&app, &shop, "alice").await;
+    let placed = app.place("alice", shop.mixed_order()).await;
     let cancelled = cancel(&app, "alice", placed.uuid("order_id")).await;
     let shown = order_as(
         &app,
@@ -1339,9 +1166,9 @@ async fn an_order_cancelled_after_payment_shows_refunded_with_its_refund() {
 #[tokio::test]
 async fn a_vendor_sees_only_its_lines_and_part_and_strangers_are_refused() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(5, 20).await;
     let stranger_vendor = app.register_vendor("Stranger").await;
-    let placed = mixed_order(&app, &shop, "alice").await;
+    let placed = app.place("alice", shop.mixed_order()).await;
     let order_id = placed.uuid("order_id");
     let paid = app.pay(&placed).await;
     let min = position(&paid);
@@ -1383,23 +1210,21 @@ async fn a_vendor_sees_only_its_lines_and_part_and_strangers_are_refused() {
     for token in [
         app.customer("bob"),
         app.vendor(stranger_vendor),
-        analyst(&app),
-        auditor(&app),
+        app.analyst(),
+        app.auditor(),
     ] {
-        let answer = get(&app, &path, &token, Some(min)).await;
+        let answer = app.get_at(&path, &token, Some(min)).await;
         assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
     }
     for token in [app.admin(), app.customer("alice")] {
-        let unknown = get(
-            &app,
-            &format!("/v1/orders/{}", Uuid::now_v7()),
-            &token,
-            None,
-        )
-        .await;
+        let unknown = app
+            .get_at(&format!("/v1/orders/{}", Uuid::now_v7()), &token, None)
+            .await;
         assert_problem(&unknown, StatusCode::NOT_FOUND, "not-found");
     }
-    let garbage = get(&app, "/v1/orders/not-an-order", &app.admin(), None).await;
+    let garbage = app
+        .get_at("/v1/orders/not-an-order", &app.admin(), None)
+        .await;
     assert_eq!(garbage.status, StatusCode::NOT_FOUND);
     app.stop().await;
 }
@@ -1407,15 +1232,15 @@ async fn a_vendor_sees_only_its_lines_and_part_and_strangers_are_refused() {
 #[tokio::test]
 async fn order_lists_are_scoped_to_who_asks_and_filtered_by_status() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
-    let rental = place(
-        &app,
-        "alice",
-        vec![rental_item(shop.kayak, 1, &at(1, 0), &at(2, 0))],
-    )
-    .await;
-    let sale = place(&app, "alice", vec![sale_item(shop.boots, 1)]).await;
-    let bobs = place(&app, "bob", vec![sale_item(shop.boots, 3)]).await;
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(5, 20).await;
+    let rental = app
+        .place(
+            "alice",
+            vec![rental_item(shop.kayak, 1, &at(1, 0), &at(2, 0))],
+        )
+        .await;
+    let sale = app.place("alice", vec![sale_item(shop.boots, 1)]).await;
+    let bobs = app.place("bob", vec![sale_item(shop.boots, 3)]).await;
     let (rental, sale, bobs_id) = (
         rental.uuid("order_id"),
         sale.uuid("order_id"),
@@ -1431,19 +1256,19 @@ async fn order_lists_are_scoped_to_who_asks_and_filtered_by_status() {
     };
     let alice = app.customer("alice");
     assert_eq!(
-        ids(&get(&app, &list(""), &alice, min).await),
+        ids(&app.get_at(&list(""), &alice, min).await),
         set(&[rental, sale])
     );
     assert_eq!(
-        ids(&get(&app, &list(""), &app.customer("bob"), min).await),
+        ids(&app.get_at(&list(""), &app.customer("bob"), min).await),
         set(&[bobs_id])
     );
-    assert!(ids(&get(&app, &list(""), &app.customer("carol"), min).await).is_empty());
+    assert!(ids(&app.get_at(&list(""), &app.customer("carol"), min).await).is_empty());
     assert_eq!(
-        ids(&get(&app, &list(""), &app.vendor(shop.harbour), min).await),
+        ids(&app.get_at(&list(""), &app.vendor(shop.harbour), min).await),
         set(&[rental])
     );
-    let alpine = get(&app, &list(""), &app.vendor(shop.alpine), min).await;
+    let alpine = app.get_at(&list(""), &app.vendor(shop.alpine), min).await;
     assert_eq!(ids(&alpine), set(&[sale, bobs_id]));
     for item in alpine.body["items"].as_array().expect("items") {
         assert!(item.get("total").is_none() && item.get("payments").is_none());
@@ -1453,32 +1278,28 @@ async fn order_lists_are_scoped_to_who_asks_and_filtered_by_status() {
     }
     let admin = app.admin();
     assert_eq!(
-        ids(&get(&app, &list(""), &admin, min).await),
+        ids(&app.get_at(&list(""), &admin, min).await),
         set(&[rental, sale, bobs_id])
     );
 
     // By status.
     assert_eq!(
-        ids(&get(&app, &list("status=cancelled"), &admin, min).await),
+        ids(&app.get_at(&list("status=cancelled"), &admin, min).await),
         set(&[bobs_id])
     );
     assert_eq!(
-        ids(&get(&app, &list("status=placed"), &admin, min).await),
+        ids(&app.get_at(&list("status=placed"), &admin, min).await),
         set(&[rental, sale])
     );
-    assert!(ids(&get(&app, &list("status=cancelled"), &alice, min).await).is_empty());
+    assert!(ids(&app.get_at(&list("status=cancelled"), &alice, min).await).is_empty());
     assert_eq!(
-        ids(&get(
-            &app,
-            &list("status=cancelled"),
-            &app.vendor(shop.alpine),
-            min
-        )
-        .await),
+        ids(&app
+            .get_at(&list("status=cancelled"), &app.vendor(shop.alpine), min)
+            .await),
         set(&[bobs_id])
     );
-    assert!(ids(&get(&app, &list("status=confirmed"), &admin, min).await).is_empty());
-    let invalid = get(&app, &list("status=lost"), &admin, None).await;
+    assert!(ids(&app.get_at(&list("status=confirmed"), &admin, min).await).is_empty());
+    let invalid = app.get_at(&list("status=lost"), &admin, None).await;
     assert_invalid_field(&invalid, "status");
 
     // Pages.
@@ -1497,14 +1318,14 @@ async fn order_lists_are_scoped_to_who_asks_and_filtered_by_status() {
     assert_eq!(sizes, vec![1, 1]);
     assert_eq!(set(&walked), set(&[rental, sale]));
     for bad in ["limit=0", "limit=501"] {
-        assert_invalid_field(&get(&app, &list(bad), &admin, None).await, "limit");
+        assert_invalid_field(&app.get_at(&list(bad), &admin, None).await, "limit");
     }
     for bad in ["cursor=zzz", "colour=red"] {
-        let answer = get(&app, &list(bad), &admin, None).await;
+        let answer = app.get_at(&list(bad), &admin, None).await;
         assert_problem(&answer, StatusCode::BAD_REQUEST, "bad-request");
     }
-    for token in [analyst(&app), auditor(&app)] {
-        let answer = get(&app, &list(""), &token, None).await;
+    for token in [app.analyst(), app.auditor()] {
+        let answer = app.get_at(&list(""), &token, None).await;
         assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
     }
     app.stop().await;
@@ -1517,15 +1338,15 @@ async fn order_lists_are_scoped_to_who_asks_and_filtered_by_status() {
 #[tokio::test]
 async fn projections_report_each_consumers_position_and_lag_to_admins_and_analysts() {
     let app = TestApp::spawn().await;
-    let shop = shop(&app).await;
-    let placed = mixed_order(&app, &shop, "alice").await;
+    let shop = Marketplace::new(&app).with_harbour_and_alpine(5, 20).await;
+    let placed = app.place("alice", shop.mixed_order()).await;
     let paid = app.pay(&placed).await;
     let last = position(&paid);
 
-    for token in [app.admin(), analyst(&app)] {
+    for token in [app.admin(), app.analyst()] {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let answer = get(&app, "/v1/projections", &token, None).await;
+            let answer = app.get_at("/v1/projections", &token, None).await;
             assert_ok(&answer);
             let list = answer.body.as_array().expect("a list").clone();
             for p in &list {
@@ -1563,9 +1384,9 @@ async fn projections_report_each_consumers_position_and_lag_to_admins_and_analys
     for token in [
         app.customer("alice"),
         app.vendor(shop.harbour),
-        auditor(&app),
+        app.auditor(),
     ] {
-        let answer = get(&app, "/v1/projections", &token, None).await;
+        let answer = app.get_at("/v1/projections", &token, None).await;
         assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
     }
     app.stop().await;
@@ -1603,7 +1424,7 @@ async fn projections_list_every_consumer_even_before_the_first_event() {
     let app = TestApp::spawn().await;
     // Give the consumers time to start (nothing to apply).
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let answer = get(&app, "/v1/projections", &app.admin(), None).await;
+    let answer = app.get_at("/v1/projections", &app.admin(), None).await;
     assert_ok(&answer);
     let list = answer.body.as_array().expect("a list");
     for name in ["availability", "orders", "policies"] {
@@ -1635,7 +1456,7 @@ async fn a_not_found_query_answer_also_says_where_the_read_model_stood() {
             at(1, 0)
         ),
     ] {
-        let answer = get(&app, &path, &c, Some(published_at)).await;
+        let answer = app.get_at(&path, &c, Some(published_at)).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
         assert!(
             answer

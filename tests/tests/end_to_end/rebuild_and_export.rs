@@ -66,12 +66,8 @@ async fn traffic(app: &TestApp, listings: &[uuid::Uuid], customer: &str, rounds:
             }
             1 => {
                 let id = order.uuid("order_id");
-                app.post(
-                    &format!("/v1/orders/{id}/cancel"),
-                    &app.customer(customer),
-                    json!({}),
-                )
-                .await;
+                app.cancel_order(&app.customer(customer), id, json!({}))
+                    .await;
             }
             _ => {}
         }

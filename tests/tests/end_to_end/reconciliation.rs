@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
-use ledger_tests::ledger_support::{decimal, total_minor};
+use ledger_tests::answer::decimal;
 use ledger_tests::reconcile::{self, Discrepancy, Observed};
+use ledger_tests::webhooks::total_minor;
 use ledger_tests::{at, Answer, TestApp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -427,7 +428,7 @@ async fn run_order(app: &TestApp, listings: &[Uuid], plan: &OrderPlan, tally: &T
 /// Pays every vendor out once or twice, random amounts within what is
 /// available, and checks that a cent more than what is left is refused.
 async fn payouts(app: &TestApp, vendors: &[Uuid], rng: &mut StdRng, tally: &Tally) {
-    let head = reconcile::settle(app, Duration::from_secs(120))
+    let head = ledger_tests::pipeline::settle(app, Duration::from_secs(120))
         .await
         .expect("settle before payouts");
     let plans: Vec<(Uuid, u64)> = vendors.iter().map(|v| (*v, rng.gen())).collect();
@@ -518,7 +519,7 @@ async fn marketplace(
     println!("{} orders driven in {:.1?}", orders, started.elapsed());
     let started = Instant::now();
     payouts(&app, &vendor_ids, &mut rng, &tally).await;
-    reconcile::settle(&app, Duration::from_secs(120))
+    ledger_tests::pipeline::settle(&app, Duration::from_secs(120))
         .await
         .expect("the read models settle");
     println!("payouts and settling in {:.1?}", started.elapsed());

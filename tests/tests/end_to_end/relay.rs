@@ -14,10 +14,12 @@ use async_nats::jetstream::message::PublishMessage;
 use ledger_nats::envelope::subject;
 use ledger_nats::stream::provision;
 use ledger_nats::{message_id, RelayConfig, StreamSettings};
-use ledger_tests::pipeline_support::{
-    commit_probes, eventually, head, insert_probe, nats_client, relay_position, set_relay_position,
-    stream_count, stream_events, wait_for_stream_count, PublishTap, RelayTask, StreamedEvent,
-    PROBE,
+use ledger_tests::events::head;
+use ledger_tests::pipeline::{
+    commit_probes, eventually, insert_probe, relay_position, set_relay_position, RelayTask, PROBE,
+};
+use ledger_tests::stream::{
+    nats_client, stream_count, stream_events, wait_for_stream_count, PublishTap, StreamedEvent,
 };
 use ledger_tests::{fresh_database, fresh_stream_name};
 use rand::rngs::StdRng;

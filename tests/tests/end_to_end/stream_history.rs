@@ -14,12 +14,10 @@ use std::time::Duration;
 use ledger::commands::stream::reset;
 use ledger_nats::history::Verdict;
 use ledger_nats::StreamSettings;
-use ledger_tests::hardening_support::spawn_on_pool;
-use ledger_tests::history_support::{connect, database_url, drop_and_create};
-use ledger_tests::pipeline_support::{
-    envelopes, eventually, head, nats_client, stream_count, stream_events, PublishTap,
-    StreamedEvent,
-};
+use ledger_tests::database::{connect, database_url, drop_and_create};
+use ledger_tests::events::head;
+use ledger_tests::pipeline::{envelopes, eventually};
+use ledger_tests::stream::{nats_client, stream_count, stream_events, PublishTap, StreamedEvent};
 use ledger_tests::{fresh_database, fresh_stream_name, TestApp};
 use projectors::rebuild::{differences, rebuild_into, READ_MODEL_TABLES};
 use reqwest::{Method, StatusCode};
@@ -38,7 +36,7 @@ fn consumers() -> Vec<String> {
 /// A whole ledger on `pool` (database `database`) and stream `stream`.
 async fn spawn(pool: PgPool, database: &str, stream: &str) -> TestApp {
     let settings = StreamSettings::new(stream);
-    let mut app = spawn_on_pool(pool, database, |server| server.stream = settings).await;
+    let mut app = TestApp::spawn_on_pool(pool, database, |server| server.stream = settings).await;
     app.stream = stream.to_owned();
     app.wait_until_ready().await;
     app

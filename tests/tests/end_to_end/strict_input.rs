@@ -9,17 +9,14 @@
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use ledger_tests::command_support::{assert_invalid_field, assert_problem, send_bytes};
-use ledger_tests::{at, Answer, TestApp, JWT_SECRET, WEBHOOK_SECRET};
+use ledger_tests::tokens::token_with;
+use ledger_tests::{assert_invalid_field, assert_problem};
+use ledger_tests::{at, Answer, TestApp, WEBHOOK_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 const RANGE_MESSAGE: &str = "must lie between 2000-01-01T00:00:00Z and 2200-01-01T00:00:00Z";
-
-async fn get(app: &TestApp, path: &str, token: &str) -> Answer {
-    app.send(Method::GET, path, Some(token), None, &[]).await
-}
 
 /// The error of `field` in a 422 problem.
 #[track_caller]
@@ -29,10 +26,6 @@ fn error_of<'a>(answer: &'a Answer, field: &str) -> &'a Value {
         .as_array()
         .and_then(|errors| errors.iter().find(|e| e["field"] == field))
         .expect("the field's error")
-}
-
-async fn assert_nothing_recorded(app: &TestApp, before: i64, case: &str) {
-    assert_eq!(app.event_count().await, before, "{case}: nothing recorded");
 }
 
 fn rfc3339(t: chrono::DateTime<Utc>) -> String {
@@ -62,15 +55,11 @@ async fn amounts_with_exponents_spaces_signs_or_three_places_are_422_naming_the_
         "1000000000.01",
     ] {
         let created = app
-            .post("/v1/listings", &app.vendor(vendor_id), rental(bad))
+            .create_listing(&app.vendor(vendor_id), rental(bad))
             .await;
         assert_invalid_field(&created, "price_per_unit");
         let priced = app
-            .post(
-                &format!("/v1/listings/{paddle}/price"),
-                &app.vendor(vendor_id),
-                json!({"unit_price": bad}),
-            )
+            .change_price(&app.vendor(vendor_id), paddle, json!({"unit_price": bad}))
             .await;
         assert_invalid_field(&priced, "unit_price");
         let payout = app
@@ -94,12 +83,12 @@ async fn amounts_with_exponents_spaces_signs_or_three_places_are_422_naming_the_
             )
             .await;
         assert_invalid_field(&returned, "damage_withheld");
-        assert_nothing_recorded(&app, before, bad).await;
+        app.assert_nothing_recorded(before, bad).await;
     }
     // The strict form is still accepted, with one or two places or none.
     for good in ["1", "1.5", "1000000000.00"] {
         let created = app
-            .post("/v1/listings", &app.vendor(vendor_id), rental(good))
+            .create_listing(&app.vendor(vendor_id), rental(good))
             .await;
         assert_eq!(
             created.status,
@@ -132,7 +121,8 @@ async fn an_order_beyond_the_total_bound_is_422_and_the_largest_accepted_one_kee
         .post("/v1/orders", &app.customer("whale"), order(10_000_001))
         .await;
     assert_invalid_field(&beyond_stock, "items[0].quantity");
-    assert_nothing_recorded(&app, before, "an order over the bounds").await;
+    app.assert_nothing_recorded(before, "an order over the bounds")
+        .await;
 
     // The largest order accepted: 1000 × 1e9 = 1e12, paid; every consumer,
     // the analytics among them, goes on to the head.
@@ -143,8 +133,8 @@ async fn an_order_beyond_the_total_bound_is_422_and_the_largest_accepted_one_kee
     assert_eq!(largest.body["total"], "1000000000000.00");
     let paid = app.pay(&largest).await;
     let head = paid.body["position"].as_i64().expect("a position");
-    let caught_up = ledger_tests::pipeline_support::eventually(Duration::from_secs(20), || async {
-        let projections = get(&app, "/v1/projections", &app.admin()).await;
+    let caught_up = ledger_tests::pipeline::eventually(Duration::from_secs(20), || async {
+        let projections = app.get("/v1/projections", &app.admin()).await;
         projections.body.as_array().is_some_and(|all| {
             !all.is_empty()
                 && all
@@ -156,7 +146,7 @@ async fn an_order_beyond_the_total_bound_is_422_and_the_largest_accepted_one_kee
     assert!(
         caught_up,
         "every read model reaches the order: {:?}",
-        get(&app, "/v1/projections", &app.admin()).await.body
+        app.get("/v1/projections", &app.admin()).await.body
     );
     let summary = app
         .send(
@@ -189,7 +179,7 @@ async fn text_with_nul_is_422_in_bodies_and_400_in_queries_before_any_sql() {
         (listing("Kayak", "two\u{0}seats", "boats"), "description"),
         (listing("Kayak", "", "\u{0}"), "category"),
     ] {
-        let answer = app.post("/v1/listings", &app.vendor(vendor_id), body).await;
+        let answer = app.create_listing(&app.vendor(vendor_id), body).await;
         assert_invalid_field(&answer, field);
     }
     let vendor = app
@@ -197,9 +187,9 @@ async fn text_with_nul_is_422_in_bodies_and_400_in_queries_before_any_sql() {
         .await;
     assert_invalid_field(&vendor, "name");
     let cancel = app
-        .post(
-            &format!("/v1/orders/{}/cancel", Uuid::now_v7()),
+        .cancel_order(
             &app.admin(),
+            Uuid::now_v7(),
             json!({"reason": "changed\u{0}mind"}),
         )
         .await;
@@ -213,18 +203,18 @@ async fn text_with_nul_is_422_in_bodies_and_400_in_queries_before_any_sql() {
         .await;
     assert_invalid_field(&nested, "items[0]");
     // A lone surrogate never reaches a string: malformed JSON.
-    let surrogate = send_bytes(
-        &app,
-        Method::POST,
-        "/v1/vendors",
-        Some(&app.admin()),
-        Some("application/json"),
-        br#"{"name": "\ud800"}"#.to_vec(),
-        &[],
-    )
-    .await;
+    let surrogate = app
+        .send_bytes(
+            Method::POST,
+            "/v1/vendors",
+            Some(&app.admin()),
+            Some("application/json"),
+            br#"{"name": "\ud800"}"#.to_vec(),
+            &[],
+        )
+        .await;
     assert_problem(&surrogate, StatusCode::BAD_REQUEST, "bad-request");
-    assert_nothing_recorded(&app, before, "text with NUL").await;
+    app.assert_nothing_recorded(before, "text with NUL").await;
 
     for path in [
         "/v1/listings?q=%00",
@@ -232,10 +222,12 @@ async fn text_with_nul_is_422_in_bodies_and_400_in_queries_before_any_sql() {
         "/v1/events?event_type=%00",
         "/v1/orders?status=%00",
     ] {
-        let answer = get(&app, path, &app.admin()).await;
+        let answer = app.get(path, &app.admin()).await;
         assert_problem(&answer, StatusCode::BAD_REQUEST, "bad-request");
     }
-    let aggregate = get(&app, "/v1/aggregates/Order/a%00b/events", &app.admin()).await;
+    let aggregate = app
+        .get("/v1/aggregates/Order/a%00b/events", &app.admin())
+        .await;
     assert_problem(&aggregate, StatusCode::NOT_FOUND, "not-found");
 }
 
@@ -273,51 +265,52 @@ async fn periods_in_the_past_or_outside_the_allowed_range_are_422() {
     assert_eq!(error_of(&far, "items[0].start")["message"], RANGE_MESSAGE);
 
     let blackout = app
-        .post(
-            &format!("/v1/listings/{kayak}/blackouts"),
+        .add_blackout(
             &app.vendor(vendor_id),
+            kayak,
             json!({"start": "9999-12-01T00:00:00Z", "end": "9999-12-31T00:00:00Z", "reason": "x"}),
         )
         .await;
     let error = error_of(&blackout, "end");
     assert_eq!(error["message"], RANGE_MESSAGE);
     assert_eq!(error["code"], "out_of_range");
-    assert_nothing_recorded(&app, before, "periods out of range").await;
+    app.assert_nothing_recorded(before, "periods out of range")
+        .await;
 
     // Queries over periods say which range they take.
-    let availability = get(
-        &app,
-        &format!(
+    let availability = app
+        .get(
+            &format!(
             "/v1/listings/{kayak}/availability?from=0001-01-01T00:00:00Z&to=9999-12-31T00:00:00Z"
         ),
-        &app.admin(),
-    )
-    .await;
+            &app.admin(),
+        )
+        .await;
     assert_eq!(error_of(&availability, "from")["message"], RANGE_MESSAGE);
     assert_eq!(error_of(&availability, "to")["message"], RANGE_MESSAGE);
-    let search = get(
-        &app,
-        "/v1/listings?available_from=0001-01-01T00:00:00Z&available_to=0001-01-02T00:00:00Z",
-        &app.admin(),
-    )
-    .await;
+    let search = app
+        .get(
+            "/v1/listings?available_from=0001-01-01T00:00:00Z&available_to=0001-01-02T00:00:00Z",
+            &app.admin(),
+        )
+        .await;
     assert_eq!(
         error_of(&search, "available_from")["message"],
         RANGE_MESSAGE
     );
-    let analytics = get(
-        &app,
-        "/v1/analytics/summary?from=-5000-01-01T00:00:00Z",
-        &app.admin(),
-    )
-    .await;
+    let analytics = app
+        .get(
+            "/v1/analytics/summary?from=-5000-01-01T00:00:00Z",
+            &app.admin(),
+        )
+        .await;
     assert_eq!(error_of(&analytics, "from")["message"], RANGE_MESSAGE);
-    let state = get(
-        &app,
-        &format!("/v1/aggregates/Listing/{kayak}/state?as_of=9999-01-01T00:00:00Z"),
-        &app.admin(),
-    )
-    .await;
+    let state = app
+        .get(
+            &format!("/v1/aggregates/Listing/{kayak}/state?as_of=9999-01-01T00:00:00Z"),
+            &app.admin(),
+        )
+        .await;
     assert_invalid_field(&state, "as_of");
 
     // Inside the range and ahead of now, all is as before.
@@ -332,31 +325,19 @@ async fn periods_in_the_past_or_outside_the_allowed_range_are_422() {
     assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
 }
 
-fn token_with(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .expect("encode a token")
-}
-
 #[tokio::test]
 async fn a_token_whose_nbf_is_ahead_is_401() {
     let app = TestApp::spawn().await;
     let now = Utc::now().timestamp();
     let early =
         token_with(json!({"sub": "c1", "role": "customer", "exp": now + 3600, "nbf": now + 60}));
-    let answer = get(&app, "/v1/listings", &early).await;
+    let answer = app.get("/v1/listings", &early).await;
     assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
     let created = app.post("/v1/orders", &early, json!({"items": []})).await;
     assert_problem(&created, StatusCode::UNAUTHORIZED, "unauthorized");
     let ready =
         token_with(json!({"sub": "c1", "role": "customer", "exp": now + 3600, "nbf": now - 60}));
-    assert_eq!(
-        get(&app, "/v1/listings", &ready).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/v1/listings", &ready).await.status, StatusCode::OK);
 }
 
 fn payment_event(id: &str, kind: &str, object: Value) -> Vec<u8> {
@@ -458,7 +439,7 @@ async fn signed_events_the_ledger_does_not_handle_are_200_and_ignored() {
             "{case}: {:?}",
             answer.body
         );
-        assert_nothing_recorded(&app, before, case).await;
+        app.assert_nothing_recorded(before, case).await;
     }
     // Not an event at all, or text that cannot be stored: 400, retried.
     for (case, raw) in [
@@ -478,7 +459,7 @@ async fn signed_events_the_ledger_does_not_handle_are_200_and_ignored() {
         let signature = command_api::routes::webhooks::sign(&raw, WEBHOOK_SECRET, now);
         let answer = app.send_raw_webhook(raw, &signature).await;
         assert_problem(&answer, StatusCode::BAD_REQUEST, "bad-request");
-        assert_nothing_recorded(&app, before, case).await;
+        app.assert_nothing_recorded(before, case).await;
     }
     // A bad signature is still 400; a real payment still confirms.
     let raw = payment_event("evt_c2", "customer.created", json!({"id": "cus_2"}));
@@ -494,42 +475,41 @@ async fn signed_events_the_ledger_does_not_handle_are_200_and_ignored() {
 async fn a_body_without_a_content_type_is_415() {
     let app = TestApp::spawn().await;
     let before = app.event_count().await;
-    let answer = send_bytes(
-        &app,
-        Method::POST,
-        "/v1/vendors",
-        Some(&app.admin()),
-        None,
-        br#"{"name": "Untyped"}"#.to_vec(),
-        &[],
-    )
-    .await;
+    let answer = app
+        .send_bytes(
+            Method::POST,
+            "/v1/vendors",
+            Some(&app.admin()),
+            None,
+            br#"{"name": "Untyped"}"#.to_vec(),
+            &[],
+        )
+        .await;
     assert_problem(
         &answer,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported-media-type",
     );
-    assert_nothing_recorded(&app, before, "an untyped body").await;
+    app.assert_nothing_recorded(before, "an untyped body").await;
     // No body needs no type (commands without fields).
     let vendor_id = app.register_vendor("Typed").await;
     let listing = app
-        .post(
-            "/v1/listings",
+        .create_listing(
             &app.vendor(vendor_id),
             json!({"title": "Paddle", "description": "", "category": "gear",
                    "kind": "sale", "unit_price": "1.00", "stock": 1}),
         )
         .await;
-    let published = send_bytes(
-        &app,
-        Method::POST,
-        &format!("/v1/listings/{}/publish", listing.uuid("listing_id")),
-        Some(&app.vendor(vendor_id)),
-        None,
-        Vec::new(),
-        &[],
-    )
-    .await;
+    let published = app
+        .send_bytes(
+            Method::POST,
+            &format!("/v1/listings/{}/publish", listing.uuid("listing_id")),
+            Some(&app.vendor(vendor_id)),
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await;
     assert_eq!(published.status, StatusCode::OK, "{:?}", published.body);
 }
 
@@ -567,7 +547,7 @@ async fn a_request_with_content_length_and_transfer_encoding_gets_a_problem_or_i
 async fn a_negative_event_cursor_is_422_on_both_routes_and_in_the_document() {
     let app = TestApp::spawn().await;
     for path in ["/v1/events?after=-5", "/v1/events/stream?after=-5"] {
-        let answer = get(&app, path, &app.admin()).await;
+        let answer = app.get(path, &app.admin()).await;
         assert_invalid_field(&answer, "after");
     }
     let document = app

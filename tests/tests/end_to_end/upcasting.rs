@@ -9,26 +9,12 @@
 use std::time::Duration;
 
 use command_api::Role;
-use ledger_tests::ledger_support::{command_app, hold_history};
-use ledger_tests::pipeline_support::eventually;
-use ledger_tests::{at, TestApp};
+use ledger_tests::pipeline::eventually;
+use ledger_tests::scenario::rental_days;
+use ledger_tests::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-/// Places an order for one unit of `listing` on day `day`.
-async fn place(app: &TestApp, customer: &str, listing: Uuid, day: i64) -> Uuid {
-    let answer = app
-        .post(
-            "/v1/orders",
-            &app.customer(customer),
-            json!({"items": [{"listing_id": listing, "quantity": 1,
-                              "start": at(day, 0), "end": at(day + 1, 0)}]}),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-    answer.uuid("order_id")
-}
 
 /// Inserts `OrderCancelled` as version 1.0 wrote it, as the order's next
 /// event; returns its position and the stored payload.
@@ -75,14 +61,20 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
     let kayak = app
         .rental_listing(vendor, "day", "40.00", "100.00", 3)
         .await;
-    let by_customer = place(&app, "cust-a", kayak, 1).await;
-    let by_expiry = place(&app, "cust-b", kayak, 5).await;
+    let by_customer = app
+        .place("cust-a", vec![rental_days(kayak, 1, 1, 1 + 1)])
+        .await
+        .uuid("order_id");
+    let by_expiry = app
+        .place("cust-b", vec![rental_days(kayak, 1, 5, 5 + 1)])
+        .await
+        .uuid("order_id");
     let (customer_position, customer_payload) =
         insert_v1_cancellation(&app, by_customer, false).await;
     let (expiry_position, expiry_payload) = insert_v1_cancellation(&app, by_expiry, true).await;
 
     // The command side loads them (through the store's upcasters).
-    let commands = command_app(&app);
+    let commands = app.command_app();
     let order = commands
         .orders
         .load(&by_customer.to_string())
@@ -99,11 +91,7 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
     // A further command on the order sees the cancellation: cancelling
     // again changes nothing, a late payment is refunded at once.
     let again = app
-        .post(
-            &format!("/v1/orders/{by_customer}/cancel"),
-            &app.customer("cust-a"),
-            json!({}),
-        )
+        .cancel_order(&app.customer("cust-a"), by_customer, json!({}))
         .await;
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
     assert_eq!(again.body["status"], "cancelled");
@@ -133,7 +121,7 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
     // The policies decoded it: a customer's cancellation releases the hold.
     assert!(
         eventually(Duration::from_secs(15), || async {
-            hold_history(&app, kayak, hold)
+            app.hold_history(kayak, hold)
                 .await
                 .last()
                 .map(String::as_str)
@@ -141,7 +129,7 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
         })
         .await,
         "{:?}",
-        hold_history(&app, kayak, hold).await
+        app.hold_history(kayak, hold).await
     );
 
     // The read models show both cancellations.
@@ -243,13 +231,12 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
         assert_eq!(stored, payload);
     }
     // New cancellations are written as 2.0.
-    let fresh = place(&app, "cust-c", kayak, 9).await;
+    let fresh = app
+        .place("cust-c", vec![rental_days(kayak, 1, 9, 9 + 1)])
+        .await
+        .uuid("order_id");
     let cancelled = app
-        .post(
-            &format!("/v1/orders/{fresh}/cancel"),
-            &app.customer("cust-c"),
-            json!({}),
-        )
+        .cancel_order(&app.customer("cust-c"), fresh, json!({}))
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
     let (version, stored): (String, Value) = sqlx::query_as(
