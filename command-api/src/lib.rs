@@ -35,6 +35,7 @@ use sqlx::PgPool;
 pub use ledger_http::{auth, extract};
 
 pub use auth::{Authenticator, Principal, Role};
+pub use bus::{CommandError, StoreError};
 pub use config::CommandApiConfig;
 pub use error::ApiError;
 

@@ -23,8 +23,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::bus::{CommandError, StoreError};
 use crate::context::CommandContext;
-use crate::error::ApiError;
 use crate::{reactions, AppState, CommandApp};
 
 pub const NAME: &str = "policies";
@@ -89,9 +89,7 @@ async fn react_or_note(app: &CommandApp, event: &EventEnvelope) -> Result<(), Er
     match react(app, event).await {
         Ok(()) => Ok(()),
         // Outages and bugs stop the batch; it is retried.
-        Err(err @ (ApiError::ServiceUnavailable(_) | ApiError::Internal(_))) => {
-            Err(Error::apply(event, err))
-        }
+        Err(err) if err.is_failure() => Err(Error::apply(event, err)),
         // A business refusal will not change on retry: an aggregate already
         // moved on. Note it and go on.
         Err(err) => {
@@ -119,11 +117,11 @@ fn context_for(event: &EventEnvelope) -> CommandContext {
     }
 }
 
-async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), ApiError> {
+async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandError> {
     let parsed: OrderEvent = projectors::decode(event)
-        .map_err(|e| ApiError::internal(format!("undecodable order event: {e}")))?;
+        .map_err(|e| StoreError::Failed(format!("undecodable order event: {e}")))?;
     let order_id = Uuid::parse_str(&event.aggregate_id)
-        .map_err(|e| ApiError::internal(format!("bad order id: {e}")))?;
+        .map_err(|e| StoreError::Failed(format!("bad order id: {e}")))?;
     let context = context_for(event);
     match parsed {
         OrderEvent::PaymentCaptured { .. }

@@ -3,11 +3,11 @@
 //! crediting vendors. Each is idempotent in the domain, so running one
 //! twice (a retried request, the sweeper, a policy) changes nothing.
 
-use domain::{InventoryCommand, Order, OrderCommand, OrderStatus, VendorCommand};
+use domain::{DomainError, InventoryCommand, Order, OrderCommand, OrderStatus, VendorCommand};
 use uuid::Uuid;
 
+use crate::bus::CommandError;
 use crate::context::CommandContext;
-use crate::error::ApiError;
 use crate::routes::now;
 use crate::CommandApp;
 
@@ -17,7 +17,7 @@ pub async fn release_holds(
     context: &CommandContext,
     order: &Order,
     reason: &str,
-) -> Result<i64, ApiError> {
+) -> Result<i64, CommandError> {
     let mut position = 0;
     for (listing_id, hold_id) in order.hold_ids() {
         let command = InventoryCommand::ReleaseHold {
@@ -39,7 +39,7 @@ pub async fn expire_holds(
     app: &CommandApp,
     context: &CommandContext,
     order: &Order,
-) -> Result<i64, ApiError> {
+) -> Result<i64, CommandError> {
     let mut position = 0;
     for (listing_id, hold_id) in order.hold_ids() {
         let command = InventoryCommand::ExpireHold {
@@ -51,8 +51,12 @@ pub async fn expire_holds(
             .execute(&listing_id.to_string(), command, context, "ExpireHold")
             .await
         {
+            // Never placed, settled already or not due by this clock.
             Ok(committed) => position = position.max(committed.position),
-            Err(ApiError::Conflict { .. } | ApiError::NotFound(_)) => {}
+            Err(
+                CommandError::Rejected(DomainError::NotFound { .. } | DomainError::InvalidState(_))
+                | CommandError::Conflict,
+            ) => {}
             Err(err) => return Err(err),
         }
     }
@@ -66,7 +70,7 @@ async fn confirm_holds(
     app: &CommandApp,
     context: &CommandContext,
     order: &Order,
-) -> Result<Result<i64, ApiError>, ApiError> {
+) -> Result<Result<i64, CommandError>, CommandError> {
     let mut position = 0;
     for (listing_id, hold_id) in order.hold_ids() {
         let command = InventoryCommand::ConfirmHold {
@@ -79,9 +83,13 @@ async fn confirm_holds(
             .await
         {
             Ok(committed) => position = position.max(committed.position),
-            Err(err @ (ApiError::Unavailable(_) | ApiError::Conflict { .. })) => {
-                return Ok(Err(err))
-            }
+            // The units went elsewhere, or the hold was released.
+            Err(
+                err @ (CommandError::Rejected(
+                    DomainError::Unavailable { .. } | DomainError::InvalidState(_),
+                )
+                | CommandError::Conflict),
+            ) => return Ok(Err(err)),
             Err(err) => return Err(err),
         }
     }
@@ -96,7 +104,7 @@ pub async fn settle_payment(
     app: &CommandApp,
     context: &CommandContext,
     order_id: Uuid,
-) -> Result<i64, ApiError> {
+) -> Result<i64, CommandError> {
     let id = order_id.to_string();
     let order = app.orders.load(&id).await?;
     match order.status() {
@@ -165,7 +173,7 @@ pub async fn credit_fulfilled_part(
     order_id: Uuid,
     vendor_id: Uuid,
     net: rust_decimal::Decimal,
-) -> Result<i64, ApiError> {
+) -> Result<i64, CommandError> {
     let command = VendorCommand::MakeEarningsAvailable {
         order_id,
         amount: net,

@@ -20,9 +20,8 @@ use domain::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::Role;
+use crate::bus::CommandError;
 use crate::context::CommandContext;
-use crate::error::ApiError;
 use crate::routes::listings::inventory_command;
 use crate::routes::now;
 use crate::CommandApp;
@@ -64,19 +63,16 @@ pub async fn place_order(
     app: &CommandApp,
     context: &CommandContext,
     body: PlaceOrder,
-) -> Result<PlacedOrder, ApiError> {
-    context.principal.require(&[Role::Customer])?;
+) -> Result<PlacedOrder, CommandError> {
     if body.items.is_empty() {
-        return Err(crate::error::invalid(
-            "items",
-            "an order needs at least one item",
-        ));
+        return Err(DomainError::invalid("items", "an order needs at least one item").into());
     }
     if body.items.len() > MAX_ITEMS {
-        return Err(crate::error::invalid(
+        return Err(DomainError::invalid(
             "items",
             format!("an order takes at most {MAX_ITEMS} items"),
-        ));
+        )
+        .into());
     }
 
     let listings = load_listings(app, &body.items).await?;
@@ -89,7 +85,7 @@ pub async fn place_order(
     domain::check_placement(&inputs, app.config.rates(), placed_at)?;
     let hold_expires_at = placed_at
         + chrono::Duration::from_std(app.config.hold_ttl)
-            .map_err(|_| ApiError::internal("hold TTL out of range"))?;
+            .map_err(|_| CommandError::internal("hold TTL out of range"))?;
 
     // Holds in a fixed order: by listing, then by the line's place.
     let mut hold_order: Vec<usize> = (0..lines.len()).collect();
@@ -121,7 +117,9 @@ pub async fn place_order(
         .await
         {
             Ok(_) => held.push(i),
-            Err(ApiError::Unavailable(found)) => conflicts.extend(found),
+            Err(CommandError::Rejected(DomainError::Unavailable { conflicts: found })) => {
+                conflicts.extend(found)
+            }
             Err(err) => {
                 failure = Some(err);
                 break;
@@ -132,12 +130,12 @@ pub async fn place_order(
     if failure.is_some() || !conflicts.is_empty() {
         release_holds(app, context, &lines, &held, "order placement failed").await;
         settle_deadline(app, order_id).await;
-        return Err(
-            failure.unwrap_or(ApiError::Unavailable(conflicts_in_item_order(
-                conflicts,
-                &body.items,
-            ))),
-        );
+        return Err(failure.unwrap_or_else(|| {
+            DomainError::Unavailable {
+                conflicts: conflicts_in_item_order(conflicts, &body.items),
+            }
+            .into()
+        }));
     }
 
     let command = OrderCommand::Place {
@@ -168,7 +166,7 @@ pub async fn place_order(
             OrderEvent::OrderPlaced { priced, .. } => Some(priced.clone()),
             _ => None,
         })
-        .ok_or_else(|| ApiError::internal("order placement recorded no OrderPlaced"))?;
+        .ok_or_else(|| CommandError::internal("order placement recorded no OrderPlaced"))?;
     Ok(PlacedOrder {
         order_id,
         currency: app.config.currency.clone(),
@@ -181,7 +179,7 @@ pub async fn place_order(
 async fn load_listings(
     app: &CommandApp,
     items: &[OrderItem],
-) -> Result<HashMap<Uuid, Listing>, ApiError> {
+) -> Result<HashMap<Uuid, Listing>, CommandError> {
     let mut listings = HashMap::new();
     let mut errors = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -208,14 +206,14 @@ async fn load_listings(
     if errors.is_empty() {
         Ok(listings)
     } else {
-        Err(ApiError::Validation(errors))
+        Err(DomainError::Validation { errors }.into())
     }
 }
 
 fn plan_lines(
     items: &[OrderItem],
     listings: &HashMap<Uuid, Listing>,
-) -> Result<Vec<PlannedLine>, ApiError> {
+) -> Result<Vec<PlannedLine>, CommandError> {
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -301,7 +299,7 @@ fn plan_lines(
     if errors.is_empty() {
         Ok(lines)
     } else {
-        Err(ApiError::Validation(errors))
+        Err(DomainError::Validation { errors }.into())
     }
 }
 
@@ -322,7 +320,7 @@ async fn record_deadline(
     order_id: Uuid,
     lines: &[PlannedLine],
     expires_at: DateTime<Utc>,
-) -> Result<(), ApiError> {
+) -> Result<(), CommandError> {
     let holds: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::json!({"listing_id": l.input.listing_id, "hold_id": l.input.hold_id}))

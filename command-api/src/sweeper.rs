@@ -10,14 +10,14 @@
 //! - holds whose order was never recorded (the saga died) expire.
 
 use chrono::{DateTime, Utc};
-use domain::{InventoryCommand, OrderCommand, OrderStatus};
+use domain::{DomainError, InventoryCommand, OrderCommand, OrderStatus};
 use serde::Deserialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::bus::{CommandError, StoreError};
 use crate::context::CommandContext;
-use crate::error::ApiError;
 use crate::idempotency::IdempotencyStore;
 use crate::routes::now;
 use crate::{reactions, AppState, CommandApp};
@@ -56,7 +56,7 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// One round: settles up to a batch of due deadlines. Returns how many.
-pub async fn sweep_once(app: &CommandApp) -> Result<usize, ApiError> {
+pub async fn sweep_once(app: &CommandApp) -> Result<usize, CommandError> {
     let mut tx = app.pool.begin().await?;
     let due: Vec<(Uuid, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
         "SELECT order_id, holds, expires_at FROM hold_deadlines
@@ -71,7 +71,7 @@ pub async fn sweep_once(app: &CommandApp) -> Result<usize, ApiError> {
     let mut settled = Vec::with_capacity(due.len());
     for (order_id, holds, _) in &due {
         let holds: Vec<DeadlineHold> = serde_json::from_value(holds.clone())
-            .map_err(|e| ApiError::internal(format!("bad hold deadline: {e}")))?;
+            .map_err(|e| StoreError::Failed(format!("bad hold deadline: {e}")))?;
         match settle(app, *order_id, &holds).await {
             Ok(()) => settled.push(*order_id),
             Err(err) => tracing::warn!(%order_id, error = %err, "could not settle a lapsed order"),
@@ -87,7 +87,11 @@ pub async fn sweep_once(app: &CommandApp) -> Result<usize, ApiError> {
     Ok(settled.len())
 }
 
-async fn settle(app: &CommandApp, order_id: Uuid, holds: &[DeadlineHold]) -> Result<(), ApiError> {
+async fn settle(
+    app: &CommandApp,
+    order_id: Uuid,
+    holds: &[DeadlineHold],
+) -> Result<(), CommandError> {
     let context =
         CommandContext::background(Principal::system("sweeper"), format!("sweep:{order_id}"));
     let id = order_id.to_string();
@@ -112,7 +116,7 @@ async fn settle(app: &CommandApp, order_id: Uuid, holds: &[DeadlineHold]) -> Res
                 return Ok(());
             }
             OrderStatus::Placed => {
-                return Err(ApiError::internal(
+                return Err(CommandError::internal(
                     "order still awaiting payment after expiry",
                 ))
             }
@@ -135,7 +139,11 @@ async fn settle(app: &CommandApp, order_id: Uuid, holds: &[DeadlineHold]) -> Res
             .await
         {
             // A hold that was never placed, or is not due by this clock.
-            Ok(_) | Err(ApiError::NotFound(_)) | Err(ApiError::Conflict { .. }) => {}
+            Ok(_)
+            | Err(
+                CommandError::Rejected(DomainError::NotFound { .. } | DomainError::InvalidState(_))
+                | CommandError::Conflict,
+            ) => {}
             Err(err) => return Err(err),
         }
     }

@@ -7,14 +7,15 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::{
-    Capacity, FieldError, InventoryCommand, Listing, ListingCommand, ListingKind, ListingStatus,
-    ListingTerms, Period, PricingUnit,
+    Capacity, DomainError, FieldError, InventoryCommand, Listing, ListingCommand, ListingKind,
+    ListingStatus, ListingTerms, Period, PricingUnit,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Role;
+use crate::bus::CommandError;
 use crate::context::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
@@ -213,17 +214,17 @@ pub async fn inventory_command(
     listing_id: Uuid,
     command: InventoryCommand,
     name: &str,
-) -> Result<crate::bus::Committed<domain::Inventory>, ApiError> {
+) -> Result<crate::bus::Committed<domain::Inventory>, CommandError> {
     let id = listing_id.to_string();
     match app
         .inventory
         .execute(&id, command.clone(), context, name)
         .await
     {
-        Err(ApiError::NotFound(what)) if what == "inventory" => {
+        Err(CommandError::Rejected(DomainError::NotFound { what: "inventory" })) => {
             let terms = listing
                 .terms()
-                .ok_or_else(|| ApiError::NotFound("listing".to_owned()))?;
+                .ok_or(DomainError::NotFound { what: "listing" })?;
             let init = InventoryCommand::Initialize {
                 listing_id,
                 capacity: capacity_of(terms),
@@ -233,7 +234,12 @@ pub async fn inventory_command(
                 .execute(&id, init, context, "InitializeInventory")
                 .await
             {
-                Ok(_) | Err(ApiError::Conflict { .. }) => {}
+                // Set up by another command first.
+                Ok(_)
+                | Err(
+                    CommandError::Rejected(DomainError::AlreadyExists { .. })
+                    | CommandError::Conflict,
+                ) => {}
                 Err(err) => return Err(err),
             }
             app.inventory.execute(&id, command, context, name).await
@@ -360,7 +366,7 @@ pub async fn change_price(
             "ChangePrice",
         )
         .await
-        .map_err(|err| rename_field(err, "price", field))?;
+        .map_err(|err| rename_field(err.into(), "price", field))?;
     let shown = Some(money(price));
     Ok(Json(PriceChanged {
         listing_id,

@@ -76,6 +76,7 @@ pub async fn place(
     context: CommandContext,
     ApiJson(body): ApiJson<PlaceOrder>,
 ) -> Result<(StatusCode, Json<OrderPlaced>), ApiError> {
+    context.principal.require(&[Role::Customer])?;
     let placed = saga::place_order(&app, &context, body).await?;
     let priced = placed.priced;
     let answer = OrderPlaced {

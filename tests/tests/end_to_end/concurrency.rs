@@ -946,7 +946,12 @@ async fn a_command_for_a_new_id_that_is_taken_after_all_is_decided_on_the_stored
         )
         .await;
     assert!(
-        matches!(refused, Err(command_api::ApiError::Conflict { .. })),
+        matches!(
+            refused
+                .as_ref()
+                .map_err(|e| command_api::ApiError::from(e.clone())),
+            Err(command_api::ApiError::Conflict { .. })
+        ),
         "a second registration is refused, not recorded: {:?}",
         refused.as_ref().map(|c| c.position)
     );

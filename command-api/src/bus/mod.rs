@@ -48,7 +48,10 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 
 use crate::context::CommandContext;
-use crate::error::ApiError;
+
+mod error;
+
+pub use error::{CommandError, StoreError};
 
 /// How often a batch is retried after an optimistic-concurrency conflict.
 const MAX_ATTEMPTS: u32 = 12;
@@ -71,7 +74,7 @@ pub struct Committed<A: Aggregate> {
 struct Pending<A: Aggregate> {
     command: A::Command,
     metadata: HashMap<String, String>,
-    reply: oneshot::Sender<Result<Committed<A>, ApiError>>,
+    reply: oneshot::Sender<Result<Committed<A>, CommandError>>,
 }
 
 /// An aggregate's state and the sequence of the last event it reflects.
@@ -90,12 +93,24 @@ enum Decided<A: Aggregate> {
     Accepted(Vec<A::Event>),
 }
 
-/// Why a batch attempt has to start over from the stored state.
-enum Retry {
-    /// Another writer recorded these sequences first.
+/// How one try at a batch came out.
+enum Attempt<A: Aggregate> {
+    /// Every command decided and its events durable: one answer each.
+    Answered(Vec<Result<Committed<A>, CommandError>>),
+    /// Another writer recorded these sequences first: try again later.
     Conflict,
-    /// The cached copy was behind the store.
+    /// The cached copy was behind the store: try again now, from the store.
     Stale,
+    /// The store failed; every command of the batch gets this error.
+    Failed(CommandError),
+}
+
+/// What an append came to.
+enum Appended {
+    /// The events are recorded, at these global positions (in order).
+    At(Vec<i64>),
+    /// Another writer recorded one of these sequences first.
+    Conflict,
 }
 
 pub struct CommandBus<A: Aggregate> {
@@ -166,7 +181,7 @@ where
     }
 
     /// The aggregate's current state (a default one if it has no events).
-    pub async fn load(&self, aggregate_id: &str) -> Result<A, ApiError> {
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError> {
         Ok(self.inner.load_stored(aggregate_id).await?.aggregate)
     }
 
@@ -182,7 +197,7 @@ where
         command: A::Command,
         context: &CommandContext,
         command_name: &str,
-    ) -> Result<Committed<A>, ApiError> {
+    ) -> Result<Committed<A>, CommandError> {
         self.inner.cache_put_if_absent(
             aggregate_id,
             Loaded {
@@ -203,7 +218,7 @@ where
         command: A::Command,
         context: &CommandContext,
         command_name: &str,
-    ) -> Result<Committed<A>, ApiError> {
+    ) -> Result<Committed<A>, CommandError> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             command,
@@ -230,9 +245,7 @@ where
         if start_worker {
             tokio::spawn(Inner::work(self.inner.clone(), aggregate_id.to_owned()));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(ApiError::internal("the aggregate's worker stopped")))
+        answer.await.unwrap_or(Err(CommandError::Stopped))
     }
 }
 
@@ -294,9 +307,9 @@ where
         let outcome = loop {
             attempt += 1;
             match self.attempt(aggregate_id, &batch).await {
-                Ok(answers) => break Ok(answers),
-                Err(Ok(Retry::Stale)) => continue,
-                Err(Ok(Retry::Conflict)) if attempt < MAX_ATTEMPTS => {
+                Attempt::Answered(answers) => break Ok(answers),
+                Attempt::Stale => continue,
+                Attempt::Conflict if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(
                         aggregate = A::TYPE,
                         aggregate_id,
@@ -306,13 +319,11 @@ where
                     count::<A>(batch.len(), "retried");
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(Ok(Retry::Conflict)) => {
+                Attempt::Conflict => {
                     count::<A>(batch.len(), "conflict");
-                    break Err(crate::error::from_aggregate(
-                        cqrs_es::AggregateError::AggregateConflict,
-                    ));
+                    break Err(CommandError::Conflict);
                 }
-                Err(Err(err)) => {
+                Attempt::Failed(err) => {
                     count::<A>(batch.len(), "error");
                     break Err(err);
                 }
@@ -343,17 +354,15 @@ where
 
     /// One try at a batch: decide every command on the current state, then
     /// append all their events at once.
-    #[allow(clippy::type_complexity)]
-    async fn attempt(
-        &self,
-        aggregate_id: &str,
-        batch: &[Pending<A>],
-    ) -> Result<Vec<Result<Committed<A>, ApiError>>, Result<Retry, ApiError>> {
+    async fn attempt(&self, aggregate_id: &str, batch: &[Pending<A>]) -> Attempt<A> {
         let cached = self.cache_take(aggregate_id);
         let from_cache = cached.is_some();
         let mut loaded = match cached {
             Some(loaded) => loaded,
-            None => self.load_stored(aggregate_id).await.map_err(Err)?,
+            None => match self.load_stored(aggregate_id).await {
+                Ok(loaded) => loaded,
+                Err(err) => return Attempt::Failed(err),
+            },
         };
         let mut decided: Vec<Decided<A>> = Vec::with_capacity(batch.len());
         for pending in batch {
@@ -393,23 +402,23 @@ where
                 }
             }
             match self.append(aggregate_id, &loaded, &events, &metadata).await {
-                Ok(positions) => {
+                Ok(Appended::At(positions)) => {
                     self.notifier.committed();
                     let last = positions.last().copied().unwrap_or(0);
                     (positions, last)
                 }
-                Err(retry) => {
-                    if from_cache {
-                        // Not contention but a copy behind the store.
-                        return Err(retry.map(|_| Retry::Stale));
-                    }
-                    return Err(retry);
-                }
+                // Not contention but a copy behind the store.
+                Ok(Appended::Conflict) if from_cache => return Attempt::Stale,
+                Ok(Appended::Conflict) => return Attempt::Conflict,
+                Err(err) => return Attempt::Failed(err),
             }
         } else {
-            let (sequence, position) = self.latest(aggregate_id).await.map_err(Err)?;
+            let (sequence, position) = match self.latest(aggregate_id).await {
+                Ok(latest) => latest,
+                Err(err) => return Attempt::Failed(err),
+            };
             if unconfirmed && from_cache && sequence != loaded.sequence {
-                return Err(Ok(Retry::Stale));
+                return Attempt::Stale;
             }
             (Vec::new(), position)
         };
@@ -419,7 +428,7 @@ where
         let mut next = 0;
         for (d, pending) in decided.into_iter().zip(batch) {
             answers.push(match d {
-                Decided::Rejected(rejection) => Err(ApiError::from(rejection)),
+                Decided::Rejected(rejection) => Err(CommandError::Rejected(rejection)),
                 Decided::Accepted(new) => {
                     let count = new.len();
                     let envelopes: Vec<EventEnvelope<A>> = new
@@ -453,15 +462,11 @@ where
             }
         }
         self.cache_put(aggregate_id, loaded);
-        Ok(answers)
+        Attempt::Answered(answers)
     }
 
-    async fn load_stored(&self, aggregate_id: &str) -> Result<Loaded<A>, ApiError> {
-        let context = self
-            .store
-            .load_aggregate(aggregate_id)
-            .await
-            .map_err(crate::error::from_aggregate)?;
+    async fn load_stored(&self, aggregate_id: &str) -> Result<Loaded<A>, CommandError> {
+        let context = self.store.load_aggregate(aggregate_id).await?;
         Ok(Loaded {
             aggregate: context.aggregate,
             sequence: context.current_sequence,
@@ -478,8 +483,8 @@ where
         loaded: &Loaded<A>,
         events: &[A::Event],
         metadata: &[&HashMap<String, String>],
-    ) -> Result<Vec<i64>, Result<Retry, ApiError>> {
-        let failed = |e: serde_json::Error| Err(ApiError::internal(e));
+    ) -> Result<Appended, CommandError> {
+        let failed = |e: serde_json::Error| CommandError::Store(StoreError::failed(e));
         let first = loaded.sequence + 1;
         let mut sequences = Vec::with_capacity(events.len());
         let mut types = Vec::with_capacity(events.len());
@@ -493,7 +498,7 @@ where
             payloads.push(serde_json::to_value(event).map_err(failed)?);
             metadatas.push(serde_json::to_value(metadata).map_err(failed)?);
         }
-        let mut positions: Vec<i64> = sqlx::query_scalar(
+        let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
             "WITH appended AS (
                  INSERT INTO events
                      (aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -513,13 +518,16 @@ where
         .bind(&payloads)
         .bind(&metadatas)
         .fetch_all(&self.pool)
-        .await
-        .map_err(|err| match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => Ok(Retry::Conflict),
-            _ => Err(err.into()),
-        })?;
+        .await;
+        let mut positions = match outcome {
+            Ok(positions) => positions,
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Ok(Appended::Conflict)
+            }
+            Err(err) => return Err(err.into()),
+        };
         if positions.len() != events.len() {
-            return Err(Err(ApiError::internal(format!(
+            return Err(CommandError::Store(StoreError::Failed(format!(
                 "appended {} of {} events",
                 positions.len(),
                 events.len()
@@ -528,7 +536,7 @@ where
         // Positions are handed out in insertion order, which is sequence
         // order; RETURNING does not promise an order.
         positions.sort_unstable();
-        Ok(positions)
+        Ok(Appended::At(positions))
     }
 
     /// Writes `aggregate` (the state after event `sequence`, committed) as
@@ -599,7 +607,7 @@ where
 
     /// The sequence and global position of the aggregate's last stored
     /// event ((0, 0): none).
-    async fn latest(&self, aggregate_id: &str) -> Result<(usize, i64), ApiError> {
+    async fn latest(&self, aggregate_id: &str) -> Result<(usize, i64), CommandError> {
         let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT sequence, global_position FROM events
               WHERE aggregate_type = $1 AND aggregate_id = $2
