@@ -67,7 +67,7 @@ impl DomainError {
 }
 
 /// One validation problem; `field` is named as in the HTTP body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     pub field: String,
     /// For people.
@@ -102,7 +102,7 @@ impl FieldError {
 
 /// A line that could not be held: `free` is the minimum number of free units
 /// over the requested period (or the free stock for a sale).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conflict {
     pub listing_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]

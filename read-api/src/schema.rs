@@ -1,6 +1,8 @@
 //! Schemas for the OpenAPI document where a query route builds its answer
 //! as JSON rather than from a type: these mirror that JSON field by field
-//! (the tests check real answers against them).
+//! (the tests check real answers against them). The domain's enums the
+//! answers show are mirrored here too, since the domain has no OpenAPI
+//! derives.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -41,7 +43,7 @@ pub struct OrderPage {
 pub struct OrderDocument {
     pub order_id: Uuid,
     /// `placed`, `confirmed`, `completed`, `cancelled` or `refunded`.
-    pub status: domain::OrderStatus,
+    pub status: OrderStatus,
     pub currency: String,
     pub placed_at: DateTime<Utc>,
     pub lines: Vec<OrderLineDocument>,
@@ -70,7 +72,7 @@ pub struct OrderLineDocument {
     pub line_id: Uuid,
     pub listing_id: Uuid,
     pub vendor_id: Uuid,
-    pub kind: domain::ListingKind,
+    pub kind: ListingKind,
     pub quantity: u32,
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     pub unit_price: String,
@@ -195,4 +197,79 @@ pub struct Ready {
     /// The failing dependencies (503 only).
     #[schema(nullable = false)]
     pub failing: Option<Vec<String>>,
+}
+
+// `domain::OrderStatus` and `domain::ListingKind` under their names and
+// with their JSON (the command side mirrors them in its own `schema`
+// module). The `From` impls name every variant, so a new one does not
+// compile until its mirror follows; the test checks both write the same
+// JSON. No doc comment: the domain types had no description either.
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Placed,
+    Confirmed,
+    Completed,
+    Cancelled,
+    Refunded,
+}
+
+impl From<domain::OrderStatus> for OrderStatus {
+    fn from(status: domain::OrderStatus) -> Self {
+        use domain::OrderStatus as S;
+        match status {
+            S::Placed => Self::Placed,
+            S::Confirmed => Self::Confirmed,
+            S::Completed => Self::Completed,
+            S::Cancelled => Self::Cancelled,
+            S::Refunded => Self::Refunded,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingKind {
+    Rental,
+    Sale,
+}
+
+impl From<domain::ListingKind> for ListingKind {
+    fn from(kind: domain::ListingKind) -> Self {
+        match kind {
+            domain::ListingKind::Rental => Self::Rental,
+            domain::ListingKind::Sale => Self::Sale,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mirrored_enums_write_the_domains_json() {
+        use domain::{ListingKind as K, OrderStatus as O};
+        for s in [
+            O::Placed,
+            O::Confirmed,
+            O::Completed,
+            O::Cancelled,
+            O::Refunded,
+        ] {
+            let json = serde_json::to_value(s).expect("JSON");
+            assert_eq!(
+                json,
+                serde_json::to_value(OrderStatus::from(s)).expect("JSON")
+            );
+        }
+        for k in [K::Rental, K::Sale] {
+            let json = serde_json::to_value(k).expect("JSON");
+            assert_eq!(
+                json,
+                serde_json::to_value(ListingKind::from(k)).expect("JSON")
+            );
+        }
+    }
 }

@@ -26,6 +26,7 @@ use crate::{reactions, AppState, CommandApp};
 pub struct PartChanged {
     order_id: Uuid,
     vendor_id: Uuid,
+    #[schema(value_type = crate::schema::OrderStatus)]
     order_status: OrderStatus,
     position: i64,
 }
@@ -35,6 +36,7 @@ pub struct LineChanged {
     order_id: Uuid,
     line_id: Uuid,
     vendor_id: Uuid,
+    #[schema(value_type = crate::schema::OrderStatus)]
     order_status: OrderStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]

@@ -30,7 +30,9 @@ pub struct CreateListing {
     #[serde(default)]
     description: String,
     category: String,
+    #[schema(value_type = crate::schema::ListingKind)]
     kind: ListingKind,
+    #[schema(value_type = Option<crate::schema::PricingUnit>)]
     pricing_unit: Option<PricingUnit>,
     #[serde(default, deserialize_with = "deserialize_optional_money")]
     #[schema(value_type = Option<String>, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "45.00")]
@@ -111,6 +113,7 @@ impl CreateListing {
 pub struct ListingCreated {
     listing_id: Uuid,
     vendor_id: Uuid,
+    #[schema(value_type = crate::schema::ListingStatus)]
     status: ListingStatus,
     position: i64,
 }
@@ -251,6 +254,7 @@ pub async fn inventory_command(
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ListingStatusChanged {
     listing_id: Uuid,
+    #[schema(value_type = crate::schema::ListingStatus)]
     status: ListingStatus,
     position: i64,
 }

@@ -22,6 +22,7 @@ pub struct OrderPlacedLine {
     line_id: Uuid,
     listing_id: Uuid,
     vendor_id: Uuid,
+    #[schema(value_type = crate::schema::ListingKind)]
     kind: ListingKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     start: Option<DateTime<Utc>>,
@@ -54,6 +55,7 @@ pub struct OrderPlacedVendor {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderPlaced {
     order_id: Uuid,
+    #[schema(value_type = crate::schema::OrderStatus)]
     status: OrderStatus,
     currency: String,
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
@@ -139,6 +141,7 @@ pub struct CancelOrder {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderStatusChanged {
     order_id: Uuid,
+    #[schema(value_type = crate::schema::OrderStatus)]
     status: OrderStatus,
     position: i64,
 }

@@ -77,6 +77,7 @@ pub struct WebhookReceived {
     #[serde(skip_serializing_if = "Option::is_none")]
     order_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::schema::OrderStatus>)]
     status: Option<OrderStatus>,
     /// True when the event id was already processed.
     duplicate: bool,

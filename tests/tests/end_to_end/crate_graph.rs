@@ -88,8 +88,9 @@ fn the_crate_graph_has_only_the_designs_arrows() {
                 "sqlx",
                 "async-nats",
                 "reqwest",
+                "utoipa",
             ],
-            "the domain is pure: no I/O, no HTTP",
+            "the domain is pure: no I/O, no HTTP, no OpenAPI (schemas live at the HTTP edge)",
         ),
         (
             "audit",
