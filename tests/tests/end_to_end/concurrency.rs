@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledger_tests::answer::decimal;
+use ledger_tests::client::read;
 use ledger_tests::events::{peak_use, HoldRecord};
+use ledger_tests::rental_item;
 use ledger_tests::{at, Answer, TestApp};
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
@@ -60,14 +62,7 @@ async fn post(
         .send()
         .await
         .expect("the ledger answers");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.expect("a body");
-    Answer {
-        status,
-        headers,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    read(response).await
 }
 
 /// Sends every `(token, path, body)` at once (released together by a
@@ -100,10 +95,6 @@ async fn race_on(bases: &[String], requests: Vec<(String, String, Value)>) -> Ve
         .into_iter()
         .map(|a| a.expect("racing task"))
         .collect()
-}
-
-fn rental_item(listing_id: Uuid, quantity: u32, start: &str, end: &str) -> Value {
-    json!({"listing_id": listing_id, "quantity": quantity, "start": start, "end": end})
 }
 
 fn order_body(items: Vec<Value>) -> Value {

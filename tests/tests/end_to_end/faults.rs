@@ -34,6 +34,7 @@ use ledger_nats::{Relay, RelayConfig, StreamSettings};
 use ledger_tests::database::scalar;
 use ledger_tests::events::head;
 use ledger_tests::pipeline::{checkpoints, published, wait_converged};
+use ledger_tests::scenario::seed;
 use ledger_tests::services::{copy_dir, PrivateNats};
 use ledger_tests::{at, nats_url, TestApp, WEBHOOK_SECRET};
 use projectors::rebuild::{differences, rebuild_into, READ_MODEL_TABLES};
@@ -54,18 +55,6 @@ const CLIENTS: usize = 16;
 /// The tests of this file run one at a time: each is a heavy load on its
 /// own, and together they would exhaust the database's connections.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn seed() -> u64 {
-    std::env::var("FAULTS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
-}
 
 // ---------------------------------------------------------------------------
 // The relay and the projectors as crashable "processes".
@@ -806,7 +795,7 @@ fn assert_no_failures(stats: &Stats, label: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relay_and_projectors_killed_at_random_points_under_load() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let seed = seed();
+    let seed = seed("FAULTS_SEED");
     eprintln!("FAULTS_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
@@ -865,7 +854,7 @@ async fn relay_and_projectors_killed_at_random_points_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nats_stopped_during_load_commands_succeed_and_read_models_catch_up() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let seed = seed();
+    let seed = seed("FAULTS_SEED");
     eprintln!("FAULTS_SEED={seed}");
     let started = Instant::now();
     let mut nats = PrivateNats::start().await;
@@ -929,7 +918,7 @@ async fn nats_stopped_during_load_commands_succeed_and_read_models_catch_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nats_killed_and_its_store_lost_during_load_nothing_lost_or_applied_twice() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let seed = seed();
+    let seed = seed("FAULTS_SEED");
     eprintln!("FAULTS_SEED={seed}");
     let started = Instant::now();
     let mut nats = PrivateNats::start().await;
@@ -1007,7 +996,7 @@ async fn relay_republishes_what_jetstream_lost_while_it_stayed_connected() {
 
 async fn lost_tail(label: &str, check_stream: bool) {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let seed = seed();
+    let seed = seed("FAULTS_SEED");
     eprintln!("FAULTS_SEED={seed}");
     let started = Instant::now();
     let mut nats = PrivateNats::start().await;
