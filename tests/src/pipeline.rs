@@ -135,6 +135,21 @@ pub async fn checkpoints(pool: &PgPool) -> Vec<(String, i64)> {
         .expect("read the checkpoints")
 }
 
+/// Whether the relay has published the whole log to `stream` and each of
+/// `consumers` has applied it.
+pub async fn caught_up(pool: &PgPool, stream: &str, consumers: &[&str]) -> bool {
+    let head = head(pool).await;
+    if published(pool, stream).await < head {
+        return false;
+    }
+    for name in consumers {
+        if checkpoint(pool, name).await < head {
+            return false;
+        }
+    }
+    true
+}
+
 /// Waits until the relay has published the whole log to `stream` and every
 /// consumer has applied it, and the log has stopped growing (three polls
 /// in a row). Returns the head; fails after `timeout`.

@@ -35,6 +35,20 @@ pub fn sale_item(listing_id: Uuid, quantity: u32) -> Value {
     json!({"listing_id": listing_id, "quantity": quantity})
 }
 
+/// The seed of a randomised test: `env_var` if set (to replay a run), else
+/// a fresh one. Tests print it, so that a failure can be replayed.
+pub fn seed(env_var: &str) -> u64 {
+    std::env::var(env_var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
+}
+
 /// A marketplace being arranged on a running ledger: each `with_…` records
 /// what a test starts from, over HTTP, and returns the ids it needs.
 pub struct Marketplace<'a> {

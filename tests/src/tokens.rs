@@ -52,12 +52,12 @@ impl TestApp {
 }
 
 /// Seconds since the epoch, for `exp`, `nbf` and `iat` claims.
-pub fn unix_now() -> u64 {
-    chrono::Utc::now().timestamp().max(0) as u64
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 /// The claims of the admin's token, expiring at `exp`.
-pub fn admin_claims(exp: u64) -> Value {
+pub fn admin_claims(exp: i64) -> Value {
     json!({"sub": "admin-1", "role": "admin", "exp": exp})
 }
 

@@ -15,6 +15,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ledger_tests::tokens::unix_now;
+use ledger_tests::webhooks::signed;
 use ledger_tests::{at, Answer, TestApp, JWT_SECRET, WEBHOOK_SECRET};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -300,16 +302,6 @@ impl World {
     }
 }
 
-fn unix_now() -> i64 {
-    Utc::now().timestamp()
-}
-
-fn signed_webhook(body: &Value, timestamp: i64) -> (Vec<u8>, String) {
-    let raw = serde_json::to_vec(body).expect("encode");
-    let signature = command_api::routes::webhooks::sign(&raw, WEBHOOK_SECRET, timestamp);
-    (raw, signature)
-}
-
 fn webhook_wire(raw: Vec<u8>, signature: String) -> Wire {
     Wire::Http {
         method: Method::POST,
@@ -479,7 +471,7 @@ fn known_cases(w: &World) -> Vec<Case> {
             json!({"id": "evt_nometa", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_x", "amount": 100, "currency": "usd", "metadata": {}}}}),
         ),
     ] {
-        let (raw, signature) = signed_webhook(&body, unix_now());
+        let (raw, signature) = signed(&body, WEBHOOK_SECRET, unix_now());
         cases.push(webhook_case(
             &format!("an unhandled webhook: {name}"),
             raw,

@@ -9,6 +9,7 @@ use audit::chain::{chained_page, StoredEvent};
 use audit::{self, FailureKind, Report, Seal, Sealer};
 use command_api::Role;
 use ed25519_dalek::SigningKey;
+use ledger_tests::events::head;
 use ledger_tests::{at, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -35,20 +36,6 @@ async fn make_traffic(app: &TestApp, rounds: u32) {
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
     }
-}
-
-async fn head(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(pool)
-        .await
-        .expect("head")
-}
-
-async fn count(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(pool)
-        .await
-        .expect("count")
 }
 
 /// Waits until the relay has published everything (and the policies have
@@ -179,7 +166,7 @@ async fn the_rust_hash_equals_the_trigger_hash() {
     let events = chained_page(&app.pool, 0, i64::MAX, 10_000)
         .await
         .expect("events");
-    assert_eq!(events.len() as i64, count(&app.pool).await);
+    assert_eq!(events.len() as i64, app.event_count().await);
     for chained in &events {
         let event: &StoredEvent = &chained.event;
         let sql: Vec<u8> = sqlx::query_scalar(
@@ -226,7 +213,7 @@ async fn the_rust_hash_equals_the_trigger_hash() {
 #[tokio::test]
 async fn an_untouched_log_verifies_through_the_library_and_the_route() {
     let (app, seals) = sealed_app().await;
-    let total = count(&app.pool).await;
+    let total = app.event_count().await;
     // Seals are contiguous from 1, chained, and reach the relay's position.
     assert_eq!(seals[0].from_position, 1);
     for pair in seals.windows(2) {
@@ -267,13 +254,13 @@ async fn an_untouched_log_verifies_through_the_library_and_the_route() {
     settle(&app).await;
     let report = verify(&app).await;
     assert!(report.ok, "{report:?}");
-    assert_eq!(report.checked as i64, count(&app.pool).await);
+    assert_eq!(report.checked as i64, app.event_count().await);
 
     for token in [app.admin(), app.token(Role::Auditor, "auditor-1", None)] {
         let answer = get_verify(&app, &token, "").await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         assert_eq!(answer.body["ok"], json!(true), "{:?}", answer.body);
-        assert_eq!(answer.body["checked"], json!(count(&app.pool).await));
+        assert_eq!(answer.body["checked"], json!(app.event_count().await));
         assert!(answer.body.get("first_failure").is_none());
     }
     let auditor = app.token(Role::Auditor, "auditor-1", None);

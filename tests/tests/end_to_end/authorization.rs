@@ -2,11 +2,11 @@
 //! "Auth"): 401 for a missing or bad token, 403 for a role or ownership that
 //! does not allow the command, and a refused command records nothing.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use command_api::Role;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use ledger_tests::assert_problem;
+use ledger_tests::tokens::{admin_claims, signed_with, unix_now, unsigned};
+use ledger_tests::Marketplace;
 use ledger_tests::{at, Answer, TestApp, JWT_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -29,46 +29,17 @@ struct World {
 impl World {
     async fn new() -> World {
         let app = TestApp::spawn().await;
-        let vendor_a = app.register_vendor("Alpine").await;
-        let vendor_b = app.register_vendor("Coast").await;
-        let rental_a = app
-            .rental_listing(vendor_a, "day", "40.00", "50.00", 3)
+        let w = Marketplace::new(&app)
+            .with_two_vendors_and_a_paid_order(2)
             .await;
-        let sale_a = app.sale_listing(vendor_a, "10.00", 10).await;
-        let sale_b = app.sale_listing(vendor_b, "12.00", 10).await;
-        let blackout = app
-            .add_blackout(
-                &app.vendor(vendor_a),
-                rental_a,
-                json!({"start": at(20, 0), "end": at(21, 0), "units": 1, "reason": "service"}),
-            )
-            .await;
-        assert_eq!(blackout.status, StatusCode::CREATED, "{:?}", blackout.body);
-        let order = app
-            .post(
-                "/v1/orders",
-                &app.customer("customer-a"),
-                json!({"items": [
-                    {"listing_id": rental_a, "quantity": 1, "start": at(1, 0), "end": at(2, 0)},
-                    {"listing_id": sale_a, "quantity": 1},
-                    {"listing_id": sale_b, "quantity": 1},
-                ]}),
-            )
-            .await;
-        assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
-        app.pay(&order).await;
-        let rental_line_a = order.body["lines"][0]["line_id"]
-            .as_str()
-            .and_then(|l| Uuid::parse_str(l).ok())
-            .expect("a line id");
         World {
-            vendor_a,
-            vendor_b,
-            rental_a,
-            sale_a,
-            blackout_a: blackout.uuid("blackout_id"),
-            order: order.uuid("order_id"),
-            rental_line_a,
+            vendor_a: w.vendor_a,
+            vendor_b: w.vendor_b,
+            rental_a: w.rental_a,
+            sale_a: w.sale_a,
+            blackout_a: w.blackout_a,
+            order: w.order,
+            rental_line_a: w.rental_line_a,
             app,
         }
     }
@@ -201,30 +172,6 @@ impl World {
     }
 }
 
-fn unix_now() -> u64 {
-    chrono::Utc::now().timestamp().max(0) as u64
-}
-
-fn signed(claims: Value, secret: &str, algorithm: Algorithm) -> String {
-    jsonwebtoken::encode(
-        &Header::new(algorithm),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("encode a token")
-}
-
-fn admin_claims(exp: u64) -> Value {
-    json!({"sub": "admin-1", "role": "admin", "exp": exp})
-}
-
-/// A token with `alg: none` and no signature, built by hand.
-fn unsigned(claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{header}.{claims}.")
-}
-
 // ---------------------------------------------------------------------------
 // 401: no token, bad tokens
 // ---------------------------------------------------------------------------
@@ -241,7 +188,11 @@ async fn every_command_route_is_401_without_a_token_and_records_nothing() {
 async fn an_expired_token_is_401_on_every_command_route() {
     let world = World::new().await;
     // Well past the verifier's leeway of a few seconds.
-    let expired = signed(admin_claims(unix_now() - 120), JWT_SECRET, Algorithm::HS256);
+    let expired = signed_with(
+        &admin_claims(unix_now() - 120),
+        JWT_SECRET,
+        Algorithm::HS256,
+    );
     world
         .assert_every_route(Some(&expired), StatusCode::UNAUTHORIZED, "unauthorized")
         .await;
@@ -250,8 +201,8 @@ async fn an_expired_token_is_401_on_every_command_route() {
 #[tokio::test]
 async fn a_token_signed_with_another_secret_is_401_on_every_command_route() {
     let world = World::new().await;
-    let forged = signed(
-        admin_claims(unix_now() + 3600),
+    let forged = signed_with(
+        &admin_claims(unix_now() + 3600),
         "not-the-ledger-secret",
         Algorithm::HS256,
     );
@@ -268,8 +219,8 @@ async fn a_token_with_alg_none_is_401_on_every_command_route() {
         .assert_every_route(Some(&token), StatusCode::UNAUTHORIZED, "unauthorized")
         .await;
     // The same claims with a signature that is not HS256 are refused too.
-    let hs512 = signed(
-        admin_claims(unix_now() + 3600),
+    let hs512 = signed_with(
+        &admin_claims(unix_now() + 3600),
         JWT_SECRET,
         Algorithm::HS512,
     );
@@ -281,8 +232,8 @@ async fn a_token_with_alg_none_is_401_on_every_command_route() {
 #[tokio::test]
 async fn a_vendor_token_without_vendor_id_is_401() {
     let world = World::new().await;
-    let token = signed(
-        json!({"sub": "vendor-user-x", "role": "vendor", "exp": unix_now() + 3600}),
+    let token = signed_with(
+        &json!({"sub": "vendor-user-x", "role": "vendor", "exp": unix_now() + 3600}),
         JWT_SECRET,
         Algorithm::HS256,
     );
@@ -305,7 +256,7 @@ async fn malformed_tokens_and_claims_are_401_and_record_nothing() {
     ];
     let mut tokens: Vec<String> = bad_claims
         .iter()
-        .map(|claims| signed(claims.clone(), JWT_SECRET, Algorithm::HS256))
+        .map(|claims| signed_with(claims, JWT_SECRET, Algorithm::HS256))
         .collect();
     tokens.push("not-a-jwt".to_owned());
     tokens.push("a.b.c".to_owned());

@@ -22,10 +22,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use command_api::Role;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ledger_tests::tokens::{admin_claims, signed, unix_now, unsigned};
+use ledger_tests::Marketplace;
 use ledger_tests::{at, TestApp, JWT_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -141,49 +139,19 @@ struct World {
 impl World {
     async fn new() -> World {
         let app = TestApp::spawn().await;
-        let vendor_a = app.register_vendor("Alpine").await;
-        let vendor_b = app.register_vendor("Coast").await;
-        let rental_a = app
-            .rental_listing(vendor_a, "day", "40.00", "50.00", 3)
+        let w = Marketplace::new(&app)
+            .with_two_vendors_and_a_paid_order(1)
             .await;
-        let sale_a = app.sale_listing(vendor_a, "10.00", 10).await;
-        let sale_b = app.sale_listing(vendor_b, "12.00", 10).await;
-        let blackout = app
-            .add_blackout(
-                &app.vendor(vendor_a),
-                rental_a,
-                json!({"start": at(20, 0), "end": at(21, 0), "units": 1, "reason": "service"}),
-            )
-            .await;
-        assert_eq!(blackout.status, StatusCode::CREATED, "{:?}", blackout.body);
-        let order = app
-            .post(
-                "/v1/orders",
-                &app.customer("customer-a"),
-                json!({"items": [
-                    {"listing_id": rental_a, "quantity": 1, "start": at(1, 0), "end": at(2, 0)},
-                    {"listing_id": sale_a, "quantity": 1},
-                ]}),
-            )
-            .await;
-        assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
-        let paid = app.pay(&order).await;
-        assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
-        let rental_line = order.body["lines"]
-            .as_array()
-            .and_then(|lines| lines.iter().find(|l| l["kind"] == "rental"))
-            .and_then(|l| l["line_id"].as_str())
-            .and_then(|l| Uuid::parse_str(l).ok())
-            .expect("a rental line id");
+        let (vendor_a, rental_a) = (w.vendor_a, w.rental_a);
         let world = World {
             vendor_a,
-            vendor_b,
+            vendor_b: w.vendor_b,
             rental_a,
-            sale_a,
-            sale_b,
-            blackout_a: blackout.uuid("blackout_id"),
-            order: order.uuid("order_id"),
-            rental_line,
+            sale_a: w.sale_a,
+            sale_b: w.sale_b,
+            blackout_a: w.blackout_a,
+            order: w.order,
+            rental_line: w.rental_line_a,
             app,
         };
         // The read models hold the order (paid) and the vendor's earnings,
@@ -511,8 +479,7 @@ impl World {
 
     fn token(&self, who: Who) -> Option<String> {
         let app = &self.app;
-        let now = chrono::Utc::now().timestamp();
-        let admin_claims = |exp: i64| json!({"sub": "admin-1", "role": "admin", "exp": exp});
+        let now = unix_now();
         match who {
             NoToken => None,
             Expired => Some(signed(&admin_claims(now - 120), JWT_SECRET)),
@@ -523,8 +490,8 @@ impl World {
             Vendor => Some(app.vendor(self.vendor_a)),
             OtherVendor => Some(app.vendor(self.vendor_b)),
             Admin => Some(app.admin()),
-            Analyst => Some(app.token(Role::Analyst, "analyst-1", None)),
-            Auditor => Some(app.token(Role::Auditor, "auditor-1", None)),
+            Analyst => Some(app.analyst()),
+            Auditor => Some(app.auditor()),
         }
     }
 
@@ -550,22 +517,6 @@ impl World {
         });
         response.status()
     }
-}
-
-fn signed(claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("encode a token")
-}
-
-/// A token with `alg: none` and no signature, built by hand.
-fn unsigned(claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{header}.{claims}.")
 }
 
 /// What a cell expects.

@@ -16,9 +16,11 @@ use futures::future::BoxFuture;
 use ledger_nats::faults::{self, Fault};
 use ledger_nats::{EventEnvelope, StreamSettings};
 use ledger_tests::events::head;
+use ledger_tests::pipeline::checkpoint;
 use ledger_tests::pipeline::{commit_probes, eventually, insert_probe, RelayTask};
 use ledger_tests::stream::nats_client;
 use ledger_tests::{fresh_database, fresh_stream_name, TestApp};
+use ledger_tests::{sale_item, Marketplace};
 use projectors::rebuild::{differences, rebuild_and_swap, rebuild_into, READ_MODEL_TABLES};
 use projectors::{Consumer, RetryPolicy, Runner, RunnerConfig};
 use reqwest::{Method, StatusCode};
@@ -169,28 +171,19 @@ async fn append_oversized_order(app: &TestApp, vendor_id: Uuid, listing_id: Uuid
     position
 }
 
-/// An ordinary order of one unit, paid: events for every consumer.
-async fn paid_order(app: &TestApp, customer: &str, listing_id: Uuid) {
-    let order = app
-        .post(
-            "/v1/orders",
-            &app.customer(customer),
-            json!({"items": [{"listing_id": listing_id, "quantity": 1}]}),
-        )
-        .await;
-    assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
-    app.pay(&order).await;
-}
-
 #[tokio::test]
 async fn an_event_a_projector_cannot_store_stalls_it_visibly_while_the_others_go_on_until_fixed() {
     let app = TestApp::spawn_server(|server| server.consumer_retry = quick_retries()).await;
     let vendor = app.register_vendor("Poison Paddles").await;
     let listing = app.sale_listing(vendor, "3.99", 100).await;
-    paid_order(&app, "cust-before", listing).await;
+    Marketplace::new(&app)
+        .with_paid_order("cust-before", vec![sale_item(listing, 1)])
+        .await;
 
     let poison = append_oversized_order(&app, vendor, listing).await;
-    paid_order(&app, "cust-after", listing).await;
+    Marketplace::new(&app)
+        .with_paid_order("cust-after", vec![sale_item(listing, 1)])
+        .await;
     assert!(head(&app.pool).await > poison);
 
     // The analytics stall at the event; every other consumer reaches the head.
@@ -335,12 +328,6 @@ impl Consumer for Steady {
     ) -> BoxFuture<'a, Result<(), projectors::Error>> {
         Box::pin(async { Ok(()) })
     }
-}
-
-async fn checkpoint(pool: &PgPool, name: &str) -> i64 {
-    projectors::checkpoints::get(pool, name)
-        .await
-        .expect("a checkpoint")
 }
 
 async fn fault_of(pool: &PgPool, name: &str) -> Option<Fault> {

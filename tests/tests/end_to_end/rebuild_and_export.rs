@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledger::commands::events::{export, ExportArgs, Format};
+use ledger_tests::pipeline::{caught_up, eventually};
 use ledger_tests::{at, TestApp};
 use projectors::rebuild::{differences, rebuild_and_swap, rebuild_into, READ_MODEL_TABLES};
 use reqwest::{Method, StatusCode};
@@ -15,27 +16,12 @@ use serde_json::{json, Value};
 /// Waits until the relay has published the whole log and every read model
 /// has applied it.
 async fn settle(app: &TestApp) {
-    for _ in 0..400 {
-        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-            .fetch_one(&app.pool)
-            .await
-            .expect("head");
-        let published = projectors::checkpoints::published(&app.pool, &app.stream)
-            .await
-            .expect("published");
-        let mut behind = published < head;
-        for model in projectors::read_models() {
-            let at = projectors::checkpoints::get(&app.pool, model.name())
-                .await
-                .expect("checkpoint");
-            behind |= at < published;
-        }
-        if !behind {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the read models did not catch up");
+    let read_models: Vec<&str> = projectors::read_models().iter().map(|m| m.name()).collect();
+    let settled = eventually(Duration::from_secs(20), || {
+        caught_up(&app.pool, &app.stream, &read_models)
+    })
+    .await;
+    assert!(settled, "the read models did not catch up");
 }
 
 /// Some orders, payments and cancellations.

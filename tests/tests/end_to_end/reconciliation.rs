@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 use ledger_tests::answer::decimal;
 use ledger_tests::reconcile::{self, Discrepancy, Observed};
+use ledger_tests::scenario::seed;
 use ledger_tests::webhooks::total_minor;
 use ledger_tests::{at, Answer, TestApp};
 use rand::rngs::StdRng;
@@ -32,13 +33,6 @@ const FAILURES: &[&str] = &[
     "Insufficient funds.",
     "Your card has expired.",
 ];
-
-fn seed() -> u64 {
-    std::env::var("RECONCILE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen())
-}
 
 fn cents(c: i64) -> String {
     format!("{}.{:02}", c / 100, c % 100)
@@ -570,7 +564,7 @@ async fn a_random_marketplace_reconciles_to_the_cent() {
 }
 
 async fn reconciled_marketplace(snapshots: bool) {
-    let seed = seed();
+    let seed = seed("RECONCILE_SEED");
     println!("RECONCILE_SEED={seed}");
     let started = Instant::now();
     let market = marketplace(seed, 20, 200, 2_050, snapshots).await;
@@ -634,7 +628,7 @@ async fn planted(app: &TestApp, sql: &str, undo: &str) -> Vec<Discrepancy> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_one_cent_error_in_a_posting_is_caught_by_the_checker() {
-    let seed = seed();
+    let seed = seed("RECONCILE_SEED");
     println!("RECONCILE_SEED={seed}");
     let market = marketplace(seed, 4, 16, 80, false).await;
     let app = &market.app;

@@ -16,22 +16,13 @@ use ledger_nats::history::Verdict;
 use ledger_nats::StreamSettings;
 use ledger_tests::database::{connect, database_url, drop_and_create};
 use ledger_tests::events::head;
-use ledger_tests::pipeline::{envelopes, eventually};
+use ledger_tests::pipeline::{caught_up, consumers, envelopes, eventually};
 use ledger_tests::stream::{nats_client, stream_count, stream_events, PublishTap, StreamedEvent};
 use ledger_tests::{fresh_database, fresh_stream_name, TestApp};
 use projectors::rebuild::{differences, rebuild_into, READ_MODEL_TABLES};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-
-/// Every consumer a full ledger runs.
-fn consumers() -> Vec<String> {
-    projectors::read_models()
-        .iter()
-        .map(|m| m.name().to_owned())
-        .chain([command_api::policies::NAME.to_owned()])
-        .collect()
-}
 
 /// A whole ledger on `pool` (database `database`) and stream `stream`.
 async fn spawn(pool: PgPool, database: &str, stream: &str) -> TestApp {
@@ -68,18 +59,8 @@ async fn trade_until(app: &TestApp, at_least: i64) {
 async fn settle(app: &TestApp) {
     let settled = eventually(Duration::from_secs(60), || async {
         let before = head(&app.pool).await;
-        let published = projectors::checkpoints::published(&app.pool, &app.stream)
-            .await
-            .expect("published");
-        let mut behind = published < before;
-        for name in consumers() {
-            let at = projectors::checkpoints::get(&app.pool, &name)
-                .await
-                .expect("a checkpoint");
-            behind |= at < before;
-        }
         // Nothing the policies did meanwhile is left to apply.
-        !behind && head(&app.pool).await == before
+        caught_up(&app.pool, &app.stream, &consumers()).await && head(&app.pool).await == before
     })
     .await;
     assert!(settled, "the pipeline did not catch up");

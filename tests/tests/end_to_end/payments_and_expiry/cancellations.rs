@@ -1,0 +1,149 @@
+//! Payments and cancellations: a paid order cancelled is refunded and its
+//! units freed, and a payment racing or following a cancellation leaves no
+//! money or units stranded.
+
+use super::*;
+
+#[tokio::test]
+async fn cancelling_a_paid_order_refunds_the_total_and_frees_its_units() {
+    let app = TestApp::spawn().await;
+    let vendor = app.register_vendor("Refunds Inc").await;
+    let kayak = app.rental_listing(vendor, "day", "40.00", "25.00", 1).await;
+    let paddle = app.sale_listing(vendor, "9.99", 1).await;
+    let items = vec![
+        rental_item(kayak, 1, &at(1, 0), &at(3, 0)),
+        json!({"listing_id": paddle, "quantity": 1}),
+    ];
+    let order = app.place_order("changes-mind", items.clone()).await;
+    assert_placed(&order);
+    let order_id = order.uuid("order_id");
+    app.pay(&order).await;
+    assert_unavailable(&app.place_order("waiting", items.clone()).await);
+
+    let cancel = app
+        .cancel_order(
+            &app.customer("changes-mind"),
+            order_id,
+            json!({"reason": "plans changed"}),
+        )
+        .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{:?}", cancel.body);
+    assert_eq!(cancel.body["status"], "refunded", "{:?}", cancel.body);
+    assert_eq!(app.order_status(order_id).await, "refunded");
+    let events = app.event_payloads("Order", order_id).await;
+    let refunds: Vec<Decimal> = events
+        .iter()
+        .filter(|(t, _)| t == "RefundIssued")
+        .map(|(_, p)| decimal(&p["amount"]))
+        .collect();
+    assert_eq!(refunds, [decimal(&order.body["total"])], "{events:?}");
+    for listing in [kayak, paddle] {
+        let hold = app.hold_of(listing, order_id).await;
+        assert_eq!(
+            app.hold_history(listing, hold.hold_id).await,
+            ["HoldPlaced", "HoldConfirmed", "HoldReleased"]
+        );
+    }
+    assert_placed(&app.place_order("waiting", items).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_racing_a_cancellation_leaves_no_money_or_units_stranded() {
+    let app = TestApp::spawn().await;
+    let vendor = app.register_vendor("Racy").await;
+    let listing = app.rental_listing(vendor, "day", "10.00", "0.00", 5).await;
+    for n in 0..5 {
+        let customer = format!("racer-{n}");
+        let order = app
+            .place_order(
+                &customer,
+                vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
+            )
+            .await;
+        assert_placed(&order);
+        let order_id = order.uuid("order_id");
+        let cancel_path = format!("/v1/orders/{order_id}/cancel");
+        let token = app.customer(&customer);
+        let event_id = format!("evt_race_{n}");
+        let (paid, cancelled) = tokio::join!(
+            app.payment_webhook(&event_id, SUCCEEDED, order_id, total_minor(&order), None),
+            app.post(&cancel_path, &token, json!({})),
+        );
+        assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
+        assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+
+        // Whichever came first, the customer gets the money back and the
+        // unit is free.
+        let events = app.event_payloads("Order", order_id).await;
+        let sum = |kind: &str| -> Decimal {
+            events
+                .iter()
+                .filter(|(t, _)| t == kind)
+                .map(|(_, p)| decimal(&p["amount"]))
+                .sum()
+        };
+        assert_eq!(
+            sum("PaymentCaptured"),
+            decimal(&order.body["total"]),
+            "{events:?}"
+        );
+        assert_eq!(sum("RefundIssued"), sum("PaymentCaptured"), "{events:?}");
+        assert_eq!(app.order_status(order_id).await, "refunded");
+        let hold = app.hold_of(listing, order_id).await;
+        assert!(!hold.is_live(), "the unit is released: {hold:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_payment_for_an_order_the_customer_cancelled_is_refunded_at_once() {
+    let app = TestApp::spawn().await;
+    let listing = one_unit_rental(&app).await;
+    let period = (at(1, 0), at(2, 0));
+    let order = app
+        .place_order(
+            "cancels-first",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await;
+    assert_placed(&order);
+    let order_id = order.uuid("order_id");
+    let cancel = app
+        .cancel_order(&app.customer("cancels-first"), order_id, json!({}))
+        .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{:?}", cancel.body);
+    assert_eq!(cancel.body["status"], "cancelled");
+    // Someone else takes the unit.
+    let other = app
+        .place_order(
+            "next-in-line",
+            vec![rental_item(listing, 1, &period.0, &period.1)],
+        )
+        .await;
+    assert_placed(&other);
+
+    app.pay(&order).await;
+    let events = app.event_payloads("Order", order_id).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "OrderPlaced",
+            "OrderCancelled",
+            "PaymentCaptured",
+            "RefundIssued"
+        ]
+    );
+    assert_eq!(
+        decimal(&events[3].1["amount"]),
+        decimal(&order.body["total"])
+    );
+    assert_eq!(app.order_status(order_id).await, "refunded");
+    let hold = app.hold_of(listing, order_id).await;
+    assert_eq!(
+        app.hold_history(listing, hold.hold_id).await,
+        ["HoldPlaced", "HoldReleased"],
+        "a cancelled order is not re-held"
+    );
+    let other_hold = app.hold_of(listing, other.uuid("order_id")).await;
+    assert!(other_hold.is_live(), "{other_hold:?}");
+}
