@@ -23,13 +23,14 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::application::place_order::settle_deadline;
+use crate::application::settle_payment::settle_payment;
 use crate::auth::Principal;
 use crate::context::{CommandContext, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER};
 use crate::error::ApiError;
 use crate::extract::RawBody;
-use crate::routes::now;
 use crate::routes::orders::load_order;
-use crate::{reactions, AppState};
+use crate::AppState;
 
 /// How far the signed timestamp may be from now.
 pub const TOLERANCE_SECS: i64 = 300;
@@ -169,7 +170,12 @@ pub async fn payments(
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::BadRequest("missing Stripe-Signature header".to_owned()))?;
-    verify_signature(signature, &body, &app.config.webhook_secret, now())?;
+    verify_signature(
+        signature,
+        &body,
+        &app.config.webhook_secret,
+        app.clock.now(),
+    )?;
     crate::extract::refuse_unstorable_json(&body).map_err(|_| {
         ApiError::BadRequest("malformed payment event: text that cannot be stored".to_owned())
     })?;
@@ -242,7 +248,7 @@ pub async fn payments(
         amount_minor: intent.amount,
         currency: intent.currency.clone(),
         outcome,
-        received_at: now(),
+        received_at: app.clock.now(),
     };
     let committed = app
         .orders
@@ -251,10 +257,10 @@ pub async fn payments(
     let duplicate = committed.events.is_empty();
     // Settling runs on duplicates too, so a redelivery repairs holds that a
     // crash after the payment was recorded left unconfirmed.
-    let settled = reactions::settle_payment(&app, &context, order_id).await?;
+    let settled = settle_payment(&app, &context, order_id).await?;
     let order = app.orders.load(&order_id.to_string()).await?;
     if order.status() != OrderStatus::Placed {
-        crate::saga::settle_deadline(&app, order_id).await;
+        settle_deadline(&app, order_id).await;
     }
     Ok(Json(WebhookReceived {
         received: true,
