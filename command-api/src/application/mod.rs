@@ -20,3 +20,5 @@ pub mod place_order;
 pub mod settle_payment;
 pub mod sweep;
 
+#[cfg(test)]
+mod tests;
