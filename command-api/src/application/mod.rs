@@ -9,14 +9,18 @@
 //! - `place_order`: the placement saga (DESIGN.md "Domain");
 //! - `holds`: an order's holds follow its outcome (release, expire,
 //!   confirm or re-hold);
+//! - `cancel_order`: an order cancelled and its holds released;
+//! - `record_payment`: a provider's payment recorded and settled;
 //! - `settle_payment`: the holds brought in line with a recorded payment;
 //! - `earnings`: a fulfilled part's net made available to its vendor;
 //! - `sweep`: lapsed deadlines settled.
 
+pub mod cancel_order;
 pub mod earnings;
 pub mod holds;
 pub mod inventory;
 pub mod place_order;
+pub mod record_payment;
 pub mod settle_payment;
 pub mod sweep;
 

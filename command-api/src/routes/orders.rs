@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use domain::{ListingKind, Order, OrderCommand, OrderStatus};
+use domain::{ListingKind, Order, OrderStatus};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::application::holds;
+use crate::application::cancel_order::cancel_order;
 use crate::application::place_order::{self, PlaceOrder};
 use crate::auth::Role;
 use crate::context::CommandContext;
@@ -164,21 +164,10 @@ pub async fn cancel(
             return Err(crate::error::invalid("reason", "at most 500 characters"));
         }
     }
-    let command = OrderCommand::Cancel {
-        reason: body.reason,
-        at: app.clock.now(),
-    };
-    let id = order_id.to_string();
-    let committed = app
-        .orders
-        .execute(&id, command, &context, "CancelOrder")
-        .await?;
-    let order = app.orders.load(&id).await?;
-    let released = holds::release(&app, &context, &order, "order cancelled").await?;
-    place_order::settle_deadline(&app, order_id).await;
+    let (status, position) = cancel_order(&app, &context, order_id, body.reason).await?;
     Ok(Json(OrderStatusChanged {
         order_id,
-        status: order.status(),
-        position: committed.position.max(released),
+        status,
+        position,
     }))
 }

@@ -17,14 +17,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use domain::{OrderCommand, OrderStatus, PaymentOutcome};
+use domain::{OrderStatus, PaymentOutcome};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::application::place_order::settle_deadline;
-use crate::application::settle_payment::settle_payment;
+use crate::application::record_payment::{record_payment, Payment};
 use crate::auth::Principal;
 use crate::context::{CommandContext, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER};
 use crate::error::ApiError;
@@ -242,33 +241,21 @@ pub async fn payments(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    let command = OrderCommand::RecordPayment {
+    let payment = Payment {
         payment_id: event.id.clone(),
         intent_id: intent.id.clone(),
         amount_minor: intent.amount,
         currency: intent.currency.clone(),
         outcome,
-        received_at: app.clock.now(),
     };
-    let committed = app
-        .orders
-        .execute(&order_id.to_string(), command, &context, "RecordPayment")
-        .await?;
-    let duplicate = committed.events.is_empty();
-    // Settling runs on duplicates too, so a redelivery repairs holds that a
-    // crash after the payment was recorded left unconfirmed.
-    let settled = settle_payment(&app, &context, order_id).await?;
-    let order = app.orders.load(&order_id.to_string()).await?;
-    if order.status() != OrderStatus::Placed {
-        settle_deadline(&app, order_id).await;
-    }
+    let recorded = record_payment(&app, &context, order_id, payment).await?;
     Ok(Json(WebhookReceived {
         received: true,
         order_id: Some(order_id),
-        status: Some(order.status()),
-        duplicate,
+        status: Some(recorded.status),
+        duplicate: recorded.duplicate,
         ignored: None,
-        position: committed.position.max(settled),
+        position: recorded.position,
     }))
 }
 
