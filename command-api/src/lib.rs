@@ -2,23 +2,26 @@
 //! commands on the domain aggregates and record their events with
 //! postgres-es (DESIGN.md "Shape").
 //!
-//! Layout: `routes/` has one module per resource of API.md "Commands";
-//! `saga` places orders across inventories; `reactions` are the follow-up
-//! commands an outcome needs (confirm or release holds, credit vendors);
-//! `sweeper` expires unpaid holds. `bus` runs a command against an
-//! aggregate; `idempotency` and `context` are the request plumbing (auth,
+//! Layout: `routes/` has one module per resource of API.md "Commands",
+//! each thin: extract, call, answer. `application/` holds the use cases
+//! below them: the placement saga, the follow-up commands an outcome needs
+//! (confirm, expire or release holds, credit vendors) and the sweep of
+//! lapsed holds; `sweeper` and `policies` run them in the background.
+//! `bus` runs a command against an aggregate, on storage behind a trait;
+//! `deadlines` keeps the saga's hold deadlines; the time comes from the
+//! clock the app holds (`ledger-clock`); `idempotency` and `context` are the request plumbing (auth,
 //! extractors and the problem type are `ledger-http`'s, shared with the
 //! read side), and `error` the one place command errors become responses.
 
+pub mod application;
 pub mod bus;
 pub mod config;
 pub mod context;
+pub mod deadlines;
 pub mod error;
 pub mod idempotency;
 pub mod policies;
-pub mod reactions;
 pub mod routes;
-pub mod saga;
 pub mod schema;
 pub mod sweeper;
 
@@ -27,6 +30,7 @@ use std::sync::Arc;
 use axum::routing::{delete, post};
 use axum::Router;
 use domain::{Inventory, Listing, Order, Vendor};
+use ledger_clock::{Clock, SystemClock};
 use ledger_nats::CommitNotifier;
 use sqlx::PgPool;
 
@@ -39,7 +43,8 @@ pub use bus::{CommandError, StoreError};
 pub use config::CommandApiConfig;
 pub use error::ApiError;
 
-use bus::CommandBus;
+use bus::{CommandBus, EventStorage, PostgresStorage};
+use deadlines::{HoldDeadlines, PostgresDeadlines};
 use idempotency::IdempotencyStore;
 
 /// Everything a command handler needs (Vendor and Inventory aggregates, which
@@ -51,28 +56,75 @@ pub struct CommandApp {
     pub listings: CommandBus<Listing>,
     pub inventory: CommandBus<Inventory>,
     pub orders: CommandBus<Order>,
+    /// The saga's hold deadlines, which the sweeper settles.
+    pub deadlines: Arc<dyn HoldDeadlines>,
+    /// Where every command and job takes "now" from.
+    pub clock: Arc<dyn Clock>,
     /// Wakes the relay after appends; `ledger::spawn` runs its task.
     pub notifier: CommitNotifier,
 }
 
 pub type AppState = Arc<CommandApp>;
 
+/// Where the command side keeps its state: each aggregate type's events
+/// and the hold deadlines.
+pub struct Stores {
+    pub vendors: Arc<dyn EventStorage<Vendor>>,
+    pub listings: Arc<dyn EventStorage<Listing>>,
+    pub inventory: Arc<dyn EventStorage<Inventory>>,
+    pub orders: Arc<dyn EventStorage<Order>>,
+    pub deadlines: Arc<dyn HoldDeadlines>,
+}
+
+impl Stores {
+    /// The tables of PostgreSQL; Vendor and Inventory aggregates, which
+    /// collect many events over their life, are snapshotted.
+    pub fn postgres(pool: &PgPool, snapshot_every: usize) -> Self {
+        Self {
+            vendors: Arc::new(PostgresStorage::with_snapshots(
+                pool.clone(),
+                snapshot_every,
+            )),
+            listings: Arc::new(PostgresStorage::new(pool.clone())),
+            inventory: Arc::new(PostgresStorage::with_snapshots(
+                pool.clone(),
+                snapshot_every,
+            )),
+            orders: Arc::new(PostgresStorage::new(pool.clone())),
+            deadlines: Arc::new(PostgresDeadlines::new(pool.clone())),
+        }
+    }
+}
+
 impl CommandApp {
+    /// The app on PostgreSQL and the system's clock.
     pub fn new(config: CommandApiConfig, pool: PgPool) -> AppState {
+        Self::with_clock(config, pool, Arc::new(SystemClock))
+    }
+
+    /// The app on PostgreSQL and the given clock.
+    pub fn with_clock(config: CommandApiConfig, pool: PgPool, clock: Arc<dyn Clock>) -> AppState {
+        let stores = Stores::postgres(&pool, config.snapshot_every);
+        Self::assemble(config, pool, clock, stores)
+    }
+
+    /// The app on any stores (memory, in tests). `pool` serves only the
+    /// HTTP plumbing (idempotency keys).
+    pub fn assemble(
+        config: CommandApiConfig,
+        pool: PgPool,
+        clock: Arc<dyn Clock>,
+        stores: Stores,
+    ) -> AppState {
         let notifier = CommitNotifier::new();
+        let every = Some(config.snapshot_every.max(1));
         Arc::new(Self {
-            vendors: CommandBus::with_snapshots(
-                pool.clone(),
-                notifier.clone(),
-                config.snapshot_every,
-            ),
-            listings: CommandBus::new(pool.clone(), notifier.clone()),
-            inventory: CommandBus::with_snapshots(
-                pool.clone(),
-                notifier.clone(),
-                config.snapshot_every,
-            ),
-            orders: CommandBus::new(pool.clone(), notifier.clone()),
+            vendors: CommandBus::with_storage(stores.vendors, notifier.clone(), every),
+            listings: CommandBus::with_storage(stores.listings, notifier.clone(), None),
+            inventory: CommandBus::with_storage(stores.inventory, notifier.clone(), every),
+            orders: CommandBus::with_storage(stores.orders, notifier.clone(), None),
+            deadlines: stores.deadlines,
+            clock,
             notifier,
             config,
             pool,

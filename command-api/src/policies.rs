@@ -22,10 +22,11 @@ use projectors::{Consumer, Error};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::application::{earnings, holds, settle_payment};
 use crate::auth::Principal;
 use crate::bus::{CommandError, StoreError};
 use crate::context::CommandContext;
-use crate::{reactions, AppState, CommandApp};
+use crate::{AppState, CommandApp};
 
 pub const NAME: &str = "policies";
 
@@ -127,7 +128,7 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
         OrderEvent::PaymentCaptured { .. }
         | OrderEvent::OrderConfirmed { .. }
         | OrderEvent::OrderReconfirmed { .. } => {
-            reactions::settle_payment(app, &context, order_id).await?;
+            settle_payment::settle_payment(app, &context, order_id).await?;
         }
         OrderEvent::OrderCancelled { .. } | OrderEvent::RefundIssued { .. } => {
             let order = app.orders.load(&order_id.to_string()).await?;
@@ -135,10 +136,10 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
                 // Lapsed unpaid: the holds expire rather than being released,
                 // so that a payment arriving late can still re-hold them.
                 OrderStatus::Cancelled if order.cancelled_by_expiry() => {
-                    reactions::expire_holds(app, &context, &order).await?;
+                    holds::expire(app, &context, &order).await?;
                 }
                 OrderStatus::Cancelled | OrderStatus::Refunded => {
-                    reactions::release_holds(app, &context, &order, "order cancelled").await?;
+                    holds::release(app, &context, &order, "order cancelled").await?;
                 }
                 _ => {}
             }
@@ -177,7 +178,7 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
             }
         }
         OrderEvent::VendorPartFulfilled { vendor_id, net } => {
-            reactions::credit_fulfilled_part(app, &context, order_id, vendor_id, net).await?;
+            earnings::credit_fulfilled_part(app, &context, order_id, vendor_id, net).await?;
         }
         _ => {}
     }

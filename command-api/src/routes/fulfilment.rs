@@ -13,14 +13,15 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::application::earnings::credit_fulfilled_part;
 use crate::auth::Role;
 use crate::bus::Committed;
 use crate::context::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
 use crate::routes::orders::load_order;
-use crate::routes::{deserialize_optional_money, money, now};
-use crate::{reactions, AppState, CommandApp};
+use crate::routes::{deserialize_optional_money, money};
+use crate::{AppState, CommandApp};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PartChanged {
@@ -77,8 +78,7 @@ async fn credit_if_fulfilled(
     if fulfilled_now || order.part_status(vendor_id) == Some(PartStatus::Fulfilled) {
         if let Some(split) = order.priced().and_then(|p| p.vendor(vendor_id)) {
             let credited =
-                reactions::credit_fulfilled_part(app, context, order_id, vendor_id, split.net)
-                    .await?;
+                credit_fulfilled_part(app, context, order_id, vendor_id, split.net).await?;
             position = position.max(credited);
         }
     }
@@ -116,7 +116,7 @@ pub async fn ship(
 ) -> Result<Json<PartChanged>, ApiError> {
     let command = OrderCommand::ShipPart {
         vendor_id,
-        at: now(),
+        at: app.clock.now(),
     };
     part_command(app, context, order_id, vendor_id, command, "ShipPart").await
 }
@@ -129,7 +129,7 @@ pub async fn deliver(
 ) -> Result<Json<PartChanged>, ApiError> {
     let command = OrderCommand::DeliverPart {
         vendor_id,
-        at: now(),
+        at: app.clock.now(),
     };
     part_command(app, context, order_id, vendor_id, command, "DeliverPart").await
 }
@@ -157,7 +157,10 @@ pub async fn pick_up(
     Ids([order_id, line_id]): Ids<2>,
 ) -> Result<Json<LineChanged>, ApiError> {
     let (_, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
-    let command = OrderCommand::PickUpLine { line_id, at: now() };
+    let command = OrderCommand::PickUpLine {
+        line_id,
+        at: app.clock.now(),
+    };
     let committed = app
         .orders
         .execute(&order_id.to_string(), command, &context, "PickUpLine")
@@ -195,7 +198,7 @@ pub async fn return_line(
             .map_err(|e| ApiError::Validation(vec![e]))?;
     }
     let (order, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
-    let returned_at = body.returned_at.unwrap_or_else(now);
+    let returned_at = body.returned_at.unwrap_or_else(|| app.clock.now());
     let command = OrderCommand::ReturnLine {
         line_id,
         returned_at,

@@ -7,19 +7,19 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::{
-    Capacity, DomainError, FieldError, InventoryCommand, Listing, ListingCommand, ListingKind,
-    ListingStatus, ListingTerms, Period, PricingUnit,
+    Capacity, FieldError, InventoryCommand, Listing, ListingCommand, ListingKind, ListingStatus,
+    ListingTerms, Period, PricingUnit,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::application::inventory::{self, capacity_of};
 use crate::auth::Role;
-use crate::bus::CommandError;
 use crate::context::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
-use crate::routes::{deserialize_optional_money, money, now};
+use crate::routes::{deserialize_optional_money, money};
 use crate::{AppState, CommandApp};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -186,13 +186,6 @@ pub async fn create(
     ))
 }
 
-fn capacity_of(terms: &ListingTerms) -> Capacity {
-    match terms {
-        ListingTerms::Rental { units, .. } => Capacity::Rental { units: *units },
-        ListingTerms::Sale { stock, .. } => Capacity::Sale { stock: *stock },
-    }
-}
-
 /// Loads a listing and checks that the principal may change it.
 async fn owned_listing(
     app: &CommandApp,
@@ -206,49 +199,6 @@ async fn owned_listing(
         .ok_or_else(|| ApiError::NotFound("listing".to_owned()))?;
     context.principal.require_vendor_or_admin(vendor_id)?;
     Ok(listing)
-}
-
-/// Runs an Inventory command; a listing whose inventory was never set up
-/// (its creation was cut short) gets it from the listing's terms first.
-pub async fn inventory_command(
-    app: &CommandApp,
-    context: &CommandContext,
-    listing: &Listing,
-    listing_id: Uuid,
-    command: InventoryCommand,
-    name: &str,
-) -> Result<crate::bus::Committed<domain::Inventory>, CommandError> {
-    let id = listing_id.to_string();
-    match app
-        .inventory
-        .execute(&id, command.clone(), context, name)
-        .await
-    {
-        Err(CommandError::Rejected(DomainError::NotFound { what: "inventory" })) => {
-            let terms = listing
-                .terms()
-                .ok_or(DomainError::NotFound { what: "listing" })?;
-            let init = InventoryCommand::Initialize {
-                listing_id,
-                capacity: capacity_of(terms),
-            };
-            match app
-                .inventory
-                .execute(&id, init, context, "InitializeInventory")
-                .await
-            {
-                // Set up by another command first.
-                Ok(_)
-                | Err(
-                    CommandError::Rejected(DomainError::AlreadyExists { .. })
-                    | CommandError::Conflict,
-                ) => {}
-                Err(err) => return Err(err),
-            }
-            app.inventory.execute(&id, command, context, name).await
-        }
-        other => other,
-    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -429,9 +379,10 @@ pub async fn change_stock(
         .kind()
         .ok_or_else(|| ApiError::NotFound("listing".to_owned()))?;
     let command = match (kind, body.delta, body.units) {
-        (ListingKind::Rental, None, Some(units)) => {
-            InventoryCommand::SetUnits { units, now: now() }
-        }
+        (ListingKind::Rental, None, Some(units)) => InventoryCommand::SetUnits {
+            units,
+            now: app.clock.now(),
+        },
         (ListingKind::Sale, Some(delta), None) => InventoryCommand::AdjustStock { delta },
         (ListingKind::Rental, _, _) => {
             return Err(crate::error::invalid(
@@ -447,7 +398,7 @@ pub async fn change_stock(
         }
     };
     let committed =
-        inventory_command(&app, &context, &listing, listing_id, command, "ChangeStock").await?;
+        inventory::run(&app, &context, &listing, listing_id, command, "ChangeStock").await?;
     let inventory = app.inventory.load(&listing_id.to_string()).await?;
     let (units, stock) = match inventory.capacity() {
         Some(Capacity::Rental { units }) => (Some(*units), None),
@@ -496,7 +447,7 @@ pub async fn add_blackout(
         reason: body.reason,
     };
     let committed =
-        inventory_command(&app, &context, &listing, listing_id, command, "AddBlackout").await?;
+        inventory::run(&app, &context, &listing, listing_id, command, "AddBlackout").await?;
     Ok((
         StatusCode::CREATED,
         Json(BlackoutAdded {
@@ -522,7 +473,7 @@ pub async fn remove_blackout(
 ) -> Result<Json<BlackoutRemoved>, ApiError> {
     let listing = owned_listing(&app, &context, listing_id).await?;
     let command = InventoryCommand::RemoveBlackout { blackout_id };
-    let committed = inventory_command(
+    let committed = inventory::run(
         &app,
         &context,
         &listing,

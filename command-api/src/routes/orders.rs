@@ -1,21 +1,22 @@
-//! `POST /v1/orders` (the placement saga lives in `saga`) and
+//! `POST /v1/orders` (the placement saga is `application::place_order`) and
 //! `POST /v1/orders/{id}/cancel`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use domain::{ListingKind, Order, OrderCommand, OrderStatus};
+use domain::{ListingKind, Order, OrderStatus};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::application::cancel_order::cancel_order;
+use crate::application::place_order::{self, PlaceOrder};
 use crate::auth::Role;
 use crate::context::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
-use crate::routes::{money, now};
-use crate::saga::{self, PlaceOrder};
-use crate::{reactions, AppState, CommandApp};
+use crate::routes::money;
+use crate::{AppState, CommandApp};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderPlacedLine {
@@ -72,14 +73,14 @@ pub struct OrderPlaced {
     position: i64,
 }
 
-#[utoipa::path(post, path = "/v1/orders", tag = "commands", request_body = crate::saga::PlaceOrder, responses((status = 201, description = "Order placed; its units are held until `hold_expires_at` (409 `unavailable` with `conflicts`)", body = OrderPlaced)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/orders", tag = "commands", request_body = crate::application::place_order::PlaceOrder, responses((status = 201, description = "Order placed; its units are held until `hold_expires_at` (409 `unavailable` with `conflicts`)", body = OrderPlaced)), security(("bearer" = [])))]
 pub async fn place(
     State(app): State<AppState>,
     context: CommandContext,
     ApiJson(body): ApiJson<PlaceOrder>,
 ) -> Result<(StatusCode, Json<OrderPlaced>), ApiError> {
     context.principal.require(&[Role::Customer])?;
-    let placed = saga::place_order(&app, &context, body).await?;
+    let placed = place_order::place_order(&app, &context, body).await?;
     let priced = placed.priced;
     let answer = OrderPlaced {
         order_id: placed.order_id,
@@ -166,21 +167,10 @@ pub async fn cancel(
             return Err(crate::error::invalid("reason", "at most 500 characters"));
         }
     }
-    let command = OrderCommand::Cancel {
-        reason: body.reason,
-        at: now(),
-    };
-    let id = order_id.to_string();
-    let committed = app
-        .orders
-        .execute(&id, command, &context, "CancelOrder")
-        .await?;
-    let order = app.orders.load(&id).await?;
-    let released = reactions::release_holds(&app, &context, &order, "order cancelled").await?;
-    saga::settle_deadline(&app, order_id).await;
+    let (status, position) = cancel_order(&app, &context, order_id, body.reason).await?;
     Ok(Json(OrderStatusChanged {
         order_id,
-        status: order.status(),
-        position: committed.position.max(released),
+        status,
+        position,
     }))
 }

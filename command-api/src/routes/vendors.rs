@@ -12,7 +12,7 @@ use crate::auth::Role;
 use crate::context::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
-use crate::routes::{deserialize_money, now};
+use crate::routes::deserialize_money;
 use crate::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -38,7 +38,7 @@ pub async fn register(
     let command = VendorCommand::Register {
         vendor_id,
         name: body.name,
-        at: now(),
+        at: app.clock.now(),
     };
     let committed = app
         .vendors
@@ -82,7 +82,7 @@ pub async fn request_payout(
     let command = VendorCommand::RequestPayout {
         payout_id,
         amount: body.amount,
-        at: now(),
+        at: app.clock.now(),
     };
     let committed = app
         .vendors

@@ -17,19 +17,19 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use domain::{OrderCommand, OrderStatus, PaymentOutcome};
+use domain::{OrderStatus, PaymentOutcome};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::application::record_payment::{record_payment, Payment};
 use crate::auth::Principal;
 use crate::context::{CommandContext, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER};
 use crate::error::ApiError;
 use crate::extract::RawBody;
-use crate::routes::now;
 use crate::routes::orders::load_order;
-use crate::{reactions, AppState};
+use crate::AppState;
 
 /// How far the signed timestamp may be from now.
 pub const TOLERANCE_SECS: i64 = 300;
@@ -170,7 +170,12 @@ pub async fn payments(
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::BadRequest("missing Stripe-Signature header".to_owned()))?;
-    verify_signature(signature, &body, &app.config.webhook_secret, now())?;
+    verify_signature(
+        signature,
+        &body,
+        &app.config.webhook_secret,
+        app.clock.now(),
+    )?;
     crate::extract::refuse_unstorable_json(&body).map_err(|_| {
         ApiError::BadRequest("malformed payment event: text that cannot be stored".to_owned())
     })?;
@@ -237,33 +242,21 @@ pub async fn payments(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    let command = OrderCommand::RecordPayment {
+    let payment = Payment {
         payment_id: event.id.clone(),
         intent_id: intent.id.clone(),
         amount_minor: intent.amount,
         currency: intent.currency.clone(),
         outcome,
-        received_at: now(),
     };
-    let committed = app
-        .orders
-        .execute(&order_id.to_string(), command, &context, "RecordPayment")
-        .await?;
-    let duplicate = committed.events.is_empty();
-    // Settling runs on duplicates too, so a redelivery repairs holds that a
-    // crash after the payment was recorded left unconfirmed.
-    let settled = reactions::settle_payment(&app, &context, order_id).await?;
-    let order = app.orders.load(&order_id.to_string()).await?;
-    if order.status() != OrderStatus::Placed {
-        crate::saga::settle_deadline(&app, order_id).await;
-    }
+    let recorded = record_payment(&app, &context, order_id, payment).await?;
     Ok(Json(WebhookReceived {
         received: true,
         order_id: Some(order_id),
-        status: Some(order.status()),
-        duplicate,
+        status: Some(recorded.status),
+        duplicate: recorded.duplicate,
         ignored: None,
-        position: committed.position.max(settled),
+        position: recorded.position,
     }))
 }
 

@@ -129,6 +129,11 @@ fn the_crate_graph_has_only_the_designs_arrows() {
             ],
             "the shared HTTP plumbing knows neither side",
         ),
+        (
+            "ledger-clock",
+            &["domain", "command-api", "read-api", "sqlx", "tokio"],
+            "the clock is a leaf every component can take",
+        ),
     ];
     let mut broken = Vec::new();
     for (krate, forbidden, why) in rules {

@@ -20,10 +20,10 @@ use domain::{
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::inventory;
 use crate::bus::CommandError;
 use crate::context::CommandContext;
-use crate::routes::listings::inventory_command;
-use crate::routes::now;
+use crate::deadlines::{Deadline, DeadlineHold};
 use crate::CommandApp;
 
 /// Most lines one order may have.
@@ -78,7 +78,7 @@ pub async fn place_order(
     let listings = load_listings(app, &body.items).await?;
     let order_id = Uuid::now_v7();
     let lines = plan_lines(&body.items, &listings)?;
-    let placed_at = now();
+    let placed_at = app.clock.now();
     // The aggregate's own rules (periods not in the past, quantities and
     // the order's total within bounds), before anything is held.
     let inputs: Vec<LineInput> = lines.iter().map(|l| l.input.clone()).collect();
@@ -106,7 +106,7 @@ pub async fn place_order(
             expires_at: hold_expires_at,
             now: placed_at,
         };
-        match inventory_command(
+        match inventory::run(
             app,
             context,
             listing,
@@ -321,34 +321,26 @@ async fn record_deadline(
     lines: &[PlannedLine],
     expires_at: DateTime<Utc>,
 ) -> Result<(), CommandError> {
-    let holds: Vec<serde_json::Value> = lines
+    let holds = lines
         .iter()
-        .map(|l| serde_json::json!({"listing_id": l.input.listing_id, "hold_id": l.input.hold_id}))
+        .map(|l| DeadlineHold {
+            listing_id: l.input.listing_id,
+            hold_id: l.input.hold_id,
+        })
         .collect();
-    // Committed without waiting for the disk: the hold appended next waits
-    // for its own commit record, which lies after this one in the WAL, so
-    // no crash can keep a hold and lose its deadline. Saves a flush per order.
-    sqlx::query(
-        "WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
-         INSERT INTO hold_deadlines (order_id, holds, expires_at)
-         SELECT $1, $2, $3 FROM async",
-    )
-    .bind(order_id)
-    .bind(serde_json::Value::Array(holds))
-    .bind(expires_at)
-    .execute(&app.pool)
-    .await?;
-    Ok(())
+    app.deadlines
+        .record(&Deadline {
+            order_id,
+            holds,
+            expires_at,
+        })
+        .await
 }
 
 /// Marks an order's deadline as dealt with. Best effort: an unsettled
 /// deadline only makes the sweeper look at the order again, harmlessly.
 pub async fn settle_deadline(app: &CommandApp, order_id: Uuid) {
-    let outcome = sqlx::query("UPDATE hold_deadlines SET settled_at = now() WHERE order_id = $1")
-        .bind(order_id)
-        .execute(&app.pool)
-        .await;
-    if let Err(err) = outcome {
+    if let Err(err) = app.deadlines.settle(order_id, app.clock.now()).await {
         tracing::warn!(%order_id, error = %err, "could not settle the hold deadline");
     }
 }

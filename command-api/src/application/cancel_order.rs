@@ -1,0 +1,35 @@
+//! A customer or an admin cancels an order (DESIGN.md "Domain": `cancelled`
+//! before payment, `refunded` after payment and before fulfilment): the
+//! Order aggregate decides, then the order's holds are released and its
+//! deadline settled. Who may cancel is the route's to check.
+
+use domain::{OrderCommand, OrderStatus};
+use uuid::Uuid;
+
+use super::{holds, place_order::settle_deadline};
+use crate::bus::CommandError;
+use crate::context::CommandContext;
+use crate::CommandApp;
+
+/// Cancels the order and releases its holds. Answers its status and the
+/// last position recorded.
+pub async fn cancel_order(
+    app: &CommandApp,
+    context: &CommandContext,
+    order_id: Uuid,
+    reason: Option<String>,
+) -> Result<(OrderStatus, i64), CommandError> {
+    let command = OrderCommand::Cancel {
+        reason,
+        at: app.clock.now(),
+    };
+    let id = order_id.to_string();
+    let committed = app
+        .orders
+        .execute(&id, command, context, "CancelOrder")
+        .await?;
+    let order = app.orders.load(&id).await?;
+    let released = holds::release(app, context, &order, "order cancelled").await?;
+    settle_deadline(app, order_id).await;
+    Ok((order.status(), committed.position.max(released)))
+}

@@ -1,0 +1,64 @@
+//! The payment provider reports a payment for an order: the Order
+//! aggregate records it once per provider event, then the holds are
+//! brought in line (`settle_payment`) and a deadline no longer needed is
+//! settled. The webhook's signature and body are the route's to check.
+
+use domain::{OrderCommand, OrderStatus, PaymentOutcome};
+use uuid::Uuid;
+
+use super::place_order::settle_deadline;
+use super::settle_payment::settle_payment;
+use crate::bus::CommandError;
+use crate::context::CommandContext;
+use crate::CommandApp;
+
+/// A payment event of the provider.
+pub struct Payment {
+    /// The provider's event id: a redelivery records nothing new.
+    pub payment_id: String,
+    pub intent_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub outcome: PaymentOutcome,
+}
+
+/// How recording a payment came out.
+pub struct PaymentRecorded {
+    /// The provider's event was recorded before.
+    pub duplicate: bool,
+    pub status: OrderStatus,
+    pub position: i64,
+}
+
+pub async fn record_payment(
+    app: &CommandApp,
+    context: &CommandContext,
+    order_id: Uuid,
+    payment: Payment,
+) -> Result<PaymentRecorded, CommandError> {
+    let command = OrderCommand::RecordPayment {
+        payment_id: payment.payment_id,
+        intent_id: payment.intent_id,
+        amount_minor: payment.amount_minor,
+        currency: payment.currency,
+        outcome: payment.outcome,
+        received_at: app.clock.now(),
+    };
+    let committed = app
+        .orders
+        .execute(&order_id.to_string(), command, context, "RecordPayment")
+        .await?;
+    let duplicate = committed.events.is_empty();
+    // Settling runs on duplicates too, so a redelivery repairs holds that a
+    // crash after the payment was recorded left unconfirmed.
+    let settled = settle_payment(app, context, order_id).await?;
+    let order = app.orders.load(&order_id.to_string()).await?;
+    if order.status() != OrderStatus::Placed {
+        settle_deadline(app, order_id).await;
+    }
+    Ok(PaymentRecorded {
+        duplicate,
+        status: order.status(),
+        position: committed.position.max(settled),
+    })
+}

@@ -1,0 +1,101 @@
+//! Lapsed hold deadlines settled (DESIGN.md: "an unpaid hold never blocks
+//! a unit after its expiry plus one sweep"). The sweeper claims the
+//! deadlines due by the app's clock and settles each by asking the
+//! aggregates, which decide:
+//! - an order still awaiting payment is cancelled and its holds expire;
+//! - a paid order's holds are confirmed (repairing a crash mid-payment);
+//! - holds whose order was never recorded (the saga died) expire.
+
+use domain::{DomainError, InventoryCommand, OrderCommand, OrderStatus};
+use uuid::Uuid;
+
+use super::settle_payment::settle_payment;
+use crate::auth::Principal;
+use crate::bus::CommandError;
+use crate::context::CommandContext;
+use crate::deadlines::DeadlineHold;
+use crate::CommandApp;
+
+/// Deadlines taken per round.
+pub const BATCH: usize = 100;
+
+/// One round: settles up to a batch of due deadlines. Returns how many.
+pub async fn sweep_once(app: &CommandApp) -> Result<usize, CommandError> {
+    let claim = app.deadlines.claim_due(app.clock.now(), BATCH).await?;
+    let mut settled = Vec::with_capacity(claim.deadlines().len());
+    for deadline in claim.deadlines() {
+        match settle_lapsed(app, deadline.order_id, &deadline.holds).await {
+            Ok(()) => settled.push(deadline.order_id),
+            Err(err) => {
+                tracing::warn!(order_id = %deadline.order_id, error = %err, "could not settle a lapsed order")
+            }
+        }
+    }
+    let count = settled.len();
+    claim.settle(&settled, app.clock.now()).await?;
+    Ok(count)
+}
+
+/// Settles one lapsed order and its holds.
+async fn settle_lapsed(
+    app: &CommandApp,
+    order_id: Uuid,
+    holds: &[DeadlineHold],
+) -> Result<(), CommandError> {
+    let context =
+        CommandContext::background(Principal::system("sweeper"), format!("sweep:{order_id}"));
+    let id = order_id.to_string();
+    let at = app.clock.now();
+    let mut order = app.orders.load(&id).await?;
+    if order.is_placed() && order.status() == OrderStatus::Placed {
+        app.orders
+            .execute(
+                &id,
+                OrderCommand::ExpireUnpaid { at },
+                &context,
+                "ExpireUnpaidOrder",
+            )
+            .await?;
+        // Read again: a payment may have won the race for the order.
+        order = app.orders.load(&id).await?;
+    }
+    if order.is_placed() {
+        match order.status() {
+            OrderStatus::Confirmed | OrderStatus::Completed => {
+                settle_payment(app, &context, order_id).await?;
+                return Ok(());
+            }
+            OrderStatus::Placed => {
+                return Err(CommandError::internal(
+                    "order still awaiting payment after expiry",
+                ))
+            }
+            OrderStatus::Cancelled | OrderStatus::Refunded => {}
+        }
+    }
+    for hold in holds {
+        let command = InventoryCommand::ExpireHold {
+            hold_id: hold.hold_id,
+            now: at,
+        };
+        match app
+            .inventory
+            .execute(
+                &hold.listing_id.to_string(),
+                command,
+                &context,
+                "ExpireHold",
+            )
+            .await
+        {
+            // A hold that was never placed, or is not due by this clock.
+            Ok(_)
+            | Err(
+                CommandError::Rejected(DomainError::NotFound { .. } | DomainError::InvalidState(_))
+                | CommandError::Conflict,
+            ) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}

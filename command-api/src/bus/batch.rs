@@ -1,0 +1,159 @@
+//! One try at a batch: decide every queued command on the aggregate's
+//! state, one after the other, then append all their events in one go, so
+//! that a hot listing costs one commit per batch instead of one per
+//! command. Nothing is answered before the batch is durable. A rejection
+//! or no-op decided on a cached copy is confirmed against the stored
+//! sequence first.
+
+use cqrs_es::{Aggregate, EventEnvelope};
+use domain::DomainError;
+
+use super::cache::Loaded;
+use super::retry::snapshot_due;
+use super::storage::Appended;
+use super::{CommandError, Committed, Inner, Pending};
+
+/// How one command of a batch came out, before the batch is appended.
+enum Decided<A: Aggregate> {
+    Rejected(DomainError),
+    /// Its events, in order (none for a no-op).
+    Accepted(Vec<A::Event>),
+}
+
+/// How one try at a batch came out.
+pub(super) enum Attempt<A: Aggregate> {
+    /// Every command decided and its events durable: one answer each.
+    Answered(Vec<Result<Committed<A>, CommandError>>),
+    /// Another writer recorded these sequences first: try again later.
+    Conflict,
+    /// The cached copy was behind the store: try again now, from the store.
+    Stale,
+    /// The store failed; every command of the batch gets this error.
+    Failed(CommandError),
+}
+
+impl<A> Inner<A>
+where
+    A: Aggregate<Error = DomainError, Services = ()> + Clone + 'static,
+    A::Command: Clone + Send + Sync,
+{
+    pub(super) async fn attempt(&self, aggregate_id: &str, batch: &[Pending<A>]) -> Attempt<A> {
+        let cached = self.cache.take(aggregate_id);
+        let from_cache = cached.is_some();
+        let mut loaded = match cached {
+            Some(loaded) => loaded,
+            None => match self.storage.load(aggregate_id).await {
+                Ok(stored) => Loaded {
+                    aggregate: stored.aggregate,
+                    sequence: stored.sequence,
+                    snapshot_at: stored.sequence,
+                },
+                Err(err) => return Attempt::Failed(err),
+            },
+        };
+        let mut decided: Vec<Decided<A>> = Vec::with_capacity(batch.len());
+        for pending in batch {
+            let sink = cqrs_es::event_sink::EventSink::default();
+            // Handling applies the new events to `loaded.aggregate`; every
+            // aggregate decides before it writes, so a rejection leaves it
+            // untouched.
+            decided.push(
+                match loaded
+                    .aggregate
+                    .handle(pending.command.clone(), &(), &sink)
+                    .await
+                {
+                    Ok(()) => Decided::Accepted(sink.collect().await),
+                    Err(rejection) => Decided::Rejected(rejection),
+                },
+            );
+        }
+        let unconfirmed = decided.iter().any(|d| match d {
+            Decided::Rejected(_) => true,
+            Decided::Accepted(events) => events.is_empty(),
+        });
+        let appending = decided.iter().any(|d| match d {
+            Decided::Accepted(events) => !events.is_empty(),
+            Decided::Rejected(_) => false,
+        });
+
+        let (positions, position) = if appending {
+            // A stale copy makes the append conflict, which also covers
+            // the rejections and no-ops decided on it.
+            let mut events = Vec::new();
+            let mut metadata = Vec::new();
+            for (d, pending) in decided.iter().zip(batch) {
+                if let Decided::Accepted(new) = d {
+                    events.extend(new.iter().cloned());
+                    metadata.extend(std::iter::repeat_n(&pending.metadata, new.len()));
+                }
+            }
+            match self
+                .storage
+                .append(aggregate_id, loaded.sequence, &events, &metadata)
+                .await
+            {
+                Ok(Appended::At(positions)) => {
+                    self.notifier.committed();
+                    let last = positions.last().copied().unwrap_or(0);
+                    (positions, last)
+                }
+                // Not contention but a copy behind the store.
+                Ok(Appended::Conflict) if from_cache => return Attempt::Stale,
+                Ok(Appended::Conflict) => return Attempt::Conflict,
+                Err(err) => return Attempt::Failed(err),
+            }
+        } else {
+            let (sequence, position) = match self.storage.latest(aggregate_id).await {
+                Ok(latest) => latest,
+                Err(err) => return Attempt::Failed(err),
+            };
+            if unconfirmed && from_cache && sequence != loaded.sequence {
+                return Attempt::Stale;
+            }
+            (Vec::new(), position)
+        };
+
+        // Every command is final: answer each with its own events.
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut next = 0;
+        for (d, pending) in decided.into_iter().zip(batch) {
+            answers.push(match d {
+                Decided::Rejected(rejection) => Err(CommandError::Rejected(rejection)),
+                Decided::Accepted(new) => {
+                    let count = new.len();
+                    let envelopes: Vec<EventEnvelope<A>> = new
+                        .into_iter()
+                        .zip(loaded.sequence + next + 1..)
+                        .map(|(payload, sequence)| EventEnvelope {
+                            aggregate_id: aggregate_id.to_owned(),
+                            sequence,
+                            payload,
+                            metadata: pending.metadata.clone(),
+                        })
+                        .collect();
+                    next += count;
+                    Ok(Committed {
+                        events: envelopes,
+                        position: if count == 0 {
+                            position
+                        } else {
+                            positions[next - 1]
+                        },
+                    })
+                }
+            });
+        }
+        let last = loaded.sequence + next;
+        loaded.sequence = last;
+        if let Some(every) = self.snapshot_every {
+            if next > 0 && snapshot_due(every, loaded.snapshot_at, last) {
+                loaded.snapshot_at = last;
+                self.storage
+                    .write_snapshot(aggregate_id, loaded.aggregate.clone(), last);
+            }
+        }
+        self.cache.put(aggregate_id, loaded);
+        Attempt::Answered(answers)
+    }
+}

@@ -1,0 +1,111 @@
+//! An event store in memory, for tests of the application layer without
+//! PostgreSQL: the same promises as the real one (appends after an
+//! expected sequence, all or nothing; positions grow), none of the
+//! durability. Stores that share a [`Positions`] hand out positions from
+//! one log, as the events table does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use cqrs_es::Aggregate;
+
+use super::storage::{Appended, EventStorage, Stored};
+use super::CommandError;
+
+/// The head of a log shared by several stores.
+pub type Positions = Arc<AtomicI64>;
+
+/// An aggregate's events with their global positions, in order.
+type Stream<A> = Vec<(<A as Aggregate>::Event, i64)>;
+
+/// One aggregate type's streams, by aggregate id.
+pub struct MemoryStorage<A: Aggregate> {
+    streams: Mutex<HashMap<String, Stream<A>>>,
+    head: Positions,
+}
+
+impl<A: Aggregate> MemoryStorage<A> {
+    pub fn new(head: Positions) -> Self {
+        Self {
+            streams: Mutex::new(HashMap::new()),
+            head,
+        }
+    }
+
+    /// The events stored for one aggregate, in order.
+    pub fn events(&self, aggregate_id: &str) -> Vec<A::Event> {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(aggregate_id)
+            .map(|stream| stream.iter().map(|(event, _)| event.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many events are stored, over all aggregates.
+    pub fn len(&self) -> usize {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl<A> EventStorage<A> for MemoryStorage<A>
+where
+    A: Aggregate,
+{
+    async fn load(&self, aggregate_id: &str) -> Result<Stored<A>, CommandError> {
+        let events = self.events(aggregate_id);
+        let mut aggregate = A::default();
+        let sequence = events.len();
+        for event in events {
+            aggregate.apply(event);
+        }
+        Ok(Stored {
+            aggregate,
+            sequence,
+        })
+    }
+
+    async fn append(
+        &self,
+        aggregate_id: &str,
+        after: usize,
+        events: &[A::Event],
+        _metadata: &[&HashMap<String, String>],
+    ) -> Result<Appended, CommandError> {
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        let stream = streams.entry(aggregate_id.to_owned()).or_default();
+        if stream.len() != after {
+            return Ok(Appended::Conflict);
+        }
+        let mut positions = Vec::with_capacity(events.len());
+        for event in events {
+            let position = self.head.fetch_add(1, Ordering::SeqCst) + 1;
+            stream.push((event.clone(), position));
+            positions.push(position);
+        }
+        Ok(Appended::At(positions))
+    }
+
+    async fn latest(&self, aggregate_id: &str) -> Result<(usize, i64), CommandError> {
+        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(streams
+            .get(aggregate_id)
+            .and_then(|stream| stream.last().map(|(_, position)| (stream.len(), *position)))
+            .unwrap_or((0, 0)))
+    }
+
+    /// States are replayed from the events; nothing to keep.
+    fn write_snapshot(&self, _aggregate_id: &str, _aggregate: A, _sequence: usize) {}
+}

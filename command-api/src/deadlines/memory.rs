@@ -1,0 +1,102 @@
+//! Hold deadlines in memory, for tests: the same answers as the table,
+//! for one sweeper at a time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Deadline, DueDeadlines, HoldDeadlines};
+use crate::bus::CommandError;
+
+/// A deadline and when it was settled.
+type Entry = (Deadline, Option<DateTime<Utc>>);
+
+#[derive(Clone, Default)]
+pub struct MemoryDeadlines {
+    entries: Arc<Mutex<HashMap<Uuid, Entry>>>,
+}
+
+impl MemoryDeadlines {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An order's deadline and when it was settled, if it was recorded.
+    pub fn get(&self, order_id: Uuid) -> Option<(Deadline, Option<DateTime<Utc>>)> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&order_id)
+            .cloned()
+    }
+
+    fn mark_settled(&self, order_ids: &[Uuid], at: DateTime<Utc>) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        for order_id in order_ids {
+            if let Some((_, settled_at)) = entries.get_mut(order_id) {
+                *settled_at = Some(at);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl HoldDeadlines for MemoryDeadlines {
+    async fn record(&self, deadline: &Deadline) -> Result<(), CommandError> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(deadline.order_id, (deadline.clone(), None));
+        Ok(())
+    }
+
+    async fn settle(&self, order_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError> {
+        self.mark_settled(&[order_id], at);
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Box<dyn DueDeadlines>, CommandError> {
+        let mut due: Vec<Deadline> = self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|(deadline, settled_at)| settled_at.is_none() && deadline.expires_at <= now)
+            .map(|(deadline, _)| deadline.clone())
+            .collect();
+        due.sort_by_key(|d| d.expires_at);
+        due.truncate(limit);
+        Ok(Box::new(Claim {
+            store: self.clone(),
+            deadlines: due,
+        }))
+    }
+}
+
+struct Claim {
+    store: MemoryDeadlines,
+    deadlines: Vec<Deadline>,
+}
+
+#[async_trait]
+impl DueDeadlines for Claim {
+    fn deadlines(&self) -> &[Deadline] {
+        &self.deadlines
+    }
+
+    async fn settle(
+        self: Box<Self>,
+        order_ids: &[Uuid],
+        at: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        self.store.mark_settled(order_ids, at);
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! Hold deadlines: the saga records each order's deadline (its holds and
+//! when they lapse) before it places any hold, so that holds a crash
+//! strands are still found; the sweeper claims the due ones and settles
+//! them (DESIGN.md: "an unpaid hold never blocks a unit after its expiry
+//! plus one sweep").
+//!
+//! `postgres` keeps them in the `hold_deadlines` table, `memory` in a map
+//! for tests.
+
+pub mod memory;
+pub mod postgres;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::bus::CommandError;
+
+pub use memory::MemoryDeadlines;
+pub use postgres::PostgresDeadlines;
+
+/// One hold an order placed (or was about to place).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineHold {
+    pub listing_id: Uuid,
+    pub hold_id: Uuid,
+}
+
+/// An order's holds and when they lapse unpaid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    pub order_id: Uuid,
+    pub holds: Vec<DeadlineHold>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait HoldDeadlines: Send + Sync {
+    /// Records an order's deadline; the saga does so before any hold.
+    async fn record(&self, deadline: &Deadline) -> Result<(), CommandError>;
+
+    /// Marks an order's deadline as dealt with (at `at`).
+    async fn settle(&self, order_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError>;
+
+    /// Claims up to `limit` unsettled deadlines due by `now`, oldest first,
+    /// that no other sweeper holds. They stay claimed until the claim is
+    /// settled or dropped.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Box<dyn DueDeadlines>, CommandError>;
+}
+
+/// Deadlines a sweeper claimed.
+#[async_trait]
+pub trait DueDeadlines: Send {
+    fn deadlines(&self) -> &[Deadline];
+
+    /// Marks these orders' deadlines settled at `at` and lets the claim go;
+    /// the others of the claim stay due.
+    async fn settle(
+        self: Box<Self>,
+        order_ids: &[Uuid],
+        at: DateTime<Utc>,
+    ) -> Result<(), CommandError>;
+}
