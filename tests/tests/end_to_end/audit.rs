@@ -28,11 +28,7 @@ async fn make_traffic(app: &TestApp, rounds: u32) {
         let item =
             json!({"listing_id": listing, "quantity": 1, "start": at(1, 0), "end": at(3, 0)});
         let order = app
-            .post(
-                "/v1/orders",
-                &app.customer(&format!("customer-{round}")),
-                json!({"items": [item]}),
-            )
+            .place_order(&format!("customer-{round}"), json!([item]))
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
     }

@@ -40,10 +40,9 @@ async fn trade_until(app: &TestApp, at_least: i64) {
     let mut round = 0;
     while head(&app.pool).await < at_least {
         let order = app
-            .post(
-                "/v1/orders",
-                &app.customer("restore-customer"),
-                json!({"items": [{"listing_id": listing, "quantity": 1}]}),
+            .place_order(
+                "restore-customer",
+                json!([{"listing_id": listing, "quantity": 1}]),
             )
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
