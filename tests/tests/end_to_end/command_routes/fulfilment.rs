@@ -4,11 +4,11 @@
 use ledger_tests::answer::{dec, money, position};
 use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, rental_item, sale_item, TestApp};
-
-use super::assert_created_order;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
+
+use super::assert_created_order;
 
 #[tokio::test]
 async fn a_sale_part_is_shipped_then_delivered_and_its_net_becomes_available_for_payout_exactly() {
