@@ -311,14 +311,12 @@ async fn periods_in_the_past_or_outside_the_allowed_range_are_422() {
     assert_invalid_field(&state, "as_of");
 
     // Inside the range and ahead of now, all is as before.
-    let ok = app
-        .place_order(
-            "c1",
-            json!([{"listing_id": kayak, "quantity": 1,
+    app.place(
+        "c1",
+        json!([{"listing_id": kayak, "quantity": 1,
                               "start": at(1, 0), "end": at(1, 2)}]),
-        )
-        .await;
-    assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -386,9 +384,8 @@ async fn signed_events_the_ledger_does_not_handle_are_200_and_ignored() {
     let vendor_id = app.register_vendor("Hooks").await;
     let paddle = app.sale_listing(vendor_id, "10.00", 5).await;
     let order = app
-        .place_order("c1", json!([{"listing_id": paddle, "quantity": 1}]))
+        .place("c1", json!([{"listing_id": paddle, "quantity": 1}]))
         .await;
-    assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
     let before = app.event_count().await;
     let now = Utc::now().timestamp();
     let intent = |metadata: Value| {
