@@ -201,6 +201,33 @@ impl TestApp {
             .await
     }
 
+    /// A text answer asked without a token (metrics, docs): the status,
+    /// the content type and the text.
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .expect("the ledger answers");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (status, content_type, response.text().await.expect("a text"))
+    }
+
+    /// The Prometheus text of `/metrics`; asserts 200 and `text/plain`.
+    pub async fn metrics(&self) -> String {
+        let (status, content_type, text) = self.get_text("/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        text
+    }
+
     // -- vendors and payouts -------------------------------------------------
 
     pub async fn register_vendor(&self, name: &str) -> Uuid {

@@ -84,16 +84,11 @@ impl TestApp {
         .expect("read events")
     }
 
-    /// `(event_type, payload)` of one aggregate's events, in sequence order.
-    /// The payload is the event's fields (the outer `{"<EventType>": …}` tag
-    /// that cqrs-es writes is taken off).
-    pub async fn event_payloads(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: Uuid,
-    ) -> Vec<(String, Value)> {
-        let rows = sqlx::query_as::<_, (String, Value)>(
-            "SELECT event_type, payload::jsonb FROM events
+    /// Every event of one aggregate, in sequence order, with its payload
+    /// taken out of the outer `{"<EventType>": …}` tag that cqrs-es writes.
+    pub async fn recorded(&self, aggregate_type: &str, aggregate_id: Uuid) -> Vec<Recorded> {
+        let rows = sqlx::query_as::<_, (String, String, Value, Value)>(
+            "SELECT event_id::text, event_type, payload::jsonb, metadata::jsonb FROM events
               WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
         )
         .bind(aggregate_type)
@@ -102,10 +97,26 @@ impl TestApp {
         .await
         .expect("read events");
         rows.into_iter()
-            .map(|(kind, payload)| {
-                let inner = payload.get(&kind).cloned().unwrap_or(payload);
-                (kind, inner)
+            .map(|(event_id, event_type, payload, metadata)| Recorded {
+                payload: payload.get(&event_type).cloned().unwrap_or(payload),
+                event_id,
+                event_type,
+                metadata,
             })
+            .collect()
+    }
+
+    /// `(event_type, payload)` of one aggregate's events, in sequence order
+    /// (the payload without its outer tag).
+    pub async fn event_payloads(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: Uuid,
+    ) -> Vec<(String, Value)> {
+        self.recorded(aggregate_type, aggregate_id)
+            .await
+            .into_iter()
+            .map(|e| (e.event_type, e.payload))
             .collect()
     }
 
@@ -202,6 +213,15 @@ impl TestApp {
             .map(|(kind, _)| kind)
             .collect()
     }
+}
+
+/// One event as the events table holds it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: Value,
+    pub metadata: Value,
 }
 
 /// A hold of an Inventory, as its events tell.

@@ -5,50 +5,38 @@
 use command_api::Role;
 use jsonwebtoken::Algorithm;
 use ledger_tests::assert_problem;
+use ledger_tests::scenario::TwoVendors;
 use ledger_tests::tokens::{admin_claims, signed_with, unix_now, unsigned};
 use ledger_tests::Marketplace;
 use ledger_tests::{at, Answer, TestApp, JWT_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 /// A marketplace with two vendors and a paid order that touches both.
 struct World {
     app: TestApp,
-    vendor_a: Uuid,
-    vendor_b: Uuid,
-    /// Vendor A's rental listing (with a blackout) and sale listing.
-    rental_a: Uuid,
-    sale_a: Uuid,
-    blackout_a: Uuid,
     /// Paid, placed by `customer-a`: a rental line of A, sale lines of A and B.
-    order: Uuid,
-    rental_line_a: Uuid,
+    marketplace: TwoVendors,
 }
 
 impl World {
     async fn new() -> World {
         let app = TestApp::spawn().await;
-        let w = Marketplace::new(&app)
+        let marketplace = Marketplace::new(&app)
             .with_two_vendors_and_a_paid_order(2)
             .await;
-        World {
-            vendor_a: w.vendor_a,
-            vendor_b: w.vendor_b,
-            rental_a: w.rental_a,
-            sale_a: w.sale_a,
-            blackout_a: w.blackout_a,
-            order: w.order,
-            rental_line_a: w.rental_line_a,
-            app,
-        }
+        World { app, marketplace }
     }
 
     /// Every command route with a body that would be accepted from the
     /// right principal: (method, path, body).
     fn every_route(&self) -> Vec<(Method, String, Option<Value>)> {
-        let (a, l, o) = (self.vendor_a, self.rental_a, self.order);
-        let line = self.rental_line_a;
+        let (a, l, o) = (
+            self.marketplace.vendor_a,
+            self.marketplace.rental_a,
+            self.marketplace.order,
+        );
+        let line = self.marketplace.rental_line_a;
         vec![
             (
                 Method::POST,
@@ -70,7 +58,7 @@ impl World {
             ),
             (
                 Method::POST,
-                format!("/v1/listings/{}/publish", self.sale_a),
+                format!("/v1/listings/{}/publish", self.marketplace.sale_a),
                 Some(json!({})),
             ),
             (
@@ -95,13 +83,13 @@ impl World {
             ),
             (
                 Method::DELETE,
-                format!("/v1/listings/{l}/blackouts/{}", self.blackout_a),
+                format!("/v1/listings/{l}/blackouts/{}", self.marketplace.blackout_a),
                 None,
             ),
             (
                 Method::POST,
                 "/v1/orders".to_owned(),
-                Some(json!({"items": [{"listing_id": self.sale_a, "quantity": 1}]})),
+                Some(json!({"items": [{"listing_id": self.marketplace.sale_a, "quantity": 1}]})),
             ),
             (
                 Method::POST,
@@ -326,11 +314,11 @@ async fn analysts_and_auditors_may_write_nothing_403_on_every_command_route() {
 async fn only_an_admin_registers_vendors_and_requests_payouts() {
     let world = World::new().await;
     let app = &world.app;
-    let a = world.vendor_a;
+    let a = world.marketplace.vendor_a;
     for token in [
         app.customer("customer-a"),
         app.vendor(a),
-        app.vendor(world.vendor_b),
+        app.vendor(world.marketplace.vendor_b),
     ] {
         world
             .assert_forbidden(
@@ -372,7 +360,7 @@ async fn customers_may_not_create_or_change_listings() {
 async fn a_vendor_may_not_create_or_change_another_vendors_listings_but_its_own_and_an_admin_may() {
     let world = World::new().await;
     let app = &world.app;
-    let intruder = app.vendor(world.vendor_b);
+    let intruder = app.vendor(world.marketplace.vendor_b);
     let listing_routes: Vec<_> = world
         .every_route()
         .into_iter()
@@ -388,7 +376,7 @@ async fn a_vendor_may_not_create_or_change_another_vendors_listings_but_its_own_
             Method::POST,
             "/v1/listings",
             Some(
-                json!({"vendor_id": world.vendor_a, "title": "Tent", "category": "camping",
+                json!({"vendor_id": world.marketplace.vendor_a, "title": "Tent", "category": "camping",
                         "kind": "sale", "unit_price": "5.00", "stock": 1}),
             ),
             &intruder,
@@ -396,7 +384,7 @@ async fn a_vendor_may_not_create_or_change_another_vendors_listings_but_its_own_
         .await;
 
     // The owner may do each (archive last), and so may an admin.
-    let owner = app.vendor(world.vendor_a);
+    let owner = app.vendor(world.marketplace.vendor_a);
     for (i, (method, path, body)) in listing_routes.into_iter().enumerate() {
         if path.ends_with("/archive") {
             continue;
@@ -413,7 +401,7 @@ async fn a_vendor_may_not_create_or_change_another_vendors_listings_but_its_own_
     }
     let archived = app
         .post(
-            &format!("/v1/listings/{}/archive", world.rental_a),
+            &format!("/v1/listings/{}/archive", world.marketplace.rental_a),
             &owner,
             json!({}),
         )
@@ -422,7 +410,7 @@ async fn a_vendor_may_not_create_or_change_another_vendors_listings_but_its_own_
     let own = app
         .create_listing(
             &owner,
-            json!({"vendor_id": world.vendor_a, "title": "Tent", "category": "camping",
+            json!({"vendor_id": world.marketplace.vendor_a, "title": "Tent", "category": "camping",
                    "kind": "sale", "unit_price": "5.00", "stock": 1}),
         )
         .await;
@@ -433,10 +421,10 @@ async fn a_vendor_may_not_create_or_change_another_vendors_listings_but_its_own_
 async fn only_customers_place_orders() {
     let world = World::new().await;
     let app = &world.app;
-    let body = json!({"items": [{"listing_id": world.sale_a, "quantity": 1}]});
+    let body = json!({"items": [{"listing_id": world.marketplace.sale_a, "quantity": 1}]});
     for token in [
-        app.vendor(world.vendor_a),
-        app.vendor(world.vendor_b),
+        app.vendor(world.marketplace.vendor_a),
+        app.vendor(world.marketplace.vendor_b),
         app.admin(),
     ] {
         world
@@ -453,11 +441,11 @@ async fn only_customers_place_orders() {
 async fn a_customer_may_not_cancel_another_customers_order_nor_may_vendors_but_the_owner_may() {
     let world = World::new().await;
     let app = &world.app;
-    let path = format!("/v1/orders/{}/cancel", world.order);
+    let path = format!("/v1/orders/{}/cancel", world.marketplace.order);
     for token in [
         app.customer("customer-b"),
-        app.vendor(world.vendor_a),
-        app.vendor(world.vendor_b),
+        app.vendor(world.marketplace.vendor_a),
+        app.vendor(world.marketplace.vendor_b),
     ] {
         world
             .assert_forbidden(Method::POST, &path, Some(json!({})), &token)
@@ -481,7 +469,10 @@ async fn a_vendor_may_not_fulfil_another_vendors_part_or_line_nor_may_customers(
         .filter(|(_, path, _)| path.starts_with("/v1/orders/"))
         .collect();
     assert_eq!(fulfilment.len(), 4);
-    for token in [app.vendor(world.vendor_b), app.customer("customer-a")] {
+    for token in [
+        app.vendor(world.marketplace.vendor_b),
+        app.customer("customer-a"),
+    ] {
         for (method, path, body) in fulfilment.clone() {
             world.assert_forbidden(method, &path, body, &token).await;
         }
@@ -490,14 +481,17 @@ async fn a_vendor_may_not_fulfil_another_vendors_part_or_line_nor_may_customers(
     // Vendor B may fulfil its own part of the same order.
     let own = app
         .post(
-            &format!("/v1/orders/{}/vendors/{}/ship", world.order, world.vendor_b),
-            &app.vendor(world.vendor_b),
+            &format!(
+                "/v1/orders/{}/vendors/{}/ship",
+                world.marketplace.order, world.marketplace.vendor_b
+            ),
+            &app.vendor(world.marketplace.vendor_b),
             json!({}),
         )
         .await;
     assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
     // And vendor A (or an admin for it) its own, in order.
-    let owner = app.vendor(world.vendor_a);
+    let owner = app.vendor(world.marketplace.vendor_a);
     for (i, (method, path, body)) in fulfilment.into_iter().enumerate() {
         let token = if i % 2 == 0 {
             owner.clone()

@@ -22,12 +22,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ledger_tests::scenario::TwoVendors;
 use ledger_tests::tokens::{admin_claims, signed, unix_now, unsigned};
 use ledger_tests::Marketplace;
 use ledger_tests::{at, TestApp, JWT_SECRET};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 /// The columns of the matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -126,14 +126,7 @@ struct Route {
 /// order of `customer-a` with a rental line and a sale line of vendor A.
 struct World {
     app: TestApp,
-    vendor_a: Uuid,
-    vendor_b: Uuid,
-    rental_a: Uuid,
-    sale_a: Uuid,
-    sale_b: Uuid,
-    blackout_a: Uuid,
-    order: Uuid,
-    rental_line: Uuid,
+    marketplace: TwoVendors,
 }
 
 impl World {
@@ -144,22 +137,15 @@ impl World {
             .await;
         let (vendor_a, rental_a) = (w.vendor_a, w.rental_a);
         let world = World {
-            vendor_a,
-            vendor_b: w.vendor_b,
-            rental_a,
-            sale_a: w.sale_a,
-            sale_b: w.sale_b,
-            blackout_a: w.blackout_a,
-            order: w.order,
-            rental_line: w.rental_line_a,
             app,
+            marketplace: w,
         };
         // The read models hold the order (paid) and the vendor's earnings,
         // so that a refusal cannot hide behind a 404 of a lagging model.
         let head = world.app.head().await;
         let head = head.to_string();
         for path in [
-            format!("/v1/orders/{}", world.order),
+            format!("/v1/orders/{}", world.marketplace.order),
             format!("/v1/vendors/{vendor_a}/earnings"),
             format!("/v1/listings/{rental_a}"),
         ] {
@@ -180,9 +166,13 @@ impl World {
 
     /// The table: API.md's routes with their `who` column.
     fn routes(&self) -> Vec<Route> {
-        let (a, b) = (self.vendor_a, self.vendor_b);
-        let (rental, sale, sale_b) = (self.rental_a, self.sale_a, self.sale_b);
-        let (order, line) = (self.order, self.rental_line);
+        let (a, b) = (self.marketplace.vendor_a, self.marketplace.vendor_b);
+        let (rental, sale, sale_b) = (
+            self.marketplace.rental_a,
+            self.marketplace.sale_a,
+            self.marketplace.sale_b,
+        );
+        let (order, line) = (self.marketplace.order, self.marketplace.rental_line_a);
         let period = format!(
             "from={}&to={}",
             at(1, 0).replace('+', "%2B"),
@@ -256,7 +246,10 @@ impl World {
         add(
             Method::DELETE,
             "DELETE /v1/listings/{id}/blackouts/{bid}",
-            format!("/v1/listings/{rental}/blackouts/{}", self.blackout_a),
+            format!(
+                "/v1/listings/{rental}/blackouts/{}",
+                self.marketplace.blackout_a
+            ),
             None,
             Token(OWNER_OR_ADMIN),
         );
@@ -487,8 +480,8 @@ impl World {
             AlgNone => Some(unsigned(&admin_claims(now + 3600))),
             Customer => Some(app.customer("customer-a")),
             OtherCustomer => Some(app.customer("customer-b")),
-            Vendor => Some(app.vendor(self.vendor_a)),
-            OtherVendor => Some(app.vendor(self.vendor_b)),
+            Vendor => Some(app.vendor(self.marketplace.vendor_a)),
+            OtherVendor => Some(app.vendor(self.marketplace.vendor_b)),
             Admin => Some(app.admin()),
             Analyst => Some(app.analyst()),
             Auditor => Some(app.auditor()),

@@ -62,24 +62,6 @@ async fn send_chunked_body(
     read_answer(stream).await
 }
 
-async fn scrape(app: &TestApp) -> String {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.base_url))
-        .send()
-        .await
-        .expect("scrape");
-    assert_eq!(response.status(), StatusCode::OK);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    assert!(content_type.starts_with("text/plain"), "{content_type}");
-    response.text().await.expect("metrics text")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_answer_without_a_token_with_the_named_series() {
     let app = TestApp::spawn().await;
@@ -109,7 +91,7 @@ async fn metrics_answer_without_a_token_with_the_named_series() {
     let mut text = String::new();
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        text = scrape(&app).await;
+        text = app.metrics().await;
         if text.contains("ledger_consumer_position{") && text.contains("ledger_relay_position ") {
             break;
         }

@@ -185,21 +185,9 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
 #[tokio::test]
 async fn docs_answer_html_without_a_token() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .get(format!("{}/docs", app.base_url))
-        .send()
-        .await
-        .expect("the ledger answers");
-    assert_eq!(response.status(), StatusCode::OK);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let (status, content_type, html) = app.get_text("/docs").await;
+    assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/html"), "{content_type}");
-    let html = response.text().await.expect("a body");
     assert!(
         html.contains("<html") || html.contains("<!DOCTYPE html"),
         "{html}"

@@ -83,23 +83,12 @@ fn named<'a>(all: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no consumer `{name}` in {all:?}"))
 }
 
-async fn scrape(app: &TestApp) -> String {
-    app.client
-        .get(format!("{}/metrics", app.base_url))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("metrics text")
-}
-
 /// Whether a scrape shows every one of `series` within a few seconds
 /// (the recorder is the process's: another test's scrape may sample its
 /// own database in between).
 async fn scraped(app: &TestApp, series: &[&str]) -> bool {
     eventually(Duration::from_secs(5), || async {
-        let metrics = scrape(app).await;
+        let metrics = app.metrics().await;
         series.iter().all(|s| metrics.contains(s))
     })
     .await
@@ -212,7 +201,7 @@ async fn an_event_a_projector_cannot_store_stalls_it_visibly_while_the_others_go
     assert!(
         scraped(&app, &stalled_series).await,
         "{}",
-        scrape(&app).await
+        app.metrics().await
     );
 
     let (status, ready) = readiness(&app).await;
@@ -241,7 +230,7 @@ async fn an_event_a_projector_cannot_store_stalls_it_visibly_while_the_others_go
         )
         .await,
         "{}",
-        scrape(&app).await
+        app.metrics().await
     );
     let (status, ready) = readiness(&app).await;
     assert_eq!((status, &ready["status"]), (StatusCode::OK, &json!("ok")));

@@ -14,6 +14,7 @@ use std::time::Duration;
 use command_api::context::CommandContext;
 use command_api::{AppState, Principal};
 use ledger_tests::answer::uuid_of;
+use ledger_tests::events::Recorded;
 use ledger_tests::pipeline::checkpoint;
 use ledger_tests::webhooks::total_minor;
 use ledger_tests::Marketplace;
@@ -55,35 +56,6 @@ async fn order_command(cmd: &AppState, order_id: Uuid, value: Value, name: &str)
         .position
 }
 
-#[derive(Debug, Clone)]
-struct Recorded {
-    event_id: String,
-    event_type: String,
-    payload: Value,
-    metadata: Value,
-}
-
-/// Every event of one aggregate, in order (payload without its outer tag).
-async fn recorded(app: &TestApp, aggregate_type: &str, aggregate_id: Uuid) -> Vec<Recorded> {
-    let rows = sqlx::query_as::<_, (String, String, Value, Value)>(
-        "SELECT event_id::text, event_type, payload::jsonb, metadata::jsonb FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
-    )
-    .bind(aggregate_type)
-    .bind(aggregate_id.to_string())
-    .fetch_all(&app.pool)
-    .await
-    .expect("read events");
-    rows.into_iter()
-        .map(|(event_id, event_type, payload, metadata)| Recorded {
-            payload: payload.get(&event_type).cloned().unwrap_or(payload),
-            event_id,
-            event_type,
-            metadata,
-        })
-        .collect()
-}
-
 /// Waits until the aggregate has `count` events of `event_type`; returns them.
 async fn wait_for(
     app: &TestApp,
@@ -94,7 +66,8 @@ async fn wait_for(
 ) -> Vec<Recorded> {
     let deadline = tokio::time::Instant::now() + POLICY_WAIT;
     loop {
-        let found: Vec<Recorded> = recorded(app, aggregate_type, aggregate_id)
+        let found: Vec<Recorded> = app
+            .recorded(aggregate_type, aggregate_id)
             .await
             .into_iter()
             .filter(|e| e.event_type == event_type)
@@ -186,7 +159,7 @@ fn net_of(order: &Answer, vendor_id: Uuid) -> String {
 
 /// Events of `event_type` on the aggregate that concern `hold_id`.
 async fn hold_events(app: &TestApp, listing_id: Uuid, hold_id: Uuid, event_type: &str) -> usize {
-    recorded(app, "Inventory", listing_id)
+    app.recorded("Inventory", listing_id)
         .await
         .iter()
         .filter(|e| e.event_type == event_type && e.payload["hold_id"] == hold_id.to_string())
@@ -229,7 +202,7 @@ async fn a_payment_recorded_behind_the_api_gets_the_orders_holds_confirmed_by_th
     let cmd = app.command_app();
 
     record_payment(&cmd, &order, "evt_direct").await;
-    let order_events = recorded(&app, "Order", order_id).await;
+    let order_events = app.recorded("Order", order_id).await;
     let causes: Vec<&Recorded> = order_events
         .iter()
         .filter(|e| matches!(e.event_type.as_str(), "PaymentCaptured" | "OrderConfirmed"))
@@ -286,7 +259,7 @@ async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy
         "CancelOrder",
     )
     .await;
-    let order_events = recorded(&app, "Order", unpaid_id).await;
+    let order_events = app.recorded("Order", unpaid_id).await;
     let cancelled = of_type(&order_events, "OrderCancelled");
     assert_eq!(cancelled.len(), 1, "{order_events:?}");
     for listing in [shop.kayak, shop.boots] {
@@ -312,7 +285,7 @@ async fn an_order_cancelled_behind_the_api_gets_its_holds_released_by_the_policy
         "CancelOrder",
     )
     .await;
-    let order_events = recorded(&app, "Order", paid_id).await;
+    let order_events = app.recorded("Order", paid_id).await;
     assert_eq!(
         of_type(&order_events, "RefundIssued").len(),
         1,
@@ -386,7 +359,7 @@ async fn a_return_recorded_behind_the_api_is_recorded_on_the_inventory_and_credi
         "ReturnLine",
     )
     .await;
-    let order_events = recorded(&app, "Order", order_id).await;
+    let order_events = app.recorded("Order", order_id).await;
     let returned = of_type(&order_events, "LineReturned");
     let fulfilled = of_type(&order_events, "VendorPartFulfilled");
     assert_eq!(
@@ -476,7 +449,7 @@ async fn a_part_fulfilled_behind_the_api_makes_the_vendors_earnings_available() 
         )
         .await;
     }
-    let order_events = recorded(&app, "Order", order_id).await;
+    let order_events = app.recorded("Order", order_id).await;
     let fulfilled = of_type(&order_events, "VendorPartFulfilled");
     assert_eq!(fulfilled.len(), 1, "{order_events:?}");
     assert_eq!(fulfilled[0].payload["vendor_id"], shop.alpine.to_string());

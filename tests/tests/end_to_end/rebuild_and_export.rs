@@ -35,13 +35,7 @@ async fn traffic(app: &TestApp, listings: &[uuid::Uuid], customer: &str, rounds:
         } else {
             json!({"listing_id": listing, "quantity": 1})
         };
-        let order = app
-            .post(
-                "/v1/orders",
-                &app.customer(customer),
-                json!({"items": [item]}),
-            )
-            .await;
+        let order = app.place_order(customer, json!([item])).await;
         if order.status != StatusCode::CREATED {
             continue;
         }

@@ -4,10 +4,10 @@
 use ledger_tests::answer::position;
 use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, rental_item, TestApp};
-
-use super::assert_created_order;
 use reqwest::StatusCode;
 use serde_json::json;
+
+use super::assert_created_order;
 
 #[tokio::test]
 async fn a_blackout_is_added_201_blocks_its_units_and_is_removed_200_freeing_them() {

@@ -4,11 +4,11 @@
 use ledger_tests::answer::{dec, money, position};
 use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, rental_item, sale_item, TestApp};
-
-use super::assert_created_order;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
+
+use super::assert_created_order;
 
 #[tokio::test]
 async fn a_sale_part_is_shipped_then_delivered_and_its_net_becomes_available_for_payout_exactly() {
@@ -40,12 +40,7 @@ async fn a_sale_part_is_shipped_then_delivered_and_its_net_becomes_available_for
     assert_eq!(deliver.body["order_status"], "completed");
     let deliver_position = position(&deliver);
     assert!(deliver_position > ship_position);
-    let order_events: Vec<String> = app
-        .events_of("Order", order_id)
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let order_events: Vec<String> = app.event_types("Order", order_id).await;
     for expected in [
         "PartShipped",
         "PartDelivered",
@@ -144,12 +139,7 @@ async fn a_rental_line_is_picked_up_and_returned_refunding_the_deposit_minus_dam
     assert_eq!(returned.body["order_status"], "completed");
     let returned_position = position(&returned);
     assert!(returned_position > pickup_position);
-    let vendor_events: Vec<String> = app
-        .events_of("Vendor", vendor_id)
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let vendor_events: Vec<String> = app.event_types("Vendor", vendor_id).await;
     assert!(
         vendor_events.iter().any(|e| e == "DamageCredited"),
         "{vendor_events:?}"

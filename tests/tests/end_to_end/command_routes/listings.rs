@@ -4,11 +4,11 @@
 use ledger_tests::answer::{dec, money, position};
 use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, rental_item, sale_item, TestApp};
-
-use super::assert_created_order;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+use super::assert_created_order;
 
 #[tokio::test]
 async fn a_vendor_creates_a_rental_and_an_admin_a_sale_listing_for_a_vendor_both_201_draft() {

@@ -4,11 +4,11 @@
 
 use ledger_tests::answer::position;
 use ledger_tests::{at, rental_item, sale_item, Answer, TestApp};
-
-use super::assert_created_order;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+use super::assert_created_order;
 
 #[tokio::test]
 async fn events_of_a_request_without_an_idempotency_key_carry_no_key_and_a_generated_correlation_id(

@@ -5,12 +5,12 @@ use chrono::Utc;
 use ledger_tests::answer::{dec, instant, money, position};
 use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, rental_item, sale_item, TestApp};
-
-use super::assert_created_order;
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+use super::assert_created_order;
 
 #[tokio::test]
 async fn a_multi_vendor_order_is_201_placed_with_every_line_priced_and_the_fee_split_per_vendor() {

@@ -4,7 +4,6 @@
 
 use ledger_tests::assert_problem;
 use ledger_tests::{at, TestApp};
-
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;

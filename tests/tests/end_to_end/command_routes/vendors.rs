@@ -4,7 +4,6 @@
 use ledger_tests::answer::{dec, money, position};
 use ledger_tests::TestApp;
 use ledger_tests::{assert_invalid_field, assert_problem};
-
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

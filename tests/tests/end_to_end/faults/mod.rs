@@ -50,14 +50,14 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 mod checks;
+mod crashes;
 mod load;
+mod nats_outages;
 mod parts;
 
 use checks::*;
 use load::*;
 use parts::*;
-mod crashes;
-mod nats_outages;
 
 /// Concurrent clients of the load.
 const CLIENTS: usize = 16;

@@ -66,6 +66,29 @@ fn count(types: &[String], kind: &str) -> usize {
     types.iter().filter(|t| *t == kind).count()
 }
 
+/// The order was cancelled (or expired) before its payment came: the
+/// payment is captured and refunded in full, and the order ends `refunded`.
+async fn assert_cancelled_then_refunded_in_full(app: &TestApp, order: &Answer) {
+    let order_id = order.uuid("order_id");
+    let events = app.event_payloads("Order", order_id).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "OrderPlaced",
+            "OrderCancelled",
+            "PaymentCaptured",
+            "RefundIssued"
+        ]
+    );
+    assert_eq!(
+        decimal(&events[3].1["amount"]),
+        decimal(&order.body["total"]),
+        "the whole payment is refunded"
+    );
+    assert_eq!(app.order_status(order_id).await, "refunded");
+}
+
 /// A vendor with a 1-unit daily rental listing.
 async fn one_unit_rental(app: &TestApp) -> Uuid {
     let vendor = app.register_vendor("Single Kayak").await;

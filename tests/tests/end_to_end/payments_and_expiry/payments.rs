@@ -12,7 +12,7 @@ async fn a_payment_of_the_total_confirms_the_order_and_every_hold() {
     let kayak = app.rental_listing(vendor, "day", "25.00", "50.00", 2).await;
     let paddle = app.sale_listing(vendor, "12.50", 10).await;
     let order = app
-        .place_order(
+        .place(
             "payer",
             vec![
                 rental_item(kayak, 1, &at(1, 0), &at(3, 0)),
@@ -20,7 +20,6 @@ async fn a_payment_of_the_total_confirms_the_order_and_every_hold() {
             ],
         )
         .await;
-    assert_placed(&order);
     let order_id = order.uuid("order_id");
     assert_eq!(order.body["total"], "125.00", "50 rent + 50 deposit + 25");
 
@@ -49,12 +48,11 @@ async fn a_redelivered_payment_event_records_nothing_new() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
     let order = app
-        .place_order(
+        .place(
             "redelivered",
             vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
         )
         .await;
-    assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
 
     let first = app
@@ -86,9 +84,8 @@ async fn concurrent_deliveries_of_one_payment_event_capture_it_once() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
     let order = app
-        .place_order("storm", vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))])
+        .place("storm", vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))])
         .await;
-    assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
 
     let deliveries =
@@ -113,12 +110,11 @@ async fn a_failed_payment_is_recorded_and_leaves_the_order_placed() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
     let order = app
-        .place_order(
+        .place(
             "declined",
             vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
         )
         .await;
-    assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
 
     let failed = app
@@ -174,12 +170,11 @@ async fn a_payment_of_another_amount_is_a_mismatch_and_confirms_nothing() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
     let order = app
-        .place_order(
+        .place(
             "short-payer",
             vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
         )
         .await;
-    assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
 
     for (n, amount) in [minor - 1, minor + 100].into_iter().enumerate() {
@@ -215,12 +210,11 @@ async fn webhooks_with_a_bad_signature_a_stale_timestamp_or_no_signature_are_ref
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
     let order = app
-        .place_order(
+        .place(
             "forged",
             vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
         )
         .await;
-    assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
     let body = payment_event("evt_forged", SUCCEEDED, order_id, minor, None);
     let now = Utc::now().timestamp();
@@ -285,12 +279,11 @@ async fn unknown_event_types_are_acknowledged_and_ignored() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
     let order = app
-        .place_order(
+        .place(
             "ignored",
             vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
         )
         .await;
-    assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
     let recorded = app.event_count().await;
 
@@ -318,12 +311,11 @@ async fn a_signed_webhook_that_is_malformed_or_names_no_order_is_refused_and_cha
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
     let order = app
-        .place_order(
+        .place(
             "garbled",
             vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
         )
         .await;
-    assert_placed(&order);
     let (order_id, minor) = (order.uuid("order_id"), total_minor(&order));
     let recorded = app.event_count().await;
     let now = Utc::now().timestamp();
@@ -359,12 +351,11 @@ async fn a_second_payment_for_a_paid_order_is_refunded() {
     let app = TestApp::spawn().await;
     let listing = one_unit_rental(&app).await;
     let order = app
-        .place_order(
+        .place(
             "pays-twice",
             vec![rental_item(listing, 1, &at(1, 0), &at(2, 0))],
         )
         .await;
-    assert_placed(&order);
     let order_id = order.uuid("order_id");
     app.pay(&order).await;
     app.pay(&order).await;
