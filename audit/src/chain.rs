@@ -86,20 +86,6 @@ impl StoredEvent {
     }
 }
 
-const CHAINED_PAGE: &str = "
-    SELECT e.global_position, e.aggregate_type, e.aggregate_id, e.sequence,
-           e.event_type, e.event_version, e.payload::text AS payload,
-           e.metadata::text AS metadata, e.event_id, e.recorded_at, e.hash,
-           p.hash AS previous_hash, p.global_position AS previous_position
-      FROM events e
-      LEFT JOIN events p
-        ON p.aggregate_type = e.aggregate_type
-       AND p.aggregate_id = e.aggregate_id
-       AND p.sequence = e.sequence - 1
-     WHERE e.global_position > $1 AND e.global_position <= $2
-     ORDER BY e.global_position
-     LIMIT $3";
-
 /// Events with positions in `(after, to]`, at most `limit`, in position
 /// order, each with its predecessor's hash.
 pub async fn chained_page(
@@ -108,12 +94,7 @@ pub async fn chained_page(
     to: i64,
     limit: i64,
 ) -> Result<Vec<ChainedEvent>, sqlx::Error> {
-    sqlx::query_as(CHAINED_PAGE)
-        .bind(after)
-        .bind(to)
-        .bind(limit)
-        .fetch_all(pool)
-        .await
+    event_log::statements::audit::chained_page(pool, after, to, limit).await
 }
 
 /// Checks an event's stored hash against its content and predecessor.

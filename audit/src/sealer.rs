@@ -102,16 +102,9 @@ impl Sealer {
             return Ok(None);
         }
         let limit = i64::try_from(self.max_events).unwrap_or(i64::MAX);
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT global_position, hash FROM events
-              WHERE global_position BETWEEN $1 AND $2
-              ORDER BY global_position LIMIT $3",
-        )
-        .bind(from_position)
-        .bind(horizon)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows =
+            event_log::statements::audit::hashes_between(&mut *tx, from_position, horizon, limit)
+                .await?;
         let Some(&(last_position, _)) = rows.last() else {
             return Ok(None);
         };

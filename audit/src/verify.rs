@@ -48,9 +48,7 @@ pub async fn verify_with(
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<Report, sqlx::Error> {
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(pool)
-        .await?;
+    let head = event_log::statements::positions::head(pool).await?;
     let mut lo = from.unwrap_or(1).max(1);
     let mut hi = to.unwrap_or(head);
     let mut walk = Walk {

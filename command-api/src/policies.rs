@@ -15,10 +15,11 @@
 //! command handlers doing the same work first are both harmless.
 
 use domain::{InventoryCommand, OrderEvent, OrderStatus, VendorCommand};
+use event_log::{Aggregate, Event};
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use ledger_nats::EventEnvelope;
-use projectors::{Consumer, Error};
+use ledger_nats::consumer::{self, Consumer};
+use ledger_nats::{Error, EventEnvelope};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -55,7 +56,10 @@ impl Consumer for Policies {
             // order, different orders side by side.
             let mut index: std::collections::HashMap<&str, usize> = Default::default();
             let mut by_order: Vec<Vec<&EventEnvelope>> = Vec::new();
-            for event in events.iter().filter(|e| e.aggregate_type == "Order") {
+            for event in events
+                .iter()
+                .filter(|e| e.aggregate() == Some(Aggregate::Order))
+            {
                 let slot = *index.entry(event.aggregate_id.as_str()).or_insert_with(|| {
                     by_order.push(Vec::new());
                     by_order.len() - 1
@@ -119,8 +123,11 @@ fn context_for(event: &EventEnvelope) -> CommandContext {
 }
 
 async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandError> {
-    let parsed: OrderEvent = projectors::decode(event)
-        .map_err(|e| StoreError::Failed(format!("undecodable order event: {e}")))?;
+    let parsed = match consumer::decode(event, &[Aggregate::Order]) {
+        Ok(Some(Event::Order(parsed))) => parsed,
+        Ok(_) => return Ok(()),
+        Err(e) => return Err(StoreError::Failed(format!("undecodable order event: {e}")).into()),
+    };
     let order_id = Uuid::parse_str(&event.aggregate_id)
         .map_err(|e| StoreError::Failed(format!("bad order id: {e}")))?;
     let context = context_for(event);

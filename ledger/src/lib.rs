@@ -41,8 +41,9 @@ pub enum LedgerError {
     Config(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("read models: {0}")]
-    Projection(#[from] projectors::Error),
+    /// The event pipeline (relay, stream, consumers, read models).
+    #[error("event pipeline: {0}")]
+    Pipeline(ledger_nats::Error),
     #[error(
         "shutdown did not finish within {}; still running: {}",
         humantime::format_duration(*.timeout),
@@ -52,6 +53,24 @@ pub enum LedgerError {
         timeout: Duration,
         unfinished: Vec<String>,
     },
+}
+
+impl From<ledger_nats::Error> for LedgerError {
+    fn from(err: ledger_nats::Error) -> Self {
+        match err {
+            ledger_nats::Error::Database(e) => LedgerError::Database(e),
+            other => LedgerError::Pipeline(other),
+        }
+    }
+}
+
+impl From<event_log::Error> for LedgerError {
+    fn from(err: event_log::Error) -> Self {
+        match err {
+            event_log::Error::Database(e) => LedgerError::Database(e),
+            other => LedgerError::Config(other.to_string()),
+        }
+    }
 }
 
 /// A pool sized for the API; acquiring waits at most a few seconds so that

@@ -100,17 +100,8 @@ async fn sample(state: &MetricsState) {
 }
 
 async fn sample_backlogs(state: &MetricsState) -> Result<(), sqlx::Error> {
-    let (head, published, oldest_unpublished): (i64, i64, Option<f64>) = sqlx::query_as(
-        "WITH p AS (SELECT coalesce((SELECT position FROM relay_positions WHERE stream = $1), 0) AS position)
-         SELECT coalesce((SELECT max(global_position) FROM events), 0),
-                (SELECT position FROM p),
-                (SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
-                   FROM events WHERE global_position > (SELECT position FROM p)
-                  ORDER BY global_position LIMIT 1)",
-    )
-    .bind(&state.stream)
-    .fetch_one(&state.pool)
-    .await?;
+    let (head, published, oldest_unpublished) =
+        event_log::statements::positions::relay_backlog(&state.pool, &state.stream).await?;
     let lag = (head - published).max(0) as f64;
     metrics::gauge!("ledger_events_head_position").set(head as f64);
     metrics::gauge!("ledger_relay_position").set(published as f64);

@@ -1,94 +1,27 @@
-//! An event as it travels on the stream: the stored row, whole, so that a
-//! consumer never needs the database to interpret it.
+//! An event as it travels on the stream: the stored event, whole
+//! ([`event_log::StoredEvent`], its JSON the message body), so that a
+//! consumer never needs the database to interpret it; its subject, its
+//! `Nats-Msg-Id` and headers.
 
 use async_nats::HeaderMap;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
-use sqlx::Row;
-use uuid::Uuid;
+use event_log::RawEvent;
 
 use crate::Error;
+
+/// Columns of the events table that make an [`EventEnvelope`].
+pub use event_log::stored::COLUMNS as ENVELOPE_COLUMNS;
+/// The event a message carries: the stored event itself, under the name
+/// the stream's code has always used for it.
+pub use event_log::StoredEvent as EventEnvelope;
 
 /// Header with the event's global position.
 pub const POSITION_HEADER: &str = "Ledger-Position";
 /// Header with the event's type.
 pub const EVENT_TYPE_HEADER: &str = "Ledger-Event-Type";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EventEnvelope {
-    pub position: i64,
-    pub event_id: Uuid,
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
-    pub payload: serde_json::Value,
-    pub metadata: serde_json::Value,
-    pub recorded_at: DateTime<Utc>,
-}
-
-/// Columns of the events table that make an envelope, for `SELECT`s.
-pub const ENVELOPE_COLUMNS: &str = "global_position, event_id, aggregate_type, aggregate_id, \
-     sequence, event_type, event_version, payload, metadata, recorded_at";
-
-impl EventEnvelope {
-    /// Reads a row selected with [`ENVELOPE_COLUMNS`].
-    pub fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            position: row.try_get("global_position")?,
-            event_id: row.try_get("event_id")?,
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            event_version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
-            recorded_at: row.try_get("recorded_at")?,
-        })
-    }
-
-    /// The inner object of an externally tagged payload
-    /// (`{"HoldPlaced": {...}}` → `{...}`); unit variants give `Null`.
-    pub fn body(&self) -> &serde_json::Value {
-        match &self.payload {
-            serde_json::Value::Object(map) if map.len() == 1 => {
-                map.values().next().unwrap_or(&serde_json::Value::Null)
-            }
-            _ => &serde_json::Value::Null,
-        }
-    }
-
-    pub fn subject(&self, stream: &str) -> String {
-        subject(stream, &self.aggregate_type, &self.aggregate_id)
-    }
-
-    pub fn message_id(&self) -> String {
-        message_id(&self.aggregate_type, &self.aggregate_id, self.sequence)
-    }
-
-    /// Headers of the message carrying this event.
-    pub fn headers(&self) -> HeaderMap {
-        headers(&self.message_id(), &self.event_type, self.position)
-    }
-
-    pub fn decode(payload: &[u8]) -> Result<Self, Error> {
-        serde_json::from_slice(payload).map_err(|e| Error::Malformed(e.to_string()))
-    }
-}
-
-/// Columns of the events table for an [`Outgoing`] message: the payload
-/// and metadata as PostgreSQL prints them.
-pub const OUTGOING_COLUMNS: &str = "global_position, event_id, aggregate_type, aggregate_id, \
-     sequence, event_type, event_version, payload::text AS payload, metadata::text AS metadata, \
-     recorded_at";
-
-/// An event as the relay publishes it: the message body is the
-/// [`EventEnvelope`]'s JSON, built with the payload and metadata copied as
-/// text, never parsed and encoded again (that was a third of the relay's
-/// work).
+/// An event as the relay publishes it: the body is the stored event's
+/// JSON, built from the verbatim form ([`RawEvent`]: the payload and
+/// metadata copied as text, never parsed and encoded again).
 pub struct Outgoing {
     pub position: i64,
     pub aggregate_type: String,
@@ -98,53 +31,15 @@ pub struct Outgoing {
     pub body: Vec<u8>,
 }
 
-/// The wire form of an [`EventEnvelope`], field for field.
-#[derive(Serialize)]
-struct WireEnvelope<'a> {
-    position: i64,
-    event_id: Uuid,
-    aggregate_type: &'a str,
-    aggregate_id: &'a str,
-    sequence: i64,
-    event_type: &'a str,
-    event_version: &'a str,
-    payload: &'a serde_json::value::RawValue,
-    metadata: &'a serde_json::value::RawValue,
-    recorded_at: DateTime<Utc>,
-}
-
 impl Outgoing {
-    /// Reads a row selected with [`OUTGOING_COLUMNS`].
-    pub fn from_row(row: &PgRow) -> Result<Self, Error> {
-        let raw = |column: &str| -> Result<Box<serde_json::value::RawValue>, Error> {
-            let text: String = row.try_get(column)?;
-            serde_json::value::RawValue::from_string(text)
-                .map_err(|e| Error::Malformed(format!("{column}: {e}")))
-        };
-        let (payload, metadata) = (raw("payload")?, raw("metadata")?);
-        let aggregate_type: String = row.try_get("aggregate_type")?;
-        let aggregate_id: String = row.try_get("aggregate_id")?;
-        let event_type: String = row.try_get("event_type")?;
-        let event_version: String = row.try_get("event_version")?;
-        let wire = WireEnvelope {
-            position: row.try_get("global_position")?,
-            event_id: row.try_get("event_id")?,
-            aggregate_type: &aggregate_type,
-            aggregate_id: &aggregate_id,
-            sequence: row.try_get("sequence")?,
-            event_type: &event_type,
-            event_version: &event_version,
-            payload: &payload,
-            metadata: &metadata,
-            recorded_at: row.try_get("recorded_at")?,
-        };
-        let body = serde_json::to_vec(&wire).map_err(|e| Error::Malformed(e.to_string()))?;
+    pub fn from_stored(event: RawEvent) -> Result<Self, Error> {
+        let body = serde_json::to_vec(&event).map_err(|e| Error::Malformed(e.to_string()))?;
         Ok(Self {
-            position: wire.position,
-            sequence: wire.sequence,
-            aggregate_type,
-            aggregate_id,
-            event_type,
+            position: event.position,
+            aggregate_type: event.aggregate_type,
+            aggregate_id: event.aggregate_id,
+            sequence: event.sequence,
+            event_type: event.event_type,
             body,
         })
     }
@@ -153,21 +48,16 @@ impl Outgoing {
         subject(stream, &self.aggregate_type, &self.aggregate_id)
     }
 
-    /// Headers of the message, as [`EventEnvelope::headers`].
+    /// Headers of the message: its id (for JetStream's duplicate window),
+    /// type and position.
     pub fn headers(&self) -> HeaderMap {
         let id = message_id(&self.aggregate_type, &self.aggregate_id, self.sequence);
-        headers(&id, &self.event_type, self.position)
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.as_str());
+        headers.insert(EVENT_TYPE_HEADER, self.event_type.as_str());
+        headers.insert(POSITION_HEADER, self.position.to_string().as_str());
+        headers
     }
-}
-
-/// Headers of an event's message: its id (for JetStream's duplicate
-/// window), type and position.
-fn headers(message_id: &str, event_type: &str, position: i64) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", message_id);
-    headers.insert(EVENT_TYPE_HEADER, event_type);
-    headers.insert(POSITION_HEADER, position.to_string().as_str());
-    headers
 }
 
 /// The subject prefix of a stream: its lower-cased name, so that two
@@ -209,19 +99,34 @@ mod tests {
     }
 
     #[test]
-    fn the_body_of_a_tagged_payload_is_its_inner_object() {
-        let envelope = EventEnvelope {
-            position: 1,
-            event_id: Uuid::nil(),
+    fn a_message_carries_the_stored_event_with_its_id_type_and_position() {
+        let raw = |text: &str| serde_json::value::RawValue::from_string(text.into()).expect("raw");
+        let event = RawEvent {
+            position: 9,
+            event_id: uuid::Uuid::nil(),
             aggregate_type: "Inventory".into(),
             aggregate_id: "x".into(),
-            sequence: 1,
+            sequence: 3,
             event_type: "HoldConfirmed".into(),
             event_version: "1.0".into(),
-            payload: serde_json::json!({"HoldConfirmed": {"hold_id": "h"}}),
-            metadata: serde_json::json!({}),
-            recorded_at: Utc::now(),
+            payload: raw(r#"{"HoldConfirmed": {"hold_id": "h"}}"#),
+            metadata: raw("{}"),
+            recorded_at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
         };
-        assert_eq!(envelope.body()["hold_id"], "h");
+        let outgoing = Outgoing::from_stored(event).expect("encodes");
+        let headers = outgoing.headers();
+        assert_eq!(
+            headers.get("Nats-Msg-Id").map(|v| v.as_str()),
+            Some("Inventory:x:3")
+        );
+        assert_eq!(
+            headers.get(EVENT_TYPE_HEADER).map(|v| v.as_str()),
+            Some("HoldConfirmed")
+        );
+        assert_eq!(headers.get(POSITION_HEADER).map(|v| v.as_str()), Some("9"));
+        let carried = EventEnvelope::decode(&outgoing.body).expect("decodes");
+        assert_eq!(carried.position, 9);
+        assert_eq!(carried.body()["hold_id"], "h");
+        assert_eq!(outgoing.subject("LEDGER"), "ledger.events.Inventory.x");
     }
 }

@@ -164,14 +164,8 @@ async fn first_present(
 
 /// What this database's events table holds at `position`.
 async fn table_side(pool: &PgPool, position: i64) -> Result<TableSide, Error> {
-    let (database, event_id, head): (String, Option<Uuid>, i64) = sqlx::query_as(
-        "SELECT current_database()::text,
-                (SELECT event_id FROM events WHERE global_position = $1),
-                (SELECT coalesce(max(global_position), 0) FROM events)",
-    )
-    .bind(position)
-    .fetch_one(pool)
-    .await?;
+    let (database, event_id, head) =
+        event_log::statements::positions::database_event_and_head(pool, position).await?;
     Ok(TableSide {
         database,
         event_id,

@@ -47,7 +47,9 @@ use sqlx::postgres::PgListener;
 use sqlx::{Acquire, PgPool};
 use tokio::sync::watch;
 
-use crate::envelope::{Outgoing, OUTGOING_COLUMNS, POSITION_HEADER};
+use event_log::statements::{commit_order, positions, reads};
+
+use crate::envelope::{Outgoing, POSITION_HEADER};
 use crate::faults::relay_component;
 use crate::history::wait_until_ours;
 use crate::stream::{provision, StreamSettings};
@@ -211,7 +213,7 @@ impl Relay {
                 let nats = self.nats_servers().await;
                 tracing::warn!(stream, nats, error = %err, "relay stopped: NATS failed; starting over");
             }
-            Error::Malformed(_) => {
+            Error::Malformed(_) | Error::Apply { .. } | Error::Other(_) => {
                 tracing::warn!(stream, error = %err, "relay stopped; starting over")
             }
         }
@@ -285,14 +287,8 @@ impl Relay {
                     // Every transaction that could hold these positions has
                     // ended: what is still missing was rolled back for good.
                     // Skip up to the first one that did commit, if any.
-                    let committed: Option<i64> = sqlx::query_scalar(
-                        "SELECT min(global_position) FROM events
-                          WHERE global_position > $1 AND global_position <= $2",
-                    )
-                    .bind(g.first)
-                    .bind(g.last)
-                    .fetch_one(&self.pool)
-                    .await?;
+                    let committed: Option<i64> =
+                        positions::first_between(&self.pool, g.first, g.last).await?;
                     let skip_to = committed.map_or(g.last, |p| p - 1);
                     tracing::debug!(
                         from = g.first,
@@ -359,12 +355,7 @@ impl Relay {
     }
 
     async fn exists(&self, position: i64) -> Result<bool, Error> {
-        let found: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE global_position = $1)")
-                .bind(position)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(found)
+        Ok(positions::exists(&self.pool, position).await?)
     }
 
     /// Where to go on from, and the stream's last sequence. The stream is
@@ -431,43 +422,17 @@ impl Relay {
     }
 
     async fn read_after(&self, position: i64) -> Result<Vec<Outgoing>, Error> {
-        let sql = format!(
-            "SELECT {OUTGOING_COLUMNS} FROM events
-              WHERE global_position > $1 ORDER BY global_position LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(position)
-            .bind(self.config.batch_size)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Outgoing::from_row).collect()
+        let events = reads::after_verbatim(&self.pool, position, self.config.batch_size).await?;
+        events.into_iter().map(Outgoing::from_stored).collect()
     }
 
     /// Transactions of this database now holding a write lock on events.
     async fn writers(&self) -> Result<Vec<String>, Error> {
-        let writers = sqlx::query_scalar(
-            "SELECT virtualtransaction FROM pg_locks
-              WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' AND granted
-                AND relation = 'events'::regclass
-                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                AND pid <> pg_backend_pid()",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(writers)
+        Ok(commit_order::writers(&self.pool).await?)
     }
 
     async fn any_running(&self, writers: &[String]) -> Result<bool, Error> {
-        if writers.is_empty() {
-            return Ok(false);
-        }
-        let running: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE virtualtransaction = ANY($1))",
-        )
-        .bind(writers)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(running)
+        Ok(commit_order::any_running(&self.pool, writers).await?)
     }
 
     /// Records the position the stream has acknowledged, if it moved.

@@ -12,13 +12,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::{Capacity, InventoryEvent, ListingEvent, ListingKind, ListingTerms, OrderEvent};
+use event_log::{Aggregate, Event};
 use futures::future::BoxFuture;
 use ledger_nats::EventEnvelope;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::runner::Consumer;
+use crate::Consumer;
 use crate::Error;
 
 pub const NAME: &str = "analytics";
@@ -280,10 +281,11 @@ async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<
     let mut decoded = Vec::new();
     let (mut listing_ids, mut order_ids) = (Vec::new(), Vec::new());
     for event in events {
-        let change = match event.aggregate_type.as_str() {
-            "Listing" => Change::Listing(crate::decode(event)?),
-            "Inventory" => Change::Inventory(crate::decode(event)?),
-            "Order" => Change::Order(crate::decode(event)?),
+        let wanted = [Aggregate::Listing, Aggregate::Inventory, Aggregate::Order];
+        let change = match crate::decode(event, &wanted)? {
+            Some(Event::Listing(listing)) => Change::Listing(listing),
+            Some(Event::Inventory(inventory)) => Change::Inventory(inventory),
+            Some(Event::Order(order)) => Change::Order(order),
             _ => continue,
         };
         let id = Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))?;

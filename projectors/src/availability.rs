@@ -13,13 +13,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::{Capacity, HoldRequest, InventoryEvent, ListingEvent, ListingTerms};
+use event_log::{Aggregate, Event};
 use futures::future::BoxFuture;
 use ledger_nats::EventEnvelope;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::runner::Consumer;
+use crate::Consumer;
 use crate::Error;
 
 pub const NAME: &str = "availability";
@@ -388,9 +389,9 @@ async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<
     let mut listing_ids = Vec::new();
     let mut allocation_keys = Vec::new();
     for event in events {
-        let change = match event.aggregate_type.as_str() {
-            "Listing" => Change::Listing(crate::decode(event)?),
-            "Inventory" => Change::Inventory(crate::decode(event)?),
+        let change = match crate::decode(event, &[Aggregate::Listing, Aggregate::Inventory])? {
+            Some(Event::Listing(listing)) => Change::Listing(listing),
+            Some(Event::Inventory(inventory)) => Change::Inventory(inventory),
             _ => continue,
         };
         let id = Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))?;

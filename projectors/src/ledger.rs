@@ -23,13 +23,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use domain::{OrderEvent, PricedOrder, VendorEvent};
+use event_log::{Aggregate, Event};
 use futures::future::BoxFuture;
 use ledger_nats::EventEnvelope;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::runner::Consumer;
+use crate::Consumer;
 use crate::Error;
 
 pub const NAME: &str = "ledger";
@@ -160,15 +161,18 @@ impl Consumer for Ledger {
             let mut decoded = Vec::new();
             let mut order_ids = Vec::new();
             for event in events {
-                let id = match event.aggregate_type.as_str() {
-                    "Order" | "Vendor" => parse_uuid(event)?,
+                let wanted = [Aggregate::Order, Aggregate::Vendor];
+                if !event.aggregate().is_some_and(|a| wanted.contains(&a)) {
+                    continue;
+                }
+                let id = parse_uuid(event)?;
+                let change = match crate::decode(event, &wanted)? {
+                    Some(Event::Order(order)) => {
+                        order_ids.push(id);
+                        Change::Order(order)
+                    }
+                    Some(Event::Vendor(vendor)) => Change::Vendor(vendor),
                     _ => continue,
-                };
-                let change = if event.aggregate_type == "Order" {
-                    order_ids.push(id);
-                    Change::Order(crate::decode(event)?)
-                } else {
-                    Change::Vendor(crate::decode(event)?)
                 };
                 decoded.push((event, id, change));
             }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::{ListingKind, OrderEvent};
+use event_log::{Aggregate, Event};
 use futures::future::BoxFuture;
 use ledger_nats::EventEnvelope;
 use rust_decimal::Decimal;
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::runner::Consumer;
+use crate::Consumer;
 use crate::Error;
 
 pub const NAME: &str = "orders";
@@ -120,10 +121,15 @@ impl Consumer for Orders {
             // one statement reads them all, two write them back.
             let mut decoded = Vec::new();
             let mut order_ids = Vec::new();
-            for event in events.iter().filter(|e| e.aggregate_type == "Order") {
+            for event in events
+                .iter()
+                .filter(|e| e.aggregate() == Some(Aggregate::Order))
+            {
                 let order_id =
                     Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))?;
-                let parsed: OrderEvent = crate::decode(event)?;
+                let Some(Event::Order(parsed)) = crate::decode(event, &[Aggregate::Order])? else {
+                    continue;
+                };
                 if !matches!(parsed, OrderEvent::OrderPlaced { .. }) {
                     order_ids.push(order_id);
                 }

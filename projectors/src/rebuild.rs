@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
+use event_log::statements::reads;
 use ledger_nats::EventEnvelope;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 
-use crate::runner::Consumer;
-use crate::{checkpoints, Error};
+use crate::{checkpoints, Consumer, Error};
 
 /// Every table the read models write, in `public`.
 pub const READ_MODEL_TABLES: [&str; 12] = [
@@ -171,7 +171,7 @@ pub async fn apply_until(
     let mut position = start;
     let mut read_error = None;
     'reading: while position < until {
-        let events = match crate::events_between(pool, position, until, Some(BATCH)).await {
+        let events = match reads::between(pool, position, until, Some(BATCH)).await {
             Ok(events) => events,
             Err(err) => {
                 read_error = Some(err);
@@ -204,7 +204,7 @@ pub async fn apply_until(
             .map_err(|e| Error::Other(format!("a rebuild task failed: {e}")))??;
     }
     match read_error {
-        Some(err) => Err(err),
+        Some(err) => Err(err.into()),
         None => Ok(applied),
     }
 }
@@ -243,7 +243,7 @@ async fn apply_batches(
         // than the others).
         let first = batch.events.partition_point(|e| e.position <= from);
         let events = &batch.events[first..];
-        crate::runner::apply_guarded(consumer.as_ref(), &mut tx, events).await?;
+        ledger_nats::consumer::apply_guarded(consumer.as_ref(), &mut tx, events).await?;
         checkpoints::store(&mut tx, consumer.name(), batch.end).await?;
         tx.commit().await?;
         let _ = reports.send(Applied {
@@ -376,8 +376,8 @@ async fn swap(
     let from = checkpoints::lock(&mut tx, name).await?;
     let mut reached = from;
     if until > from {
-        let events = crate::events_between(&mut *tx, from, until, None).await?;
-        crate::runner::apply_guarded(consumer.as_ref(), &mut tx, &events).await?;
+        let events = reads::between(&mut *tx, from, until, None).await?;
+        ledger_nats::consumer::apply_guarded(consumer.as_ref(), &mut tx, &events).await?;
         reached = until;
         checkpoints::store(&mut tx, name, reached).await?;
     }

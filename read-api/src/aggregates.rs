@@ -22,7 +22,9 @@ use ledger_http::{ApiError, Principal};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::events::{columns, EventView, READERS};
+use event_log::statements::reads;
+
+use crate::events::{EventView, READERS};
 use crate::ReadState;
 
 /// The aggregate types of the log.
@@ -67,22 +69,11 @@ pub async fn events(
 ) -> Result<Json<AggregateEvents>, ApiError> {
     principal.require(READERS)?;
     let (aggregate_type, aggregate_id) = path(raw_path)?;
-    let sql = format!(
-        "SELECT {} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
-        columns()
-    );
-    let rows = sqlx::query(&sql)
-        .bind(&aggregate_type)
-        .bind(&aggregate_id)
-        .fetch_all(&app.pool)
-        .await?;
-    if rows.is_empty() {
+    let linked = reads::of_aggregate(&app.pool, &aggregate_type, &aggregate_id).await?;
+    if linked.is_empty() {
         return Err(not_found(&aggregate_type, &aggregate_id));
     }
-    let events = rows
-        .iter()
-        .map(EventView::from_row)
-        .collect::<Result<_, _>>()?;
+    let events = linked.into_iter().map(EventView::new).collect();
     Ok(Json(AggregateEvents {
         aggregate_type,
         aggregate_id,
@@ -142,17 +133,8 @@ pub async fn state(
                     .map_err(|e| ApiError::Validation(vec![e]))?;
             }
             // The last event recorded by then; the stream's prefix up to it.
-            let last: Option<i64> = sqlx::query_scalar(
-                "SELECT max(sequence) FROM events
-                  WHERE aggregate_type = $1 AND aggregate_id = $2
-                    AND ($3::timestamptz IS NULL OR recorded_at <= $3)",
-            )
-            .persistent(false)
-            .bind(&aggregate_type)
-            .bind(&aggregate_id)
-            .bind(as_of)
-            .fetch_one(&app.pool)
-            .await?;
+            let last = reads::last_sequence_as_of(&app.pool, &aggregate_type, &aggregate_id, as_of)
+                .await?;
             last.ok_or_else(|| not_found(&aggregate_type, &aggregate_id))?
         }
     };
@@ -200,29 +182,21 @@ fn rebuild<A: Aggregate + 'static>(
     upto: i64,
 ) -> RebuildFuture {
     Box::pin(async move {
-        let sql = format!(
-            "SELECT {} FROM events
-              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3
-              ORDER BY sequence",
-            columns()
-        );
-        let mut rows = sqlx::query(&sql)
-            .bind(&aggregate_type)
-            .bind(&aggregate_id)
-            .bind(upto)
-            .fetch(&pool);
+        let mut events = reads::of_aggregate_upto(&pool, &aggregate_type, &aggregate_id, upto);
         let mut aggregate = A::default();
         let mut last = None;
-        while let Some(row) = rows.try_next().await? {
-            let view = EventView::from_row(&row)?;
-            let event: A::Event = serde_json::from_value(view.payload).map_err(|e| {
+        while let Some(stored) = events.try_next().await? {
+            let event: A::Event = stored.payload_as().map_err(|e| {
+                let version = stored
+                    .upcast()
+                    .map_or(stored.event_version.clone(), |(v, _)| v);
                 ApiError::internal(format!(
-                    "event {} ({} {}) does not decode: {e}",
-                    view.position, view.event_type, view.event_version
+                    "event {} ({} {version}) does not decode: {e}",
+                    stored.position, stored.event_type
                 ))
             })?;
             aggregate.apply(event);
-            last = Some((view.sequence, view.position, view.recorded_at));
+            last = Some((stored.sequence, stored.position, stored.recorded_at));
         }
         let Some((sequence, position, recorded_at)) = last else {
             return Ok(None);

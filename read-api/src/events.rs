@@ -23,14 +23,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use event_log::statements::reads::{self, Linked};
 use futures::Stream;
 use ledger_http::extract::ApiQuery;
 use ledger_http::{ApiError, Principal, Role};
-use ledger_nats::envelope::ENVELOPE_COLUMNS;
-use projectors::EventEnvelope;
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{freshness, page, ReadState};
@@ -43,11 +41,6 @@ const TAIL_INTERVAL: Duration = Duration::from_millis(150);
 const TAIL_PAGE: i64 = 500;
 /// Comment lines that keep an idle stream (and its proxies) open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// The SELECT list of an event with its chain hash (hex).
-pub(crate) fn columns() -> String {
-    format!("{ENVELOPE_COLUMNS}, encode(hash, 'hex') AS hash")
-}
 
 /// One event as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -71,58 +64,43 @@ pub struct EventView {
 }
 
 impl EventView {
-    /// Reads a row selected with [`columns`], upcasting its payload.
-    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let envelope = EventEnvelope::from_row(row)?;
-        let hash: Option<String> = row.try_get("hash")?;
-        let (event_version, payload, stored_version) =
-            if domain::upcast::is_outdated(&envelope.event_type, &envelope.event_version) {
-                let (version, payload) = domain::upcast::upcast(
-                    &envelope.event_type,
-                    &envelope.event_version,
-                    envelope.payload,
-                );
-                (version, payload, Some(envelope.event_version))
-            } else {
-                (envelope.event_version, envelope.payload, None)
-            };
-        Ok(Self {
-            position: envelope.position,
-            event_id: envelope.event_id,
-            aggregate_type: envelope.aggregate_type,
-            aggregate_id: envelope.aggregate_id,
-            sequence: envelope.sequence,
-            event_type: envelope.event_type,
+    /// The API's view of a stored event, its payload upcast.
+    pub(crate) fn new(linked: Linked) -> Self {
+        let Linked { event, hash } = linked;
+        let (event_version, payload, stored_version) = match event.upcast() {
+            Some((version, payload)) => (version, payload, Some(event.event_version)),
+            None => (event.event_version, event.payload, None),
+        };
+        Self {
+            position: event.position,
+            event_id: event.event_id,
+            aggregate_type: event.aggregate_type,
+            aggregate_id: event.aggregate_id,
+            sequence: event.sequence,
+            event_type: event.event_type,
             event_version,
             stored_version,
             payload,
-            metadata: envelope.metadata,
-            recorded_at: envelope.recorded_at,
+            metadata: event.metadata,
+            recorded_at: event.recorded_at,
             hash,
-        })
+        }
     }
 }
 
 /// Which events a reader wants.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Filter {
-    pub aggregate_type: Option<String>,
-    pub aggregate_id: Option<String>,
-    pub event_type: Option<String>,
-}
+pub(crate) type Filter = reads::Filter;
 
-impl Filter {
-    fn new(
-        aggregate_type: Option<String>,
-        aggregate_id: Option<String>,
-        event_type: Option<String>,
-    ) -> Self {
-        let given = |v: Option<String>| v.filter(|s| !s.is_empty());
-        Self {
-            aggregate_type: given(aggregate_type),
-            aggregate_id: given(aggregate_id),
-            event_type: given(event_type),
-        }
+fn filter_of(
+    aggregate_type: Option<String>,
+    aggregate_id: Option<String>,
+    event_type: Option<String>,
+) -> Filter {
+    let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+    Filter {
+        aggregate_type: given(aggregate_type),
+        aggregate_id: given(aggregate_id),
+        event_type: given(event_type),
     }
 }
 
@@ -139,31 +117,8 @@ pub(crate) async fn read(
     filter: &Filter,
     limit: i64,
 ) -> Result<Vec<EventView>, sqlx::Error> {
-    if upto <= after {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT {} FROM events
-          WHERE global_position > $1 AND global_position <= $2
-            AND ($3::text IS NULL OR aggregate_type = $3)
-            AND ($4::text IS NULL OR aggregate_id = $4)
-            AND ($5::text IS NULL OR event_type = $5)
-          ORDER BY global_position
-          LIMIT $6",
-        columns()
-    );
-    // Unnamed: planned for these filters (see listings::search).
-    let rows = sqlx::query(&sql)
-        .persistent(false)
-        .bind(after)
-        .bind(upto)
-        .bind(&filter.aggregate_type)
-        .bind(&filter.aggregate_id)
-        .bind(&filter.event_type)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(EventView::from_row).collect()
+    let page = reads::page(pool, after, upto, filter, limit).await?;
+    Ok(page.into_iter().map(EventView::new).collect())
 }
 
 fn check_after(after: Option<i64>) -> Result<i64, ApiError> {
@@ -207,7 +162,7 @@ pub async fn list(
     principal.require(READERS)?;
     let after = check_after(params.after)?;
     let limit = page::limit(params.limit)?;
-    let filter = Filter::new(
+    let filter = filter_of(
         params.aggregate_type,
         params.aggregate_id,
         params.event_type,
@@ -265,7 +220,7 @@ pub async fn stream(
         closing: app.closing.clone(),
         app,
         scanned: after,
-        filter: Filter::new(
+        filter: filter_of(
             params.aggregate_type,
             params.aggregate_id,
             params.event_type,

@@ -4,16 +4,11 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use event_log::statements::positions;
 use ledger_http::{ApiError, Principal, Role};
 use serde::Serialize;
 
 use crate::ReadState;
-
-/// Name, position, last update, events after it and the oldest of them.
-/// Both are index lookups, so the status stays cheap however far behind a
-/// consumer is; "events after it" counts positions up to the head, an upper
-/// bound when rolled-back transactions left gaps.
-type CheckpointRow = (String, i64, DateTime<Utc>, i64, Option<DateTime<Utc>>);
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ProjectionStatus {
@@ -41,27 +36,9 @@ pub async fn list(
     principal: Principal,
 ) -> Result<Json<Vec<ProjectionStatus>>, ApiError> {
     principal.require(&[Role::Admin, Role::Analyst])?;
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(&app.pool)
-        .await?;
+    let head = positions::head(&app.pool).await?;
     // Every consumer this deployment runs, whether or not it applied anything yet.
-    let known = &app.consumers;
-    let rows: Vec<CheckpointRow> = sqlx::query_as(
-        "WITH consumers AS (
-             SELECT name, position, updated_at FROM consumer_checkpoints
-             UNION ALL
-             SELECT k.name, 0, now() FROM unnest($1::text[]) AS k(name)
-              WHERE NOT EXISTS (SELECT 1 FROM consumer_checkpoints c WHERE c.name = k.name))
-         SELECT c.name, c.position, c.updated_at,
-                greatest($2 - c.position, 0),
-                (SELECT e.recorded_at FROM events e WHERE e.global_position > c.position
-                  ORDER BY e.global_position LIMIT 1)
-           FROM consumers c ORDER BY c.name",
-    )
-    .bind(known)
-    .bind(head)
-    .fetch_all(&app.pool)
-    .await?;
+    let rows = positions::consumer_lags(&app.pool, &app.consumers, head).await?;
     let faults: std::collections::HashMap<String, ledger_nats::faults::Fault> =
         ledger_nats::faults::list(&app.pool)
             .await?

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
-use futures::TryStreamExt;
-use serde::Serialize;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use event_log::statements::export::{self, Selection};
+use event_log::StoredEvent;
+use sqlx::PgPool;
 
 use crate::LedgerError;
 
@@ -46,43 +46,17 @@ pub struct ExportArgs {
     pub event_type: Option<String>,
 }
 
-/// One exported event; the same fields as `GET /v1/events`.
-#[derive(Serialize)]
-struct ExportedEvent {
-    position: i64,
-    aggregate_type: String,
-    aggregate_id: String,
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    event_id: uuid::Uuid,
-    recorded_at: DateTime<Utc>,
-    payload: serde_json::Value,
-    metadata: serde_json::Value,
-}
-
-fn filtered<'a>(args: &'a ExportArgs, select: &str) -> QueryBuilder<'a, Postgres> {
-    let mut query = QueryBuilder::new(select);
-    query.push(" FROM events WHERE TRUE");
-    if let Some(after) = args.after {
-        query.push(" AND global_position > ").push_bind(after);
+impl ExportArgs {
+    fn selection(&self) -> Selection {
+        Selection {
+            after: self.after,
+            until_position: self.until_position,
+            since: self.since,
+            until: self.until,
+            aggregate_type: self.aggregate_type.clone(),
+            event_type: self.event_type.clone(),
+        }
     }
-    if let Some(until) = args.until_position {
-        query.push(" AND global_position <= ").push_bind(until);
-    }
-    if let Some(since) = args.since {
-        query.push(" AND recorded_at >= ").push_bind(since);
-    }
-    if let Some(until) = args.until {
-        query.push(" AND recorded_at < ").push_bind(until);
-    }
-    if let Some(t) = &args.aggregate_type {
-        query.push(" AND aggregate_type = ").push_bind(t);
-    }
-    if let Some(t) = &args.event_type {
-        query.push(" AND event_type = ").push_bind(t);
-    }
-    query
 }
 
 /// Where exported events go, one at a time.
@@ -92,7 +66,7 @@ enum Output<W: Write> {
 }
 
 impl<W: Write> Output<W> {
-    fn write(&mut self, event: ExportedEvent) -> Result<(), LedgerError> {
+    fn write(&mut self, event: StoredEvent) -> Result<(), LedgerError> {
         match self {
             Output::Ndjson(sink) => {
                 serde_json::to_writer(&mut *sink, &event)
@@ -132,10 +106,8 @@ impl From<csv::Error> for LedgerError {
 
 /// Writes the selected events; returns how many.
 pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError> {
-    let total: i64 = filtered(args, "SELECT count(*)")
-        .build_query_scalar()
-        .fetch_one(pool)
-        .await?;
+    let selection = args.selection();
+    let total = export::count(pool, &selection).await?;
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(File::create(path)?),
         None => Box::new(io::stdout().lock()),
@@ -161,34 +133,16 @@ pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError
         }
     };
     let bar = super::progress_bar(total.max(0) as u64, "export");
-    let mut query = filtered(
-        args,
-        "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
-         event_version, event_id, recorded_at, payload, metadata",
-    );
-    query.push(" ORDER BY global_position");
-    let query = query.build();
-    let mut rows = query.fetch(pool);
     let mut written = 0u64;
-    while let Some(row) = rows.try_next().await? {
-        let event = ExportedEvent {
-            position: row.try_get("global_position")?,
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            event_version: row.try_get("event_version")?,
-            event_id: row.try_get("event_id")?,
-            recorded_at: row.try_get("recorded_at")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
-        };
+    export::for_each(pool, &selection, |event| {
         output.write(event)?;
         written += 1;
         if written.is_multiple_of(1_000) {
             bar.set_position(written);
         }
-    }
+        Ok::<(), LedgerError>(())
+    })
+    .await?;
     output.finish()?;
     bar.finish_and_clear();
     Ok(written)

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use event_log::statements::positions;
 use projectors::rebuild::{rebuild_and_swap, Progress};
 use projectors::Consumer;
 use sqlx::PgPool;
@@ -25,9 +26,7 @@ pub async fn rebuild(pool: &PgPool, stream: &str, names: &[String]) -> Result<()
             )));
         }
     }
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(pool)
-        .await?;
+    let head = positions::head(pool).await?;
     // The models are independent (their own tables and checkpoints), so
     // they are rebuilt concurrently, each on its own connections.
     let bars = indicatif::MultiProgress::with_draw_target(super::draw_target());
@@ -61,18 +60,13 @@ pub async fn rebuild(pool: &PgPool, stream: &str, names: &[String]) -> Result<()
 
 /// Prints each consumer's position and lag behind the log's head.
 pub async fn status(pool: &PgPool, stream: &str) -> Result<(), LedgerError> {
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(pool)
-        .await?;
+    let head = positions::head(pool).await?;
     let published = projectors::checkpoints::published(pool, stream).await?;
     println!("log head {head}, relay published {published} (stream {stream})");
     println!("{:<14} {:>12} {:>12}", "consumer", "position", "lag_events");
     for name in crate::consumer_names() {
         let position = projectors::checkpoints::get(pool, &name).await?;
-        let lag: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1")
-            .bind(position)
-            .fetch_one(pool)
-            .await?;
+        let lag = positions::count_after(pool, position).await?;
         println!("{name:<14} {position:>12} {lag:>12}");
     }
     Ok(())

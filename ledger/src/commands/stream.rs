@@ -86,15 +86,6 @@ pub struct ResetReport {
 /// How long the republish may make no progress before the reset gives up.
 const REPUBLISH_STALL: Duration = Duration::from_secs(60);
 
-impl From<ledger_nats::Error> for LedgerError {
-    fn from(err: ledger_nats::Error) -> Self {
-        match err {
-            ledger_nats::Error::Database(e) => LedgerError::Database(e),
-            other => LedgerError::Config(other.to_string()),
-        }
-    }
-}
-
 /// Runs a `ledger stream` subcommand.
 pub async fn execute(task: StreamTask) -> Result<(), LedgerError> {
     match task {
@@ -142,9 +133,7 @@ pub async fn reset(
         Some(stream) => Some(history::check(pool, stream).await?),
         None => None,
     };
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(pool)
-        .await?;
+    let head = event_log::statements::positions::head(pool).await?;
     match &before {
         Some(Verdict::Foreign(mismatch)) => println!("{}", mismatch.detail()),
         Some(Verdict::Ours) => {

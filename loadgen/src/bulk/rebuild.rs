@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use event_log::statements::positions;
 use indicatif::{ProgressBar, ProgressStyle};
 use projectors::rebuild::{apply_until, create_schema_for, make_durable};
 use projectors::Consumer;
@@ -36,12 +37,8 @@ pub async fn run(args: RebuildArgs) -> Result<(), BenchError> {
             args.names
         )));
     }
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(&pool)
-        .await?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
+    let head = positions::head(&pool).await?;
+    let count = positions::count(&pool).await?;
     println!(
         "rebuilding {} read models from {count} events (positions up to {head})",
         models.len()

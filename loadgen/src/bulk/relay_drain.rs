@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::jetstream::{self, consumer};
 use chrono::{TimeDelta, Utc};
+use event_log::statements::positions;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -64,11 +65,7 @@ async fn published(pool: &PgPool, stream: &str) -> Result<i64, BenchError> {
 }
 
 async fn head(pool: &PgPool) -> Result<i64, BenchError> {
-    Ok(
-        sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-            .fetch_one(pool)
-            .await?,
-    )
+    Ok(positions::head(pool).await?)
 }
 
 /// Waits until the relay's stored position reaches `target`, showing
@@ -113,9 +110,7 @@ pub async fn run(args: RelayDrainArgs) -> Result<(), BenchError> {
     forget_stream(&js, &pool, &args.stream).await?;
 
     let target = head(&pool).await?;
-    let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
+    let backlog = positions::count(&pool).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let settings = StreamSettings::new(args.stream.clone());

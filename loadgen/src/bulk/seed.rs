@@ -3,6 +3,7 @@
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use event_log::statements::positions;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -77,9 +78,7 @@ pub async fn run(args: SeedArgs) -> Result<(), BenchError> {
     migrations::run(&pool)
         .await
         .map_err(|e| BenchError::Config(format!("migrations: {e}")))?;
-    let used: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events)")
-        .fetch_one(&pool)
-        .await?;
+    let used = positions::any(&pool).await?;
     if used {
         return Err(BenchError::Config(
             "the events table is not empty: seed a fresh database".into(),
@@ -121,9 +120,7 @@ pub async fn run(args: SeedArgs) -> Result<(), BenchError> {
     // The seeded orders are settled: the policies have nothing left to do
     // with them, as in a system that had run (they would only repeat
     // idempotent commands).
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(&pool)
-        .await?;
+    let head = positions::head(&pool).await?;
     sqlx::query(
         "INSERT INTO consumer_checkpoints (name, position) VALUES ('policies', $1)
          ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",

@@ -41,18 +41,7 @@ const CATEGORIES: [&str; 8] = [
 
 /// One event as the events table stores it (postgres-es's columns, plus
 /// the event id and the time it was recorded).
-#[derive(Clone, Debug)]
-pub struct EventRow {
-    pub aggregate_type: &'static str,
-    pub aggregate_id: String,
-    pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
-    pub payload: String,
-    pub metadata: String,
-    pub event_id: Uuid,
-    pub recorded_at: DateTime<Utc>,
-}
+pub use event_log::statements::append::WholeEvent as EventRow;
 
 /// The rows of one command: what one transaction of the command bus writes.
 pub type Commit = Vec<EventRow>;

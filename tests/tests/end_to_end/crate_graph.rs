@@ -134,6 +134,22 @@ fn the_crate_graph_has_only_the_designs_arrows() {
             &["domain", "command-api", "read-api", "sqlx", "tokio"],
             "the clock is a leaf every component can take",
         ),
+        (
+            "command-api",
+            &["projectors"],
+            "the policies take the stream consumer from `ledger-nats`, not the read models",
+        ),
+        (
+            "event-log",
+            &[
+                "axum",
+                "async-nats",
+                "command-api",
+                "read-api",
+                "projectors",
+            ],
+            "the events table's model and statements speak neither HTTP nor NATS",
+        ),
     ];
     let mut broken = Vec::new();
     for (krate, forbidden, why) in rules {

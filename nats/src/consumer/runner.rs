@@ -27,7 +27,7 @@
 //! A consumer that fails (an event it cannot apply, a panic in its code,
 //! the database or NATS away) is retried with backoff and, once the retries
 //! are used up, reported stalled at the event it stopped at (see
-//! [`crate::stall`]); a batch that fails is applied again event by event,
+//! [`super::stall`]); a batch that fails is applied again event by event,
 //! so that what precedes the culprit is applied and the culprit is named.
 
 use std::collections::BTreeMap;
@@ -36,36 +36,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
-use futures::future::BoxFuture;
+use event_log::statements::{positions, reads};
 use futures::{FutureExt, StreamExt};
-use ledger_nats::envelope::ENVELOPE_COLUMNS;
-use ledger_nats::stream::provision;
-use ledger_nats::{EventEnvelope, StreamSettings};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 
-use crate::stall::{Health, RetryPolicy};
-use crate::{checkpoints, Error};
-
-/// Something that applies the log in order: a projector or a policy.
-pub trait Consumer: Send + Sync + 'static {
-    /// Stable name: the checkpoint's key and part of the durable consumer's.
-    fn name(&self) -> &'static str;
-
-    /// The tables this consumer writes (a read model's; none for a policy).
-    /// A rebuild recreates exactly these.
-    fn tables(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// Applies `events` (in position order, none applied before) inside
-    /// `tx`, which commits together with the checkpoint.
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        events: &'a [EventEnvelope],
-    ) -> BoxFuture<'a, Result<(), Error>>;
-}
+use super::stall::{Health, RetryPolicy};
+use super::{checkpoints, Consumer};
+use crate::stream::{provision, StreamSettings};
+use crate::{Error, EventEnvelope};
 
 #[derive(Clone, Debug)]
 pub struct RunnerConfig {
@@ -217,9 +196,7 @@ impl Runner {
         let checkpoint = checkpoints::get(&self.pool, self.consumer.name())
             .await
             .ok()?;
-        sqlx::query_scalar("SELECT min(global_position) FROM events WHERE global_position > $1")
-            .bind(checkpoint)
-            .fetch_one(&self.pool)
+        positions::first_after(&self.pool, checkpoint)
             .await
             .ok()
             .flatten()
@@ -232,8 +209,8 @@ impl Runner {
     async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Exit, Error> {
         let stream = provision(&self.js, &self.config.stream).await?;
         // Nothing from a stream of another history (a restored database).
-        let component = ledger_nats::faults::consumer_component(self.consumer.name());
-        ledger_nats::history::wait_until_ours(&self.pool, &stream, &component, shutdown).await?;
+        let component = crate::faults::consumer_component(self.consumer.name());
+        crate::history::wait_until_ours(&self.pool, &stream, &component, shutdown).await?;
         // The tail before catching up: what the stream holds up to here is
         // also in the table, and the catch-up applies it.
         let tail = stream
@@ -373,7 +350,7 @@ impl Runner {
                 self.health.succeeded(&self.pool).await;
                 return Ok(());
             }
-            let events = crate::events_between(
+            let events = reads::between(
                 &self.pool,
                 checkpoint,
                 published,
@@ -449,14 +426,7 @@ impl Runner {
         let Some(&last) = events.keys().next_back() else {
             return Ok(checkpoint);
         };
-        let present: Vec<i64> = sqlx::query_scalar(
-            "SELECT global_position FROM events
-              WHERE global_position > $1 AND global_position <= $2",
-        )
-        .bind(checkpoint)
-        .bind(last)
-        .fetch_all(&mut *tx)
-        .await?;
+        let present = positions::present_between(&mut *tx, checkpoint, last).await?;
         let missing: Vec<i64> = present
             .into_iter()
             .filter(|p| !events.contains_key(p))
@@ -467,10 +437,7 @@ impl Runner {
                 count = missing.len(),
                 "filling events missing from the stream"
             );
-            let sql =
-                format!("SELECT {ENVELOPE_COLUMNS} FROM events WHERE global_position = ANY($1)");
-            for row in sqlx::query(&sql).bind(&missing).fetch_all(&mut *tx).await? {
-                let event = EventEnvelope::from_row(&row)?;
+            for event in reads::at_positions(&mut *tx, &missing).await? {
                 events.insert(event.position, event);
             }
         }

@@ -17,7 +17,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ledger_nats::faults::{self, FaultKind};
+use crate::faults::{self, FaultKind};
 use sqlx::PgPool;
 
 use crate::Error;

@@ -1,0 +1,255 @@
+//! Writing the log: the command bus's append (one statement per command,
+//! its events' positions back, a distinct conflict when the aggregate moved
+//! on), an aggregate's latest event, and the snapshot upsert.
+
+use serde_json::Value;
+use sqlx::PgExecutor;
+
+use crate::Error;
+
+/// Events to append to one aggregate, in sequence order, encoded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewEvents {
+    pub event_types: Vec<String>,
+    pub event_versions: Vec<String>,
+    pub payloads: Vec<Value>,
+    pub metadata: Vec<Value>,
+}
+
+impl NewEvents {
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            event_types: Vec::with_capacity(n),
+            event_versions: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            metadata: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn push(
+        &mut self,
+        event_type: String,
+        event_version: String,
+        payload: Value,
+        metadata: Value,
+    ) {
+        self.event_types.push(event_type);
+        self.event_versions.push(event_version);
+        self.payloads.push(payload);
+        self.metadata.push(metadata);
+    }
+
+    pub fn len(&self) -> usize {
+        self.event_types.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.event_types.is_empty()
+    }
+}
+
+/// Appends `events` to the aggregate at sequences `first_sequence`,
+/// `first_sequence + 1`, … in one statement, and returns their global
+/// positions in sequence order. [`Error::Conflict`] when an event is
+/// already stored at one of those sequences (the aggregate moved on since
+/// it was loaded: reload and decide again).
+pub async fn append<'e>(
+    executor: impl PgExecutor<'e>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    first_sequence: i64,
+    events: &NewEvents,
+) -> Result<Vec<i64>, Error> {
+    let sequences: Vec<i64> = (first_sequence..).take(events.len()).collect();
+    let mut positions: Vec<i64> = sqlx::query_scalar(
+        "WITH appended AS (
+             INSERT INTO events
+                 (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                  payload, metadata)
+             SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
+               FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+                    AS e(sequence, event_type, event_version, payload, metadata)
+             RETURNING global_position
+         )
+         SELECT global_position FROM appended",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(&sequences)
+    .bind(&events.event_types)
+    .bind(&events.event_versions)
+    .bind(&events.payloads)
+    .bind(&events.metadata)
+    .fetch_all(executor)
+    .await
+    .map_err(|err| match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict,
+        _ => Error::Database(err),
+    })?;
+    if positions.len() != events.len() {
+        return Err(Error::Incomplete {
+            appended: positions.len(),
+            expected: events.len(),
+        });
+    }
+    // Positions are handed out in insertion order, which is sequence
+    // order; RETURNING does not promise an order.
+    positions.sort_unstable();
+    Ok(positions)
+}
+
+/// The sequence and global position of an aggregate's last stored event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latest {
+    /// 0: no event yet.
+    pub sequence: i64,
+    /// 0: no event yet.
+    pub position: i64,
+}
+
+/// The aggregate's last stored event ([`Latest::default`]: none).
+pub async fn latest<'e>(
+    executor: impl PgExecutor<'e>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Latest, sqlx::Error> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT sequence, global_position FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2
+          ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_optional(executor)
+    .await?;
+    Ok(
+        row.map_or_else(Latest::default, |(sequence, position)| Latest {
+            sequence,
+            position,
+        }),
+    )
+}
+
+/// Stores `payload` (the aggregate's state as JSON text, after event
+/// `last_sequence`) as the aggregate's snapshot number `current_snapshot`,
+/// unless a snapshot at or after `last_sequence` is already stored.
+/// Returns whether it was written.
+pub async fn upsert_snapshot<'e>(
+    executor: impl PgExecutor<'e>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    last_sequence: i64,
+    current_snapshot: i64,
+    payload: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO snapshots
+             (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+         VALUES ($1, $2, $3, $4, $5::jsonb)
+         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+            SET last_sequence = EXCLUDED.last_sequence,
+                current_snapshot = EXCLUDED.current_snapshot,
+                payload = EXCLUDED.payload
+          WHERE snapshots.last_sequence < EXCLUDED.last_sequence",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(last_sequence)
+    .bind(current_snapshot)
+    // Text, never a `Value` tree: for an inventory with thousands of
+    // bookings that would cost tens of MB, briefly.
+    .bind(payload)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// An event written whole, as the load generator seeds and drives the log:
+/// postgres-es's columns with the JSON as text, plus the event id and the
+/// time it was recorded (used by [`insert_whole`]; [`insert_one`] leaves
+/// both to the table's defaults, as a live writer does).
+#[derive(Clone, Debug)]
+pub struct WholeEvent {
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+    pub event_id: uuid::Uuid,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Inserts `rows` in one statement, in their order: positions follow it,
+/// and the hash trigger (a row-level trigger sees the rows its own
+/// statement inserted before) finds each event's predecessor.
+pub async fn insert_whole<'e>(
+    executor: impl PgExecutor<'e>,
+    rows: &[WholeEvent],
+) -> Result<(), sqlx::Error> {
+    let n = rows.len();
+    let mut types = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    let mut seqs = Vec::with_capacity(n);
+    let mut event_types = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut metadata = Vec::with_capacity(n);
+    let mut event_ids = Vec::with_capacity(n);
+    let mut recorded = Vec::with_capacity(n);
+    for row in rows {
+        types.push(row.aggregate_type);
+        ids.push(row.aggregate_id.as_str());
+        seqs.push(row.sequence);
+        event_types.push(row.event_type.as_str());
+        versions.push(row.event_version.as_str());
+        payloads.push(row.payload.as_str());
+        metadata.push(row.metadata.as_str());
+        event_ids.push(row.event_id);
+        recorded.push(row.recorded_at);
+    }
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata, event_id, recorded_at)
+         SELECT t, i, s, et, ev, p::json, m::json, eid, r
+           FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[],
+                       $6::text[], $7::text[], $8::uuid[], $9::timestamptz[])
+                AS u(t, i, s, et, ev, p, m, eid, r)",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(&event_types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .bind(&event_ids)
+    .bind(&recorded)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Inserts one event as postgres-es does (the table's defaults for
+/// `event_id` and `recorded_at`).
+pub async fn insert_one<'e>(
+    executor: impl PgExecutor<'e>,
+    row: &WholeEvent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6::json, $7::json)",
+    )
+    .bind(row.aggregate_type)
+    .bind(&row.aggregate_id)
+    .bind(row.sequence)
+    .bind(&row.event_type)
+    .bind(&row.event_version)
+    .bind(&row.payload)
+    .bind(&row.metadata)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
