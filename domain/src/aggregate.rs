@@ -8,7 +8,7 @@
 //!
 //! `cqrs_es::Aggregate` is a foreign trait, so the orphan rule forbids a
 //! blanket `impl<T: Decide> Aggregate for T`; each aggregate's `Aggregate`
-//! impl writes its `handle` with [`handle_by_deciding!`] instead.
+//! impl writes its `handle` with `handle_by_deciding!()` instead.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;

@@ -1,6 +1,7 @@
 //! Domain of the marketplace ledger: aggregates, commands, events, money and
 //! pricing. Pure: no I/O, no clocks, no id generation — time and ids always
-//! come in commands.
+//! come in commands. No HTTP or OpenAPI either: the API's schemas of these
+//! types live in the HTTP crates' `schema` modules.
 
 pub mod aggregate;
 pub mod error;
