@@ -2,6 +2,7 @@
 //! up and returned, and what that makes available for payout.
 
 use ledger_tests::answer::{dec, money, position};
+use ledger_tests::client::PayoutRecorded;
 use ledger_tests::{assert_invalid_field, assert_problem};
 use ledger_tests::{at, rental_item, sale_item, TestApp};
 use reqwest::StatusCode;
@@ -53,11 +54,11 @@ async fn a_sale_part_is_shipped_then_delivered_and_its_net_becomes_available_for
         );
     }
 
-    let payout = app.request_payout(vendor_id, "50.00").await;
-    assert_eq!(payout.status, StatusCode::CREATED, "{:?}", payout.body);
-    payout.uuid("payout_id");
-    let payout_position = position(&payout);
-    assert!(payout_position > deliver_position);
+    let payout: PayoutRecorded = app
+        .request_payout(vendor_id, "50.00")
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(payout.position > deliver_position);
 
     let before = app.event_count().await;
     let above = app.request_payout(vendor_id, "40.05").await;
@@ -65,10 +66,12 @@ async fn a_sale_part_is_shipped_then_delivered_and_its_net_becomes_available_for
     app.assert_nothing_recorded(before, "a payout above the balance")
         .await;
 
-    let rest = app.request_payout(vendor_id, "40.04").await;
-    assert_eq!(rest.status, StatusCode::CREATED, "{:?}", rest.body);
-    assert_ne!(rest.uuid("payout_id"), payout.uuid("payout_id"));
-    assert!(position(&rest) > payout_position);
+    let rest: PayoutRecorded = app
+        .request_payout(vendor_id, "40.04")
+        .await
+        .expect(StatusCode::CREATED);
+    assert_ne!(rest.payout_id, payout.payout_id);
+    assert!(rest.position > payout.position);
 
     let before = app.event_count().await;
     let empty = app.request_payout(vendor_id, "0.01").await;
