@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::seal::{DigestBuilder, Seal};
 
@@ -161,11 +161,11 @@ impl Sealer {
         Ok(Some(seal))
     }
 
-    /// Seals every `interval` until `shutdown` turns true. Errors are
+    /// Seals every `interval` until `shutdown` is cancelled. Errors are
     /// logged and retried on the next round.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return;
             }
             if let Err(err) = self.seal_once().await {
@@ -173,7 +173,7 @@ impl Sealer {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = shutdown.cancelled() => return,
             }
         }
     }
@@ -187,7 +187,7 @@ pub async fn run(
     key_id: String,
     stream: String,
     interval: Duration,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     Sealer::new(pool, signing_key, key_id, stream)
         .with_interval(interval)

@@ -7,15 +7,15 @@
 //! so that replicas share the work without doing it twice
 //! (`deadlines::postgres`).
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::idempotency::IdempotencyStore;
 use crate::AppState;
 
 pub use crate::application::sweep::sweep_once;
 
-/// Runs until `shutdown` turns true.
-pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
+/// Runs until `shutdown` is cancelled.
+pub async fn run(app: AppState, shutdown: CancellationToken) {
     let idempotency = IdempotencyStore::new(app.pool.clone());
     let mut rounds: u64 = 0;
     loop {
@@ -33,7 +33,7 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(app.config.sweep_interval) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// While a dependency stays down, how often it is logged again.
 pub const REMINDER_EVERY: Duration = Duration::from_secs(30);
@@ -138,16 +138,16 @@ pub fn database_address(pool: &PgPool) -> String {
     )
 }
 
-/// Probes the database every few seconds until `stop` turns true, logging
+/// Probes the database every few seconds until `stop` is cancelled, logging
 /// an outage at WARN with the database's address (the requests answer 503
 /// meanwhile, and the relay and the consumers retry).
-pub async fn watch_database(pool: PgPool, mut stop: watch::Receiver<bool>) {
+pub async fn watch_database(pool: PgPool, stop: CancellationToken) {
     let database = database_address(&pool);
     let mut outage = Outage::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(DATABASE_PROBE_EVERY) => {}
-            _ = stop.wait_for(|stop| *stop) => return,
+            _ = stop.cancelled() => return,
         }
         let probe = tokio::time::timeout(
             DATABASE_PROBE_TIMEOUT,

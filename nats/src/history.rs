@@ -26,7 +26,7 @@ use std::time::Duration;
 use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use serde::Deserialize;
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::faults::{self, FaultKind};
@@ -199,8 +199,8 @@ pub async fn check(pool: &PgPool, stream: &Stream) -> Result<Verdict, Error> {
     Ok(Verdict::Ours)
 }
 
-/// Returns once the stream is this database's, or once `shutdown` turns
-/// true (the caller tells which). Until then it refuses: ERROR log,
+/// Returns once the stream is this database's, or once `shutdown` is
+/// cancelled (the caller tells which). Until then it refuses: ERROR log,
 /// `stream_mismatch` fault of `component`, another look every
 /// [`RECHECK`]. A `stream_mismatch` fault of `component` is cleared when the
 /// stream is found to be ours (a fault of another kind is left alone).
@@ -208,12 +208,12 @@ pub async fn wait_until_ours(
     pool: &PgPool,
     stream: &Stream,
     component: &str,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) -> Result<(), Error> {
     let mut reported: Option<Mismatch> = None;
     let mut looks_since_logged = 0u32;
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             return Ok(());
         }
         match check(pool, stream).await? {
@@ -262,12 +262,7 @@ pub async fn wait_until_ours(
         }
         tokio::select! {
             _ = tokio::time::sleep(RECHECK) => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() {
-                    // Nobody can ask for a shutdown any more: nor go on.
-                    return Ok(());
-                }
-            }
+            _ = shutdown.cancelled() => {}
         }
     }
 }

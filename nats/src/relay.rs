@@ -45,7 +45,7 @@ use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use async_nats::jetstream::{self};
 use sqlx::postgres::PgListener;
 use sqlx::{Acquire, PgPool};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use event_log::statements::{commit_order, positions, reads};
 
@@ -166,20 +166,20 @@ impl Relay {
         }
     }
 
-    /// Runs until `shutdown` turns true, standing by while another instance
+    /// Runs until `shutdown` is cancelled, standing by while another instance
     /// is active and starting over after any failure.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return;
             }
-            match self.lead(&mut shutdown).await {
+            match self.lead(&shutdown).await {
                 Ok(()) => return,
                 Err(err) => self.log_failure(&err).await,
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shutdown.changed() => {}
+                _ = shutdown.cancelled() => {}
             }
         }
     }
@@ -236,7 +236,7 @@ impl Relay {
             .unwrap_or_else(|| "unknown (never connected)".to_owned())
     }
 
-    async fn lead(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Error> {
+    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), Error> {
         // The lock lives as long as this connection: it is ours alone.
         let mut lock_conn = self.pool.acquire().await?.detach();
         loop {
@@ -249,7 +249,7 @@ impl Relay {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.cancelled() => return Ok(()),
             }
         }
         tracing::info!(stream = %self.config.stream.name, "relay is the active instance");
@@ -259,7 +259,7 @@ impl Relay {
         let _ = self.nats_servers().await;
         let component = relay_component(&self.config.stream.name);
         wait_until_ours(&self.pool, &stream, &component, shutdown).await?;
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             return Ok(());
         }
         // Still ours after the wait (the lock went with its connection if
@@ -276,7 +276,7 @@ impl Relay {
         let mut gap: Option<Gap> = None;
         let mut pause = MIN_GAP_PAUSE;
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return Ok(());
             }
             if let Some(g) = gap.as_mut() {
@@ -303,7 +303,7 @@ impl Relay {
                     // rather than after the whole pause.
                     tokio::select! {
                         _ = tokio::time::timeout(pause, listener.recv()) => {}
-                        _ = shutdown.changed() => return Ok(()),
+                        _ = shutdown.cancelled() => return Ok(()),
                     }
                     while listener.next_buffered().is_some() {}
                     pause = (pause * 2).min(MAX_GAP_PAUSE);
@@ -346,7 +346,7 @@ impl Relay {
                 // make sure the lock is still held.
                 tokio::select! {
                     _ = tokio::time::timeout(self.config.idle_poll, listener.recv()) => {}
-                    _ = shutdown.changed() => return Ok(()),
+                    _ = shutdown.cancelled() => return Ok(()),
                 }
                 while listener.next_buffered().is_some() {}
                 sqlx::query("SELECT 1").execute(&mut lock_conn).await?;

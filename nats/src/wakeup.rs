@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use sqlx::PgPool;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// The channel the relay listens on.
 pub const NOTIFY_CHANNEL: &str = "ledger_events";
@@ -63,17 +64,17 @@ impl CommitNotifier {
     }
 
     /// Sends a notification after each burst of [`committed`] calls until
-    /// `stop` turns true. A failed notification is logged and left to the
+    /// `stop` is cancelled. A failed notification is logged and left to the
     /// relay's poll.
     ///
     /// [`committed`]: CommitNotifier::committed
-    pub async fn run(self, pool: PgPool, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, pool: PgPool, stop: CancellationToken) {
         loop {
             tokio::select! {
                 _ = self.pending.notified() => {}
-                _ = stop.changed() => {}
+                _ = stop.cancelled() => {}
             }
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return;
             }
             if let Err(err) = notify_relays_without_flush(&pool).await {

@@ -29,6 +29,7 @@ use ledger_http::extract::ApiQuery;
 use ledger_http::{ApiError, Principal, Role};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{freshness, page, ReadState};
@@ -245,7 +246,7 @@ fn message(view: &EventView) -> Event {
 /// A live reader of the log: at most one page in memory.
 struct Tail {
     app: ReadState,
-    closing: tokio::sync::watch::Receiver<bool>,
+    closing: CancellationToken,
     /// Every event at or below it was read (into `buffer` or sent).
     scanned: i64,
     filter: Filter,
@@ -259,7 +260,7 @@ impl Tail {
             if let Some(view) = self.buffer.pop_front() {
                 return Some(view);
             }
-            if *self.closing.borrow() {
+            if self.closing.is_cancelled() {
                 return None;
             }
             let pause = match self.fill().await {
@@ -272,11 +273,7 @@ impl Tail {
             };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                changed = self.closing.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                }
+                _ = self.closing.cancelled() => {}
             }
         }
     }

@@ -43,7 +43,7 @@ pub struct ReadApp {
     /// is the event API's horizon.
     pub stream: String,
     /// Turns true when the server shuts down: live event streams end.
-    pub closing: tokio::sync::watch::Receiver<bool>,
+    pub closing: tokio_util::sync::CancellationToken,
     /// The seals' public key; without it `GET /v1/audit/verify` checks
     /// hashes and seal digests but not seal signatures.
     pub audit_public_key: Option<ed25519_dalek::VerifyingKey>,

@@ -10,8 +10,8 @@ use ledger_nats::envelope::ENVELOPE_COLUMNS;
 use ledger_nats::{EventEnvelope, Relay, RelayConfig, StreamSettings};
 use reqwest::StatusCode;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::events::head;
@@ -19,7 +19,7 @@ use crate::TestApp;
 
 /// A relay running as a task, as `ledger relay` would run it.
 pub struct RelayTask {
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -33,7 +33,8 @@ impl RelayTask {
         client: &async_nats::Client,
         config: RelayConfig,
     ) -> RelayTask {
-        let (shutdown, receiver) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let receiver = shutdown.clone();
         let relay = Relay::new(pool.clone(), client.clone(), config);
         let task = tokio::spawn(relay.run(receiver));
         RelayTask { shutdown, task }
@@ -41,7 +42,7 @@ impl RelayTask {
 
     /// Asks the relay to stop and waits until it has.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
             .expect("the relay stops within 10 s")

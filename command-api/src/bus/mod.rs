@@ -36,6 +36,7 @@ use domain::DomainError;
 use ledger_nats::CommitNotifier;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::context::CommandContext;
 use batch::Attempt;
@@ -178,7 +179,10 @@ where
             }
         };
         if start_worker {
-            tokio::spawn(Inner::work(self.inner.clone(), aggregate_id.to_owned()));
+            // Its logs say which aggregate they are about.
+            let span =
+                tracing::debug_span!("aggregate_worker", aggregate_type = A::TYPE, aggregate_id);
+            tokio::spawn(Inner::work(self.inner.clone(), aggregate_id.to_owned()).instrument(span));
         }
         answer.await.unwrap_or(Err(CommandError::Stopped))
     }

@@ -15,6 +15,7 @@
 //!   200 ms. An older snapshot never replaces a newer.
 
 use std::collections::HashMap;
+use tracing::Instrument;
 
 use async_trait::async_trait;
 use cqrs_es::persist::PersistedEventStore;
@@ -163,6 +164,7 @@ where
         };
         let pool = self.pool.clone();
         let aggregate_id = aggregate_id.to_owned();
+        // In the worker's span, which names the aggregate.
         tokio::spawn(async move {
             // Encoding megabytes is CPU work: off the async workers.
             let payload = match tokio::task::spawn_blocking(move || {
@@ -199,6 +201,7 @@ where
             if let Err(err) = outcome {
                 tracing::warn!(aggregate = A::TYPE, %aggregate_id, sequence, error = %err, "could not write a snapshot");
             }
-        });
+        }
+        .in_current_span());
     }
 }

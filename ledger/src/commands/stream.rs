@@ -31,7 +31,7 @@ use ledger_nats::faults::{self, relay_component, FaultKind};
 use ledger_nats::history::{self, Verdict};
 use ledger_nats::{Relay, RelayConfig, StreamSettings};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::settings::DatabaseArgs;
 use crate::LedgerError;
@@ -287,7 +287,8 @@ async fn republish(
     if head == 0 {
         return Ok(());
     }
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let relay = Relay::new(
         pool.clone(),
         client.clone(),
@@ -315,7 +316,7 @@ async fn republish(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     bar.finish_and_clear();
-    let _ = stop.send(true);
+    stop.cancel();
     if tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .is_err()

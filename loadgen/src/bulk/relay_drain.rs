@@ -18,7 +18,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use super::sim::{Sim, SimConfig};
 use super::store;
@@ -112,7 +113,8 @@ pub async fn run(args: RelayDrainArgs) -> Result<(), BenchError> {
     let target = head(&pool).await?;
     let backlog = positions::count(&pool).await?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = CancellationToken::new();
+    let stop_rx = stop_tx.clone();
     let settings = StreamSettings::new(args.stream.clone());
     let relay = Relay::new(pool.clone(), client.clone(), RelayConfig::new(settings));
     let started = Instant::now();
@@ -145,7 +147,7 @@ pub async fn run(args: RelayDrainArgs) -> Result<(), BenchError> {
         Err(err) => Err(err),
     };
 
-    let _ = stop_tx.send(true);
+    stop_tx.cancel();
     let _ = relay_task.await;
     if !args.keep_stream {
         forget_stream(&js, &pool, &args.stream).await?;
@@ -197,7 +199,8 @@ async fn steady(
     // Writers wake the relay as the command API's do: through a notifier
     // whose task turns bursts of commits into notifications.
     let notifier = CommitNotifier::new();
-    let (notifier_stop, notifier_stopped) = watch::channel(false);
+    let notifier_stop = CancellationToken::new();
+    let notifier_stopped = notifier_stop.clone();
     let notifier_task = tokio::spawn(notifier.clone().run(pool.clone(), notifier_stopped));
     // Set-up, not measured: each writer's vendor and listings.
     let mut sims = Vec::with_capacity(args.writers);
@@ -237,7 +240,8 @@ async fn steady(
         .await
         .map_err(nats_error)?;
     let mut messages = ordered.messages().await.map_err(nats_error)?;
-    let (sub_stop_tx, mut sub_stop_rx) = watch::channel(false);
+    let sub_stop_tx = CancellationToken::new();
+    let sub_stop_rx = sub_stop_tx.clone();
     let received_count = Arc::new(AtomicU64::new(0));
     let counter = received_count.clone();
     let subscriber = tokio::spawn(async move {
@@ -245,7 +249,7 @@ async fn steady(
         loop {
             let next = tokio::select! {
                 next = messages.next() => next,
-                _ = sub_stop_rx.changed() => break,
+                _ = sub_stop_rx.cancelled() => break,
             };
             let Some(Ok(message)) = next else { break };
             let received = SystemTime::now();
@@ -331,14 +335,14 @@ async fn steady(
     let wrote_for = started.elapsed();
     let final_head = head(pool).await?;
     wait_for(pool, &args.stream, final_head, None).await?;
-    let _ = notifier_stop.send(true);
+    notifier_stop.cancel();
     let _ = notifier_task.await;
     // Let the subscriber take the last messages.
     let deadline = Instant::now() + Duration::from_secs(10);
     while received_count.load(Ordering::Relaxed) < written && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = sub_stop_tx.send(true);
+    sub_stop_tx.cancel();
     let commits = commits.lock().await;
     let seen = subscriber
         .await

@@ -39,7 +39,7 @@ use async_nats::jetstream::{self, consumer};
 use event_log::statements::{positions, reads};
 use futures::{FutureExt, StreamExt};
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::stall::{Health, RetryPolicy};
 use super::{checkpoints, Consumer};
@@ -161,15 +161,15 @@ impl Runner {
         }
     }
 
-    /// Runs until `shutdown` turns true, starting over after any failure:
+    /// Runs until `shutdown` is cancelled, starting over after any failure:
     /// after a backoff, and once the retries are used up, reported stalled
     /// and retried slowly until it applies again.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return;
             }
-            let wait = match self.consume(&mut shutdown).await {
+            let wait = match self.consume(&shutdown).await {
                 Ok(Exit::Shutdown) => return,
                 Ok(Exit::FellBehind) => continue,
                 Err(err) => {
@@ -181,7 +181,7 @@ impl Runner {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
+                _ = shutdown.cancelled() => {}
             }
         }
     }
@@ -206,7 +206,7 @@ impl Runner {
         format!("{}_{}", self.config.stream.name, self.consumer.name())
     }
 
-    async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Exit, Error> {
+    async fn consume(&self, shutdown: &CancellationToken) -> Result<Exit, Error> {
         let stream = provision(&self.js, &self.config.stream).await?;
         // Nothing from a stream of another history (a restored database).
         let component = crate::faults::consumer_component(self.consumer.name());
@@ -220,7 +220,7 @@ impl Runner {
             .state
             .last_sequence;
         self.catch_up_unless_stopped(shutdown).await?;
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             return Ok(Exit::Shutdown);
         }
         let pull = self.positioned_consumer(&stream, tail).await?;
@@ -235,7 +235,7 @@ impl Runner {
         loop {
             let first = tokio::select! {
                 next = tokio::time::timeout(self.config.idle_check, messages.next()) => next,
-                _ = shutdown.changed() => return Ok(Exit::Shutdown),
+                _ = shutdown.cancelled() => return Ok(Exit::Shutdown),
             };
             let first = match first {
                 Err(_idle) => {
@@ -330,16 +330,16 @@ impl Runner {
     /// Applies what the table holds between the checkpoint and the relay's
     /// published position.
     pub async fn catch_up(&self) -> Result<(), Error> {
-        let (_keep, never) = watch::channel(false);
-        self.catch_up_unless_stopped(&never).await
+        self.catch_up_unless_stopped(&CancellationToken::new())
+            .await
     }
 
     /// [`catch_up`](Self::catch_up), returning between batches once
-    /// `shutdown` turns true (a backlog of millions must not hold up a
+    /// `shutdown` is cancelled (a backlog of millions must not hold up a
     /// graceful shutdown).
-    async fn catch_up_unless_stopped(&self, shutdown: &watch::Receiver<bool>) -> Result<(), Error> {
+    async fn catch_up_unless_stopped(&self, shutdown: &CancellationToken) -> Result<(), Error> {
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return Ok(());
             }
             let published = checkpoints::published(&self.pool, &self.config.stream.name).await?;

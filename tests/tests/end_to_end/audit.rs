@@ -4,6 +4,7 @@
 //! a changed payload, a deleted event, two swapped events, a forged seal.
 
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use audit::chain::{chained_page, StoredEvent};
 use audit::{self, FailureKind, Report, Seal, Sealer};
@@ -553,7 +554,8 @@ async fn the_sealer_runs_until_shut_down_and_stays_below_the_relay() {
         .execute(&pool)
         .await
         .unwrap();
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
     let task = tokio::spawn(
         Sealer::new(pool.clone(), key(), "k1", "AUDIT")
             .with_max_events(300)
@@ -579,7 +581,7 @@ async fn the_sealer_runs_until_shut_down_and_stays_below_the_relay() {
         assert!(tokio::time::Instant::now() < deadline, "not sealed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("the sealer stops")

@@ -27,7 +27,7 @@ use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Retries short enough for a test: stalled after three attempts.
@@ -348,7 +348,8 @@ async fn a_panicking_consumer_is_stalled_at_the_event_and_goes_on_once_a_rebuild
     let mut config = RunnerConfig::new(StreamSettings::new(stream.clone()));
     config.idle_check = Duration::from_millis(200);
     config.retry = quick_retries();
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let mut runners = Vec::new();
     let consumers: [Arc<dyn Consumer>; 2] = [
         Arc::new(Brittle {
@@ -426,7 +427,7 @@ async fn a_panicking_consumer_is_stalled_at_the_event_and_goes_on_once_a_rebuild
     assert_eq!(brittle_applied(&pool).await, before);
     assert!(fault_of(&pool, BRITTLE).await.is_none());
 
-    let _ = stop.send(true);
+    stop.cancel();
     for runner in runners {
         runner.await.expect("a runner stops");
     }

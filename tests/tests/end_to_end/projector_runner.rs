@@ -31,8 +31,8 @@ use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Records every event it applies into `test_applied`, in order.
 struct Recorder;
@@ -114,7 +114,7 @@ async fn runner_with(
 
 /// A runner running as a task.
 struct RunnerTask {
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -124,13 +124,14 @@ impl RunnerTask {
     }
 
     fn start_runner(runner: Runner) -> RunnerTask {
-        let (shutdown, receiver) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let receiver = shutdown.clone();
         let task = tokio::spawn(runner.run(receiver));
         RunnerTask { shutdown, task }
     }
 
     async fn stop(self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
             .expect("the runner stops within 10 s")
@@ -625,7 +626,7 @@ async fn a_runner_catching_up_a_large_backlog_stops_between_batches_when_asked()
         "the catch-up never started"
     );
     let asked = tokio::time::Instant::now();
-    let _ = task.shutdown.send(true);
+    task.shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(3), task.task)
         .await
         .expect("the runner stops within 3 s of being asked, mid catch-up")

@@ -45,7 +45,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 

@@ -3,6 +3,7 @@
 //! restarted, as a killed process would be.
 
 use super::*;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub(super) enum Kind {
@@ -13,7 +14,7 @@ pub(super) enum Kind {
 pub(super) struct Part {
     pub(super) name: &'static str,
     pub(super) kind: Kind,
-    pub(super) running: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    pub(super) running: Option<(CancellationToken, JoinHandle<()>)>,
     pub(super) crashes: u32,
 }
 
@@ -48,7 +49,8 @@ impl Part {
             .await
             .expect("a NATS client");
         let settings = StreamSettings::new(env.stream.clone());
-        let (stop, shutdown) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone();
         let task = match &self.kind {
             Kind::Relay => {
                 tokio::spawn(Relay::new(pool, client, RelayConfig::new(settings)).run(shutdown))
@@ -72,7 +74,7 @@ impl Part {
 
     pub(super) async fn stop(&mut self) {
         if let Some((stop, task)) = self.running.take() {
-            let _ = stop.send(true);
+            stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
     }
