@@ -7,13 +7,16 @@
 //! - `extract`: body, path and query extractors whose rejections are
 //!   problems, and the check for text PostgreSQL cannot store;
 //! - `request_id`: the request id both APIs answer with and log;
-//! - `money`: amounts as decimal strings in answers and bodies.
+//! - `money`: amounts as decimal strings in answers and bodies;
+//! - `schema`: the problem document and the domain's types in the OpenAPI
+//!   document.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod money;
 pub mod request_id;
+pub mod schema;
 
 pub use auth::{Authenticator, Principal, Role};
 pub use error::{invalid, is_unavailable, ApiError, PROBLEM_BASE};
