@@ -29,7 +29,7 @@ use crate::ReadState;
 
 /// The aggregate types of the log.
 fn known_type(aggregate_type: &str) -> Result<(), ApiError> {
-    if [Vendor::TYPE, Listing::TYPE, Inventory::TYPE, Order::TYPE].contains(&aggregate_type) {
+    if event_log::Aggregate::of(aggregate_type).is_some() {
         Ok(())
     } else {
         Err(ApiError::NotFound(format!(
@@ -138,11 +138,11 @@ pub async fn state(
             last.ok_or_else(|| not_found(&aggregate_type, &aggregate_id))?
         }
     };
-    let rebuild = match aggregate_type.as_str() {
-        "Vendor" => rebuild::<Vendor>,
-        "Listing" => rebuild::<Listing>,
-        "Inventory" => rebuild::<Inventory>,
-        _ => rebuild::<Order>,
+    let rebuild = match event_log::Aggregate::of(&aggregate_type) {
+        Some(event_log::Aggregate::Vendor) => rebuild::<Vendor>,
+        Some(event_log::Aggregate::Listing) => rebuild::<Listing>,
+        Some(event_log::Aggregate::Inventory) => rebuild::<Inventory>,
+        Some(event_log::Aggregate::Order) | None => rebuild::<Order>,
     };
     let rebuilt = rebuild(
         app.pool.clone(),

@@ -1,0 +1,144 @@
+//! Unit tests of the analytics read model's pure parts.
+
+use super::*;
+use domain::{price_order, LineInput, LineTerms, Rates};
+
+const VENDOR: Uuid = Uuid::from_u128(9);
+
+fn sale_line(n: u128, unit_price: Decimal, quantity: u32) -> LineInput {
+    LineInput {
+        line_id: Uuid::from_u128(n),
+        hold_id: Uuid::from_u128(100 + n),
+        listing_id: Uuid::from_u128(1_000 + n),
+        vendor_id: VENDOR,
+        terms: LineTerms::Sale { unit_price },
+        quantity,
+    }
+}
+
+fn rates() -> Rates {
+    Rates {
+        tax_rate: Decimal::new(825, 4),
+        platform_fee_rate: Decimal::new(10, 2),
+    }
+}
+
+fn placed(priced: domain::PricedOrder) -> (EventEnvelope, OrderEvent) {
+    let order_id = Uuid::from_u128(77);
+    let at = DateTime::<Utc>::UNIX_EPOCH;
+    let event = OrderEvent::OrderPlaced {
+        order_id,
+        customer_id: "cust".into(),
+        currency: "USD".into(),
+        priced,
+        rates: rates(),
+        hold_expires_at: at,
+        placed_at: at,
+    };
+    let envelope = EventEnvelope {
+        position: 42,
+        event_id: Uuid::from_u128(1),
+        aggregate_type: "Order".into(),
+        aggregate_id: order_id.to_string(),
+        sequence: 1,
+        event_type: "OrderPlaced".into(),
+        event_version: domain::EVENT_VERSION.into(),
+        payload: serde_json::Value::Null,
+        metadata: serde_json::Value::Null,
+        recorded_at: at,
+    };
+    (envelope, event)
+}
+
+/// The highest price the command side accepted (1 000 000 000.00).
+fn highest_price() -> Decimal {
+    Decimal::from(1_000_000_000u32)
+}
+
+/// The largest order the command side accepted (issue 20): a sale
+/// listing at the highest price with the most stock (10 000 000), all
+/// of it in one order. `fee × line subtotal` is 10^31, past `Decimal`'s
+/// 7.9 × 10^28: the product panicked ("Multiplication overflowed").
+#[test]
+fn the_fee_share_of_the_largest_accepted_order_is_computed_without_overflow() {
+    let priced = price_order(&[sale_line(1, highest_price(), 10_000_000)], rates());
+    let (line, vendor) = (&priced.lines[0], &priced.vendors[0]);
+    assert_eq!(
+        vendor.platform_fee.checked_mul(line.subtotal),
+        None,
+        "the product overflows"
+    );
+    assert_eq!(
+        fee_share(vendor.platform_fee, line.subtotal, vendor.subtotal),
+        Some(vendor.platform_fee)
+    );
+
+    let (envelope, event) = placed(priced.clone());
+    let mut facts = Facts {
+        orders: [(Uuid::from_u128(77), None)].into(),
+        ..Facts::default()
+    };
+    facts
+        .apply_order(&envelope, Uuid::from_u128(77), event)
+        .expect("applies");
+    assert_eq!(facts.lines[0].platform_fee, vendor.platform_fee);
+}
+
+#[test]
+fn the_shares_of_a_vendors_lines_add_up_to_its_fee_at_any_size() {
+    for (price, quantities) in [
+        (Decimal::new(1999, 2), [3, 1, 7]),
+        (highest_price(), [3_000_000, 1, 6_999_999]),
+    ] {
+        let lines: Vec<LineInput> = quantities
+            .iter()
+            .enumerate()
+            .map(|(n, q)| sale_line(n as u128, price, *q))
+            .collect();
+        let priced = price_order(&lines, rates());
+        let vendor = &priced.vendors[0];
+        let shares: Vec<Decimal> = priced
+            .lines
+            .iter()
+            .map(|l| fee_share(vendor.platform_fee, l.subtotal, vendor.subtotal).expect("fits"))
+            .collect();
+        let sum: Decimal = shares.iter().sum();
+        assert!(
+            (sum - vendor.platform_fee).abs() <= Decimal::new(3, 6),
+            "{shares:?} add up to {sum}, the fee is {}",
+            vendor.platform_fee
+        );
+    }
+}
+
+#[test]
+fn a_fee_share_out_of_any_range_is_the_events_error_not_a_panic() {
+    assert_eq!(
+        fee_share(Decimal::MAX, Decimal::MAX, Decimal::new(1, 2)),
+        None
+    );
+    assert_eq!(
+        fee_share(Decimal::MAX, Decimal::MAX, Decimal::ZERO),
+        Some(Decimal::ZERO)
+    );
+
+    // A stored order no pricing makes: a line larger than its vendor.
+    let mut priced = price_order(&[sale_line(1, Decimal::ONE, 1)], rates());
+    priced.lines[0].subtotal = Decimal::MAX;
+    priced.vendors[0].platform_fee = Decimal::MAX;
+    priced.vendors[0].subtotal = Decimal::new(1, 2);
+    let (envelope, event) = placed(priced);
+    let mut facts = Facts {
+        orders: [(Uuid::from_u128(77), None)].into(),
+        ..Facts::default()
+    };
+    match facts.apply_order(&envelope, Uuid::from_u128(77), event) {
+        Err(Error::Apply {
+            position, reason, ..
+        }) => {
+            assert_eq!(position, 42);
+            assert!(reason.contains("platform fee"), "{reason}");
+        }
+        other => panic!("expected the event's error, got {other:?}"),
+    }
+}

@@ -1,0 +1,152 @@
+//! What each order and vendor event posts to the journal: the double
+//! entries of a capture, a confirmation, a cancellation, a refund, a
+//! return, a damage credit, earnings made available and a payout.
+
+use super::*;
+
+pub(super) fn apply_order(
+    journal: &mut Journal,
+    event: &EventEnvelope,
+    order_id: Uuid,
+    parsed: OrderEvent,
+) -> Result<(), Error> {
+    let order = Some(order_id);
+    match parsed {
+        OrderEvent::OrderPlaced { priced, .. } => {
+            let slot = journal.orders.entry(order_id).or_insert(None);
+            if slot.is_some() {
+                return Err(Error::apply(event, "order already in the ledger"));
+            }
+            *slot = Some(OrderState {
+                priced,
+                allocated: false,
+                placed: true,
+                changed: false,
+            });
+        }
+        OrderEvent::PaymentCaptured { amount, .. } => {
+            journal.post(
+                event,
+                order,
+                "payment_captured",
+                vec![
+                    Line::debit(CASH, None, amount),
+                    Line::credit(CUSTOMER_FUNDS, None, amount),
+                ],
+            )?;
+        }
+        OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderReconfirmed { .. } => {
+            let state = journal.order(event, order_id)?;
+            if !state.allocated {
+                state.allocated = true;
+                state.changed = true;
+                let priced = state.priced.clone();
+                journal.post(event, order, "order_confirmed", allocation(&priced))?;
+                for split in &priced.vendors {
+                    let e = journal.earnings(split.vendor_id);
+                    add(&mut e.gross, split.subtotal, event)?;
+                    add(&mut e.platform_fees, split.platform_fee, event)?;
+                    add(&mut e.pending, split.net, event)?;
+                }
+            }
+        }
+        OrderEvent::OrderCancelled { .. } => {
+            let state = journal.order(event, order_id)?;
+            if state.allocated {
+                state.allocated = false;
+                state.changed = true;
+                let priced = state.priced.clone();
+                journal.post(event, order, "order_cancelled", reversal(&priced))?;
+                for split in &priced.vendors {
+                    let e = journal.earnings(split.vendor_id);
+                    subtract(&mut e.gross, split.subtotal, event)?;
+                    subtract(&mut e.platform_fees, split.platform_fee, event)?;
+                    subtract(&mut e.pending, split.net, event)?;
+                }
+            }
+        }
+        OrderEvent::RefundIssued { amount, .. } => {
+            journal.post(
+                event,
+                order,
+                "refund",
+                vec![
+                    Line::debit(CUSTOMER_FUNDS, None, amount),
+                    Line::credit(CASH, None, amount),
+                ],
+            )?;
+        }
+        OrderEvent::LineReturned {
+            deposit_refunded, ..
+        } => {
+            journal.post(
+                event,
+                order,
+                "deposit_refund",
+                vec![
+                    Line::debit(DEPOSITS_HELD, None, deposit_refunded),
+                    Line::credit(CASH, None, deposit_refunded),
+                ],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub(super) fn apply_vendor(
+    journal: &mut Journal,
+    event: &EventEnvelope,
+    vendor_id: Uuid,
+    parsed: VendorEvent,
+) -> Result<(), Error> {
+    let v = Some(vendor_id);
+    match parsed {
+        VendorEvent::VendorRegistered { .. } => journal.registered.push(vendor_id),
+        VendorEvent::EarningsMadeAvailable { order_id, amount } => {
+            journal.post(
+                event,
+                Some(order_id),
+                "earnings_available",
+                vec![
+                    Line::debit(vendor_pending(vendor_id), v, amount),
+                    Line::credit(vendor_available(vendor_id), v, amount),
+                ],
+            )?;
+            let e = journal.earnings(vendor_id);
+            subtract(&mut e.pending, amount, event)?;
+            add(&mut e.available, amount, event)?;
+        }
+        VendorEvent::DamageCredited {
+            order_id, amount, ..
+        } => {
+            journal.post(
+                event,
+                Some(order_id),
+                "damage_credit",
+                vec![
+                    Line::debit(DEPOSITS_HELD, v, amount),
+                    Line::credit(vendor_available(vendor_id), v, amount),
+                ],
+            )?;
+            let e = journal.earnings(vendor_id);
+            add(&mut e.available, amount, event)?;
+            add(&mut e.damage_credits, amount, event)?;
+        }
+        VendorEvent::PayoutRecorded { amount, .. } => {
+            journal.post(
+                event,
+                None,
+                "payout",
+                vec![
+                    Line::debit(vendor_available(vendor_id), v, amount),
+                    Line::credit(CASH, v, amount),
+                ],
+            )?;
+            let e = journal.earnings(vendor_id);
+            subtract(&mut e.available, amount, event)?;
+            add(&mut e.paid_out, amount, event)?;
+        }
+    }
+    Ok(())
+}
