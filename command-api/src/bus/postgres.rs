@@ -1,6 +1,6 @@
 //! The bus's event store in PostgreSQL: postgres-es's `events` and
-//! `snapshots` tables. Every statement the bus runs on them is here, in
-//! one place, so that it can move to the crate that owns the events table.
+//! `snapshots` tables, through the statements of `event_log` (the one
+//! owner of every statement on the log).
 //!
 //! - Loads go through postgres-es's `PersistedEventStore` (snapshot, then
 //!   later events); events stored with an older schema are upcast on load
@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, DomainEvent, EventStore};
 use domain::DomainError;
+use event_log::statements::append::{self as statements, NewEvents};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
@@ -91,70 +92,34 @@ where
         metadata: &[&HashMap<String, String>],
     ) -> Result<Appended, CommandError> {
         let failed = |e: serde_json::Error| CommandError::Store(StoreError::failed(e));
-        let mut sequences = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut versions = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
-        let mut metadatas = Vec::with_capacity(events.len());
-        for ((event, sequence), metadata) in events.iter().zip(after + 1..).zip(metadata) {
-            sequences.push(sequence as i64);
-            types.push(event.event_type());
-            versions.push(event.event_version());
-            payloads.push(serde_json::to_value(event).map_err(failed)?);
-            metadatas.push(serde_json::to_value(metadata).map_err(failed)?);
+        let mut encoded = NewEvents::with_capacity(events.len());
+        for (event, metadata) in events.iter().zip(metadata) {
+            encoded.push(
+                event.event_type(),
+                event.event_version(),
+                serde_json::to_value(event).map_err(failed)?,
+                serde_json::to_value(metadata).map_err(failed)?,
+            );
         }
-        let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
-            "WITH appended AS (
-                 INSERT INTO events
-                     (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                      payload, metadata)
-                 SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
-                   FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
-                        AS e(sequence, event_type, event_version, payload, metadata)
-                 RETURNING global_position
-             )
-             SELECT global_position FROM appended",
+        match statements::append(
+            &self.pool,
+            A::TYPE,
+            aggregate_id,
+            after as i64 + 1,
+            &encoded,
         )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(&sequences)
-        .bind(&types)
-        .bind(&versions)
-        .bind(&payloads)
-        .bind(&metadatas)
-        .fetch_all(&self.pool)
-        .await;
-        let mut positions = match outcome {
-            Ok(positions) => positions,
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                return Ok(Appended::Conflict)
-            }
-            Err(err) => return Err(err.into()),
-        };
-        if positions.len() != events.len() {
-            return Err(CommandError::Store(StoreError::Failed(format!(
-                "appended {} of {} events",
-                positions.len(),
-                events.len()
-            ))));
+        .await
+        {
+            Ok(positions) => Ok(Appended::At(positions)),
+            Err(event_log::Error::Conflict) => Ok(Appended::Conflict),
+            Err(event_log::Error::Database(err)) => Err(err.into()),
+            Err(other) => Err(CommandError::Store(StoreError::failed(other))),
         }
-        // Positions are handed out in insertion order, which is sequence
-        // order; RETURNING does not promise an order.
-        positions.sort_unstable();
-        Ok(Appended::At(positions))
     }
 
     async fn latest(&self, aggregate_id: &str) -> Result<(usize, i64), CommandError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT sequence, global_position FROM events
-              WHERE aggregate_type = $1 AND aggregate_id = $2
-              ORDER BY sequence DESC LIMIT 1",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map_or((0, 0), |(sequence, position)| (sequence as usize, position)))
+        let latest = statements::latest(&self.pool, A::TYPE, aggregate_id).await?;
+        Ok((latest.sequence as usize, latest.position))
     }
 
     /// Failures are logged: the next snapshot falls due later.
@@ -179,24 +144,14 @@ where
                 }
                 Err(_) => return,
             };
-            let outcome = sqlx::query(
-                "INSERT INTO snapshots
-                     (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-                 VALUES ($1, $2, $3, $4, $5::jsonb)
-                 ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
-                    SET last_sequence = EXCLUDED.last_sequence,
-                        current_snapshot = EXCLUDED.current_snapshot,
-                        payload = EXCLUDED.payload
-                  WHERE snapshots.last_sequence < EXCLUDED.last_sequence",
+            let outcome = statements::upsert_snapshot(
+                &pool,
+                A::TYPE,
+                &aggregate_id,
+                sequence as i64,
+                (sequence / every) as i64,
+                &payload,
             )
-            .bind(A::TYPE)
-            .bind(&aggregate_id)
-            .bind(sequence as i64)
-            .bind((sequence / every) as i64)
-            // Text, never a `Value` tree: for an inventory with thousands of
-            // bookings that would cost tens of MB, briefly.
-            .bind(payload)
-            .execute(&pool)
             .await;
             if let Err(err) = outcome {
                 tracing::warn!(aggregate = A::TYPE, %aggregate_id, sequence, error = %err, "could not write a snapshot");
