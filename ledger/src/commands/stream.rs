@@ -1,5 +1,5 @@
 //! `ledger stream reset`: the recovery from a database restored behind its
-//! stream (README "Recovery: a database restored behind its stream").
+//! stream (docs/operations.md, "Recovery: a database restored behind its stream").
 //!
 //! The events table is the truth and the stream is derived from it, so the
 //! way back is to derive the stream again. After a restore the relay and
