@@ -10,6 +10,11 @@
 //! the claim's lease runs out and a retry takes the key over; the domain's
 //! own idempotency (hold ids, order ids) keeps that retry from recording
 //! anything twice.
+//!
+//! A request is recognised by its meaning: method, path and the body's
+//! canonical JSON ([`fingerprint`]).
+
+mod fingerprint;
 
 use std::time::Duration;
 
@@ -18,12 +23,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::auth::Principal;
 use crate::context::IDEMPOTENCY_KEY_HEADER;
 use crate::error::ApiError;
+use fingerprint::RequestFingerprint;
 
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub use ledger_http::extract::BODY_LIMIT;
@@ -67,7 +72,12 @@ impl IdempotencyStore {
         Self { pool }
     }
 
-    async fn claim(&self, principal: &str, key: &str, hash: &[u8]) -> Result<Claim, ApiError> {
+    async fn claim(
+        &self,
+        principal: &str,
+        key: &str,
+        request: &RequestFingerprint,
+    ) -> Result<Claim, ApiError> {
         // Two rounds at most: the second after clearing an expired key.
         for _ in 0..2 {
             let inserted = sqlx::query(
@@ -78,7 +88,7 @@ impl IdempotencyStore {
             )
             .bind(principal)
             .bind(key)
-            .bind(hash)
+            .bind(request.stored())
             .bind(LEASE.as_secs_f64())
             .execute(&self.pool)
             .await?;
@@ -114,7 +124,7 @@ impl IdempotencyStore {
                 .await?;
                 continue;
             }
-            if stored_hash != hash {
+            if !request.matches(&stored_hash) {
                 return Err(ApiError::IdempotencyKeyReused);
             }
             if state == "completed" {
@@ -253,15 +263,9 @@ async fn run(store: IdempotencyStore, request: Request, next: Next) -> Result<Re
     let bytes = to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|_| ApiError::PayloadTooLarge)?;
-    let mut hasher = Sha256::new();
-    hasher.update(parts.method.as_str().as_bytes());
-    hasher.update(b" ");
-    hasher.update(parts.uri.to_string().as_bytes());
-    hasher.update(b"\n");
-    hasher.update(&bytes);
-    let hash = hasher.finalize().to_vec();
+    let request = RequestFingerprint::of(parts.method.as_str(), &parts.uri.to_string(), &bytes);
 
-    match store.claim(&principal, &key, &hash).await? {
+    match store.claim(&principal, &key, &request).await? {
         Claim::Replay {
             status,
             headers,

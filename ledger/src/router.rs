@@ -73,8 +73,9 @@ pub fn http_router(
         )
 }
 
-/// A client's `x-request-id` that is too long or not printable is dropped,
-/// so the request-id layer gives the request a fresh one.
+/// A client's `x-request-id` that is not 1 to 128 characters of
+/// `[A-Za-z0-9._:-]` is replaced by a fresh UUIDv7, which is then what is
+/// echoed and stored as the events' correlation id.
 async fn drop_unacceptable_request_id(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -89,7 +90,15 @@ async fn drop_unacceptable_request_id(
         })
         .unwrap_or(true);
     if !acceptable {
-        request.headers_mut().remove(header);
+        let fresh = ledger_http::request_id::fresh_request_id();
+        match axum::http::HeaderValue::from_str(&fresh) {
+            Ok(value) => {
+                request.headers_mut().insert(header, value);
+            }
+            Err(_) => {
+                request.headers_mut().remove(header);
+            }
+        }
     }
     next.run(request).await
 }

@@ -6,6 +6,11 @@
 //! problem+json whose `status` matches, and the log exactly as long as
 //! before the case.
 //!
+//! Request ids the ledger must not keep (issue 23: markup, over 128
+//! characters, spaces, non-ASCII…) ride along on accepted and refused
+//! requests; each must be answered with a replacement, and no event in the
+//! log may carry anything but a plain id as correlation or causation.
+//!
 //! The seed is fixed so that a failure reproduces; `LEDGER_ATTACK_SEED`
 //! runs another one.
 
@@ -318,6 +323,102 @@ fn webhook_case(name: &str, raw: Vec<u8>, signature: String, expect: Expect) -> 
         name: name.to_owned(),
         wire: webhook_wire(raw, signature),
         expect,
+    }
+}
+
+/// Request ids that must never be echoed or stored (API.md "Conventions":
+/// only 1 to 128 characters of `[A-Za-z0-9._:-]` are kept).
+fn bad_request_ids() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("markup", b"<script>alert(1)</script>".to_vec()),
+        ("129 characters", "a".repeat(129).into_bytes()),
+        (
+            "200 characters of the set",
+            "Ab0._:-".repeat(29).into_bytes(),
+        ),
+        ("a space", b"two words".to_vec()),
+        ("a tab", b"a\tb".to_vec()),
+        ("empty", Vec::new()),
+        ("non-ASCII", "caf\u{e9}-\u{2603}".as_bytes().to_vec()),
+        (
+            "quotes and a semicolon",
+            br#"x";drop table events;--"#.to_vec(),
+        ),
+        ("a path and a percent escape", b"../..%2f%00".to_vec()),
+        ("JSON", br#"{"correlation_id":"x"}"#.to_vec()),
+    ]
+}
+
+/// Whether `id` is a plain request id, by the API's words.
+fn is_plain_id(id: &str) -> bool {
+    (1..=128).contains(&id.chars().count())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+}
+
+impl World {
+    /// Sends a JSON request with `request_id` as raw header bytes; the
+    /// answer and what broke of the request-id rule.
+    async fn send_with_request_id(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+        request_id: &[u8],
+    ) -> (Answer, Vec<String>) {
+        let mut request = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.base_url))
+            .header(
+                "x-request-id",
+                reqwest::header::HeaderValue::from_bytes(request_id).expect("a header value"),
+            )
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("request id `{what}`: the ledger did not answer: {err}"));
+        let answer = ledger_tests::client::read(response).await;
+        let mut broken = Vec::new();
+        match answer.header("x-request-id") {
+            Some(echoed) if is_plain_id(echoed) && echoed.as_bytes() != request_id => {}
+            other => broken.push(format!(
+                "request id `{what}` on {path} ({}): echoed {other:?}",
+                answer.status
+            )),
+        }
+        if answer.status.is_server_error() {
+            broken.push(format!(
+                "request id `{what}` on {path} answered {}",
+                answer.status
+            ));
+        }
+        (answer, broken)
+    }
+
+    /// Every event whose correlation or causation id is not a plain id.
+    async fn events_with_bad_ids(&self) -> Vec<String> {
+        let rows: Vec<(i64, Value)> = sqlx::query_as(
+            "SELECT global_position, metadata::jsonb FROM events ORDER BY global_position",
+        )
+        .fetch_all(&self.app.pool)
+        .await
+        .expect("read the log");
+        rows.into_iter()
+            .filter(|(_, metadata)| {
+                ["correlation_id", "causation_id"]
+                    .iter()
+                    .any(|field| !metadata[field].as_str().is_some_and(is_plain_id))
+            })
+            .map(|(position, metadata)| format!("event {position} carries a bad id: {metadata}"))
+            .collect()
     }
 }
 
@@ -682,6 +783,12 @@ async fn the_attack_run_finds_no_5xx_no_bare_4xx_and_nothing_recorded_by_a_refus
         .unwrap_or(20);
     let mut rng = StdRng::seed_from_u64(seed);
     let templates = templates(&world);
+    // The bad request ids a client library can put in a header as a string.
+    let ascii_request_ids: Vec<String> = bad_request_ids()
+        .into_iter()
+        .filter_map(|(_, id)| String::from_utf8(id).ok())
+        .filter(|id| id.is_ascii())
+        .collect();
     for round in 0..160 {
         let template = &templates[rng.gen_range(0..templates.len())];
         let (pointer, kind) = template.fields[rng.gen_range(0..template.fields.len())];
@@ -700,9 +807,61 @@ async fn the_attack_run_finds_no_5xx_no_bare_4xx_and_nothing_recorded_by_a_refus
             Some(&template.token),
             Some(body),
             Expect::Refused,
+        )
+        // A bad request id rides along (in turn, not drawn from the seed's
+        // sequence, so the rounds stay what they were).
+        .with_headers(
+            ascii_request_ids
+                .get(round % ascii_request_ids.len().max(1))
+                .map(|id| ("x-request-id", id.clone()))
+                .into_iter()
+                .collect(),
         );
         broken.extend(world.attack(&case).await);
     }
+
+    // Bad request ids on accepted commands (which record events) and on a
+    // refused one: each is answered with a replacement, and nothing but
+    // plain ids is in the log.
+    let admin = world.app.admin();
+    for (what, id) in bad_request_ids() {
+        let (accepted, wrong) = world
+            .send_with_request_id(
+                what,
+                Method::POST,
+                "/v1/vendors",
+                Some(&admin),
+                json!({"name": format!("Request id {what}")}),
+                &id,
+            )
+            .await;
+        broken.extend(wrong);
+        if accepted.status != StatusCode::CREATED {
+            broken.push(format!(
+                "request id `{what}`: a vendor was not registered: {:?}",
+                accepted.body
+            ));
+        }
+        let (refused, wrong) = world
+            .send_with_request_id(
+                what,
+                Method::POST,
+                "/v1/vendors",
+                None,
+                json!({"name": "x"}),
+                &id,
+            )
+            .await;
+        broken.extend(wrong);
+        if refused.status != StatusCode::UNAUTHORIZED {
+            broken.push(format!(
+                "request id `{what}` without a token answered {}",
+                refused.status
+            ));
+        }
+    }
+    world.wait_until_quiet().await;
+    broken.extend(world.events_with_bad_ids().await);
     assert!(
         broken.is_empty(),
         "{} broken cases:\n{}",

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 const REPLAYED: &str = "idempotent-replayed";
 
-/// The hash the ledger keys a request by: sha256(method " " uri "\n" body).
+/// The hash the ledger keyed a request by before it compared canonical
+/// JSON: sha256(method " " uri "\n" body). Keys stored with it still match.
 fn request_hash(method: &str, uri: &str, body: &Value) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update(method.as_bytes());
@@ -542,4 +543,94 @@ async fn keys_are_scoped_to_role_and_subject_together() {
         .await;
     assert_eq!(customer_answer.status, StatusCode::FORBIDDEN);
     assert!(customer_answer.header("idempotent-replayed").is_none());
+}
+
+/// Posts `body` as these exact bytes, with an idempotency key.
+async fn post_bytes_with_key(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    body: &str,
+    key: &str,
+) -> Answer {
+    app.send_bytes(
+        Method::POST,
+        path,
+        Some(token),
+        Some("application/json"),
+        body.as_bytes().to_vec(),
+        &[("Idempotency-Key", key)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_same_json_with_reordered_keys_and_other_whitespace_is_a_replay_and_a_changed_value_is_422(
+) {
+    let app = TestApp::spawn().await;
+    let shop = Marketplace::new(&app).with_shop("Alpine", 5, 2).await;
+    let (sale, rental) = (shop.sale, shop.rental);
+    let token = app.customer("c1");
+    let (start, end) = (at(1, 0), at(3, 0));
+    let compact = format!(
+        r#"{{"items":[{{"listing_id":"{sale}","quantity":1}},{{"listing_id":"{rental}","quantity":1,"start":"{start}","end":"{end}"}}]}}"#
+    );
+    let first = post_bytes_with_key(&app, "/v1/orders", &token, &compact, "meaning").await;
+    assert_first(&first, StatusCode::CREATED);
+    let after_first = app.event_count().await;
+
+    // Another library's rendering: keys in another order, spaces, newlines.
+    let respaced = format!(
+        "{{\n  \"items\" : [\n    {{ \"quantity\" : 1 ,\t\"listing_id\" : \"{sale}\" }},\r\n    {{\"end\": \"{end}\", \"start\": \"{start}\",\n     \"quantity\": 1, \"listing_id\": \"{rental}\"}}\n  ]\n}}\n"
+    );
+    assert_ne!(respaced, compact);
+    let again = post_bytes_with_key(&app, "/v1/orders", &token, &respaced, "meaning").await;
+    assert_replay_of(&again, &first);
+    assert_eq!(again.uuid("order_id"), first.uuid("order_id"));
+    assert_eq!(
+        app.event_count().await,
+        after_first,
+        "a replay records nothing"
+    );
+    assert_eq!(order_count(&app).await, 1);
+
+    // The same shape with one value changed is another request.
+    let changed = respaced.replacen("\"quantity\" : 1", "\"quantity\" : 2", 1);
+    assert_ne!(changed, respaced);
+    let other = post_bytes_with_key(&app, "/v1/orders", &token, &changed, "meaning").await;
+    assert_problem(
+        &other,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+    );
+    assert_eq!(other.header(REPLAYED), None);
+    // So is a reordered array: its order is part of the meaning.
+    let swapped = format!(
+        r#"{{"items":[{{"listing_id":"{rental}","quantity":1,"start":"{start}","end":"{end}"}},{{"listing_id":"{sale}","quantity":1}}]}}"#
+    );
+    let swapped = post_bytes_with_key(&app, "/v1/orders", &token, &swapped, "meaning").await;
+    assert_problem(
+        &swapped,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+    );
+    assert_eq!(app.event_count().await, after_first);
+    assert_eq!(order_count(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_compared_by_its_bytes() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let first = post_bytes_with_key(&app, "/v1/vendors", &admin, "{\"name\": ", "not-json").await;
+    assert_first(&first, StatusCode::BAD_REQUEST);
+    let again = post_bytes_with_key(&app, "/v1/vendors", &admin, "{\"name\": ", "not-json").await;
+    assert_replay_of(&again, &first);
+    let respaced =
+        post_bytes_with_key(&app, "/v1/vendors", &admin, "{\"name\":  ", "not-json").await;
+    assert_problem(
+        &respaced,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+    );
 }

@@ -248,3 +248,63 @@ async fn shipping_and_delivering_record_events_with_the_request_metadata() {
         last = position(&answer);
     }
 }
+
+/// Registers a vendor sending `request_id` as raw header bytes (so that
+/// non-ASCII goes on the wire as is); returns the echoed id and the
+/// event's correlation and causation ids.
+async fn register_with_request_id(app: &TestApp, request_id: &[u8]) -> (String, String, String) {
+    let value = reqwest::header::HeaderValue::from_bytes(request_id).expect("a header value");
+    let response = app
+        .client
+        .post(format!("{}/v1/vendors", app.base_url))
+        .bearer_auth(app.admin())
+        .header("x-request-id", value)
+        .json(&json!({"name": "Request Id Ltd"}))
+        .send()
+        .await
+        .expect("the ledger answers");
+    let answer = ledger_tests::client::read(response).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+    let echoed = answer
+        .header("x-request-id")
+        .expect("a request id is echoed")
+        .to_owned();
+    let events = app.events_of("Vendor", answer.uuid("vendor_id")).await;
+    let metadata = &events[0].1;
+    let stored = |field: &str| metadata[field].as_str().unwrap_or("").to_owned();
+    (echoed, stored("correlation_id"), stored("causation_id"))
+}
+
+#[tokio::test]
+async fn a_request_id_outside_the_charset_or_too_long_is_replaced_and_only_the_replacement_is_echoed_and_stored(
+) {
+    let app = TestApp::spawn().await;
+    let long = "a".repeat(129);
+    let refused: [(&str, &[u8]); 4] = [
+        ("markup", b"<script>alert(1)</script>"),
+        ("129 characters", long.as_bytes()),
+        ("a space", b"two words"),
+        ("non-ASCII", "caf\u{e9}-\u{2603}".as_bytes()),
+    ];
+    let mut replacements = Vec::new();
+    for (what, sent) in refused {
+        let (echoed, correlation, causation) = register_with_request_id(&app, sent).await;
+        let generated = Uuid::parse_str(&echoed)
+            .unwrap_or_else(|_| panic!("{what}: a generated id is echoed, got {echoed:?}"));
+        assert_eq!(generated.get_version_num(), 7, "{what}: a UUIDv7");
+        assert_eq!(correlation, echoed, "{what}: the replacement is stored");
+        assert_eq!(causation, echoed, "{what}: the replacement is the cause");
+        replacements.push(echoed);
+    }
+    replacements.sort();
+    replacements.dedup();
+    assert_eq!(replacements.len(), 4, "each replacement is fresh");
+
+    for kept in ["Req-1.a_b:c", &"z".repeat(128)] {
+        let (echoed, correlation, causation) =
+            register_with_request_id(&app, kept.as_bytes()).await;
+        assert_eq!(echoed, kept, "a plain id is echoed as sent");
+        assert_eq!(correlation, kept);
+        assert_eq!(causation, kept);
+    }
+}
