@@ -44,7 +44,7 @@ pub fn http_router(
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(drop_unacceptable_request_id))
+                .layer(axum::middleware::from_fn(replace_unacceptable_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(telemetry::trace_layer())
                 .layer(PropagateRequestIdLayer::new(request_id))
@@ -76,7 +76,7 @@ pub fn http_router(
 /// A client's `x-request-id` that is not 1 to 128 characters of
 /// `[A-Za-z0-9._:-]` is replaced by a fresh UUIDv7, which is then what is
 /// echoed and stored as the events' correlation id.
-async fn drop_unacceptable_request_id(
+async fn replace_unacceptable_request_id(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
