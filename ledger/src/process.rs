@@ -215,6 +215,7 @@ pub async fn serve(
             currency: config.command_api.currency.clone(),
             stream: config.stream.name.clone(),
             closing: background.draining(),
+            clock: Arc::new(ledger_clock::SystemClock),
             audit_public_key: config.audit.public,
             positions: Default::default(),
             consumers: consumer_names(),

@@ -44,6 +44,8 @@ pub struct ReadApp {
     pub stream: String,
     /// Turns true when the server shuts down: live event streams end.
     pub closing: tokio_util::sync::CancellationToken,
+    /// Where "now" comes from (a live feed ends at its token's expiry).
+    pub clock: Arc<dyn ledger_clock::Clock>,
     /// The seals' public key; without it `GET /v1/audit/verify` checks
     /// hashes and seal digests but not seal signatures.
     pub audit_public_key: Option<ed25519_dalek::VerifyingKey>,

@@ -14,6 +14,7 @@ mod events_api;
 mod faults;
 mod hardening;
 mod idempotency;
+mod live_feeds;
 mod loadgen_smoke;
 mod money;
 mod nats_cluster;
