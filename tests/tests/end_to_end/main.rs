@@ -9,6 +9,7 @@ mod authorization;
 mod authorization_matrix;
 mod command_routes;
 mod concurrency;
+mod connections;
 mod crate_graph;
 mod events_api;
 mod faults;
