@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub rate_limits: limits::RateLimits,
     /// Header-read and idle timeouts, and the cap on open connections.
     pub connections: connections::ConnectionLimits,
+    /// Live feeds open at once, per principal and overall (429 past them).
+    pub feeds: read_api::feeds::FeedLimits,
     /// How a failing consumer is retried before it is reported stalled.
     pub consumer_retry: projectors::RetryPolicy,
     /// How long the drain after a shutdown signal may take (requests in
@@ -218,6 +220,7 @@ pub async fn serve(
             stream: config.stream.name.clone(),
             closing: background.draining(),
             clock: Arc::new(ledger_clock::SystemClock),
+            feeds: read_api::feeds::Feeds::new(config.feeds),
             audit_public_key: config.audit.public,
             positions: Default::default(),
             consumers: consumer_names(),

@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// Connections open at once; past it a new one is answered 503.
     #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Live feeds one principal may hold open; past it 429.
+    #[arg(long, env = "LEDGER_MAX_FEEDS_PER_PRINCIPAL", default_value_t = 10)]
+    pub max_feeds_per_principal: usize,
+    /// Live feeds open at once on this process; past it 429.
+    #[arg(long, env = "LEDGER_MAX_FEEDS", default_value_t = 1_000)]
+    pub max_feeds: usize,
     /// Ed25519 key (64 hex digits, the 32-byte seed) that signs the audit
     /// seals. Without it no seals are made (the hash chain still is).
     #[arg(long, env = "LEDGER_AUDIT_SIGNING_KEY", hide_env_values = true)]
@@ -163,6 +169,11 @@ impl ServeArgs {
         if self.max_connections == 0 {
             return Err("LEDGER_MAX_CONNECTIONS must be at least 1".into());
         }
+        if self.max_feeds == 0 || self.max_feeds_per_principal == 0 {
+            return Err(
+                "LEDGER_MAX_FEEDS and LEDGER_MAX_FEEDS_PER_PRINCIPAL must be at least 1".into(),
+            );
+        }
         if self.shutdown_timeout.is_zero() {
             return Err("LEDGER_SHUTDOWN_TIMEOUT must be positive".into());
         }
@@ -227,6 +238,10 @@ impl ServeArgs {
                 header_read_timeout: self.header_read_timeout,
                 idle_timeout: self.idle_timeout,
                 max_connections: self.max_connections,
+            },
+            feeds: read_api::feeds::FeedLimits {
+                per_principal: self.max_feeds_per_principal,
+                overall: self.max_feeds,
             },
             consumer_retry: projectors::RetryPolicy::default(),
             shutdown_timeout: self.shutdown_timeout,

@@ -229,7 +229,10 @@ pub async fn stream(
         let left = (at - app.clock.now()).to_std().unwrap_or(Duration::ZERO);
         (at, Instant::now() + left)
     });
+    // Held for as long as the feed is open (429 beyond the caps).
+    let permit = app.feeds.open(&principal.subject)?;
     let tail = Tail {
+        _permit: permit,
         closing: app.closing.clone(),
         expires,
         app,
@@ -278,6 +281,8 @@ enum Next {
 
 /// A live reader of the log: at most one page in memory.
 struct Tail {
+    /// The feed's place under the caps, given back when it ends.
+    _permit: crate::feeds::FeedPermit,
     app: ReadState,
     closing: CancellationToken,
     /// When the token expires, and the instant that is on tokio's clock.

@@ -2,6 +2,8 @@
 //! issue 23 item 2): at the token's `exp` the server sends
 //! `event: token-expired` and closes, no event reaches the connection after
 //! `exp`, and a fresh token with `Last-Event-ID` resumes where it ended.
+//! Open feeds are capped per principal and overall (429 with
+//! `Retry-After` beyond a cap).
 
 use std::time::Duration;
 
@@ -178,4 +180,61 @@ async fn a_feed_ends_at_its_tokens_expiry_and_resumes_with_a_fresh_token() {
     tokio::time::timeout(Duration::from_secs(15), app.stop())
         .await
         .expect("the server stops with a live feed open");
+}
+
+/// Opens a feed with `token`: the answer's status and `Retry-After`, and
+/// the response (kept open while held).
+async fn try_open(app: &TestApp, token: &str) -> (StatusCode, Option<String>, reqwest::Response) {
+    let response = app
+        .client
+        .get(format!("{}/v1/events/stream", app.base_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the ledger answers");
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (response.status(), retry_after, response)
+}
+
+#[tokio::test]
+async fn open_feeds_are_capped_per_principal_and_overall() {
+    let app = TestApp::spawn_server(|config| {
+        config.feeds.per_principal = 2;
+        config.feeds.overall = 3;
+    })
+    .await;
+    let (analyst, auditor, admin) = (app.analyst(), app.auditor(), app.admin());
+
+    let (status, _, first) = try_open(&app, &analyst).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _second) = try_open(&app, &analyst).await;
+    assert_eq!(status, StatusCode::OK);
+    // A third feed of the same principal: 429, come back later.
+    let (status, retry_after, refused) = try_open(&app, &analyst).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s > 0)));
+    let problem: Value = refused.json().await.expect("a problem");
+    assert_eq!(problem["status"], 429);
+
+    // Another principal still gets one, up to the overall cap.
+    let (status, _, _third) = try_open(&app, &auditor).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, retry_after, _) = try_open(&app, &admin).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after.is_some());
+
+    // A feed that ends gives its place back.
+    drop(first);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let (status, _, _) = try_open(&app, &admin).await;
+            status == StatusCode::OK
+        })
+        .await,
+        "no place came free after a feed ended"
+    );
 }
