@@ -11,6 +11,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -64,6 +65,9 @@ pub struct Principal {
     pub role: Role,
     /// Set for role `vendor`: the vendor it acts for.
     pub vendor_id: Option<Uuid>,
+    /// When the token that proved it expires (its `exp`); `None` for the
+    /// system's own principals. Long-lived answers (live feeds) end then.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Principal {
@@ -73,6 +77,7 @@ impl Principal {
             subject: "payment-provider".to_owned(),
             role: Role::Admin,
             vendor_id: None,
+            expires_at: None,
         }
     }
 
@@ -82,6 +87,7 @@ impl Principal {
             subject: format!("system:{name}"),
             role: Role::Admin,
             vendor_id: None,
+            expires_at: None,
         }
     }
 
@@ -161,10 +167,15 @@ impl Authenticator {
                 "a vendor token must carry vendor_id".into(),
             ));
         }
+        // An `exp` past what a time can hold is as good as never.
+        let expires_at = i64::try_from(claims.exp)
+            .ok()
+            .and_then(|exp| DateTime::from_timestamp(exp, 0));
         Ok(Principal {
             subject: claims.sub,
             role: claims.role,
             vendor_id: claims.vendor_id,
+            expires_at,
         })
     }
 
@@ -263,6 +274,21 @@ mod tests {
             "sub": "c1", "role": "customer", "exp": now() + 3600, "nbf": now() + 1,
         }));
         assert!(auth.verify(&barely).is_ok());
+    }
+
+    #[test]
+    fn the_principal_carries_its_tokens_expiry() {
+        let auth = Authenticator::new("secret");
+        let exp = now() + 3600;
+        let token = token_with(serde_json::json!({
+            "sub": "a1", "role": "analyst", "exp": exp,
+        }));
+        let principal = auth.verify(&token).expect("a valid token");
+        assert_eq!(
+            principal.expires_at.map(|at| at.timestamp()),
+            Some(exp as i64)
+        );
+        assert_eq!(Principal::system("sweeper").expires_at, None);
     }
 
     #[test]

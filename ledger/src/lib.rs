@@ -2,6 +2,7 @@
 //! exposes the pieces tests need to run the real thing on a random port.
 
 pub mod commands;
+pub mod connections;
 pub mod dependencies;
 pub mod limits;
 pub mod observability;

@@ -1,7 +1,7 @@
 //! One ledger process: which parts it runs, how they are started, and how
 //! it stops (with [`crate::shutdown`]).
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::shutdown::Shutdown;
-use crate::{dependencies, http_router, limits, observability, LedgerError};
+use crate::{connections, dependencies, http_router, limits, observability, LedgerError};
 
 /// Which parts of the ledger a process runs (`ledger serve` runs all).
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +60,10 @@ pub struct ServerConfig {
     pub audit: AuditKeys,
     /// Token buckets per client IP and per principal (429 past them).
     pub rate_limits: limits::RateLimits,
+    /// Header-read and idle timeouts, and the cap on open connections.
+    pub connections: connections::ConnectionLimits,
+    /// Live feeds open at once, per principal and overall (429 past them).
+    pub feeds: read_api::feeds::FeedLimits,
     /// How a failing consumer is retried before it is reported stalled.
     pub consumer_retry: projectors::RetryPolicy,
     /// How long the drain after a shutdown signal may take (requests in
@@ -215,6 +219,8 @@ pub async fn serve(
             currency: config.command_api.currency.clone(),
             stream: config.stream.name.clone(),
             closing: background.draining(),
+            clock: Arc::new(ledger_clock::SystemClock),
+            feeds: read_api::feeds::Feeds::new(config.feeds),
             audit_public_key: config.audit.public,
             positions: Default::default(),
             consumers: consumer_names(),
@@ -230,12 +236,9 @@ pub async fn serve(
             },
             config.rate_limits,
         );
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(background.draining().cancelled_owned());
-        http = Some(tokio::spawn(server.into_future()));
+        let server =
+            connections::serve(listener, router, config.connections, background.draining());
+        http = Some(tokio::spawn(server));
     }
 
     // Until the signal, or until the HTTP server ends on its own (an error).

@@ -61,6 +61,22 @@ pub struct ServeArgs {
     /// A request that takes longer is answered 503.
     #[arg(long, env = "LEDGER_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+    /// A request's head must arrive within it, or the connection is closed
+    /// without an answer (slow clients).
+    #[arg(long, env = "LEDGER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing moves for this long is closed.
+    #[arg(long, env = "LEDGER_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Connections open at once; past it a new one is answered 503.
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Live feeds one principal may hold open; past it 429.
+    #[arg(long, env = "LEDGER_MAX_FEEDS_PER_PRINCIPAL", default_value_t = 10)]
+    pub max_feeds_per_principal: usize,
+    /// Live feeds open at once on this process; past it 429.
+    #[arg(long, env = "LEDGER_MAX_FEEDS", default_value_t = 1_000)]
+    pub max_feeds: usize,
     /// Ed25519 key (64 hex digits, the 32-byte seed) that signs the audit
     /// seals. Without it no seals are made (the hash chain still is).
     #[arg(long, env = "LEDGER_AUDIT_SIGNING_KEY", hide_env_values = true)]
@@ -145,6 +161,19 @@ impl ServeArgs {
         if rates.iter().any(|r| r.is_nan() || *r < 0.0) {
             return Err("LEDGER_RATE_LIMIT_PER_* must be 0 (off) or positive".into());
         }
+        if self.header_read_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return Err(
+                "LEDGER_HEADER_READ_TIMEOUT and LEDGER_IDLE_TIMEOUT must be positive".into(),
+            );
+        }
+        if self.max_connections == 0 {
+            return Err("LEDGER_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.max_feeds == 0 || self.max_feeds_per_principal == 0 {
+            return Err(
+                "LEDGER_MAX_FEEDS and LEDGER_MAX_FEEDS_PER_PRINCIPAL must be at least 1".into(),
+            );
+        }
         if self.shutdown_timeout.is_zero() {
             return Err("LEDGER_SHUTDOWN_TIMEOUT must be positive".into());
         }
@@ -204,6 +233,15 @@ impl ServeArgs {
                     self.rate_limit_per_principal,
                     self.rate_limit_per_principal_burst,
                 ),
+            },
+            connections: crate::connections::ConnectionLimits {
+                header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
+                max_connections: self.max_connections,
+            },
+            feeds: read_api::feeds::FeedLimits {
+                per_principal: self.max_feeds_per_principal,
+                overall: self.max_feeds,
             },
             consumer_retry: projectors::RetryPolicy::default(),
             shutdown_timeout: self.shutdown_timeout,

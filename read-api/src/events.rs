@@ -29,6 +29,7 @@ use ledger_http::extract::ApiQuery;
 use ledger_http::{ApiError, Principal, Role};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -42,6 +43,8 @@ const TAIL_INTERVAL: Duration = Duration::from_millis(150);
 const TAIL_PAGE: i64 = 500;
 /// Comment lines that keep an idle stream (and its proxies) open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The name of a live feed's last message when its token expires.
+pub const TOKEN_EXPIRED: &str = "token-expired";
 
 /// One event as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -197,7 +200,10 @@ pub struct StreamParams {
 /// which wins) up to the horizon, then new events as the horizon moves.
 /// Each message has `id:` = position, `event:` = event type and `data:` =
 /// the event as `GET /v1/events` shows it. It ends when the client goes
-/// away or the server shuts down.
+/// away or the server shuts down, and when the token expires: at its `exp`
+/// a last message `event: token-expired` (no `id:`, so that the client's
+/// `Last-Event-ID` stays at the last event it got) closes it, and no event
+/// is sent after `exp`. The client resumes with a fresh token.
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(StreamParams, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position")), responses((status = 200, description = "The events, live, as server-sent events (`id:` = position)", content_type = "text/event-stream", body = String)), security(("bearer" = [])))]
 pub async fn stream(
     State(app): State<ReadState>,
@@ -217,8 +223,18 @@ pub async fn stream(
                 ApiError::BadRequest("Last-Event-ID must be a non-negative integer".to_owned())
             })?;
     }
+    // The feed lasts as long as the token: the time left is read on the
+    // injected clock and waited out on tokio's.
+    let expires = principal.expires_at.map(|at| {
+        let left = (at - app.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        (at, Instant::now() + left)
+    });
+    // Held for as long as the feed is open (429 beyond the caps).
+    let permit = app.feeds.open(&principal.subject)?;
     let tail = Tail {
+        _permit: permit,
         closing: app.closing.clone(),
+        expires,
         app,
         scanned: after,
         filter: filter_of(
@@ -228,9 +244,13 @@ pub async fn stream(
         ),
         buffer: VecDeque::new(),
     };
-    let events = futures::stream::unfold(tail, |mut tail| async move {
-        let view = tail.next().await?;
-        Some((Ok(message(&view)), tail))
+    let events = futures::stream::unfold(Some(tail), |tail| async move {
+        let mut tail = tail?;
+        match tail.next().await? {
+            Next::Event(view) => Some((Ok(message(&view)), Some(tail))),
+            // The last message: the stream ends after it.
+            Next::Expired(at) => Some((Ok(expired(at)), None)),
+        }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
@@ -243,10 +263,30 @@ fn message(view: &EventView) -> Event {
         .data(data)
 }
 
+/// The message that ends a feed whose token expired.
+fn expired(at: DateTime<Utc>) -> Event {
+    let data = serde_json::json!({
+        "detail": "the token expired: resume with a fresh token and Last-Event-ID",
+        "expired_at": at,
+    });
+    Event::default().event(TOKEN_EXPIRED).data(data.to_string())
+}
+
+/// What a live reader hands on.
+enum Next {
+    Event(Box<EventView>),
+    /// The token expired (at this time): nothing more is sent.
+    Expired(DateTime<Utc>),
+}
+
 /// A live reader of the log: at most one page in memory.
 struct Tail {
+    /// The feed's place under the caps, given back when it ends.
+    _permit: crate::feeds::FeedPermit,
     app: ReadState,
     closing: CancellationToken,
+    /// When the token expires, and the instant that is on tokio's clock.
+    expires: Option<(DateTime<Utc>, Instant)>,
     /// Every event at or below it was read (into `buffer` or sent).
     scanned: i64,
     filter: Filter,
@@ -254,11 +294,18 @@ struct Tail {
 }
 
 impl Tail {
-    /// The next event; `None` once the server shuts down.
-    async fn next(&mut self) -> Option<EventView> {
+    /// The next event, or the token's expiry; `None` once the server
+    /// shuts down.
+    async fn next(&mut self) -> Option<Next> {
         loop {
+            // Checked before every event: none goes out after `exp`.
+            if let Some((at, deadline)) = self.expires {
+                if Instant::now() >= deadline {
+                    return Some(Next::Expired(at));
+                }
+            }
             if let Some(view) = self.buffer.pop_front() {
-                return Some(view);
+                return Some(Next::Event(Box::new(view)));
             }
             if self.closing.is_cancelled() {
                 return None;
@@ -271,8 +318,15 @@ impl Tail {
                     Duration::from_secs(1)
                 }
             };
+            let expiry = async {
+                match self.expires {
+                    Some((_, deadline)) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
+                _ = expiry => {}
                 _ = self.closing.cancelled() => {}
             }
         }

@@ -7,6 +7,7 @@
 //! - `money`: trial balance and vendor earnings (ledger read model);
 //! - `analytics`: summary and revenue buckets (analytics read model);
 //! - `events`: the log by position, a page at a time or live (SSE);
+//! - `feeds`: the caps on open live feeds;
 //! - `aggregates`: one aggregate's events, and its state at a point;
 //! - `freshness`: `Ledger-Min-Position` waiting and the `Ledger-Position`
 //!   header;
@@ -17,6 +18,7 @@ pub mod aggregates;
 pub mod analytics;
 pub mod audit;
 pub mod events;
+pub mod feeds;
 pub mod freshness;
 pub mod health;
 pub mod listings;
@@ -44,6 +46,10 @@ pub struct ReadApp {
     pub stream: String,
     /// Turns true when the server shuts down: live event streams end.
     pub closing: tokio_util::sync::CancellationToken,
+    /// Where "now" comes from (a live feed ends at its token's expiry).
+    pub clock: Arc<dyn ledger_clock::Clock>,
+    /// The live feeds open now, capped per principal and overall.
+    pub feeds: feeds::Feeds,
     /// The seals' public key; without it `GET /v1/audit/verify` checks
     /// hashes and seal digests but not seal signatures.
     pub audit_public_key: Option<ed25519_dalek::VerifyingKey>,

@@ -38,6 +38,8 @@ fn test_config(nats_url: String, stream: &str) -> ledger::ServerConfig {
         parts: ledger::Parts::ALL,
         audit: ledger::AuditKeys::default(),
         rate_limits: ledger::limits::RateLimits::OFF,
+        connections: Default::default(),
+        feeds: Default::default(),
         consumer_retry: Default::default(),
         shutdown_timeout: Duration::from_secs(30),
     }

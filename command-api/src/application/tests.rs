@@ -84,6 +84,7 @@ fn customer(name: &str) -> CommandContext {
         subject: name.to_owned(),
         role: Role::Customer,
         vendor_id: None,
+        expires_at: None,
     };
     CommandContext::background(principal, "test")
 }
