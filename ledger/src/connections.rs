@@ -6,9 +6,10 @@
 //! thousand slow clients use up the process without one request. Here:
 //!
 //! - a request's head must arrive within the header-read timeout, or the
-//!   connection is closed without an answer (hyper's HTTP/1 timer; it also
-//!   runs while a keep-alive connection waits for its next request, so an
-//!   idle connection is closed by whichever of the two timeouts is shorter);
+//!   connection is closed without an answer: timed from the accept for the
+//!   first request, and from the first byte of each later one (hyper's own
+//!   timer would also run while a keep-alive connection waits for its next
+//!   request, closing idle connections at the header-read timeout);
 //! - a connection on which no byte has moved either way for the idle
 //!   timeout is closed (after the response in flight, if there is one);
 //! - at most `max_connections` are open at once: past the cap a new
@@ -24,7 +25,7 @@
 
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -37,7 +38,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use ledger_http::ApiError;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -74,10 +75,9 @@ pub async fn serve(
     let cap = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let open = Arc::new(Semaphore::new(cap));
     // HTTP/1.1, as `axum::serve` spoke with axum's default features.
+    // Hyper's header-read timer is off: `Connection::run` times the head.
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    builder.timer(TokioTimer::new()).header_read_timeout(None);
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -99,6 +99,7 @@ pub async fn serve(
             builder: builder.clone(),
             router: router.clone(),
             remote,
+            header_read_timeout: limits.header_read_timeout,
             idle_timeout: limits.idle_timeout,
             draining: draining.clone(),
         };
@@ -133,6 +134,7 @@ struct Connection {
     builder: http1::Builder,
     router: Router,
     remote: SocketAddr,
+    header_read_timeout: Duration,
     idle_timeout: Duration,
     draining: CancellationToken,
 }
@@ -146,14 +148,26 @@ impl Connection {
             activity: activity.clone(),
         });
         let (router, remote) = (self.router, self.remote);
+        let heads = activity.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            // The head has arrived: its timer stops until the next one.
+            heads.head_arrived();
             request.extensions_mut().insert(ConnectInfo(remote));
-            router.clone().oneshot(request)
+            let heads = heads.clone();
+            let answered = router.clone().oneshot(request);
+            async move {
+                let answer = answered.await;
+                heads.answered();
+                answer
+            }
         });
         let mut served = pin!(self.builder.serve_connection(io, service).with_upgrades());
         let mut closing = false;
         loop {
             let idle_at = activity.last() + self.idle_timeout;
+            let head_due = activity
+                .head_started()
+                .map(|at| at + self.header_read_timeout);
             tokio::select! {
                 ended = served.as_mut() => {
                     if let Err(err) = ended {
@@ -164,6 +178,13 @@ impl Connection {
                 _ = self.draining.cancelled(), if !closing => {
                     served.as_mut().graceful_shutdown();
                     closing = true;
+                }
+                _ = activity.head_began.notified() => {}
+                _ = sleep_until_some(head_due) => {
+                    if activity.head_started().is_some_and(|at| at + self.header_read_timeout <= Instant::now()) {
+                        tracing::debug!(%remote, "request head not read in time; closing");
+                        return;
+                    }
                 }
                 _ = tokio::time::sleep_until(idle_at), if !closing => {
                     if activity.last() + self.idle_timeout <= Instant::now() {
@@ -176,11 +197,31 @@ impl Connection {
     }
 }
 
-/// When a byte last moved on a connection.
+/// Sleeps until `at`, or for ever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// No request head is being read.
+const NO_HEAD: u64 = u64::MAX;
+
+/// When a byte last moved on a connection, and when the head being read
+/// began.
 struct Activity {
     start: Instant,
     /// Milliseconds from `start`.
     last: AtomicU64,
+    /// Milliseconds from `start` at which the pending request head began
+    /// ([`NO_HEAD`]: none pending); the first begins at the accept.
+    head_started: AtomicU64,
+    /// Between a request's head and its answer: bytes read then are its
+    /// body, not a new head.
+    in_request: AtomicBool,
+    /// Wakes the connection's loop when a head begins, to time it.
+    head_began: Notify,
 }
 
 impl Activity {
@@ -188,6 +229,47 @@ impl Activity {
         Self {
             start: Instant::now(),
             last: AtomicU64::new(0),
+            head_started: AtomicU64::new(0),
+            in_request: AtomicBool::new(false),
+            head_began: Notify::new(),
+        }
+    }
+
+    fn now_millis(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(NO_HEAD - 1)
+    }
+
+    /// Bytes were read: between requests, they begin the next head.
+    fn read(&self) {
+        self.touch();
+        if !self.in_request.load(Ordering::Acquire)
+            && self
+                .head_started
+                .compare_exchange(
+                    NO_HEAD,
+                    self.now_millis(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+        {
+            self.head_began.notify_one();
+        }
+    }
+
+    fn head_arrived(&self) {
+        self.in_request.store(true, Ordering::Release);
+        self.head_started.store(NO_HEAD, Ordering::Release);
+    }
+
+    fn answered(&self) {
+        self.in_request.store(false, Ordering::Release);
+    }
+
+    fn head_started(&self) -> Option<Instant> {
+        match self.head_started.load(Ordering::Acquire) {
+            NO_HEAD => None,
+            at => Some(self.start + Duration::from_millis(at)),
         }
     }
 
@@ -217,7 +299,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.read();
         }
         polled
     }

@@ -144,6 +144,42 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
 }
 
+/// The header-read timeout times a head from its first byte, not the wait
+/// before it: a keep-alive connection idle for longer than that timeout
+/// (but not the idle timeout) still answers, and a later request whose
+/// head drips is still closed once its head runs over.
+#[tokio::test]
+async fn a_keep_alive_connection_waits_past_the_header_read_timeout_but_a_slow_later_head_is_closed(
+) {
+    let app = TestApp::spawn_server(|config| {
+        config.connections.header_read_timeout = Duration::from_secs(1);
+        config.connections.idle_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut stream = TcpStream::connect(addr(&app)).await.expect("connect");
+    assert_eq!(ask(&mut stream, HEALTH).await, 200);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        ask(&mut stream, HEALTH).await,
+        200,
+        "an idle keep-alive connection is kept past the header-read timeout"
+    );
+    // The third request's head starts and never ends.
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\n")
+        .await
+        .expect("start a head");
+    let started = Instant::now();
+    let (got, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
+    let closed = closed.expect("the unfinished head was closed within 10 s");
+    let after = closed - started;
+    assert!(
+        after >= Duration::from_millis(700) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+}
+
 #[tokio::test]
 async fn past_the_connection_cap_a_new_connection_gets_503_and_the_open_ones_keep_working() {
     let mut app = TestApp::spawn_server(|config| {
