@@ -26,6 +26,7 @@ pub mod raw_http;
 pub mod reconcile;
 pub mod scenario;
 pub mod services;
+pub mod sse;
 pub mod stream;
 pub mod tokens;
 pub mod webhooks;

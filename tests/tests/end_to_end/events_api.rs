@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use ledger_tests::assert_problem;
 use ledger_tests::events::head;
 use ledger_tests::pipeline::{eventually, relay_position, set_relay_position};
+use ledger_tests::sse::{take_block, SseBlock};
 use ledger_tests::{at, nats_url, Answer, TestApp};
 use ledger_tests::{rental_item, sale_item};
 use reqwest::{Method, StatusCode};
@@ -167,22 +168,7 @@ impl SseReader {
     async fn next(&mut self, timeout: Duration) -> Option<Message> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut id, mut event, mut data) = (None, None, String::new());
-                for line in block.lines() {
-                    let field = |prefix: &str| {
-                        line.strip_prefix(prefix)
-                            .map(|v| v.strip_prefix(' ').unwrap_or(v).to_owned())
-                    };
-                    if let Some(v) = field("id:") {
-                        id = Some(v.parse::<i64>().expect("a numeric id"));
-                    } else if let Some(v) = field("event:") {
-                        event = Some(v);
-                    } else if let Some(v) = field("data:") {
-                        data.push_str(&v);
-                    }
-                }
+            while let Some(SseBlock { id, event, data }) = take_block(&mut self.buffer) {
                 if let Some(id) = id {
                     return Some(Message {
                         id,

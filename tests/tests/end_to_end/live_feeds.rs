@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ledger_tests::events::head;
 use ledger_tests::pipeline::{eventually, relay_position};
+use ledger_tests::sse::{take_block, SseBlock};
 use ledger_tests::tokens::{token_with, unix_now};
 use ledger_tests::TestApp;
 use reqwest::StatusCode;
@@ -58,22 +59,7 @@ impl Feed {
     async fn next(&mut self, timeout: Duration) -> Read {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut id, mut event, mut data) = (None, None, String::new());
-                for line in block.lines() {
-                    let field = |prefix: &str| {
-                        line.strip_prefix(prefix)
-                            .map(|v| v.strip_prefix(' ').unwrap_or(v).to_owned())
-                    };
-                    if let Some(v) = field("id:") {
-                        id = Some(v.parse::<i64>().expect("a numeric id"));
-                    } else if let Some(v) = field("event:") {
-                        event = Some(v);
-                    } else if let Some(v) = field("data:") {
-                        data.push_str(&v);
-                    }
-                }
+            while let Some(SseBlock { id, event, data }) = take_block(&mut self.buffer) {
                 // Comment lines (keep-alives) carry no event.
                 if let Some(event) = event {
                     return Read::Message(Message {
