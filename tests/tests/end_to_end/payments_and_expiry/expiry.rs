@@ -102,13 +102,19 @@ async fn holds_stranded_without_an_order_are_expired_by_the_sweeper() {
         app.event_types("Order", order_id).await.is_empty(),
         "no order comes into being"
     );
-    let settled: Option<chrono::DateTime<Utc>> =
-        sqlx::query_scalar("SELECT settled_at FROM hold_deadlines WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_one(&app.pool)
-            .await
-            .expect("read the deadline");
-    assert!(settled.is_some(), "the deadline is settled");
+    // The sweep settles the deadline in its own commit, just after the
+    // hold's expiry is recorded: wait for it rather than race it.
+    let settled = ledger_tests::pipeline::eventually(SWEEP_WAIT, || async {
+        let settled: Option<chrono::DateTime<Utc>> =
+            sqlx::query_scalar("SELECT settled_at FROM hold_deadlines WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_one(&app.pool)
+                .await
+                .expect("read the deadline");
+        settled.is_some()
+    })
+    .await;
+    assert!(settled, "the deadline is settled");
     assert_placed(
         &app.place_order(
             "blocked",
