@@ -10,6 +10,8 @@
 
 pub mod bulk;
 mod error;
+mod flood;
+mod raw;
 pub mod run;
 mod streams;
 
@@ -21,6 +23,9 @@ pub enum BenchTask {
     Run(run::RunArgs),
     #[command(flatten)]
     Bulk(bulk::BulkTask),
+    /// Open many connections at once and hold them: does the server stay
+    /// alive and answering?
+    Flood(flood::FloodArgs),
     /// Delete the JetStream streams a benchmark made.
     DropStreams(streams::DropStreamsArgs),
 }
@@ -30,6 +35,7 @@ pub async fn execute(task: BenchTask) -> Result<(), BenchError> {
     match task {
         BenchTask::Run(args) => run::execute(args).await,
         BenchTask::Bulk(task) => bulk::execute(task).await,
+        BenchTask::Flood(args) => flood::execute(args).await,
         BenchTask::DropStreams(args) => streams::drop_streams(args).await,
     }
 }

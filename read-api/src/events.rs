@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -29,16 +30,16 @@ use ledger_http::extract::ApiQuery;
 use ledger_http::{ApiError, Principal, Role};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::live::{LiveEvent, Take};
 use crate::{freshness, page, ReadState};
 
 /// Who may read the log.
 pub const READERS: &[Role] = &[Role::Analyst, Role::Auditor, Role::Admin];
-/// How often a live stream looks for a new horizon when idle.
-const TAIL_INTERVAL: Duration = Duration::from_millis(150);
 /// Rows a live stream reads at a time.
 const TAIL_PAGE: i64 = 500;
 /// Comment lines that keep an idle stream (and its proxies) open.
@@ -231,7 +232,9 @@ pub async fn stream(
     });
     // Held for as long as the feed is open (429 beyond the caps).
     let permit = app.feeds.open(&principal.subject)?;
+    let grown = app.live.subscribe(&app.pool, &app.stream, &app.closing);
     let tail = Tail {
+        grown,
         _permit: permit,
         closing: app.closing.clone(),
         expires,
@@ -247,7 +250,7 @@ pub async fn stream(
     let events = futures::stream::unfold(Some(tail), |tail| async move {
         let mut tail = tail?;
         match tail.next().await? {
-            Next::Event(view) => Some((Ok(message(&view)), Some(tail))),
+            Next::Event(event) => Some((Ok(message(&event)), Some(tail))),
             // The last message: the stream ends after it.
             Next::Expired(at) => Some((Ok(expired(at)), None)),
         }
@@ -255,12 +258,11 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
-fn message(view: &EventView) -> Event {
-    let data = serde_json::to_string(view).unwrap_or_else(|_| "{}".to_owned());
+fn message(event: &LiveEvent) -> Event {
     Event::default()
-        .id(view.position.to_string())
-        .event(&view.event_type)
-        .data(data)
+        .id(event.view.position.to_string())
+        .event(&event.view.event_type)
+        .data(&event.data)
 }
 
 /// The message that ends a feed whose token expired.
@@ -274,12 +276,14 @@ fn expired(at: DateTime<Utc>) -> Event {
 
 /// What a live reader hands on.
 enum Next {
-    Event(Box<EventView>),
+    Event(Arc<LiveEvent>),
     /// The token expired (at this time): nothing more is sent.
     Expired(DateTime<Utc>),
 }
 
-/// A live reader of the log: at most one page in memory.
+/// A live reader of the log: it takes new events from the process's
+/// shared window ([`crate::live`]) and reads the database only for what
+/// is below it; at most one page in memory.
 struct Tail {
     /// The feed's place under the caps, given back when it ends.
     _permit: crate::feeds::FeedPermit,
@@ -287,10 +291,12 @@ struct Tail {
     closing: CancellationToken,
     /// When the token expires, and the instant that is on tokio's clock.
     expires: Option<(DateTime<Utc>, Instant)>,
+    /// Changes whenever the shared window grows.
+    grown: watch::Receiver<i64>,
     /// Every event at or below it was read (into `buffer` or sent).
     scanned: i64,
     filter: Filter,
-    buffer: VecDeque<EventView>,
+    buffer: VecDeque<Arc<LiveEvent>>,
 }
 
 impl Tail {
@@ -304,19 +310,32 @@ impl Tail {
                     return Some(Next::Expired(at));
                 }
             }
-            if let Some(view) = self.buffer.pop_front() {
-                return Some(Next::Event(Box::new(view)));
+            if let Some(event) = self.buffer.pop_front() {
+                return Some(Next::Event(event));
             }
             if self.closing.is_cancelled() {
                 return None;
             }
-            let pause = match self.fill().await {
-                Ok(true) => continue,
-                Ok(false) => TAIL_INTERVAL,
-                Err(err) => {
-                    tracing::warn!(error = %err, "event stream: reading the log failed");
-                    Duration::from_secs(1)
+            // Seen now: a growth after this wakes the wait below.
+            self.grown.borrow_and_update();
+            let pause = match self
+                .app
+                .live
+                .take(self.scanned, &self.filter, TAIL_PAGE as usize)
+            {
+                Take::Events(events, reached) => {
+                    self.scanned = reached;
+                    self.buffer.extend(events);
+                    continue;
                 }
+                Take::Behind(upto) => match self.fill(upto).await {
+                    Ok(()) => continue,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "event stream: reading the log failed");
+                        Some(Duration::from_secs(1))
+                    }
+                },
+                Take::Wait => None,
             };
             let expiry = async {
                 match self.expires {
@@ -324,35 +343,33 @@ impl Tail {
                     None => std::future::pending().await,
                 }
             };
+            let pause = async {
+                match pause {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = self.grown.changed() => {}
+                _ = pause => {}
                 _ = expiry => {}
                 _ = self.closing.cancelled() => {}
             }
         }
     }
 
-    /// Reads the next page below the horizon; false when there is none.
-    async fn fill(&mut self) -> Result<bool, sqlx::Error> {
-        let horizon = horizon(&self.app).await?;
-        if horizon <= self.scanned {
-            return Ok(false);
-        }
-        let rows = read(
-            &self.app.pool,
-            self.scanned,
-            horizon,
-            &self.filter,
-            TAIL_PAGE,
-        )
-        .await?;
-        // A short page means nothing else passes the filter up to the horizon.
+    /// Reads the next page below `upto` (the shared window's start) from
+    /// the database.
+    async fn fill(&mut self, upto: i64) -> Result<(), sqlx::Error> {
+        let rows = read(&self.app.pool, self.scanned, upto, &self.filter, TAIL_PAGE).await?;
+        // A short page means nothing else passes the filter up to `upto`.
         self.scanned = if (rows.len() as i64) < TAIL_PAGE {
-            horizon
+            upto
         } else {
-            rows.last().map_or(horizon, |e| e.position)
+            rows.last().map_or(upto, |e| e.position)
         };
-        self.buffer.extend(rows);
-        Ok(true)
+        self.buffer
+            .extend(rows.into_iter().map(|view| Arc::new(LiveEvent::new(view))));
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! - `analytics`: summary and revenue buckets (analytics read model);
 //! - `events`: the log by position, a page at a time or live (SSE);
 //! - `feeds`: the caps on open live feeds;
+//! - `live`: the newest events, read once per process for every live feed;
 //! - `aggregates`: one aggregate's events, and its state at a point;
 //! - `freshness`: `Ledger-Min-Position` waiting and the `Ledger-Position`
 //!   header;
@@ -22,6 +23,7 @@ pub mod feeds;
 pub mod freshness;
 pub mod health;
 pub mod listings;
+pub mod live;
 pub mod money;
 pub mod orders;
 pub mod page;
@@ -50,6 +52,8 @@ pub struct ReadApp {
     pub clock: Arc<dyn ledger_clock::Clock>,
     /// The live feeds open now, capped per principal and overall.
     pub feeds: feeds::Feeds,
+    /// The newest events, read once for every live feed of the log.
+    pub live: live::LiveLog,
     /// The seals' public key; without it `GET /v1/audit/verify` checks
     /// hashes and seal digests but not seal signatures.
     pub audit_public_key: Option<ed25519_dalek::VerifyingKey>,

@@ -12,6 +12,7 @@
 
 mod check;
 mod client;
+mod feeds;
 mod probe;
 mod report;
 mod scenarios;
@@ -29,6 +30,8 @@ use uuid::Uuid;
 use crate::BenchError;
 pub use check::CheckReport;
 use client::Api;
+pub use feeds::FeedsReport;
+pub use probe::RssSampler;
 pub use report::{CommandsReport, DeepListingReport, HotListingReport, LagReport, Report};
 pub use stats::{OpReport, Percentiles};
 
@@ -106,6 +109,14 @@ pub struct RunArgs {
     /// Sample this process's VmRSS every 200 ms and report the peak.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Live feeds (`GET /v1/events/stream`) to hold open during the run,
+    /// each on a connection of its own, counting the events they receive.
+    #[arg(long, default_value_t = 0)]
+    pub feeds: usize,
+    /// Feeds per analyst token subject (the server caps feeds per subject:
+    /// `LEDGER_MAX_FEEDS_PER_PRINCIPAL`).
+    #[arg(long, default_value_t = 10)]
+    pub feeds_per_subject: usize,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -127,6 +138,8 @@ pub struct RunConfig {
     pub existing: bool,
     pub bookings: usize,
     pub server_pid: Option<u32>,
+    pub feeds: usize,
+    pub feeds_per_subject: usize,
     /// Progress bars on stderr.
     pub progress: bool,
 }
@@ -147,6 +160,8 @@ impl RunConfig {
             existing: false,
             bookings: 10_000,
             server_pid: None,
+            feeds: 0,
+            feeds_per_subject: 10,
             progress: true,
         }
     }
@@ -190,6 +205,8 @@ impl From<RunArgs> for RunConfig {
             existing: a.existing,
             bookings: a.bookings,
             server_pid: a.server_pid,
+            feeds: a.feeds,
+            feeds_per_subject: a.feeds_per_subject,
             progress: true,
         }
     }
@@ -312,6 +329,24 @@ pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
         ));
     }
 
+    // Held from the head on, so that they receive what the load writes.
+    let held_feeds = if config.feeds > 0 {
+        let from = probe::head(&api, &admin).await.unwrap_or(prepared.position);
+        Some(
+            feeds::open(
+                &api,
+                &config.url,
+                config.feeds,
+                config.feeds_per_subject,
+                from,
+                config.progress,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     let started = Instant::now();
     let measure_from = started + config.warmup;
     let deadline = measure_from + config.duration;
@@ -345,6 +380,10 @@ pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
     let lag = tokio::spawn(probe::lag_probe(shared.clone()));
     let recorder = scenarios::drive(shared.clone(), &prepared).await?;
     let head_end = probe::head(&api, &admin).await;
+    let feeds = match held_feeds {
+        Some(held) => Some(held.finish().await),
+        None => None,
+    };
     let window = config.duration;
     let lag = lag
         .await
@@ -411,6 +450,22 @@ pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
             "{unconfirmed} payments of the exact total answered 200 without the order being confirmed"
         ));
     }
+    if let Some(feeds) = &feeds {
+        let refused: u64 = feeds.refused.values().sum();
+        if refused > 0 {
+            notes.push(format!(
+                "{refused} of {} live feeds were refused ({:?}): raise LEDGER_MAX_FEEDS, \
+                 LEDGER_MAX_CONNECTIONS or the open-file limit",
+                feeds.requested, feeds.refused
+            ));
+        }
+        if feeds.open_at_end < feeds.opened {
+            notes.push(format!(
+                "{} live feeds ended before the load did",
+                feeds.opened - feeds.open_at_end
+            ));
+        }
+    }
     if lag.timeouts > 0 {
         notes.push(format!(
             "{} projection-lag probes gave up after {:?}",
@@ -466,6 +521,7 @@ pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
         commands,
         projection_lag: lag,
         peak_rss_bytes,
+        feeds,
         rate_limited,
         hot_listing,
         deep_listing,

@@ -27,6 +27,8 @@ pub struct Report {
     pub projection_lag: LagReport,
     /// Peak VmRSS of `--server-pid` during the run.
     pub peak_rss_bytes: Option<u64>,
+    /// The live feeds held open during the run (`--feeds`).
+    pub feeds: Option<super::FeedsReport>,
     /// Requests answered 429.
     pub rate_limited: u64,
     pub hot_listing: Option<HotListingReport>,
@@ -158,6 +160,18 @@ impl Report {
                 out,
                 "server peak RSS: {:.1} MiB",
                 rss as f64 / (1024.0 * 1024.0)
+            );
+        }
+        if let Some(feeds) = &self.feeds {
+            let _ = writeln!(
+                out,
+                "live feeds: {} of {} open, {} still open at the end; {} events received ({} to {} per feed)",
+                feeds.opened,
+                feeds.requested,
+                feeds.open_at_end,
+                feeds.events_received,
+                feeds.min_events_per_feed,
+                feeds.max_events_per_feed
             );
         }
         if let Some(hot) = &self.hot_listing {

@@ -224,3 +224,93 @@ async fn open_feeds_are_capped_per_principal_and_overall() {
         "no place came free after a feed ended"
     );
 }
+
+/// Every position in `(from, upto]` that `GET /v1/events` shows, in order.
+async fn logged_positions(app: &TestApp, from: i64, upto: i64) -> Vec<i64> {
+    let mut positions = Vec::new();
+    let mut after = from;
+    while after < upto {
+        let page: Value = app
+            .client
+            .get(format!(
+                "{}/v1/events?after={after}&limit=500",
+                app.base_url
+            ))
+            .bearer_auth(app.analyst())
+            .send()
+            .await
+            .expect("the ledger answers")
+            .json()
+            .await
+            .expect("a page of events");
+        let events = page["events"].as_array().expect("events");
+        if events.is_empty() {
+            break;
+        }
+        for event in events {
+            let position = event["position"].as_i64().expect("a position");
+            if position <= upto {
+                positions.push(position);
+            }
+        }
+        after = page["next_after"].as_i64().expect("next_after");
+    }
+    positions
+}
+
+/// Reads a feed until it has delivered `upto`; the ids delivered.
+async fn ids_through(feed: &mut Feed, upto: i64) -> Vec<i64> {
+    let mut ids = Vec::new();
+    while ids.last().is_none_or(|id| *id < upto) {
+        match feed.next(Duration::from_secs(20)).await {
+            Read::Message(m) => ids.push(m.id.expect("an event has an id")),
+            other => panic!("no event up to {upto}: {other:?} after {ids:?}"),
+        }
+    }
+    ids
+}
+
+/// The feeds of a process share one reader of the log's head (the window
+/// of `read_api::live`): feeds opened at the head, feeds resuming from
+/// before the window (read from the database, then joining it) and feeds
+/// opened while events are being written all deliver exactly the log, in
+/// order, without a gap or a repeat.
+#[tokio::test]
+async fn many_feeds_share_one_reader_and_each_delivers_the_whole_log_in_order() {
+    let app = TestApp::spawn_server(|config| {
+        config.feeds.per_principal = 100;
+        config.feeds.overall = 200;
+    })
+    .await;
+    for i in 0..5 {
+        app.register_vendor(&format!("Early {i}")).await;
+    }
+    let early = relay_caught_up(&app).await;
+    let token = app.analyst();
+
+    // The first feed starts the shared reader at the horizon; one from 0
+    // reads what is below it from the database.
+    let mut at_head: Vec<Feed> = Vec::new();
+    for _ in 0..40 {
+        at_head.push(Feed::open(&app, &token, early).await);
+    }
+    let mut from_start = vec![Feed::open(&app, &token, 0).await];
+
+    // Opened while the log grows, from before everything.
+    for i in 0..10 {
+        app.register_vendor(&format!("During {i}")).await;
+        app.register_vendor(&format!("During {i} again")).await;
+        from_start.push(Feed::open(&app, &token, 0).await);
+    }
+    let last = relay_caught_up(&app).await;
+
+    let whole = logged_positions(&app, 0, last).await;
+    assert!(whole.len() >= 25, "the log: {whole:?}");
+    let tail: Vec<i64> = whole.iter().copied().filter(|p| *p > early).collect();
+    for feed in &mut at_head {
+        assert_eq!(ids_through(feed, last).await, tail);
+    }
+    for feed in &mut from_start {
+        assert_eq!(ids_through(feed, last).await, whole);
+    }
+}
