@@ -3,7 +3,7 @@
 # on one machine, so that each is reported next to the pgbench baseline
 # measured in the same run.
 #
-#   bench/suite.sh [--quick] [--no-build] [--parts baseline,http,bulk,big] [--out DIR]
+#   bench/suite.sh [--quick] [--no-build] [--parts baseline,http,connections,bulk,big] [--out DIR]
 #
 # Parts (each writes its raw output to the run's directory, by default
 # bench/results/<UTC time>/):
@@ -12,6 +12,11 @@
 #             by `ledger-bench run`: place-order, hot-listing, deep-listing
 #             (10,000 bookings), mixed (with the server's peak RSS),
 #             place-order paced at half its maximum (projection lag), reads;
+#   connections  `ledger serve` holding 10,000 live feeds (1,000 analysts,
+#             10 each; all but 100 follow one aggregate type) under the mixed
+#             load, with its RSS; then a client opening 50,000 connections
+#             at once against the default caps (`ledger-bench flood`: the
+#             server must stay alive and answering);
 #   bulk      a ~1,000,000-event seed, every read model rebuilt from it, the
 #             relay draining it, then commit -> published at a steady rate;
 #   big       `ledger serve` on `ledger_bench_big` (1,000 vendors, 100,000
@@ -25,7 +30,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 quick=false
 build=true
-parts=baseline,http,bulk,big
+parts=baseline,http,connections,bulk,big
 run="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -33,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) build=false ;;
     --parts) parts=$2; shift ;;
     --out) run=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--no-build] [--parts baseline,http,bulk,big] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--no-build] [--parts baseline,http,connections,bulk,big] [--out DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -151,6 +156,26 @@ half=$(python3 -c "import json;print(round(json.load(open('$run/place_order.json
 bench place_order_half --scenario place-order --concurrency 32 --duration "${seconds}s" --rate "$half"
 bench reads --scenario reads --concurrency 32 --duration "${seconds}s" --server-pid "$server_pid"
 stop_server
+fi
+
+if part connections; then
+  port=18482
+  fresh_db ledger_bench_connections
+  # Room for 10,000 feeds and the load's own connections.
+  LEDGER_MAX_FEEDS=10000 LEDGER_MAX_FEEDS_PER_PRINCIPAL=10 LEDGER_MAX_CONNECTIONS=11000 \
+    start_server ledger_bench_connections "$port"
+  bench feeds_10k --scenario mixed --concurrency 32 --duration "${seconds}s" \
+    --feeds 10000 --feeds-per-subject 10 --feeds-query aggregate_type=Vendor --feeds-whole 100 \
+    --server-pid "$server_pid"
+  stop_server
+  # The default caps (10,000 connections); the flood needs more open files
+  # than the default 20,000 of this shell.
+  start_server ledger_bench_connections "$port"
+  echo "suite: flood" >&2
+  (ulimit -n 120000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+   "$bench" flood --url "http://127.0.0.1:$port" --connections 50000 --hold "${seconds}s" \
+     --server-pid "$server_pid" --json "$run/flood.json") | tee "$run/flood.txt"
+  stop_server
 fi
 
 if part bulk; then

@@ -144,8 +144,32 @@ if rss:
     peak, during = max(rss)
     row("`ledger serve` resident memory ≤ 200 MB under load", f"{peak / 2**20:.0f} MiB (peak, during {during})", peak <= 200 * 2**20)
 
+feeds = load("feeds_10k")
+if feeds and feeds.get("feeds"):
+    held = feeds["feeds"]
+    peak = feeds.get("peak_rss_bytes") or 0
+    ok = held["open_at_end"] >= 10000 and 0 < peak <= 200 * 2**20
+    row(
+        "RSS ≤ 200 MB with 10,000 open live feeds under the mixed load",
+        f"{peak / 2**20:.0f} MiB; {held['open_at_end']:,} of {held['requested']:,} feeds open to the end, "
+        f"{held['events_received']:,} events delivered; {feeds['commands']['per_second']:,.0f} commands/s",
+        ok,
+    )
+
+flood = load("flood")
+if flood:
+    ok = flood["server_alive"] is not False and flood["answered_after"] and flood["steady_failed"] == 0
+    row(
+        "a client opening 50,000 connections: the server stays alive and answering",
+        f"{flood['connected']:,} connections made; {flood['answered_503']:,} answered 503, "
+        f"{flood['closed_by_server']:,} closed at the header-read timeout; established clients "
+        f"{flood['steady_ok']:,} ok / {flood['steady_failed']} failed (p99 {ms(flood['steady_p99_us']):.1f} ms); "
+        f"peak RSS {(flood.get('peak_rss_bytes') or 0) / 2**20:.0f} MiB",
+        ok,
+    )
+
 mixed = load("mixed")
-checks = [(n, r["check"]["passed"]) for n in ("place_order", "hot_listing", "deep_listing", "mixed", "place_order_half") if (r := load(n))]
+checks = [(n, r["check"]["passed"]) for n in ("place_order", "hot_listing", "deep_listing", "mixed", "place_order_half", "feeds_10k") if (r := load(n))]
 
 print(f"# bench/suite.sh run {run.name}\n")
 print("```")

@@ -64,6 +64,36 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Descriptors kept out of the connection cap: the database pool, NATS,
+/// files, and the connections being refused past the cap.
+const RESERVED_FILES: u64 = 1_024;
+
+/// Raises the process's open-file limit to its hard limit and returns the
+/// soft limit in force (`None` when it cannot be read). A server that
+/// runs out of descriptors fails everything (new database connections
+/// too), so the connection cap is kept below the limit.
+pub fn raise_open_files_limit() -> Option<u64> {
+    if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %err, "could not raise the open-file limit");
+    }
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+/// The connections the server will hold at once: the configured cap, or
+/// fewer when the open-file limit would run out first.
+pub fn effective_cap(configured: usize, open_files: Option<u64>) -> usize {
+    let configured = configured.clamp(1, Semaphore::MAX_PERMITS);
+    match open_files {
+        Some(limit) => {
+            let room = usize::try_from(limit.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+            configured.min(room.max(1))
+        }
+        None => configured,
+    }
+}
+
 /// Serves `router` on `listener` until `draining` is cancelled, then
 /// drains the open connections and returns.
 pub async fn serve(
@@ -72,7 +102,17 @@ pub async fn serve(
     limits: ConnectionLimits,
     draining: CancellationToken,
 ) -> std::io::Result<()> {
-    let cap = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let open_files = raise_open_files_limit();
+    let cap = effective_cap(limits.max_connections, open_files);
+    if cap < limits.max_connections {
+        tracing::warn!(
+            configured = limits.max_connections,
+            open_files_limit = open_files,
+            cap,
+            "LEDGER_MAX_CONNECTIONS is more than the open-file limit allows; \
+             holding at most `cap` connections (raise `ulimit -n` for more)"
+        );
+    }
     let open = Arc::new(Semaphore::new(cap));
     // HTTP/1.1, as `axum::serve` spoke with axum's default features.
     // Hyper's header-read timer is off: `Connection::run` times the head.
@@ -340,5 +380,23 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_stays_below_the_open_file_limit() {
+        assert_eq!(effective_cap(10_000, Some(1_048_576)), 10_000);
+        assert_eq!(
+            effective_cap(10_000, Some(4_096)),
+            4_096 - RESERVED_FILES as usize
+        );
+        // A limit smaller than the reserve still lets one connection in.
+        assert_eq!(effective_cap(10_000, Some(512)), 1);
+        assert_eq!(effective_cap(10_000, None), 10_000);
+        assert_eq!(effective_cap(0, Some(1_048_576)), 1);
     }
 }

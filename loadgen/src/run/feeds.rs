@@ -59,17 +59,32 @@ struct FeedOutcome {
     events: u64,
 }
 
-/// Opens `count` feeds from `after`, `per_subject` to each analyst token
-/// subject (the server caps feeds per subject), and returns once every one
-/// is answered.
+/// Which feeds to open.
+pub struct FeedsPlan {
+    pub count: usize,
+    /// Feeds per analyst token subject (the server caps feeds per subject).
+    pub per_subject: usize,
+    /// The filter's query string (`aggregate_type=Vendor`), if any.
+    pub query: Option<String>,
+    /// Feeds that follow the whole log whatever `query` says.
+    pub whole: usize,
+}
+
+/// Opens the planned feeds from `after` and returns once every one is
+/// answered.
 pub async fn open(
     api: &Api,
     url: &str,
-    count: usize,
-    per_subject: usize,
+    plan: FeedsPlan,
     after: i64,
     progress: bool,
 ) -> Result<HeldFeeds, BenchError> {
+    let FeedsPlan {
+        count,
+        per_subject,
+        query,
+        whole,
+    } = plan;
     let target = Target::of(url)?;
     let subjects = count.div_ceil(per_subject.max(1)).max(1);
     let tokens = (0..subjects)
@@ -84,7 +99,9 @@ pub async fn open(
         opened: Arc::default(),
     };
     if progress {
-        eprintln!("opening {count} live feeds ({subjects} subjects)");
+        eprintln!(
+            "opening {count} live feeds ({subjects} subjects, filter {query:?} but for {whole})"
+        );
     }
     let answered = Arc::new(AtomicU64::new(0));
     let streams: Vec<_> = stream::iter(0..count)
@@ -93,8 +110,12 @@ pub async fn open(
             let token = tokens[i % subjects].clone();
             let refused = held.refused.clone();
             let answered = answered.clone();
+            let filter = match &query {
+                Some(query) if i >= whole => format!("&{query}"),
+                _ => String::new(),
+            };
             async move {
-                let opened = subscribe(&target, i, &token, after).await;
+                let opened = subscribe(&target, i, &token, after, &filter).await;
                 answered.fetch_add(1, Ordering::Relaxed);
                 match opened {
                     Ok(stream) => Some(stream),
@@ -157,13 +178,14 @@ async fn subscribe(
     index: usize,
     token: &str,
     after: i64,
+    filter: &str,
 ) -> Result<TcpStream, String> {
     let mut stream = target
         .connect(index)
         .await
         .map_err(|_| "transport".to_owned())?;
     let request = format!(
-        "GET /v1/events/stream?after={after} HTTP/1.1\r\nHost: {}\r\n\
+        "GET /v1/events/stream?after={after}{filter} HTTP/1.1\r\nHost: {}\r\n\
          Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
         target.host
     );

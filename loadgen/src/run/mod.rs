@@ -117,6 +117,13 @@ pub struct RunArgs {
     /// `LEDGER_MAX_FEEDS_PER_PRINCIPAL`).
     #[arg(long, default_value_t = 10)]
     pub feeds_per_subject: usize,
+    /// A filter the feeds ask for (`aggregate_type=Vendor`, …); unset: the
+    /// whole log.
+    #[arg(long)]
+    pub feeds_query: Option<String>,
+    /// Of the feeds, how many follow the whole log despite `--feeds-query`.
+    #[arg(long, default_value_t = 0)]
+    pub feeds_whole: usize,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -140,6 +147,8 @@ pub struct RunConfig {
     pub server_pid: Option<u32>,
     pub feeds: usize,
     pub feeds_per_subject: usize,
+    pub feeds_query: Option<String>,
+    pub feeds_whole: usize,
     /// Progress bars on stderr.
     pub progress: bool,
 }
@@ -162,6 +171,8 @@ impl RunConfig {
             server_pid: None,
             feeds: 0,
             feeds_per_subject: 10,
+            feeds_query: None,
+            feeds_whole: 0,
             progress: true,
         }
     }
@@ -207,6 +218,8 @@ impl From<RunArgs> for RunConfig {
             server_pid: a.server_pid,
             feeds: a.feeds,
             feeds_per_subject: a.feeds_per_subject,
+            feeds_query: a.feeds_query,
+            feeds_whole: a.feeds_whole,
             progress: true,
         }
     }
@@ -336,8 +349,12 @@ pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
             feeds::open(
                 &api,
                 &config.url,
-                config.feeds,
-                config.feeds_per_subject,
+                feeds::FeedsPlan {
+                    count: config.feeds,
+                    per_subject: config.feeds_per_subject,
+                    query: config.feeds_query.clone(),
+                    whole: config.feeds_whole,
+                },
                 from,
                 config.progress,
             )
