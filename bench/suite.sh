@@ -74,7 +74,7 @@ scratch=()
 
 cleanup() {
   [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  "$bench" drop-streams BENCH_ledger_bench_http BENCH_DRAIN >/dev/null 2>&1 || true
+  "$bench" drop-streams BENCH_ledger_bench_http BENCH_ledger_bench_connections BENCH_DRAIN >/dev/null 2>&1 || true
   for db in "${scratch[@]}"; do
     psql "$admin_url" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
@@ -161,6 +161,8 @@ fi
 if part connections; then
   port=18482
   fresh_db ledger_bench_connections
+  # A stream left by an earlier run would not match the fresh database.
+  "$bench" drop-streams BENCH_ledger_bench_connections >/dev/null 2>&1 || true
   # Room for 10,000 feeds and the load's own connections.
   LEDGER_MAX_FEEDS=10000 LEDGER_MAX_FEEDS_PER_PRINCIPAL=10 LEDGER_MAX_CONNECTIONS=11000 \
     start_server ledger_bench_connections "$port"

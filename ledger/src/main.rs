@@ -127,6 +127,9 @@ struct TokenArgs {
 
 /// The service allocates and frees many small buffers per request (JSON,
 /// SQL rows, HTTP); glibc's malloc took a quarter of its CPU time under load.
+/// Built without transparent huge pages (`no_thp`): with them each
+/// connection's few KiB of buffers grew the resident set by whole 2 MiB
+/// pages (10,000 open connections: 24 KiB each instead of 12 KiB).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

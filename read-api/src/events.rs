@@ -260,8 +260,8 @@ pub async fn stream(
 
 fn message(event: &LiveEvent) -> Event {
     Event::default()
-        .id(event.view.position.to_string())
-        .event(&event.view.event_type)
+        .id(event.position.to_string())
+        .event(&event.event_type)
         .data(&event.data)
 }
 

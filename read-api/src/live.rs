@@ -27,24 +27,42 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{self, EventView, Filter};
 
 /// Events kept in memory for the feeds.
-const WINDOW: usize = 8_192;
+const WINDOW: usize = 4_096;
 /// How often the watcher looks for a new horizon.
 const WATCH_INTERVAL: Duration = Duration::from_millis(150);
 /// Events the watcher reads at a time.
 const WATCH_PAGE: i64 = 1_000;
 
-/// One event as a feed sends it: the view, and its `data:` text, made once
-/// for every feed.
+/// One event as a feed sends it: what feeds filter on, and its `data:`
+/// text (the event as `GET /v1/events` shows it), made once for every
+/// feed. The parsed payload is not kept: as a JSON tree it is several times
+/// the size of its text.
 #[derive(Debug)]
 pub struct LiveEvent {
-    pub view: EventView,
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub event_type: String,
     pub data: String,
 }
 
 impl LiveEvent {
     pub fn new(view: EventView) -> Self {
         let data = serde_json::to_string(&view).unwrap_or_else(|_| "{}".to_owned());
-        Self { view, data }
+        let EventView {
+            position,
+            aggregate_type,
+            aggregate_id,
+            event_type,
+            ..
+        } = view;
+        Self {
+            position,
+            aggregate_type,
+            aggregate_id,
+            event_type,
+            data,
+        }
     }
 }
 
@@ -133,14 +151,14 @@ impl Window {
         // Positions are increasing: skip to the first event after `scanned`.
         let first = self
             .events
-            .partition_point(|event| event.view.position <= scanned);
+            .partition_point(|event| event.position <= scanned);
         let mut taken: Vec<Arc<LiveEvent>> = Vec::new();
         for event in self.events.range(first..) {
             if taken.len() == limit {
-                let reached = taken.last().map_or(scanned, |e| e.view.position);
+                let reached = taken.last().map_or(scanned, |e| e.position);
                 return Take::Events(taken, reached);
             }
-            if passes(&event.view, filter) {
+            if passes(event, filter) {
                 taken.push(event.clone());
             }
         }
@@ -157,7 +175,7 @@ impl Window {
             .extend(rows.into_iter().map(|view| Arc::new(LiveEvent::new(view))));
         while self.events.len() > capacity {
             if let Some(dropped) = self.events.pop_front() {
-                start = dropped.view.position;
+                start = dropped.position;
             }
         }
         self.bounds = Some((start, reached));
@@ -166,7 +184,7 @@ impl Window {
 
 /// Whether an event passes a feed's filter (the same fields the database
 /// read filters on).
-fn passes(view: &EventView, filter: &Filter) -> bool {
+fn passes(view: &LiveEvent, filter: &Filter) -> bool {
     filter
         .aggregate_type
         .as_ref()
@@ -271,7 +289,7 @@ mod tests {
     fn positions(take: Take) -> (Vec<i64>, i64) {
         match take {
             Take::Events(events, reached) => {
-                (events.iter().map(|e| e.view.position).collect(), reached)
+                (events.iter().map(|e| e.position).collect(), reached)
             }
             Take::Wait => panic!("expected events, the feed was told to wait"),
             Take::Behind(upto) => panic!("expected events, the feed is behind {upto}"),
