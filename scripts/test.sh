@@ -2,7 +2,8 @@
 # THE test command (README and .ci/run call exactly this).
 # Ensures PostgreSQL + NATS JetStream (scripts/services.sh), then runs
 # rustfmt check, clippy (-D warnings), the whole workspace test suite and
-# the schema fuzz run against the OpenAPI document (scripts/fuzz.sh).
+# the OpenAPI checks and schema fuzz run (scripts/fuzz.sh: spec validator,
+# generated client, schemathesis).
 # Extra arguments are passed to `cargo test` (e.g. `-p domain`, `--release`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

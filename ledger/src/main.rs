@@ -49,6 +49,11 @@ enum Task {
     /// Verify that the log was never altered; make signing keys.
     #[command(subcommand)]
     Audit(AuditTask),
+    /// Print the OpenAPI document (what `GET /openapi.json` serves).
+    Openapi,
+    /// Sign a payment webhook body as the provider would (trying by hand).
+    #[command(subcommand)]
+    Webhook(ledger::commands::webhook::WebhookTask),
 }
 
 #[derive(Subcommand)]
@@ -187,6 +192,10 @@ async fn main() -> ExitCode {
             stream,
         }) => rebuild(database, names, all, stream).await,
         Task::Stream(task) => ledger::commands::stream::execute(task).await,
+        Task::Openapi => serde_json::to_string_pretty(&ledger::openapi::document())
+            .map(|doc| println!("{doc}"))
+            .map_err(|e| LedgerError::Io(e.into())),
+        Task::Webhook(task) => ledger::commands::webhook::execute(task),
         Task::Audit(AuditTask::Verify {
             database,
             from,

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod projections;
 pub mod stream;
+pub mod webhook;
 
 use std::time::Duration;
 
