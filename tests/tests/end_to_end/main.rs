@@ -32,3 +32,4 @@ mod shutdown;
 mod stream_history;
 mod strict_input;
 mod upcasting;
+mod walkthrough;
