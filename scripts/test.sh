@@ -8,8 +8,16 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The services, the build's tools and promtool (alert-rule checks).
+export LEDGER_TEST_TOOLS=1
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
+if command -v promtool >/dev/null 2>&1; then
+  # Installed: the checks that need it must run, not skip.
+  export LEDGER_TEST_REQUIRE_TOOLS=1
+else
+  echo "==> WARNING: promtool is not installed; the alert-rule checks will be skipped" >&2
+fi
 
 failed=()
 step() { # name command...

@@ -5,6 +5,7 @@ pub mod commands;
 pub mod connections;
 pub mod dependencies;
 pub mod limits;
+pub mod metrics_catalog;
 pub mod observability;
 pub mod openapi;
 pub mod process;

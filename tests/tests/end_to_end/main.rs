@@ -19,6 +19,7 @@ mod live_feeds;
 mod loadgen_smoke;
 mod money;
 mod nats_cluster;
+mod observability_tools;
 mod openapi;
 mod payments_and_expiry;
 mod poison_event;
