@@ -238,7 +238,12 @@ async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
     .await?;
     ledger::migrate(&pool).await?;
     let listener = if parts.command_api || parts.read_api {
-        let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
+        let listener = tokio::net::TcpListener::bind(args.http_addr)
+            .await
+            .map_err(|source| LedgerError::Listen {
+                addr: args.http_addr,
+                source,
+            })?;
         tracing::info!(addr = %listener.local_addr()?, ?parts, "ledger serving");
         Some(listener)
     } else {
@@ -277,7 +282,7 @@ async fn audit_verify(
     if report.ok {
         Ok(())
     } else {
-        Err(LedgerError::Config("the log does not verify".into()))
+        Err(LedgerError::AuditFailed("the log does not verify".into()))
     }
 }
 
@@ -307,6 +312,7 @@ async fn rebuild(
 }
 
 fn token(args: TokenArgs) -> Result<(), LedgerError> {
+    ledger::settings::check_jwt_secret(&args.jwt_secret).map_err(LedgerError::Config)?;
     if args.role == Role::Vendor && args.vendor_id.is_none() {
         return Err(LedgerError::Config(
             "a vendor token needs --vendor-id".into(),

@@ -119,6 +119,15 @@ pub struct ServeArgs {
     pub shutdown_timeout: Duration,
 }
 
+/// The rule `serve` applies to the token secret; `ledger token` applies it
+/// too, so that it never signs tokens with a secret no server would take.
+pub fn check_jwt_secret(secret: &str) -> Result<(), String> {
+    if secret.len() < 8 {
+        return Err("LEDGER_JWT_SECRET must be set, at least 8 characters".into());
+    }
+    Ok(())
+}
+
 impl ServeArgs {
     /// Checks what clap cannot: rates in range, a currency code, the
     /// secrets the chosen parts need.
@@ -133,8 +142,8 @@ impl ServeArgs {
             return Err("LEDGER_CURRENCY must be a three-letter code".into());
         }
         let serves_http = parts.command_api || parts.read_api;
-        if serves_http && self.jwt_secret.as_deref().unwrap_or_default().len() < 8 {
-            return Err("LEDGER_JWT_SECRET must be set, at least 8 characters".into());
+        if serves_http {
+            check_jwt_secret(self.jwt_secret.as_deref().unwrap_or_default())?;
         }
         if parts.command_api
             && self

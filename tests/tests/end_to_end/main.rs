@@ -7,6 +7,7 @@ mod attack_run;
 mod audit;
 mod authorization;
 mod authorization_matrix;
+mod cli_messages;
 mod command_routes;
 mod concurrency;
 mod connections;
