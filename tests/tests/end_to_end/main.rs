@@ -25,6 +25,7 @@ mod openapi;
 mod payments_and_expiry;
 mod poison_event;
 mod policies;
+mod progress_in_a_terminal;
 mod projector_runner;
 mod read_api;
 mod rebuild_and_export;
