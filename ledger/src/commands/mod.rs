@@ -63,7 +63,7 @@ mod tests {
 
     #[test]
     fn rates_are_whole_events_with_thousands_separated() {
-        assert_eq!(events_per_second(11_992.5861), "11,993 events/s");
+        assert_eq!(events_per_second(11_992.586_1), "11,993 events/s");
         assert_eq!(events_per_second(0.4), "0 events/s");
         assert_eq!(events_per_second(f64::NAN), "— events/s");
     }
