@@ -117,6 +117,11 @@ pub struct ServeArgs {
     /// A second signal exits at once.
     #[arg(long, env = "LEDGER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Origins whose browser pages may call the API, comma-separated
+    /// (`https://shop.example.com,http://localhost:3000`), or `*`; empty:
+    /// no cross-origin calls. Preflights are answered without a token.
+    #[arg(long, env = "LEDGER_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
 }
 
 /// The rule `serve` applies to the token secret; `ledger token` applies it
@@ -166,6 +171,7 @@ impl ServeArgs {
             return Err("LEDGER_STREAM must be letters, digits, `_` or `-`".into());
         }
         self.audit_keys()?;
+        crate::cors::CorsOrigins::parse(&self.cors_origins)?;
         let rates = [self.rate_limit_per_principal, self.rate_limit_per_ip];
         if rates.iter().any(|r| r.is_nan() || *r < 0.0) {
             return Err("LEDGER_RATE_LIMIT_PER_* must be 0 (off) or positive".into());
@@ -254,6 +260,7 @@ impl ServeArgs {
             },
             consumer_retry: projectors::RetryPolicy::default(),
             shutdown_timeout: self.shutdown_timeout,
+            cors: crate::cors::CorsOrigins::parse(&self.cors_origins).unwrap_or_default(),
         }
     }
 
