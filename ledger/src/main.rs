@@ -100,6 +100,7 @@ enum ProjectionsTask {
         /// Rebuild every read model.
         #[arg(long, conflicts_with = "names")]
         all: bool,
+        /// JetStream stream whose relay position the swap reads.
         #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
         stream: String,
     },
@@ -107,6 +108,7 @@ enum ProjectionsTask {
     Status {
         #[command(flatten)]
         database: DatabaseArgs,
+        /// JetStream stream whose relay position is shown.
         #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
         stream: String,
     },
@@ -126,8 +128,37 @@ struct TokenArgs {
     /// Lifetime (`1h`, `30m`).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     ttl: Duration,
+    /// HS256 secret to sign with: the server's (at least 8 characters).
     #[arg(long, env = "LEDGER_JWT_SECRET", hide_env_values = true)]
     jwt_secret: String,
+}
+
+/// The command line, with each long-running subcommand's help showing only
+/// the flags it uses ([`ledger::settings::flags_of`]).
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    for name in ["command-api", "read-api", "relay", "project"] {
+        let Some(flags) = ledger::settings::flags_of(name) else {
+            continue;
+        };
+        command = command.mut_subcommand(name, |sub| {
+            let unused: Vec<String> = sub
+                .get_arguments()
+                .map(|a| a.get_id().as_str().to_owned())
+                .filter(|id| !flags.contains(&id.as_str()) && id != "help")
+                .collect();
+            unused
+                .iter()
+                .fold(sub, |sub, id| sub.mut_arg(id, |a| a.hide(true)))
+        });
+    }
+    command
+}
+
+fn parse() -> Cli {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 /// The service allocates and frees many small buffers per request (JSON,
@@ -137,7 +168,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let result = match cli.command {
         Task::Serve(args) => serve(args, Parts::ALL).await,
         Task::CommandApi(args) => {
@@ -230,6 +261,7 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
     ledger::telemetry::init(args.log_pretty);
     args.validate(parts).map_err(LedgerError::Config)?;
+    ledger_http::auth::set_leeway_secs(args.jwt_leeway.as_secs());
     let pool = ledger::connect_with_statement_timeout(
         &args.database.database_url,
         args.database.db_pool_size,
@@ -374,4 +406,62 @@ async fn shutdown_signal() {
         tracing::error!("second shutdown signal: exiting at once");
         std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    fn all(command: &clap::Command) -> Vec<&clap::Command> {
+        let mut found = vec![command];
+        for sub in command.get_subcommands() {
+            found.extend(all(sub));
+        }
+        found
+    }
+
+    #[test]
+    fn every_flag_of_every_subcommand_is_described() {
+        let command = super::command();
+        let mut undescribed = Vec::new();
+        for sub in all(&command) {
+            for arg in sub.get_arguments() {
+                if arg.get_id() == "help" || arg.get_id() == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undescribed.push(format!("{} --{}", sub.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(undescribed.is_empty(), "no description: {undescribed:?}");
+    }
+
+    #[test]
+    fn part_subcommands_show_only_their_flags() {
+        let command = super::command();
+        let shown = |name: &str| -> Vec<String> {
+            let sub = command
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("{name}"));
+            sub.get_arguments()
+                .filter(|a| !a.is_hide_set())
+                .map(|a| a.get_id().as_str().to_owned())
+                .collect()
+        };
+        let all_serve = shown("serve");
+        for name in ["command-api", "read-api", "relay", "project"] {
+            let flags = ledger::settings::flags_of(name).expect("a part");
+            for flag in flags {
+                assert!(
+                    all_serve.iter().any(|f| f == flag),
+                    "{name}: no flag {flag}"
+                );
+            }
+            let visible = shown(name);
+            assert!(visible.len() < all_serve.len(), "{name}: {visible:?}");
+        }
+        assert!(!shown("relay").contains(&"http_addr".to_owned()));
+        assert!(!shown("project").contains(&"jwt_secret".to_owned()));
+        assert!(!shown("read-api").contains(&"webhook_secret".to_owned()));
+        assert!(shown("command-api").contains(&"tax_rate".to_owned()));
+    }
 }

@@ -48,10 +48,16 @@ pub struct ServeArgs {
     /// The deployment's one currency.
     #[arg(long, env = "LEDGER_CURRENCY", default_value = "USD")]
     pub currency: String,
+    /// Tax rate on each line's subtotal, 0 to 1 (`0.2` = 20 %).
     #[arg(long, env = "LEDGER_TAX_RATE", default_value = "0")]
     pub tax_rate: Decimal,
+    /// The platform's fee on each vendor's subtotal, 0 to 1 (`0.10` = 10 %).
     #[arg(long, env = "LEDGER_PLATFORM_FEE_RATE", default_value = "0.10")]
     pub platform_fee_rate: Decimal,
+    /// How far a token's `exp` and `nbf` may be off the server's clock
+    /// (clocks a little apart), e.g. `5s`; `0s` for none.
+    #[arg(long, env = "LEDGER_JWT_LEEWAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
     /// How long an unpaid order holds its units (`15m`, `1h`).
     #[arg(long, env = "LEDGER_HOLD_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub hold_ttl: Duration,
@@ -131,6 +137,62 @@ pub fn check_jwt_secret(secret: &str) -> Result<(), String> {
         return Err("LEDGER_JWT_SECRET must be set, at least 8 characters".into());
     }
     Ok(())
+}
+
+/// The flags of [`ServeArgs`] each long-running subcommand uses; the help
+/// of `relay`, `project`, `read-api` and `command-api` shows only theirs
+/// (the others are still accepted, so one environment serves every part).
+pub fn flags_of(subcommand: &str) -> Option<&'static [&'static str]> {
+    const COMMON: &[&str] = &[
+        "database_url",
+        "db_pool_size",
+        "db_statement_timeout",
+        "nats_url",
+        "stream",
+        "log_pretty",
+        "shutdown_timeout",
+    ];
+    const HTTP: &[&str] = &[
+        "http_addr",
+        "jwt_secret",
+        "jwt_leeway",
+        "request_timeout",
+        "header_read_timeout",
+        "idle_timeout",
+        "max_connections",
+        "rate_limit_per_principal",
+        "rate_limit_per_principal_burst",
+        "rate_limit_per_ip",
+        "rate_limit_per_ip_burst",
+        "cors_origins",
+    ];
+    const COMMANDS: &[&str] = &[
+        "webhook_secret",
+        "currency",
+        "tax_rate",
+        "platform_fee_rate",
+        "hold_ttl",
+        "sweep_interval",
+    ];
+    const QUERIES: &[&str] = &["max_feeds_per_principal", "max_feeds", "audit_public_key"];
+    const RELAY: &[&str] = &[
+        "stream_replicas",
+        "stream_duplicate_window",
+        "audit_signing_key",
+        "audit_public_key",
+        "audit_seal_interval",
+    ];
+    static COMMAND_API: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    static READ_API: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    static RELAY_ONLY: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let joined = |parts: &[&[&'static str]]| parts.concat();
+    match subcommand {
+        "command-api" => Some(COMMAND_API.get_or_init(|| joined(&[COMMON, HTTP, COMMANDS]))),
+        "read-api" => Some(READ_API.get_or_init(|| joined(&[COMMON, HTTP, QUERIES]))),
+        "relay" => Some(RELAY_ONLY.get_or_init(|| joined(&[COMMON, RELAY]))),
+        "project" => Some(COMMON),
+        _ => None,
+    }
 }
 
 impl ServeArgs {

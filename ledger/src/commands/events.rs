@@ -23,6 +23,7 @@ pub enum Format {
 
 #[derive(Args, Clone, Debug)]
 pub struct ExportArgs {
+    /// `ndjson` (one JSON event a line) or `csv`.
     #[arg(long, value_enum, default_value = "ndjson")]
     pub format: Format,
     /// Write here instead of standard output.
@@ -40,8 +41,10 @@ pub struct ExportArgs {
     /// Only events recorded before this instant (RFC 3339).
     #[arg(long)]
     pub until: Option<DateTime<Utc>>,
+    /// Only events of this aggregate type (`Vendor`, `Listing`, `Inventory`, `Order`).
     #[arg(long)]
     pub aggregate_type: Option<String>,
+    /// Only events of this type (`OrderPlaced`, `PaymentCaptured`, …).
     #[arg(long)]
     pub event_type: Option<String>,
 }
