@@ -51,6 +51,13 @@ enum Task {
     Audit(AuditTask),
     /// Print the OpenAPI document (what `GET /openapi.json` serves).
     Openapi,
+    /// Print a shell completion script: `ledger completions bash >
+    /// /etc/bash_completion.d/ledger` (zsh: a `_ledger` file on `$fpath`;
+    /// fish: `~/.config/fish/completions/ledger.fish`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Sign a payment webhook body as the provider would (trying by hand).
     #[command(subcommand)]
     Webhook(ledger::commands::webhook::WebhookTask),
@@ -223,6 +230,10 @@ async fn main() -> ExitCode {
             stream,
         }) => rebuild(database, names, all, stream).await,
         Task::Stream(task) => ledger::commands::stream::execute(task).await,
+        Task::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "ledger", &mut std::io::stdout());
+            Ok(())
+        }
         Task::Openapi => serde_json::to_string_pretty(&ledger::openapi::document())
             .map(|doc| println!("{doc}"))
             .map_err(|e| LedgerError::Io(e.into())),
@@ -433,6 +444,22 @@ mod tests {
             }
         }
         assert!(undescribed.is_empty(), "no description: {undescribed:?}");
+    }
+
+    #[test]
+    fn completions_cover_the_subcommands_in_each_shell() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut super::command(), "ledger", &mut script);
+            let script = String::from_utf8(script).expect("UTF-8");
+            for word in ["serve", "projections", "webhook", "completions", "tax-rate"] {
+                assert!(script.contains(word), "{shell}: {word} missing");
+            }
+        }
     }
 
     #[test]
