@@ -231,8 +231,11 @@ async fn main() -> ExitCode {
         }) => rebuild(database, names, all, stream).await,
         Task::Stream(task) => ledger::commands::stream::execute(task).await,
         Task::Completions { shell } => {
-            clap_complete::generate(shell, &mut command(), "ledger", &mut std::io::stdout());
-            Ok(())
+            // Into memory first: clap_complete panics on a failed write (a
+            // closed pipe); this way it is an ordinary error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "ledger", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(LedgerError::Io)
         }
         Task::Openapi => serde_json::to_string_pretty(&ledger::openapi::document())
             .map(|doc| println!("{doc}"))
