@@ -11,6 +11,7 @@ mod cli_messages;
 mod command_routes;
 mod concurrency;
 mod connections;
+mod container;
 mod cors;
 mod crate_graph;
 mod events_api;
