@@ -14,6 +14,7 @@ mod connections;
 mod container;
 mod cors;
 mod crate_graph;
+mod earnings_csv;
 mod events_api;
 mod faults;
 mod hardening;
