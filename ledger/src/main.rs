@@ -273,6 +273,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
+    // First: from here on SIGTERM and Ctrl-C drain (see shutdown_signal).
+    let shutdown = shutdown_signal();
     ledger::telemetry::init(args.log_pretty);
     args.validate(parts).map_err(LedgerError::Config)?;
     ledger_http::auth::set_leeway_secs(args.jwt_leeway.as_secs());
@@ -296,7 +298,7 @@ async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
         tracing::info!(?parts, "ledger running");
         None
     };
-    ledger::serve(listener, pool, args.server_config(parts), shutdown_signal()).await?;
+    ledger::serve(listener, pool, args.server_config(parts), shutdown).await?;
     tracing::info!("ledger stopped");
     Ok(())
 }
@@ -376,13 +378,28 @@ fn token(args: TokenArgs) -> Result<(), LedgerError> {
 /// (exit status 128 + the signal's number, as a shell reports a kill).
 /// Both listeners exist before the first signal, so a second one that
 /// follows at once is not missed.
+///
+/// The listeners are installed when this is called, not when the future is
+/// first polled: a signal arriving while the process still starts its
+/// parts is then a drain, not the default action (killed by the signal).
 #[cfg(unix)]
-async fn shutdown_signal() {
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (mut terminate, mut interrupt) = match (
+    let listeners = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
+    );
+    async move { drain_on_signals(listeners).await }
+}
+
+#[cfg(unix)]
+async fn drain_on_signals(
+    listeners: (
+        std::io::Result<tokio::signal::unix::Signal>,
+        std::io::Result<tokio::signal::unix::Signal>,
+    ),
+) {
+    let (mut terminate, mut interrupt) = match listeners {
         (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
         (Err(err), _) | (_, Err(err)) => {
             tracing::error!(error = %err, "cannot listen for SIGTERM and SIGINT");
