@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Schema fuzzing: runs schemathesis against `ledger serve` on a free port,
+# The OpenAPI document checked by outside tools, then schema fuzzing.
+# First the document the server serves is validated with
+# openapi-spec-validator, a Python client is generated from it with
+# openapi-python-client and drives every query route
+# (scripts/openapi_client_check.py). Then schemathesis runs against `ledger serve` on a free port,
 # with a fresh database (on $DATABASE_URL's server) and its own JetStream
 # stream, using the OpenAPI document the server serves (/openapi.json) and
 # an admin token. Fails on any 5xx and on any answer that contradicts the
@@ -8,11 +12,13 @@
 # The budget is fixed (a few examples per operation, fixed seed) so that it
 # fits CI: about a minute. Extra arguments go to `st run`, e.g.
 #   scripts/fuzz.sh --max-examples 50
-# schemathesis is installed into .local/venv (git-ignored) when missing.
+# The three tools are installed into .local/venv (git-ignored) when missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
+SPEC_VALIDATOR_VERSION=0.9.0
+PYTHON_CLIENT_VERSION=0.29.1
 
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
@@ -25,6 +31,12 @@ if [[ ! -x "$venv/bin/st" ]] || ! "$venv/bin/pip" show schemathesis 2>/dev/null 
   [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+for pinned in "openapi-spec-validator==$SPEC_VALIDATOR_VERSION" "openapi-python-client==$PYTHON_CLIENT_VERSION"; do
+  if ! "$venv/bin/pip" show "${pinned%%=*}" 2>/dev/null | grep -qx "Version: ${pinned##*=}"; then
+    log "installing $pinned into $venv"
+    "$venv/bin/pip" install -q "$pinned"
+  fi
+done
 
 cargo build -q --locked -p ledger
 ledger="${CARGO_TARGET_DIR:-target}/debug/ledger"
@@ -76,6 +88,35 @@ curl -fsS "$base_url/health/ready" >/dev/null
 
 token="$(DATABASE_URL="$fuzz_db_url" "$ledger" token --role admin --sub fuzz)"
 
+# The served document: valid OpenAPI, and a generated client reaches every
+# query route with it.
+openapi_rc=0
+document=.local/openapi.json
+client_dir=.local/openapi-client
+curl -fsS "$base_url/openapi.json" >"$document"
+log "openapi-spec-validator $document"
+"$venv/bin/openapi-spec-validator" "$document" || openapi_rc=$?
+if [[ $openapi_rc == 0 ]]; then
+  rm -rf "$client_dir" && mkdir -p "$client_dir"
+  printf 'post_hooks: []\n' >"$client_dir.yml"
+  log "openapi-python-client generate (into $client_dir)"
+  # A warning means a piece of the document was left out of the client.
+  generated="$(cd "$client_dir" && "../../$venv/bin/openapi-python-client" generate \
+    --path "../openapi.json" --meta none --config "../openapi-client.yml" 2>&1)" || openapi_rc=$?
+  if [[ $openapi_rc != 0 ]] || grep -qi 'warning' <<<"$generated"; then
+    printf '%s\n' "$generated" >&2
+    log "the client generator failed or warned"
+    openapi_rc=1
+  else
+    customer="$(DATABASE_URL="$fuzz_db_url" "$ledger" token --role customer --sub fuzz-customer)"
+    "$venv/bin/python" scripts/openapi_client_check.py "$document" "$client_dir" "$base_url" \
+      "$token" "$customer" "$LEDGER_WEBHOOK_SECRET" || openapi_rc=$?
+  fi
+fi
+if [[ $openapi_rc != 0 ]]; then
+  log "FAILED: the OpenAPI document or its generated client (exit code $openapi_rc)"
+fi
+
 # GET /metrics (API.md) comes with the observability work; until a build
 # serves it, its documented operation is skipped rather than failed.
 extra=()
@@ -104,4 +145,7 @@ rc=0
   --continue-on-failure \
   "${extra[@]}" "$@") || rc=$?
 log "schemathesis finished in $((SECONDS - start))s with exit code $rc"
+if [[ $openapi_rc != 0 ]]; then
+  exit "$openapi_rc"
+fi
 exit "$rc"

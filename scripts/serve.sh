@@ -21,4 +21,16 @@ if [[ -z "${LEDGER_AUDIT_SIGNING_KEY:-}" ]]; then
   echo "serve: WARNING: LEDGER_AUDIT_SIGNING_KEY not set; sealing with the public dev key" >&2
 fi
 
-exec cargo run --release --locked -p ledger -- serve "$@"
+# The release build: the first one compiles every dependency (several
+# minutes on two cores), later ones only what changed. Cargo's own
+# progress ("Compiling …", and its bar on a terminal) shows on stderr.
+ledger="${CARGO_TARGET_DIR:-target}/release/ledger"
+if [[ -x "$ledger" ]]; then
+  echo "serve: building the release binary (only what changed)" >&2
+else
+  echo "serve: building the release binary for the first time; this takes several minutes" >&2
+fi
+start=$SECONDS
+cargo build --release --locked -p ledger --bin ledger
+echo "serve: built $ledger in $((SECONDS - start))s; starting ledger serve on ${LEDGER_HTTP_ADDR:-127.0.0.1:8080}" >&2
+exec "$ledger" serve "$@"

@@ -8,7 +8,8 @@
 # If a server already answers at the URL it is used as is. Otherwise a private
 # instance is started under $REPO/.local/ (git-ignored), listening on exactly
 # the host:port of the URL so the URL stays valid. Missing packages
-# (postgresql, postgresql-client, nats-server) are installed with apt-get.
+# (postgresql, postgresql-client, nats-server, and the build's: gcc,
+# pkg-config, python3-venv, curl, jq) are installed with apt-get.
 # The database named in DATABASE_URL is created if missing.
 #
 # Usage:
@@ -395,10 +396,38 @@ _svc_ensure_nats() {
   return 1
 }
 
+# What building and testing need besides the services, installed with
+# apt-get when missing: a C compiler and pkg-config (the `ring` and
+# `libmimalloc-sys` crates compile C), python3-venv (the fuzz run's tools),
+# curl and jq (the scripts and the README walkthrough); with
+# LEDGER_TEST_TOOLS=1 (scripts/test.sh) also promtool (Debian's
+# `prometheus` package; its service is not started), whose absence only
+# skips the alert-rule checks, with a printed reason.
+_svc_ensure_tools() {
+  local missing=()
+  command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
+  if ((${#missing[@]})); then
+    _svc_log "installing what the build and the tests need: ${missing[*]}"
+    _svc_apt_install "${missing[@]}"
+  fi
+  if [[ "${LEDGER_TEST_TOOLS:-0}" == 1 ]] && ! command -v promtool >/dev/null 2>&1; then
+    _svc_log "installing promtool (package prometheus) for the alert-rule checks"
+    _svc_apt_install prometheus ||
+      _svc_log "WARNING: promtool could not be installed; the alert-rule checks will be skipped"
+  fi
+  return 0
+}
+
 _svc_child() {
   set -euo pipefail
   _SVC_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   _svc_env
+  _svc_ensure_tools
   _svc_ensure_pg
   _svc_ensure_nats
 }
@@ -416,7 +445,7 @@ fi
 # Sourced: export the variables in the caller's shell, do the work in a child.
 _svc_env || return 1
 bash "${BASH_SOURCE[0]}" --no-print || return 1
-unset -f _svc_log _svc_err _svc_env _svc_tcp_open _svc_is_local_host _svc_apt_install \
+unset -f _svc_log _svc_err _svc_env _svc_tcp_open _svc_is_local_host _svc_apt_install _svc_ensure_tools \
   _svc_pg_bindir _svc_as_pg _svc_pg_ready _svc_wait_pg _svc_start_private_pg _svc_ensure_pg \
   _svc_nats_info _svc_check_nats_js _svc_ensure_nats _svc_child
 unset _SVC_APT_UPDATED

@@ -2,13 +2,22 @@
 # THE test command (README and .ci/run call exactly this).
 # Ensures PostgreSQL + NATS JetStream (scripts/services.sh), then runs
 # rustfmt check, clippy (-D warnings), the whole workspace test suite and
-# the schema fuzz run against the OpenAPI document (scripts/fuzz.sh).
+# the OpenAPI checks and schema fuzz run (scripts/fuzz.sh: spec validator,
+# generated client, schemathesis).
 # Extra arguments are passed to `cargo test` (e.g. `-p domain`, `--release`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The services, the build's tools and promtool (alert-rule checks).
+export LEDGER_TEST_TOOLS=1
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
+if command -v promtool >/dev/null 2>&1; then
+  # Installed: the checks that need it must run, not skip.
+  export LEDGER_TEST_REQUIRE_TOOLS=1
+else
+  echo "==> WARNING: promtool is not installed; the alert-rule checks will be skipped" >&2
+fi
 
 failed=()
 step() { # name command...

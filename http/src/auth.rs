@@ -122,8 +122,23 @@ impl Principal {
     }
 }
 
-/// How far apart the issuer's clock and ours may be, for `exp` and `nbf`.
+/// How far apart the issuer's clock and ours may be, for `exp` and `nbf`,
+/// unless the process sets another ([`set_leeway_secs`]).
 pub const LEEWAY_SECS: u64 = 5;
+
+static LEEWAY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(LEEWAY_SECS);
+
+/// Sets the leeway of the authenticators made from now on
+/// (`LEDGER_JWT_LEEWAY`): one setting per process, set once at start,
+/// before the routes are built.
+pub fn set_leeway_secs(secs: u64) {
+    LEEWAY.store(secs, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The leeway authenticators made now use.
+pub fn leeway_secs() -> u64 {
+    LEEWAY.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Verifies and issues tokens with one HS256 secret.
 #[derive(Clone)]
@@ -134,14 +149,20 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// With the process's leeway ([`leeway_secs`]).
     pub fn new(secret: &str) -> Self {
+        Self::with_leeway(secret, leeway_secs())
+    }
+
+    /// With `leeway_secs` for `exp` and `nbf`.
+    pub fn with_leeway(secret: &str, leeway_secs: u64) -> Self {
         // Only HS256 is accepted: `alg: none` and any other algorithm fail.
         // A token is good from its `nbf` (when it has one) until its `exp`,
         // give or take the leeway for clocks a little apart.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_nbf = true;
-        validation.leeway = LEEWAY_SECS;
+        validation.leeway = leeway_secs;
         Self {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             encoding: EncodingKey::from_secret(secret.as_bytes()),
@@ -274,6 +295,20 @@ mod tests {
             "sub": "c1", "role": "customer", "exp": now() + 3600, "nbf": now() + 1,
         }));
         assert!(auth.verify(&barely).is_ok());
+    }
+
+    #[test]
+    fn the_leeway_is_what_the_authenticator_was_given() {
+        let expired = token_with(serde_json::json!({
+            "sub": "c1", "role": "customer", "exp": now() - 20,
+        }));
+        assert!(Authenticator::with_leeway("secret", 60)
+            .verify(&expired)
+            .is_ok());
+        assert!(Authenticator::with_leeway("secret", 5)
+            .verify(&expired)
+            .is_err());
+        assert_eq!(leeway_secs(), LEEWAY_SECS);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 pub mod commands;
 pub mod connections;
+pub mod cors;
 pub mod dependencies;
 pub mod limits;
+pub mod metrics_catalog;
 pub mod observability;
 pub mod openapi;
 pub mod process;
@@ -34,6 +36,22 @@ pub enum LedgerError {
     Config(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// PostgreSQL could not be reached or refused the connection.
+    #[error("cannot connect to PostgreSQL at {address}: {source}")]
+    DatabaseUnreachable {
+        /// `host:port/database`, without credentials.
+        address: String,
+        source: sqlx::Error,
+    },
+    /// The HTTP address could not be bound (in use, not local, no rights).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// `ledger audit verify` found the log altered.
+    #[error("audit: {0}")]
+    AuditFailed(String),
     /// The event pipeline (relay, stream, consumers, read models).
     #[error("event pipeline: {0}")]
     Pipeline(ledger_nats::Error),
@@ -96,6 +114,36 @@ pub async fn connect_with_statement_timeout(
         ));
     }
     let options = options.options(settings);
+    let address = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(default database)")
+    );
+    // One connection first, on its own: the pool would only say that it
+    // "timed out while waiting for an open connection", where this says
+    // why (refused, unknown host, bad password, no such database).
+    let unreachable = |source| LedgerError::DatabaseUnreachable {
+        address: address.clone(),
+        source,
+    };
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        sqlx::ConnectOptions::connect(&options),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => {
+            let _ = sqlx::Connection::close(connection).await;
+        }
+        Ok(Err(source)) => return Err(unreachable(source)),
+        Err(_) => {
+            return Err(unreachable(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer within 10 s",
+            ))))
+        }
+    }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
@@ -114,7 +162,8 @@ pub async fn connect_with_statement_timeout(
             })
         })
         .connect_with(options)
-        .await?;
+        .await
+        .map_err(unreachable)?;
     Ok(pool)
 }
 

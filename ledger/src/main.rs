@@ -49,6 +49,18 @@ enum Task {
     /// Verify that the log was never altered; make signing keys.
     #[command(subcommand)]
     Audit(AuditTask),
+    /// Print the OpenAPI document (what `GET /openapi.json` serves).
+    Openapi,
+    /// Print a shell completion script: `ledger completions bash >
+    /// /etc/bash_completion.d/ledger` (zsh: a `_ledger` file on `$fpath`;
+    /// fish: `~/.config/fish/completions/ledger.fish`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Sign a payment webhook body as the provider would (trying by hand).
+    #[command(subcommand)]
+    Webhook(ledger::commands::webhook::WebhookTask),
 }
 
 #[derive(Subcommand)]
@@ -95,6 +107,7 @@ enum ProjectionsTask {
         /// Rebuild every read model.
         #[arg(long, conflicts_with = "names")]
         all: bool,
+        /// JetStream stream whose relay position the swap reads.
         #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
         stream: String,
     },
@@ -102,6 +115,7 @@ enum ProjectionsTask {
     Status {
         #[command(flatten)]
         database: DatabaseArgs,
+        /// JetStream stream whose relay position is shown.
         #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
         stream: String,
     },
@@ -121,8 +135,37 @@ struct TokenArgs {
     /// Lifetime (`1h`, `30m`).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     ttl: Duration,
+    /// HS256 secret to sign with: the server's (at least 8 characters).
     #[arg(long, env = "LEDGER_JWT_SECRET", hide_env_values = true)]
     jwt_secret: String,
+}
+
+/// The command line, with each long-running subcommand's help showing only
+/// the flags it uses ([`ledger::settings::flags_of`]).
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    for name in ["command-api", "read-api", "relay", "project"] {
+        let Some(flags) = ledger::settings::flags_of(name) else {
+            continue;
+        };
+        command = command.mut_subcommand(name, |sub| {
+            let unused: Vec<String> = sub
+                .get_arguments()
+                .map(|a| a.get_id().as_str().to_owned())
+                .filter(|id| !flags.contains(&id.as_str()) && id != "help")
+                .collect();
+            unused
+                .iter()
+                .fold(sub, |sub, id| sub.mut_arg(id, |a| a.hide(true)))
+        });
+    }
+    command
+}
+
+fn parse() -> Cli {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 /// The service allocates and frees many small buffers per request (JSON,
@@ -135,7 +178,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let result = match cli.command {
         Task::Serve(args) => serve(args, Parts::ALL).await,
         Task::CommandApi(args) => {
@@ -190,6 +233,17 @@ async fn main() -> ExitCode {
             stream,
         }) => rebuild(database, names, all, stream).await,
         Task::Stream(task) => ledger::commands::stream::execute(task).await,
+        Task::Completions { shell } => {
+            // Into memory first: clap_complete panics on a failed write (a
+            // closed pipe); this way it is an ordinary error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "ledger", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(LedgerError::Io)
+        }
+        Task::Openapi => serde_json::to_string_pretty(&ledger::openapi::document())
+            .map(|doc| println!("{doc}"))
+            .map_err(|e| LedgerError::Io(e.into())),
+        Task::Webhook(task) => ledger::commands::webhook::execute(task),
         Task::Audit(AuditTask::Verify {
             database,
             from,
@@ -222,8 +276,11 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
+    // First: from here on SIGTERM and Ctrl-C drain (see shutdown_signal).
+    let shutdown = shutdown_signal();
     ledger::telemetry::init(args.log_pretty);
     args.validate(parts).map_err(LedgerError::Config)?;
+    ledger_http::auth::set_leeway_secs(args.jwt_leeway.as_secs());
     let pool = ledger::connect_with_statement_timeout(
         &args.database.database_url,
         args.database.db_pool_size,
@@ -232,14 +289,19 @@ async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
     .await?;
     ledger::migrate(&pool).await?;
     let listener = if parts.command_api || parts.read_api {
-        let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
+        let listener = tokio::net::TcpListener::bind(args.http_addr)
+            .await
+            .map_err(|source| LedgerError::Listen {
+                addr: args.http_addr,
+                source,
+            })?;
         tracing::info!(addr = %listener.local_addr()?, ?parts, "ledger serving");
         Some(listener)
     } else {
         tracing::info!(?parts, "ledger running");
         None
     };
-    ledger::serve(listener, pool, args.server_config(parts), shutdown_signal()).await?;
+    ledger::serve(listener, pool, args.server_config(parts), shutdown).await?;
     tracing::info!("ledger stopped");
     Ok(())
 }
@@ -271,7 +333,7 @@ async fn audit_verify(
     if report.ok {
         Ok(())
     } else {
-        Err(LedgerError::Config("the log does not verify".into()))
+        Err(LedgerError::AuditFailed("the log does not verify".into()))
     }
 }
 
@@ -301,6 +363,7 @@ async fn rebuild(
 }
 
 fn token(args: TokenArgs) -> Result<(), LedgerError> {
+    ledger::settings::check_jwt_secret(&args.jwt_secret).map_err(LedgerError::Config)?;
     if args.role == Role::Vendor && args.vendor_id.is_none() {
         return Err(LedgerError::Config(
             "a vendor token needs --vendor-id".into(),
@@ -318,13 +381,28 @@ fn token(args: TokenArgs) -> Result<(), LedgerError> {
 /// (exit status 128 + the signal's number, as a shell reports a kill).
 /// Both listeners exist before the first signal, so a second one that
 /// follows at once is not missed.
+///
+/// The listeners are installed when this is called, not when the future is
+/// first polled: a signal arriving while the process still starts its
+/// parts is then a drain, not the default action (killed by the signal).
 #[cfg(unix)]
-async fn shutdown_signal() {
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (mut terminate, mut interrupt) = match (
+    let listeners = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
+    );
+    async move { drain_on_signals(listeners).await }
+}
+
+#[cfg(unix)]
+async fn drain_on_signals(
+    listeners: (
+        std::io::Result<tokio::signal::unix::Signal>,
+        std::io::Result<tokio::signal::unix::Signal>,
+    ),
+) {
+    let (mut terminate, mut interrupt) = match listeners {
         (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
         (Err(err), _) | (_, Err(err)) => {
             tracing::error!(error = %err, "cannot listen for SIGTERM and SIGINT");
@@ -362,4 +440,78 @@ async fn shutdown_signal() {
         tracing::error!("second shutdown signal: exiting at once");
         std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    fn all(command: &clap::Command) -> Vec<&clap::Command> {
+        let mut found = vec![command];
+        for sub in command.get_subcommands() {
+            found.extend(all(sub));
+        }
+        found
+    }
+
+    #[test]
+    fn every_flag_of_every_subcommand_is_described() {
+        let command = super::command();
+        let mut undescribed = Vec::new();
+        for sub in all(&command) {
+            for arg in sub.get_arguments() {
+                if arg.get_id() == "help" || arg.get_id() == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undescribed.push(format!("{} --{}", sub.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(undescribed.is_empty(), "no description: {undescribed:?}");
+    }
+
+    #[test]
+    fn completions_cover_the_subcommands_in_each_shell() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut super::command(), "ledger", &mut script);
+            let script = String::from_utf8(script).expect("UTF-8");
+            for word in ["serve", "projections", "webhook", "completions", "tax-rate"] {
+                assert!(script.contains(word), "{shell}: {word} missing");
+            }
+        }
+    }
+
+    #[test]
+    fn part_subcommands_show_only_their_flags() {
+        let command = super::command();
+        let shown = |name: &str| -> Vec<String> {
+            let sub = command
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("{name}"));
+            sub.get_arguments()
+                .filter(|a| !a.is_hide_set())
+                .map(|a| a.get_id().as_str().to_owned())
+                .collect()
+        };
+        let all_serve = shown("serve");
+        for name in ["command-api", "read-api", "relay", "project"] {
+            let flags = ledger::settings::flags_of(name).expect("a part");
+            for flag in flags {
+                assert!(
+                    all_serve.iter().any(|f| f == flag),
+                    "{name}: no flag {flag}"
+                );
+            }
+            let visible = shown(name);
+            assert!(visible.len() < all_serve.len(), "{name}: {visible:?}");
+        }
+        assert!(!shown("relay").contains(&"http_addr".to_owned()));
+        assert!(!shown("project").contains(&"jwt_secret".to_owned()));
+        assert!(!shown("read-api").contains(&"webhook_secret".to_owned()));
+        assert!(shown("command-api").contains(&"tax_rate".to_owned()));
+    }
 }

@@ -38,9 +38,19 @@ pub fn handle() -> PrometheusHandle {
                 // only what reaches ours (nothing), but the process runs.
                 tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
             }
+            crate::metrics_catalog::describe_and_register();
+            process_collector().describe();
+            process_collector().collect();
             handle
         })
         .clone()
+}
+
+/// The `process_*` series (CPU seconds, resident memory, open files, start
+/// time: the Prometheus client conventions), refreshed on each scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
 /// What the scrape samples.
@@ -76,6 +86,7 @@ pub async fn record_request(
 /// `GET /metrics` (no token).
 pub async fn scrape(State(state): State<MetricsState>) -> Response {
     let handle = handle();
+    process_collector().collect();
     sample(&state).await;
     handle.run_upkeep();
     (
@@ -109,10 +120,17 @@ async fn sample_backlogs(state: &MetricsState) -> Result<(), sqlx::Error> {
     metrics::gauge!("ledger_relay_backlog_events").set(lag);
     metrics::gauge!("ledger_relay_lag_seconds").set(oldest_unpublished.unwrap_or(0.0).max(0.0));
 
-    let consumers: Vec<(String, i64)> =
+    let mut consumers: Vec<(String, i64)> =
         sqlx::query_as("SELECT name, position FROM consumer_checkpoints ORDER BY name")
             .fetch_all(&state.pool)
             .await?;
+    // A consumer that has not checkpointed yet stands at 0, its lag the
+    // whole stream: the series exist from the first scrape.
+    for name in crate::metrics_catalog::CONSUMERS {
+        if !consumers.iter().any(|(known, _)| known == name) {
+            consumers.push(((*name).to_owned(), 0));
+        }
+    }
     // A stall as recorded, so that every replica reports what the stalled
     // runner found.
     let stalled: std::collections::HashSet<String> = ledger_nats::faults::list(&state.pool)

@@ -72,7 +72,7 @@ use read_api as q;
         openapi_json,
         docs,
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, q::analytics::Granularity, q::analytics::GroupBy)),
     modifiers(&Conventions),
     tags(
         (name = "commands", description = "Commands: each answers with the touched aggregate's id and `position`"),
@@ -141,6 +141,7 @@ impl Modify for Conventions {
                     .build(),
             ),
         );
+        unique_operation_ids(openapi);
         for (path, item) in openapi.paths.paths.iter_mut() {
             let authenticated = !UNAUTHENTICATED.contains(&path.as_str());
             let has_id = path.contains('{');
@@ -207,6 +208,71 @@ impl Modify for Conventions {
     }
 }
 
+/// utoipa names an operation after its handler, and several modules have a
+/// `list` or a `detail`: a generated client keeps one of each and silently
+/// drops the others. A name used more than once gets the resource it serves
+/// as a prefix (`orders_list`, `events_list`), the first path segment after
+/// `/v1/`, so that routes added later are covered too.
+fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
+    let mut uses = std::collections::HashMap::<String, usize>::new();
+    for item in openapi.paths.paths.values() {
+        for op in operations(item) {
+            if let Some(id) = &op.operation_id {
+                *uses.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let resource = path
+            .trim_start_matches("/v1/")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        for op in operations_mut(item) {
+            if let Some(id) = op.operation_id.as_mut() {
+                if uses.get(id.as_str()).copied().unwrap_or(0) > 1 {
+                    *id = format!("{resource}_{id}");
+                }
+            }
+        }
+    }
+}
+
+fn operations(
+    item: &utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &utoipa::openapi::path::Operation> {
+    [
+        &item.get,
+        &item.put,
+        &item.post,
+        &item.delete,
+        &item.patch,
+        &item.head,
+        &item.options,
+        &item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.head,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Every POST takes an optional `Idempotency-Key`; a replayed answer says so
 /// in `Idempotent-Replayed: true`.
 fn idempotency_key(op: &mut utoipa::openapi::path::Operation) {
@@ -244,6 +310,62 @@ fn idempotency_key(op: &mut utoipa::openapi::path::Operation) {
                     )
                     .description(Some("`true` when this is the first answer replayed"))
                     .build(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn document() -> Value {
+        serde_json::to_value(super::document()).expect("the document serialises")
+    }
+
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target);
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = document();
+        let mut seen = std::collections::HashMap::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                let id = op["operationId"]
+                    .as_str()
+                    .expect("every operation has an id");
+                if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                    panic!("operationId {id} of {method} {path} is also {other}'s");
+                }
+            }
+        }
+        assert!(seen.contains_key("orders_list") && seen.contains_key("events_list"));
+    }
+
+    #[test]
+    fn every_reference_names_a_registered_schema() {
+        let doc = document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.contains(&"#/components/schemas/Granularity"));
+        for target in found {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{target} is not a schema reference"));
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{target} is not registered"
             );
         }
     }

@@ -70,6 +70,8 @@ pub struct ServerConfig {
     /// flight, then the background tasks); past it the process exits with
     /// an error naming what did not stop.
     pub shutdown_timeout: Duration,
+    /// Origins whose browser pages may call the API (off by default).
+    pub cors: crate::cors::CorsOrigins,
 }
 
 /// Keys of the tamper-evident log: the signing key seals (the relay's
@@ -237,6 +239,7 @@ pub async fn serve(
             },
             config.rate_limits,
         );
+        let router = crate::cors::apply(router, &config.cors);
         let server =
             connections::serve(listener, router, config.connections, background.draining());
         http = Some(tokio::spawn(server));

@@ -48,10 +48,16 @@ pub struct ServeArgs {
     /// The deployment's one currency.
     #[arg(long, env = "LEDGER_CURRENCY", default_value = "USD")]
     pub currency: String,
+    /// Tax rate on each line's subtotal, 0 to 1 (`0.2` = 20 %).
     #[arg(long, env = "LEDGER_TAX_RATE", default_value = "0")]
     pub tax_rate: Decimal,
+    /// The platform's fee on each vendor's subtotal, 0 to 1 (`0.10` = 10 %).
     #[arg(long, env = "LEDGER_PLATFORM_FEE_RATE", default_value = "0.10")]
     pub platform_fee_rate: Decimal,
+    /// How far a token's `exp` and `nbf` may be off the server's clock
+    /// (clocks a little apart), e.g. `5s`; `0s` for none.
+    #[arg(long, env = "LEDGER_JWT_LEEWAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
     /// How long an unpaid order holds its units (`15m`, `1h`).
     #[arg(long, env = "LEDGER_HOLD_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub hold_ttl: Duration,
@@ -117,6 +123,76 @@ pub struct ServeArgs {
     /// A second signal exits at once.
     #[arg(long, env = "LEDGER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Origins whose browser pages may call the API, comma-separated
+    /// (`https://shop.example.com,http://localhost:3000`), or `*`; empty:
+    /// no cross-origin calls. Preflights are answered without a token.
+    #[arg(long, env = "LEDGER_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+}
+
+/// The rule `serve` applies to the token secret; `ledger token` applies it
+/// too, so that it never signs tokens with a secret no server would take.
+pub fn check_jwt_secret(secret: &str) -> Result<(), String> {
+    if secret.len() < 8 {
+        return Err("LEDGER_JWT_SECRET must be set, at least 8 characters".into());
+    }
+    Ok(())
+}
+
+/// The flags of [`ServeArgs`] each long-running subcommand uses; the help
+/// of `relay`, `project`, `read-api` and `command-api` shows only theirs
+/// (the others are still accepted, so one environment serves every part).
+pub fn flags_of(subcommand: &str) -> Option<&'static [&'static str]> {
+    const COMMON: &[&str] = &[
+        "database_url",
+        "db_pool_size",
+        "db_statement_timeout",
+        "nats_url",
+        "stream",
+        "log_pretty",
+        "shutdown_timeout",
+    ];
+    const HTTP: &[&str] = &[
+        "http_addr",
+        "jwt_secret",
+        "jwt_leeway",
+        "request_timeout",
+        "header_read_timeout",
+        "idle_timeout",
+        "max_connections",
+        "rate_limit_per_principal",
+        "rate_limit_per_principal_burst",
+        "rate_limit_per_ip",
+        "rate_limit_per_ip_burst",
+        "cors_origins",
+    ];
+    const COMMANDS: &[&str] = &[
+        "webhook_secret",
+        "currency",
+        "tax_rate",
+        "platform_fee_rate",
+        "hold_ttl",
+        "sweep_interval",
+    ];
+    const QUERIES: &[&str] = &["max_feeds_per_principal", "max_feeds", "audit_public_key"];
+    const RELAY: &[&str] = &[
+        "stream_replicas",
+        "stream_duplicate_window",
+        "audit_signing_key",
+        "audit_public_key",
+        "audit_seal_interval",
+    ];
+    static COMMAND_API: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    static READ_API: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    static RELAY_ONLY: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let joined = |parts: &[&[&'static str]]| parts.concat();
+    match subcommand {
+        "command-api" => Some(COMMAND_API.get_or_init(|| joined(&[COMMON, HTTP, COMMANDS]))),
+        "read-api" => Some(READ_API.get_or_init(|| joined(&[COMMON, HTTP, QUERIES]))),
+        "relay" => Some(RELAY_ONLY.get_or_init(|| joined(&[COMMON, RELAY]))),
+        "project" => Some(COMMON),
+        _ => None,
+    }
 }
 
 impl ServeArgs {
@@ -133,8 +209,8 @@ impl ServeArgs {
             return Err("LEDGER_CURRENCY must be a three-letter code".into());
         }
         let serves_http = parts.command_api || parts.read_api;
-        if serves_http && self.jwt_secret.as_deref().unwrap_or_default().len() < 8 {
-            return Err("LEDGER_JWT_SECRET must be set, at least 8 characters".into());
+        if serves_http {
+            check_jwt_secret(self.jwt_secret.as_deref().unwrap_or_default())?;
         }
         if parts.command_api
             && self
@@ -157,6 +233,7 @@ impl ServeArgs {
             return Err("LEDGER_STREAM must be letters, digits, `_` or `-`".into());
         }
         self.audit_keys()?;
+        crate::cors::CorsOrigins::parse(&self.cors_origins)?;
         let rates = [self.rate_limit_per_principal, self.rate_limit_per_ip];
         if rates.iter().any(|r| r.is_nan() || *r < 0.0) {
             return Err("LEDGER_RATE_LIMIT_PER_* must be 0 (off) or positive".into());
@@ -245,6 +322,7 @@ impl ServeArgs {
             },
             consumer_retry: projectors::RetryPolicy::default(),
             shutdown_timeout: self.shutdown_timeout,
+            cors: crate::cors::CorsOrigins::parse(&self.cors_origins).unwrap_or_default(),
         }
     }
 

@@ -172,20 +172,80 @@ type PostingRow = (
     DateTime<Utc>,
 );
 
-#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/earnings/entries", tag = "queries", params(("vendor_id" = Uuid, Path, description = "Vendor id"), EntriesParams), responses((status = 200, description = "A page of postings touching the vendor", body = crate::schema::PostingPage, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/earnings/entries", tag = "queries", params(("vendor_id" = Uuid, Path, description = "Vendor id"), EntriesParams), responses((status = 200, description = "A page of postings touching the vendor; with `Accept: text/csv`, the page as CSV (a header row, then one row a posting) and the next page's cursor in `Ledger-Next-Cursor`", content((crate::schema::PostingPage = "application/json"), (String = "text/csv")), headers(("Ledger-Position" = i64, description = "The position the read model stood at"), ("Ledger-Next-Cursor" = String, description = "CSV answers: the cursor of the next page, absent on the last")))), security(("bearer" = [])))]
 pub async fn entries(
     State(app): State<ReadState>,
     principal: Principal,
     min: MinPosition,
     Ids([vendor_id]): Ids<1>,
+    headers: axum::http::HeaderMap,
     ApiQuery(params): ApiQuery<EntriesParams>,
-) -> Result<AtPosition<Json<Page<Posting>>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     may_see_vendor(&principal, vendor_id)?;
     let limit = page::limit(params.limit)?;
     let cursor = page::numeric_cursor(params.cursor.as_deref())?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     let page = vendor_postings(&app, vendor_id, cursor, limit).await;
-    Ok(AtPosition(reached, page.map(Json)))
+    if wants_csv(&headers) {
+        return Ok(AtPosition(reached, page.map(postings_csv)).into_response());
+    }
+    Ok(AtPosition(reached, page.map(Json)).into_response())
+}
+
+/// `Accept` names `text/csv` (a browser's `*/*` keeps JSON).
+fn wants_csv(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| media.split(';').next().unwrap_or("").trim() == "text/csv")
+}
+
+/// A page of postings as CSV, the next cursor in a header.
+fn postings_csv(page: Page<Posting>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    fn field(text: &str) -> String {
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_owned()
+        }
+    }
+    let mut body =
+        String::from("posting_id,position,account,kind,order_id,debit,credit,recorded_at\n");
+    for p in &page.items {
+        let row = [
+            p.posting_id.to_string(),
+            p.position.to_string(),
+            field(&p.account),
+            field(&p.kind),
+            p.order_id.map(|id| id.to_string()).unwrap_or_default(),
+            p.debit.clone(),
+            p.credit.clone(),
+            p.recorded_at.to_rfc3339(),
+        ];
+        body.push_str(&row.join(","));
+        body.push('\n');
+    }
+    let mut response = (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response();
+    if let Some(next) = page
+        .next_cursor
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("ledger-next-cursor"), next);
+    }
+    response
 }
 
 async fn vendor_postings(

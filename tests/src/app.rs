@@ -42,6 +42,7 @@ fn test_config(nats_url: String, stream: &str) -> ledger::ServerConfig {
         feeds: Default::default(),
         consumer_retry: Default::default(),
         shutdown_timeout: Duration::from_secs(30),
+        cors: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ pub enum Format {
 
 #[derive(Args, Clone, Debug)]
 pub struct ExportArgs {
+    /// `ndjson` (one JSON event a line) or `csv`.
     #[arg(long, value_enum, default_value = "ndjson")]
     pub format: Format,
     /// Write here instead of standard output.
@@ -40,10 +41,104 @@ pub struct ExportArgs {
     /// Only events recorded before this instant (RFC 3339).
     #[arg(long)]
     pub until: Option<DateTime<Utc>>,
+    /// Only events of this aggregate type (`Vendor`, `Listing`, `Inventory`, `Order`).
     #[arg(long)]
     pub aggregate_type: Option<String>,
+    /// Only events of this type (`OrderPlaced`, `PaymentCaptured`, …).
     #[arg(long)]
     pub event_type: Option<String>,
+    /// CSV columns, comma-separated, in order: the event's own fields
+    /// (`position`, `aggregate_type`, `aggregate_id`, `sequence`,
+    /// `event_type`, `event_version`, `event_id`, `recorded_at`, `payload`,
+    /// `metadata`) or a field inside the payload or metadata, dotted
+    /// (`payload.total`, `payload.lines.0.line_id`,
+    /// `metadata.correlation_id`): a string as itself, a missing field empty.
+    /// Default: the ten event fields, payload and metadata as JSON.
+    #[arg(long, value_delimiter = ',', value_parser = Column::parse)]
+    pub columns: Vec<Column>,
+}
+
+/// A CSV column of the export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Column {
+    /// One of the event's own fields.
+    Field(&'static str),
+    /// A dotted path inside `payload` or `metadata` (the first segment).
+    Path(Vec<String>),
+}
+
+const FIELDS: [&str; 10] = [
+    "position",
+    "aggregate_type",
+    "aggregate_id",
+    "sequence",
+    "event_type",
+    "event_version",
+    "event_id",
+    "recorded_at",
+    "payload",
+    "metadata",
+];
+
+impl Column {
+    pub fn parse(text: &str) -> Result<Column, String> {
+        let text = text.trim();
+        if let Some(field) = FIELDS.iter().find(|f| **f == text) {
+            return Ok(Column::Field(field));
+        }
+        let segments: Vec<String> = text.split('.').map(str::to_owned).collect();
+        let inside = matches!(segments[0].as_str(), "payload" | "metadata");
+        if inside && segments.len() > 1 && segments.iter().all(|s| !s.is_empty()) {
+            return Ok(Column::Path(segments));
+        }
+        Err(format!(
+            "`{text}`: a column is one of {} or payload.<field>[.<field>…] / metadata.<field>…",
+            FIELDS.join(", ")
+        ))
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Column::Field(field) => (*field).to_owned(),
+            Column::Path(segments) => segments.join("."),
+        }
+    }
+
+    fn cell(&self, event: &StoredEvent) -> String {
+        match self {
+            Column::Field("position") => event.position.to_string(),
+            Column::Field("aggregate_type") => event.aggregate_type.clone(),
+            Column::Field("aggregate_id") => event.aggregate_id.clone(),
+            Column::Field("sequence") => event.sequence.to_string(),
+            Column::Field("event_type") => event.event_type.clone(),
+            Column::Field("event_version") => event.event_version.clone(),
+            Column::Field("event_id") => event.event_id.to_string(),
+            Column::Field("recorded_at") => event.recorded_at.to_rfc3339(),
+            Column::Field("payload") => event.payload.to_string(),
+            Column::Field("metadata") => event.metadata.to_string(),
+            Column::Field(_) => String::new(),
+            Column::Path(segments) => {
+                let root = if segments[0] == "payload" {
+                    &event.payload
+                } else {
+                    &event.metadata
+                };
+                let found = segments[1..]
+                    .iter()
+                    .try_fold(root, |value, key| match value {
+                        serde_json::Value::Array(items) => {
+                            key.parse::<usize>().ok().and_then(|i| items.get(i))
+                        }
+                        other => other.get(key),
+                    });
+                match found {
+                    None | Some(serde_json::Value::Null) => String::new(),
+                    Some(serde_json::Value::String(text)) => text.clone(),
+                    Some(other) => other.to_string(),
+                }
+            }
+        }
+    }
 }
 
 impl ExportArgs {
@@ -62,7 +157,7 @@ impl ExportArgs {
 /// Where exported events go, one at a time.
 enum Output<W: Write> {
     Ndjson(W),
-    Csv(Box<csv::Writer<W>>),
+    Csv(Box<csv::Writer<W>>, Vec<Column>),
 }
 
 impl<W: Write> Output<W> {
@@ -73,18 +168,9 @@ impl<W: Write> Output<W> {
                     .map_err(|e| LedgerError::Config(e.to_string()))?;
                 sink.write_all(b"\n")?;
             }
-            Output::Csv(writer) => writer.write_record([
-                event.position.to_string(),
-                event.aggregate_type,
-                event.aggregate_id,
-                event.sequence.to_string(),
-                event.event_type,
-                event.event_version,
-                event.event_id.to_string(),
-                event.recorded_at.to_rfc3339(),
-                event.payload.to_string(),
-                event.metadata.to_string(),
-            ])?,
+            Output::Csv(writer, columns) => {
+                writer.write_record(columns.iter().map(|c| c.cell(&event)))?
+            }
         }
         Ok(())
     }
@@ -92,7 +178,7 @@ impl<W: Write> Output<W> {
     fn finish(self) -> Result<(), LedgerError> {
         match self {
             Output::Ndjson(mut sink) => sink.flush()?,
-            Output::Csv(mut writer) => writer.flush()?,
+            Output::Csv(mut writer, _) => writer.flush()?,
         }
         Ok(())
     }
@@ -106,6 +192,11 @@ impl From<csv::Error> for LedgerError {
 
 /// Writes the selected events; returns how many.
 pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError> {
+    if !args.columns.is_empty() && !matches!(args.format, Format::Csv) {
+        return Err(LedgerError::Config(
+            "--columns applies to --format csv".into(),
+        ));
+    }
     let selection = args.selection();
     let total = export::count(pool, &selection).await?;
     let sink: Box<dyn Write> = match &args.output {
@@ -117,19 +208,13 @@ pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError
         Format::Ndjson => Output::Ndjson(sink),
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(sink);
-            writer.write_record([
-                "position",
-                "aggregate_type",
-                "aggregate_id",
-                "sequence",
-                "event_type",
-                "event_version",
-                "event_id",
-                "recorded_at",
-                "payload",
-                "metadata",
-            ])?;
-            Output::Csv(Box::new(writer))
+            let columns = if args.columns.is_empty() {
+                FIELDS.iter().map(|f| Column::Field(f)).collect()
+            } else {
+                args.columns.clone()
+            };
+            writer.write_record(columns.iter().map(Column::name))?;
+            Output::Csv(Box::new(writer), columns)
         }
     };
     let bar = super::progress_bar(total.max(0) as u64, "export");
@@ -146,4 +231,37 @@ pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError
     output.finish()?;
     bar.finish_and_clear();
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Column;
+    use serde_json::json;
+
+    #[test]
+    fn columns_flatten_fields_of_the_payload_and_metadata() {
+        let event = event_log::StoredEvent {
+            position: 7,
+            event_id: uuid::Uuid::nil(),
+            aggregate_type: "Order".into(),
+            aggregate_id: "o-1".into(),
+            sequence: 2,
+            event_type: "OrderPlaced".into(),
+            event_version: "1".into(),
+            payload: json!({"total": "470.00", "lines": [{"quantity": 2}], "note": null}),
+            metadata: json!({"correlation_id": "req-1"}),
+            recorded_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let cell = |text: &str| Column::parse(text).expect(text).cell(&event);
+        assert_eq!(cell("position"), "7");
+        assert_eq!(cell("payload.total"), "470.00");
+        assert_eq!(cell("payload.lines.0.quantity"), "2");
+        assert_eq!(cell("payload.lines"), r#"[{"quantity":2}]"#);
+        assert_eq!(cell("payload.note"), "");
+        assert_eq!(cell("payload.missing"), "");
+        assert_eq!(cell("metadata.correlation_id"), "req-1");
+        for bad in ["total", "payload.", "other.x", "payload..x"] {
+            assert!(Column::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

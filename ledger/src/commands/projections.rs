@@ -44,14 +44,19 @@ pub async fn rebuild(pool: &PgPool, stream: &str, names: &[String]) -> Result<()
         bar.finish_and_clear();
         let reached = reached?;
         let seconds = started.elapsed().as_secs_f64();
-        println!(
-            "{}: rebuilt {} events up to position {} in {:.1} s ({:.0} events/s), swapped in",
+        let line = format!(
+            "{}: rebuilt {} events up to position {} in {:.1} s ({}), swapped in",
             model.name(),
-            applied,
+            indicatif::HumanCount(applied),
             reached,
             seconds,
-            applied as f64 / seconds.max(0.001)
+            super::events_per_second(applied as f64 / seconds.max(0.001))
         );
+        // Printed while the other bars still draw: through the bars, which
+        // clear themselves, print, and redraw below it (a bare println
+        // lands where a bar is drawn and is overwritten by its next
+        // frame). On stdout, as before, also when stdout is not a terminal.
+        bars.suspend(|| println!("{line}"));
         Ok::<(), LedgerError>(())
     });
     futures::future::try_join_all(runs).await?;

@@ -699,10 +699,54 @@ async fn each_request_ends_with_a_json_line_carrying_its_outcome() {
     assert_eq!(span["route"], "/v1/listings/{listing_id}", "{line}");
     assert_eq!(span["path"], path.as_str(), "{line}");
     assert_eq!(line["status"], 404, "{line}");
-    assert!(
-        line["latency"].as_str().is_some_and(|l| l.ends_with("ms")),
-        "{line}"
-    );
+    assert!(line["latency_ms"].is_f64(), "a number: {line}");
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert!(line.get("spans").is_none(), "one context object: {line}");
+
+    // Probes and scrapes log at DEBUG: no completion line at INFO.
+    let probe_id = format!("log-probe-{}", uuid::Uuid::new_v4().simple());
+    for path in ["/health/live", "/metrics"] {
+        let probe = app
+            .send(
+                Method::GET,
+                path,
+                None,
+                None,
+                &[("x-request-id", &probe_id)],
+            )
+            .await;
+        assert_eq!(probe.status, StatusCode::OK);
+    }
+    // A request after them: once its line is there, theirs would be too.
+    let marker_id = format!("log-marker-{}", uuid::Uuid::new_v4().simple());
+    app.send(
+        Method::GET,
+        &path,
+        Some(&app.customer("log-alice")),
+        None,
+        &[("x-request-id", &marker_id)],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let about = |id: &str| {
+            lines
+                .iter()
+                .filter(|l| l["span"]["request_id"] == id)
+                .count()
+        };
+        if about(&marker_id) > 0 {
+            assert_eq!(about(&probe_id), 0, "probes logged at INFO:\n{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no line for the marker request");
+    }
     app.stop().await;
 }
 

@@ -22,7 +22,7 @@ use tokio::process::{Child, Command};
 /// The `ledger` binary of this build, built once per test run (a no-op
 /// when it is fresh): the test binary's dependency on the `ledger` library
 /// does not build the executable.
-async fn ledger_binary() -> PathBuf {
+pub(crate) async fn ledger_binary() -> PathBuf {
     static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
     BUILT
         .get_or_init(|| async {
