@@ -55,6 +55,7 @@ use read_api as q;
         q::listings::availability,
         q::orders::detail,
         q::orders::list,
+        q::order_feed::stream,
         q::money::earnings,
         q::money::entries,
         q::money::trial_balance,
@@ -72,7 +73,7 @@ use read_api as q;
         openapi_json,
         docs,
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, q::order_feed::OrderEventView)),
     modifiers(&Conventions),
     tags(
         (name = "commands", description = "Commands: each answers with the touched aggregate's id and `position`"),

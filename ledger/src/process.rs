@@ -221,6 +221,7 @@ pub async fn serve(
             closing: background.draining(),
             clock: Arc::new(ledger_clock::SystemClock),
             feeds: read_api::feeds::Feeds::new(config.feeds),
+            orders_feed: Default::default(),
             audit_public_key: config.audit.public,
             positions: Default::default(),
             consumers: consumer_names(),

@@ -414,6 +414,13 @@ impl World {
         );
         add(
             Method::GET,
+            "GET /v1/orders/stream",
+            "/v1/orders/stream?after=0".into(),
+            None,
+            Token(&[Customer, OtherCustomer, Vendor, OtherVendor, Admin]),
+        );
+        add(
+            Method::GET,
             "GET /v1/events/stream",
             "/v1/events/stream?after=0".into(),
             None,

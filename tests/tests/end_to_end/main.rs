@@ -20,6 +20,7 @@ mod loadgen_smoke;
 mod money;
 mod nats_cluster;
 mod openapi;
+mod order_feeds;
 mod payments_and_expiry;
 mod poison_event;
 mod policies;

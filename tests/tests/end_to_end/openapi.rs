@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/listings/{listing_id}/availability"),
     ("get", "/v1/orders/{order_id}"),
     ("get", "/v1/orders"),
+    ("get", "/v1/orders/stream"),
     ("get", "/v1/vendors/{vendor_id}/earnings"),
     ("get", "/v1/vendors/{vendor_id}/earnings/entries"),
     ("get", "/v1/ledger/trial-balance"),
