@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod connections;
+pub mod dashboard;
 pub mod dependencies;
 pub mod limits;
 pub mod observability;

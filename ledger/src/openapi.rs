@@ -72,6 +72,7 @@ use read_api as q;
         metrics,
         openapi_json,
         docs,
+        crate::dashboard::index,
     ),
     components(schemas(Problem, q::order_feed::OrderEventView)),
     modifiers(&Conventions),

@@ -462,6 +462,7 @@ impl World {
             ("GET /metrics", "/metrics", true),
             ("GET /openapi.json", "/openapi.json", true),
             ("GET /docs", "/docs", true),
+            ("GET /dashboard", "/dashboard", false),
         ] {
             add(Method::GET, label, path.into(), None, Public { optional });
         }

@@ -11,6 +11,7 @@ mod command_routes;
 mod concurrency;
 mod connections;
 mod crate_graph;
+mod dashboard;
 mod events_api;
 mod faults;
 mod hardening;

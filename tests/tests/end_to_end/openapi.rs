@@ -56,6 +56,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("get", "/docs"),
+    ("get", "/dashboard"),
 ];
 
 /// Routes that take no bearer token.
@@ -65,6 +66,7 @@ const OPEN: &[&str] = &[
     "/metrics",
     "/openapi.json",
     "/docs",
+    "/dashboard",
     "/v1/webhooks/payments",
 ];
 
