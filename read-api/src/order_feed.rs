@@ -294,8 +294,15 @@ async fn step(
     let horizon = events::horizon(app).await?;
     let Some(after) = *last else {
         // Feeds catch up by themselves to the horizon they saw when they
-        // opened; the watcher starts from here.
+        // opened; the watcher starts from here, and says so with an empty
+        // batch: a feed that saw an older horizon reads the events in
+        // between from the database instead of waiting for the next batch.
         *last = Some(horizon);
+        let _ = sender.send(Arc::new(Batch {
+            after: horizon,
+            upto: horizon,
+            events: Vec::new(),
+        }));
         return Ok(false);
     };
     if horizon <= after {
@@ -556,23 +563,42 @@ impl OrderTail {
     /// Takes what is new in a broadcast batch; a gap before it is read from
     /// the database instead.
     fn take(&mut self, batch: &Batch) {
-        if batch.upto <= self.scanned {
-            return;
+        match taken(self.scanned, batch, &self.scope) {
+            Taken::Nothing => {}
+            Taken::Gap(upto) => self.target = self.target.max(upto),
+            Taken::Events(scanned, views) => {
+                self.buffer.extend(views);
+                self.scanned = scanned;
+            }
         }
-        if batch.after > self.scanned {
-            self.target = self.target.max(batch.upto);
-            return;
-        }
-        let scanned = self.scanned;
-        self.buffer.extend(
-            batch
-                .events
-                .iter()
-                .filter(|e| e.view.position > scanned)
-                .filter_map(|e| self.scope.shown(e)),
-        );
-        self.scanned = batch.upto;
     }
+}
+
+/// What a feed that looked at everything up to `scanned` makes of a batch.
+#[derive(Debug)]
+enum Taken {
+    /// Nothing new in it.
+    Nothing,
+    /// It starts past `scanned`: read from the database up to here.
+    Gap(i64),
+    /// What it shows of the batch, and how far it has now looked.
+    Events(i64, Vec<OrderEventView>),
+}
+
+fn taken(scanned: i64, batch: &Batch, scope: &Scope) -> Taken {
+    if batch.upto <= scanned {
+        return Taken::Nothing;
+    }
+    if batch.after > scanned {
+        return Taken::Gap(batch.upto);
+    }
+    let shown = batch
+        .events
+        .iter()
+        .filter(|e| e.view.position > scanned)
+        .filter_map(|e| scope.shown(e))
+        .collect();
+    Taken::Events(batch.upto, shown)
 }
 
 #[cfg(test)]
@@ -599,9 +625,18 @@ mod tests {
     }
 
     fn routed(event_type: &str, payload: Value, parties: &Arc<Parties>) -> Routed {
+        routed_at(7, event_type, payload, parties)
+    }
+
+    fn routed_at(
+        position: i64,
+        event_type: &str,
+        payload: Value,
+        parties: &Arc<Parties>,
+    ) -> Routed {
         Routed {
             view: OrderEventView {
-                position: 7,
+                position,
                 event_id: Uuid::new_v4(),
                 order_id: "o".to_owned(),
                 sequence: 1,
@@ -659,5 +694,50 @@ mod tests {
         let confirmed = routed("OrderConfirmed", json!({}), &parties);
         assert!(Scope::Vendor(a).shown(&confirmed).is_some());
         assert!(Scope::All.shown(&paid).is_some());
+    }
+
+    #[test]
+    fn a_feed_takes_only_what_is_past_it_and_reads_gaps_from_the_database() {
+        let (payload, ..) = placed();
+        let parties = Arc::new(Parties::of_placed(&payload));
+        let batch = |after: i64, upto: i64, positions: &[i64]| Batch {
+            after,
+            upto,
+            events: positions
+                .iter()
+                .map(|p| Arc::new(routed_at(*p, "OrderConfirmed", json!({}), &parties)))
+                .collect(),
+        };
+        let mine = Scope::Customer("customer-a".to_owned());
+        let positions = |t: Taken| match t {
+            Taken::Events(upto, views) => {
+                (upto, views.iter().map(|v| v.position).collect::<Vec<_>>())
+            }
+            other => panic!("expected events, got {other:?}"),
+        };
+        // Overlapping what the feed read itself: only the newer events.
+        assert_eq!(
+            positions(taken(12, &batch(10, 20, &[11, 12, 15, 20]), &mine)),
+            (20, vec![15, 20])
+        );
+        // Already seen.
+        assert!(matches!(
+            taken(20, &batch(10, 20, &[11]), &mine),
+            Taken::Nothing
+        ));
+        // Past the feed (it lagged, or the watcher started later): a gap.
+        assert!(matches!(
+            taken(5, &batch(10, 20, &[11]), &mine),
+            Taken::Gap(20)
+        ));
+        // The watcher's first, empty batch tells a feed where it starts.
+        assert!(matches!(taken(5, &batch(9, 9, &[]), &mine), Taken::Gap(9)));
+        assert!(matches!(taken(9, &batch(9, 9, &[]), &mine), Taken::Nothing));
+        // Someone else's order: looked at, not shown.
+        let theirs = Scope::Customer("customer-b".to_owned());
+        assert_eq!(
+            positions(taken(10, &batch(10, 20, &[11]), &theirs)),
+            (20, vec![])
+        );
     }
 }
