@@ -10,15 +10,17 @@ use ledger_tests::events::head;
 use ledger_tests::pipeline::{eventually, relay_position};
 use ledger_tests::scenario::{rental_days, sale_item};
 use ledger_tests::sse::{take_block, SseBlock};
+use ledger_tests::tokens::{token_with, unix_now};
 use ledger_tests::{Marketplace, TestApp};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 
 /// One order event as a feed delivered it.
 #[derive(Clone, Debug)]
 struct Message {
-    id: i64,
+    /// Absent on `token-expired` only.
+    id: Option<i64>,
     event: String,
     data: Value,
 }
@@ -58,7 +60,7 @@ impl OrderFeed {
             while let Some(SseBlock { id, event, data }) = take_block(&mut self.buffer) {
                 if let Some(event) = event {
                     return Some(Message {
-                        id: id.expect("an order event has an id"),
+                        id,
                         event,
                         data: serde_json::from_str(&data).expect("JSON data"),
                     });
@@ -85,7 +87,10 @@ impl OrderFeed {
     /// Messages until one at or past `position` (the feed must get there).
     async fn until(&mut self, position: i64) -> Vec<Message> {
         let mut messages: Vec<Message> = Vec::new();
-        while messages.last().is_none_or(|m| m.id < position) {
+        while messages
+            .last()
+            .is_none_or(|m| m.id.is_none_or(|id| id < position))
+        {
             match self.next(Duration::from_secs(15)).await {
                 Some(m) => messages.push(m),
                 None => panic!("no event up to {position}; got {messages:?}"),
@@ -120,7 +125,10 @@ async fn order_positions(pool: &PgPool, order_id: Option<uuid::Uuid>) -> Vec<i64
 }
 
 fn ids(messages: &[Message]) -> Vec<i64> {
-    messages.iter().map(|m| m.id).collect()
+    messages
+        .iter()
+        .map(|m| m.id.expect("an order event has an id"))
+        .collect()
 }
 
 fn orders_of(messages: &[Message]) -> BTreeSet<String> {
@@ -252,7 +260,7 @@ async fn a_feed_resumes_after_its_last_event_id_missing_nothing() {
 
     // Read two events, then the connection drops.
     let mut feed = OrderFeed::open(&app, &app.customer("customer-a"), None).await;
-    let head_part = vec![
+    let head_part = [
         feed.next(Duration::from_secs(10)).await.expect("first"),
         feed.next(Duration::from_secs(10)).await.expect("second"),
     ];
@@ -264,7 +272,7 @@ async fn a_feed_resumes_after_its_last_event_id_missing_nothing() {
         .with_paid_order("customer-a", vec![sale_item(shops.boots, 2)])
         .await;
     relay_caught_up(&app).await;
-    let last = head_part.last().map(|m| m.id);
+    let last = head_part.last().and_then(|m| m.id);
     let mut resumed = OrderFeed::open(&app, &app.customer("customer-a"), last).await;
     let of_second = order_positions(&app.pool, Some(second.order_id)).await;
     let rest = resumed.until(*of_second.last().expect("events")).await;
@@ -348,6 +356,9 @@ async fn two_hundred_feeds_share_one_watcher_with_bounded_memory() {
     let before = commits(&app.pool).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_with_all = commits(&app.pool).await - before;
+    println!(
+        "idle for 3 s: {idle_with_one} transactions with one feed, {idle_with_all} with {FEEDS}"
+    );
     // A poll per feed every 150 ms would be about 4,000 transactions here.
     assert!(
         idle_with_all <= idle_with_one + 150,
@@ -384,6 +395,7 @@ async fn two_hundred_feeds_share_one_watcher_with_bounded_memory() {
     relay_caught_up(&app).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let grown_mib = (resident_kib() - memory_before) / 1024;
+    println!("{FEEDS} feeds and a burst of 30 orders: +{grown_mib} MiB resident");
     assert!(
         grown_mib < 64,
         "{FEEDS} feeds and a burst grew the process by {grown_mib} MiB"
@@ -392,5 +404,51 @@ async fn two_hundred_feeds_share_one_watcher_with_bounded_memory() {
         assert!(feed.next(Duration::from_millis(200)).await.is_none());
     }
     drop(feeds);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_order_feed_ends_at_its_tokens_expiry_and_counts_against_the_caps() {
+    let app = TestApp::spawn_server(|config| {
+        config.feeds.per_principal = 2;
+    })
+    .await;
+    let market = Marketplace::new(&app);
+    let shops = market.with_harbour_and_alpine(5, 10).await;
+    relay_caught_up(&app).await;
+
+    let exp = unix_now() + 3;
+    let short = token_with(json!({"sub": "customer-a", "role": "customer", "exp": exp}));
+    let mut feed = OrderFeed::open(&app, &short, None).await;
+    let order = market
+        .with_placed_order("customer-a", vec![sale_item(shops.boots, 1)])
+        .await;
+    relay_caught_up(&app).await;
+    let of_order = order_positions(&app.pool, Some(order.order_id)).await;
+    // Events before exp arrive; then `token-expired` (no id) ends the feed.
+    let mut got = Vec::new();
+    while let Some(m) = feed.next(Duration::from_secs(10)).await {
+        got.push(m);
+    }
+    let (events, last): (Vec<_>, Vec<_>) =
+        got.into_iter().partition(|m| m.event != "token-expired");
+    assert_eq!(ids(&events), of_order, "the order's events before exp");
+    assert_eq!(last.len(), 1, "one token-expired message: {last:?}");
+    assert_eq!(last[0].id, None);
+    assert!(chrono::Utc::now().timestamp() >= exp);
+
+    // The caps of /v1/events/stream apply: a third feed of one principal is 429.
+    let token = app.customer("customer-b");
+    let _one = OrderFeed::open(&app, &token, None).await;
+    let _two = OrderFeed::open(&app, &token, None).await;
+    let third = app
+        .client
+        .get(format!("{}/v1/orders/stream", app.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().get("retry-after").is_some());
     app.stop().await;
 }
