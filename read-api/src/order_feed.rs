@@ -48,16 +48,6 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Who may follow orders.
 pub const FOLLOWERS: &[Role] = &[Role::Customer, Role::Vendor, Role::Admin];
 
-/// Order event types a vendor sees whatever part they concern: the order's
-/// own life. Payment events are the customer's (as `GET /v1/orders` shows
-/// a vendor no payments); part events are shown to their vendor only.
-const ORDER_LIFE: &[&str] = &[
-    "OrderConfirmed",
-    "OrderReconfirmed",
-    "OrderCancelled",
-    "OrderCompleted",
-];
-
 /// One order event as the feed shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderEventView {
@@ -176,56 +166,13 @@ impl Scope {
 
 /// What vendor `vendor` of an order it takes part in sees of one event.
 fn vendor_view(view: &OrderEventView, parties: &Parties, vendor: Uuid) -> Option<OrderEventView> {
-    let fields = inner(&view.payload, &view.event_type);
-    let own = |key: &str| {
-        fields[key]
-            .as_str()
-            .and_then(|s| s.parse::<Uuid>().ok())
-            .is_some_and(|v| v == vendor)
-    };
-    let shown = match view.event_type.as_str() {
-        t if ORDER_LIFE.contains(&t) => true,
-        "PartShipped" | "PartDelivered" | "LineReturned" | "VendorPartFulfilled" => {
-            own("vendor_id")
-        }
-        "LinePickedUp" => fields["line_id"]
-            .as_str()
-            .and_then(|s| s.parse::<Uuid>().ok())
-            .and_then(|line| parties.lines.get(&line))
-            .is_some_and(|v| *v == vendor),
-        "OrderPlaced" => {
-            let mut placed = fields.clone();
-            let mine = |items: &Value| -> Value {
-                Value::Array(
-                    items
-                        .as_array()
-                        .map(|items| {
-                            items
-                                .iter()
-                                .filter(|i| i["vendor_id"].as_str() == Some(&vendor.to_string()))
-                                .cloned()
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                )
-            };
-            let priced = serde_json::json!({
-                "lines": mine(&fields["priced"]["lines"]),
-                "vendors": mine(&fields["priced"]["vendors"]),
-            });
-            if let Some(placed) = placed.as_object_mut() {
-                // The customer and the order's totals are not the vendor's.
-                placed.remove("customer_id");
-                placed.insert("priced".to_owned(), priced);
-            }
-            let mut shown = view.clone();
-            shown.payload = serde_json::json!({ "OrderPlaced": placed });
-            return Some(shown);
-        }
-        // Payments, refunds and event types this feed does not know yet.
-        _ => false,
-    };
-    shown.then(|| view.clone())
+    let payload =
+        ledger_http::order_share::vendor_share(&view.event_type, &view.payload, vendor, |line| {
+            parties.lines.get(&line).copied()
+        })?;
+    let mut shown = view.clone();
+    shown.payload = payload;
+    Some(shown)
 }
 
 /// The process's one watcher of order events, started by the first feed.

@@ -34,3 +34,4 @@ mod shutdown;
 mod stream_history;
 mod strict_input;
 mod upcasting;
+mod webhooks_out;

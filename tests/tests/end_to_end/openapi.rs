@@ -57,6 +57,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
     ("get", "/docs"),
     ("get", "/dashboard"),
+    ("post", "/v1/webhook-endpoints"),
+    ("get", "/v1/webhook-endpoints"),
+    ("delete", "/v1/webhook-endpoints/{endpoint_id}"),
+    ("post", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
+    ("get", "/v1/webhook-endpoints/{endpoint_id}/deliveries"),
+    (
+        "post",
+        "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    ),
 ];
 
 /// Routes that take no bearer token.
