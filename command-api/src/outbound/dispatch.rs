@@ -82,7 +82,13 @@ impl Dispatcher {
     /// Sends due deliveries until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         loop {
-            match self.round().await {
+            // A shutdown cuts attempts short: they are leased, so they are
+            // sent again once the lease ends (the same event id).
+            let round = tokio::select! {
+                round = self.round() => round,
+                _ = stop.cancelled() => return,
+            };
+            match round {
                 Ok(sent) if sent > 0 => continue,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "webhook dispatcher: a round failed"),
