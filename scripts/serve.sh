@@ -21,4 +21,8 @@ if [[ -z "${LEDGER_AUDIT_SIGNING_KEY:-}" ]]; then
   echo "serve: WARNING: LEDGER_AUDIT_SIGNING_KEY not set; sealing with the public dev key" >&2
 fi
 
+# Local receivers of outgoing webhooks (development only).
+export LEDGER_WEBHOOKS_ALLOW_LOOPBACK="${LEDGER_WEBHOOKS_ALLOW_LOOPBACK:-true}"
+echo "serve: the dashboard is at http://${LEDGER_HTTP_ADDR:-127.0.0.1:8080}/dashboard; paste a token from 'cargo run -p ledger -- token --role admin --sub ops' (or '--role vendor --sub me --vendor-id <id>') run with the same LEDGER_JWT_SECRET" >&2
+
 exec cargo run --release --locked -p ledger -- serve "$@"

@@ -70,12 +70,15 @@ async fn the_dashboard_in_a_browser() {
         .env("SCREENSHOTS", &screenshots)
         .env(
             "LOAD_BUDGET_MS",
-            std::env::var("LEDGER_DASHBOARD_LOAD_BUDGET_MS").unwrap_or_else(|_| "1000".into()),
+            std::env::var("LEDGER_DASHBOARD_LOAD_BUDGET_MS").unwrap_or_else(|_| "2000".into()),
         )
         .env(
             "DATA_BUDGET_MS",
-            std::env::var("LEDGER_DASHBOARD_DATA_BUDGET_MS").unwrap_or_else(|_| "3000".into()),
+            std::env::var("LEDGER_DASHBOARD_DATA_BUDGET_MS").unwrap_or_else(|_| "6000".into()),
         )
+        // The budgets are loose for a debug build amid the whole suite on
+        // two cores; the test prints what it measured (idle: the page in
+        // about 0.2 s, every figure drawn about 0.5 s after sign-in).
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
