@@ -226,6 +226,10 @@ pub fn router(app: AppState) -> Router {
             post(outbound::routes::redeliver),
         )
         .route_layer(axum::middleware::from_fn_with_state(
+            IdempotencyStore::new(app.pool.clone()),
+            idempotency::idempotency,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(Authenticator::new(&app.config.jwt_secret)),
             auth::require_bearer,
         ));

@@ -252,6 +252,21 @@ async fn deliveries_are_signed_scoped_and_retried_after_500s_until_a_200() {
         &["*"],
     )
     .await;
+    // A retried registration with its Idempotency-Key registers once.
+    let body = json!({"url": format!("{}/retried", receiver.url), "event_types": ["Nothing"]});
+    let once = app
+        .post_with_key(
+            "/v1/webhook-endpoints",
+            &app.admin(),
+            body.clone(),
+            "register-1",
+        )
+        .await;
+    let again = app
+        .post_with_key("/v1/webhook-endpoints", &app.admin(), body, "register-1")
+        .await;
+    assert_eq!(once.status, StatusCode::CREATED);
+    assert_eq!(once.body["endpoint_id"], again.body["endpoint_id"]);
     let registered_at = app.head().await;
 
     let mixed = market
@@ -390,7 +405,7 @@ async fn deliveries_are_signed_scoped_and_retried_after_500s_until_a_200() {
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
     assert!(listed.body["items"][0].get("secret").is_none());
     let all = app.get("/v1/webhook-endpoints", &app.admin()).await;
-    assert_eq!(all.body["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(all.body["items"].as_array().map(Vec::len), Some(3));
     app.stop().await;
 }
 
