@@ -403,8 +403,11 @@ async function loadVendor() {
   }
   const payouts = $("#payouts tbody");
   payouts.replaceChildren();
+  // A payout is posted twice (both sides touch the vendor): one row each.
+  const seen = new Set();
   for (const entry of entries.items || []) {
-    if (!/payout/i.test(entry.kind)) continue;
+    if (!/payout/i.test(entry.kind) || seen.has(entry.position)) continue;
+    seen.add(entry.position);
     const tr = payouts.insertRow();
     for (const cell of [(entry.recorded_at || "").slice(0, 16).replace("T", " "), entry.debit !== "0.00" ? entry.debit : entry.credit, entry.kind]) tr.insertCell().textContent = cell;
   }

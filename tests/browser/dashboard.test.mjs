@@ -4,7 +4,7 @@
 // Every figure on the page is compared with what the read API answers for
 // the same token. Screenshots go to $SCREENSHOTS.
 //
-// Environment: LEDGER_URL, ADMIN_TOKEN, VENDOR_TOKEN, CUSTOMER_TOKEN,
+// Environment: LEDGER_URL, ADMIN_TOKEN, ANALYST_TOKEN, VENDOR_TOKEN, CUSTOMER_TOKEN,
 // LISTING_ID (a sale listing of the vendor), OTHER_LISTING_ID (another
 // vendor's), OTHER_ORDER_ID (an order the vendor is not in), SCREENSHOTS,
 // CHROMIUM (default /usr/bin/chromium), LOAD_BUDGET_MS (the page, default
@@ -148,6 +148,18 @@ try {
   await elsewhere.goto(`${BASE}/dashboard`);
   check("another tab asks for a token", await elsewhere.isVisible("#sign-in"), null);
 
+  // ------------------------------------------------------------- analyst
+  const analystToken = env("ANALYST_TOKEN");
+  const analystPage = await (await browser.newContext({ viewport: { width: 1280, height: 1600 } })).newPage();
+  await signIn(analystPage, analystToken);
+  await analystPage.waitForSelector("body[data-analytics=loaded]", { timeout: 15000 });
+  const analystGmv = await analystPage.$eval('[data-figure="gmv"]', (e) => e.textContent);
+  check("the analyst sees the same figures", analystGmv === String(summary.gmv), analystGmv);
+  const analystAudit = await analystPage.$eval("#audit-result", (e) => e.textContent);
+  check("the analyst is told audit verification is not its role's", /admin or auditor/.test(analystAudit), analystAudit);
+  check("and has no button to run it", await analystPage.isHidden("#audit-run"), null);
+  await analystPage.screenshot({ path: join(SHOTS, "analyst.png"), fullPage: true });
+
   // -------------------------------------------------------------- vendor
   const vendorToken = env("VENDOR_TOKEN");
   const vendorContext = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
@@ -169,6 +181,10 @@ try {
   check("the vendor's orders are the API's for its token", same(rows, ownOrders) && rows.length > 0, { rows, ownOrders });
   const content = await vendorPage.content();
   check("another vendor's order is nowhere on the vendor's page", !content.includes(env("OTHER_ORDER_ID")), null);
+  const entries = await api(`/v1/vendors/${vendorId}/earnings/entries?limit=100`, vendorToken);
+  const payoutEntries = [...new Set(entries.items.filter((e) => /payout/i.test(e.kind)).map((e) => e.position))];
+  const payoutRows = await vendorPage.$$eval("#payouts tbody tr", (trs) => trs.map((tr) => tr.cells[1].textContent));
+  check("a payout row per payout the API posted", payoutRows.length === payoutEntries.length && payoutRows.length > 0 && payoutRows.includes("20.00"), { payoutRows, payoutEntries });
   const upcoming = await vendorPage.$$eval("#upcoming tbody tr", (trs) => trs.length);
   check("upcoming pickups are listed", upcoming > 0, upcoming);
 

@@ -52,6 +52,35 @@ async fn the_dashboard_in_a_browser() {
         )
         .await;
     assert_eq!(failure.status, StatusCode::OK, "{:?}", failure.body);
+    // A sale of Harbour's shipped and delivered: its net becomes available,
+    // and part of it is paid out.
+    let fulfilled = market
+        .with_paid_order("customer-e", vec![sale_item(maps, 4)])
+        .await;
+    for step in ["ship", "deliver"] {
+        let answer = app
+            .post(
+                &format!(
+                    "/v1/orders/{}/vendors/{}/{step}",
+                    fulfilled.order_id, shops.harbour
+                ),
+                &app.vendor(shops.harbour),
+                json!({}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{step}: {:?}", answer.body);
+    }
+    settle(&app, Duration::from_secs(30))
+        .await
+        .expect("the read models catch up");
+    let payout = app
+        .post(
+            &format!("/v1/vendors/{}/payouts", shops.harbour),
+            &app.admin(),
+            json!({"amount": "20.00"}),
+        )
+        .await;
+    assert_eq!(payout.status, StatusCode::CREATED, "{:?}", payout.body);
     settle(&app, Duration::from_secs(30))
         .await
         .expect("the read models catch up");
@@ -62,6 +91,7 @@ async fn the_dashboard_in_a_browser() {
         .arg(root.join("browser/run.sh"))
         .env("LEDGER_URL", &app.base_url)
         .env("ADMIN_TOKEN", app.admin())
+        .env("ANALYST_TOKEN", app.analyst())
         .env("VENDOR_TOKEN", app.vendor(shops.harbour))
         .env("CUSTOMER_TOKEN", app.customer("customer-live"))
         .env("LISTING_ID", maps.to_string())
@@ -94,7 +124,7 @@ async fn the_dashboard_in_a_browser() {
         "the browser test failed:\n{stdout}"
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    for shot in ["operator.png", "vendor.png"] {
+    for shot in ["operator.png", "analyst.png", "vendor.png"] {
         assert!(screenshots.join(shot).is_file(), "{shot} was written");
     }
     app.stop().await;
