@@ -140,6 +140,7 @@ rc=0
   --workers 1 \
   --request-timeout 15 \
   --exclude-path /v1/events/stream \
+  --exclude-path /v1/orders/stream \
   --suppress-health-check all \
   --warnings off \
   --continue-on-failure \

@@ -21,6 +21,9 @@ if [[ -z "${LEDGER_AUDIT_SIGNING_KEY:-}" ]]; then
   echo "serve: WARNING: LEDGER_AUDIT_SIGNING_KEY not set; sealing with the public dev key" >&2
 fi
 
+# Local receivers of outgoing webhooks (development only).
+export LEDGER_WEBHOOKS_ALLOW_LOOPBACK="${LEDGER_WEBHOOKS_ALLOW_LOOPBACK:-true}"
+
 # The release build: the first one compiles every dependency (several
 # minutes on two cores), later ones only what changed. Cargo's own
 # progress ("Compiling …", and its bar on a terminal) shows on stderr.
@@ -33,4 +36,5 @@ fi
 start=$SECONDS
 cargo build --release --locked -p ledger --bin ledger
 echo "serve: built $ledger in $((SECONDS - start))s; starting ledger serve on ${LEDGER_HTTP_ADDR:-127.0.0.1:8080}" >&2
+echo "serve: the dashboard is at http://${LEDGER_HTTP_ADDR:-127.0.0.1:8080}/dashboard; paste a token from '$ledger token --role admin --sub ops' (or '--role vendor --sub me --vendor-id <id>') run with the same LEDGER_JWT_SECRET" >&2
 exec "$ledger" serve "$@"

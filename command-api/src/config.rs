@@ -23,6 +23,8 @@ pub struct CommandApiConfig {
     pub sweep_interval: Duration,
     /// Aggregates snapshotted every this many events (Inventory).
     pub snapshot_every: usize,
+    /// Outgoing webhooks: which URLs, how long an attempt, whether to send.
+    pub outbound: crate::outbound::OutboundConfig,
 }
 
 impl CommandApiConfig {
@@ -44,6 +46,11 @@ impl CommandApiConfig {
             hold_ttl: Duration::from_secs(15 * 60),
             sweep_interval: Duration::from_secs(1),
             snapshot_every: 50,
+            // Tests and local development deliver to local receivers.
+            outbound: crate::outbound::OutboundConfig {
+                allow_loopback: true,
+                ..Default::default()
+            },
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod context;
 pub mod deadlines;
 pub mod error;
 pub mod idempotency;
+pub mod outbound;
 pub mod policies;
 pub mod routes;
 pub mod schema;
@@ -203,5 +204,38 @@ pub fn router(app: AppState) -> Router {
             idempotency::idempotency,
         ));
 
-    authenticated.merge(webhooks).with_state(app)
+    let outbound = Router::new()
+        .route(
+            "/v1/webhook-endpoints",
+            post(outbound::routes::create).get(outbound::routes::list),
+        )
+        .route(
+            "/v1/webhook-endpoints/{endpoint_id}",
+            delete(outbound::routes::delete),
+        )
+        .route(
+            "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+            post(outbound::routes::rotate_secret),
+        )
+        .route(
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries",
+            axum::routing::get(outbound::routes::deliveries),
+        )
+        .route(
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+            post(outbound::routes::redeliver),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            IdempotencyStore::new(app.pool.clone()),
+            idempotency::idempotency,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(Authenticator::new(&app.config.jwt_secret)),
+            auth::require_bearer,
+        ));
+
+    authenticated
+        .merge(webhooks)
+        .merge(outbound)
+        .with_state(app)
 }

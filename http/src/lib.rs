@@ -15,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod money;
+pub mod order_share;
 pub mod request_id;
 pub mod schema;
 

@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod connections;
 pub mod cors;
+pub mod dashboard;
 pub mod dependencies;
 pub mod limits;
 pub mod metrics_catalog;

@@ -175,6 +175,19 @@ pub async fn serve(
         let notifier = app.notifier.clone();
         let notified = pool.clone();
         background.spawn("notifier", |stop| notifier.run(notified, stop));
+        let fanout = Arc::new(command_api::outbound::fanout::Fanout::new(
+            app.clock.clone(),
+        ));
+        let runner = Runner::new(pool.clone(), nats.clone(), runner_config(&config), fanout);
+        background.spawn(command_api::outbound::fanout::NAME, |stop| runner.run(stop));
+        if app.config.outbound.dispatch {
+            let dispatcher = command_api::outbound::dispatch::Dispatcher::new(
+                pool.clone(),
+                app.clock.clone(),
+                app.config.outbound.clone(),
+            );
+            background.spawn("webhook dispatcher", |stop| dispatcher.run(stop));
+        }
         let policies = Arc::new(command_api::policies::Policies::new(app.clone()));
         let runner = Runner::new(pool.clone(), nats.clone(), runner_config(&config), policies);
         background.spawn(command_api::policies::NAME, |stop| runner.run(stop));
@@ -224,6 +237,7 @@ pub async fn serve(
             clock: Arc::new(ledger_clock::SystemClock),
             feeds: read_api::feeds::Feeds::new(config.feeds),
             live: Default::default(),
+            orders_feed: Default::default(),
             audit_public_key: config.audit.public,
             positions: Default::default(),
             consumers: consumer_names(),
@@ -306,7 +320,10 @@ pub fn consumer_names() -> Vec<String> {
     projectors::read_models()
         .iter()
         .map(|m| m.name().to_owned())
-        .chain([command_api::policies::NAME.to_owned()])
+        .chain([
+            command_api::policies::NAME.to_owned(),
+            command_api::outbound::fanout::NAME.to_owned(),
+        ])
         .collect()
 }
 

@@ -13,7 +13,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::{limits, observability, openapi, telemetry};
+use crate::{dashboard, limits, observability, openapi, telemetry};
 
 /// The HTTP routes of the parts this process runs, with the cross-cutting
 /// layers: request ids (kept from the client's `x-request-id` or made), a
@@ -31,6 +31,7 @@ pub fn http_router(
     let mut router = Router::new()
         .merge(read_api::health_router(read.clone()))
         .merge(openapi::router())
+        .merge(dashboard::router())
         .merge(
             Router::new()
                 .route("/metrics", axum::routing::get(observability::scrape))

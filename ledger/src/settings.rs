@@ -64,6 +64,12 @@ pub struct ServeArgs {
     /// How often lapsed holds are swept.
     #[arg(long, env = "LEDGER_SWEEP_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,
+    /// Outgoing webhooks may go to loopback addresses (local development).
+    #[arg(long, env = "LEDGER_WEBHOOKS_ALLOW_LOOPBACK", default_value_t = false)]
+    pub webhooks_allow_loopback: bool,
+    /// Internal hosts outgoing webhooks may go to, comma-separated.
+    #[arg(long, env = "LEDGER_WEBHOOKS_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub webhooks_allowed_hosts: Vec<String>,
     /// A request that takes longer is answered 503.
     #[arg(long, env = "LEDGER_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -336,6 +342,11 @@ impl ServeArgs {
             hold_ttl: self.hold_ttl,
             sweep_interval: self.sweep_interval,
             snapshot_every: 50,
+            outbound: command_api::outbound::OutboundConfig {
+                allow_loopback: self.webhooks_allow_loopback,
+                allowed_hosts: self.webhooks_allowed_hosts.clone(),
+                ..Default::default()
+            },
         }
     }
 }

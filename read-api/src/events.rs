@@ -266,7 +266,7 @@ fn message(event: &LiveEvent) -> Event {
 }
 
 /// The message that ends a feed whose token expired.
-fn expired(at: DateTime<Utc>) -> Event {
+pub(crate) fn expired(at: DateTime<Utc>) -> Event {
     let data = serde_json::json!({
         "detail": "the token expired: resume with a fresh token and Last-Event-ID",
         "expired_at": at,

@@ -9,6 +9,7 @@
 //! - `events`: the log by position, a page at a time or live (SSE);
 //! - `feeds`: the caps on open live feeds;
 //! - `live`: the newest events, read once per process for every live feed;
+//! - `order_feed`: order events live, scoped to who asks (one watcher);
 //! - `aggregates`: one aggregate's events, and its state at a point;
 //! - `freshness`: `Ledger-Min-Position` waiting and the `Ledger-Position`
 //!   header;
@@ -25,6 +26,7 @@ pub mod health;
 pub mod listings;
 pub mod live;
 pub mod money;
+pub mod order_feed;
 pub mod orders;
 pub mod page;
 pub mod projections;
@@ -54,6 +56,8 @@ pub struct ReadApp {
     pub feeds: feeds::Feeds,
     /// The newest events, read once for every live feed of the log.
     pub live: live::LiveLog,
+    /// The one watcher of order events that `/v1/orders/stream` feeds share.
+    pub orders_feed: order_feed::OrderHub,
     /// The seals' public key; without it `GET /v1/audit/verify` checks
     /// hashes and seal digests but not seal signatures.
     pub audit_public_key: Option<ed25519_dalek::VerifyingKey>,
@@ -87,6 +91,7 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
             get(listings::availability),
         )
         .route("/v1/orders", get(orders::list))
+        .route("/v1/orders/stream", get(order_feed::stream))
         .route("/v1/orders/{order_id}", get(orders::detail))
         .route("/v1/projections", get(projections::list))
         .route("/v1/ledger/trial-balance", get(money::trial_balance))

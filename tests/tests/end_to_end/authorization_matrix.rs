@@ -127,6 +127,8 @@ struct Route {
 struct World {
     app: TestApp,
     marketplace: TwoVendors,
+    /// Vendor A's outgoing webhook endpoint.
+    endpoint: uuid::Uuid,
 }
 
 impl World {
@@ -136,7 +138,21 @@ impl World {
             .with_two_vendors_and_a_paid_order(1)
             .await;
         let (vendor_a, rental_a) = (w.vendor_a, w.rental_a);
+        let registered = app
+            .post(
+                "/v1/webhook-endpoints",
+                &app.vendor(vendor_a),
+                json!({"url": "http://127.0.0.1:9/hook", "event_types": ["OrderPlaced"]}),
+            )
+            .await;
+        assert_eq!(
+            registered.status,
+            StatusCode::CREATED,
+            "{:?}",
+            registered.body
+        );
         let world = World {
+            endpoint: registered.uuid("endpoint_id"),
             app,
             marketplace: w,
         };
@@ -414,6 +430,13 @@ impl World {
         );
         add(
             Method::GET,
+            "GET /v1/orders/stream",
+            "/v1/orders/stream?after=0".into(),
+            None,
+            Token(&[Customer, OtherCustomer, Vendor, OtherVendor, Admin]),
+        );
+        add(
+            Method::GET,
             "GET /v1/events/stream",
             "/v1/events/stream?after=0".into(),
             None,
@@ -448,6 +471,54 @@ impl World {
             Token(&[Admin, Analyst]),
         );
 
+        // --- Outgoing webhooks (vendor A's endpoint; deleted last) ------------
+        let endpoint = self.endpoint;
+        add(
+            Method::POST,
+            "POST /v1/webhook-endpoints",
+            "/v1/webhook-endpoints".into(),
+            Some(json!({"url": "http://127.0.0.1:9/other", "event_types": ["*"]})),
+            Token(&[Vendor, OtherVendor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/webhook-endpoints",
+            "/v1/webhook-endpoints".into(),
+            None,
+            Token(&[Vendor, OtherVendor, Admin]),
+        );
+        add(
+            Method::POST,
+            "POST /v1/webhook-endpoints/{id}/rotate-secret",
+            format!("/v1/webhook-endpoints/{endpoint}/rotate-secret"),
+            Some(json!({})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::GET,
+            "GET /v1/webhook-endpoints/{id}/deliveries",
+            format!("/v1/webhook-endpoints/{endpoint}/deliveries"),
+            None,
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::POST,
+            "POST /v1/webhook-endpoints/{id}/deliveries/{d}/redeliver",
+            format!(
+                "/v1/webhook-endpoints/{endpoint}/deliveries/{}/redeliver",
+                uuid::Uuid::now_v7()
+            ),
+            Some(json!({})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::DELETE,
+            "DELETE /v1/webhook-endpoints/{id}",
+            format!("/v1/webhook-endpoints/{endpoint}"),
+            None,
+            Token(OWNER_OR_ADMIN),
+        );
+
         // --- No token needed ------------------------------------------------
         for (label, path, optional) in [
             ("GET /health/live", "/health/live", false),
@@ -455,6 +526,7 @@ impl World {
             ("GET /metrics", "/metrics", true),
             ("GET /openapi.json", "/openapi.json", true),
             ("GET /docs", "/docs", true),
+            ("GET /dashboard", "/dashboard", false),
         ] {
             add(Method::GET, label, path.into(), None, Public { optional });
         }

@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/listings/{listing_id}/availability"),
     ("get", "/v1/orders/{order_id}"),
     ("get", "/v1/orders"),
+    ("get", "/v1/orders/stream"),
     ("get", "/v1/vendors/{vendor_id}/earnings"),
     ("get", "/v1/vendors/{vendor_id}/earnings/entries"),
     ("get", "/v1/ledger/trial-balance"),
@@ -55,6 +56,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("get", "/docs"),
+    ("get", "/dashboard"),
+    ("post", "/v1/webhook-endpoints"),
+    ("get", "/v1/webhook-endpoints"),
+    ("delete", "/v1/webhook-endpoints/{endpoint_id}"),
+    ("post", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
+    ("get", "/v1/webhook-endpoints/{endpoint_id}/deliveries"),
+    (
+        "post",
+        "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    ),
 ];
 
 /// Routes that take no bearer token.
@@ -64,6 +75,7 @@ const OPEN: &[&str] = &[
     "/metrics",
     "/openapi.json",
     "/docs",
+    "/dashboard",
     "/v1/webhooks/payments",
 ];
 
