@@ -9,6 +9,7 @@ pub mod observability;
 pub mod openapi;
 pub mod process;
 pub mod router;
+pub mod seal_publisher;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
@@ -37,6 +38,9 @@ pub enum LedgerError {
     /// The event pipeline (relay, stream, consumers, read models).
     #[error("event pipeline: {0}")]
     Pipeline(ledger_nats::Error),
+    /// Audit verification did not pass, or what it needs is unreadable.
+    #[error("audit: {0}")]
+    Audit(String),
     #[error(
         "shutdown did not finish within {}; still running: {}",
         humantime::format_duration(*.timeout),

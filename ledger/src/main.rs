@@ -55,20 +55,7 @@ enum Task {
 enum AuditTask {
     /// Check every event's hash chain and every sealed checkpoint; prints the
     /// report as JSON and exits non-zero at the first bad position.
-    Verify {
-        #[command(flatten)]
-        database: DatabaseArgs,
-        /// First position to check.
-        #[arg(long)]
-        from: Option<i64>,
-        /// Last position to check.
-        #[arg(long)]
-        to: Option<i64>,
-        /// Ed25519 public key (64 hex digits) that checks the seals'
-        /// signatures; without it, digests and chains are still checked.
-        #[arg(long, env = "LEDGER_AUDIT_PUBLIC_KEY")]
-        public_key: Option<String>,
-    },
+    Verify(ledger::commands::audit::VerifyArgs),
     /// Print a new Ed25519 signing key and its public key.
     Keygen,
 }
@@ -187,12 +174,7 @@ async fn main() -> ExitCode {
             stream,
         }) => rebuild(database, names, all, stream).await,
         Task::Stream(task) => ledger::commands::stream::execute(task).await,
-        Task::Audit(AuditTask::Verify {
-            database,
-            from,
-            to,
-            public_key,
-        }) => audit_verify(database, from, to, public_key).await,
+        Task::Audit(AuditTask::Verify(args)) => ledger::commands::audit::verify(args).await,
         Task::Audit(AuditTask::Keygen) => {
             let key = audit::generate_signing_key();
             println!("LEDGER_AUDIT_SIGNING_KEY={}", audit::signing_key_hex(&key));
@@ -246,30 +228,6 @@ async fn migrate(args: DatabaseArgs) -> Result<(), LedgerError> {
     ledger::migrate(&pool).await?;
     println!("migrations applied");
     Ok(())
-}
-
-async fn audit_verify(
-    database: DatabaseArgs,
-    from: Option<i64>,
-    to: Option<i64>,
-    public_key: Option<String>,
-) -> Result<(), LedgerError> {
-    let key = public_key
-        .as_deref()
-        .map(audit::parse_verifying_key)
-        .transpose()
-        .map_err(|e| LedgerError::Config(format!("public key: {e}")))?;
-    let pool = ledger::connect(&database.database_url, 2).await?;
-    let report = audit::verify_with(&pool, key.as_ref(), from, to).await?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).map_err(|e| LedgerError::Config(e.to_string()))?
-    );
-    if report.ok {
-        Ok(())
-    } else {
-        Err(LedgerError::Config("the log does not verify".into()))
-    }
 }
 
 async fn export_events(database: DatabaseArgs, export: ExportArgs) -> Result<(), LedgerError> {

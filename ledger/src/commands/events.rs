@@ -2,6 +2,10 @@
 //! position range, time range, aggregate type and event type. Rows stream
 //! from PostgreSQL to the output one at a time, so the log is never held in
 //! memory; a progress bar shows on a terminal.
+//!
+//! Each event carries its `hash` and `canonical` content (both hex: the
+//! bytes that were hashed, docs/AUDIT.md), so that an export can be checked
+//! against the hash chain and the seals later.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -10,7 +14,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use event_log::statements::export::{self, Selection};
+use event_log::statements::reads::Linked;
 use event_log::StoredEvent;
+use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::LedgerError;
@@ -65,11 +71,31 @@ enum Output<W: Write> {
     Csv(Box<csv::Writer<W>>),
 }
 
+/// One line of an NDJSON export: the stored event, its hash and what was
+/// hashed.
+#[derive(Serialize)]
+struct ExportedEvent<'a> {
+    #[serde(flatten)]
+    event: &'a StoredEvent,
+    hash: &'a Option<String>,
+    canonical: &'a Option<String>,
+}
+
 impl<W: Write> Output<W> {
-    fn write(&mut self, event: StoredEvent) -> Result<(), LedgerError> {
+    fn write(&mut self, linked: Linked) -> Result<(), LedgerError> {
+        let Linked {
+            event,
+            hash,
+            canonical,
+        } = linked;
         match self {
             Output::Ndjson(sink) => {
-                serde_json::to_writer(&mut *sink, &event)
+                let line = ExportedEvent {
+                    event: &event,
+                    hash: &hash,
+                    canonical: &canonical,
+                };
+                serde_json::to_writer(&mut *sink, &line)
                     .map_err(|e| LedgerError::Config(e.to_string()))?;
                 sink.write_all(b"\n")?;
             }
@@ -84,6 +110,8 @@ impl<W: Write> Output<W> {
                 event.recorded_at.to_rfc3339(),
                 event.payload.to_string(),
                 event.metadata.to_string(),
+                hash.unwrap_or_default(),
+                canonical.unwrap_or_default(),
             ])?,
         }
         Ok(())
@@ -128,6 +156,8 @@ pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError
                 "recorded_at",
                 "payload",
                 "metadata",
+                "hash",
+                "canonical",
             ])?;
             Output::Csv(Box::new(writer))
         }

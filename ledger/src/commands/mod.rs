@@ -1,6 +1,7 @@
 //! The analysts' and operators' subcommands that run to completion (the
 //! long-running parts are in the crate root).
 
+pub mod audit;
 pub mod events;
 pub mod projections;
 pub mod stream;

@@ -5,6 +5,7 @@
 
 mod attack_run;
 mod audit;
+mod audit_anchors;
 mod authorization;
 mod authorization_matrix;
 mod command_routes;
