@@ -63,7 +63,7 @@ async fn sealed_and_published(app: &TestApp) {
 }
 
 /// A stopped sealing ledger with at least two published seals.
-async fn sealed_log() -> (TestApp, Vec<Seal>) {
+pub(crate) async fn sealed_log() -> (TestApp, Vec<Seal>) {
     let mut app = sealing_app().await;
     make_traffic(&app, 2).await;
     settle(&app).await;
@@ -117,7 +117,7 @@ fn hex_decode(text: &str) -> Vec<u8> {
 
 /// Recomputes every event's hash, as someone who knows the format and can
 /// write to the database would after changing events.
-const REHASH_ALL: &str = "
+pub(crate) const REHASH_ALL: &str = "
 DO $$
 DECLARE
     r record; last_type text; last_id text; last_sequence bigint;
@@ -143,7 +143,7 @@ $$";
 
 /// The position of the first event at or below `below` that is the last
 /// of its aggregate (nothing chains to it).
-async fn an_aggregates_last_event(pool: &PgPool, below: i64) -> i64 {
+pub(crate) async fn an_aggregates_last_event(pool: &PgPool, below: i64) -> i64 {
     sqlx::query_scalar(
         "SELECT e.global_position FROM events e
           WHERE e.global_position <= $1 AND NOT EXISTS (
@@ -159,7 +159,7 @@ async fn an_aggregates_last_event(pool: &PgPool, below: i64) -> i64 {
 
 /// Changes one event's payload and recomputes its hash: its chain holds,
 /// only its seal's digest and Merkle root tell.
-fn rewrite_one(position: i64) -> String {
+pub(crate) fn rewrite_one(position: i64) -> String {
     format!(
         "UPDATE events e SET payload = '{{\"forged\": true}}',
                 hash = sha256(coalesce((SELECT p.hash FROM events p

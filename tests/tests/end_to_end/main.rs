@@ -6,6 +6,7 @@
 mod attack_run;
 mod audit;
 mod audit_anchors;
+mod audit_python;
 mod authorization;
 mod authorization_matrix;
 mod command_routes;

@@ -1,0 +1,215 @@
+//! The second-language verifier (`scripts/audit_verify.py`, written from
+//! docs/AUDIT.md) on what an auditor with read access to the database has:
+//! the export (`hash`, `canonical`), the seals and an anchor. It passes on
+//! a clean log and fails on each kind of tampering, on copies of one sealed
+//! database (`CREATE DATABASE … TEMPLATE`).
+
+use std::path::{Path, PathBuf};
+
+use audit::seal::{self, SealRecord};
+use audit::{AnchorFile, Sealer};
+use ledger::commands::events::{export, ExportArgs, Format};
+use ledger_tests::database::{admin_database_url, connect};
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+use crate::audit::behind_the_back;
+use crate::audit_anchors::{an_aggregates_last_event, rewrite_one, sealed_log, REHASH_ALL};
+
+/// The verifier's script, from the repository root.
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("scripts")
+        .join("audit_verify.py")
+}
+
+/// Writes what the auditor reads from `pool` into `dir`; runs the
+/// verifier; its exit status and report.
+async fn python_verify(pool: &PgPool, dir: &Path, extra: &[&str]) -> (bool, Value) {
+    let events = dir.join("events.ndjson");
+    let seals_file = dir.join("seals.json");
+    export(
+        pool,
+        &ExportArgs {
+            format: Format::Ndjson,
+            output: Some(events.clone()),
+            after: None,
+            until_position: None,
+            since: None,
+            until: None,
+            aggregate_type: None,
+            event_type: None,
+        },
+    )
+    .await
+    .expect("export");
+    let seals: Vec<SealRecord> = seal::after(pool, 0, 100_000)
+        .await
+        .expect("seals")
+        .iter()
+        .map(SealRecord::from)
+        .collect();
+    std::fs::write(&seals_file, serde_json::to_vec(&seals).unwrap()).unwrap();
+    let output = tokio::process::Command::new("python3")
+        .arg(script())
+        .arg("--events")
+        .arg(&events)
+        .arg("--seals")
+        .arg(&seals_file)
+        .args(extra)
+        .output()
+        .await
+        .expect("run python3");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a report ({e}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.success(), report)
+}
+
+async fn clone_database(template: &str, name: &str) -> PgPool {
+    let mut admin = PgConnection::connect(&admin_database_url()).await.unwrap();
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"").as_str())
+        .await
+        .expect("clone the database");
+    connect(name, 2).await
+}
+
+async fn drop_database(name: &str) {
+    let mut admin = PgConnection::connect(&admin_database_url()).await.unwrap();
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+        .await;
+}
+
+#[tokio::test]
+async fn the_python_verifier_passes_a_clean_log_and_fails_each_tampering() {
+    let (app, seals) = sealed_log().await;
+    let newest = seals.last().unwrap().clone();
+    let first_seal_end = seals[0].to_position;
+    let anchor = AnchorFile::take(&app.pool).await.unwrap();
+    let public = audit::verifying_key_hex(&audit::dev_signing_key().verifying_key());
+    let dir = tempfile::tempdir().unwrap();
+    let anchor_file = dir.path().join("anchor.json");
+    std::fs::write(&anchor_file, serde_json::to_vec(&anchor).unwrap()).unwrap();
+    let anchor_arg = anchor_file.to_str().unwrap().to_owned();
+    let keyed: Vec<&str> = vec!["--public-key", &public];
+    let anchored: Vec<&str> = vec!["--public-key", &public, "--anchor", &anchor_arg];
+
+    let (ok, report) = python_verify(&app.pool, dir.path(), &anchored).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["sealed_through"], newest.to_position);
+    assert_eq!(report["unsealed"], 0);
+    assert_eq!(report["signatures_checked"], true);
+    let (ok, report) = python_verify(&app.pool, dir.path(), &["--no-signatures"]).await;
+    assert!(ok && report["signatures_checked"] == false, "{report}");
+    let target = an_aggregates_last_event(&app.pool, first_seal_end).await;
+    app.pool.close().await;
+
+    let newest_id = newest.seal_id;
+    let from = newest.from_position;
+    let cases: Vec<(&str, Vec<String>, &[&str], &str)> = vec![
+        (
+            "changed payload",
+            vec![format!(
+                "UPDATE events SET payload = '{{\"forged\": true}}' WHERE global_position = {target}"
+            )],
+            &keyed,
+            "hash_mismatch",
+        ),
+        ("digest only", vec![rewrite_one(target)], &keyed, "seal_digest"),
+        (
+            "newest seal removed",
+            vec![format!("DELETE FROM audit_seals WHERE seal_id = {newest_id}")],
+            &anchored,
+            "seal_missing",
+        ),
+        (
+            "seal and its events removed",
+            vec![
+                format!("DELETE FROM audit_seals WHERE seal_id = {newest_id}"),
+                format!("DELETE FROM events WHERE global_position >= {from}"),
+            ],
+            &anchored,
+            "seal_missing",
+        ),
+        (
+            "full rewrite without the key",
+            vec![
+                format!(
+                    "UPDATE events SET payload = '{{\"forged\": true}}' WHERE global_position = {target}"
+                ),
+                REHASH_ALL.to_owned(),
+                "DELETE FROM audit_seals".to_owned(),
+            ],
+            &keyed,
+            "seal_signature",
+        ),
+    ];
+    for (i, (name, sql, args, kind)) in cases.into_iter().enumerate() {
+        let copy = format!("{}_py{i}", app.database);
+        let pool = clone_database(&app.database, &copy).await;
+        let statements: Vec<&str> = sql.iter().map(String::as_str).collect();
+        behind_the_back(&pool, &statements).await;
+        if name == "full rewrite without the key" {
+            Sealer::new(
+                pool.clone(),
+                audit::generate_signing_key(),
+                "dev",
+                app.stream.clone(),
+            )
+            .seal_once()
+            .await
+            .unwrap();
+            let (ok, report) = python_verify(&pool, dir.path(), &["--no-signatures"]).await;
+            assert!(ok, "{name}: without the key a rewrite passes: {report}");
+        }
+        let (ok, report) = python_verify(&pool, dir.path(), args).await;
+        assert!(!ok, "{name}: {report}");
+        assert_eq!(report["first_failure"]["kind"], *kind, "{name}: {report}");
+        if kind == "seal_digest" {
+            assert!(
+                report["first_failure"]["range"]["from"].is_i64(),
+                "{report}"
+            );
+        }
+        pool.close().await;
+        drop_database(&copy).await;
+    }
+
+    // The unsealed tail cut off: a log with events after its last seal.
+    let copy = format!("{}_pytail", app.database);
+    let pool = clone_database(&app.database, &copy).await;
+    behind_the_back(
+        &pool,
+        &[&format!(
+            "DELETE FROM audit_seals WHERE seal_id = {newest_id}"
+        )],
+    )
+    .await;
+    let tail_anchor = AnchorFile {
+        seal: anchor.seal.clone().filter(|_| false),
+        head: anchor.head.clone(),
+    };
+    std::fs::write(&anchor_file, serde_json::to_vec(&tail_anchor).unwrap()).unwrap();
+    let (ok, report) = python_verify(&pool, dir.path(), &anchored).await;
+    assert!(ok, "{report}");
+    assert!(report["unsealed"].as_i64().unwrap() > 0, "{report}");
+    behind_the_back(
+        &pool,
+        &[&format!(
+            "DELETE FROM events WHERE global_position >= {from}"
+        )],
+    )
+    .await;
+    let (ok, report) = python_verify(&pool, dir.path(), &anchored).await;
+    assert!(!ok, "{report}");
+    assert_eq!(report["first_failure"]["kind"], "log_truncated", "{report}");
+    pool.close().await;
+    drop_database(&copy).await;
+}
