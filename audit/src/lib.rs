@@ -10,6 +10,7 @@
 //! - `merkle`: the Merkle tree of a seal, inclusion proofs;
 //! - `proof`: [`proof`], one event's inclusion proof in its seal;
 //! - `anchor`: what an auditor keeps between verifications;
+//! - `privileges`: the application role that may not change the log;
 //! - `keys`: Ed25519 keys from hex, a development key.
 //!
 //! The read API serves the [`Report`] at `GET /v1/audit/verify` (auditor,
@@ -27,6 +28,7 @@ pub mod anchor;
 pub mod chain;
 pub mod keys;
 pub mod merkle;
+pub mod privileges;
 pub mod proof;
 pub mod report;
 pub mod seal;

@@ -49,7 +49,10 @@ fn the_documents_worked_example_holds() {
         ("hash", hex::encode(hash)),
         ("leaf", hex::encode(merkle::leaf_hash(1, &hash))),
         ("digest", hex::encode(&seal.digest)),
-        ("merkle_root", hex::encode(seal.merkle_root.as_ref().unwrap())),
+        (
+            "merkle_root",
+            hex::encode(seal.merkle_root.as_ref().unwrap()),
+        ),
         ("key_id", seal.key_id.clone()),
         (
             "public_key",

@@ -33,8 +33,8 @@ enum Task {
     Relay(ServeArgs),
     /// Run the projectors that build the read models.
     Project(ServeArgs),
-    /// Apply pending database migrations and exit.
-    Migrate(DatabaseArgs),
+    /// Apply pending database migrations and exit (run as the owner role).
+    Migrate(MigrateArgs),
     /// Print a bearer token for development.
     Token(TokenArgs),
     /// Read the event log.
@@ -92,6 +92,16 @@ enum ProjectionsTask {
         #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
         stream: String,
     },
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// The application role the running parts connect as: granted what they
+    /// need, refused UPDATE, DELETE and TRUNCATE on the log and the seals.
+    #[arg(long, env = "LEDGER_DB_APP_ROLE")]
+    app_role: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -223,10 +233,16 @@ async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
     Ok(())
 }
 
-async fn migrate(args: DatabaseArgs) -> Result<(), LedgerError> {
-    let pool = ledger::connect(&args.database_url, 2).await?;
+async fn migrate(args: MigrateArgs) -> Result<(), LedgerError> {
+    let pool = ledger::connect(&args.database.database_url, 2).await?;
     ledger::migrate(&pool).await?;
     println!("migrations applied");
+    if let Some(role) = &args.app_role {
+        audit::privileges::grant_application_role(&pool, role)
+            .await
+            .map_err(|e| LedgerError::Config(format!("granting {role}: {e}")))?;
+        println!("application role {role} granted (no UPDATE, DELETE, TRUNCATE on events and audit_seals)");
+    }
     Ok(())
 }
 
