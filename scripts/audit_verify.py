@@ -4,10 +4,12 @@ alone (Python 3.9+, standard library only; Ed25519 per RFC 8032 section 6).
 
     audit_verify.py --events EXPORT.ndjson --seals SEALS.json
                     (--public-key HEX | --no-signatures) [--anchor ANCHOR.json]
+                    [--earlier EARLIER.ndjson]
 
 EXPORT is `ledger events export` (NDJSON, every event with `hash` and
 `canonical`); SEALS is a JSON list of seals, or a `GET /v1/audit/seals` page,
-or one seal per line; ANCHOR is `ledger audit verify --save-anchor`'s file.
+or one seal per line; ANCHOR is `ledger audit verify --save-anchor`'s file; EARLIER an older export, whose
+hashes name the changed event when only a seal's digest fails.
 Prints a JSON report; exits 0 when the log verifies, 1 when it does not.
 """
 import argparse, calendar, hashlib, json, re, sys, uuid
@@ -211,6 +213,7 @@ def main():
     key.add_argument("--public-key")
     key.add_argument("--no-signatures", action="store_true")
     ap.add_argument("--anchor")
+    ap.add_argument("--earlier")
     args = ap.parse_args()
     if args.no_signatures:
         print("WARNING: seal signatures are NOT checked: a rewritten log passes", file=sys.stderr)
@@ -224,6 +227,14 @@ def main():
     found = [f for f in (check_events(events), check_seals(seals, by_position, public_key)) if f]
     found.sort(key=lambda f: f.get("position") or f.get("range", {}).get("from", 0))
     first = found[0] if found else None
+    if first and first["kind"] == "seal_digest" and args.earlier:
+        with open(args.earlier, encoding="utf-8") as f:
+            kept = {e["position"]: e["hash"] for e in map(json.loads, filter(str.strip, f))}
+        r = first["range"]
+        changed = [p for p in sorted(by_position) if r["from"] <= p <= r["to"]
+                   and p in kept and kept[p] != by_position[p]["hash"]]
+        if changed:
+            first["position"] = changed[0]
     if first is None and args.anchor:
         with open(args.anchor, encoding="utf-8") as f:
             first = check_anchor(json.load(f), seals, by_position)

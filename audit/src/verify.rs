@@ -45,6 +45,9 @@ pub struct Anchors {
     /// Events known to have been recorded (the anchor's head, the event
     /// stream's last message).
     pub events: Vec<KeptEvent>,
+    /// Event hashes by position from an earlier export: they narrow a
+    /// `seal_digest` failure to the event whose hash changed.
+    pub hashes: std::collections::BTreeMap<i64, Vec<u8>>,
 }
 
 /// A seal known from outside the database.
@@ -113,6 +116,9 @@ pub async fn verify_anchored(
     anchors: &Anchors,
 ) -> Result<Report, sqlx::Error> {
     let mut report = walk(pool, public_key, from, to).await?;
+    if let Some(failure) = report.first_failure.as_mut() {
+        narrow(pool, failure, &anchors.hashes).await?;
+    }
     if report.first_failure.is_none() {
         let (checked, failure) = check_anchors(pool, anchors).await?;
         report.anchors_checked = checked;
@@ -120,6 +126,38 @@ pub async fn verify_anchored(
         report.first_failure = failure;
     }
     Ok(report)
+}
+
+/// Names the event of a `seal_digest` failure whose hash differs from the
+/// one an earlier export kept.
+async fn narrow(
+    pool: &PgPool,
+    failure: &mut Failure,
+    kept: &std::collections::BTreeMap<i64, Vec<u8>>,
+) -> Result<(), sqlx::Error> {
+    let (FailureKind::SealDigest, Some(range)) = (failure.kind, failure.range) else {
+        return Ok(());
+    };
+    if kept.range(range.from..=range.to).next().is_none() {
+        return Ok(());
+    }
+    let stored = event_log::statements::audit::hashes_between(
+        pool,
+        range.from,
+        range.to,
+        range.to - range.from + 1,
+    )
+    .await?;
+    let changed = stored
+        .iter()
+        .find(|(position, hash)| kept.get(position).is_some_and(|k| k != hash));
+    if let Some((position, _)) = changed {
+        failure.position = Some(*position);
+        failure.reason.push_str(&format!(
+            "; the event at position {position} no longer has the hash an earlier export kept"
+        ));
+    }
+    Ok(())
 }
 
 /// Compares the database with the copies kept outside it.

@@ -39,6 +39,10 @@ pub struct VerifyArgs {
     /// event here, for the next `--anchor`.
     #[arg(long)]
     pub save_anchor: Option<PathBuf>,
+    /// An earlier `ledger events export` (NDJSON, with `hash`): names the
+    /// changed event when a seal's digest no longer matches.
+    #[arg(long)]
+    pub hashes: Option<PathBuf>,
     /// NATS server: when given, the log must also agree with the newest
     /// seal of the seal stream and the event stream's last event.
     #[arg(long, env = "NATS_URL")]
@@ -80,6 +84,9 @@ pub async fn verify(args: VerifyArgs) -> Result<(), LedgerError> {
         anchors.seals.extend(file.seals);
         anchors.events.extend(file.events);
     }
+    if let Some(path) = &args.hashes {
+        anchors.hashes = read_hashes(path)?;
+    }
     if let Some(url) = &args.nats_url {
         let nats = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
@@ -110,4 +117,31 @@ pub async fn verify(args: VerifyArgs) -> Result<(), LedgerError> {
         eprintln!("anchor saved to {}", path.display());
     }
     Ok(())
+}
+
+/// `position → hash` from an NDJSON export.
+fn read_hashes(
+    path: &std::path::Path,
+) -> Result<std::collections::BTreeMap<i64, Vec<u8>>, LedgerError> {
+    let bad =
+        |line: usize, why: &str| LedgerError::Config(format!("{}:{line}: {why}", path.display()));
+    let text = std::fs::read_to_string(path)?;
+    let mut hashes = std::collections::BTreeMap::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let event: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(n + 1, &e.to_string()))?;
+        let position = event["position"]
+            .as_i64()
+            .ok_or_else(|| bad(n + 1, "no position"))?;
+        let hash = event["hash"]
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(|| bad(n + 1, "no hex hash"))?;
+        hashes.insert(position, hash);
+    }
+    Ok(hashes)
 }

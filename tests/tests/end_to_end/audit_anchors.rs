@@ -509,6 +509,14 @@ async fn a_digest_only_failure_names_the_seals_range_and_a_kept_proof_the_event(
         .iter()
         .find(|s| s.positions.contains(&target))
         .unwrap();
+    // An earlier export's hashes, as an auditor would have kept them.
+    let earlier: std::collections::BTreeMap<i64, Vec<u8>> =
+        sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT global_position, hash FROM events")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
 
     behind_the_back(&app.pool, &[&rewrite_one(target)]).await;
     let failure = assert_fails(
@@ -519,6 +527,18 @@ async fn a_digest_only_failure_names_the_seals_range_and_a_kept_proof_the_event(
     assert_eq!(failure.range.unwrap().to, seal.to_position);
     assert!(failure.range.unwrap().from <= seal.from_position);
     assert_eq!(failure.seal_id, Some(seal.seal_id));
+    // With the earlier hashes, the failure names the event.
+    let narrowed = verify(
+        &app.pool,
+        &Anchors {
+            hashes: earlier,
+            ..Anchors::default()
+        },
+    )
+    .await;
+    let failure = assert_fails(&narrowed, FailureKind::SealDigest);
+    assert_eq!(failure.position, Some(target), "{narrowed:?}");
+    assert_eq!(failure.range.unwrap().to, seal.to_position);
     // The proof kept from before still folds to the signed root, and its
     // event hash is no longer the stored one: that event was changed.
     let stored: Vec<u8> = sqlx::query_scalar("SELECT hash FROM events WHERE global_position = $1")
