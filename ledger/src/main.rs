@@ -55,7 +55,7 @@ enum Task {
 enum AuditTask {
     /// Check every event's hash chain and every sealed checkpoint; prints the
     /// report as JSON and exits non-zero at the first bad position.
-    Verify(ledger::commands::audit::VerifyArgs),
+    Verify(Box<ledger::commands::audit::VerifyArgs>),
     /// Print a new Ed25519 signing key and its public key.
     Keygen,
 }
@@ -184,7 +184,7 @@ async fn main() -> ExitCode {
             stream,
         }) => rebuild(database, names, all, stream).await,
         Task::Stream(task) => ledger::commands::stream::execute(task).await,
-        Task::Audit(AuditTask::Verify(args)) => ledger::commands::audit::verify(args).await,
+        Task::Audit(AuditTask::Verify(args)) => ledger::commands::audit::verify(*args).await,
         Task::Audit(AuditTask::Keygen) => {
             let key = audit::generate_signing_key();
             println!("LEDGER_AUDIT_SIGNING_KEY={}", audit::signing_key_hex(&key));

@@ -181,6 +181,14 @@ async fn the_python_verifier_passes_a_clean_log_and_fails_each_tampering() {
                 report["first_failure"]["range"]["from"].is_i64(),
                 "{report}"
             );
+            assert!(
+                report["first_failure"].get("position").is_none(),
+                "{report}"
+            );
+            let narrowed = [args, &["--earlier", &earlier_arg]].concat();
+            let (ok, report) = python_verify(&pool, dir.path(), &narrowed).await;
+            assert!(!ok);
+            assert_eq!(report["first_failure"]["position"], target, "{report}");
         }
         pool.close().await;
         drop_database(&copy).await;
