@@ -247,3 +247,16 @@ impl SealRecord {
         Seal::try_from(&record)
     }
 }
+
+/// The seals whose ranges meet `[from, to]`, by number: those that cover
+/// an export of those positions.
+pub async fn covering(pool: &PgPool, from: i64, to: i64) -> Result<Vec<Seal>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM audit_seals WHERE to_position >= $1 AND from_position <= $2
+          ORDER BY seal_id",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+}

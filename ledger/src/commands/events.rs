@@ -25,6 +25,9 @@ use crate::LedgerError;
 pub enum Format {
     Ndjson,
     Csv,
+    /// One Parquet file (needs `--output`), with the covering seals in its
+    /// key-value metadata.
+    Parquet,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -136,13 +139,22 @@ impl From<csv::Error> for LedgerError {
 pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError> {
     let selection = args.selection();
     let total = export::count(pool, &selection).await?;
+    if let Format::Parquet = args.format {
+        let path = args.output.as_ref().ok_or_else(|| {
+            LedgerError::Config("--format parquet writes a file: give --output".into())
+        })?;
+        let bar = super::progress_bar(total.max(0) as u64, "export");
+        let written = super::parquet::export(pool, &selection, path, &bar).await?;
+        bar.finish_and_clear();
+        return Ok(written);
+    }
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(File::create(path)?),
         None => Box::new(io::stdout().lock()),
     };
     let sink = BufWriter::with_capacity(1 << 16, sink);
     let mut output = match args.format {
-        Format::Ndjson => Output::Ndjson(sink),
+        Format::Ndjson | Format::Parquet => Output::Ndjson(sink),
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(sink);
             writer.write_record([

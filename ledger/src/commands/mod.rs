@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod parquet;
 pub mod projections;
 pub mod stream;
 
