@@ -101,14 +101,7 @@ pub async fn chained_page(
 pub fn check_chain(chained: &ChainedEvent) -> Option<Failure> {
     let event = &chained.event;
     let position = event.global_position;
-    let fail = |kind, reason: String| {
-        Some(Failure {
-            position,
-            kind,
-            reason,
-            seal_id: None,
-        })
-    };
+    let fail = |kind, reason: String| Some(Failure::at(position, kind, reason, None));
     let name = format!(
         "{}/{} sequence {}",
         event.aggregate_type, event.aggregate_id, event.sequence

@@ -7,16 +7,21 @@
 //! - `digest = sha256(previous_digest ‖ for each event in position order:
 //!   int8 global_position ‖ 32-byte hash)`, `previous_digest` being seal
 //!   `n − 1`'s digest (empty for seal 1);
+//! - `merkle_root`: the root of the Merkle tree over the same events
+//!   (`crate::merkle`), so one event can be proven sealed on its own
+//!   (absent from seals made before it existed);
 //! - an Ed25519 `signature` over [`signed_message`].
 //!
 //! The [`Sealer`](crate::Sealer) writes them.
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-const MESSAGE_TAG: &str = "ledger-audit-seal-v1";
+const MESSAGE_TAG_V1: &str = "ledger-audit-seal-v1";
+const MESSAGE_TAG_V2: &str = "ledger-audit-seal-v2";
 
 /// One row of `audit_seals`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -28,6 +33,7 @@ pub struct Seal {
     pub positions: Vec<i64>,
     pub previous_digest: Vec<u8>,
     pub digest: Vec<u8>,
+    pub merkle_root: Option<Vec<u8>>,
     pub key_id: String,
     pub signature: Vec<u8>,
     pub sealed_at: DateTime<Utc>,
@@ -49,9 +55,16 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 /// ‖ bytes previous_digest ‖ bytes digest ‖ text key_id
 /// ‖ int8 sealed_at (µs since the Unix epoch)
 /// ```
+///
+/// A seal with a Merkle root is tagged `ledger-audit-seal-v2` instead and
+/// ends with `‖ bytes merkle_root`.
 pub fn signed_message(seal: &Seal) -> Vec<u8> {
-    let mut out = Vec::with_capacity(160 + 8 * seal.positions.len());
-    put_bytes(&mut out, MESSAGE_TAG.as_bytes());
+    let mut out = Vec::with_capacity(200 + 8 * seal.positions.len());
+    let tag = match seal.merkle_root {
+        Some(_) => MESSAGE_TAG_V2,
+        None => MESSAGE_TAG_V1,
+    };
+    put_bytes(&mut out, tag.as_bytes());
     for n in [
         seal.seal_id,
         seal.from_position,
@@ -69,6 +82,9 @@ pub fn signed_message(seal: &Seal) -> Vec<u8> {
     put_bytes(&mut out, &seal.digest);
     put_bytes(&mut out, seal.key_id.as_bytes());
     out.extend_from_slice(&seal.sealed_at.timestamp_micros().to_be_bytes());
+    if let Some(root) = &seal.merkle_root {
+        put_bytes(&mut out, root);
+    }
     out
 }
 
@@ -128,4 +144,119 @@ pub async fn first_reaching(pool: &PgPool, position: i64) -> Result<Option<Seal>
         .bind(position)
         .fetch_optional(pool)
         .await
+}
+
+/// Up to `limit` seals numbered after `after`, by number.
+pub async fn after(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<Seal>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM audit_seals WHERE seal_id > $1 ORDER BY seal_id LIMIT $2")
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
+/// The newest seal, if any.
+pub async fn newest(pool: &PgPool) -> Result<Option<Seal>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM audit_seals ORDER BY seal_id DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await
+}
+
+/// A seal as JSON (API.md "Audit"): what `GET /v1/audit/seals` serves,
+/// what the seal stream carries and what `--save-anchor` writes. Byte
+/// strings are lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SealRecord {
+    pub seal_id: i64,
+    pub from: i64,
+    pub to: i64,
+    pub event_count: i64,
+    /// The sealed events' positions (the signature covers them).
+    pub positions: Vec<i64>,
+    pub digest: String,
+    pub previous_digest: String,
+    /// Absent for seals made before Merkle roots were.
+    pub merkle_root: Option<String>,
+    pub key_id: String,
+    pub signature: String,
+    pub sealed_at: DateTime<Utc>,
+}
+
+/// A [`SealRecord`] that does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("seal record: {0}")]
+pub struct RecordError(String);
+
+impl RecordError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+impl From<&Seal> for SealRecord {
+    fn from(seal: &Seal) -> Self {
+        Self {
+            seal_id: seal.seal_id,
+            from: seal.from_position,
+            to: seal.to_position,
+            event_count: seal.event_count,
+            positions: seal.positions.clone(),
+            digest: hex::encode(&seal.digest),
+            previous_digest: hex::encode(&seal.previous_digest),
+            merkle_root: seal.merkle_root.as_ref().map(hex::encode),
+            key_id: seal.key_id.clone(),
+            signature: hex::encode(&seal.signature),
+            sealed_at: seal.sealed_at,
+        }
+    }
+}
+
+impl TryFrom<&SealRecord> for Seal {
+    type Error = RecordError;
+
+    fn try_from(record: &SealRecord) -> Result<Self, RecordError> {
+        let bytes = |field: &str, text: &str| {
+            hex::decode(text).map_err(|e| RecordError(format!("{field}: {e}")))
+        };
+        Ok(Seal {
+            seal_id: record.seal_id,
+            from_position: record.from,
+            to_position: record.to,
+            event_count: record.event_count,
+            positions: record.positions.clone(),
+            previous_digest: bytes("previous_digest", &record.previous_digest)?,
+            digest: bytes("digest", &record.digest)?,
+            merkle_root: record
+                .merkle_root
+                .as_deref()
+                .map(|root| bytes("merkle_root", root))
+                .transpose()?,
+            key_id: record.key_id.clone(),
+            signature: bytes("signature", &record.signature)?,
+            sealed_at: record.sealed_at,
+        })
+    }
+}
+
+impl SealRecord {
+    /// Reads a record from its JSON.
+    pub fn decode(json: &[u8]) -> Result<Seal, RecordError> {
+        let record: SealRecord =
+            serde_json::from_slice(json).map_err(|e| RecordError(e.to_string()))?;
+        Seal::try_from(&record)
+    }
+}
+
+/// The seals whose ranges meet `[from, to]`, by number: those that cover
+/// an export of those positions.
+pub async fn covering(pool: &PgPool, from: i64, to: i64) -> Result<Vec<Seal>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM audit_seals WHERE to_position >= $1 AND from_position <= $2
+          ORDER BY seal_id",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
 }

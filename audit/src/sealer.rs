@@ -126,6 +126,7 @@ impl Sealer {
             positions: rows.iter().map(|(position, _)| *position).collect(),
             previous_digest,
             digest: digest.finish(),
+            merkle_root: Some(crate::merkle::root(&rows).to_vec()),
             key_id: self.key_id.clone(),
             signature: Vec::new(),
             // PostgreSQL keeps microseconds: sign what will be stored.
@@ -135,8 +136,8 @@ impl Sealer {
         sqlx::query(
             "INSERT INTO audit_seals (seal_id, from_position, to_position, event_count,
                                       positions, previous_digest, digest, key_id,
-                                      signature, sealed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                      signature, sealed_at, merkle_root)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(seal.seal_id)
         .bind(seal.from_position)
@@ -148,6 +149,7 @@ impl Sealer {
         .bind(&seal.key_id)
         .bind(&seal.signature)
         .bind(seal.sealed_at)
+        .bind(&seal.merkle_root)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -14,18 +14,74 @@
 //! - a seal changed or signed by another key: `seal_signature` where its
 //!   range starts; seals removed, reordered or not chained: `seal_invalid`;
 //! - hashes rewritten consistently (chain recomputed by hand): `seal_digest`
-//!   where the seal's range starts, unless an event in the range already
-//!   failed on its own, which is then the more precise answer.
+//!   with the seal's range (any event in it may be the changed one; the
+//!   seal's Merkle root and an earlier export narrow it), unless an event in
+//!   the range already failed on its own, which is then the more precise
+//!   answer;
+//! - the newest seals removed (with or without their events), or the seals
+//!   re-made: only a copy kept outside the database shows it ([`Anchors`]:
+//!   the auditor's anchor, the seal stream): `seal_missing`,
+//!   `seal_rewritten`; the end of the log cut off: `log_truncated` at a
+//!   position the anchor or the event stream vouches for.
 //!
 //! A range asked for is widened to whole seals so that their digests can be
-//! checked; the report says which range it covered.
+//! checked; the report says which range it covered, how far seals reach
+//! (`sealed_through`) and how many events only their chain vouches for
+//! (`unsealed`).
 
 use ed25519_dalek::VerifyingKey;
 use sqlx::PgPool;
 
 use crate::chain::{self, check_chain, ChainedEvent};
-use crate::report::{missing, Failure, FailureKind, Report};
+use crate::merkle;
+use crate::report::{missing, Failure, FailureKind, PositionRange, Report};
 use crate::seal::{self, DigestBuilder, Seal};
+
+/// Copies kept outside the database that the log must still agree with.
+#[derive(Debug, Clone, Default)]
+pub struct Anchors {
+    /// Seals the auditor kept, or the seal stream holds.
+    pub seals: Vec<KeptSeal>,
+    /// Events known to have been recorded (the anchor's head, the event
+    /// stream's last message).
+    pub events: Vec<KeptEvent>,
+    /// Event hashes by position from an earlier export: they narrow a
+    /// `seal_digest` failure to the event whose hash changed.
+    pub hashes: std::collections::BTreeMap<i64, Vec<u8>>,
+}
+
+/// A seal known from outside the database.
+#[derive(Debug, Clone)]
+pub struct KeptSeal {
+    pub seal_id: i64,
+    pub digest: Vec<u8>,
+    /// Its range, when known.
+    pub range: Option<PositionRange>,
+    /// Where it was kept (`anchor`, `seal stream`), for the reason.
+    pub source: &'static str,
+}
+
+impl KeptSeal {
+    pub fn of(seal: &Seal, source: &'static str) -> Self {
+        Self {
+            seal_id: seal.seal_id,
+            digest: seal.digest.clone(),
+            range: Some(PositionRange {
+                from: seal.from_position,
+                to: seal.to_position,
+            }),
+            source,
+        }
+    }
+}
+
+/// An event known from outside the database.
+#[derive(Debug, Clone)]
+pub struct KeptEvent {
+    pub position: i64,
+    pub event_id: uuid::Uuid,
+    pub source: &'static str,
+}
 
 /// Events read per query.
 const PAGE: i64 = 500;
@@ -48,6 +104,142 @@ pub async fn verify_with(
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<Report, sqlx::Error> {
+    verify_anchored(pool, public_key, from, to, &Anchors::default()).await
+}
+
+/// [`verify_with`], and the log must agree with `anchors`.
+pub async fn verify_anchored(
+    pool: &PgPool,
+    public_key: Option<&VerifyingKey>,
+    from: Option<i64>,
+    to: Option<i64>,
+    anchors: &Anchors,
+) -> Result<Report, sqlx::Error> {
+    let mut report = walk(pool, public_key, from, to).await?;
+    if let Some(failure) = report.first_failure.as_mut() {
+        narrow(pool, failure, &anchors.hashes).await?;
+    }
+    if report.first_failure.is_none() {
+        let (checked, failure) = check_anchors(pool, anchors).await?;
+        report.anchors_checked = checked;
+        report.ok = failure.is_none();
+        report.first_failure = failure;
+    }
+    Ok(report)
+}
+
+/// Names the event of a `seal_digest` failure whose hash differs from the
+/// one an earlier export kept.
+async fn narrow(
+    pool: &PgPool,
+    failure: &mut Failure,
+    kept: &std::collections::BTreeMap<i64, Vec<u8>>,
+) -> Result<(), sqlx::Error> {
+    let (FailureKind::SealDigest, Some(range)) = (failure.kind, failure.range) else {
+        return Ok(());
+    };
+    if kept.range(range.from..=range.to).next().is_none() {
+        return Ok(());
+    }
+    let stored = event_log::statements::audit::hashes_between(
+        pool,
+        range.from,
+        range.to,
+        range.to - range.from + 1,
+    )
+    .await?;
+    let changed = stored
+        .iter()
+        .find(|(position, hash)| kept.get(position).is_some_and(|k| k != hash));
+    if let Some((position, _)) = changed {
+        failure.position = Some(*position);
+        failure.reason.push_str(&format!(
+            "; the event at position {position} no longer has the hash an earlier export kept"
+        ));
+    }
+    Ok(())
+}
+
+/// Compares the database with the copies kept outside it.
+async fn check_anchors(
+    pool: &PgPool,
+    anchors: &Anchors,
+) -> Result<(u64, Option<Failure>), sqlx::Error> {
+    let mut checked = 0;
+    let mut kept = anchors.seals.clone();
+    kept.sort_by_key(|s| s.seal_id);
+    for anchor in &kept {
+        checked += 1;
+        let stored = seal::load(pool, anchor.seal_id).await?;
+        let range = anchor.range.or(stored.as_ref().map(|s| PositionRange {
+            from: s.from_position,
+            to: s.to_position,
+        }));
+        let (kind, reason) = match &stored {
+            None => (
+                FailureKind::SealMissing,
+                format!(
+                    "seal {} (kept in the {}) is not in the database: the newest seals \
+                     were removed",
+                    anchor.seal_id, anchor.source
+                ),
+            ),
+            Some(stored) if stored.digest != anchor.digest => (
+                FailureKind::SealRewritten,
+                format!(
+                    "seal {} in the database differs from the one kept in the {}: the seal \
+                     chain was rewritten",
+                    anchor.seal_id, anchor.source
+                ),
+            ),
+            Some(_) => continue,
+        };
+        return Ok((
+            checked,
+            Some(Failure {
+                position: None,
+                range,
+                kind,
+                reason,
+                seal_id: Some(anchor.seal_id),
+            }),
+        ));
+    }
+    for event in &anchors.events {
+        checked += 1;
+        let stored = event_log::statements::audit::event_id_at(pool, event.position).await?;
+        let reason = match stored {
+            Some(id) if id == event.event_id => continue,
+            Some(id) => format!(
+                "the event at position {} is {id}, not {} as the {} recorded",
+                event.position, event.event_id, event.source
+            ),
+            None => format!(
+                "the event at position {} ({}), recorded in the {}, is not in the log: \
+                 its end was cut off",
+                event.position, event.event_id, event.source
+            ),
+        };
+        return Ok((
+            checked,
+            Some(Failure::at(
+                event.position,
+                FailureKind::LogTruncated,
+                reason,
+                None,
+            )),
+        ));
+    }
+    Ok((checked, None))
+}
+
+/// The walk over the log and its seals.
+async fn walk(
+    pool: &PgPool,
+    public_key: Option<&VerifyingKey>,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Report, sqlx::Error> {
     let head = event_log::statements::positions::head(pool).await?;
     let mut lo = from.unwrap_or(1).max(1);
     let mut hi = to.unwrap_or(head);
@@ -59,14 +251,19 @@ pub async fn verify_with(
         previous: None,
         next: None,
         seals_checked: 0,
+        sealed_through: 0,
+        unsealed: 0,
     };
     let mut report = Report {
         ok: true,
         checked: 0,
+        sealed_through: 0,
+        unsealed: 0,
         from: lo,
         to: hi,
         seals_checked: 0,
         signatures_checked: public_key.is_some(),
+        anchors_checked: 0,
         first_failure: None,
     };
     if lo > hi {
@@ -90,6 +287,8 @@ pub async fn verify_with(
 
     let failure = walk.run(lo, &mut report.checked).await?;
     report.seals_checked = walk.seals_checked;
+    report.sealed_through = walk.sealed_through;
+    report.unsealed = walk.unsealed;
     report.ok = failure.is_none();
     report.first_failure = failure;
     Ok(report)
@@ -102,6 +301,8 @@ struct OpenSeal {
     /// Index in `seal.positions` of the next event expected.
     expected: usize,
     digest: DigestBuilder,
+    /// The Merkle leaves of the events seen so far.
+    leaves: Vec<[u8; 32]>,
 }
 
 struct Walk<'a> {
@@ -112,6 +313,8 @@ struct Walk<'a> {
     previous: Option<Seal>,
     next: Option<Seal>,
     seals_checked: u64,
+    sealed_through: i64,
+    unsealed: u64,
 }
 
 impl Walk<'_> {
@@ -157,6 +360,7 @@ impl Walk<'_> {
             match self.next.take() {
                 Some(next) if next.from_position <= position => {
                     self.seals_checked += 1;
+                    self.sealed_through = self.sealed_through.max(next.to_position);
                     let start = self.start_of(&next);
                     if let Some(failure) = self.entry_failure(&next, start) {
                         return Ok(Some(failure));
@@ -166,6 +370,7 @@ impl Walk<'_> {
                         seal: next,
                         start,
                         expected: 0,
+                        leaves: Vec::new(),
                     });
                 }
                 next => {
@@ -189,7 +394,11 @@ impl Walk<'_> {
     fn entry_failure(&self, seal: &Seal, start: i64) -> Option<Failure> {
         let fail = |kind, reason: String| {
             Some(Failure {
-                position: start,
+                position: Some(start),
+                range: Some(PositionRange {
+                    from: start,
+                    to: seal.to_position,
+                }),
                 kind,
                 reason: format!(
                     "seal {} over [{}, {}]: {reason}",
@@ -275,7 +484,10 @@ impl Walk<'_> {
 
     /// Checks an event against the open seal (if any) and folds it in.
     fn sealed(&mut self, event: &ChainedEvent) -> Option<Failure> {
-        let open = self.open.as_mut()?;
+        let Some(open) = self.open.as_mut() else {
+            self.unsealed += 1;
+            return None;
+        };
         let position = event.event.global_position;
         let seal_id = open.seal.seal_id;
         match open.seal.positions.get(open.expected) {
@@ -283,16 +495,18 @@ impl Walk<'_> {
             Some(&expected) if expected == position => {
                 open.expected += 1;
                 open.digest.push(position, &event.event.hash);
+                open.leaves
+                    .push(merkle::leaf_hash(position, &event.event.hash));
                 None
             }
-            _ => Some(Failure {
+            _ => Some(Failure::at(
                 position,
-                kind: FailureKind::UnexpectedEvent,
-                reason: format!(
+                FailureKind::UnexpectedEvent,
+                format!(
                     "an event was added at position {position}, where seal {seal_id} recorded none"
                 ),
-                seal_id: Some(seal_id),
-            }),
+                Some(seal_id),
+            )),
         }
     }
 }
@@ -303,14 +517,30 @@ fn close(open: &OpenSeal) -> Option<Failure> {
     if let Some(&position) = seal.positions.get(open.expected) {
         return Some(missing(seal.seal_id, position));
     }
-    (open.digest.clone().finish() != seal.digest).then(|| Failure {
-        position: open.start,
-        kind: FailureKind::SealDigest,
-        reason: format!(
-            "seal {} over [{}, {}]: the events' hashes no longer give the sealed digest \
-             (hashes were rewritten)",
-            seal.seal_id, seal.from_position, seal.to_position
-        ),
-        seal_id: Some(seal.seal_id),
+    let digest_differs = open.digest.clone().finish() != seal.digest;
+    let root_differs = seal
+        .merkle_root
+        .as_ref()
+        .is_some_and(|root| merkle::root_of_leaves(&open.leaves).as_slice() != root.as_slice());
+    (digest_differs || root_differs).then(|| {
+        Failure::within(
+            open.start,
+            seal.to_position,
+            FailureKind::SealDigest,
+            format!(
+                "seal {} over [{}, {}]: the events' hashes no longer give the sealed {} \
+                 (hashes were rewritten somewhere in the range; an earlier export of the \
+                 hashes or GET /v1/audit/proof?position= tells which event)",
+                seal.seal_id,
+                seal.from_position,
+                seal.to_position,
+                if digest_differs {
+                    "digest"
+                } else {
+                    "Merkle root"
+                }
+            ),
+            seal.seal_id,
+        )
     })
 }

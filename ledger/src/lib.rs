@@ -12,6 +12,7 @@ pub mod observability;
 pub mod openapi;
 pub mod process;
 pub mod router;
+pub mod seal_publisher;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
@@ -50,12 +51,12 @@ pub enum LedgerError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    /// `ledger audit verify` found the log altered.
-    #[error("audit: {0}")]
-    AuditFailed(String),
     /// The event pipeline (relay, stream, consumers, read models).
     #[error("event pipeline: {0}")]
     Pipeline(ledger_nats::Error),
+    /// Audit verification did not pass, or what it needs is unreadable.
+    #[error("audit: {0}")]
+    Audit(String),
     #[error(
         "shutdown did not finish within {}; still running: {}",
         humantime::format_duration(*.timeout),

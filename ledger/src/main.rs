@@ -33,8 +33,8 @@ enum Task {
     Relay(ServeArgs),
     /// Run the projectors that build the read models.
     Project(ServeArgs),
-    /// Apply pending database migrations and exit.
-    Migrate(DatabaseArgs),
+    /// Apply pending database migrations and exit (run as the owner role).
+    Migrate(MigrateArgs),
     /// Print a bearer token for development.
     Token(TokenArgs),
     /// Read the event log.
@@ -67,20 +67,7 @@ enum Task {
 enum AuditTask {
     /// Check every event's hash chain and every sealed checkpoint; prints the
     /// report as JSON and exits non-zero at the first bad position.
-    Verify {
-        #[command(flatten)]
-        database: DatabaseArgs,
-        /// First position to check.
-        #[arg(long)]
-        from: Option<i64>,
-        /// Last position to check.
-        #[arg(long)]
-        to: Option<i64>,
-        /// Ed25519 public key (64 hex digits) that checks the seals'
-        /// signatures; without it, digests and chains are still checked.
-        #[arg(long, env = "LEDGER_AUDIT_PUBLIC_KEY")]
-        public_key: Option<String>,
-    },
+    Verify(Box<ledger::commands::audit::VerifyArgs>),
     /// Print a new Ed25519 signing key and its public key.
     Keygen,
 }
@@ -119,6 +106,16 @@ enum ProjectionsTask {
         #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
         stream: String,
     },
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// The application role the running parts connect as: granted what they
+    /// need, refused UPDATE, DELETE and TRUNCATE on the log and the seals.
+    #[arg(long, env = "LEDGER_DB_APP_ROLE")]
+    app_role: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -244,12 +241,7 @@ async fn main() -> ExitCode {
             .map(|doc| println!("{doc}"))
             .map_err(|e| LedgerError::Io(e.into())),
         Task::Webhook(task) => ledger::commands::webhook::execute(task),
-        Task::Audit(AuditTask::Verify {
-            database,
-            from,
-            to,
-            public_key,
-        }) => audit_verify(database, from, to, public_key).await,
+        Task::Audit(AuditTask::Verify(args)) => ledger::commands::audit::verify(*args).await,
         Task::Audit(AuditTask::Keygen) => {
             let key = audit::generate_signing_key();
             println!("LEDGER_AUDIT_SIGNING_KEY={}", audit::signing_key_hex(&key));
@@ -306,35 +298,17 @@ async fn serve(args: ServeArgs, parts: Parts) -> Result<(), LedgerError> {
     Ok(())
 }
 
-async fn migrate(args: DatabaseArgs) -> Result<(), LedgerError> {
-    let pool = ledger::connect(&args.database_url, 2).await?;
+async fn migrate(args: MigrateArgs) -> Result<(), LedgerError> {
+    let pool = ledger::connect(&args.database.database_url, 2).await?;
     ledger::migrate(&pool).await?;
     println!("migrations applied");
-    Ok(())
-}
-
-async fn audit_verify(
-    database: DatabaseArgs,
-    from: Option<i64>,
-    to: Option<i64>,
-    public_key: Option<String>,
-) -> Result<(), LedgerError> {
-    let key = public_key
-        .as_deref()
-        .map(audit::parse_verifying_key)
-        .transpose()
-        .map_err(|e| LedgerError::Config(format!("public key: {e}")))?;
-    let pool = ledger::connect(&database.database_url, 2).await?;
-    let report = audit::verify_with(&pool, key.as_ref(), from, to).await?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).map_err(|e| LedgerError::Config(e.to_string()))?
-    );
-    if report.ok {
-        Ok(())
-    } else {
-        Err(LedgerError::AuditFailed("the log does not verify".into()))
+    if let Some(role) = &args.app_role {
+        audit::privileges::grant_application_role(&pool, role)
+            .await
+            .map_err(|e| LedgerError::Config(format!("granting {role}: {e}")))?;
+        println!("application role {role} granted (no UPDATE, DELETE, TRUNCATE on events and audit_seals)");
     }
+    Ok(())
 }
 
 async fn export_events(database: DatabaseArgs, export: ExportArgs) -> Result<(), LedgerError> {

@@ -72,6 +72,8 @@ use read_api as q;
         q::aggregates::events,
         q::aggregates::state,
         q::audit::verify_route,
+        q::audit::seals_route,
+        q::audit::proof_route,
         q::projections::list,
         q::health::live,
         q::health::ready,

@@ -210,6 +210,12 @@ pub async fn serve(
                 )
                 .with_interval(config.audit.seal_interval.max(Duration::from_millis(100)));
                 background.spawn("sealer", |stop| sealer.run(stop));
+                let (published, nats, settings) =
+                    (pool.clone(), nats.clone(), config.stream.clone());
+                let interval = config.audit.seal_interval.max(Duration::from_millis(100));
+                background.spawn("seal publisher", move |stop| {
+                    crate::seal_publisher::run(published, nats, settings, interval, stop)
+                });
             }
             None => tracing::warn!(
                 "no LEDGER_AUDIT_SIGNING_KEY: the log is hash-chained but not sealed"

@@ -7,6 +7,8 @@
 //! - `relay`: the only publisher, moving committed events to the stream in
 //!   commit order;
 //! - `wakeup`: how writers wake the relay after they commit;
+//! - `seals`: the audit seals' own stream (`<stream>_SEALS`), their copy
+//!   outside the database;
 //! - `faults`: what a component of the pipeline found wrong, for every
 //!   replica to report;
 //! - `history`: whether the stream belongs to this database's history (it
@@ -19,6 +21,7 @@ pub mod envelope;
 pub mod faults;
 pub mod history;
 pub mod relay;
+pub mod seals;
 pub mod stream;
 pub mod wakeup;
 

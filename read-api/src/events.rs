@@ -66,12 +66,21 @@ pub struct EventView {
     pub recorded_at: DateTime<Utc>,
     /// The event's link in its aggregate's hash chain, hex.
     pub hash: Option<String>,
+    /// The exact bytes that were hashed, hex: the canonical content of
+    /// docs/AUDIT.md, with `payload` and `metadata` as the text they are
+    /// stored as (`hash = sha256(previous hash ‖ canonical)`), so that a
+    /// client can recompute the chain from this API alone.
+    pub canonical: Option<String>,
 }
 
 impl EventView {
     /// The API's view of a stored event, its payload upcast.
     pub(crate) fn new(linked: Linked) -> Self {
-        let Linked { event, hash } = linked;
+        let Linked {
+            event,
+            hash,
+            canonical,
+        } = linked;
         let (event_version, payload, stored_version) = match event.upcast() {
             Some((version, payload)) => (version, payload, Some(event.event_version)),
             None => (event.event_version, event.payload, None),
@@ -89,6 +98,7 @@ impl EventView {
             metadata: event.metadata,
             recorded_at: event.recorded_at,
             hash,
+            canonical,
         }
     }
 }

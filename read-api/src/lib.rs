@@ -14,7 +14,7 @@
 //! - `freshness`: `Ledger-Min-Position` waiting and the `Ledger-Position`
 //!   header;
 //! - `health`: liveness and readiness;
-//! - `audit`: the hash chain, seals and `GET /v1/audit/verify`.
+//! - `audit`: verification, the seals and inclusion proofs (`/v1/audit/…`).
 
 pub mod aggregates;
 pub mod analytics;
@@ -113,6 +113,8 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
             get(aggregates::state),
         )
         .route("/v1/audit/verify", get(audit::verify_route))
+        .route("/v1/audit/seals", get(audit::seals_route))
+        .route("/v1/audit/proof", get(audit::proof_route))
         .route_layer(axum::middleware::from_fn_with_state(
             authenticator,
             ledger_http::auth::require_bearer,

@@ -18,6 +18,7 @@
 
 pub mod answer;
 pub mod app;
+pub mod binary;
 pub mod client;
 pub mod database;
 pub mod events;

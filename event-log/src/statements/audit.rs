@@ -66,3 +66,14 @@ pub async fn hashes_between<'e>(
     .fetch_all(executor)
     .await
 }
+
+/// The id of the event at `position`, if there is one.
+pub async fn event_id_at<'e>(
+    executor: impl PgExecutor<'e>,
+    position: i64,
+) -> Result<Option<uuid::Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT event_id FROM events WHERE global_position = $1")
+        .bind(position)
+        .fetch_optional(executor)
+        .await
+}

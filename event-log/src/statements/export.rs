@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
+use crate::statements::reads::{link_columns, Linked};
 use crate::stored::columns;
-use crate::{Error, StoredEvent};
+use crate::Error;
 
 /// Which events to export (`None`: no bound).
 #[derive(Clone, Debug, Default)]
@@ -59,20 +60,21 @@ pub async fn count(pool: &PgPool, selection: &Selection) -> Result<i64, sqlx::Er
         .await
 }
 
-/// Hands each selected event, in position order, to `visit`; returns how
-/// many it was given. Stops at `visit`'s first error.
+/// Hands each selected event, with its hash and canonical content, in
+/// position order, to `visit`; returns how many it was given. Stops at
+/// `visit`'s first error.
 pub async fn for_each<E: From<Error>>(
     pool: &PgPool,
     selection: &Selection,
-    mut visit: impl FnMut(StoredEvent) -> Result<(), E>,
+    mut visit: impl FnMut(Linked) -> Result<(), E>,
 ) -> Result<u64, E> {
-    let mut query = selection.query(concat!("SELECT ", columns!()));
+    let mut query = selection.query(concat!("SELECT ", columns!(), link_columns!()));
     query.push(" ORDER BY global_position");
     let query = query.build();
     let mut rows = query.fetch(pool);
     let mut visited = 0u64;
     while let Some(row) = rows.try_next().await.map_err(Error::from)? {
-        visit(StoredEvent::from_row(&row).map_err(Error::from)?)?;
+        visit(Linked::from_row(&row).map_err(Error::from)?)?;
         visited += 1;
     }
     Ok(visited)

@@ -70,22 +70,37 @@ pub async fn after_verbatim<'e>(
     rows.iter().map(RawEvent::from_text_row).collect()
 }
 
-/// An event with its link in its aggregate's hash chain (hex), as the
-/// event API shows it.
+/// An event with its link in its aggregate's hash chain (hex) and the
+/// exact bytes that were hashed (hex), as the event API shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linked {
     pub event: StoredEvent,
     pub hash: Option<String>,
+    pub canonical: Option<String>,
 }
 
 impl Linked {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             event: StoredEvent::from_row(row)?,
             hash: row.try_get("hash")?,
+            canonical: row.try_get("canonical")?,
         })
     }
 }
+
+/// The `SELECT` list's tail of a [`Linked`]: the hash and the canonical
+/// content (migration `0006_audit.sql`'s `events_canonical_content`, the
+/// JSON columns as the text they are stored as), both hex.
+macro_rules! link_columns {
+    () => {
+        ", encode(hash, 'hex') AS hash,
+           encode(events_canonical_content(aggregate_type, aggregate_id, sequence,
+                  event_type, event_version, payload::text, metadata::text, event_id,
+                  recorded_at, global_position), 'hex') AS canonical"
+    };
+}
+pub(crate) use link_columns;
 
 /// Which events a reader of the event API wants (`None`: any).
 #[derive(Clone, Debug, Default)]
@@ -110,7 +125,8 @@ pub async fn page<'e>(
     let rows = sqlx::query(concat!(
         "SELECT ",
         columns!(),
-        ", encode(hash, 'hex') AS hash FROM events
+        link_columns!(),
+        " FROM events
           WHERE global_position > $1 AND global_position <= $2
             AND ($3::text IS NULL OR aggregate_type = $3)
             AND ($4::text IS NULL OR aggregate_id = $4)
@@ -139,7 +155,8 @@ pub async fn of_aggregate<'e>(
     let rows = sqlx::query(concat!(
         "SELECT ",
         columns!(),
-        ", encode(hash, 'hex') AS hash FROM events
+        link_columns!(),
+        " FROM events
           WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
     ))
     .bind(aggregate_type)

@@ -2,6 +2,10 @@
 //! position range, time range, aggregate type and event type. Rows stream
 //! from PostgreSQL to the output one at a time, so the log is never held in
 //! memory; a progress bar shows on a terminal.
+//!
+//! Each event carries its `hash` and `canonical` content (both hex: the
+//! bytes that were hashed, docs/AUDIT.md), so that an export can be checked
+//! against the hash chain and the seals later.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -10,7 +14,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use event_log::statements::export::{self, Selection};
+use event_log::statements::reads::Linked;
 use event_log::StoredEvent;
+use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::LedgerError;
@@ -19,6 +25,9 @@ use crate::LedgerError;
 pub enum Format {
     Ndjson,
     Csv,
+    /// One Parquet file (needs `--output`), with the covering seals in its
+    /// key-value metadata.
+    Parquet,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -67,7 +76,7 @@ pub enum Column {
     Path(Vec<String>),
 }
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 12] = [
     "position",
     "aggregate_type",
     "aggregate_id",
@@ -78,6 +87,8 @@ const FIELDS: [&str; 10] = [
     "recorded_at",
     "payload",
     "metadata",
+    "hash",
+    "canonical",
 ];
 
 impl Column {
@@ -104,7 +115,9 @@ impl Column {
         }
     }
 
-    fn cell(&self, event: &StoredEvent) -> String {
+    /// The cell of one event: `hash` is its link in the chain and
+    /// `canonical` the hashed bytes (hex), as the NDJSON export has them.
+    fn cell(&self, event: &StoredEvent, hash: &Option<String>, canonical: &Option<String>) -> String {
         match self {
             Column::Field("position") => event.position.to_string(),
             Column::Field("aggregate_type") => event.aggregate_type.clone(),
@@ -116,6 +129,8 @@ impl Column {
             Column::Field("recorded_at") => event.recorded_at.to_rfc3339(),
             Column::Field("payload") => event.payload.to_string(),
             Column::Field("metadata") => event.metadata.to_string(),
+            Column::Field("hash") => hash.clone().unwrap_or_default(),
+            Column::Field("canonical") => canonical.clone().unwrap_or_default(),
             Column::Field(_) => String::new(),
             Column::Path(segments) => {
                 let root = if segments[0] == "payload" {
@@ -160,16 +175,36 @@ enum Output<W: Write> {
     Csv(Box<csv::Writer<W>>, Vec<Column>),
 }
 
+/// One line of an NDJSON export: the stored event, its hash and what was
+/// hashed.
+#[derive(Serialize)]
+struct ExportedEvent<'a> {
+    #[serde(flatten)]
+    event: &'a StoredEvent,
+    hash: &'a Option<String>,
+    canonical: &'a Option<String>,
+}
+
 impl<W: Write> Output<W> {
-    fn write(&mut self, event: StoredEvent) -> Result<(), LedgerError> {
+    fn write(&mut self, linked: Linked) -> Result<(), LedgerError> {
+        let Linked {
+            event,
+            hash,
+            canonical,
+        } = linked;
         match self {
             Output::Ndjson(sink) => {
-                serde_json::to_writer(&mut *sink, &event)
+                let line = ExportedEvent {
+                    event: &event,
+                    hash: &hash,
+                    canonical: &canonical,
+                };
+                serde_json::to_writer(&mut *sink, &line)
                     .map_err(|e| LedgerError::Config(e.to_string()))?;
                 sink.write_all(b"\n")?;
             }
             Output::Csv(writer, columns) => {
-                writer.write_record(columns.iter().map(|c| c.cell(&event)))?
+                writer.write_record(columns.iter().map(|c| c.cell(&event, &hash, &canonical)))?
             }
         }
         Ok(())
@@ -199,13 +234,22 @@ pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError
     }
     let selection = args.selection();
     let total = export::count(pool, &selection).await?;
+    if let Format::Parquet = args.format {
+        let path = args.output.as_ref().ok_or_else(|| {
+            LedgerError::Config("--format parquet writes a file: give --output".into())
+        })?;
+        let bar = super::progress_bar(total.max(0) as u64, "export");
+        let written = super::parquet::export(pool, &selection, path, &bar).await?;
+        bar.finish_and_clear();
+        return Ok(written);
+    }
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(File::create(path)?),
         None => Box::new(io::stdout().lock()),
     };
     let sink = BufWriter::with_capacity(1 << 16, sink);
     let mut output = match args.format {
-        Format::Ndjson => Output::Ndjson(sink),
+        Format::Ndjson | Format::Parquet => Output::Ndjson(sink),
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(sink);
             let columns = if args.columns.is_empty() {
@@ -252,7 +296,7 @@ mod tests {
             metadata: json!({"correlation_id": "req-1"}),
             recorded_at: chrono::DateTime::UNIX_EPOCH,
         };
-        let cell = |text: &str| Column::parse(text).expect(text).cell(&event);
+        let cell = |text: &str| Column::parse(text).expect(text).cell(&event, &None, &None);
         assert_eq!(cell("position"), "7");
         assert_eq!(cell("payload.total"), "470.00");
         assert_eq!(cell("payload.lines.0.quantity"), "2");

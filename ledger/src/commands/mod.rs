@@ -1,7 +1,9 @@
 //! The analysts' and operators' subcommands that run to completion (the
 //! long-running parts are in the crate root).
 
+pub mod audit;
 pub mod events;
+pub mod parquet;
 pub mod projections;
 pub mod stream;
 pub mod webhook;

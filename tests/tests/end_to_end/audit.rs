@@ -22,7 +22,7 @@ fn key() -> SigningKey {
 
 /// Some traffic over several aggregates: vendors, listings, inventories,
 /// orders.
-async fn make_traffic(app: &TestApp, rounds: u32) {
+pub(crate) async fn make_traffic(app: &TestApp, rounds: u32) {
     for round in 0..rounds {
         let vendor = app.register_vendor(&format!("Vendor {round}")).await;
         let listing = app.rental_listing(vendor, "day", "10.00", "5.00", 3).await;
@@ -34,7 +34,7 @@ async fn make_traffic(app: &TestApp, rounds: u32) {
 
 /// Waits until the relay has published everything (and the policies have
 /// nothing left to add), so that the whole log may be sealed.
-async fn settle(app: &TestApp) {
+pub(crate) async fn settle(app: &TestApp) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut stable = 0;
     let mut last = -1;
@@ -90,7 +90,7 @@ async fn verify(app: &TestApp) -> Report {
 }
 
 /// Runs `sql` with the immutability triggers of events and seals off.
-async fn behind_the_back(pool: &PgPool, sql: &[&str]) {
+pub(crate) async fn behind_the_back(pool: &PgPool, sql: &[&str]) {
     let mut tx = pool.begin().await.expect("begin");
     for statement in [
         "ALTER TABLE events DISABLE TRIGGER events_no_update",
@@ -135,7 +135,7 @@ fn assert_failure(report: &Report, position: i64, kind: FailureKind) {
     assert!(!report.ok, "{report:?}");
     assert_eq!(
         (failure.position, failure.kind),
-        (position, kind),
+        (Some(position), kind),
         "{report:?}"
     );
     assert!(!failure.reason.is_empty());
@@ -243,18 +243,30 @@ async fn an_untouched_log_verifies_through_the_library_and_the_route() {
     );
     assert_eq!(part.checked as i64, middle.event_count);
 
-    // More traffic, not sealed yet: still verified by its chain.
+    let sealed_through = seals.last().unwrap().to_position;
+    assert_eq!(
+        (report.sealed_through, report.unsealed),
+        (sealed_through, 0)
+    );
+
+    // More traffic, not sealed yet: still verified by its chain, and the
+    // answer says how much of it no seal covers.
     make_traffic(&app, 1).await;
     settle(&app).await;
     let report = verify(&app).await;
     assert!(report.ok, "{report:?}");
     assert_eq!(report.checked as i64, app.event_count().await);
+    assert_eq!(report.sealed_through, sealed_through);
+    assert_eq!(report.unsealed as i64, app.event_count().await - total);
+    assert!(report.unsealed > 0);
 
     for token in [app.admin(), app.token(Role::Auditor, "auditor-1", None)] {
         let answer = get_verify(&app, &token, "").await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         assert_eq!(answer.body["ok"], json!(true), "{:?}", answer.body);
         assert_eq!(answer.body["checked"], json!(app.event_count().await));
+        assert_eq!(answer.body["sealed_through"], json!(sealed_through));
+        assert!(answer.body["unsealed"].as_u64().unwrap_or(0) > 0);
         assert!(answer.body.get("first_failure").is_none());
     }
     let auditor = app.token(Role::Auditor, "auditor-1", None);
@@ -439,7 +451,19 @@ async fn a_forged_checkpoint_is_found() {
         .await
         .unwrap();
     assert!(!unkeyed.signatures_checked);
-    assert_failure(&unkeyed, forged.from_position, FailureKind::SealDigest);
+    let failure = unkeyed.first_failure.as_ref().expect("a failure");
+    assert_eq!(failure.kind, FailureKind::SealDigest, "{unkeyed:?}");
+    assert_eq!(
+        failure.position, None,
+        "any event of the seal may be the changed one"
+    );
+    assert_eq!(
+        failure.range,
+        Some(audit::PositionRange {
+            from: forged.from_position,
+            to: forged.to_position
+        })
+    );
     let answer = get_verify(&app, &app.admin(), "").await;
     assert_eq!(answer.body["first_failure"]["kind"], json!("seal_digest"));
     app.stop().await;

@@ -177,6 +177,18 @@ impl World {
                 .await;
             assert_eq!(answer.status, StatusCode::OK, "{path}: {:?}", answer.body);
         }
+        // Sealed (the relay has published it all), so that the proof of
+        // position 1 exists.
+        let sealed = audit::Sealer::new(
+            world.app.pool.clone(),
+            audit::dev_signing_key(),
+            audit::DEV_KEY_ID,
+            world.app.stream.clone(),
+        )
+        .seal_once()
+        .await
+        .expect("seal the log");
+        assert!(!sealed.is_empty(), "the log was sealed");
         world
     }
 
@@ -460,6 +472,20 @@ impl World {
             Method::GET,
             "GET /v1/audit/verify",
             "/v1/audit/verify".into(),
+            None,
+            Token(&[Auditor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/audit/seals",
+            "/v1/audit/seals?after=0&limit=10".into(),
+            None,
+            Token(&[Auditor, Admin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/audit/proof",
+            "/v1/audit/proof?position=1".into(),
             None,
             Token(&[Auditor, Admin]),
         );

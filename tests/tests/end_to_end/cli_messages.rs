@@ -6,7 +6,8 @@ use std::process::Output;
 
 use ledger_tests::{nats_url, JWT_SECRET, WEBHOOK_SECRET};
 
-use crate::shutdown::{ledger_binary, unused_port};
+use crate::shutdown::unused_port;
+use ledger_tests::binary::ledger_binary;
 
 async fn ledger(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = tokio::process::Command::new(ledger_binary().await);

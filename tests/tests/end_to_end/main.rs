@@ -5,6 +5,9 @@
 
 mod attack_run;
 mod audit;
+mod audit_anchors;
+mod audit_python;
+mod audit_roles;
 mod authorization;
 mod authorization_matrix;
 mod cli_messages;

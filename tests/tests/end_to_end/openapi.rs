@@ -50,6 +50,8 @@ const ROUTES: &[(&str, &str)] = &[
         "/v1/aggregates/{aggregate_type}/{aggregate_id}/state",
     ),
     ("get", "/v1/audit/verify"),
+    ("get", "/v1/audit/seals"),
+    ("get", "/v1/audit/proof"),
     ("get", "/v1/projections"),
     ("get", "/health/live"),
     ("get", "/health/ready"),
@@ -485,6 +487,11 @@ async fn real_answers_validate_against_the_document() {
         (
             "/v1/audit/verify",
             "/v1/audit/verify".to_owned(),
+            admin.clone(),
+        ),
+        (
+            "/v1/audit/seals",
+            "/v1/audit/seals?after=0".to_owned(),
             admin.clone(),
         ),
     ] {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ledger_tests::TestApp;
 use serde_json::json;
 
-use crate::shutdown::ledger_binary;
+use ledger_tests::binary::ledger_binary;
 
 const ROWS: u16 = 60;
 const COLUMNS: u16 = 160;

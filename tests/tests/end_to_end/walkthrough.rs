@@ -61,7 +61,7 @@ async fn run(app: &TestApp, script: &str, webhook_secret: &str) -> Output {
         .args(["-euo", "pipefail", "-c", script])
         .current_dir(repository())
         .env("LEDGER_URL", &app.base_url)
-        .env("LEDGER_BIN", crate::shutdown::ledger_binary().await)
+        .env("LEDGER_BIN", ledger_tests::binary::ledger_binary().await)
         .env("LEDGER_JWT_SECRET", JWT_SECRET)
         .env("LEDGER_WEBHOOK_SECRET", webhook_secret)
         .output()
