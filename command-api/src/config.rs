@@ -23,6 +23,9 @@ pub struct CommandApiConfig {
     pub sweep_interval: Duration,
     /// Aggregates snapshotted every this many events (Inventory).
     pub snapshot_every: usize,
+    /// The time zone of rental listings without a schedule of their own,
+    /// and the default of a schedule that names none (`LEDGER_TIME_ZONE`).
+    pub time_zone: domain::Tz,
 }
 
 impl CommandApiConfig {
@@ -44,6 +47,7 @@ impl CommandApiConfig {
             hold_ttl: Duration::from_secs(15 * 60),
             sweep_interval: Duration::from_secs(1),
             snapshot_every: 50,
+            time_zone: domain::Tz::UTC,
         }
     }
 }

@@ -54,6 +54,7 @@ fn lines(n: usize) -> Vec<LineInput> {
             let (terms, quantity) = match i % 3 {
                 0 => (
                     LineTerms::Rental {
+                        time_zone: domain::Tz::UTC,
                         period: Period {
                             start: t0() + TimeDelta::days(i as i64),
                             end: t0() + TimeDelta::days(i as i64 + 3),
@@ -72,6 +73,7 @@ fn lines(n: usize) -> Vec<LineInput> {
                 ),
                 _ => (
                     LineTerms::Rental {
+                        time_zone: domain::Tz::UTC,
                         period: Period {
                             start: t0() + TimeDelta::hours(i as i64),
                             end: t0() + TimeDelta::hours(i as i64) + TimeDelta::minutes(330),

@@ -52,6 +52,10 @@ pub struct ServeArgs {
     pub tax_rate: Decimal,
     #[arg(long, env = "LEDGER_PLATFORM_FEE_RATE", default_value = "0.10")]
     pub platform_fee_rate: Decimal,
+    /// The IANA time zone of rental listings without one of their own
+    /// (`Europe/Berlin`): day listings bill its calendar days.
+    #[arg(long, env = "LEDGER_TIME_ZONE", default_value = "UTC")]
+    pub time_zone: chrono_tz::Tz,
     /// How long an unpaid order holds its units (`15m`, `1h`).
     #[arg(long, env = "LEDGER_HOLD_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub hold_ttl: Duration,
@@ -258,6 +262,7 @@ impl ServeArgs {
             hold_ttl: self.hold_ttl,
             sweep_interval: self.sweep_interval,
             snapshot_every: 50,
+            time_zone: self.time_zone,
         }
     }
 }

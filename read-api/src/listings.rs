@@ -41,6 +41,8 @@ struct ListingRow {
     stock_held: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    schedule: Option<serde_json::Value>,
+    policies: Option<serde_json::Value>,
 }
 
 /// A listing with its allocations over a period, as parallel arrays
@@ -79,6 +81,15 @@ pub struct ListingView {
     /// Sale listings: units free to buy now.
     #[serde(skip_serializing_if = "Option::is_none")]
     stock: Option<i32>,
+    /// Rental listings: opening hours and booking rules (API.md "Rentals"),
+    /// absent when open all the time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    schedule: Option<serde_json::Value>,
+    /// Rental listings: `late_fee_per_unit` and `cancellation_policy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    policies: Option<serde_json::Value>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -104,6 +115,8 @@ impl From<ListingRow> for ListingView {
                 .stock
                 .filter(|_| !rental)
                 .map(|s| (s - row.stock_held).max(0)),
+            schedule: row.schedule,
+            policies: row.policies,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -111,7 +124,8 @@ impl From<ListingRow> for ListingView {
 }
 
 const LISTING_COLUMNS: &str = "listing_id, vendor_id, title, description, category, kind, status, \
-     pricing_unit, price, deposit, units, stock, stock_held, created_at, updated_at";
+     pricing_unit, price, deposit, units, stock, stock_held, created_at, updated_at, schedule, \
+     policies";
 
 /// SQL condition: the listing is visible to the principal (`$1` = its
 /// vendor id, if any).

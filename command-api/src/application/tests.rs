@@ -524,3 +524,5 @@ async fn a_listing_whose_inventory_was_never_set_up_gets_it_from_its_terms_on_fi
         vec!["InventoryInitialized", "HoldPlaced"]
     );
 }
+
+mod rentals;

@@ -198,11 +198,13 @@ pub async fn return_line(
             .map_err(|e| ApiError::Validation(vec![e]))?;
     }
     let (order, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
-    let returned_at = body.returned_at.unwrap_or_else(|| app.clock.now());
+    let now = app.clock.now();
+    let returned_at = body.returned_at.unwrap_or(now);
     let command = OrderCommand::ReturnLine {
         line_id,
         returned_at,
         damage_withheld: body.damage_withheld.unwrap_or(Decimal::ZERO),
+        now,
     };
     let committed = app
         .orders

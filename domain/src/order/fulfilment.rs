@@ -13,7 +13,11 @@ use uuid::Uuid;
 use super::pricing::PricedLine;
 use super::status::status_name;
 use super::{LineStatus, Order, OrderEvent as E, OrderStatus, PartStatus};
-use crate::error::DomainError;
+use crate::error::{DomainError, FieldError};
+
+/// Rule names (`errors[].code`) of a refused `returned_at`.
+pub const IN_FUTURE: &str = "in_future";
+pub const BEFORE_PICKUP: &str = "before_pickup";
 use crate::listing::ListingKind;
 use crate::money::{is_valid_amount, round_cents};
 
@@ -86,15 +90,54 @@ impl Order {
         Ok(vec![E::LinePickedUp { line_id, at }])
     }
 
+    /// A picked-up line past its end and not returned becomes overdue.
+    pub(super) fn mark_line_overdue(&self, line_id: Uuid, at: DateTime<Utc>) -> Decision {
+        let line = self.rental_line(line_id)?;
+        match self.line_status(line_id) {
+            Some(LineStatus::Overdue | LineStatus::Returned) => Ok(vec![]),
+            Some(LineStatus::PickedUp) if line.end.is_some_and(|end| end <= at) => {
+                Ok(vec![E::LineOverdue { line_id, at }])
+            }
+            Some(LineStatus::PickedUp) => {
+                Err(DomainError::invalid_state("the rental has not ended yet"))
+            }
+            _ => Err(DomainError::invalid_state(
+                "the line has not been picked up",
+            )),
+        }
+    }
+
     pub(super) fn return_line(
         &self,
         line_id: Uuid,
         returned_at: DateTime<Utc>,
         damage_withheld: Decimal,
+        now: DateTime<Utc>,
     ) -> Decision {
         let line = self.rental_line(line_id)?;
         if self.line_status(line_id) == Some(LineStatus::Returned) {
             return Ok(vec![]);
+        }
+        if returned_at > now {
+            return Err(DomainError::Validation {
+                errors: vec![FieldError::with_code(
+                    "returned_at",
+                    IN_FUTURE,
+                    "a return cannot be recorded in the future",
+                )],
+            });
+        }
+        if self
+            .picked_up_at(line_id)
+            .is_some_and(|picked| returned_at < picked)
+        {
+            return Err(DomainError::Validation {
+                errors: vec![FieldError::with_code(
+                    "returned_at",
+                    BEFORE_PICKUP,
+                    "a line cannot come back before it was picked up",
+                )],
+            });
         }
         if !is_valid_amount(damage_withheld) || damage_withheld > line.deposit {
             return Err(DomainError::invalid(
@@ -106,7 +149,10 @@ impl Order {
             ));
         }
         self.require_confirmed()?;
-        if self.line_status(line_id) != Some(LineStatus::PickedUp) {
+        if !matches!(
+            self.line_status(line_id),
+            Some(LineStatus::PickedUp | LineStatus::Overdue)
+        ) {
             return Err(DomainError::invalid_state(
                 "the line has not been picked up",
             ));

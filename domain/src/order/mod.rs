@@ -85,6 +85,13 @@ pub enum OrderCommand {
         line_id: Uuid,
         returned_at: DateTime<Utc>,
         damage_withheld: Decimal,
+        /// A return is recorded at or before now.
+        now: DateTime<Utc>,
+    },
+    /// A picked-up rental line not returned by its end (the sweeper).
+    MarkLineOverdue {
+        line_id: Uuid,
+        at: DateTime<Utc>,
     },
 }
 
@@ -152,6 +159,10 @@ pub enum OrderEvent {
         deposit_refunded: Decimal,
         damage_withheld: Decimal,
     },
+    LineOverdue {
+        line_id: Uuid,
+        at: DateTime<Utc>,
+    },
     VendorPartFulfilled {
         vendor_id: Uuid,
         net: Decimal,
@@ -176,6 +187,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::PartDelivered { .. } => "PartDelivered",
             OrderEvent::LinePickedUp { .. } => "LinePickedUp",
             OrderEvent::LineReturned { .. } => "LineReturned",
+            OrderEvent::LineOverdue { .. } => "LineOverdue",
             OrderEvent::VendorPartFulfilled { .. } => "VendorPartFulfilled",
             OrderEvent::OrderCompleted { .. } => "OrderCompleted",
         }
@@ -210,6 +222,9 @@ pub struct Order {
     fulfilled_vendors: BTreeSet<Uuid>,
     #[serde(default)]
     returns: BTreeMap<Uuid, LineReturn>,
+    /// When each rental line was picked up.
+    #[serde(default)]
+    picked_up_at: BTreeMap<Uuid, DateTime<Utc>>,
 }
 
 impl Order {
@@ -290,6 +305,21 @@ impl Order {
     pub fn line_return(&self, line_id: Uuid) -> Option<&LineReturn> {
         self.returns.get(&line_id)
     }
+    /// When a rental line was picked up.
+    pub fn picked_up_at(&self, line_id: Uuid) -> Option<DateTime<Utc>> {
+        self.picked_up_at.get(&line_id).copied()
+    }
+    /// Rental lines picked up, not returned and past their end at `now`
+    /// (and not yet marked overdue).
+    pub fn lines_due_overdue(&self, now: DateTime<Utc>) -> Vec<Uuid> {
+        self.lines()
+            .filter(|l| {
+                self.line_status(l.line_id) == Some(LineStatus::PickedUp)
+                    && l.end.is_some_and(|end| end <= now)
+            })
+            .map(|l| l.line_id)
+            .collect()
+    }
     pub fn has_seen_payment(&self, payment_id: &str) -> bool {
         self.payments_seen.contains(payment_id)
     }
@@ -362,8 +392,12 @@ impl Aggregate for Order {
             E::PartDelivered { vendor_id, .. } => {
                 self.set_sale_lines(vendor_id, LineStatus::Shipped, LineStatus::Delivered)
             }
-            E::LinePickedUp { line_id, .. } => {
+            E::LinePickedUp { line_id, at } => {
                 self.line_status.insert(line_id, LineStatus::PickedUp);
+                self.picked_up_at.insert(line_id, at);
+            }
+            E::LineOverdue { line_id, .. } => {
+                self.line_status.insert(line_id, LineStatus::Overdue);
             }
             E::LineReturned {
                 line_id,

@@ -244,6 +244,13 @@ impl World {
             Token(OWNER_OR_ADMIN),
         );
         add(
+            Method::PUT,
+            "PUT /v1/listings/{id}/schedule",
+            format!("/v1/listings/{rental}/schedule"),
+            Some(json!({"time_zone": "UTC"})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
             Method::DELETE,
             "DELETE /v1/listings/{id}/blackouts/{bid}",
             format!(

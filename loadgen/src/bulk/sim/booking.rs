@@ -147,6 +147,7 @@ impl Sim {
                     listing_id,
                     vendor_id,
                     terms: LineTerms::Rental {
+                        time_zone: domain::Tz::UTC,
                         period,
                         pricing_unit,
                         price_per_unit,
