@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::application::earnings::credit_fulfilled_part;
+use crate::application::overdue::record_return_due;
 use crate::auth::Role;
 use crate::bus::Committed;
 use crate::context::CommandContext;
+use crate::deadlines::ReturnDue;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
 use crate::routes::orders::load_order;
@@ -156,7 +158,7 @@ pub async fn pick_up(
     context: CommandContext,
     Ids([order_id, line_id]): Ids<2>,
 ) -> Result<Json<LineChanged>, ApiError> {
-    let (_, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
+    let (order, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
     let command = OrderCommand::PickUpLine {
         line_id,
         at: app.clock.now(),
@@ -165,6 +167,19 @@ pub async fn pick_up(
         .orders
         .execute(&order_id.to_string(), command, &context, "PickUpLine")
         .await?;
+    // Due back at its end: past it the sweeper marks it overdue.
+    if let Some(line) = order.line(line_id) {
+        if let Some(end) = line.end {
+            let due = ReturnDue {
+                order_id,
+                line_id,
+                listing_id: line.listing_id,
+                hold_id: line.hold_id,
+                due_at: end,
+            };
+            record_return_due(&app, due).await?;
+        }
+    }
     let order = app.orders.load(&order_id.to_string()).await?;
     Ok(Json(LineChanged {
         order_id,

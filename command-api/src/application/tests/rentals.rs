@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{admin, rental, Marketplace};
 use crate::application::place_order::OrderItem;
 use crate::bus::CommandError;
+use ledger_clock::Clock;
 
 impl Marketplace {
     async fn set_schedule(&self, listing_id: Uuid, schedule: Schedule) {
@@ -123,4 +124,80 @@ async fn a_day_line_bills_calendar_days_of_the_listings_zone_and_shows_local_tim
         shown(line.local_end).as_deref(),
         Some("2030-03-31T10:00:00+02:00")
     );
+}
+
+#[tokio::test]
+async fn a_line_not_returned_by_its_end_is_marked_overdue_by_the_sweeper_and_keeps_its_unit() {
+    use crate::application::overdue::record_return_due;
+    use crate::application::sweep::sweep_once;
+    use crate::deadlines::ReturnDue;
+    use domain::{LineStatus, OrderCommand};
+
+    let m = Marketplace::new().await;
+    let listing = m.rental_listing(1, true).await;
+    let placed = m
+        .place("carol", vec![rental(listing, 2, 3)])
+        .await
+        .expect("placed");
+    m.pay(placed.order_id).await;
+    let line = placed.priced.lines[0].clone();
+    m.app
+        .orders
+        .execute(
+            &placed.order_id.to_string(),
+            OrderCommand::PickUpLine {
+                line_id: line.line_id,
+                at: m.clock.now(),
+            },
+            &admin(),
+            "PickUpLine",
+        )
+        .await
+        .expect("picked up");
+    let end = line.end.expect("a rental line");
+    record_return_due(
+        &m.app,
+        ReturnDue {
+            order_id: placed.order_id,
+            line_id: line.line_id,
+            listing_id: listing,
+            hold_id: line.hold_id,
+            due_at: end,
+        },
+    )
+    .await
+    .expect("recorded");
+
+    // Before its end the sweeper leaves it alone.
+    m.clock.set(end - chrono::Duration::seconds(1));
+    sweep_once(&m.app).await.expect("swept");
+    let order = m.order(placed.order_id).await;
+    assert_eq!(order.line_status(line.line_id), Some(LineStatus::PickedUp));
+
+    // Past its end it is overdue, on the order and on the inventory.
+    m.clock.set(end + chrono::Duration::hours(1));
+    sweep_once(&m.app).await.expect("swept");
+    let order = m.order(placed.order_id).await;
+    assert_eq!(order.line_status(line.line_id), Some(LineStatus::Overdue));
+    let inventory = m
+        .app
+        .inventory
+        .load(&listing.to_string())
+        .await
+        .expect("inventory");
+    assert!(inventory.hold(line.hold_id).expect("hold").overdue);
+    // The unit is still out: the next days cannot be booked.
+    let err = m
+        .place("dave", vec![rental(listing, 5, 6)])
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, CommandError::Rejected(DomainError::Unavailable { .. })),
+        "{err:?}"
+    );
+    // A second sweep records nothing more.
+    let before = m.memory.recorded();
+    sweep_once(&m.app).await.expect("swept");
+    assert_eq!(m.memory.recorded(), before);
 }
