@@ -173,6 +173,10 @@ pub fn router(app: AppState) -> Router {
             "/v1/listings/{listing_id}/schedule",
             put(routes::rentals::put_schedule),
         )
+        .route(
+            "/v1/listings/{listing_id}/policies",
+            put(routes::rentals::put_policies),
+        )
         .route("/v1/orders", post(routes::orders::place))
         .route("/v1/orders/{order_id}/cancel", post(routes::orders::cancel))
         .route(

@@ -54,6 +54,7 @@ fn lines(n: usize) -> Vec<LineInput> {
             let (terms, quantity) = match i % 3 {
                 0 => (
                     LineTerms::Rental {
+                        late_fee_per_unit: Default::default(),
                         time_zone: domain::Tz::UTC,
                         period: Period {
                             start: t0() + TimeDelta::days(i as i64),
@@ -73,6 +74,7 @@ fn lines(n: usize) -> Vec<LineInput> {
                 ),
                 _ => (
                     LineTerms::Rental {
+                        late_fee_per_unit: Default::default(),
                         time_zone: domain::Tz::UTC,
                         period: Period {
                             start: t0() + TimeDelta::hours(i as i64),

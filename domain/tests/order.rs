@@ -38,6 +38,7 @@ fn lines() -> Vec<LineInput> {
             listing_id: u(41),
             vendor_id: u(V1),
             terms: LineTerms::Rental {
+                late_fee_per_unit: Default::default(),
                 time_zone: domain::Tz::UTC,
                 period: Period::new(t(0), t(25)).unwrap(),
                 pricing_unit: PricingUnit::Day,
@@ -556,6 +557,8 @@ fn picked_up() -> E {
 }
 fn returned(damage: Decimal) -> E {
     E::LineReturned {
+        late_fee: Default::default(),
+        late_fee_owed: Default::default(),
         line_id: u(RENTAL_LINE),
         vendor_id: u(V1),
         returned_at: t(20),
@@ -964,6 +967,8 @@ fn a_recorded_return_keeps_how_the_deposit_was_settled() {
     assert_eq!(
         recorded,
         Some(domain::LineReturn {
+            late_fee: Default::default(),
+            late_fee_owed: Default::default(),
             returned_at: t(20),
             deposit_refunded: dec!(70.00),
             damage_withheld: dec!(30.00),

@@ -45,6 +45,7 @@ proptest! {
                 vendor_id: Uuid::from_u128(u128::from(vendor) + 1),
                 terms: if is_rental {
                     LineTerms::Rental {
+                        late_fee_per_unit: Default::default(),
                         time_zone: domain::Tz::UTC,
                         period: Period::new(t0, t0 + Duration::minutes(hours * 37)).unwrap(),
                         pricing_unit: if daily { PricingUnit::Day } else { PricingUnit::Hour },

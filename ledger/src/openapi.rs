@@ -44,6 +44,7 @@ use read_api as q;
         cmd::listings::add_blackout,
         cmd::listings::remove_blackout,
         cmd::rentals::put_schedule,
+        cmd::rentals::put_policies,
         cmd::orders::place,
         cmd::orders::cancel,
         cmd::fulfilment::ship,

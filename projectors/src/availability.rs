@@ -242,6 +242,13 @@ impl Rows {
                     listing.updated_at = at;
                 }
             }
+            ListingEvent::PoliciesSet { late_fee_per_unit } => {
+                if let Some(listing) = self.listing(listing_id) {
+                    let shown = format!("{late_fee_per_unit:.2}");
+                    listing.policies = Some(serde_json::json!({ "late_fee_per_unit": shown }));
+                    listing.updated_at = at;
+                }
+            }
         }
         Ok(())
     }

@@ -295,6 +295,7 @@ fn plan_lines(
                         price_per_unit: *price_per_unit,
                         deposit_per_unit: *deposit,
                         time_zone: zones.get(&item.listing_id).copied().unwrap_or(Tz::UTC),
+                        late_fee_per_unit: listing.late_fee_per_unit(),
                     },
                     HoldRequest::Rental {
                         period,

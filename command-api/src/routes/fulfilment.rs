@@ -47,6 +47,14 @@ pub struct LineChanged {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     damage_withheld: Option<String>,
+    /// A late return: the late fee, and the part of it the deposit did not
+    /// cover, owed by the customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "20.00")]
+    late_fee: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    late_fee_owed: Option<String>,
     position: i64,
 }
 
@@ -188,6 +196,8 @@ pub async fn pick_up(
         order_status: order.status(),
         deposit_refunded: None,
         damage_withheld: None,
+        late_fee: None,
+        late_fee_owed: None,
         position: committed.position,
     }))
 }
@@ -241,6 +251,7 @@ pub async fn return_line(
         recorded.deposit_refunded,
         recorded.damage_withheld,
     );
+    let (late_fee, late_fee_owed) = (recorded.late_fee, recorded.late_fee_owed);
     let returned = app
         .inventory
         .execute(
@@ -270,6 +281,25 @@ pub async fn return_line(
             .await?;
         position = position.max(credited.position);
     }
+    // The late fee's part taken from the deposit is the vendor's now; the
+    // rest stays owed (a receivable in the ledger).
+    let from_deposit = late_fee - late_fee_owed;
+    if from_deposit > Decimal::ZERO {
+        let credited = app
+            .vendors
+            .execute(
+                &vendor_id.to_string(),
+                VendorCommand::CreditLateFee {
+                    order_id,
+                    line_id,
+                    amount: from_deposit,
+                },
+                &context,
+                "CreditLateFee",
+            )
+            .await?;
+        position = position.max(credited.position);
+    }
     let (credited, order_status) =
         credit_if_fulfilled(&app, &context, order_id, vendor_id, &committed).await?;
     Ok(Json(LineChanged {
@@ -279,6 +309,8 @@ pub async fn return_line(
         order_status,
         deposit_refunded: Some(money(refunded)),
         damage_withheld: Some(money(withheld)),
+        late_fee: Some(money(late_fee)),
+        late_fee_owed: Some(money(late_fee_owed)),
         position: position.max(credited),
     }))
 }

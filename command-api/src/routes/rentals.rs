@@ -1,4 +1,4 @@
-//! `PUT /v1/listings/{id}/schedule` (API.md "Rentals"): a rental listing's
+//! `PUT /v1/listings/{id}/schedule` and `/policies` (API.md "Rentals"): a rental listing's
 //! opening hours and booking rules. The schedule is recorded on the
 //! listing's Inventory, the aggregate that places holds, so every hold is
 //! judged by the schedule in force when it is placed (new holds only).
@@ -6,7 +6,9 @@
 use axum::extract::State;
 use axum::Json;
 use domain::schedule::{DateException, WeeklyHours};
-use domain::{DomainError, InventoryCommand, IsoDuration, ListingTerms, Schedule, Tz};
+use domain::{
+    DomainError, InventoryCommand, IsoDuration, ListingCommand, ListingTerms, Schedule, Tz,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -15,7 +17,9 @@ use crate::context::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
 use crate::routes::listings::owned_listing;
+use crate::routes::{deserialize_optional_money, money};
 use crate::AppState;
+use rust_decimal::Decimal;
 
 /// A listing's schedule. `time_zone` defaults to the deployment's
 /// (`LEDGER_TIME_ZONE`); `weekly` absent means open all day every day.
@@ -89,6 +93,51 @@ pub async fn put_schedule(
         inventory::run(&app, &context, &listing, listing_id, command, "SetSchedule").await?;
     Ok(Json(ScheduleSet {
         listing_id,
+        position: committed.position,
+    }))
+}
+
+/// A rental listing's policies (API.md "Rentals"); they apply to orders
+/// placed from now on. `late_fee_per_unit` is charged per started pricing
+/// unit late, per unit of quantity, from the deposit first. Cancellation
+/// tiers are not supported yet: a body naming `cancellation_policy` is 422.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutPolicies {
+    #[serde(default, deserialize_with = "deserialize_optional_money")]
+    #[schema(value_type = Option<String>, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "20.00")]
+    late_fee_per_unit: Option<Decimal>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PoliciesSet {
+    listing_id: Uuid,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "20.00")]
+    late_fee_per_unit: String,
+    position: i64,
+}
+
+#[utoipa::path(put, path = "/v1/listings/{listing_id}/policies", tag = "commands", params(("listing_id" = Uuid, Path, description = "Rental listing id")), request_body = PutPolicies, responses((status = 200, description = "Policies set; they apply to new orders only", body = PoliciesSet)), security(("bearer" = [])))]
+pub async fn put_policies(
+    State(app): State<AppState>,
+    context: CommandContext,
+    Ids([listing_id]): Ids<1>,
+    ApiJson(body): ApiJson<PutPolicies>,
+) -> Result<Json<PoliciesSet>, ApiError> {
+    owned_listing(&app, &context, listing_id).await?;
+    let late_fee_per_unit = body.late_fee_per_unit.unwrap_or(Decimal::ZERO);
+    let committed = app
+        .listings
+        .execute(
+            &listing_id.to_string(),
+            ListingCommand::SetPolicies { late_fee_per_unit },
+            &context,
+            "SetPolicies",
+        )
+        .await?;
+    Ok(Json(PoliciesSet {
+        listing_id,
+        late_fee_per_unit: money(late_fee_per_unit),
         position: committed.position,
     }))
 }

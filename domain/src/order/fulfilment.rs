@@ -19,7 +19,10 @@ use crate::error::{DomainError, FieldError};
 pub const IN_FUTURE: &str = "in_future";
 pub const BEFORE_PICKUP: &str = "before_pickup";
 use crate::listing::ListingKind;
-use crate::money::{is_valid_amount, round_cents};
+use crate::money::{is_valid_amount, round_cents, MAX_ORDER_TOTAL};
+use crate::period::Period;
+use crate::schedule::billable_units_in;
+use chrono_tz::Tz;
 
 type Decision = Result<Vec<E>, DomainError>;
 
@@ -29,6 +32,35 @@ pub struct LineReturn {
     pub returned_at: DateTime<Utc>,
     pub deposit_refunded: Decimal,
     pub damage_withheld: Decimal,
+    #[serde(default)]
+    pub late_fee: Decimal,
+    #[serde(default)]
+    pub late_fee_owed: Decimal,
+}
+
+/// The late fee of a line returned at `returned_at`: its late fee per unit
+/// × the started pricing units (calendar days in its zone for day
+/// listings) from its end to the return × its quantity; zero when on time.
+/// At most [`MAX_ORDER_TOTAL`], so that no amount outgrows the books.
+pub fn late_fee(line: &PricedLine, returned_at: DateTime<Utc>) -> Decimal {
+    let (Some(end), Some(unit), Some(per_unit)) =
+        (line.end, line.pricing_unit, line.late_fee_per_unit)
+    else {
+        return round_cents(Decimal::ZERO);
+    };
+    if returned_at <= end || per_unit <= Decimal::ZERO {
+        return round_cents(Decimal::ZERO);
+    }
+    let late = Period {
+        start: end,
+        end: returned_at,
+    };
+    let units = billable_units_in(&late, unit, line.time_zone.unwrap_or(Tz::UTC));
+    let fee = per_unit
+        .checked_mul(Decimal::from(units))
+        .and_then(|f| f.checked_mul(Decimal::from(line.quantity)))
+        .unwrap_or(MAX_ORDER_TOTAL);
+    round_cents(fee.min(MAX_ORDER_TOTAL))
 }
 
 impl Order {
@@ -139,12 +171,16 @@ impl Order {
                 )],
             });
         }
-        if !is_valid_amount(damage_withheld) || damage_withheld > line.deposit {
+        // The late fee comes out of the deposit first; damage from the rest.
+        let fee = late_fee(line, returned_at);
+        let from_deposit = fee.min(line.deposit);
+        let left = line.deposit - from_deposit;
+        if !is_valid_amount(damage_withheld) || damage_withheld > left {
             return Err(DomainError::invalid(
                 "damage_withheld",
                 format!(
-                    "must be a non-negative amount with at most 2 decimal places, at most the deposit {}",
-                    line.deposit
+                    "must be a non-negative amount with at most 2 decimal places, at most the deposit left after the late fee, {}",
+                    round_cents(left)
                 ),
             ));
         }
@@ -162,8 +198,10 @@ impl Order {
                 line_id,
                 vendor_id: line.vendor_id,
                 returned_at,
-                deposit_refunded: round_cents(line.deposit - damage_withheld),
+                deposit_refunded: round_cents(left - damage_withheld),
                 damage_withheld: round_cents(damage_withheld),
+                late_fee: fee,
+                late_fee_owed: round_cents(fee - from_deposit),
             }],
             returned_at,
         ))

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::aggregate::handle_by_deciding;
 use crate::error::DomainError;
 use crate::money::Rates;
-pub use fulfilment::LineReturn;
+pub use fulfilment::{late_fee, LineReturn};
 use pricing::{LineInput, PricedLine, PricedOrder};
 pub use status::{CancelCause, LineStatus, OrderStatus, PartStatus};
 
@@ -158,6 +158,13 @@ pub enum OrderEvent {
         returned_at: DateTime<Utc>,
         deposit_refunded: Decimal,
         damage_withheld: Decimal,
+        /// Late fee = late fee per unit × started pricing units late ×
+        /// quantity; taken from the deposit first (`late_fee` −
+        /// `late_fee_owed`), the rest owed by the customer.
+        #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+        late_fee: Decimal,
+        #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+        late_fee_owed: Decimal,
     },
     LineOverdue {
         line_id: Uuid,
@@ -404,6 +411,8 @@ impl Aggregate for Order {
                 returned_at,
                 deposit_refunded,
                 damage_withheld,
+                late_fee,
+                late_fee_owed,
                 ..
             } => {
                 self.line_status.insert(line_id, LineStatus::Returned);
@@ -413,6 +422,8 @@ impl Aggregate for Order {
                         returned_at,
                         deposit_refunded,
                         damage_withheld,
+                        late_fee,
+                        late_fee_owed,
                     },
                 );
             }

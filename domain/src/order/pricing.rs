@@ -28,6 +28,9 @@ pub enum LineTerms {
         /// The listing's time zone: day listings bill its calendar days.
         #[serde(default = "utc")]
         time_zone: Tz,
+        /// The listing's late fee when the order was placed.
+        #[serde(default)]
+        late_fee_per_unit: Decimal,
     },
     Sale {
         unit_price: Decimal,
@@ -62,6 +65,11 @@ pub struct PricedLine {
     pub local_start: Option<DateTime<FixedOffset>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_end: Option<DateTime<FixedOffset>>,
+    /// Rental lines: how they are billed, and the late fee they agreed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing_unit: Option<PricingUnit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_fee_per_unit: Option<Decimal>,
     pub quantity: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billable_units: Option<u32>,
@@ -121,6 +129,7 @@ pub fn price_order(lines: &[LineInput], rates: Rates) -> PricedOrder {
     for l in lines {
         let qty = Decimal::from(l.quantity);
         let mut zone = None;
+        let mut late = None;
         let (kind, start, end, billable, unit_price, subtotal, deposit) = match &l.terms {
             LineTerms::Rental {
                 period,
@@ -128,9 +137,11 @@ pub fn price_order(lines: &[LineInput], rates: Rates) -> PricedOrder {
                 price_per_unit,
                 deposit_per_unit,
                 time_zone,
+                late_fee_per_unit,
             } => {
                 let units = billable_units_in(period, *pricing_unit, *time_zone);
                 zone = Some(*time_zone);
+                late = Some((*pricing_unit, round_cents(*late_fee_per_unit)));
                 (
                     ListingKind::Rental,
                     Some(period.start),
@@ -172,6 +183,8 @@ pub fn price_order(lines: &[LineInput], rates: Rates) -> PricedOrder {
             time_zone: zone,
             local_start: zone.zip(start).map(|(tz, t)| local(t, tz)),
             local_end: zone.zip(end).map(|(tz, t)| local(t, tz)),
+            pricing_unit: late.map(|(unit, _)| unit),
+            late_fee_per_unit: late.map(|(_, fee)| fee),
             quantity: l.quantity,
             billable_units: billable,
             unit_price: round_cents(unit_price),

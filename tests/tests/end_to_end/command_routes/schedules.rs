@@ -204,5 +204,35 @@ async fn a_bad_schedule_is_422_by_field_and_a_sale_listing_takes_none() {
     let sale = app.sale_listing(vendor_id, "5.00", 3).await;
     let refused = put_schedule(&app, &vendor, sale, json!({"time_zone": "UTC"})).await;
     assert_problem(&refused, StatusCode::CONFLICT, "invalid-state");
+
+    // The late fee policy: set, shown on the listing, validated.
+    let policies = |body: Value| {
+        let (app, vendor) = (&app, vendor.clone());
+        async move {
+            app.send(
+                Method::PUT,
+                &format!("/v1/listings/{rental}/policies"),
+                Some(&vendor),
+                Some(&body),
+                &[],
+            )
+            .await
+        }
+    };
+    let negative = policies(json!({"late_fee_per_unit": "-1.00"})).await;
+    assert_invalid_field(&negative, "late_fee_per_unit");
+    let tiers = policies(json!({"cancellation_policy": []})).await;
+    assert_invalid_field(&tiers, "cancellation_policy");
+    let set = policies(json!({"late_fee_per_unit": "20.00"})).await;
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    assert_eq!(set.body["late_fee_per_unit"], "20.00");
+    let shown = app
+        .get_at(
+            &format!("/v1/listings/{rental}"),
+            &app.customer("alice"),
+            Some(position(&set)),
+        )
+        .await;
+    assert_eq!(shown.body["policies"]["late_fee_per_unit"], "20.00");
     app.stop().await;
 }
