@@ -323,6 +323,9 @@ pub struct Slot {
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     free: i64,
+    /// Outside the listing's opening hours (then `free` is 0).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    closed: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -403,6 +406,7 @@ async fn free_units(
                 start: from,
                 end: to,
                 free,
+                closed: false,
             }],
         }
     } else {
@@ -414,7 +418,15 @@ async fn free_units(
             .zip(quantities.unwrap_or_default())
             .map(|((start, end), quantity)| (start, end, quantity))
             .collect();
-        let slots = slots(from, to, units, &allocations);
+        let mut slots = slots(from, to, units, &allocations);
+        // Where the schedule is shut nothing can be booked: free 0, closed.
+        let schedule = listing
+            .schedule
+            .as_ref()
+            .and_then(|s| serde_json::from_value::<domain::Schedule>(s.clone()).ok());
+        if let Some(schedule) = schedule {
+            slots = close_outside(slots, &schedule.open_intervals(from, to));
+        }
         let free_min = slots.iter().map(|s| s.free).min().unwrap_or(units);
         Availability {
             listing_id,
@@ -459,11 +471,59 @@ fn slots(
                 start: cursor,
                 end: next,
                 free,
+                closed: false,
             }),
         }
         cursor = next;
     }
     slots
+}
+
+/// The slots cut at the edges of the `open` intervals (sorted, disjoint):
+/// what lies outside them is `free: 0, closed: true`.
+fn close_outside(slots: Vec<Slot>, open: &[domain::Period]) -> Vec<Slot> {
+    let mut out: Vec<Slot> = Vec::new();
+    let mut push = |slot: Slot| match out.last_mut() {
+        Some(last)
+            if last.free == slot.free && last.closed == slot.closed && last.end == slot.start =>
+        {
+            last.end = slot.end
+        }
+        _ => out.push(slot),
+    };
+    for slot in slots {
+        let mut cursor = slot.start;
+        for p in open
+            .iter()
+            .filter(|p| p.end > slot.start && p.start < slot.end)
+        {
+            let (start, end) = (p.start.max(slot.start), p.end.min(slot.end));
+            if cursor < start {
+                push(Slot {
+                    start: cursor,
+                    end: start,
+                    free: 0,
+                    closed: true,
+                });
+            }
+            push(Slot {
+                start,
+                end,
+                free: slot.free,
+                closed: false,
+            });
+            cursor = end;
+        }
+        if cursor < slot.end {
+            push(Slot {
+                start: cursor,
+                end: slot.end,
+                free: 0,
+                closed: true,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -472,6 +532,44 @@ mod tests {
 
     fn t(h: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(h * 3600, 0).expect("valid")
+    }
+
+    #[test]
+    fn slots_outside_opening_hours_are_closed_with_no_free_units() {
+        let open = vec![
+            domain::Period {
+                start: t(9),
+                end: t(12),
+            },
+            domain::Period {
+                start: t(14),
+                end: t(18),
+            },
+        ];
+        let slots = close_outside(slots(t(8), t(20), 2, &[(t(10), t(15), Some(1))]), &open);
+        let shown: Vec<(i64, i64, i64, bool)> = slots
+            .iter()
+            .map(|s| {
+                (
+                    s.start.timestamp() / 3600,
+                    s.end.timestamp() / 3600,
+                    s.free,
+                    s.closed,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (8, 9, 0, true),
+                (9, 10, 2, false),
+                (10, 12, 1, false),
+                (12, 14, 0, true),
+                (14, 15, 1, false),
+                (15, 18, 2, false),
+                (18, 20, 0, true),
+            ]
+        );
     }
 
     #[test]

@@ -173,6 +173,40 @@ async fn a_schedule_is_set_shown_and_decides_every_order() {
     assert_eq!(line["local_start"], "2030-01-01T10:00:00+01:00");
     assert_eq!(line["local_end"], "2030-01-01T12:00:00+01:00");
     assert_eq!(line["billable_units"], 2);
+
+    // The availability shows the shut hours: 07:00-08:00 UTC is 08:00-09:00
+    // in Berlin, closed; 09:00-11:00 UTC is held.
+    let shown = app
+        .get_at(
+            &format!(
+                "/v1/listings/{bikes}/availability?from=2030-01-01T07:00:00Z&to=2030-01-01T12:00:00Z"
+            ),
+            &app.customer("bob"),
+            Some(position(&placed)),
+        )
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{:?}", shown.body);
+    let slots: Vec<(String, i64, bool)> = shown.body["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_str().unwrap_or_default().to_owned(),
+                s["free"].as_i64().unwrap_or(-1),
+                s["closed"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        slots,
+        [
+            ("2030-01-01T07:00:00Z".to_owned(), 0, true),
+            ("2030-01-01T08:00:00Z".to_owned(), 1, false),
+            ("2030-01-01T09:00:00Z".to_owned(), 0, false),
+            ("2030-01-01T11:00:00Z".to_owned(), 1, false),
+        ]
+    );
     app.stop().await;
 }
 
