@@ -25,6 +25,9 @@ pub struct CommandApiConfig {
     pub snapshot_every: usize,
     /// Outgoing webhooks: which URLs, how long an attempt, whether to send.
     pub outbound: crate::outbound::OutboundConfig,
+    /// The time zone of rental listings without a schedule of their own,
+    /// and the default of a schedule that names none (`LEDGER_TIME_ZONE`).
+    pub time_zone: domain::Tz,
 }
 
 impl CommandApiConfig {
@@ -51,6 +54,7 @@ impl CommandApiConfig {
                 allow_loopback: true,
                 ..Default::default()
             },
+            time_zone: domain::Tz::UTC,
         }
     }
 }

@@ -28,7 +28,7 @@ pub mod sweeper;
 
 use std::sync::Arc;
 
-use axum::routing::{delete, post};
+use axum::routing::{delete, post, put};
 use axum::Router;
 use domain::{Inventory, Listing, Order, Vendor};
 use ledger_clock::{Clock, SystemClock};
@@ -169,6 +169,14 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v1/listings/{listing_id}/blackouts/{blackout_id}",
             delete(routes::listings::remove_blackout),
+        )
+        .route(
+            "/v1/listings/{listing_id}/schedule",
+            put(routes::rentals::put_schedule),
+        )
+        .route(
+            "/v1/listings/{listing_id}/policies",
+            put(routes::rentals::put_policies),
         )
         .route("/v1/orders", post(routes::orders::place))
         .route("/v1/orders/{order_id}/cancel", post(routes::orders::cancel))

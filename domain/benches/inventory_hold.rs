@@ -132,6 +132,7 @@ fn fixture(n: usize) -> Fixture {
         };
         let hold_id = rng.uuid();
         events.push(InventoryEvent::HoldPlaced {
+            buffer: None,
             hold_id,
             order_id: rng.uuid(),
             request: HoldRequest::Rental {

@@ -54,6 +54,8 @@ fn lines(n: usize) -> Vec<LineInput> {
             let (terms, quantity) = match i % 3 {
                 0 => (
                     LineTerms::Rental {
+                        late_fee_per_unit: Default::default(),
+                        time_zone: domain::Tz::UTC,
                         period: Period {
                             start: t0() + TimeDelta::days(i as i64),
                             end: t0() + TimeDelta::days(i as i64 + 3),
@@ -72,6 +74,8 @@ fn lines(n: usize) -> Vec<LineInput> {
                 ),
                 _ => (
                     LineTerms::Rental {
+                        late_fee_per_unit: Default::default(),
+                        time_zone: domain::Tz::UTC,
                         period: Period {
                             start: t0() + TimeDelta::hours(i as i64),
                             end: t0() + TimeDelta::hours(i as i64) + TimeDelta::minutes(330),

@@ -10,10 +10,12 @@ pub mod listing;
 pub mod money;
 pub mod order;
 pub mod period;
+pub mod schedule;
 pub mod upcast;
 pub mod vendor;
 
 pub use aggregate::Decide;
+pub use chrono_tz::Tz;
 pub use error::{Conflict, DomainError, FieldError};
 pub use inventory::{
     Blackout, Capacity, Hold, HoldRequest, HoldStatus, Inventory, InventoryCommand, InventoryEvent,
@@ -29,6 +31,7 @@ pub use order::{
     PaymentOutcome,
 };
 pub use period::*;
+pub use schedule::{IsoDuration, Schedule};
 pub use vendor::{Vendor, VendorCommand, VendorEvent};
 
 /// Event version written for the events of this crate that kept their

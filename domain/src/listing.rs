@@ -136,6 +136,10 @@ pub enum ListingCommand {
     ChangePrice {
         price: Decimal,
     },
+    /// A rental listing's policies, for orders placed from now on.
+    SetPolicies {
+        late_fee_per_unit: Decimal,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +157,10 @@ pub enum ListingEvent {
     PriceChanged {
         price: Decimal,
     },
+    /// Charged per started pricing unit late, per unit of quantity.
+    PoliciesSet {
+        late_fee_per_unit: Decimal,
+    },
 }
 
 impl DomainEvent for ListingEvent {
@@ -162,6 +170,7 @@ impl DomainEvent for ListingEvent {
             ListingEvent::ListingPublished => "ListingPublished",
             ListingEvent::ListingArchived => "ListingArchived",
             ListingEvent::PriceChanged { .. } => "PriceChanged",
+            ListingEvent::PoliciesSet { .. } => "PoliciesSet",
         }
         .to_string()
     }
@@ -180,6 +189,8 @@ pub struct Listing {
     category: String,
     terms: Option<ListingTerms>,
     status: ListingStatus,
+    #[serde(default)]
+    late_fee_per_unit: Decimal,
 }
 
 impl Listing {
@@ -219,6 +230,10 @@ impl Listing {
     pub fn category(&self) -> &str {
         &self.category
     }
+    /// The late fee per started pricing unit late (zero: none).
+    pub fn late_fee_per_unit(&self) -> Decimal {
+        self.late_fee_per_unit
+    }
 }
 
 impl Decide for Listing {
@@ -237,6 +252,7 @@ impl Decide for Listing {
             C::Publish => self.publish(),
             C::Archive => self.archive(),
             C::ChangePrice { price } => self.change_price(price),
+            C::SetPolicies { late_fee_per_unit } => self.set_policies(late_fee_per_unit),
         }
     }
 }
@@ -325,6 +341,27 @@ impl Listing {
     }
 }
 
+impl Listing {
+    /// Policies of rental listings; they apply to orders placed later.
+    fn set_policies(&self, late_fee_per_unit: Decimal) -> Decision {
+        if self.kind() != Some(ListingKind::Rental) {
+            return Err(DomainError::invalid_state(
+                "policies apply to rental listings only",
+            ));
+        }
+        if !is_valid_amount(late_fee_per_unit) {
+            return Err(DomainError::invalid(
+                "late_fee_per_unit",
+                "must be a non-negative amount with at most 2 decimal places, at most 1000000000.00",
+            ));
+        }
+        if late_fee_per_unit == self.late_fee_per_unit {
+            return Ok(vec![]);
+        }
+        Ok(vec![ListingEvent::PoliciesSet { late_fee_per_unit }])
+    }
+}
+
 impl Aggregate for Listing {
     const TYPE: &'static str = "Listing";
     type Command = ListingCommand;
@@ -358,6 +395,9 @@ impl Aggregate for Listing {
                 if let Some(terms) = self.terms.as_mut() {
                     terms.set_price(price);
                 }
+            }
+            ListingEvent::PoliciesSet { late_fee_per_unit } => {
+                self.late_fee_per_unit = late_fee_per_unit;
             }
         }
     }

@@ -32,6 +32,13 @@ pub enum VendorCommand {
         line_id: Uuid,
         amount: Decimal,
     },
+    /// The part of a late fee taken from the deposit, credited to the
+    /// vendor. Idempotent per `line_id`.
+    CreditLateFee {
+        order_id: Uuid,
+        line_id: Uuid,
+        amount: Decimal,
+    },
     /// Idempotent per `payout_id`.
     RequestPayout {
         payout_id: Uuid,
@@ -56,6 +63,11 @@ pub enum VendorEvent {
         line_id: Uuid,
         amount: Decimal,
     },
+    LateFeeCredited {
+        order_id: Uuid,
+        line_id: Uuid,
+        amount: Decimal,
+    },
     PayoutRecorded {
         payout_id: Uuid,
         amount: Decimal,
@@ -69,6 +81,7 @@ impl DomainEvent for VendorEvent {
             VendorEvent::VendorRegistered { .. } => "VendorRegistered",
             VendorEvent::EarningsMadeAvailable { .. } => "EarningsMadeAvailable",
             VendorEvent::DamageCredited { .. } => "DamageCredited",
+            VendorEvent::LateFeeCredited { .. } => "LateFeeCredited",
             VendorEvent::PayoutRecorded { .. } => "PayoutRecorded",
         }
         .to_string()
@@ -89,6 +102,11 @@ pub struct Vendor {
     paid_out: Decimal,
     earning_orders: BTreeSet<Uuid>,
     damage_lines: BTreeSet<Uuid>,
+    /// Late fees credited (from deposits), and the lines they came from.
+    #[serde(default)]
+    late_fees: Decimal,
+    #[serde(default)]
+    late_fee_lines: BTreeSet<Uuid>,
     payouts: BTreeSet<Uuid>,
 }
 
@@ -107,7 +125,7 @@ impl Vendor {
     }
     /// Σ earnings made available + Σ damage credits − Σ payouts.
     pub fn available_balance(&self) -> Decimal {
-        self.earnings + self.damage_credits - self.paid_out
+        self.earnings + self.damage_credits + self.late_fees - self.paid_out
     }
     pub fn earnings(&self) -> Decimal {
         self.earnings
@@ -138,6 +156,26 @@ impl Decide for Vendor {
                 line_id,
                 amount,
             } => self.credit_damage(order_id, line_id, amount),
+            C::CreditLateFee {
+                order_id,
+                line_id,
+                amount,
+            } => {
+                if self.late_fee_lines.contains(&line_id) {
+                    return Ok(vec![]);
+                }
+                if !is_valid_amount(amount) {
+                    return Err(DomainError::invalid(
+                        "amount",
+                        "must be a non-negative amount with at most 2 decimal places",
+                    ));
+                }
+                Ok(vec![VendorEvent::LateFeeCredited {
+                    order_id,
+                    line_id,
+                    amount,
+                }])
+            }
             C::RequestPayout {
                 payout_id,
                 amount,
@@ -261,6 +299,12 @@ impl Aggregate for Vendor {
             } => {
                 self.damage_lines.insert(line_id);
                 self.damage_credits += amount;
+            }
+            VendorEvent::LateFeeCredited {
+                line_id, amount, ..
+            } => {
+                self.late_fee_lines.insert(line_id);
+                self.late_fees += amount;
             }
             VendorEvent::PayoutRecorded {
                 payout_id, amount, ..

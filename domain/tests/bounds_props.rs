@@ -127,6 +127,8 @@ fn lines_of(raw: &[(u8, bool, u32, i64, i64, i64)]) -> Vec<LineInput> {
                 vendor_id: Uuid::from_u128(u128::from(vendor) + 1),
                 terms: if rental {
                     LineTerms::Rental {
+                        late_fee_per_unit: Default::default(),
+                        time_zone: domain::Tz::UTC,
                         period: Period::new(base(), base() + Duration::hours(hours)).unwrap(),
                         pricing_unit: PricingUnit::Hour,
                         price_per_unit: Decimal::new(price, 2),

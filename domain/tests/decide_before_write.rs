@@ -109,6 +109,7 @@ fn confirming_an_expired_hold_whose_units_are_gone_leaves_the_inventory_untouche
                 capacity: Capacity::Rental { units: 1 },
             },
             InventoryEvent::HoldPlaced {
+                buffer: None,
                 hold_id: u(31),
                 order_id: u(41),
                 request,
@@ -116,6 +117,7 @@ fn confirming_an_expired_hold_whose_units_are_gone_leaves_the_inventory_untouche
             },
             InventoryEvent::HoldExpired { hold_id: u(31) },
             InventoryEvent::HoldPlaced {
+                buffer: None,
                 hold_id: u(32),
                 order_id: u(42),
                 request,
@@ -144,6 +146,8 @@ fn cancelling_an_order_once_fulfilment_started_leaves_it_untouched() {
         listing_id: u(10),
         vendor_id: u(1),
         terms: LineTerms::Rental {
+            late_fee_per_unit: Default::default(),
+            time_zone: domain::Tz::UTC,
             period: Period::new(t(0), t(24)).unwrap(),
             pricing_unit: PricingUnit::Day,
             price_per_unit: dec!(10.00),

@@ -47,6 +47,7 @@ fn rreq(a: i64, b: i64, quantity: u32) -> HoldRequest {
 /// A hold expiring at t(expires).
 fn placed(n: u128, request: HoldRequest, expires: i64) -> E {
     E::HoldPlaced {
+        buffer: None,
         hold_id: hid(n),
         order_id: oid(n),
         request,

@@ -61,6 +61,13 @@ enum Op {
     Tick {
         hours: i64,
     },
+    /// A schedule open all the time with this buffer (hours) for new holds.
+    SetBuffer {
+        hours: i64,
+    },
+    Overdue {
+        id: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -77,6 +84,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u32..=5).prop_map(|units| Op::SetUnits { units }),
         1 => (-3i64..=3).prop_map(|delta| Op::AdjustStock { delta }),
         2 => (0i64..3).prop_map(|hours| Op::Tick { hours }),
+        1 => (0i64..3).prop_map(|hours| Op::SetBuffer { hours }),
+        1 => (0u8..12).prop_map(|id| Op::Overdue { id }),
     ]
 }
 
@@ -136,6 +145,17 @@ fn to_command(op: &Op, now: i64, rental: bool) -> Option<InventoryCommand> {
         Op::SetUnits { units } => C::SetUnits { units, now: t(now) },
         Op::AdjustStock { delta } => C::AdjustStock { delta },
         Op::Tick { .. } => return None,
+        Op::SetBuffer { hours } => C::SetSchedule {
+            schedule: Schedule {
+                buffer: Some(IsoDuration::from_seconds(hours * 3600)),
+                ..Schedule::always_open(Tz::UTC)
+            },
+            pricing_unit: PricingUnit::Hour,
+        },
+        Op::Overdue { id } => C::MarkOverdue {
+            hold_id: hid(id),
+            now: t(now),
+        },
     })
 }
 
@@ -159,8 +179,16 @@ fn units_of(inv: &Inventory) -> u32 {
 }
 
 /// Units used in slot [s, s+1) by holds (lapsed Active ones excluded when
-/// `now` is given, and `exclude` left out) and blackouts.
-fn slot_use(inv: &Inventory, s: i64, now: Option<i64>, exclude: Option<Uuid>, cap: u32) -> u32 {
+/// `now` is given, and `exclude` left out), each with its buffer, an overdue
+/// one to the end of time unless `overdue_to_end` is false, and blackouts.
+fn slot_use_with(
+    inv: &Inventory,
+    s: i64,
+    now: Option<i64>,
+    exclude: Option<Uuid>,
+    cap: u32,
+    overdue_to_end: bool,
+) -> u32 {
     let slot = Period::new(t(s), t(s + 1)).unwrap();
     let mut used = 0;
     for h in inv.holds() {
@@ -170,25 +198,25 @@ fn slot_use(inv: &Inventory, s: i64, now: Option<i64>, exclude: Option<Uuid>, ca
         let HoldRequest::Rental { period, quantity } = h.request else {
             continue;
         };
-        let counted_period = match h.status {
+        let buffer = Duration::hours(h.buffer.map_or(0, |b| b.seconds() / 3600));
+        let end = match h.status {
             HoldStatus::Active => {
                 if now.is_some_and(|n| h.expires_at <= t(n)) {
                     continue;
                 }
-                period
+                period.end + buffer
             }
-            HoldStatus::Confirmed => period,
-            HoldStatus::Returned => {
-                let end = h.returned_at.unwrap().clamp(period.start, period.end);
-                if end <= period.start {
-                    continue;
-                }
-                Period {
-                    start: period.start,
-                    end,
-                }
-            }
+            HoldStatus::Confirmed if h.overdue && overdue_to_end => t(SLOTS + 1000),
+            HoldStatus::Confirmed => period.end + buffer,
+            HoldStatus::Returned => h.returned_at.unwrap().clamp(period.start, period.end) + buffer,
             HoldStatus::Released | HoldStatus::Expired => continue,
+        };
+        if end <= period.start {
+            continue;
+        }
+        let counted_period = Period {
+            start: period.start,
+            end,
         };
         if counted_period.overlaps(&slot) {
             used += quantity;
@@ -202,6 +230,17 @@ fn slot_use(inv: &Inventory, s: i64, now: Option<i64>, exclude: Option<Uuid>, ca
     used
 }
 
+fn slot_use(inv: &Inventory, s: i64, now: Option<i64>, exclude: Option<Uuid>, cap: u32) -> u32 {
+    slot_use_with(inv, s, now, exclude, cap, true)
+}
+
+/// The buffer (hours) of the schedule in force.
+fn buffer_now(inv: &Inventory) -> i64 {
+    inv.schedule()
+        .and_then(|s| s.buffer)
+        .map_or(0, |b| b.seconds() / 3600)
+}
+
 fn slots_of(p: &Period) -> std::ops::Range<i64> {
     let base = t(0);
     (p.start - base).num_hours()..(p.end - base).num_hours()
@@ -212,15 +251,19 @@ fn fits(inv: &Inventory, p: &Period, qty: u32, now: Option<i64>, exclude: Option
     slots_of(p).all(|s| slot_use(inv, s, now, exclude, cap) + qty <= cap)
 }
 
+/// Units in use never exceed the units, but for a unit still out past its
+/// end (overdue), which no one can prevent; new holds count it as out
+/// (`free_units` agrees with the model that extends it to the end of time).
 fn check_rental_invariant(inv: &Inventory, now: i64) {
     let cap = units_of(inv);
     for s in now..SLOTS + 10 {
-        let used = slot_use(inv, s, Some(now), None, cap);
+        let used = slot_use_with(inv, s, Some(now), None, cap, false);
         assert!(used <= cap, "slot {s}: {used} used of {cap} at now={now}");
         let p = Period::new(t(s), t(s + 1)).unwrap();
+        let out = slot_use(inv, s, Some(now), None, cap);
         assert_eq!(
             inv.free_units(&p, t(now)),
-            cap - used,
+            cap.saturating_sub(out),
             "free_units slot {s}"
         );
     }
@@ -285,13 +328,18 @@ fn run(rental: bool, initial: u32, ops: Vec<Op>, snapshot_at: usize) {
                     hold_id, request, ..
                 },
                 true,
-            ) if inv.hold(*hold_id).is_none() => Some(fits(
-                &inv,
-                request.period().unwrap(),
-                request.quantity(),
-                Some(now),
-                None,
-            )),
+            ) if inv.hold(*hold_id).is_none() => {
+                let period = *request.period().unwrap();
+                let scheduled = inv.schedule().is_some();
+                let occupied = Period {
+                    start: period.start,
+                    end: period.end + Duration::hours(buffer_now(&inv)),
+                };
+                Some(
+                    !(scheduled && period.start < t(now))
+                        && fits(&inv, &occupied, request.quantity(), Some(now), None),
+                )
+            }
             (
                 InventoryCommand::PlaceHold {
                     hold_id, request, ..
@@ -307,7 +355,7 @@ fn run(rental: bool, initial: u32, ops: Vec<Op>, snapshot_at: usize) {
                     lapsed.then(|| {
                         fits(
                             &inv,
-                            h.request.period().unwrap(),
+                            h.occupying().period().unwrap(),
                             h.request.quantity(),
                             Some(now),
                             Some(*hold_id),
@@ -329,7 +377,13 @@ fn run(rental: bool, initial: u32, ops: Vec<Op>, snapshot_at: usize) {
             }
             (InventoryCommand::SetUnits { units, .. }, true) => {
                 let cap = *units;
-                Some((now..SLOTS + 10).all(|s| slot_use(&inv, s, Some(now), None, cap) <= cap))
+                // The same units again is a no-op, even with a unit out
+                // past its end.
+                Some(
+                    cap == units_of(&inv)
+                        || (now..SLOTS + 10)
+                            .all(|s| slot_use(&inv, s, Some(now), None, cap) <= cap),
+                )
             }
             _ => None,
         };
@@ -343,7 +397,9 @@ fn run(rental: bool, initial: u32, ops: Vec<Op>, snapshot_at: usize) {
                 assert!(
                     matches!(
                         e,
-                        DomainError::Unavailable { .. } | DomainError::WouldUndercut { .. }
+                        DomainError::Unavailable { .. }
+                            | DomainError::WouldUndercut { .. }
+                            | DomainError::Validation { .. }
                     ),
                     "{e:?}"
                 );

@@ -38,6 +38,8 @@ fn lines() -> Vec<LineInput> {
             listing_id: u(41),
             vendor_id: u(V1),
             terms: LineTerms::Rental {
+                late_fee_per_unit: Default::default(),
+                time_zone: domain::Tz::UTC,
                 period: Period::new(t(0), t(25)).unwrap(),
                 pricing_unit: PricingUnit::Day,
                 price_per_unit: dec!(10.00),
@@ -555,6 +557,8 @@ fn picked_up() -> E {
 }
 fn returned(damage: Decimal) -> E {
     E::LineReturned {
+        late_fee: Default::default(),
+        late_fee_owed: Default::default(),
         line_id: u(RENTAL_LINE),
         vendor_id: u(V1),
         returned_at: t(20),
@@ -567,6 +571,7 @@ fn return_cmd(damage: Decimal) -> C {
         line_id: u(RENTAL_LINE),
         returned_at: t(20),
         damage_withheld: damage,
+        now: t(21),
     }
 }
 
@@ -803,9 +808,121 @@ fn return_of_sale_line_is_rejected() {
             line_id: u(SALE_LINE),
             returned_at: t(2),
             damage_withheld: dec!(0),
+            now: t(3),
         })
         .inspect_result();
     assert!(invalid_state(r));
+}
+
+// ---- Returns at the right time, overdue lines
+
+fn returned_at_problem(returned_at: i64, now: i64) -> Vec<(String, Option<String>)> {
+    let mut given = paid();
+    given.push(picked_up());
+    match F::with(())
+        .given(given)
+        .when(C::ReturnLine {
+            line_id: u(RENTAL_LINE),
+            returned_at: t(returned_at),
+            damage_withheld: dec!(0),
+            now: t(now),
+        })
+        .inspect_result()
+    {
+        Err(DomainError::Validation { errors }) => {
+            errors.into_iter().map(|e| (e.field, e.code)).collect()
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_return_after_now_is_refused() {
+    assert_eq!(
+        returned_at_problem(5, 4),
+        vec![("returned_at".to_owned(), Some("in_future".to_owned()))]
+    );
+}
+
+#[test]
+fn a_return_before_the_pickup_is_refused() {
+    // Picked up at t(1).
+    assert_eq!(
+        returned_at_problem(0, 4),
+        vec![("returned_at".to_owned(), Some("before_pickup".to_owned()))]
+    );
+}
+
+#[test]
+fn a_picked_up_line_past_its_end_becomes_overdue_once() {
+    let mut given = paid();
+    given.push(picked_up());
+    let end = paid_rental_end();
+    F::with(())
+        .given(given.clone())
+        .when(C::MarkLineOverdue {
+            line_id: u(RENTAL_LINE),
+            at: end,
+        })
+        .then_expect_events(vec![E::LineOverdue {
+            line_id: u(RENTAL_LINE),
+            at: end,
+        }]);
+    let r = F::with(())
+        .given(given.clone())
+        .when(C::MarkLineOverdue {
+            line_id: u(RENTAL_LINE),
+            at: end - chrono::Duration::seconds(1),
+        })
+        .inspect_result();
+    assert!(invalid_state(r));
+    given.push(E::LineOverdue {
+        line_id: u(RENTAL_LINE),
+        at: end,
+    });
+    F::with(())
+        .given(given.clone())
+        .when(C::MarkLineOverdue {
+            line_id: u(RENTAL_LINE),
+            at: end,
+        })
+        .then_expect_events(vec![]);
+    // An overdue line can still be returned.
+    let events = F::with(())
+        .given(given)
+        .when(C::ReturnLine {
+            line_id: u(RENTAL_LINE),
+            returned_at: end + chrono::Duration::hours(1),
+            damage_withheld: dec!(0),
+            now: end + chrono::Duration::hours(2),
+        })
+        .inspect_result()
+        .expect("returned");
+    assert!(matches!(events[0], E::LineReturned { .. }));
+}
+
+#[test]
+fn a_line_not_picked_up_is_never_overdue() {
+    let r = F::with(())
+        .given(paid())
+        .when(C::MarkLineOverdue {
+            line_id: u(RENTAL_LINE),
+            at: paid_rental_end(),
+        })
+        .inspect_result();
+    assert!(invalid_state(r));
+}
+
+/// The end of the rental line of `paid()`.
+fn paid_rental_end() -> DateTime<Utc> {
+    let mut order = Order::default();
+    for e in paid() {
+        order.apply(e);
+    }
+    order
+        .line(u(RENTAL_LINE))
+        .and_then(|l| l.end)
+        .expect("rental end")
 }
 
 // ---- accessors and serde
@@ -850,6 +967,8 @@ fn a_recorded_return_keeps_how_the_deposit_was_settled() {
     assert_eq!(
         recorded,
         Some(domain::LineReturn {
+            late_fee: Default::default(),
+            late_fee_owed: Default::default(),
             returned_at: t(20),
             deposit_refunded: dec!(70.00),
             damage_withheld: dec!(30.00),

@@ -45,6 +45,8 @@ proptest! {
                 vendor_id: Uuid::from_u128(u128::from(vendor) + 1),
                 terms: if is_rental {
                     LineTerms::Rental {
+                        late_fee_per_unit: Default::default(),
+                        time_zone: domain::Tz::UTC,
                         period: Period::new(t0, t0 + Duration::minutes(hours * 37)).unwrap(),
                         pricing_unit: if daily { PricingUnit::Day } else { PricingUnit::Hour },
                         price_per_unit: price,
@@ -82,7 +84,7 @@ proptest! {
             }
             prop_assert_eq!(l.tax, round_cents(l.subtotal * tax_rate));
             match &input.terms {
-                LineTerms::Rental { period, pricing_unit, price_per_unit, deposit_per_unit } => {
+                LineTerms::Rental { period, pricing_unit, price_per_unit, deposit_per_unit, .. } => {
                     let units = billable_units(period, *pricing_unit);
                     prop_assert_eq!(l.billable_units, Some(units));
                     prop_assert_eq!(l.subtotal, *price_per_unit * Decimal::from(units) * Decimal::from(input.quantity));

@@ -43,6 +43,8 @@ use read_api as q;
         cmd::listings::change_stock,
         cmd::listings::add_blackout,
         cmd::listings::remove_blackout,
+        cmd::rentals::put_schedule,
+        cmd::rentals::put_policies,
         cmd::orders::place,
         cmd::orders::cancel,
         cmd::fulfilment::ship,
@@ -160,6 +162,7 @@ impl Modify for Conventions {
             let ops = [
                 (HttpMethod::Get, item.get.as_mut()),
                 (HttpMethod::Post, item.post.as_mut()),
+                (HttpMethod::Put, item.put.as_mut()),
                 (HttpMethod::Delete, item.delete.as_mut()),
             ];
             for (method, op) in ops {
@@ -180,7 +183,10 @@ impl Modify for Conventions {
                 if has_id {
                     codes.push((404, "Unknown id"));
                 }
-                if method == HttpMethod::Post || method == HttpMethod::Delete {
+                if matches!(
+                    method,
+                    HttpMethod::Post | HttpMethod::Put | HttpMethod::Delete
+                ) {
                     codes.push((400, "Malformed JSON, parameters or signature"));
                     codes.push((
                         409,

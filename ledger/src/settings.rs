@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// (clocks a little apart), e.g. `5s`; `0s` for none.
     #[arg(long, env = "LEDGER_JWT_LEEWAY", default_value = "5s", value_parser = humantime::parse_duration)]
     pub jwt_leeway: Duration,
+    /// The IANA time zone of rental listings without one of their own
+    /// (`Europe/Berlin`): day listings bill its calendar days.
+    #[arg(long, env = "LEDGER_TIME_ZONE", default_value = "UTC")]
+    pub time_zone: chrono_tz::Tz,
     /// How long an unpaid order holds its units (`15m`, `1h`).
     #[arg(long, env = "LEDGER_HOLD_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub hold_ttl: Duration,
@@ -347,6 +351,7 @@ impl ServeArgs {
                 allowed_hosts: self.webhooks_allowed_hosts.clone(),
                 ..Default::default()
             },
+            time_zone: self.time_zone,
         }
     }
 }

@@ -63,6 +63,10 @@ pub struct ListingRow {
     pub stock_held: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A rental listing's schedule as the Inventory recorded it.
+    pub schedule: Option<serde_json::Value>,
+    /// Its late fee and cancellation policy as the Listing recorded them.
+    pub policies: Option<serde_json::Value>,
 }
 
 /// A row of `rm_allocations`.
@@ -225,6 +229,8 @@ impl Rows {
                     stock_held: 0,
                     created_at: at,
                     updated_at: at,
+                    schedule: None,
+                    policies: None,
                 });
                 self.changed_listings.push(listing_id);
             }
@@ -233,6 +239,13 @@ impl Rows {
             ListingEvent::PriceChanged { price } => {
                 if let Some(listing) = self.listing(listing_id) {
                     listing.price = price;
+                    listing.updated_at = at;
+                }
+            }
+            ListingEvent::PoliciesSet { late_fee_per_unit } => {
+                if let Some(listing) = self.listing(listing_id) {
+                    let shown = format!("{late_fee_per_unit:.2}");
+                    listing.policies = Some(serde_json::json!({ "late_fee_per_unit": shown }));
                     listing.updated_at = at;
                 }
             }
@@ -262,11 +275,16 @@ impl Rows {
                 order_id,
                 request,
                 expires_at,
+                buffer,
             } => {
+                // A rental keeps its buffer free after its end too.
+                let after = buffer.map_or(chrono::Duration::zero(), |b| b.delta());
                 let (start_at, end_at, quantity) = match request {
-                    HoldRequest::Rental { period, quantity } => {
-                        (Some(period.start), Some(period.end), column(quantity)?)
-                    }
+                    HoldRequest::Rental { period, quantity } => (
+                        Some(period.start),
+                        Some(period.end + after),
+                        column(quantity)?,
+                    ),
                     HoldRequest::Sale { quantity } => (None, None, column(quantity)?),
                 };
                 self.insert_allocation(AllocationRow {
@@ -308,6 +326,18 @@ impl Rows {
                 if let Some(row) = self.allocation((listing_id, hold_id)) {
                     let from = row.start_at.map_or(returned_at, |s| s.max(returned_at));
                     row.end_at = Some(row.end_at.map_or(from, |e| e.min(from)));
+                }
+            }
+            // Out past its end: the unit is in use until it is returned.
+            InventoryEvent::HoldOverdue { hold_id } => {
+                if let Some(row) = self.allocation((listing_id, hold_id)) {
+                    row.end_at = Some(domain::latest());
+                }
+            }
+            InventoryEvent::ScheduleSet { schedule, .. } => {
+                let shown = serde_json::to_value(&schedule).map_err(|e| e.to_string())?;
+                if let Some(listing) = self.listing(listing_id) {
+                    listing.schedule = Some(shown);
                 }
             }
             InventoryEvent::BlackoutAdded {
@@ -371,7 +401,8 @@ fn allocation_of(event: &InventoryEvent) -> Option<Uuid> {
         | InventoryEvent::HoldReinstated { hold_id }
         | InventoryEvent::HoldReleased { hold_id, .. }
         | InventoryEvent::HoldExpired { hold_id }
-        | InventoryEvent::ReturnRecorded { hold_id, .. } => Some(*hold_id),
+        | InventoryEvent::ReturnRecorded { hold_id, .. }
+        | InventoryEvent::HoldOverdue { hold_id } => Some(*hold_id),
         InventoryEvent::BlackoutAdded { blackout_id, .. }
         | InventoryEvent::BlackoutRemoved { blackout_id } => Some(*blackout_id),
         _ => None,

@@ -4,6 +4,7 @@
 //!
 //! Accounts (a line's balance is debit − credit):
 //! - `cash`: money at the payment provider (debit-normal);
+//! - `customer_receivable`: late fees owed by customers (debit-normal);
 //! - `customer_funds`: payments not (or no longer) allocated to an order;
 //! - `tax_payable`, `deposits_held`, `platform_fees`;
 //! - `vendor_pending:<id>`: a vendor's net, owed once its part is fulfilled;
@@ -16,6 +17,10 @@
 //! - refund: customer_funds → cash;
 //! - deposit returned: deposits_held → cash; damage withheld:
 //!   deposits_held → the vendor's available;
+//! - late return (API.md "Rentals"): the late fee taken from the deposit,
+//!   deposits_held → the vendor's available (Vendor `LateFeeCredited`, no
+//!   platform fee, as damage); the rest owed, customer_receivable → the
+//!   vendor's pending (until collected; collecting is not modelled yet);
 //! - earnings made available: vendor pending → available;
 //! - payout: vendor available → cash.
 
@@ -41,6 +46,8 @@ pub const CUSTOMER_FUNDS: &str = "customer_funds";
 pub const TAX_PAYABLE: &str = "tax_payable";
 pub const DEPOSITS_HELD: &str = "deposits_held";
 pub const PLATFORM_FEES: &str = "platform_fees";
+/// Late fees a deposit did not cover, owed by customers (debit-normal).
+pub const CUSTOMER_RECEIVABLE: &str = "customer_receivable";
 
 pub fn vendor_pending(vendor_id: Uuid) -> String {
     format!("vendor_pending:{vendor_id}")

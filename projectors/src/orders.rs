@@ -53,6 +53,13 @@ pub struct LineView {
     pub start: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<DateTime<Utc>>,
+    /// Rental lines: the listing's time zone and the period in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_start: Option<DateTime<chrono::FixedOffset>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_end: Option<DateTime<chrono::FixedOffset>>,
     pub quantity: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billable_units: Option<u32>,
@@ -60,7 +67,7 @@ pub struct LineView {
     pub subtotal: Decimal,
     pub tax: Decimal,
     pub deposit: Decimal,
-    /// pending, shipped, delivered, picked_up or returned.
+    /// pending, shipped, delivered, picked_up, overdue or returned.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returned_at: Option<DateTime<Utc>>,
@@ -183,6 +190,9 @@ impl Consumer for Orders {
                                 kind: l.kind,
                                 start: l.start,
                                 end: l.end,
+                                time_zone: l.time_zone.map(|tz| tz.name().to_owned()),
+                                local_start: l.local_start,
+                                local_end: l.local_end,
                                 quantity: l.quantity,
                                 billable_units: l.billable_units,
                                 unit_price: l.unit_price,
@@ -361,6 +371,11 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
         }
         OrderEvent::PartDelivered { vendor_id, .. } => {
             set_sale_lines(view, vendor_id, "delivered");
+        }
+        OrderEvent::LineOverdue { line_id, .. } => {
+            if let Some(line) = view.lines.iter_mut().find(|l| l.line_id == line_id) {
+                line.status = "overdue".into();
+            }
         }
         OrderEvent::LinePickedUp { line_id, .. } => {
             if let Some(line) = view.lines.iter_mut().find(|l| l.line_id == line_id) {

@@ -41,6 +41,8 @@ struct ListingRow {
     stock_held: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    schedule: Option<serde_json::Value>,
+    policies: Option<serde_json::Value>,
 }
 
 /// A listing with its allocations over a period, as parallel arrays
@@ -79,6 +81,15 @@ pub struct ListingView {
     /// Sale listings: units free to buy now.
     #[serde(skip_serializing_if = "Option::is_none")]
     stock: Option<i32>,
+    /// Rental listings: opening hours and booking rules (API.md "Rentals"),
+    /// absent when open all the time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    schedule: Option<serde_json::Value>,
+    /// Rental listings: `late_fee_per_unit` and `cancellation_policy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    policies: Option<serde_json::Value>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -104,6 +115,8 @@ impl From<ListingRow> for ListingView {
                 .stock
                 .filter(|_| !rental)
                 .map(|s| (s - row.stock_held).max(0)),
+            schedule: row.schedule,
+            policies: row.policies,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -111,7 +124,8 @@ impl From<ListingRow> for ListingView {
 }
 
 const LISTING_COLUMNS: &str = "listing_id, vendor_id, title, description, category, kind, status, \
-     pricing_unit, price, deposit, units, stock, stock_held, created_at, updated_at";
+     pricing_unit, price, deposit, units, stock, stock_held, created_at, updated_at, schedule, \
+     policies";
 
 /// SQL condition: the listing is visible to the principal (`$1` = its
 /// vendor id, if any).
@@ -309,6 +323,9 @@ pub struct Slot {
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     free: i64,
+    /// Outside the listing's opening hours (then `free` is 0).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    closed: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -389,6 +406,7 @@ async fn free_units(
                 start: from,
                 end: to,
                 free,
+                closed: false,
             }],
         }
     } else {
@@ -400,7 +418,15 @@ async fn free_units(
             .zip(quantities.unwrap_or_default())
             .map(|((start, end), quantity)| (start, end, quantity))
             .collect();
-        let slots = slots(from, to, units, &allocations);
+        let mut slots = slots(from, to, units, &allocations);
+        // Where the schedule is shut nothing can be booked: free 0, closed.
+        let schedule = listing
+            .schedule
+            .as_ref()
+            .and_then(|s| serde_json::from_value::<domain::Schedule>(s.clone()).ok());
+        if let Some(schedule) = schedule {
+            slots = close_outside(slots, &schedule.open_intervals(from, to));
+        }
         let free_min = slots.iter().map(|s| s.free).min().unwrap_or(units);
         Availability {
             listing_id,
@@ -414,87 +440,5 @@ async fn free_units(
     Ok(answer)
 }
 
-/// Maximal sub-periods of constant free units over [from, to).
-fn slots(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    units: i64,
-    allocations: &[(DateTime<Utc>, DateTime<Utc>, Option<i32>)],
-) -> Vec<Slot> {
-    let mut changes: Vec<(DateTime<Utc>, i64)> = Vec::with_capacity(allocations.len() * 2);
-    for (start, end, quantity) in allocations {
-        let used = quantity.map_or(units, i64::from);
-        changes.push((*start, used));
-        changes.push((*end, -used));
-    }
-    changes.sort_by_key(|c| c.0);
-    let mut slots: Vec<Slot> = Vec::new();
-    let mut used = 0i64;
-    let mut cursor = from;
-    let mut i = 0;
-    while cursor < to {
-        while i < changes.len() && changes[i].0 <= cursor {
-            used += changes[i].1;
-            i += 1;
-        }
-        let next = changes.get(i).map_or(to, |c| c.0.min(to));
-        let free = (units - used).max(0);
-        match slots.last_mut() {
-            Some(last) if last.free == free => last.end = next,
-            _ => slots.push(Slot {
-                start: cursor,
-                end: next,
-                free,
-            }),
-        }
-        cursor = next;
-    }
-    slots
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(h: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(h * 3600, 0).expect("valid")
-    }
-
-    #[test]
-    fn slots_are_maximal_periods_of_constant_free_units() {
-        let allocations = vec![
-            (t(2), t(5), Some(1)),
-            (t(4), t(6), Some(2)),
-            (t(6), t(8), Some(1)),
-        ];
-        let s = slots(t(0), t(10), 3, &allocations);
-        let got: Vec<(i64, i64, i64)> = s
-            .iter()
-            .map(|s| (s.start.timestamp() / 3600, s.end.timestamp() / 3600, s.free))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (0, 2, 3),
-                (2, 4, 2),
-                (4, 5, 0),
-                (5, 6, 1),
-                (6, 8, 2),
-                (8, 10, 3)
-            ]
-        );
-    }
-
-    #[test]
-    fn a_blackout_without_quantity_takes_every_unit() {
-        let s = slots(t(0), t(4), 3, &[(t(1), t(2), None)]);
-        assert_eq!(s.iter().map(|s| s.free).collect::<Vec<_>>(), vec![3, 0, 3]);
-    }
-
-    #[test]
-    fn a_period_without_allocations_is_one_free_slot() {
-        let s = slots(t(0), t(4), 2, &[]);
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].free, 2);
-    }
-}
+mod slots;
+use slots::{close_outside, slots};

@@ -13,12 +13,14 @@
 //! - `record_payment`: a provider's payment recorded and settled;
 //! - `settle_payment`: the holds brought in line with a recorded payment;
 //! - `earnings`: a fulfilled part's net made available to its vendor;
-//! - `sweep`: lapsed deadlines settled.
+//! - `sweep`: lapsed deadlines settled;
+//! - `overdue`: rental lines past their end and not returned marked overdue.
 
 pub mod cancel_order;
 pub mod earnings;
 pub mod holds;
 pub mod inventory;
+pub mod overdue;
 pub mod place_order;
 pub mod record_payment;
 pub mod settle_payment;

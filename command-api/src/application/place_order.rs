@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use domain::{
     Conflict, DomainError, FieldError, HoldRequest, InventoryCommand, LineInput, LineTerms,
-    Listing, ListingTerms, OrderCommand, OrderEvent, Period, PricedOrder,
+    Listing, ListingKind, ListingTerms, OrderCommand, OrderEvent, Period, PricedOrder, Tz,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -76,8 +76,9 @@ pub async fn place_order(
     }
 
     let listings = load_listings(app, &body.items).await?;
+    let zones = time_zones(app, &listings).await?;
     let order_id = Uuid::now_v7();
-    let lines = plan_lines(&body.items, &listings)?;
+    let lines = plan_lines(&body.items, &listings, &zones)?;
     let placed_at = app.clock.now();
     // The aggregate's own rules (periods not in the past, quantities and
     // the order's total within bounds), before anything is held.
@@ -95,6 +96,7 @@ pub async fn place_order(
 
     let mut held = Vec::new();
     let mut conflicts = Vec::new();
+    let mut invalid: Vec<(usize, FieldError)> = Vec::new();
     let mut failure = None;
     for &i in &hold_order {
         let line = &lines[i];
@@ -120,6 +122,13 @@ pub async fn place_order(
             Err(CommandError::Rejected(DomainError::Unavailable { conflicts: found })) => {
                 conflicts.extend(found)
             }
+            // The listing's schedule refused the period: named per item.
+            Err(CommandError::Rejected(DomainError::Validation { errors })) => {
+                invalid.extend(errors.into_iter().map(|mut e| {
+                    e.field = format!("items[{i}].{}", e.field);
+                    (i, e)
+                }))
+            }
             Err(err) => {
                 failure = Some(err);
                 break;
@@ -127,9 +136,14 @@ pub async fn place_order(
         }
     }
 
-    if failure.is_some() || !conflicts.is_empty() {
+    if failure.is_some() || !conflicts.is_empty() || !invalid.is_empty() {
         release_holds(app, context, &lines, &held, "order placement failed").await;
         settle_deadline(app, order_id).await;
+        if failure.is_none() && !invalid.is_empty() {
+            invalid.sort_by_key(|(i, _)| *i);
+            let errors = invalid.into_iter().map(|(_, e)| e).collect();
+            return Err(DomainError::Validation { errors }.into());
+        }
         return Err(failure.unwrap_or_else(|| {
             DomainError::Unavailable {
                 conflicts: conflicts_in_item_order(conflicts, &body.items),
@@ -210,9 +224,30 @@ async fn load_listings(
     }
 }
 
+/// Each rental listing's time zone, from the schedule on its inventory
+/// (the aggregate that decides the schedule), else the deployment's.
+async fn time_zones(
+    app: &CommandApp,
+    listings: &HashMap<Uuid, Listing>,
+) -> Result<HashMap<Uuid, Tz>, CommandError> {
+    let mut zones = HashMap::new();
+    for (id, listing) in listings {
+        if listing.kind() != Some(ListingKind::Rental) {
+            continue;
+        }
+        let inventory = app.inventory.load(&id.to_string()).await?;
+        let zone = inventory
+            .schedule()
+            .map_or(app.config.time_zone, |s| s.time_zone);
+        zones.insert(*id, zone);
+    }
+    Ok(zones)
+}
+
 fn plan_lines(
     items: &[OrderItem],
     listings: &HashMap<Uuid, Listing>,
+    zones: &HashMap<Uuid, Tz>,
 ) -> Result<Vec<PlannedLine>, CommandError> {
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(items.len());
@@ -259,6 +294,8 @@ fn plan_lines(
                         pricing_unit: *pricing_unit,
                         price_per_unit: *price_per_unit,
                         deposit_per_unit: *deposit,
+                        time_zone: zones.get(&item.listing_id).copied().unwrap_or(Tz::UTC),
+                        late_fee_per_unit: listing.late_fee_per_unit(),
                     },
                     HoldRequest::Rental {
                         period,

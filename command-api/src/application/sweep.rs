@@ -33,7 +33,9 @@ pub async fn sweep_once(app: &CommandApp) -> Result<usize, CommandError> {
     }
     let count = settled.len();
     claim.settle(&settled, app.clock.now()).await?;
-    Ok(count)
+    // Rental lines past their end and not returned.
+    let overdue = super::overdue::mark_overdue_lines(app).await?;
+    Ok(count + overdue)
 }
 
 /// Settles one lapsed order and its holds.

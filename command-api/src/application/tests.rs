@@ -23,7 +23,7 @@ use crate::auth::{Principal, Role};
 use crate::bus::memory::Positions;
 use crate::bus::{CommandError, MemoryStorage};
 use crate::context::CommandContext;
-use crate::deadlines::{Deadline, DueDeadlines, HoldDeadlines, MemoryDeadlines};
+use crate::deadlines::{Deadline, DueDeadlines, HoldDeadlines, MemoryDeadlines, ReturnDue};
 use crate::{AppState, CommandApiConfig, CommandApp, Stores};
 
 /// The stores of one test, kept to look into.
@@ -294,6 +294,22 @@ struct WatchingDeadlines {
 
 #[async_trait]
 impl HoldDeadlines for WatchingDeadlines {
+    async fn record_return(&self, due: &ReturnDue) -> Result<(), CommandError> {
+        self.inner.record_return(due).await
+    }
+
+    async fn returns_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ReturnDue>, CommandError> {
+        self.inner.returns_due(now, limit).await
+    }
+
+    async fn settle_return(&self, line_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError> {
+        self.inner.settle_return(line_id, at).await
+    }
+
     async fn record(&self, deadline: &Deadline) -> Result<(), CommandError> {
         let listing_id = *self
             .listing_id
@@ -524,3 +540,5 @@ async fn a_listing_whose_inventory_was_never_set_up_gets_it_from_its_terms_on_fi
         vec!["InventoryInitialized", "HoldPlaced"]
     );
 }
+
+mod rentals;

@@ -8,15 +8,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Deadline, DueDeadlines, HoldDeadlines};
+use super::{Deadline, DueDeadlines, HoldDeadlines, ReturnDue};
 use crate::bus::CommandError;
 
 /// A deadline and when it was settled.
 type Entry = (Deadline, Option<DateTime<Utc>>);
+/// A return deadline and when it was settled.
+type ReturnEntry = (ReturnDue, Option<DateTime<Utc>>);
 
 #[derive(Clone, Default)]
 pub struct MemoryDeadlines {
     entries: Arc<Mutex<HashMap<Uuid, Entry>>>,
+    /// Return deadlines by line, and when each was settled.
+    returns: Arc<Mutex<HashMap<Uuid, ReturnEntry>>>,
 }
 
 impl MemoryDeadlines {
@@ -45,6 +49,45 @@ impl MemoryDeadlines {
 
 #[async_trait]
 impl HoldDeadlines for MemoryDeadlines {
+    async fn record_return(&self, due: &ReturnDue) -> Result<(), CommandError> {
+        self.returns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(due.line_id)
+            .or_insert((*due, None));
+        Ok(())
+    }
+
+    async fn returns_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ReturnDue>, CommandError> {
+        let mut due: Vec<ReturnDue> = self
+            .returns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|(due, settled_at)| settled_at.is_none() && due.due_at <= now)
+            .map(|(due, _)| *due)
+            .collect();
+        due.sort_by_key(|d| d.due_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn settle_return(&self, line_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError> {
+        if let Some((_, settled_at)) = self
+            .returns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&line_id)
+        {
+            *settled_at = Some(at);
+        }
+        Ok(())
+    }
+
     async fn record(&self, deadline: &Deadline) -> Result<(), CommandError> {
         self.entries
             .lock()

@@ -5,7 +5,8 @@
 //! plus one sweep").
 //!
 //! `postgres` keeps them in the `hold_deadlines` table, `memory` in a map
-//! for tests.
+//! for tests. The same stores keep when picked-up rental lines are due
+//! back (`ReturnDue`), which the sweeper marks overdue.
 
 pub mod memory;
 pub mod postgres;
@@ -35,8 +36,33 @@ pub struct Deadline {
     pub expires_at: DateTime<Utc>,
 }
 
+/// When a picked-up rental line is due back: past it, the sweeper marks
+/// the line overdue (it keeps its units until it is returned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReturnDue {
+    pub order_id: Uuid,
+    pub line_id: Uuid,
+    pub listing_id: Uuid,
+    pub hold_id: Uuid,
+    pub due_at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait HoldDeadlines: Send + Sync {
+    /// Records when a picked-up rental line is due back (again: no-op).
+    async fn record_return(&self, due: &ReturnDue) -> Result<(), CommandError>;
+
+    /// Up to `limit` unsettled return deadlines due by `now`, oldest first.
+    /// Not claimed: marking a line overdue twice records nothing new.
+    async fn returns_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ReturnDue>, CommandError>;
+
+    /// Marks a line's return deadline dealt with (marked overdue).
+    async fn settle_return(&self, line_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError>;
+
     /// Records an order's deadline; the saga does so before any hold.
     async fn record(&self, deadline: &Deadline) -> Result<(), CommandError>;
 

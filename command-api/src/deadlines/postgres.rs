@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{Deadline, DeadlineHold, DueDeadlines, HoldDeadlines};
+use super::{Deadline, DeadlineHold, DueDeadlines, HoldDeadlines, ReturnDue};
 use crate::bus::{CommandError, StoreError};
 
 #[derive(Clone)]
@@ -23,6 +23,58 @@ impl PostgresDeadlines {
 
 #[async_trait]
 impl HoldDeadlines for PostgresDeadlines {
+    async fn record_return(&self, due: &ReturnDue) -> Result<(), CommandError> {
+        sqlx::query(
+            "INSERT INTO return_deadlines (line_id, order_id, listing_id, hold_id, due_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (line_id) DO NOTHING",
+        )
+        .bind(due.line_id)
+        .bind(due.order_id)
+        .bind(due.listing_id)
+        .bind(due.hold_id)
+        .bind(due.due_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn returns_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ReturnDue>, CommandError> {
+        let rows: Vec<(Uuid, Uuid, Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT line_id, order_id, listing_id, hold_id, due_at FROM return_deadlines
+              WHERE settled_at IS NULL AND due_at <= $1
+              ORDER BY due_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(line_id, order_id, listing_id, hold_id, due_at)| ReturnDue {
+                    order_id,
+                    line_id,
+                    listing_id,
+                    hold_id,
+                    due_at,
+                },
+            )
+            .collect())
+    }
+
+    async fn settle_return(&self, line_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError> {
+        sqlx::query("UPDATE return_deadlines SET settled_at = $2 WHERE line_id = $1")
+            .bind(line_id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn record(&self, deadline: &Deadline) -> Result<(), CommandError> {
         let holds = serde_json::to_value(&deadline.holds).map_err(StoreError::failed)?;
         // Committed without waiting for the disk: the hold appended next waits

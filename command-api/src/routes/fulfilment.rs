@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::application::earnings::credit_fulfilled_part;
+use crate::application::overdue::record_return_due;
 use crate::auth::Role;
 use crate::bus::Committed;
 use crate::context::CommandContext;
+use crate::deadlines::ReturnDue;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
 use crate::routes::orders::load_order;
@@ -45,6 +47,14 @@ pub struct LineChanged {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     damage_withheld: Option<String>,
+    /// A late return: the late fee, and the part of it the deposit did not
+    /// cover, owed by the customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "20.00")]
+    late_fee: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    late_fee_owed: Option<String>,
     position: i64,
 }
 
@@ -156,7 +166,7 @@ pub async fn pick_up(
     context: CommandContext,
     Ids([order_id, line_id]): Ids<2>,
 ) -> Result<Json<LineChanged>, ApiError> {
-    let (_, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
+    let (order, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
     let command = OrderCommand::PickUpLine {
         line_id,
         at: app.clock.now(),
@@ -165,6 +175,19 @@ pub async fn pick_up(
         .orders
         .execute(&order_id.to_string(), command, &context, "PickUpLine")
         .await?;
+    // Due back at its end: past it the sweeper marks it overdue.
+    if let Some(line) = order.line(line_id) {
+        if let Some(end) = line.end {
+            let due = ReturnDue {
+                order_id,
+                line_id,
+                listing_id: line.listing_id,
+                hold_id: line.hold_id,
+                due_at: end,
+            };
+            record_return_due(&app, due).await?;
+        }
+    }
     let order = app.orders.load(&order_id.to_string()).await?;
     Ok(Json(LineChanged {
         order_id,
@@ -173,6 +196,8 @@ pub async fn pick_up(
         order_status: order.status(),
         deposit_refunded: None,
         damage_withheld: None,
+        late_fee: None,
+        late_fee_owed: None,
         position: committed.position,
     }))
 }
@@ -198,11 +223,13 @@ pub async fn return_line(
             .map_err(|e| ApiError::Validation(vec![e]))?;
     }
     let (order, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
-    let returned_at = body.returned_at.unwrap_or_else(|| app.clock.now());
+    let now = app.clock.now();
+    let returned_at = body.returned_at.unwrap_or(now);
     let command = OrderCommand::ReturnLine {
         line_id,
         returned_at,
         damage_withheld: body.damage_withheld.unwrap_or(Decimal::ZERO),
+        now,
     };
     let committed = app
         .orders
@@ -224,6 +251,7 @@ pub async fn return_line(
         recorded.deposit_refunded,
         recorded.damage_withheld,
     );
+    let (late_fee, late_fee_owed) = (recorded.late_fee, recorded.late_fee_owed);
     let returned = app
         .inventory
         .execute(
@@ -253,6 +281,25 @@ pub async fn return_line(
             .await?;
         position = position.max(credited.position);
     }
+    // The late fee's part taken from the deposit is the vendor's now; the
+    // rest stays owed (a receivable in the ledger).
+    let from_deposit = late_fee - late_fee_owed;
+    if from_deposit > Decimal::ZERO {
+        let credited = app
+            .vendors
+            .execute(
+                &vendor_id.to_string(),
+                VendorCommand::CreditLateFee {
+                    order_id,
+                    line_id,
+                    amount: from_deposit,
+                },
+                &context,
+                "CreditLateFee",
+            )
+            .await?;
+        position = position.max(credited.position);
+    }
     let (credited, order_status) =
         credit_if_fulfilled(&app, &context, order_id, vendor_id, &committed).await?;
     Ok(Json(LineChanged {
@@ -262,6 +309,8 @@ pub async fn return_line(
         order_status,
         deposit_refunded: Some(money(refunded)),
         damage_withheld: Some(money(withheld)),
+        late_fee: Some(money(late_fee)),
+        late_fee_owed: Some(money(late_fee_owed)),
         position: position.max(credited),
     }))
 }

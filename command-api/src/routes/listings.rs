@@ -187,7 +187,7 @@ pub async fn create(
 }
 
 /// Loads a listing and checks that the principal may change it.
-async fn owned_listing(
+pub(crate) async fn owned_listing(
     app: &CommandApp,
     context: &CommandContext,
     listing_id: Uuid,

@@ -3,6 +3,7 @@
 pub mod fulfilment;
 pub mod listings;
 pub mod orders;
+pub mod rentals;
 pub mod vendors;
 pub mod webhooks;
 

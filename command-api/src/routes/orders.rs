@@ -29,6 +29,16 @@ pub struct OrderPlacedLine {
     start: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     end: Option<DateTime<Utc>>,
+    /// Rental lines: the listing's IANA time zone and the period in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Europe/Berlin")]
+    time_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "2030-03-30T10:00:00+01:00")]
+    local_start: Option<DateTime<chrono::FixedOffset>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "2030-03-31T10:00:00+02:00")]
+    local_end: Option<DateTime<chrono::FixedOffset>>,
     quantity: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     billable_units: Option<u32>,
@@ -101,6 +111,9 @@ pub async fn place(
                 kind: l.kind,
                 start: l.start,
                 end: l.end,
+                time_zone: l.time_zone.map(|tz| tz.name().to_owned()),
+                local_start: l.local_start,
+                local_end: l.local_end,
                 quantity: l.quantity,
                 billable_units: l.billable_units,
                 unit_price: money(l.unit_price),

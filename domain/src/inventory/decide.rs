@@ -13,7 +13,8 @@ use super::{
 use crate::aggregate::Decide;
 use crate::error::{Conflict, DomainError, FieldError};
 use crate::listing::{ListingKind, MAX_RENTAL_UNITS, MAX_SALE_STOCK};
-use crate::period::Period;
+use crate::period::{Period, PricingUnit};
+use crate::schedule::Schedule;
 
 type Decision = Result<Vec<E>, DomainError>;
 
@@ -49,6 +50,14 @@ impl Decide for Inventory {
                     returned_at,
                 },
             ) => self.record_return(hold_id, returned_at),
+            (Some(_), C::MarkOverdue { hold_id, now }) => self.mark_overdue(hold_id, now),
+            (
+                Some(capacity),
+                C::SetSchedule {
+                    schedule,
+                    pricing_unit,
+                },
+            ) => self.set_schedule(capacity, schedule, pricing_unit),
             (
                 Some(capacity),
                 C::AddBlackout {
@@ -140,8 +149,31 @@ impl Inventory {
         if expires_at <= now {
             errors.push(FieldError::new("expires_at", "must be after now"));
         }
+        // The schedule in force now decides; a later change does not
+        // touch this hold.
+        let schedule = self
+            .schedule
+            .as_ref()
+            .filter(|_| request.kind() == ListingKind::Rental);
+        if let (Some(schedule), Some(period)) = (schedule, request.period()) {
+            if period.is_valid() {
+                let unit = self.pricing_unit.unwrap_or(PricingUnit::Hour);
+                errors.extend(schedule.check(period, now, unit));
+            }
+        }
         DomainError::check(errors)?;
-        let free = self.free_for(&request, now, None);
+        let buffer = schedule.and_then(Schedule::buffer);
+        let probe = Hold {
+            hold_id,
+            order_id,
+            request,
+            expires_at,
+            status: HoldStatus::Active,
+            returned_at: None,
+            buffer,
+            overdue: false,
+        };
+        let free = self.free_for(&probe.occupying(), now, None);
         if request.quantity() > free {
             return Err(self.unavailable(&request, free));
         }
@@ -150,6 +182,7 @@ impl Inventory {
             order_id,
             request,
             expires_at,
+            buffer,
         }])
     }
 
@@ -164,7 +197,7 @@ impl Inventory {
             )),
             HoldStatus::Active if h.expires_at > now => Ok(vec![E::HoldConfirmed { hold_id }]),
             HoldStatus::Active | HoldStatus::Expired => {
-                let free = self.free_for(&h.request, now, Some(hold_id));
+                let free = self.free_for(&h.occupying(), now, Some(hold_id));
                 if h.request.quantity() > free {
                     return Err(self.unavailable(&h.request, free));
                 }
@@ -212,6 +245,49 @@ impl Inventory {
                 "only a confirmed rental can be returned",
             )),
         }
+    }
+
+    /// Only a confirmed rental whose period has ended can be overdue.
+    fn mark_overdue(&self, hold_id: Uuid, now: DateTime<Utc>) -> Decision {
+        let h = self.require_hold(hold_id)?;
+        let Some(period) = h.request.period() else {
+            return Err(DomainError::invalid_state(
+                "only rental holds can be overdue",
+            ));
+        };
+        match h.status {
+            HoldStatus::Confirmed if h.overdue => Ok(vec![]),
+            HoldStatus::Confirmed if period.end <= now => Ok(vec![E::HoldOverdue { hold_id }]),
+            HoldStatus::Confirmed => {
+                Err(DomainError::invalid_state("the rental has not ended yet"))
+            }
+            HoldStatus::Returned => Ok(vec![]),
+            _ => Err(DomainError::invalid_state(
+                "only a confirmed rental can be overdue",
+            )),
+        }
+    }
+
+    /// A rental listing's schedule, for holds placed from now on.
+    fn set_schedule(
+        &self,
+        capacity: Capacity,
+        schedule: Schedule,
+        pricing_unit: PricingUnit,
+    ) -> Decision {
+        if capacity.kind() != ListingKind::Rental {
+            return Err(DomainError::invalid_state(
+                "schedules apply to rental listings only",
+            ));
+        }
+        DomainError::check(schedule.validate())?;
+        if self.schedule.as_ref() == Some(&schedule) && self.pricing_unit == Some(pricing_unit) {
+            return Ok(vec![]);
+        }
+        Ok(vec![E::ScheduleSet {
+            schedule,
+            pricing_unit,
+        }])
     }
 
     fn add_blackout(&self, capacity: Capacity, blackout: Blackout) -> Decision {

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::listing::ListingKind;
 use crate::period::Period;
+use crate::schedule::IsoDuration;
 
 /// What an inventory guards: `{"kind":"rental","units":3}` or
 /// `{"kind":"sale","stock":10}`. For sales `stock` is the total quantity on
@@ -74,9 +75,52 @@ pub struct Hold {
     pub status: HoldStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returned_at: Option<DateTime<Utc>>,
+    /// Turnover time kept free after the period (and after a return).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<IsoDuration>,
+    /// Past its end and not returned: it keeps its units until returned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overdue: bool,
 }
 
 impl Hold {
+    /// The instants a rental hold keeps its units `[start, end)`: its
+    /// period and buffer; an overdue hold to the end of time (until it is
+    /// returned); a returned one until its return (within its period) and
+    /// buffer. Returns are recorded at or before now, so the late part of
+    /// a late return lies in the past, where nothing new can be held.
+    pub fn occupied(&self) -> Option<Period> {
+        let HoldRequest::Rental { period, .. } = self.request else {
+            return None;
+        };
+        let buffer = self.buffer.map_or(chrono::Duration::zero(), |b| b.delta());
+        let end = match (self.status, self.returned_at) {
+            (HoldStatus::Returned, Some(r)) => r.clamp(period.start, period.end) + buffer,
+            (HoldStatus::Returned, None) => period.end + buffer,
+            _ if self.overdue => crate::period::latest(),
+            _ => period.end + buffer,
+        };
+        Some(Period {
+            start: period.start,
+            end,
+        })
+    }
+
+    /// The request as the units it occupies: a rental's period stretched
+    /// by its buffer (what a capacity check must find free).
+    pub fn occupying(&self) -> HoldRequest {
+        match (self.request, self.buffer) {
+            (HoldRequest::Rental { period, quantity }, Some(b)) => HoldRequest::Rental {
+                period: Period {
+                    start: period.start,
+                    end: period.end + b.delta(),
+                },
+                quantity,
+            },
+            (request, _) => request,
+        }
+    }
+
     /// Active and `expires_at <= now`: no longer counts, awaiting the sweeper.
     pub fn is_lapsed(&self, now: DateTime<Utc>) -> bool {
         self.status == HoldStatus::Active && self.expires_at <= now

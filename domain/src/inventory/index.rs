@@ -3,7 +3,8 @@
 //! availability questions answered from it.
 //!
 //! Counted rental allocations (Active holds not lapsed, Confirmed holds,
-//! Returned holds until their effective end) and blackouts are kept keyed
+//! Returned holds until their return; each with its buffer, an overdue one
+//! open-ended) and blackouts are kept keyed
 //! by `(start, id)` together with the longest allocation length, so an
 //! overlap query only scans `[q.start - max_len, q.end)`; peak use is a
 //! sweep over the overlapping intervals only. The index is not serialized:
@@ -60,25 +61,21 @@ impl Index {
                 }
             }
             HoldRequest::Rental { period, quantity } => {
+                let Some(occupied) = h.occupied() else {
+                    return;
+                };
                 let alloc = match h.status {
                     HoldStatus::Active => Some(Alloc {
-                        end: period.end,
+                        end: occupied.end,
                         qty: Some(quantity),
                         expires_at: Some(h.expires_at),
                     }),
-                    HoldStatus::Confirmed => Some(Alloc {
-                        end: period.end,
-                        qty: Some(quantity),
-                        expires_at: None,
-                    }),
-                    HoldStatus::Returned => {
-                        let end = effective_end(&period, h.returned_at);
-                        (end > period.start).then_some(Alloc {
-                            end,
+                    HoldStatus::Confirmed | HoldStatus::Returned => (occupied.end > period.start)
+                        .then_some(Alloc {
+                            end: occupied.end,
                             qty: Some(quantity),
                             expires_at: None,
-                        })
-                    }
+                        }),
                     HoldStatus::Released | HoldStatus::Expired => None,
                 };
                 if let Some(alloc) = alloc {
@@ -118,15 +115,6 @@ impl Index {
 
     pub(super) fn remove_blackout(&mut self, b: &Blackout) {
         self.allocs.remove(&(b.period.start, b.blackout_id));
-    }
-}
-
-/// A returned rental frees its units from min(returned_at, end) (never
-/// before its start).
-fn effective_end(period: &Period, returned_at: Option<DateTime<Utc>>) -> DateTime<Utc> {
-    match returned_at {
-        Some(r) => r.clamp(period.start, period.end),
-        None => period.end,
     }
 }
 

@@ -30,7 +30,8 @@ use uuid::Uuid;
 use crate::aggregate::handle_by_deciding;
 use crate::error::DomainError;
 use crate::listing::ListingKind;
-use crate::period::Period;
+use crate::period::{Period, PricingUnit};
+use crate::schedule::{IsoDuration, Schedule};
 pub use hold::{Blackout, Capacity, Hold, HoldRequest, HoldStatus};
 use index::Index;
 
@@ -63,6 +64,17 @@ pub enum InventoryCommand {
         hold_id: Uuid,
         returned_at: DateTime<Utc>,
     },
+    /// A confirmed rental past its end and not returned keeps its units
+    /// until it is returned.
+    MarkOverdue {
+        hold_id: Uuid,
+        now: DateTime<Utc>,
+    },
+    /// The listing's schedule, for holds placed from now on.
+    SetSchedule {
+        schedule: Schedule,
+        pricing_unit: PricingUnit,
+    },
     AddBlackout {
         blackout_id: Uuid,
         period: Period,
@@ -92,6 +104,10 @@ pub enum InventoryEvent {
         order_id: Uuid,
         request: HoldRequest,
         expires_at: DateTime<Utc>,
+        /// Turnover time kept free after the period (the schedule's, when
+        /// the hold was placed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        buffer: Option<IsoDuration>,
     },
     HoldConfirmed {
         hold_id: Uuid,
@@ -109,6 +125,13 @@ pub enum InventoryEvent {
     ReturnRecorded {
         hold_id: Uuid,
         returned_at: DateTime<Utc>,
+    },
+    HoldOverdue {
+        hold_id: Uuid,
+    },
+    ScheduleSet {
+        schedule: Schedule,
+        pricing_unit: PricingUnit,
     },
     BlackoutAdded {
         blackout_id: Uuid,
@@ -139,6 +162,8 @@ impl DomainEvent for InventoryEvent {
             InventoryEvent::HoldReleased { .. } => "HoldReleased",
             InventoryEvent::HoldExpired { .. } => "HoldExpired",
             InventoryEvent::ReturnRecorded { .. } => "ReturnRecorded",
+            InventoryEvent::HoldOverdue { .. } => "HoldOverdue",
+            InventoryEvent::ScheduleSet { .. } => "ScheduleSet",
             InventoryEvent::BlackoutAdded { .. } => "BlackoutAdded",
             InventoryEvent::BlackoutRemoved { .. } => "BlackoutRemoved",
             InventoryEvent::UnitsChanged { .. } => "UnitsChanged",
@@ -159,6 +184,10 @@ pub struct Inventory {
     capacity: Option<Capacity>,
     holds: BTreeMap<Uuid, Hold>,
     blackouts: BTreeMap<Uuid, Blackout>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule: Option<Schedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pricing_unit: Option<PricingUnit>,
     #[serde(skip)]
     index: Index,
 }
@@ -172,6 +201,10 @@ struct InventoryData {
     holds: BTreeMap<Uuid, Hold>,
     #[serde(default)]
     blackouts: BTreeMap<Uuid, Blackout>,
+    #[serde(default)]
+    schedule: Option<Schedule>,
+    #[serde(default)]
+    pricing_unit: Option<PricingUnit>,
 }
 
 impl From<InventoryData> for Inventory {
@@ -188,6 +221,8 @@ impl From<InventoryData> for Inventory {
             capacity: d.capacity,
             holds: d.holds,
             blackouts: d.blackouts,
+            schedule: d.schedule,
+            pricing_unit: d.pricing_unit,
             index,
         }
     }
@@ -199,6 +234,8 @@ impl PartialEq for Inventory {
             && self.capacity == other.capacity
             && self.holds == other.holds
             && self.blackouts == other.blackouts
+            && self.schedule == other.schedule
+            && self.pricing_unit == other.pricing_unit
     }
 }
 
@@ -226,6 +263,10 @@ impl Inventory {
     }
     pub fn blackouts(&self) -> impl Iterator<Item = &Blackout> {
         self.blackouts.values()
+    }
+    /// The schedule new holds are judged by; `None` = open all the time.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.schedule.as_ref()
     }
 
     /// Changes one hold, keeping the index in sync.
@@ -262,6 +303,7 @@ impl Aggregate for Inventory {
                 order_id,
                 request,
                 expires_at,
+                buffer,
             } => {
                 let hold = Hold {
                     hold_id,
@@ -270,6 +312,8 @@ impl Aggregate for Inventory {
                     expires_at,
                     status: HoldStatus::Active,
                     returned_at: None,
+                    buffer,
+                    overdue: false,
                 };
                 if let Some(old) = self.holds.get(&hold_id) {
                     self.index.remove_hold(old);
@@ -296,6 +340,14 @@ impl Aggregate for Inventory {
                 h.status = HoldStatus::Returned;
                 h.returned_at = Some(returned_at);
             }),
+            E::HoldOverdue { hold_id } => self.update_hold(hold_id, |h| h.overdue = true),
+            E::ScheduleSet {
+                schedule,
+                pricing_unit,
+            } => {
+                self.schedule = Some(schedule);
+                self.pricing_unit = Some(pricing_unit);
+            }
             E::BlackoutAdded {
                 blackout_id,
                 period,

@@ -64,7 +64,9 @@ impl Decide for Order {
                 line_id,
                 returned_at,
                 damage_withheld,
-            } => self.return_line(line_id, returned_at, damage_withheld),
+                now,
+            } => self.return_line(line_id, returned_at, damage_withheld, now),
+            C::MarkLineOverdue { line_id, at } => self.mark_line_overdue(line_id, at),
         }
     }
 }

@@ -13,9 +13,16 @@ use uuid::Uuid;
 use super::pricing::PricedLine;
 use super::status::status_name;
 use super::{LineStatus, Order, OrderEvent as E, OrderStatus, PartStatus};
-use crate::error::DomainError;
+use crate::error::{DomainError, FieldError};
+
+/// Rule names (`errors[].code`) of a refused `returned_at`.
+pub const IN_FUTURE: &str = "in_future";
+pub const BEFORE_PICKUP: &str = "before_pickup";
 use crate::listing::ListingKind;
-use crate::money::{is_valid_amount, round_cents};
+use crate::money::{is_valid_amount, round_cents, MAX_ORDER_TOTAL};
+use crate::period::Period;
+use crate::schedule::billable_units_in;
+use chrono_tz::Tz;
 
 type Decision = Result<Vec<E>, DomainError>;
 
@@ -25,6 +32,35 @@ pub struct LineReturn {
     pub returned_at: DateTime<Utc>,
     pub deposit_refunded: Decimal,
     pub damage_withheld: Decimal,
+    #[serde(default)]
+    pub late_fee: Decimal,
+    #[serde(default)]
+    pub late_fee_owed: Decimal,
+}
+
+/// The late fee of a line returned at `returned_at`: its late fee per unit
+/// × the started pricing units (calendar days in its zone for day
+/// listings) from its end to the return × its quantity; zero when on time.
+/// At most [`MAX_ORDER_TOTAL`], so that no amount outgrows the books.
+pub fn late_fee(line: &PricedLine, returned_at: DateTime<Utc>) -> Decimal {
+    let (Some(end), Some(unit), Some(per_unit)) =
+        (line.end, line.pricing_unit, line.late_fee_per_unit)
+    else {
+        return round_cents(Decimal::ZERO);
+    };
+    if returned_at <= end || per_unit <= Decimal::ZERO {
+        return round_cents(Decimal::ZERO);
+    }
+    let late = Period {
+        start: end,
+        end: returned_at,
+    };
+    let units = billable_units_in(&late, unit, line.time_zone.unwrap_or(Tz::UTC));
+    let fee = per_unit
+        .checked_mul(Decimal::from(units))
+        .and_then(|f| f.checked_mul(Decimal::from(line.quantity)))
+        .unwrap_or(MAX_ORDER_TOTAL);
+    round_cents(fee.min(MAX_ORDER_TOTAL))
 }
 
 impl Order {
@@ -86,27 +122,73 @@ impl Order {
         Ok(vec![E::LinePickedUp { line_id, at }])
     }
 
+    /// A picked-up line past its end and not returned becomes overdue.
+    pub(super) fn mark_line_overdue(&self, line_id: Uuid, at: DateTime<Utc>) -> Decision {
+        let line = self.rental_line(line_id)?;
+        match self.line_status(line_id) {
+            Some(LineStatus::Overdue | LineStatus::Returned) => Ok(vec![]),
+            Some(LineStatus::PickedUp) if line.end.is_some_and(|end| end <= at) => {
+                Ok(vec![E::LineOverdue { line_id, at }])
+            }
+            Some(LineStatus::PickedUp) => {
+                Err(DomainError::invalid_state("the rental has not ended yet"))
+            }
+            _ => Err(DomainError::invalid_state(
+                "the line has not been picked up",
+            )),
+        }
+    }
+
     pub(super) fn return_line(
         &self,
         line_id: Uuid,
         returned_at: DateTime<Utc>,
         damage_withheld: Decimal,
+        now: DateTime<Utc>,
     ) -> Decision {
         let line = self.rental_line(line_id)?;
         if self.line_status(line_id) == Some(LineStatus::Returned) {
             return Ok(vec![]);
         }
-        if !is_valid_amount(damage_withheld) || damage_withheld > line.deposit {
+        if returned_at > now {
+            return Err(DomainError::Validation {
+                errors: vec![FieldError::with_code(
+                    "returned_at",
+                    IN_FUTURE,
+                    "a return cannot be recorded in the future",
+                )],
+            });
+        }
+        if self
+            .picked_up_at(line_id)
+            .is_some_and(|picked| returned_at < picked)
+        {
+            return Err(DomainError::Validation {
+                errors: vec![FieldError::with_code(
+                    "returned_at",
+                    BEFORE_PICKUP,
+                    "a line cannot come back before it was picked up",
+                )],
+            });
+        }
+        // The late fee comes out of the deposit first; damage from the rest.
+        let fee = late_fee(line, returned_at);
+        let from_deposit = fee.min(line.deposit);
+        let left = line.deposit - from_deposit;
+        if !is_valid_amount(damage_withheld) || damage_withheld > left {
             return Err(DomainError::invalid(
                 "damage_withheld",
                 format!(
-                    "must be a non-negative amount with at most 2 decimal places, at most the deposit {}",
-                    line.deposit
+                    "must be a non-negative amount with at most 2 decimal places, at most the deposit left after the late fee, {}",
+                    round_cents(left)
                 ),
             ));
         }
         self.require_confirmed()?;
-        if self.line_status(line_id) != Some(LineStatus::PickedUp) {
+        if !matches!(
+            self.line_status(line_id),
+            Some(LineStatus::PickedUp | LineStatus::Overdue)
+        ) {
             return Err(DomainError::invalid_state(
                 "the line has not been picked up",
             ));
@@ -116,8 +198,10 @@ impl Order {
                 line_id,
                 vendor_id: line.vendor_id,
                 returned_at,
-                deposit_refunded: round_cents(line.deposit - damage_withheld),
+                deposit_refunded: round_cents(left - damage_withheld),
                 damage_withheld: round_cents(damage_withheld),
+                late_fee: fee,
+                late_fee_owed: round_cents(fee - from_deposit),
             }],
             returned_at,
         ))

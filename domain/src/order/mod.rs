@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::aggregate::handle_by_deciding;
 use crate::error::DomainError;
 use crate::money::Rates;
-pub use fulfilment::LineReturn;
+pub use fulfilment::{late_fee, LineReturn};
 use pricing::{LineInput, PricedLine, PricedOrder};
 pub use status::{CancelCause, LineStatus, OrderStatus, PartStatus};
 
@@ -85,6 +85,13 @@ pub enum OrderCommand {
         line_id: Uuid,
         returned_at: DateTime<Utc>,
         damage_withheld: Decimal,
+        /// A return is recorded at or before now.
+        now: DateTime<Utc>,
+    },
+    /// A picked-up rental line not returned by its end (the sweeper).
+    MarkLineOverdue {
+        line_id: Uuid,
+        at: DateTime<Utc>,
     },
 }
 
@@ -151,6 +158,17 @@ pub enum OrderEvent {
         returned_at: DateTime<Utc>,
         deposit_refunded: Decimal,
         damage_withheld: Decimal,
+        /// Late fee = late fee per unit × started pricing units late ×
+        /// quantity; taken from the deposit first (`late_fee` −
+        /// `late_fee_owed`), the rest owed by the customer.
+        #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+        late_fee: Decimal,
+        #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+        late_fee_owed: Decimal,
+    },
+    LineOverdue {
+        line_id: Uuid,
+        at: DateTime<Utc>,
     },
     VendorPartFulfilled {
         vendor_id: Uuid,
@@ -176,6 +194,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::PartDelivered { .. } => "PartDelivered",
             OrderEvent::LinePickedUp { .. } => "LinePickedUp",
             OrderEvent::LineReturned { .. } => "LineReturned",
+            OrderEvent::LineOverdue { .. } => "LineOverdue",
             OrderEvent::VendorPartFulfilled { .. } => "VendorPartFulfilled",
             OrderEvent::OrderCompleted { .. } => "OrderCompleted",
         }
@@ -210,6 +229,9 @@ pub struct Order {
     fulfilled_vendors: BTreeSet<Uuid>,
     #[serde(default)]
     returns: BTreeMap<Uuid, LineReturn>,
+    /// When each rental line was picked up.
+    #[serde(default)]
+    picked_up_at: BTreeMap<Uuid, DateTime<Utc>>,
 }
 
 impl Order {
@@ -290,6 +312,21 @@ impl Order {
     pub fn line_return(&self, line_id: Uuid) -> Option<&LineReturn> {
         self.returns.get(&line_id)
     }
+    /// When a rental line was picked up.
+    pub fn picked_up_at(&self, line_id: Uuid) -> Option<DateTime<Utc>> {
+        self.picked_up_at.get(&line_id).copied()
+    }
+    /// Rental lines picked up, not returned and past their end at `now`
+    /// (and not yet marked overdue).
+    pub fn lines_due_overdue(&self, now: DateTime<Utc>) -> Vec<Uuid> {
+        self.lines()
+            .filter(|l| {
+                self.line_status(l.line_id) == Some(LineStatus::PickedUp)
+                    && l.end.is_some_and(|end| end <= now)
+            })
+            .map(|l| l.line_id)
+            .collect()
+    }
     pub fn has_seen_payment(&self, payment_id: &str) -> bool {
         self.payments_seen.contains(payment_id)
     }
@@ -362,14 +399,20 @@ impl Aggregate for Order {
             E::PartDelivered { vendor_id, .. } => {
                 self.set_sale_lines(vendor_id, LineStatus::Shipped, LineStatus::Delivered)
             }
-            E::LinePickedUp { line_id, .. } => {
+            E::LinePickedUp { line_id, at } => {
                 self.line_status.insert(line_id, LineStatus::PickedUp);
+                self.picked_up_at.insert(line_id, at);
+            }
+            E::LineOverdue { line_id, .. } => {
+                self.line_status.insert(line_id, LineStatus::Overdue);
             }
             E::LineReturned {
                 line_id,
                 returned_at,
                 deposit_refunded,
                 damage_withheld,
+                late_fee,
+                late_fee_owed,
                 ..
             } => {
                 self.line_status.insert(line_id, LineStatus::Returned);
@@ -379,6 +422,8 @@ impl Aggregate for Order {
                         returned_at,
                         deposit_refunded,
                         damage_withheld,
+                        late_fee,
+                        late_fee_owed,
                     },
                 );
             }

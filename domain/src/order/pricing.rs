@@ -1,13 +1,20 @@
 //! Pure order pricing: lines, taxes, deposits and the per-vendor split.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::listing::ListingKind;
 use crate::money::{round_cents, Rates};
-use crate::period::{billable_units, Period, PricingUnit};
+use crate::period::{Period, PricingUnit};
+use crate::schedule::{billable_units_in, local};
+
+/// Events recorded before listings had time zones priced in UTC.
+pub fn utc() -> Tz {
+    Tz::UTC
+}
 
 /// The terms a line is priced with, read from the listing at placement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,6 +25,12 @@ pub enum LineTerms {
         pricing_unit: PricingUnit,
         price_per_unit: Decimal,
         deposit_per_unit: Decimal,
+        /// The listing's time zone: day listings bill its calendar days.
+        #[serde(default = "utc")]
+        time_zone: Tz,
+        /// The listing's late fee when the order was placed.
+        #[serde(default)]
+        late_fee_per_unit: Decimal,
     },
     Sale {
         unit_price: Decimal,
@@ -45,6 +58,18 @@ pub struct PricedLine {
     pub start: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<DateTime<Utc>>,
+    /// The listing's time zone and the period in it (rental lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<Tz>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_start: Option<DateTime<FixedOffset>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_end: Option<DateTime<FixedOffset>>,
+    /// Rental lines: how they are billed, and the late fee they agreed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing_unit: Option<PricingUnit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_fee_per_unit: Option<Decimal>,
     pub quantity: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billable_units: Option<u32>,
@@ -91,7 +116,8 @@ impl PricedOrder {
 
 /// Prices an order. Every amount is rounded to the cent (half away from
 /// zero) and carries scale 2:
-/// - line subtotal = unit price × billable units × quantity (sale: × quantity);
+/// - line subtotal = unit price × billable units × quantity (sale: ×
+///   quantity), a day listing's units being calendar days in its zone;
 /// - line tax = round(line subtotal × tax rate);
 /// - line deposit = deposit per unit × quantity (rentals only);
 /// - order subtotal, tax, deposit = sums; total = subtotal + tax + deposit;
@@ -102,14 +128,20 @@ pub fn price_order(lines: &[LineInput], rates: Rates) -> PricedOrder {
     let mut vendors: Vec<VendorSplit> = Vec::new();
     for l in lines {
         let qty = Decimal::from(l.quantity);
+        let mut zone = None;
+        let mut late = None;
         let (kind, start, end, billable, unit_price, subtotal, deposit) = match &l.terms {
             LineTerms::Rental {
                 period,
                 pricing_unit,
                 price_per_unit,
                 deposit_per_unit,
+                time_zone,
+                late_fee_per_unit,
             } => {
-                let units = billable_units(period, *pricing_unit);
+                let units = billable_units_in(period, *pricing_unit, *time_zone);
+                zone = Some(*time_zone);
+                late = Some((*pricing_unit, round_cents(*late_fee_per_unit)));
                 (
                     ListingKind::Rental,
                     Some(period.start),
@@ -148,6 +180,11 @@ pub fn price_order(lines: &[LineInput], rates: Rates) -> PricedOrder {
             kind,
             start,
             end,
+            time_zone: zone,
+            local_start: zone.zip(start).map(|(tz, t)| local(t, tz)),
+            local_end: zone.zip(end).map(|(tz, t)| local(t, tz)),
+            pricing_unit: late.map(|(unit, _)| unit),
+            late_fee_per_unit: late.map(|(_, fee)| fee),
             quantity: l.quantity,
             billable_units: billable,
             unit_price: round_cents(unit_price),

@@ -43,6 +43,8 @@ pub enum LineStatus {
     Shipped,
     Delivered,
     PickedUp,
+    /// Picked up and not returned by its end: it keeps its units.
+    Overdue,
     Returned,
 }
 

@@ -9,7 +9,8 @@ use super::{AllocationKey, AllocationRow, ListingRow, Rows};
 use crate::Error;
 
 const LISTING_COLUMNS: &str = "listing_id, vendor_id, title, description, category, kind, status,
-     pricing_unit, price, deposit, units, stock, stock_held, created_at, updated_at";
+     pricing_unit, price, deposit, units, stock, stock_held, created_at, updated_at, schedule,
+     policies";
 const ALLOCATION_COLUMNS: &str =
     "listing_id, allocation_id, kind, start_at, end_at, quantity, expires_at, order_id";
 
@@ -66,11 +67,13 @@ pub(super) async fn store(tx: &mut PgConnection, mut rows: Rows) -> Result<(), E
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::text[], $8::text[], $9::numeric[],
                                   $10::numeric[], $11::int[], $12::int[], $13::int[],
-                                  $14::timestamptz[], $15::timestamptz[])
+                                  $14::timestamptz[], $15::timestamptz[], $16::jsonb[],
+                                  $17::jsonb[])
              ON CONFLICT (listing_id) DO UPDATE SET
                  status = EXCLUDED.status, price = EXCLUDED.price, units = EXCLUDED.units,
                  stock = EXCLUDED.stock, stock_held = EXCLUDED.stock_held,
-                 updated_at = EXCLUDED.updated_at"
+                 updated_at = EXCLUDED.updated_at, schedule = EXCLUDED.schedule,
+                 policies = EXCLUDED.policies"
         ))
         .bind(listings.iter().map(|l| l.listing_id).collect::<Vec<_>>())
         .bind(listings.iter().map(|l| l.vendor_id).collect::<Vec<_>>())
@@ -112,6 +115,18 @@ pub(super) async fn store(tx: &mut PgConnection, mut rows: Rows) -> Result<(), E
         .bind(listings.iter().map(|l| l.stock_held).collect::<Vec<_>>())
         .bind(listings.iter().map(|l| l.created_at).collect::<Vec<_>>())
         .bind(listings.iter().map(|l| l.updated_at).collect::<Vec<_>>())
+        .bind(
+            listings
+                .iter()
+                .map(|l| l.schedule.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            listings
+                .iter()
+                .map(|l| l.policies.clone())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
     }

@@ -51,6 +51,7 @@ fn allocation(rows: &Rows) -> Option<&AllocationRow> {
 
 fn sale_hold(quantity: u32) -> InventoryEvent {
     InventoryEvent::HoldPlaced {
+        buffer: None,
         hold_id: HOLD,
         order_id: Uuid::from_u128(7),
         request: HoldRequest::Sale { quantity },
@@ -94,6 +95,7 @@ fn a_sale_hold_holds_stock_until_released_and_again_when_reinstated() {
 fn a_return_frees_the_units_from_the_return_but_never_before_the_start() {
     let rental_hold = |start: u32, end: u32| {
         inventory(InventoryEvent::HoldPlaced {
+            buffer: None,
             hold_id: HOLD,
             order_id: Uuid::from_u128(7),
             request: HoldRequest::Rental {

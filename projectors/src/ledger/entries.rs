@@ -1,6 +1,7 @@
 //! What each order and vendor event posts to the journal: the double
 //! entries of a capture, a confirmation, a cancellation, a refund, a
-//! return, a damage credit, earnings made available and a payout.
+//! return (with a late fee owed), a damage or late fee credit, earnings
+//! made available and a payout.
 
 use super::*;
 
@@ -77,7 +78,10 @@ pub(super) fn apply_order(
             )?;
         }
         OrderEvent::LineReturned {
-            deposit_refunded, ..
+            deposit_refunded,
+            vendor_id,
+            late_fee_owed,
+            ..
         } => {
             journal.post(
                 event,
@@ -88,6 +92,25 @@ pub(super) fn apply_order(
                     Line::credit(CASH, None, deposit_refunded),
                 ],
             )?;
+            // The late fee the deposit did not cover: owed by the customer,
+            // the vendor's once collected (pending until then).
+            if late_fee_owed > Decimal::ZERO {
+                let v = Some(vendor_id);
+                journal.post(
+                    event,
+                    order,
+                    "late_fee_receivable",
+                    vec![
+                        Line::debit(CUSTOMER_RECEIVABLE, None, late_fee_owed),
+                        Line::credit(vendor_pending(vendor_id), v, late_fee_owed),
+                    ],
+                )?;
+                add(
+                    &mut journal.earnings(vendor_id).pending,
+                    late_fee_owed,
+                    event,
+                )?;
+            }
         }
         _ => {}
     }
@@ -132,6 +155,21 @@ pub(super) fn apply_vendor(
             let e = journal.earnings(vendor_id);
             add(&mut e.available, amount, event)?;
             add(&mut e.damage_credits, amount, event)?;
+        }
+        // The late fee's part taken from the deposit.
+        VendorEvent::LateFeeCredited {
+            order_id, amount, ..
+        } => {
+            journal.post(
+                event,
+                Some(order_id),
+                "late_fee_credit",
+                vec![
+                    Line::debit(DEPOSITS_HELD, v, amount),
+                    Line::credit(vendor_available(vendor_id), v, amount),
+                ],
+            )?;
+            add(&mut journal.earnings(vendor_id).available, amount, event)?;
         }
         VendorEvent::PayoutRecorded { amount, .. } => {
             journal.post(

@@ -90,3 +90,115 @@ fn an_unbalanced_entry_is_detected() {
     lines[0].debit += Decimal::new(1, 2);
     assert!(!is_balanced(&lines));
 }
+
+fn order_event(position: i64, event_type: &str) -> EventEnvelope {
+    EventEnvelope {
+        aggregate_type: "Order".into(),
+        aggregate_id: Uuid::from_u128(6).to_string(),
+        event_type: event_type.into(),
+        ..vendor_event(position)
+    }
+}
+
+/// A day rental, deposit 60.00, returned so late that the late fee (80.00)
+/// takes the whole deposit and 20.00 stays owed: every entry balances, the
+/// deposit held comes back to zero, the vendor gets the 60.00 now and the
+/// 20.00 pending, and cash is what the customer paid.
+#[test]
+fn a_late_fee_beyond_the_deposit_leaves_a_receivable_and_conserves_money() {
+    use domain::{Period, PricingUnit, Tz};
+    let (order_id, vendor_id, line_id) =
+        (Uuid::from_u128(6), Uuid::from_u128(5), Uuid::from_u128(7));
+    let start = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(11_000);
+    let priced = price_order(
+        &[LineInput {
+            line_id,
+            hold_id: Uuid::from_u128(8),
+            listing_id: Uuid::from_u128(9),
+            vendor_id,
+            terms: LineTerms::Rental {
+                period: Period::new(start, start + chrono::Duration::days(2)).expect("period"),
+                pricing_unit: PricingUnit::Day,
+                price_per_unit: Decimal::new(1000, 2),
+                deposit_per_unit: Decimal::new(3000, 2),
+                time_zone: Tz::UTC,
+                late_fee_per_unit: Decimal::new(2000, 2),
+            },
+            quantity: 2,
+        }],
+        Rates {
+            tax_rate: Decimal::ZERO,
+            platform_fee_rate: Decimal::new(10, 2),
+        },
+    );
+    let paid = priced.total;
+    let mut journal = Journal::default();
+    let events = vec![
+        OrderEvent::OrderPlaced {
+            order_id,
+            customer_id: "carol".into(),
+            currency: "USD".into(),
+            priced,
+            rates: Rates {
+                tax_rate: Decimal::ZERO,
+                platform_fee_rate: Decimal::new(10, 2),
+            },
+            hold_expires_at: start,
+            placed_at: start,
+        },
+        OrderEvent::PaymentCaptured {
+            payment_id: "evt_1".into(),
+            intent_id: "pi_1".into(),
+            amount: paid,
+        },
+        OrderEvent::OrderConfirmed {
+            confirmed_at: start,
+        },
+        OrderEvent::LineReturned {
+            line_id,
+            vendor_id,
+            returned_at: start + chrono::Duration::days(4),
+            deposit_refunded: Decimal::new(0, 2),
+            damage_withheld: Decimal::new(0, 2),
+            late_fee: Decimal::new(8000, 2),
+            late_fee_owed: Decimal::new(2000, 2),
+        },
+    ];
+    for (i, event) in events.into_iter().enumerate() {
+        apply_order(
+            &mut journal,
+            &order_event(i as i64 + 1, "x"),
+            order_id,
+            event,
+        )
+        .expect("applied");
+    }
+    apply_vendor(
+        &mut journal,
+        &vendor_event(10),
+        vendor_id,
+        VendorEvent::LateFeeCredited {
+            order_id,
+            line_id,
+            amount: Decimal::new(6000, 2),
+        },
+    )
+    .expect("applied");
+    let mut balance: BTreeMap<String, Decimal> = BTreeMap::new();
+    for entry in &journal.entries {
+        assert!(is_balanced(&entry.lines), "{}", entry.kind);
+        for line in &entry.lines {
+            *balance.entry(line.account.clone()).or_default() += line.debit - line.credit;
+        }
+    }
+    assert_eq!(balance[CASH], paid);
+    assert!(balance[DEPOSITS_HELD].is_zero(), "{balance:?}");
+    assert_eq!(balance[CUSTOMER_RECEIVABLE], Decimal::new(2000, 2));
+    assert_eq!(
+        balance[&vendor_available(vendor_id)],
+        Decimal::new(-6000, 2)
+    );
+    // Pending: the part's net 36.00 plus the 20.00 owed.
+    assert_eq!(balance[&vendor_pending(vendor_id)], Decimal::new(-5600, 2));
+    assert!(balance.values().sum::<Decimal>().is_zero());
+}

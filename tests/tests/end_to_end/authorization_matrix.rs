@@ -272,6 +272,20 @@ impl World {
             Token(OWNER_OR_ADMIN),
         );
         add(
+            Method::PUT,
+            "PUT /v1/listings/{id}/schedule",
+            format!("/v1/listings/{rental}/schedule"),
+            Some(json!({"time_zone": "UTC"})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::PUT,
+            "PUT /v1/listings/{id}/policies",
+            format!("/v1/listings/{rental}/policies"),
+            Some(json!({"late_fee_per_unit": "0.00"})),
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
             Method::DELETE,
             "DELETE /v1/listings/{id}/blackouts/{bid}",
             format!(

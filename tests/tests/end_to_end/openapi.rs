@@ -20,6 +20,8 @@ const ROUTES: &[(&str, &str)] = &[
         "delete",
         "/v1/listings/{listing_id}/blackouts/{blackout_id}",
     ),
+    ("put", "/v1/listings/{listing_id}/schedule"),
+    ("put", "/v1/listings/{listing_id}/policies"),
     ("post", "/v1/orders"),
     ("post", "/v1/orders/{order_id}/cancel"),
     ("post", "/v1/orders/{order_id}/vendors/{vendor_id}/ship"),

@@ -147,6 +147,8 @@ impl Sim {
                     listing_id,
                     vendor_id,
                     terms: LineTerms::Rental {
+                        late_fee_per_unit: Default::default(),
+                        time_zone: domain::Tz::UTC,
                         period,
                         pricing_unit,
                         price_per_unit,

@@ -128,12 +128,26 @@ async fn a_rental_line_is_picked_up_and_returned_refunding_the_deposit_minus_dam
     app.assert_nothing_recorded(before, "withholding more than the deposit")
         .await;
 
+    // A return is never recorded in the future (API.md "Rentals").
+    let future = app
+        .return_line(
+            &app.vendor(vendor_id),
+            order_id,
+            line_id,
+            json!({"returned_at": at(3, 0)}),
+        )
+        .await;
+    assert_invalid_field(&future, "returned_at");
+    assert_eq!(future.body["errors"][0]["code"], "in_future");
+    app.assert_nothing_recorded(before, "a return in the future")
+        .await;
+
     let returned = app
         .return_line(
             &app.vendor(vendor_id),
             order_id,
             line_id,
-            json!({"returned_at": at(3, 0), "damage_withheld": "35.50"}),
+            json!({"damage_withheld": "35.50"}),
         )
         .await;
     assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);

@@ -14,6 +14,7 @@ mod listings;
 mod metadata;
 mod orders;
 mod requests;
+mod schedules;
 mod vendors;
 
 #[track_caller]

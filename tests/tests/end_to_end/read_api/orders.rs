@@ -147,7 +147,7 @@ async fn the_owning_customer_sees_the_whole_order_through_its_lifecycle() {
             &harbour,
             order_id,
             rental_line,
-            json!({"returned_at": at(3, 0), "damage_withheld": "12.50"}),
+            json!({"damage_withheld": "12.50"}),
         )
         .await;
     assert_ok(&returned);
@@ -156,7 +156,8 @@ async fn the_owning_customer_sees_the_whole_order_through_its_lifecycle() {
     assert_eq!(line["status"], "returned");
     assert_eq!(line["deposit_refunded"], "37.50");
     assert_eq!(line["damage_withheld"], "12.50");
-    assert_eq!(instant(&line["returned_at"]), instant(&json!(at(3, 0))));
+    // Returned now (a return is never recorded in the future).
+    assert!(line["returned_at"].is_string(), "{line}");
     assert_eq!(part_of(&shown, shop.harbour)["status"], "fulfilled");
     assert_eq!(shown["status"], "completed");
     app.stop().await;
