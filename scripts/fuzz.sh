@@ -52,6 +52,9 @@ fuzz_db_url="${base%/*}/$database$query"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export LEDGER_JWT_SECRET="fuzz-secret-$$"
 export LEDGER_WEBHOOK_SECRET="whsec_fuzz"
+# Seals, soon: the audit routes answer from them (a throwaway test key).
+export LEDGER_AUDIT_SIGNING_KEY=7fda9afb94b5b5657718e5a1f025c63662feca246ff34ee5311eb249dd53d9ca
+export LEDGER_AUDIT_SEAL_INTERVAL=200ms
 LEDGER_STREAM="FUZZ_$$_$(date +%s)"
 export LEDGER_STREAM
 # One client from one address: the rate limits would only turn most cases

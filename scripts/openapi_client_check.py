@@ -24,7 +24,7 @@ import httpx
 
 PACKAGE = "marketplace_ledger_client"
 # Server-sent events: a stream that does not end; the fuzz run skips it too.
-NOT_CALLED = {("get", "/v1/events/stream")}
+NOT_CALLED = {("get", "/v1/events/stream"), ("get", "/v1/orders/stream")}
 
 
 def fail(message):
@@ -139,8 +139,29 @@ def main():
         fail(f"the payment webhook: {paid.status_code} {paid.text}")
     client = client.with_headers({"Ledger-Min-Position": str(paid.json()["position"])})
 
+    # A seal over the first events (the server seals every 200 ms), so that
+    # the inclusion proof of position 1 exists.
+    for _ in range(100):
+        seals = httpx.get(f"{base_url}/v1/audit/seals", headers={"authorization": f"Bearer {token}"})
+        if seals.status_code == 200 and seals.json()["seals"]:
+            break
+        time.sleep(0.2)
+    else:
+        fail(f"no seal was made: {seals.status_code} {seals.text[:500]}")
+
+    # An outgoing webhook endpoint, whose delivery log is a query route.
+    endpoint = httpx.post(
+        f"{base_url}/v1/webhook-endpoints",
+        json={"url": "https://receiver.example/ledger", "event_types": ["OrderPlaced"]},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    if endpoint.status_code != 201:
+        fail(f"POST /v1/webhook-endpoints: {endpoint.status_code} {endpoint.text[:500]}")
+
     # Every query route, through the client, with the ids made above.
     values = {
+        "position": 1,
+        "endpoint_id": endpoint.json()["endpoint_id"],
         "listing_id": listing.listing_id,
         "order_id": order.order_id,
         "vendor_id": vendor.vendor_id,

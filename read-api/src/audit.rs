@@ -166,8 +166,9 @@ pub async fn seals_route(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProofParams {
-    /// The event's global position.
-    #[param(minimum = 1)]
+    /// The event's global position. Required; optional in the type so
+    /// that its absence is a 422 naming it, as every other rule.
+    #[param(minimum = 1, required = true)]
     position: Option<i64>,
 }
 

@@ -43,8 +43,10 @@ fn series_named_in(text: &str) -> BTreeSet<String> {
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             rest = &rest[at + name.len()..];
-            // `ledger_db_pool_*` names a group; `ledger_tests` a crate.
-            if preceded_by_word || name.ends_with('_') || rest.starts_with('*') {
+            // `ledger_db_pool_*` names a group; `ledger_tests` a crate;
+            // `ledger_owner` and `ledger_app` the production database roles.
+            let not_a_series = ["ledger_owner", "ledger_app"].contains(&name.as_str());
+            if preceded_by_word || name.ends_with('_') || rest.starts_with('*') || not_a_series {
                 continue;
             }
             names.insert(family(&name).to_owned());

@@ -86,7 +86,8 @@ async fn last_message(stream: &str) -> (u64, StreamedEvent) {
 async fn assert_refused(app: &TestApp, tap: &PublishTap, before: &(u64, StreamedEvent)) {
     let (count, tail) = before;
     let relay = format!("relay:{}", app.stream);
-    let mut expected: Vec<String> = consumers()
+    // Every consumer `ledger serve` runs (read models, policies, webhooks).
+    let mut expected: Vec<String> = ledger::process::consumer_names()
         .iter()
         .map(|n| format!("consumer:{n}"))
         .chain([relay.clone()])
@@ -134,7 +135,11 @@ async fn assert_refused(app: &TestApp, tap: &PublishTap, before: &(u64, Streamed
 
     let projections = get(app, "/v1/projections").await;
     let rows = projections.as_array().expect("a list");
-    assert_eq!(rows.len(), consumers().len(), "{projections}");
+    assert_eq!(
+        rows.len(),
+        ledger::process::consumer_names().len(),
+        "{projections}"
+    );
     for row in rows {
         assert_eq!(row["state"], "stream_mismatch", "{row}");
         let error = row["error"].as_str().unwrap_or_default();
