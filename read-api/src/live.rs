@@ -283,14 +283,13 @@ mod tests {
             metadata: serde_json::json!({}),
             recorded_at: chrono::DateTime::UNIX_EPOCH,
             hash: None,
+            canonical: None,
         }
     }
 
     fn positions(take: Take) -> (Vec<i64>, i64) {
         match take {
-            Take::Events(events, reached) => {
-                (events.iter().map(|e| e.position).collect(), reached)
-            }
+            Take::Events(events, reached) => (events.iter().map(|e| e.position).collect(), reached),
             Take::Wait => panic!("expected events, the feed was told to wait"),
             Take::Behind(upto) => panic!("expected events, the feed is behind {upto}"),
         }

@@ -117,7 +117,12 @@ impl Column {
 
     /// The cell of one event: `hash` is its link in the chain and
     /// `canonical` the hashed bytes (hex), as the NDJSON export has them.
-    fn cell(&self, event: &StoredEvent, hash: &Option<String>, canonical: &Option<String>) -> String {
+    fn cell(
+        &self,
+        event: &StoredEvent,
+        hash: &Option<String>,
+        canonical: &Option<String>,
+    ) -> String {
         match self {
             Column::Field("position") => event.position.to_string(),
             Column::Field("aggregate_type") => event.aggregate_type.clone(),
