@@ -47,6 +47,7 @@ pub struct VerifyArgs {
     /// seal of the seal stream and the event stream's last event.
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
+    /// The event stream whose last event (and seal stream) are compared.
     #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
     pub stream: String,
 }
