@@ -48,6 +48,12 @@ pub struct PaymentIntentMetadata {
 #[derive(Serialize, ToSchema)]
 pub struct PaymentErrorObject {
     pub message: Option<String>,
+    /// The provider's error code; failures are counted by it in analytics.
+    #[schema(example = "card_declined")]
+    pub code: Option<String>,
+    /// The issuer's reason for a declined card; counted in analytics too.
+    #[schema(example = "insufficient_funds")]
+    pub decline_code: Option<String>,
 }
 
 pub use ledger_http::schema::{

@@ -259,6 +259,8 @@ fn failed_payment_leaves_order_placed() {
             currency: "usd".into(),
             outcome: PaymentOutcome::Failed {
                 reason: "card declined".into(),
+                code: Some("card_declined".into()),
+                decline_code: Some("insufficient_funds".into()),
             },
             received_at: t(-1),
         })
@@ -266,7 +268,31 @@ fn failed_payment_leaves_order_placed() {
             payment_id: "evt_2".into(),
             intent_id: "pi_1".into(),
             reason: "card declined".into(),
+            code: Some("card_declined".into()),
+            decline_code: Some("insufficient_funds".into()),
         }]);
+}
+
+/// Events recorded before the provider's codes were kept still load (no
+/// upcaster: the codes are optional), and one without codes is stored
+/// without them.
+#[test]
+fn a_payment_failure_recorded_without_codes_still_loads() {
+    let old = serde_json::json!({"PaymentFailed": {
+        "payment_id": "evt_2", "intent_id": "pi_1", "reason": "card declined"
+    }});
+    let event: E = serde_json::from_value(old.clone()).expect("an old PaymentFailed loads");
+    assert_eq!(
+        event,
+        E::PaymentFailed {
+            payment_id: "evt_2".into(),
+            intent_id: "pi_1".into(),
+            reason: "card declined".into(),
+            code: None,
+            decline_code: None,
+        }
+    );
+    assert_eq!(serde_json::to_value(&event).expect("serialise"), old);
 }
 
 #[test]

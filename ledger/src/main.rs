@@ -40,6 +40,9 @@ enum Task {
     /// Read the event log.
     #[command(subcommand)]
     Events(EventsTask),
+    /// Export a vendor's earnings entries.
+    #[command(subcommand)]
+    Earnings(EarningsTask),
     /// Rebuild read models or show how far they are.
     #[command(subcommand)]
     Projections(ProjectionsTask),
@@ -80,6 +83,18 @@ enum EventsTask {
         database: DatabaseArgs,
         #[command(flatten)]
         export: ExportArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum EarningsTask {
+    /// Write a vendor's earnings entries as CSV (the columns of
+    /// `GET /v1/vendors/{id}/earnings/entries` with `Accept: text/csv`).
+    Export {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        export: ledger::commands::earnings::EarningsExportArgs,
     },
 }
 
@@ -223,6 +238,9 @@ async fn main() -> ExitCode {
         Task::Events(EventsTask::Export { database, export }) => {
             export_events(database, export).await
         }
+        Task::Earnings(EarningsTask::Export { database, export }) => {
+            export_earnings(database, export).await
+        }
         Task::Projections(ProjectionsTask::Rebuild {
             database,
             names,
@@ -315,6 +333,16 @@ async fn export_events(database: DatabaseArgs, export: ExportArgs) -> Result<(),
     let pool = ledger::connect(&database.database_url, 2).await?;
     let written = ledger::commands::events::export(&pool, &export).await?;
     eprintln!("exported {written} events");
+    Ok(())
+}
+
+async fn export_earnings(
+    database: DatabaseArgs,
+    export: ledger::commands::earnings::EarningsExportArgs,
+) -> Result<(), LedgerError> {
+    let pool = ledger::connect(&database.database_url, 2).await?;
+    let written = ledger::commands::earnings::export(&pool, &export).await?;
+    eprintln!("exported {written} earnings entries");
     Ok(())
 }
 

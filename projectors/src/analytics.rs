@@ -104,8 +104,18 @@ struct Facts {
     changed_listings: Vec<Uuid>,
     changed_orders: Vec<Uuid>,
     lines: Vec<LineFact>,
-    /// Failed payments: position, order, reason, when.
-    failures: Vec<(i64, Uuid, String, DateTime<Utc>)>,
+    failures: Vec<FailureFact>,
+}
+
+/// A row of `an_payment_failures`: a failed payment, with the provider's
+/// reason text and, when given, its `code` and `decline_code`.
+struct FailureFact {
+    position: i64,
+    order_id: Uuid,
+    reason: String,
+    code: Option<String>,
+    decline_code: Option<String>,
+    failed_at: DateTime<Utc>,
 }
 
 impl Facts {
@@ -239,10 +249,19 @@ impl Facts {
                         .ok_or_else(|| Error::apply(event, "the refunded total overflows"))?;
                 }
             }
-            OrderEvent::PaymentFailed { reason, .. } => {
-                self.failures
-                    .push((event.position, order_id, reason, event.recorded_at));
-            }
+            OrderEvent::PaymentFailed {
+                reason,
+                code,
+                decline_code,
+                ..
+            } => self.failures.push(FailureFact {
+                position: event.position,
+                order_id,
+                reason,
+                code,
+                decline_code,
+                failed_at: event.recorded_at,
+            }),
             _ => {}
         }
         Ok(())
@@ -425,20 +444,34 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .await?;
     }
     if !facts.failures.is_empty() {
+        let failures = &facts.failures;
         sqlx::query(
-            "INSERT INTO an_payment_failures (position, order_id, reason, failed_at)
-             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::timestamptz[])",
+            "INSERT INTO an_payment_failures
+                    (position, order_id, reason, code, decline_code, failed_at)
+             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[],
+                                  $5::text[], $6::timestamptz[])",
         )
-        .bind(facts.failures.iter().map(|f| f.0).collect::<Vec<_>>())
-        .bind(facts.failures.iter().map(|f| f.1).collect::<Vec<_>>())
+        .bind(failures.iter().map(|f| f.position).collect::<Vec<_>>())
+        .bind(failures.iter().map(|f| f.order_id).collect::<Vec<_>>())
         .bind(
-            facts
-                .failures
+            failures
                 .iter()
-                .map(|f| f.2.as_str())
+                .map(|f| f.reason.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(facts.failures.iter().map(|f| f.3).collect::<Vec<_>>())
+        .bind(
+            failures
+                .iter()
+                .map(|f| f.code.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            failures
+                .iter()
+                .map(|f| f.decline_code.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(failures.iter().map(|f| f.failed_at).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }

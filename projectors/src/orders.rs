@@ -314,6 +314,7 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
             payment_id,
             intent_id,
             reason,
+            ..
         } => view.payments.push(PaymentView {
             payment_id,
             intent_id,

@@ -12,7 +12,10 @@
 //! - `utilization`: that booked unit-time ÷ the unit-time rental listings
 //!   offered in the window (from their creation);
 //! - `top_listings`: the ten listings with the most GMV;
-//! - `payment_failures`: failed payments in the window by reason.
+//! - `payment_failures`: failed payments in the window by reason;
+//!   `payment_failures_by_code` and `payment_failures_by_decline_code`: the
+//!   same failures by the provider's `code` and `decline_code` (`null`: the
+//!   provider gave none, or the failure predates their being kept).
 //!
 //! Revenue buckets group the same paid orders by the day, week (Monday) or
 //! month they were placed, optionally per vendor or category; a bucket's
@@ -139,6 +142,8 @@ pub async fn summary(
     .bind(to)
     .fetch_all(pool)
     .await?;
+    let by_code = failures_by(pool, "code", from, to).await?;
+    let by_decline_code = failures_by(pool, "decline_code", from, to).await?;
 
     let body = json!({
         "from": from,
@@ -158,8 +163,34 @@ pub async fn summary(
         "payment_failures": failures.into_iter().map(|(reason, count)| json!({
             "reason": reason, "count": count,
         })).collect::<Vec<_>>(),
+        "payment_failures_by_code": by_code.into_iter().map(|(code, count)| json!({
+            "code": code, "count": count,
+        })).collect::<Vec<_>>(),
+        "payment_failures_by_decline_code": by_decline_code.into_iter().map(|(code, count)| json!({
+            "decline_code": code, "count": count,
+        })).collect::<Vec<_>>(),
     });
     Ok(([freshness::header_value(reached)], Json(body)))
+}
+
+/// Failed payments in `[from, to)` counted by one of the provider's codes
+/// (`column` is `code` or `decline_code`, never input); most first, the
+/// ones without a code last among equals.
+async fn failures_by(
+    pool: &sqlx::PgPool,
+    column: &'static str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(Option<String>, i64)>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {column}, count(*) FROM an_payment_failures
+          WHERE failed_at >= $1 AND failed_at < $2
+          GROUP BY {column} ORDER BY count(*) DESC, {column} NULLS LAST"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
 }
 
 #[derive(Deserialize, Clone, Copy, Default, utoipa::ToSchema)]

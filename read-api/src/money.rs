@@ -203,9 +203,23 @@ fn wants_csv(headers: &axum::http::HeaderMap) -> bool {
         .any(|media| media.split(';').next().unwrap_or("").trim() == "text/csv")
 }
 
-/// A page of postings as CSV, the next cursor in a header.
-fn postings_csv(page: Page<Posting>) -> axum::response::Response {
-    use axum::response::IntoResponse;
+/// The header row of postings as CSV (`ledger earnings export` writes the same).
+pub const POSTINGS_CSV_HEADER: &str =
+    "posting_id,position,account,kind,order_id,debit,credit,recorded_at\n";
+
+/// One posting as a CSV row (with its newline), as `Accept: text/csv` and
+/// `ledger earnings export` write it.
+#[allow(clippy::too_many_arguments)]
+pub fn posting_csv_row(
+    posting_id: i64,
+    position: i64,
+    account: &str,
+    kind: &str,
+    order_id: Option<Uuid>,
+    debit: &str,
+    credit: &str,
+    recorded_at: DateTime<Utc>,
+) -> String {
     fn field(text: &str) -> String {
         if text.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", text.replace('"', "\"\""))
@@ -213,21 +227,36 @@ fn postings_csv(page: Page<Posting>) -> axum::response::Response {
             text.to_owned()
         }
     }
-    let mut body =
-        String::from("posting_id,position,account,kind,order_id,debit,credit,recorded_at\n");
+    let mut row = [
+        posting_id.to_string(),
+        position.to_string(),
+        field(account),
+        field(kind),
+        order_id.map(|id| id.to_string()).unwrap_or_default(),
+        debit.to_owned(),
+        credit.to_owned(),
+        recorded_at.to_rfc3339(),
+    ]
+    .join(",");
+    row.push('\n');
+    row
+}
+
+/// A page of postings as CSV, the next cursor in a header.
+fn postings_csv(page: Page<Posting>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut body = String::from(POSTINGS_CSV_HEADER);
     for p in &page.items {
-        let row = [
-            p.posting_id.to_string(),
-            p.position.to_string(),
-            field(&p.account),
-            field(&p.kind),
-            p.order_id.map(|id| id.to_string()).unwrap_or_default(),
-            p.debit.clone(),
-            p.credit.clone(),
-            p.recorded_at.to_rfc3339(),
-        ];
-        body.push_str(&row.join(","));
-        body.push('\n');
+        body.push_str(&posting_csv_row(
+            p.posting_id,
+            p.position,
+            &p.account,
+            &p.kind,
+            p.order_id,
+            &p.debit,
+            &p.credit,
+            p.recorded_at,
+        ));
     }
     let mut response = (
         [(

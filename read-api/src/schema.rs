@@ -156,6 +156,10 @@ pub struct AnalyticsSummary {
     pub utilization: String,
     pub top_listings: Vec<TopListing>,
     pub payment_failures: Vec<PaymentFailureCount>,
+    /// The same failures by the provider's `code`.
+    pub payment_failures_by_code: Vec<PaymentFailureCodeCount>,
+    /// The same failures by the issuer's `decline_code`.
+    pub payment_failures_by_decline_code: Vec<PaymentFailureDeclineCodeCount>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -170,6 +174,22 @@ pub struct TopListing {
 #[derive(Serialize, ToSchema)]
 pub struct PaymentFailureCount {
     pub reason: String,
+    pub count: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PaymentFailureCodeCount {
+    /// `null`: failures the provider gave no code for.
+    #[schema(example = "card_declined")]
+    pub code: Option<String>,
+    pub count: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PaymentFailureDeclineCodeCount {
+    /// `null`: failures the provider gave no decline code for.
+    #[schema(example = "insufficient_funds")]
+    pub decline_code: Option<String>,
     pub count: i64,
 }
 

@@ -66,9 +66,15 @@ struct IntentMetadata {
     order_id: Option<String>,
 }
 
+/// Stripe's `last_payment_error`: `code` (`card_declined`, ...) and, for
+/// a declined card, the issuer's `decline_code` (`insufficient_funds`, ...).
 #[derive(Deserialize)]
 struct PaymentError {
     message: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    decline_code: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -204,13 +210,16 @@ pub async fn payments(
         }
     };
     let outcome = match event.kind.as_str() {
-        "payment_intent.payment_failed" => PaymentOutcome::Failed {
-            reason: intent
-                .last_payment_error
-                .as_ref()
-                .and_then(|e| e.message.clone())
-                .unwrap_or_else(|| "unknown".to_owned()),
-        },
+        "payment_intent.payment_failed" => {
+            let error = intent.last_payment_error.as_ref();
+            PaymentOutcome::Failed {
+                reason: error
+                    .and_then(|e| e.message.clone())
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                code: error.and_then(|e| e.code.clone()),
+                decline_code: error.and_then(|e| e.decline_code.clone()),
+            }
+        }
         _ => PaymentOutcome::Succeeded,
     };
     let Some(order_id) = intent

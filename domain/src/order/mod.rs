@@ -33,7 +33,15 @@ pub use status::{CancelCause, LineStatus, OrderStatus, PartStatus};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PaymentOutcome {
     Succeeded,
-    Failed { reason: String },
+    /// `code` and `decline_code` are the provider's (Stripe's
+    /// `last_payment_error.code` / `.decline_code`), when it gives them.
+    Failed {
+        reason: String,
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        decline_code: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +118,13 @@ pub enum OrderEvent {
         payment_id: String,
         intent_id: String,
         reason: String,
+        /// The provider's error code (`card_declined`, ...); absent in
+        /// events recorded before it was kept, and when none was given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        /// The issuer's reason for a declined card (`insufficient_funds`, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decline_code: Option<String>,
     },
     PaymentAmountMismatch {
         payment_id: String,

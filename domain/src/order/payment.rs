@@ -28,11 +28,18 @@ impl Order {
         if self.payments_seen.contains(&payment_id) {
             return Ok(vec![]);
         }
-        if let PaymentOutcome::Failed { reason } = outcome {
+        if let PaymentOutcome::Failed {
+            reason,
+            code,
+            decline_code,
+        } = outcome
+        {
             return Ok(vec![E::PaymentFailed {
                 payment_id,
                 intent_id,
                 reason,
+                code,
+                decline_code,
             }]);
         }
         let expected_minor = to_minor_units(self.total()).unwrap_or(i64::MAX);

@@ -2,6 +2,7 @@
 //! long-running parts are in the crate root).
 
 pub mod audit;
+pub mod earnings;
 pub mod events;
 pub mod parquet;
 pub mod projections;

@@ -769,6 +769,65 @@ async fn a_failed_payment_is_counted_by_its_reason() {
     reconciles(&app).await;
 }
 
+/// Stripe's `last_payment_error.code` and `.decline_code` are kept on the
+/// failure and counted; a failure without them counts under `null`.
+#[tokio::test]
+async fn failed_payments_are_counted_by_code_and_decline_code() {
+    use ledger_tests::webhooks::{payment_event, signed, total_minor, FAILED};
+    let app = TestApp::spawn().await;
+    let b = app.register_vendor("Paddles").await;
+    let paddle = app.sale_listing(b, "12.00", 10).await;
+    let order = app.place("c-1", vec![sale_item(paddle, 1)]).await;
+    let mut at = 0;
+    for (event_id, code, decline_code) in [
+        ("evt_c1", Some("card_declined"), Some("insufficient_funds")),
+        ("evt_c2", Some("card_declined"), Some("insufficient_funds")),
+        ("evt_c3", Some("card_declined"), Some("lost_card")),
+        ("evt_c4", Some("expired_card"), None),
+        ("evt_c5", None, None),
+    ] {
+        let mut event = payment_event(
+            event_id,
+            FAILED,
+            order.uuid("order_id"),
+            total_minor(&order),
+            Some("Your card was declined."),
+        );
+        event["data"]["object"]["last_payment_error"]["code"] = json!(code);
+        event["data"]["object"]["last_payment_error"]["decline_code"] = json!(decline_code);
+        let (raw, signature) = signed(
+            &event,
+            ledger_tests::tokens::WEBHOOK_SECRET,
+            Utc::now().timestamp(),
+        );
+        let answer = app.send_raw_webhook(raw, &signature).await;
+        assert_ok(&answer);
+        at = at.max(position(&answer));
+    }
+    let s = summary(&app, "", at).await;
+    assert_eq!(
+        s["payment_failures"],
+        json!([{"reason": "Your card was declined.", "count": 5}]),
+        "{s}"
+    );
+    assert_eq!(
+        s["payment_failures_by_code"],
+        json!([{"code": "card_declined", "count": 3},
+               {"code": "expired_card", "count": 1},
+               {"code": null, "count": 1}]),
+        "{s}"
+    );
+    assert_eq!(
+        s["payment_failures_by_decline_code"],
+        json!([{"decline_code": "insufficient_funds", "count": 2},
+               {"decline_code": null, "count": 2},
+               {"decline_code": "lost_card", "count": 1}]),
+        "{s}"
+    );
+    settle(&app).await;
+    reconciles(&app).await;
+}
+
 #[tokio::test]
 async fn analytics_are_for_analysts_and_admins_only() {
     let app = TestApp::spawn().await;
