@@ -223,23 +223,9 @@ pub async fn stream(
     ApiQuery(params): ApiQuery<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     principal.require(READERS)?;
-    let mut after = check_after(params.after)?;
-    if let Some(last) = headers.get("last-event-id") {
-        after = last
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|p| *p >= 0)
-            .ok_or_else(|| {
-                ApiError::BadRequest("Last-Event-ID must be a non-negative integer".to_owned())
-            })?;
-    }
-    // The feed lasts as long as the token: the time left is read on the
-    // injected clock and waited out on tokio's.
-    let expires = principal.expires_at.map(|at| {
-        let left = (at - app.clock.now()).to_std().unwrap_or(Duration::ZERO);
-        (at, Instant::now() + left)
-    });
+    let after = crate::feeds::resume_point(params.after, &headers)?;
+    // The feed lasts as long as the token.
+    let expires = crate::feeds::expiry(&principal, app.clock.as_ref());
     // Held for as long as the feed is open (429 beyond the caps).
     let permit = app.feeds.open(&principal.subject)?;
     let grown = app.live.subscribe(&app.pool, &app.stream, &app.closing);

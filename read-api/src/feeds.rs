@@ -3,6 +3,9 @@
 //! holds a connection and a reader of the log for as long as it lasts, so
 //! one client must not open them without bound. Beyond a cap a new feed is
 //! answered 429 with `Retry-After`; the feeds already open go on.
+//!
+//! Also what every feed route shares: where a feed resumes from, and when
+//! its token ends it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -95,6 +98,44 @@ impl Drop for FeedPermit {
             }
         }
     }
+}
+
+/// Where a live feed starts: `after` (422 if negative), or `Last-Event-ID`,
+/// which wins (400 unless a non-negative integer); 0 without either.
+pub(crate) fn resume_point(
+    after: Option<i64>,
+    headers: &axum::http::HeaderMap,
+) -> Result<i64, ApiError> {
+    let after = match after {
+        None => 0,
+        Some(after) if after >= 0 => after,
+        Some(_) => return Err(ledger_http::invalid("after", "must be at least 0")),
+    };
+    match headers.get("last-event-id") {
+        None => Ok(after),
+        Some(last) => last
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| {
+                ApiError::BadRequest("Last-Event-ID must be a non-negative integer".to_owned())
+            }),
+    }
+}
+
+/// When a feed's token expires, and that instant on tokio's clock: the
+/// time left is read on the injected clock and waited out on tokio's.
+pub(crate) fn expiry(
+    principal: &ledger_http::Principal,
+    clock: &dyn ledger_clock::Clock,
+) -> Option<(chrono::DateTime<chrono::Utc>, tokio::time::Instant)> {
+    principal.expires_at.map(|at| {
+        let left = (at - clock.now())
+            .to_std()
+            .unwrap_or(std::time::Duration::ZERO);
+        (at, tokio::time::Instant::now() + left)
+    })
 }
 
 #[cfg(test)]

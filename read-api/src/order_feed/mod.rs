@@ -360,11 +360,8 @@ pub async fn stream(
     ApiQuery(params): ApiQuery<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let scope = Scope::of(&principal)?;
-    let after = resume_point(params.after, &headers)?;
-    let expires = principal.expires_at.map(|at| {
-        let left = (at - app.clock.now()).to_std().unwrap_or(Duration::ZERO);
-        (at, Instant::now() + left)
-    });
+    let after = crate::feeds::resume_point(params.after, &headers)?;
+    let expires = crate::feeds::expiry(&principal, app.clock.as_ref());
     let permit = app.feeds.open(&principal.subject)?;
     // Subscribed before the horizon is read: nothing falls between the
     // catch-up and the first batch.
@@ -388,26 +385,6 @@ pub async fn stream(
         }
     });
     Ok(Sse::new(messages).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
-}
-
-/// Where a feed starts: after `Last-Event-ID` if given, else `after`, else
-/// the beginning (as `/v1/events/stream`).
-fn resume_point(after: Option<i64>, headers: &HeaderMap) -> Result<i64, ApiError> {
-    if let Some(last) = headers.get("last-event-id") {
-        return last
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|p| *p >= 0)
-            .ok_or_else(|| {
-                ApiError::BadRequest("Last-Event-ID must be a non-negative integer".to_owned())
-            });
-    }
-    match after {
-        None => Ok(0),
-        Some(after) if after >= 0 => Ok(after),
-        Some(_) => Err(ledger_http::invalid("after", "must be at least 0")),
-    }
 }
 
 fn message(view: &OrderEventView) -> Event {
@@ -549,142 +526,4 @@ fn taken(scanned: i64, batch: &Batch, scope: &Scope) -> Taken {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn placed() -> (Value, Uuid, Uuid, Uuid, Uuid) {
-        let (a, b, line_a, line_b) = (
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-        );
-        let payload = json!({"OrderPlaced": {
-            "order_id": Uuid::new_v4(), "customer_id": "customer-a", "currency": "EUR",
-            "priced": {
-                "lines": [{"line_id": line_a, "vendor_id": a}, {"line_id": line_b, "vendor_id": b}],
-                "vendors": [{"vendor_id": a, "net": "9.00"}, {"vendor_id": b, "net": "18.00"}],
-                "subtotal": "30.00", "total": "36.00"
-            }
-        }});
-        (payload, a, b, line_a, line_b)
-    }
-
-    fn routed(event_type: &str, payload: Value, parties: &Arc<Parties>) -> Routed {
-        routed_at(7, event_type, payload, parties)
-    }
-
-    fn routed_at(
-        position: i64,
-        event_type: &str,
-        payload: Value,
-        parties: &Arc<Parties>,
-    ) -> Routed {
-        Routed {
-            view: OrderEventView {
-                position,
-                event_id: Uuid::new_v4(),
-                order_id: "o".to_owned(),
-                sequence: 1,
-                event_type: event_type.to_owned(),
-                event_version: "1.0".to_owned(),
-                payload,
-                recorded_at: Utc::now(),
-            },
-            parties: Some(parties.clone()),
-        }
-    }
-
-    #[test]
-    fn each_party_sees_its_own_share_of_an_order() {
-        let (payload, a, b, line_a, line_b) = placed();
-        let parties = Arc::new(Parties::of_placed(&payload));
-        assert_eq!(parties.customer_id, "customer-a");
-        assert_eq!(parties.vendors, vec![a, b]);
-
-        let placed = routed("OrderPlaced", payload.clone(), &parties);
-        let customer = Scope::Customer("customer-a".to_owned());
-        assert_eq!(customer.shown(&placed).map(|v| v.payload), Some(payload));
-        assert!(Scope::Customer("customer-b".to_owned())
-            .shown(&placed)
-            .is_none());
-        assert!(Scope::Vendor(Uuid::new_v4()).shown(&placed).is_none());
-
-        // Vendor A: its own line and part, no customer.
-        let seen = Scope::Vendor(a).shown(&placed).expect("A is in the order");
-        let fields = &seen.payload["OrderPlaced"];
-        assert!(fields.get("customer_id").is_none(), "{seen:?}");
-        assert_eq!(fields["priced"]["lines"].as_array().map(Vec::len), Some(1));
-        assert_eq!(fields["priced"]["lines"][0]["line_id"], json!(line_a));
-        assert_eq!(fields["priced"]["vendors"][0]["vendor_id"], json!(a));
-        assert!(fields["priced"].get("total").is_none());
-
-        // Part events go to their vendor only; payments to no vendor.
-        let shipped = routed(
-            "PartShipped",
-            json!({"PartShipped": {"vendor_id": b}}),
-            &parties,
-        );
-        assert!(Scope::Vendor(a).shown(&shipped).is_none());
-        assert!(Scope::Vendor(b).shown(&shipped).is_some());
-        let picked = routed(
-            "LinePickedUp",
-            json!({"LinePickedUp": {"line_id": line_b}}),
-            &parties,
-        );
-        assert!(Scope::Vendor(a).shown(&picked).is_none());
-        assert!(Scope::Vendor(b).shown(&picked).is_some());
-        let paid = routed("PaymentCaptured", json!({"PaymentCaptured": {}}), &parties);
-        assert!(Scope::Vendor(a).shown(&paid).is_none());
-        assert!(customer.shown(&paid).is_some());
-        let confirmed = routed("OrderConfirmed", json!({}), &parties);
-        assert!(Scope::Vendor(a).shown(&confirmed).is_some());
-        assert!(Scope::All.shown(&paid).is_some());
-    }
-
-    #[test]
-    fn a_feed_takes_only_what_is_past_it_and_reads_gaps_from_the_database() {
-        let (payload, ..) = placed();
-        let parties = Arc::new(Parties::of_placed(&payload));
-        let batch = |after: i64, upto: i64, positions: &[i64]| Batch {
-            after,
-            upto,
-            events: positions
-                .iter()
-                .map(|p| Arc::new(routed_at(*p, "OrderConfirmed", json!({}), &parties)))
-                .collect(),
-        };
-        let mine = Scope::Customer("customer-a".to_owned());
-        let positions = |t: Taken| match t {
-            Taken::Events(upto, views) => {
-                (upto, views.iter().map(|v| v.position).collect::<Vec<_>>())
-            }
-            other => panic!("expected events, got {other:?}"),
-        };
-        // Overlapping what the feed read itself: only the newer events.
-        assert_eq!(
-            positions(taken(12, &batch(10, 20, &[11, 12, 15, 20]), &mine)),
-            (20, vec![15, 20])
-        );
-        // Already seen.
-        assert!(matches!(
-            taken(20, &batch(10, 20, &[11]), &mine),
-            Taken::Nothing
-        ));
-        // Past the feed (it lagged, or the watcher started later): a gap.
-        assert!(matches!(
-            taken(5, &batch(10, 20, &[11]), &mine),
-            Taken::Gap(20)
-        ));
-        // The watcher's first, empty batch tells a feed where it starts.
-        assert!(matches!(taken(5, &batch(9, 9, &[]), &mine), Taken::Gap(9)));
-        assert!(matches!(taken(9, &batch(9, 9, &[]), &mine), Taken::Nothing));
-        // Someone else's order: looked at, not shown.
-        let theirs = Scope::Customer("customer-b".to_owned());
-        assert_eq!(
-            positions(taken(10, &batch(10, 20, &[11]), &theirs)),
-            (20, vec![])
-        );
-    }
-}
+mod tests;
