@@ -28,7 +28,26 @@ pub fn draw_target() -> indicatif::ProgressDrawTarget {
 /// with thousands separators, a whole number of events per second (not
 /// indicatif's `11,992.5861/s`) and the time left in words (`2 minutes`).
 pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total), draw_target());
+    let bar = styled_bar(total, what, draw_target());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// [`progress_bar`] for a `MultiProgress`: added to it before it ticks. A
+/// bar that ticked on its own first drew a row the `MultiProgress` does not
+/// know of and never erases (a summary line then lands after it).
+pub fn progress_bar_in(bars: &indicatif::MultiProgress, total: u64, what: &str) -> ProgressBar {
+    let bar = bars.add(styled_bar(
+        total,
+        what,
+        indicatif::ProgressDrawTarget::hidden(),
+    ));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn styled_bar(total: u64, what: &str, target: indicatif::ProgressDrawTarget) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), target);
     bar.set_style(
         ProgressStyle::with_template(&format!(
             "{what:<12} [{{elapsed_precise}}] {{bar:30}} {{human_pos}}/{{human_len}} events ({{rate}}, {{left}})"
@@ -48,7 +67,6 @@ pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
         })
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
 

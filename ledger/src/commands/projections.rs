@@ -33,7 +33,7 @@ pub async fn rebuild(pool: &PgPool, stream: &str, names: &[String]) -> Result<()
     let bars = &bars;
     let runs = models.into_iter().map(|model| async move {
         let started = Instant::now();
-        let bar = bars.add(super::progress_bar(head.max(0) as u64, model.name()));
+        let bar = super::progress_bar_in(bars, head.max(0) as u64, model.name());
         let mut applied = 0;
         let reached = rebuild_and_swap(pool, stream, &model, |p: Progress| {
             applied = p.applied;
