@@ -3,11 +3,17 @@
 # on one machine, so that each is reported next to the pgbench baseline
 # measured in the same run.
 #
-#   bench/suite.sh [--quick] [--no-build] [--parts baseline,http,connections,bulk,big] [--out DIR]
+#   bench/suite.sh [--quick] [--no-build] [--parts baseline,peer,http,scaleout,connections,bulk,big] [--out DIR]
 #
 # Parts (each writes its raw output to the run's directory, by default
 # bench/results/<UTC time>/):
 #   baseline  pgbench (bench/pgbench.sh, 32 clients);
+#   peer      `ledger-peer` (bench/peer: the standard cqrs-es + postgres-es
+#             wiring, as their demo builds it) on a scratch database with the
+#             ledger's pool size, driven by `ledger-bench peer`: a new
+#             aggregate per command (open), commands on existing aggregates
+#             (deposit) and 32 clients on one aggregate (hot: ok/s and the
+#             error rate);
 #   http      `ledger serve` (release) on a scratch database, driven over HTTP
 #             by `ledger-bench run`: place-order, hot-listing, deep-listing
 #             (10,000 bookings), mixed (with the server's peak RSS),
@@ -17,6 +23,12 @@
 #             load, with its RSS; then a client opening 50,000 connections
 #             at once against the default caps (`ledger-bench flood`: the
 #             server must stay alive and answering);
+#   scaleout  the ledger split into processes on one machine: two `ledger
+#             command-api`, one `ledger read-api`, one `ledger relay`, one
+#             `ledger project`, against the same PostgreSQL and NATS, driven
+#             through both command processes (`--command-url` twice), next
+#             to one `ledger serve` on the same scenarios: throughput, the
+#             conflict rate and the consistency check of each;
 #   bulk      a ~1,000,000-event seed, every read model rebuilt from it, the
 #             relay draining it, then commit -> published at a steady rate;
 #   big       `ledger serve` on `ledger_bench_big` (1,000 vendors, 100,000
@@ -30,7 +42,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 quick=false
 build=true
-parts=baseline,http,connections,bulk,big
+parts=baseline,peer,http,scaleout,connections,bulk,big
 run="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -38,7 +50,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) build=false ;;
     --parts) parts=$2; shift ;;
     --out) run=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--no-build] [--parts baseline,http,connections,bulk,big] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--no-build] [--parts baseline,peer,http,scaleout,connections,bulk,big] [--out DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -56,9 +68,10 @@ else
   seed_args=(--vendors 200 --listings 20000 --bookings 188000 --seed 7)
 fi
 
-$build && cargo build --release --locked -p ledger -p loadgen
+$build && cargo build --release --locked -p ledger -p loadgen -p ledger-peer
 ledger=${LEDGER_BIN:-target/release/ledger}
 bench=${LEDGER_BENCH_BIN:-target/release/ledger-bench}
+peer=${LEDGER_PEER_BIN:-target/release/ledger-peer}
 mkdir -p "$run"
 echo "suite: results in $run" >&2
 
@@ -70,11 +83,14 @@ export PGSSLMODE=${PGSSLMODE:-disable}
 export LEDGER_JWT_SECRET=bench-secret-0123456789
 export LEDGER_WEBHOOK_SECRET=whsec_bench
 server_pid=""
+split_pids=()
 scratch=()
 
 cleanup() {
   [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  "$bench" drop-streams BENCH_ledger_bench_http BENCH_ledger_bench_connections BENCH_DRAIN >/dev/null 2>&1 || true
+  for pid in "${split_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  "$bench" drop-streams BENCH_ledger_bench_http BENCH_ledger_bench_connections BENCH_DRAIN \
+    BENCH_ledger_bench_single BENCH_ledger_bench_split >/dev/null 2>&1 || true
   for db in "${scratch[@]}"; do
     psql "$admin_url" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
@@ -118,6 +134,34 @@ wait_caught_up() {
   return 1
 }
 
+# start_part PART DB PORT POOL: one part of the ledger alone (`ledger
+# command-api`, `read-api`, `relay`, `project`) on that database and its
+# stream, with a pool of POOL connections; PORT is only listened on by the
+# HTTP parts.
+start_part() {
+  DATABASE_URL="${DATABASE_URL%/*}/$2" LEDGER_STREAM="BENCH_$2" LEDGER_HTTP_ADDR="127.0.0.1:$3" \
+  LEDGER_DB_POOL_SIZE="$4" \
+  LEDGER_RATE_LIMIT_PER_PRINCIPAL=1000000 LEDGER_RATE_LIMIT_PER_PRINCIPAL_BURST=1000000 \
+  LEDGER_RATE_LIMIT_PER_IP=1000000 LEDGER_RATE_LIMIT_PER_IP_BURST=1000000 RUST_LOG=warn \
+    "$ledger" "$1" >"$run/$1-$3.log" 2>&1 &
+  split_pids+=($!)
+}
+
+wait_ready() { # PORT
+  for _ in $(seq 1 150); do
+    curl -sf "http://127.0.0.1:$1/health/ready" >/dev/null && return 0
+    sleep 0.2
+  done
+  echo "suite: the part on port $1 did not become ready" >&2
+  return 1
+}
+
+stop_parts() {
+  for pid in "${split_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${split_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  split_pids=()
+}
+
 stop_server() {
   kill "$server_pid" && wait "$server_pid" 2>/dev/null || true
   server_pid=""
@@ -144,6 +188,24 @@ if part baseline; then
   bench/pgbench.sh --clients 32 --seconds "$pg_seconds" | tee "$run/pgbench.txt"
 fi
 
+if part peer; then
+  port=18490
+  fresh_db ledger_bench_peer
+  "$peer" --database-url "${DATABASE_URL%/*}/ledger_bench_peer" --addr "127.0.0.1:$port" \
+    --pool "${LEDGER_DB_POOL_SIZE:-32}" >"$run/peer.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 150); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/account/ready" && break
+    sleep 0.2
+  done
+  for scenario in open deposit hot; do
+    echo "suite: peer $scenario" >&2
+    "$bench" peer --url "http://127.0.0.1:$port" --scenario "$scenario" --concurrency 32 \
+      --duration "${seconds}s" --json "$run/peer_$scenario.json" | tee "$run/peer_$scenario.txt"
+  done
+  stop_server
+fi
+
 if part http; then
 port=18480
 fresh_db ledger_bench_http
@@ -156,6 +218,36 @@ half=$(python3 -c "import json;print(round(json.load(open('$run/place_order.json
 bench place_order_half --scenario place-order --concurrency 32 --duration "${seconds}s" --rate "$half"
 bench reads --scenario reads --concurrency 32 --duration "${seconds}s" --server-pid "$server_pid"
 stop_server
+fi
+
+if part scaleout; then
+  # The same scenarios on one process, then on the split processes, each on
+  # a fresh database and stream.
+  port=18483
+  fresh_db ledger_bench_single
+  "$bench" drop-streams BENCH_ledger_bench_single >/dev/null 2>&1 || true
+  start_server ledger_bench_single "$port"
+  bench scaleout_single_place_order --scenario place-order --concurrency 32 --duration "${seconds}s"
+  bench scaleout_single_mixed --scenario mixed --concurrency 32 --duration "${seconds}s"
+  stop_server
+
+  fresh_db ledger_bench_split
+  "$bench" drop-streams BENCH_ledger_bench_split >/dev/null 2>&1 || true
+  DATABASE_URL="${DATABASE_URL%/*}/ledger_bench_split" "$ledger" migrate >/dev/null
+  # PostgreSQL's default max_connections is 100: the five pools share it
+  # (one `ledger serve` has 32).
+  start_part command-api ledger_bench_split 18484 24
+  start_part command-api ledger_bench_split 18485 24
+  start_part read-api ledger_bench_split 18486 16
+  start_part relay ledger_bench_split 18487 4
+  start_part project ledger_bench_split 18488 8
+  wait_ready 18484 && wait_ready 18485 && wait_ready 18486
+  port=18486
+  for scenario in place-order mixed; do
+    bench "scaleout_split_${scenario//-/_}" --scenario "$scenario" --concurrency 32 \
+      --duration "${seconds}s" --command-url http://127.0.0.1:18484 --command-url http://127.0.0.1:18485
+  done
+  stop_parts
 fi
 
 if part connections; then

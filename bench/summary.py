@@ -69,6 +69,52 @@ if place and baseline:
 else:
     row("aggregate commits/s ≥ 0.3 × pgbench", "-", None)
 
+peer_open = load("peer_open")
+if peer_open and baseline:
+    ratio = peer_open["ok_per_second"] / baseline
+    ledger_ratio = (place["commands"]["events_per_second"] or 0.0) / baseline if place else None
+    row(
+        "the peer (standard cqrs-es + postgres-es wiring) measured in the same run",
+        f"{peer_open['ok_per_second']:,.0f} commits/s (a new aggregate each, p99 {peer_open['p99_ms']:.1f} ms)",
+        True,
+        f"peer ratio {ratio:.2f}"
+        + (f" vs ledger {ledger_ratio:.2f}" if ledger_ratio is not None else ""),
+    )
+peer_deposit = load("peer_deposit")
+if peer_deposit and baseline:
+    row(
+        "the peer: commands on existing aggregates (100 per client)",
+        f"{peer_deposit['ok_per_second']:,.0f} commits/s, p99 {peer_deposit['p99_ms']:.1f} ms",
+        True,
+        f"ratio {peer_deposit['ok_per_second'] / baseline:.2f}",
+    )
+peer_hot = load("peer_hot")
+if peer_hot:
+    row(
+        "the peer: 32 clients on one aggregate",
+        f"{peer_hot['ok_per_second']:,.0f} ok/s, error rate {peer_hot['error_rate']:.1%} ({peer_hot['errors']})",
+        True,
+        "for comparison with the hot listing",
+    )
+
+for scenario in ("place_order", "mixed"):
+    single, split = load(f"scaleout_single_{scenario}"), load(f"scaleout_split_{scenario}")
+    if not (single and split):
+        continue
+
+    def conflicts(r):
+        answered = sum(o["count"] for o in r["operations"])
+        return r["errors_by_status"].get("409", 0) / answered if answered else 0.0
+
+    row(
+        f"scale-out ({scenario.replace('_', '-')}): 2 command-api + read-api + relay + project vs one `ledger serve`",
+        f"{split['commands']['per_second']:,.0f} vs {single['commands']['per_second']:,.0f} commands/s; "
+        f"409 rate {conflicts(split):.2%} vs {conflicts(single):.2%}",
+        split["check"]["passed"] and single["check"]["passed"],
+        f"×{split['commands']['per_second'] / max(single['commands']['per_second'], 1e-9):.2f}; consistency checks "
+        + ("passed" if split["check"]["passed"] and single["check"]["passed"] else "FAILED"),
+    )
+
 hot = load("hot_listing")
 if hot:
     errors = sum(hot["errors_by_status"].values())
@@ -169,7 +215,7 @@ if flood:
     )
 
 mixed = load("mixed")
-checks = [(n, r["check"]["passed"]) for n in ("place_order", "hot_listing", "deep_listing", "mixed", "place_order_half", "feeds_10k") if (r := load(n))]
+checks = [(n, r["check"]["passed"]) for n in ("place_order", "hot_listing", "deep_listing", "mixed", "place_order_half", "feeds_10k", "scaleout_single_place_order", "scaleout_single_mixed", "scaleout_split_place_order", "scaleout_split_mixed") if (r := load(n))]
 
 print(f"# bench/suite.sh run {run.name}\n")
 print("```")

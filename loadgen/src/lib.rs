@@ -11,6 +11,7 @@
 pub mod bulk;
 mod error;
 mod flood;
+mod peer;
 mod raw;
 pub mod run;
 mod streams;
@@ -26,6 +27,8 @@ pub enum BenchTask {
     /// Open many connections at once and hold them: does the server stay
     /// alive and answering?
     Flood(flood::FloodArgs),
+    /// Drive `ledger-peer` (the standard cqrs-es wiring) for comparison.
+    Peer(peer::PeerArgs),
     /// Delete the JetStream streams a benchmark made.
     DropStreams(streams::DropStreamsArgs),
 }
@@ -36,6 +39,7 @@ pub async fn execute(task: BenchTask) -> Result<(), BenchError> {
         BenchTask::Run(args) => run::execute(args).await,
         BenchTask::Bulk(task) => bulk::execute(task).await,
         BenchTask::Flood(args) => flood::execute(args).await,
+        BenchTask::Peer(args) => peer::execute(args).await,
         BenchTask::DropStreams(args) => streams::drop_streams(args).await,
     }
 }

@@ -1,5 +1,7 @@
 //! The HTTP side of the load generator: tokens, signed webhooks, timed calls.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -57,17 +59,26 @@ impl Outcome {
 }
 
 /// One ledger, reached over HTTP, with the secrets to act as anyone on it.
+///
+/// Queries (GET) go to the read base; commands and webhooks go round-robin
+/// to the command bases, so that a ledger split into processes (several
+/// `ledger command-api`, one `ledger read-api`) is driven through all of
+/// them. A single `ledger serve` is the same URL for both.
 #[derive(Clone)]
 pub struct Api {
     pub http: reqwest::Client,
     pub base: String,
+    command_bases: Arc<[String]>,
+    next_command: Arc<AtomicUsize>,
     jwt_secret: String,
     webhook_secret: String,
 }
 
 impl Api {
-    pub fn new(
-        url: &str,
+    /// Queries to `read_url`, commands to `command_urls` (none: `read_url`).
+    pub fn split(
+        read_url: &str,
+        command_urls: &[String],
         jwt_secret: &str,
         webhook_secret: &str,
         pool: usize,
@@ -77,12 +88,33 @@ impl Api {
             .timeout(REQUEST_TIMEOUT)
             .tcp_nodelay(true)
             .build()?;
+        let base = read_url.trim_end_matches('/').to_owned();
+        let command_bases: Arc<[String]> = if command_urls.is_empty() {
+            Arc::from(vec![base.clone()])
+        } else {
+            command_urls
+                .iter()
+                .map(|url| url.trim_end_matches('/').to_owned())
+                .collect()
+        };
         Ok(Self {
             http,
-            base: url.trim_end_matches('/').to_owned(),
+            base,
+            command_bases,
+            next_command: Arc::new(AtomicUsize::new(0)),
             jwt_secret: jwt_secret.to_owned(),
             webhook_secret: webhook_secret.to_owned(),
         })
+    }
+
+    /// Where a request goes: queries to the read base, the rest in turn to
+    /// each command base.
+    fn base_for(&self, method: &Method) -> &str {
+        if *method == Method::GET {
+            return &self.base;
+        }
+        let turn = self.next_command.fetch_add(1, Ordering::Relaxed);
+        &self.command_bases[turn % self.command_bases.len()]
     }
 
     /// An HS256 token valid for a day.
@@ -121,7 +153,8 @@ impl Api {
         body: Option<&Value>,
         headers: &[(&str, String)],
     ) -> Outcome {
-        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        let url = format!("{}{}", self.base_for(&method), path);
+        let mut request = self.http.request(method, url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -172,7 +205,10 @@ impl Api {
         };
         let request = self
             .http
-            .post(format!("{}/v1/webhooks/payments", self.base))
+            .post(format!(
+                "{}/v1/webhooks/payments",
+                self.base_for(&Method::POST)
+            ))
             .header("content-type", "application/json")
             .header("stripe-signature", signature)
             .body(raw);
@@ -225,5 +261,30 @@ async fn timed(request: reqwest::RequestBuilder) -> Outcome {
         body,
         latency: done - started,
         done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_go_to_the_read_base_and_commands_to_each_command_base_in_turn() {
+        let commands = ["http://c1/".to_owned(), "http://c2".to_owned()];
+        let api = Api::split("http://read/", &commands, "s", "w", 1).expect("a client");
+        assert_eq!(api.base_for(&Method::GET), "http://read");
+        let sent: Vec<&str> = (0..4).map(|_| api.base_for(&Method::POST)).collect();
+        assert_eq!(sent, ["http://c1", "http://c2", "http://c1", "http://c2"]);
+        // Clones (one per client) share the turn, so the load stays even.
+        let clone = api.clone();
+        assert_eq!(clone.base_for(&Method::POST), "http://c1");
+        assert_eq!(api.base_for(&Method::POST), "http://c2");
+    }
+
+    #[test]
+    fn one_url_serves_both() {
+        let api = Api::split("http://one", &[], "s", "w", 1).expect("a client");
+        assert_eq!(api.base_for(&Method::GET), "http://one");
+        assert_eq!(api.base_for(&Method::POST), "http://one");
     }
 }

@@ -73,6 +73,10 @@ pub struct RunArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub url: String,
+    /// Send commands and webhooks here instead, in turn (repeat the flag
+    /// for several `ledger command-api` processes); queries stay on `--url`.
+    #[arg(long = "command-url")]
+    pub command_urls: Vec<String>,
     /// The ledger's JWT secret (tokens are minted here).
     #[arg(long, env = "LEDGER_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
@@ -133,6 +137,8 @@ pub struct RunArgs {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub url: String,
+    /// Command processes to use in turn (empty: `url`).
+    pub command_urls: Vec<String>,
     pub jwt_secret: String,
     pub webhook_secret: String,
     pub scenario: Scenario,
@@ -157,6 +163,7 @@ impl RunConfig {
     pub fn new(url: &str, jwt_secret: &str, webhook_secret: &str) -> Self {
         Self {
             url: url.to_owned(),
+            command_urls: Vec::new(),
             jwt_secret: jwt_secret.to_owned(),
             webhook_secret: webhook_secret.to_owned(),
             scenario: Scenario::Mixed,
@@ -204,6 +211,7 @@ impl From<RunArgs> for RunConfig {
     fn from(a: RunArgs) -> Self {
         Self {
             url: a.url,
+            command_urls: a.command_urls,
             jwt_secret: a.jwt_secret,
             webhook_secret: a.webhook_secret,
             scenario: a.scenario,
@@ -313,8 +321,9 @@ impl Shared {
 /// Runs one benchmark against a running ledger and returns its report.
 pub async fn run(config: RunConfig) -> Result<Report, BenchError> {
     config.validate()?;
-    let api = Api::new(
+    let api = Api::split(
         &config.url,
+        &config.command_urls,
         &config.jwt_secret,
         &config.webhook_secret,
         config.concurrency * 2,
