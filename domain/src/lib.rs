@@ -11,6 +11,7 @@ pub mod money;
 pub mod order;
 pub mod period;
 pub mod schedule;
+pub mod subscription;
 pub mod upcast;
 pub mod vendor;
 
@@ -32,6 +33,10 @@ pub use order::{
 };
 pub use period::*;
 pub use schedule::{IsoDuration, Schedule};
+pub use subscription::{
+    BillingPeriod, DunningPolicy, Interval, Plan, PlanCommand, PlanEvent, PlanTerms, Subscription,
+    SubscriptionCommand, SubscriptionEvent, SubscriptionStatus,
+};
 pub use vendor::{Vendor, VendorCommand, VendorEvent};
 
 /// Event version written for the events of this crate that kept their
