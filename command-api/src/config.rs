@@ -28,6 +28,8 @@ pub struct CommandApiConfig {
     /// The time zone of rental listings without a schedule of their own,
     /// and the default of a schedule that names none (`LEDGER_TIME_ZONE`).
     pub time_zone: domain::Tz,
+    /// How unpaid subscription invoices are chased (`LEDGER_DUNNING_*`).
+    pub dunning: domain::DunningPolicy,
 }
 
 impl CommandApiConfig {
@@ -55,6 +57,7 @@ impl CommandApiConfig {
                 ..Default::default()
             },
             time_zone: domain::Tz::UTC,
+            dunning: domain::DunningPolicy::default(),
         }
     }
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use axum::routing::{delete, post, put};
 use axum::Router;
-use domain::{Inventory, Listing, Order, Vendor};
+use domain::{Inventory, Listing, Order, Plan, Subscription, Vendor};
 use ledger_clock::{Clock, SystemClock};
 use ledger_nats::CommitNotifier;
 use sqlx::PgPool;
@@ -57,6 +57,8 @@ pub struct CommandApp {
     pub listings: CommandBus<Listing>,
     pub inventory: CommandBus<Inventory>,
     pub orders: CommandBus<Order>,
+    pub plans: CommandBus<Plan>,
+    pub subscriptions: CommandBus<Subscription>,
     /// The saga's hold deadlines, which the sweeper settles.
     pub deadlines: Arc<dyn HoldDeadlines>,
     /// Where every command and job takes "now" from.
@@ -74,6 +76,8 @@ pub struct Stores {
     pub listings: Arc<dyn EventStorage<Listing>>,
     pub inventory: Arc<dyn EventStorage<Inventory>>,
     pub orders: Arc<dyn EventStorage<Order>>,
+    pub plans: Arc<dyn EventStorage<Plan>>,
+    pub subscriptions: Arc<dyn EventStorage<Subscription>>,
     pub deadlines: Arc<dyn HoldDeadlines>,
 }
 
@@ -92,6 +96,8 @@ impl Stores {
                 snapshot_every,
             )),
             orders: Arc::new(PostgresStorage::new(pool.clone())),
+            plans: Arc::new(PostgresStorage::new(pool.clone())),
+            subscriptions: Arc::new(PostgresStorage::new(pool.clone())),
             deadlines: Arc::new(PostgresDeadlines::new(pool.clone())),
         }
     }
@@ -124,6 +130,8 @@ impl CommandApp {
             listings: CommandBus::with_storage(stores.listings, notifier.clone(), None),
             inventory: CommandBus::with_storage(stores.inventory, notifier.clone(), every),
             orders: CommandBus::with_storage(stores.orders, notifier.clone(), None),
+            plans: CommandBus::with_storage(stores.plans, notifier.clone(), None),
+            subscriptions: CommandBus::with_storage(stores.subscriptions, notifier.clone(), None),
             deadlines: stores.deadlines,
             clock,
             notifier,
@@ -177,6 +185,16 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v1/listings/{listing_id}/policies",
             put(routes::rentals::put_policies),
+        )
+        .route("/v1/plans", post(routes::subscriptions::create_plan))
+        .route("/v1/subscriptions", post(routes::subscriptions::subscribe))
+        .route(
+            "/v1/subscriptions/{subscription_id}/cancel",
+            post(routes::subscriptions::cancel),
+        )
+        .route(
+            "/v1/subscriptions/{subscription_id}/change-plan",
+            post(routes::subscriptions::change_plan),
         )
         .route("/v1/orders", post(routes::orders::place))
         .route("/v1/orders/{order_id}/cancel", post(routes::orders::cancel))

@@ -1,7 +1,8 @@
 //! The sweeper's task: expires unpaid holds and cancels their orders
 //! (DESIGN.md: "an unpaid hold never blocks a unit after its expiry plus
-//! one sweep") every `sweep_interval`, and forgets idempotency keys past
-//! their retention about once an hour.
+//! one sweep") every `sweep_interval`, bills and duns the subscriptions
+//! due (`application::billing`), and forgets idempotency keys past their
+//! retention about once an hour.
 //!
 //! What a round does is `application::sweep`; the deadlines are claimed
 //! so that replicas share the work without doing it twice
@@ -23,6 +24,11 @@ pub async fn run(app: AppState, shutdown: CancellationToken) {
             Ok(settled) if settled > 0 => tracing::info!(settled, "swept lapsed holds"),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "hold sweep failed; will retry"),
+        }
+        match crate::application::billing::tick(&app).await {
+            Ok(recorded) if recorded > 0 => tracing::info!(recorded, "billed subscriptions"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "subscription billing failed; will retry"),
         }
         // Forget idempotency keys past their retention about once an hour.
         rounds += 1;

@@ -68,6 +68,21 @@ pub struct ServeArgs {
     /// How often lapsed holds are swept.
     #[arg(long, env = "LEDGER_SWEEP_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,
+    /// Dunning: how long after an invoice falls due an unpaid one counts
+    /// as failed.
+    #[arg(long, env = "LEDGER_DUNNING_PAYMENT_WINDOW", default_value = "1d", value_parser = humantime::parse_duration)]
+    pub dunning_payment_window: Duration,
+    /// Dunning: when a failed invoice's payment is retried, after its first
+    /// failure (comma-separated, increasing).
+    #[arg(long, env = "LEDGER_DUNNING_RETRIES", default_value = "1d,3d,5d", value_delimiter = ',', value_parser = humantime::parse_duration)]
+    pub dunning_retries: Vec<Duration>,
+    /// Dunning: a subscription still unpaid this long after the first
+    /// failure is suspended.
+    #[arg(long, env = "LEDGER_DUNNING_SUSPEND_AFTER", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub dunning_suspend_after: Duration,
+    /// Dunning: a suspended subscription is cancelled this long after.
+    #[arg(long, env = "LEDGER_DUNNING_CANCEL_AFTER", default_value = "14d", value_parser = humantime::parse_duration)]
+    pub dunning_cancel_after: Duration,
     /// Outgoing webhooks may go to loopback addresses (local development).
     #[arg(long, env = "LEDGER_WEBHOOKS_ALLOW_LOOPBACK", default_value_t = false)]
     pub webhooks_allow_loopback: bool,
@@ -267,6 +282,9 @@ impl ServeArgs {
         if self.hold_ttl.is_zero() || self.sweep_interval.is_zero() {
             return Err("LEDGER_HOLD_TTL and LEDGER_SWEEP_INTERVAL must be positive".into());
         }
+        if let Some(problem) = self.dunning_policy().problem() {
+            return Err(format!("LEDGER_DUNNING_*: {problem}"));
+        }
         Ok(())
     }
 
@@ -352,6 +370,20 @@ impl ServeArgs {
                 ..Default::default()
             },
             time_zone: self.time_zone,
+            dunning: self.dunning_policy(),
+        }
+    }
+
+    /// The dunning settings as the Subscription aggregate takes them.
+    pub fn dunning_policy(&self) -> domain::DunningPolicy {
+        let iso = |d: &Duration| {
+            domain::IsoDuration::from_seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        };
+        domain::DunningPolicy {
+            payment_window: iso(&self.dunning_payment_window),
+            retries: self.dunning_retries.iter().map(iso).collect(),
+            suspend_after: iso(&self.dunning_suspend_after),
+            cancel_after: iso(&self.dunning_cancel_after),
         }
     }
 }

@@ -14,8 +14,10 @@
 //! - `settle_payment`: the holds brought in line with a recorded payment;
 //! - `earnings`: a fulfilled part's net made available to its vendor;
 //! - `sweep`: lapsed deadlines settled;
-//! - `overdue`: rental lines past their end and not returned marked overdue.
+//! - `overdue`: rental lines past their end and not returned marked overdue;
+//! - `billing`: subscriptions started, billed and dunned on the clock.
 
+pub mod billing;
 pub mod cancel_order;
 pub mod earnings;
 pub mod holds;

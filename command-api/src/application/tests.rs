@@ -113,6 +113,9 @@ impl Marketplace {
             listings: memory.listings.clone(),
             inventory: memory.inventory.clone(),
             orders: memory.orders.clone(),
+            // Subscriptions are tested on PostgreSQL (the schedule table).
+            plans: Arc::new(MemoryStorage::new(Positions::new(AtomicI64::new(0)))),
+            subscriptions: Arc::new(MemoryStorage::new(Positions::new(AtomicI64::new(0)))),
             deadlines: deadlines.unwrap_or_else(|| Arc::new(memory.deadlines.clone())),
         };
         // Only the HTTP plumbing would use the pool; it never connects here.

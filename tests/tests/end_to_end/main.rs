@@ -42,6 +42,7 @@ mod relay;
 mod shutdown;
 mod stream_history;
 mod strict_input;
+mod subscriptions;
 mod upcasting;
 mod walkthrough;
 mod webhooks_out;
