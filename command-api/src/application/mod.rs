@@ -14,7 +14,9 @@
 //! - `settle_payment`: the holds brought in line with a recorded payment;
 //! - `earnings`: a fulfilled part's net made available to its vendor;
 //! - `sweep`: lapsed deadlines settled;
-//! - `overdue`: rental lines past their end and not returned marked overdue.
+//! - `overdue`: rental lines past their end and not returned marked overdue;
+//! - `refunds`: refunds, disputes and unapplied payments, with their vendor
+//!   side (earnings taken back or restored).
 
 pub mod cancel_order;
 pub mod earnings;
@@ -23,6 +25,7 @@ pub mod inventory;
 pub mod overdue;
 pub mod place_order;
 pub mod record_payment;
+pub mod refunds;
 pub mod settle_payment;
 pub mod sweep;
 
