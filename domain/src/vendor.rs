@@ -105,7 +105,10 @@ pub enum VendorEvent {
         receivable_settled: Decimal,
     },
     /// A credit to the vendor first settles what it owes.
-    ReceivableSettled { order_id: Uuid, amount: Decimal },
+    ReceivableSettled {
+        order_id: Uuid,
+        amount: Decimal,
+    },
 }
 
 impl DomainEvent for VendorEvent {

@@ -82,7 +82,12 @@ fn with(mut base: Vec<E>, more: Vec<E>) -> Vec<E> {
 fn refund(amount: Option<Decimal>, lines: Option<Vec<u128>>) -> C {
     refund_as(900, amount, lines, None)
 }
-fn refund_as(id: u128, amount: Option<Decimal>, lines: Option<Vec<u128>>, vendor: Option<u128>) -> C {
+fn refund_as(
+    id: u128,
+    amount: Option<Decimal>,
+    lines: Option<Vec<u128>>,
+    vendor: Option<u128>,
+) -> C {
     C::Refund(RefundRequest {
         refund_id: u(id),
         amount,
@@ -137,7 +142,10 @@ fn a_refund_by_lines_gives_back_their_subtotal_and_tax_and_reverses_fee_and_net_
     assert_eq!((p.subtotal, p.tax), (dec!(100.00), dec!(10.00)));
     // round(100.00 × 13.33 ÷ 133.33) = round(9.99775) = 10.00.
     assert_eq!((p.fee_reversed, p.net_reversed), (dec!(10.00), dec!(90.00)));
-    assert_eq!((p.from_pending, p.from_available), (dec!(90.00), dec!(0.00)));
+    assert_eq!(
+        (p.from_pending, p.from_available),
+        (dec!(90.00), dec!(0.00))
+    );
     assert_eq!(parts.len(), 1, "V2 untouched");
 }
 
@@ -174,7 +182,10 @@ fn a_refund_by_amount_is_spread_over_every_line_to_the_cent() {
 #[test]
 fn partial_refunds_until_nothing_is_left_reverse_the_whole_fee_and_net() {
     let mut given = paid();
-    for (i, amount) in [dec!(33.33), dec!(0.01), dec!(50.00), dec!(79.82)].into_iter().enumerate() {
+    for (i, amount) in [dec!(33.33), dec!(0.01), dec!(50.00), dec!(79.82)]
+        .into_iter()
+        .enumerate()
+    {
         given = refunded(given, refund_as(900 + i as u128, Some(amount), None, None));
     }
     let mut order = Order::default();
@@ -182,9 +193,16 @@ fn partial_refunds_until_nothing_is_left_reverse_the_whole_fee_and_net() {
         order.apply(e);
     }
     assert_eq!(order.refundable(), dec!(0.00));
-    for (vendor, fee, net) in [(V1, dec!(13.33), dec!(120.00)), (V2, dec!(1.50), dec!(13.50))] {
+    for (vendor, fee, net) in [
+        (V1, dec!(13.33), dec!(120.00)),
+        (V2, dec!(1.50), dec!(13.50)),
+    ] {
         let left = order.part_left(u(vendor));
-        assert_eq!((left.subtotal, left.tax, left.fee, left.net), (dec!(0), dec!(0), dec!(0), dec!(0)), "{fee} {net}");
+        assert_eq!(
+            (left.subtotal, left.tax, left.fee, left.net),
+            (dec!(0), dec!(0), dec!(0), dec!(0)),
+            "{fee} {net}"
+        );
     }
 }
 
@@ -197,14 +215,20 @@ fn a_refund_above_captured_less_refunded_is_a_conflict() {
 
 #[test]
 fn a_refund_above_what_the_lines_have_left_is_a_conflict() {
-    let message = invalid_state(decide(paid(), refund(Some(dec!(16.51)), Some(vec![LINE_C]))));
+    let message = invalid_state(decide(
+        paid(),
+        refund(Some(dec!(16.51)), Some(vec![LINE_C])),
+    ));
     assert!(message.contains("16.50"), "{message}");
 }
 
 #[test]
 fn refunding_lines_already_refunded_is_a_conflict() {
     let given = refunded(paid(), refund(None, Some(vec![LINE_C])));
-    invalid_state(decide(given, refund_as(901, None, Some(vec![LINE_C]), None)));
+    invalid_state(decide(
+        given,
+        refund_as(901, None, Some(vec![LINE_C]), None),
+    ));
 }
 
 #[test]
@@ -232,7 +256,10 @@ fn a_refund_needs_a_reason_a_positive_amount_and_lines_of_the_order() {
 #[test]
 fn a_vendor_refunds_only_its_own_lines() {
     assert_eq!(
-        fields(decide(paid(), refund_as(900, None, Some(vec![LINE_C]), Some(V1)))),
+        fields(decide(
+            paid(),
+            refund_as(900, None, Some(vec![LINE_C]), Some(V1))
+        )),
         vec!["lines[0]"]
     );
     // By amount, only over its own lines.
@@ -255,27 +282,52 @@ fn a_refund_of_a_fulfilled_part_takes_its_net_from_the_available_balance() {
     let given = with(
         paid(),
         vec![
-            E::PartShipped { vendor_id: u(V2), at: t(1) },
-            E::PartDelivered { vendor_id: u(V2), at: t(1) },
-            E::VendorPartFulfilled { vendor_id: u(V2), net: dec!(13.50) },
+            E::PartShipped {
+                vendor_id: u(V2),
+                at: t(1),
+            },
+            E::PartDelivered {
+                vendor_id: u(V2),
+                at: t(1),
+            },
+            E::VendorPartFulfilled {
+                vendor_id: u(V2),
+                net: dec!(13.50),
+            },
         ],
     );
     let (_, parts) = recorded(given, refund(None, Some(vec![LINE_C])));
     let p = part(&parts, V2);
-    assert_eq!((p.from_pending, p.from_available), (dec!(0.00), dec!(13.50)));
+    assert_eq!(
+        (p.from_pending, p.from_available),
+        (dec!(0.00), dec!(13.50))
+    );
 }
 
 #[test]
 fn a_part_fulfilled_after_a_refund_makes_available_only_what_is_left() {
     let given = with(
         refunded(paid(), refund(Some(dec!(5.00)), Some(vec![LINE_C]))),
-        vec![E::PartShipped { vendor_id: u(V2), at: t(1) }],
+        vec![E::PartShipped {
+            vendor_id: u(V2),
+            at: t(1),
+        }],
     );
-    let events = decide(given, C::DeliverPart { vendor_id: u(V2), at: t(3) }).expect("delivered");
+    let events = decide(
+        given,
+        C::DeliverPart {
+            vendor_id: u(V2),
+            at: t(3),
+        },
+    )
+    .expect("delivered");
     // 5.00 of line C: tax round(5.00 × 1.50 ÷ 16.50) = 0.45, goods 4.55,
     // fee round(4.55 × 1.50 ÷ 15.00) = 0.46 (0.455), net 4.09.
     assert!(
-        events.contains(&E::VendorPartFulfilled { vendor_id: u(V2), net: dec!(9.41) }),
+        events.contains(&E::VendorPartFulfilled {
+            vendor_id: u(V2),
+            net: dec!(9.41)
+        }),
         "{events:?}"
     );
 }
@@ -283,7 +335,13 @@ fn a_part_fulfilled_after_a_refund_makes_available_only_what_is_left() {
 #[test]
 fn an_order_with_refunds_cannot_be_cancelled() {
     let given = refunded(paid(), refund(Some(dec!(5.00)), None));
-    invalid_state(decide(given, C::Cancel { reason: None, at: t(3) }));
+    invalid_state(decide(
+        given,
+        C::Cancel {
+            reason: None,
+            at: t(3),
+        },
+    ));
 }
 
 // ---- Refunds made at the provider
@@ -371,15 +429,24 @@ fn a_second_payment_completing_the_total_applies_the_first_and_confirms() {
 #[test]
 fn an_admin_applies_unapplied_cash_and_the_order_is_confirmed_once_nothing_is_due() {
     F::with(())
-        .given(vec![placed(), unapplied("evt_1", dec!(163.16)), ])
-        .when(C::ApplyPayment { payment_id: "evt_1".into(), at: t(1) })
+        .given(vec![placed(), unapplied("evt_1", dec!(163.16))])
+        .when(C::ApplyPayment {
+            payment_id: "evt_1".into(),
+            at: t(1),
+        })
         .then_expect_events(vec![
-            E::UnappliedPaymentApplied { payment_id: "evt_1".into(), amount: dec!(163.16) },
+            E::UnappliedPaymentApplied {
+                payment_id: "evt_1".into(),
+                amount: dec!(163.16),
+            },
             E::OrderConfirmed { confirmed_at: t(1) },
         ]);
     F::with(())
         .given(vec![placed(), unapplied("evt_1", dec!(100.00))])
-        .when(C::ApplyPayment { payment_id: "evt_1".into(), at: t(1) })
+        .when(C::ApplyPayment {
+            payment_id: "evt_1".into(),
+            at: t(1),
+        })
         .then_expect_events(vec![E::UnappliedPaymentApplied {
             payment_id: "evt_1".into(),
             amount: dec!(100.00),
@@ -392,7 +459,10 @@ fn after_a_partial_apply_the_rest_due_confirms() {
         .given(vec![
             placed(),
             unapplied("evt_1", dec!(100.00)),
-            E::UnappliedPaymentApplied { payment_id: "evt_1".into(), amount: dec!(100.00) },
+            E::UnappliedPaymentApplied {
+                payment_id: "evt_1".into(),
+                amount: dec!(100.00),
+            },
         ])
         .when(pay("evt_2", 6316))
         .then_expect_events(vec![
@@ -409,12 +479,18 @@ fn after_a_partial_apply_the_rest_due_confirms() {
 fn applying_more_than_is_due_is_a_conflict() {
     invalid_state(decide(
         vec![placed(), unapplied("evt_1", dec!(200.00))],
-        C::ApplyPayment { payment_id: "evt_1".into(), at: t(1) },
+        C::ApplyPayment {
+            payment_id: "evt_1".into(),
+            at: t(1),
+        },
     ));
     let paid_then_extra = with(paid(), vec![unapplied("evt_9", dec!(1.00))]);
     invalid_state(decide(
         paid_then_extra,
-        C::ApplyPayment { payment_id: "evt_9".into(), at: t(1) },
+        C::ApplyPayment {
+            payment_id: "evt_9".into(),
+            at: t(1),
+        },
     ));
 }
 
@@ -423,21 +499,39 @@ fn unapplied_cash_is_refunded_once() {
     let given = vec![placed(), unapplied("evt_1", dec!(100.00))];
     F::with(())
         .given(given.clone())
-        .when(C::RefundPayment { payment_id: "evt_1".into(), at: t(1) })
+        .when(C::RefundPayment {
+            payment_id: "evt_1".into(),
+            at: t(1),
+        })
         .then_expect_events(vec![E::UnappliedPaymentRefunded {
             payment_id: "evt_1".into(),
             amount: dec!(100.00),
         }]);
     let settled = with(
         given,
-        vec![E::UnappliedPaymentRefunded { payment_id: "evt_1".into(), amount: dec!(100.00) }],
+        vec![E::UnappliedPaymentRefunded {
+            payment_id: "evt_1".into(),
+            amount: dec!(100.00),
+        }],
     );
-    invalid_state(decide(settled, C::RefundPayment { payment_id: "evt_1".into(), at: t(2) }));
+    invalid_state(decide(
+        settled,
+        C::RefundPayment {
+            payment_id: "evt_1".into(),
+            at: t(2),
+        },
+    ));
 }
 
 #[test]
 fn an_unknown_unapplied_payment_is_not_found() {
-    let r = decide(vec![placed()], C::ApplyPayment { payment_id: "evt_x".into(), at: t(1) });
+    let r = decide(
+        vec![placed()],
+        C::ApplyPayment {
+            payment_id: "evt_x".into(),
+            at: t(1),
+        },
+    );
     assert!(matches!(r, Err(DomainError::NotFound { .. })), "{r:?}");
 }
 
@@ -455,7 +549,10 @@ fn a_payment_in_another_currency_is_still_a_mismatch() {
         },
     )
     .expect("recorded");
-    assert!(matches!(r.as_slice(), [E::PaymentAmountMismatch { .. }]), "{r:?}");
+    assert!(
+        matches!(r.as_slice(), [E::PaymentAmountMismatch { .. }]),
+        "{r:?}"
+    );
 }
 
 // ---- Disputes
@@ -483,7 +580,10 @@ fn a_dispute_freezes_each_vendors_share_and_holds_its_amount_out_of_refunds() {
         panic!("{events:?}")
     };
     assert_eq!(*amount, dec!(100.00));
-    assert_eq!(parts.iter().map(|p| p.amount).sum::<Decimal>(), dec!(100.00));
+    assert_eq!(
+        parts.iter().map(|p| p.amount).sum::<Decimal>(),
+        dec!(100.00)
+    );
     let given = with(paid(), events);
     invalid_state(decide(given, refund(Some(dec!(63.17)), None)));
 }
@@ -491,7 +591,10 @@ fn a_dispute_freezes_each_vendors_share_and_holds_its_amount_out_of_refunds() {
 #[test]
 fn a_dispute_is_recorded_once() {
     let given = refunded(paid(), open(dec!(10.00)));
-    F::with(()).given(given).when(open(dec!(10.00))).then_expect_events(vec![]);
+    F::with(())
+        .given(given)
+        .when(open(dec!(10.00)))
+        .then_expect_events(vec![]);
 }
 
 #[test]
@@ -505,20 +608,40 @@ fn a_won_dispute_releases_the_shares_to_pending_or_available() {
     let given = with(
         refunded(paid(), open(dec!(16.50))),
         vec![
-            E::PartShipped { vendor_id: u(V2), at: t(5) },
-            E::PartDelivered { vendor_id: u(V2), at: t(5) },
-            E::VendorPartFulfilled { vendor_id: u(V2), net: dec!(11.97) },
+            E::PartShipped {
+                vendor_id: u(V2),
+                at: t(5),
+            },
+            E::PartDelivered {
+                vendor_id: u(V2),
+                at: t(5),
+            },
+            E::VendorPartFulfilled {
+                vendor_id: u(V2),
+                net: dec!(11.97),
+            },
         ],
     );
     let events = decide(given.clone(), close(true)).expect("closed");
-    let [E::DisputeClosed { won: true, releases, .. }] = events.as_slice() else {
+    let [E::DisputeClosed {
+        won: true,
+        releases,
+        ..
+    }] = events.as_slice()
+    else {
         panic!("{events:?}")
     };
     for r in releases {
         if r.vendor_id == u(V2) {
-            assert!(r.to_available > Decimal::ZERO && r.to_pending.is_zero(), "{r:?}");
+            assert!(
+                r.to_available > Decimal::ZERO && r.to_pending.is_zero(),
+                "{r:?}"
+            );
         } else {
-            assert!(r.to_pending > Decimal::ZERO && r.to_available.is_zero(), "{r:?}");
+            assert!(
+                r.to_pending > Decimal::ZERO && r.to_available.is_zero(),
+                "{r:?}"
+            );
         }
     }
     // Closed: a second close records nothing.

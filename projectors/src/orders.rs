@@ -498,7 +498,11 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
         OrderEvent::DisputeClosed {
             dispute_id, won, ..
         } => {
-            if let Some(d) = view.disputes.iter_mut().find(|d| d.dispute_id == dispute_id) {
+            if let Some(d) = view
+                .disputes
+                .iter_mut()
+                .find(|d| d.dispute_id == dispute_id)
+            {
                 d.status = if won { "won" } else { "lost" }.into();
                 d.closed_at = Some(at);
             }

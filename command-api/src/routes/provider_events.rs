@@ -98,11 +98,19 @@ pub async fn handle(
                 Err(e) => return Ok(ignored(event_id, kind, format!("unreadable charge: {e}"))),
             };
             let Some(order_id) = order_named(&charge.metadata) else {
-                return Ok(ignored(event_id, kind, "the charge names no order (metadata.order_id)".into()));
+                return Ok(ignored(
+                    event_id,
+                    kind,
+                    "the charge names no order (metadata.order_id)".into(),
+                ));
             };
             let refunds = charge.refunds.map(|r| r.data).unwrap_or_default();
             if refunds.is_empty() {
-                return Ok(ignored(event_id, kind, "the charge lists no refunds (refunds.data)".into()));
+                return Ok(ignored(
+                    event_id,
+                    kind,
+                    "the charge lists no refunds (refunds.data)".into(),
+                ));
             }
             for refund in refunds {
                 if refund.amount <= 0 {
@@ -131,7 +139,11 @@ pub async fn handle(
                 Err(e) => return Ok(ignored(event_id, kind, format!("unreadable dispute: {e}"))),
             };
             let Some(order_id) = order_named(&dispute.metadata) else {
-                return Ok(ignored(event_id, kind, "the dispute names no order (metadata.order_id)".into()));
+                return Ok(ignored(
+                    event_id,
+                    kind,
+                    "the dispute names no order (metadata.order_id)".into(),
+                ));
             };
             if kind == "charge.dispute.created" {
                 commands.push((

@@ -79,11 +79,11 @@ pub async fn refund(
                 .ok_or_else(|| {
                     ApiError::Forbidden("a vendor refunds only orders it takes part in".to_owned())
                 })?;
-            let foreign = body.lines.iter().flatten().any(|line| {
-                order
-                    .line_vendor(*line)
-                    .is_some_and(|vendor| vendor != own)
-            });
+            let foreign = body
+                .lines
+                .iter()
+                .flatten()
+                .any(|line| order.line_vendor(*line).is_some_and(|vendor| vendor != own));
             if foreign {
                 return Err(ApiError::Forbidden(
                     "a vendor refunds only its own lines".to_owned(),

@@ -74,7 +74,9 @@ impl Decide for Order {
                 new_refund_id,
                 amount,
                 at,
-            } => self.record_provider_refund(provider_refund_id, matches, new_refund_id, amount, at),
+            } => {
+                self.record_provider_refund(provider_refund_id, matches, new_refund_id, amount, at)
+            }
             C::ApplyPayment { payment_id, at } => self.apply_payment(&payment_id, at),
             C::RefundPayment { payment_id, at: _ } => self.refund_payment(&payment_id),
             C::OpenDispute {

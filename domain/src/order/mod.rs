@@ -12,9 +12,9 @@ mod decide;
 mod dispute;
 mod fulfilment;
 mod payment;
-pub mod refund;
 pub mod placement;
 pub mod pricing;
+pub mod refund;
 mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,8 +30,8 @@ use crate::error::DomainError;
 use crate::money::Rates;
 pub use dispute::{DisputeRelease, DisputeState};
 pub use fulfilment::{late_fee, LineReturn};
-pub use refund::{RefundLine, RefundPart, RefundRequest, Taken};
 use pricing::{LineInput, PricedLine, PricedOrder};
+pub use refund::{RefundLine, RefundPart, RefundRequest, Taken};
 pub use status::{CancelCause, LineStatus, OrderStatus, PartStatus};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -64,7 +64,8 @@ impl Order {
             }]);
         }
         if amount_minor != expected_minor || self.captured > Decimal::ZERO {
-            if let Some(events) = self.unapplied_payment(&payment_id, &intent_id, amount, received_at)
+            if let Some(events) =
+                self.unapplied_payment(&payment_id, &intent_id, amount, received_at)
             {
                 return Ok(events);
             }

@@ -88,7 +88,10 @@ pub(super) fn take(
     parts: &[RefundPart],
 ) {
     for part in parts {
-        parts_taken.entry(part.vendor_id).or_default().add_part(part);
+        parts_taken
+            .entry(part.vendor_id)
+            .or_default()
+            .add_part(part);
         for line in &part.lines {
             lines.entry(line.line_id).or_default().add_line(line);
         }
@@ -132,7 +135,11 @@ impl Order {
     /// What neither a refund, a lost dispute nor an open dispute took of a
     /// line.
     pub fn line_left(&self, line: &PricedLine) -> Taken {
-        let mut taken = self.line_taken.get(&line.line_id).copied().unwrap_or_default();
+        let mut taken = self
+            .line_taken
+            .get(&line.line_id)
+            .copied()
+            .unwrap_or_default();
         for dispute in self.disputes.values().filter(|d| d.open) {
             for l in dispute.parts.iter().flat_map(|p| &p.lines) {
                 if l.line_id == line.line_id {
@@ -326,9 +333,9 @@ impl Order {
                 Some(l) if vendor_id.is_some_and(|v| v != l.vendor_id) => errors.push(
                     FieldError::new(format!("lines[{i}]"), "not a line of this vendor"),
                 ),
-                Some(l) if chosen.iter().any(|c| c.line_id == l.line_id) => errors.push(
-                    FieldError::new(format!("lines[{i}]"), "named twice"),
-                ),
+                Some(l) if chosen.iter().any(|c| c.line_id == l.line_id) => {
+                    errors.push(FieldError::new(format!("lines[{i}]"), "named twice"))
+                }
                 Some(l) => chosen.push(l),
             }
         }

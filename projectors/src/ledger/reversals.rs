@@ -112,7 +112,12 @@ pub(super) fn apply_order_money(
     let order = Some(order_id);
     match parsed {
         OrderEvent::RefundRecorded { amount, parts, .. } => {
-            journal.post(event, order, "refund_recorded", refund_lines(*amount, parts))?;
+            journal.post(
+                event,
+                order,
+                "refund_recorded",
+                refund_lines(*amount, parts),
+            )?;
             for p in parts {
                 let e = journal.earnings(p.vendor_id);
                 subtract(&mut e.pending, p.from_pending, event)?;

@@ -322,9 +322,9 @@ pub(super) fn check_conservation(expected: &Expected, observed: &Observed, r: &m
         unallocated,
     );
     r.same(
-        "conservation: platform fees account = Σ vendors' fees",
+        "conservation: platform fees account = Σ vendors' fees − fees reversed",
         PLATFORM_FEES,
-        fees,
+        fees - m.fees_reversed,
         owed(PLATFORM_FEES),
     );
 }

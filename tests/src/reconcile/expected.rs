@@ -609,7 +609,12 @@ impl Expected {
             .unwrap_or_default()
             + e.damage_credits
             - e.paid_out
-            + self.money.available.get(&vendor_id).copied().unwrap_or_default();
+            + self
+                .money
+                .available
+                .get(&vendor_id)
+                .copied()
+                .unwrap_or_default();
         e
     }
 

@@ -170,7 +170,11 @@ impl Expected {
                     self.money.disputes_won += amount;
                     lines.push((CASH.to_owned(), amount, zero));
                     lines.push((DISPUTED.to_owned(), zero, amount));
-                    for r in payload["releases"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                    for r in payload["releases"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                    {
                         let vendor_id = uuid(&r["vendor_id"])?;
                         let (to_pending, to_available) =
                             (field(r, "to_pending")?, field(r, "to_available")?);
@@ -255,7 +259,10 @@ impl Expected {
                 *self.money.available.entry(vendor_id).or_default() -= amount;
                 *self.balance.entry(vendor_id).or_default() -= amount;
                 *self.money.receivable.entry(vendor_id).or_default() -= amount;
-                self.post(position, &[(available, amount, zero), (receivable, zero, amount)]);
+                self.post(
+                    position,
+                    &[(available, amount, zero), (receivable, zero, amount)],
+                );
             }
             _ => return Ok(false),
         }
@@ -275,10 +282,16 @@ impl Expected {
                 + m.disputes_won,
         );
         change(CUSTOMER_FUNDS, -m.unapplied_applied);
-        change(UNAPPLIED, -(m.unapplied_in - m.unapplied_applied - m.unapplied_refunded));
+        change(
+            UNAPPLIED,
+            -(m.unapplied_in - m.unapplied_applied - m.unapplied_refunded),
+        );
         change(TAX_PAYABLE, m.tax_reversed);
         change(PLATFORM_FEES, m.fees_reversed);
-        change(DISPUTED, m.disputes_opened - m.disputes_won - m.disputes_lost);
+        change(
+            DISPUTED,
+            m.disputes_opened - m.disputes_won - m.disputes_lost,
+        );
         change(VENDOR_REVERSALS, m.clearing);
         for (vendor_id, frozen) in &m.frozen {
             change(&vendor_frozen(*vendor_id), -*frozen);

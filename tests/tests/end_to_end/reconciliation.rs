@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt};
 use ledger_tests::answer::decimal;
 use ledger_tests::reconcile::{self, Discrepancy, Observed};
 use ledger_tests::scenario::seed;
-use ledger_tests::webhooks::total_minor;
+use ledger_tests::webhooks::{minor_units, total_minor};
 use ledger_tests::{at, Answer, TestApp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -112,9 +112,15 @@ enum After {
     Nothing,
     /// A refund of this percentage of the total, then (by lines) the first
     /// line's rest.
-    Refund { percent: i64, by_lines: bool },
+    Refund {
+        percent: i64,
+        by_lines: bool,
+    },
     /// A dispute of this percentage of the total, then won or lost.
-    Dispute { percent: i64, won: bool },
+    Dispute {
+        percent: i64,
+        won: bool,
+    },
 }
 
 struct Plan {
@@ -452,19 +458,21 @@ async fn run_order(app: &TestApp, listings: &[Uuid], plan: &OrderPlan, tally: &T
         _ => {}
     }
     if plan.payment.is_paid() {
-        money_after(app, &order, minor, plan.after, tally).await;
+        // Refunds and disputes take goods and tax, not deposits.
+        let goods = minor_units(decimal(&order.body["subtotal"]) + decimal(&order.body["tax"]));
+        money_after(app, &order, goods, plan.after, tally).await;
     }
 }
 
 /// Refunds (by amount, then by lines) and disputes (won or lost) of a paid
 /// order. A refund may find nothing left (409), never a server error.
-async fn money_after(app: &TestApp, order: &Answer, minor: i64, after: After, tally: &Tally) {
+async fn money_after(app: &TestApp, order: &Answer, goods: i64, after: After, tally: &Tally) {
     let order_id = order.uuid("order_id");
     let path = format!("/v1/orders/{order_id}/refunds");
     match after {
         After::Nothing => {}
         After::Refund { percent, by_lines } => {
-            let amount = (minor * percent / 100).max(1);
+            let amount = (goods * percent / 100).max(1);
             let refunded = post(
                 app,
                 &path,
@@ -491,7 +499,7 @@ async fn money_after(app: &TestApp, order: &Answer, minor: i64, after: After, ta
             }
         }
         After::Dispute { percent, won } => {
-            let amount = (minor * percent / 100).max(1);
+            let amount = (goods * percent / 100).max(1);
             let dispute_id = format!("dp_{}", Uuid::new_v4().simple());
             for (kind, status) in [
                 ("charge.dispute.created", "needs_response"),

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use ledger_tests::answer::decimal;
 use ledger_tests::webhooks::signed;
-use ledger_tests::{assert_ok, assert_problem, reconcile, sale_item, Answer, TestApp};
 use ledger_tests::WEBHOOK_SECRET;
+use ledger_tests::{assert_ok, assert_problem, reconcile, sale_item, Answer, TestApp};
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -149,9 +149,15 @@ async fn a_partial_refund_reverses_the_fee_and_the_vendors_net_pro_rata_to_the_c
         balance(&app, &reconcile::vendor_pending(vendor), at).await,
         Decimal::new(-8099, 2)
     );
-    assert_eq!(balance(&app, "platform_fees", at).await, Decimal::new(-900, 2));
+    assert_eq!(
+        balance(&app, "platform_fees", at).await,
+        Decimal::new(-900, 2)
+    );
     let e = earnings(&app, vendor, at).await;
-    assert_eq!((e["pending"].clone(), e["refunded"].clone()), (json!("80.99"), json!("9.00")));
+    assert_eq!(
+        (e["pending"].clone(), e["refunded"].clone()),
+        (json!("80.99"), json!("9.00"))
+    );
 
     // And in the vendor's own entries.
     let entries = app
@@ -238,9 +244,13 @@ async fn a_refund_above_captured_less_refunded_is_409_and_a_retried_one_is_recor
     let order_id = order.uuid("order_id");
     let path = format!("/v1/orders/{order_id}/refunds");
     let body = json!({"amount": "60.00", "reason": "late"});
-    let first = app.post_with_key(&path, &app.admin(), body.clone(), "refund-1").await;
+    let first = app
+        .post_with_key(&path, &app.admin(), body.clone(), "refund-1")
+        .await;
     assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
-    let again = app.post_with_key(&path, &app.admin(), body, "refund-1").await;
+    let again = app
+        .post_with_key(&path, &app.admin(), body, "refund-1")
+        .await;
     assert_eq!(again.status, StatusCode::CREATED);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body, first.body);
@@ -262,10 +272,32 @@ async fn a_refund_above_captured_less_refunded_is_409_and_a_retried_one_is_recor
     assert_eq!(recorded, 1);
 
     // Bad input changes nothing.
-    let bad = refund(&app, &app.admin(), order_id, json!({"amount": "-1", "reason": "x"})).await;
-    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", bad.body);
-    let no_reason = refund(&app, &app.admin(), order_id, json!({"amount": "1.00", "reason": ""})).await;
-    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", no_reason.body);
+    let bad = refund(
+        &app,
+        &app.admin(),
+        order_id,
+        json!({"amount": "-1", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        bad.body
+    );
+    let no_reason = refund(
+        &app,
+        &app.admin(),
+        order_id,
+        json!({"amount": "1.00", "reason": ""}),
+    )
+    .await;
+    assert_eq!(
+        no_reason.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        no_reason.body
+    );
     let unknown = refund(&app, &app.admin(), Uuid::now_v7(), json!({"reason": "x"})).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     reconciles(&app).await;
@@ -296,7 +328,13 @@ async fn a_vendor_refunds_its_own_lines_only_and_a_customer_none() {
     let customer = refund(&app, &app.customer("c-1"), order_id, json!({"reason": "x"})).await;
     assert_eq!(customer.status, StatusCode::FORBIDDEN);
     let outsider = app.register_vendor("Elsewhere").await;
-    let stranger = refund(&app, &app.vendor(outsider), order_id, json!({"reason": "x"})).await;
+    let stranger = refund(
+        &app,
+        &app.vendor(outsider),
+        order_id,
+        json!({"reason": "x"}),
+    )
+    .await;
     assert_eq!(stranger.status, StatusCode::FORBIDDEN);
 
     // Without lines, a vendor's refund takes only from its own part.
@@ -361,12 +399,16 @@ async fn a_refund_after_the_payout_leaves_a_receivable_settled_from_the_next_ear
     assert_ok(&app.deliver(&app.vendor(vendor), second_id, vendor).await);
     let at = settle(&app).await;
     let e = earnings(&app, vendor, at).await;
-    assert_eq!((e["available"].clone(), e["receivable"].clone()), (json!("45.00"), json!("0.00")));
+    assert_eq!(
+        (e["available"].clone(), e["receivable"].clone()),
+        (json!("45.00"), json!("0.00"))
+    );
     reconciles(&app).await;
 }
 
 #[tokio::test]
-async fn a_payment_of_another_amount_is_unapplied_cash_until_a_second_payment_completes_the_total() {
+async fn a_payment_of_another_amount_is_unapplied_cash_until_a_second_payment_completes_the_total()
+{
     let app = TestApp::spawn().await;
     let vendor = app.register_vendor("Paddles").await;
     let paddle = app.sale_listing(vendor, "100.00", 10).await;
@@ -406,29 +448,55 @@ async fn an_admin_applies_or_refunds_unapplied_cash() {
     let order_id = order.uuid("order_id");
     // Too much: cannot be applied, can be refunded.
     let over = app
-        .payment_webhook("evt_over", ledger_tests::webhooks::SUCCEEDED, order_id, 15_000, None)
+        .payment_webhook(
+            "evt_over",
+            ledger_tests::webhooks::SUCCEEDED,
+            order_id,
+            15_000,
+            None,
+        )
         .await;
     assert_ok(&over);
-    let apply = app.post("/v1/payments/evt_over/apply", &app.admin(), json!({})).await;
+    let apply = app
+        .post("/v1/payments/evt_over/apply", &app.admin(), json!({}))
+        .await;
     assert_problem(&apply, StatusCode::CONFLICT, "invalid-state");
     let not_admin = app
-        .post("/v1/payments/evt_over/refund", &app.customer("c-1"), json!({}))
+        .post(
+            "/v1/payments/evt_over/refund",
+            &app.customer("c-1"),
+            json!({}),
+        )
         .await;
     assert_eq!(not_admin.status, StatusCode::FORBIDDEN);
-    let refunded = app.post("/v1/payments/evt_over/refund", &app.admin(), json!({})).await;
+    let refunded = app
+        .post("/v1/payments/evt_over/refund", &app.admin(), json!({}))
+        .await;
     assert_ok(&refunded);
     assert_eq!(refunded.body["amount"], "150.00");
-    let twice = app.post("/v1/payments/evt_over/refund", &app.admin(), json!({})).await;
+    let twice = app
+        .post("/v1/payments/evt_over/refund", &app.admin(), json!({}))
+        .await;
     assert_problem(&twice, StatusCode::CONFLICT, "invalid-state");
-    let unknown = app.post("/v1/payments/evt_none/apply", &app.admin(), json!({})).await;
+    let unknown = app
+        .post("/v1/payments/evt_none/apply", &app.admin(), json!({}))
+        .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
     // Too little: applied by an admin; the rest confirms the order.
     let part = app
-        .payment_webhook("evt_part", ledger_tests::webhooks::SUCCEEDED, order_id, 3_000, None)
+        .payment_webhook(
+            "evt_part",
+            ledger_tests::webhooks::SUCCEEDED,
+            order_id,
+            3_000,
+            None,
+        )
         .await;
     assert_ok(&part);
-    let applied = app.post("/v1/payments/evt_part/apply", &app.admin(), json!({})).await;
+    let applied = app
+        .post("/v1/payments/evt_part/apply", &app.admin(), json!({}))
+        .await;
     assert_ok(&applied);
     assert_eq!(applied.body["order_status"], "placed");
     let rest = app.pay_order(order_id, 7_000).await;
@@ -450,11 +518,21 @@ async fn refunds_made_at_the_provider_are_recorded_once_or_matched_to_ours() {
     assert_ok(&first);
     assert_eq!(first.body["duplicate"], false, "{:?}", first.body);
     // The same provider refund in another event: recorded once.
-    let again = provider_event(&app, charge_refunded(order_id, json!([{"id": "re_1", "amount": 1_000}]))).await;
+    let again = provider_event(
+        &app,
+        charge_refunded(order_id, json!([{"id": "re_1", "amount": 1_000}])),
+    )
+    .await;
     assert_ok(&again);
     assert_eq!(again.body["duplicate"], true, "{:?}", again.body);
 
-    let ours = refund(&app, &app.admin(), order_id, json!({"amount": "5.00", "reason": "late"})).await;
+    let ours = refund(
+        &app,
+        &app.admin(),
+        order_id,
+        json!({"amount": "5.00", "reason": "late"}),
+    )
+    .await;
     assert_eq!(ours.status, StatusCode::CREATED);
     let refund_id = ours.uuid("refund_id");
     let matched = provider_event(
@@ -472,10 +550,17 @@ async fn refunds_made_at_the_provider_are_recorded_once_or_matched_to_ours() {
     assert_eq!(count("ProviderRefundMatched"), 1);
     let at = matched.body["position"].as_i64().unwrap_or_default();
     let shown = order_document(&app, order_id, at).await;
-    assert_eq!(shown["refunds"][1]["provider_refund_id"], "re_2", "{shown:?}");
+    assert_eq!(
+        shown["refunds"][1]["provider_refund_id"], "re_2",
+        "{shown:?}"
+    );
 
     // Other types are acknowledged and ignored.
-    let other = provider_event(&app, json!({"id": "evt_x", "type": "customer.created", "data": {"object": {}}})).await;
+    let other = provider_event(
+        &app,
+        json!({"id": "evt_x", "type": "customer.created", "data": {"object": {}}}),
+    )
+    .await;
     assert_ok(&other);
     assert!(other.body["ignored"].is_string());
     reconciles(&app).await;
@@ -491,9 +576,29 @@ async fn a_dispute_freezes_the_vendors_share_then_is_released_when_won_or_writte
     app.pay(&won_order).await;
     let won_id = won_order.uuid("order_id");
 
-    let opened = provider_event(&app, dispute("charge.dispute.created", lost_id, "dp_1", 3_000, "needs_response")).await;
+    let opened = provider_event(
+        &app,
+        dispute(
+            "charge.dispute.created",
+            lost_id,
+            "dp_1",
+            3_000,
+            "needs_response",
+        ),
+    )
+    .await;
     assert_ok(&opened);
-    let opened_won = provider_event(&app, dispute("charge.dispute.created", won_id, "dp_2", 5_000, "needs_response")).await;
+    let opened_won = provider_event(
+        &app,
+        dispute(
+            "charge.dispute.created",
+            won_id,
+            "dp_2",
+            5_000,
+            "needs_response",
+        ),
+    )
+    .await;
     assert_ok(&opened_won);
     let at = settle(&app).await;
     assert_eq!(balance(&app, "disputed", at).await, Decimal::new(8_000, 2));
@@ -506,23 +611,47 @@ async fn a_dispute_freezes_the_vendors_share_then_is_released_when_won_or_writte
     let shown = order_document(&app, lost_id, at).await;
     assert_eq!(shown["disputes"][0]["status"], "open", "{shown:?}");
     // Held out of refunds while open.
-    let blocked = refund(&app, &app.admin(), won_id, json!({"amount": "0.01", "reason": "x"})).await;
+    let blocked = refund(
+        &app,
+        &app.admin(),
+        won_id,
+        json!({"amount": "0.01", "reason": "x"}),
+    )
+    .await;
     assert_problem(&blocked, StatusCode::CONFLICT, "invalid-state");
 
-    let lost = provider_event(&app, dispute("charge.dispute.closed", lost_id, "dp_1", 3_000, "lost")).await;
+    let lost = provider_event(
+        &app,
+        dispute("charge.dispute.closed", lost_id, "dp_1", 3_000, "lost"),
+    )
+    .await;
     assert_ok(&lost);
-    let won = provider_event(&app, dispute("charge.dispute.closed", won_id, "dp_2", 5_000, "won")).await;
+    let won = provider_event(
+        &app,
+        dispute("charge.dispute.closed", won_id, "dp_2", 5_000, "won"),
+    )
+    .await;
     assert_ok(&won);
     let at = settle(&app).await;
     assert_eq!(balance(&app, "disputed", at).await, Decimal::ZERO);
-    assert_eq!(balance(&app, &reconcile::vendor_frozen(vendor), at).await, Decimal::ZERO);
+    assert_eq!(
+        balance(&app, &reconcile::vendor_frozen(vendor), at).await,
+        Decimal::ZERO
+    );
     // Cash: 99.99 + 50.00 − 30.00 lost.
     assert_eq!(balance(&app, "cash", at).await, Decimal::new(11_999, 2));
     let e = earnings(&app, vendor, at).await;
     assert_eq!(e["refunded"], "27.00", "{e:?}");
     assert_eq!(e["pending"], "107.99", "89.99 − 27.00 + 45.00: {e:?}");
-    let summary = app.get_at("/v1/analytics/summary", &app.analyst(), Some(at)).await;
-    assert_eq!(summary.body["disputes"], json!({"open": "0.00", "lost": "30.00"}), "{:?}", summary.body);
+    let summary = app
+        .get_at("/v1/analytics/summary", &app.analyst(), Some(at))
+        .await;
+    assert_eq!(
+        summary.body["disputes"],
+        json!({"open": "0.00", "lost": "30.00"}),
+        "{:?}",
+        summary.body
+    );
     let shown = order_document(&app, won_id, at).await;
     assert_eq!(shown["disputes"][0]["status"], "won");
     reconciles(&app).await;

@@ -11,7 +11,8 @@ use serde_json::json;
 use super::{assert_no_server_errors, race};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_racing_partial_refunds_over_the_captured_amount_succeed_exactly_as_far_as_they_fit() {
+async fn twenty_racing_partial_refunds_over_the_captured_amount_succeed_exactly_as_far_as_they_fit()
+{
     let app = TestApp::spawn().await;
     let vendor = app.register_vendor("Paddles").await;
     let paddle = app.sale_listing(vendor, "100.00", 10).await;
