@@ -199,6 +199,18 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/orders", post(routes::orders::place))
         .route("/v1/orders/{order_id}/cancel", post(routes::orders::cancel))
         .route(
+            "/v1/orders/{order_id}/refunds",
+            post(routes::refunds::refund),
+        )
+        .route(
+            "/v1/payments/{payment_id}/apply",
+            post(routes::payments::apply),
+        )
+        .route(
+            "/v1/payments/{payment_id}/refund",
+            post(routes::payments::refund),
+        )
+        .route(
             "/v1/orders/{order_id}/vendors/{vendor_id}/ship",
             post(routes::fulfilment::ship),
         )

@@ -8,7 +8,9 @@
 //!   expire them (a late payment may still re-hold expired holds);
 //! - a rental line returned → record the return on the inventory and credit
 //!   the damage withheld to the vendor;
-//! - a vendor's part fulfilled → make its net available for payout.
+//! - a vendor's part fulfilled → make its net available for payout;
+//! - a refund or dispute of a fulfilled part → take its net back from the
+//!   vendor (a won dispute: give it back).
 //!
 //! Each decision reads the aggregates' current state, not the (possibly
 //! old) event, and every command is idempotent, so redelivery and the
@@ -23,7 +25,7 @@ use ledger_nats::{Error, EventEnvelope};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::application::{earnings, holds, settle_payment};
+use crate::application::{earnings, holds, refunds, settle_payment};
 use crate::auth::Principal;
 use crate::bus::{CommandError, StoreError};
 use crate::context::CommandContext;
@@ -186,6 +188,11 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
         }
         OrderEvent::VendorPartFulfilled { vendor_id, net } => {
             earnings::credit_fulfilled_part(app, &context, order_id, vendor_id, net).await?;
+        }
+        ref money @ (OrderEvent::RefundRecorded { .. }
+        | OrderEvent::DisputeOpened { .. }
+        | OrderEvent::DisputeClosed { .. }) => {
+            refunds::vendor_side(app, &context, order_id, money).await?;
         }
         _ => {}
     }

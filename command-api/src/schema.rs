@@ -16,8 +16,11 @@ pub struct PaymentWebhook {
     /// The provider's event id; one already processed changes nothing.
     #[schema(example = "evt_1")]
     pub id: String,
-    /// `payment_intent.succeeded` or `payment_intent.payment_failed`; any
-    /// other type is acknowledged (200) and ignored.
+    /// `payment_intent.succeeded` or `payment_intent.payment_failed`;
+    /// also `charge.refunded`, `charge.dispute.created` and
+    /// `charge.dispute.closed` (their `data.object`: docs/API.md "Refunds,
+    /// disputes, unapplied payments"); any other type is acknowledged (200)
+    /// and ignored.
     #[schema(example = "payment_intent.succeeded")]
     pub r#type: String,
     pub data: PaymentWebhookData,
@@ -32,7 +35,7 @@ pub struct PaymentWebhookData {
 pub struct PaymentIntentObject {
     #[schema(example = "pi_1")]
     pub id: String,
-    /// Minor units; anything other than the order's total is recorded as a mismatch.
+    /// Minor units; another amount than due is held as unapplied cash.
     pub amount: i64,
     #[schema(example = "usd")]
     pub currency: String,

@@ -28,8 +28,9 @@ pub use money::*;
 pub use order::placement::{check_placement, MAX_LINES, MAX_QUANTITY};
 pub use order::pricing::{price_order, LineInput, LineTerms, PricedLine, PricedOrder, VendorSplit};
 pub use order::{
-    CancelCause, LineReturn, LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus,
-    PaymentOutcome,
+    CancelCause, DisputeRelease, DisputeState, LineReturn, LineStatus, Order, OrderCommand,
+    OrderEvent, OrderStatus, PartStatus, PaymentOutcome, RefundLine, RefundPart, RefundRequest,
+    Taken,
 };
 pub use period::*;
 pub use schedule::{IsoDuration, Schedule};

@@ -45,6 +45,21 @@ pub enum VendorCommand {
         amount: Decimal,
         at: DateTime<Utc>,
     },
+    /// A refund or dispute takes back net that was made available: from
+    /// the available balance, the rest a receivable. Idempotent per
+    /// `reversal_id` (the refund id, or the dispute's reference).
+    ReverseEarnings {
+        reversal_id: Uuid,
+        order_id: Uuid,
+        amount: Decimal,
+    },
+    /// A won dispute gives back what it froze of the available balance
+    /// (settling a receivable first). Idempotent per `reversal_id`.
+    RestoreEarnings {
+        reversal_id: Uuid,
+        order_id: Uuid,
+        amount: Decimal,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +88,27 @@ pub enum VendorEvent {
         amount: Decimal,
         recorded_at: DateTime<Utc>,
     },
+    /// `amount` = `from_available` + `receivable`.
+    EarningsReversed {
+        reversal_id: Uuid,
+        order_id: Uuid,
+        amount: Decimal,
+        from_available: Decimal,
+        receivable: Decimal,
+    },
+    /// `amount`, of which `receivable_settled` settles the receivable and
+    /// the rest returns to the available balance.
+    EarningsRestored {
+        reversal_id: Uuid,
+        order_id: Uuid,
+        amount: Decimal,
+        receivable_settled: Decimal,
+    },
+    /// A credit to the vendor first settles what it owes.
+    ReceivableSettled {
+        order_id: Uuid,
+        amount: Decimal,
+    },
 }
 
 impl DomainEvent for VendorEvent {
@@ -83,6 +119,9 @@ impl DomainEvent for VendorEvent {
             VendorEvent::DamageCredited { .. } => "DamageCredited",
             VendorEvent::LateFeeCredited { .. } => "LateFeeCredited",
             VendorEvent::PayoutRecorded { .. } => "PayoutRecorded",
+            VendorEvent::EarningsReversed { .. } => "EarningsReversed",
+            VendorEvent::EarningsRestored { .. } => "EarningsRestored",
+            VendorEvent::ReceivableSettled { .. } => "ReceivableSettled",
         }
         .to_string()
     }
@@ -108,6 +147,19 @@ pub struct Vendor {
     #[serde(default)]
     late_fee_lines: BTreeSet<Uuid>,
     payouts: BTreeSet<Uuid>,
+    /// Net taken back from the available balance (refunds, disputes,
+    /// receivables settled), net given back (disputes won), and what the
+    /// vendor owes the platform.
+    #[serde(default)]
+    taken_back: Decimal,
+    #[serde(default)]
+    restored: Decimal,
+    #[serde(default)]
+    receivable: Decimal,
+    #[serde(default)]
+    reversals: BTreeSet<Uuid>,
+    #[serde(default)]
+    restorations: BTreeSet<Uuid>,
 }
 
 impl Vendor {
@@ -123,9 +175,17 @@ impl Vendor {
     pub fn registered_at(&self) -> Option<DateTime<Utc>> {
         self.registered_at
     }
-    /// Σ earnings made available + Σ damage credits − Σ payouts.
+    /// Σ earnings made available + Σ damage and late fee credits + Σ
+    /// restored − Σ payouts − Σ taken back. Never negative: what a refund
+    /// cannot take from it is a receivable.
     pub fn available_balance(&self) -> Decimal {
-        self.earnings + self.damage_credits + self.late_fees - self.paid_out
+        self.earnings + self.damage_credits + self.late_fees + self.restored
+            - self.paid_out
+            - self.taken_back
+    }
+    /// What the vendor owes the platform (refunds beyond its balance).
+    pub fn receivable(&self) -> Decimal {
+        self.receivable
     }
     pub fn earnings(&self) -> Decimal {
         self.earnings
@@ -141,7 +201,7 @@ impl Vendor {
 impl Decide for Vendor {
     fn decide(&self, command: VendorCommand) -> Result<Vec<VendorEvent>, DomainError> {
         use VendorCommand as C;
-        match command {
+        let decided = match command {
             C::Register {
                 vendor_id,
                 name,
@@ -181,7 +241,18 @@ impl Decide for Vendor {
                 amount,
                 at,
             } => self.request_payout(payout_id, amount, at),
-        }
+            C::ReverseEarnings {
+                reversal_id,
+                order_id,
+                amount,
+            } => self.reverse_earnings(reversal_id, order_id, amount),
+            C::RestoreEarnings {
+                reversal_id,
+                order_id,
+                amount,
+            } => self.restore_earnings(reversal_id, order_id, amount),
+        };
+        decided.map(|events| self.settling_receivable(events))
     }
 }
 
@@ -270,6 +341,77 @@ impl Vendor {
     }
 }
 
+/// Refunds and disputes after a part was fulfilled (API.md "Money"): the
+/// available balance never goes negative; what it cannot cover is a
+/// receivable, settled from the vendor's next credits.
+impl Vendor {
+    fn reverse_earnings(&self, reversal_id: Uuid, order_id: Uuid, amount: Decimal) -> Decision {
+        if self.reversals.contains(&reversal_id) {
+            return Ok(vec![]);
+        }
+        if !is_valid_order_amount(amount) {
+            return Err(DomainError::invalid(
+                "amount",
+                "must be a non-negative amount with at most 2 decimal places",
+            ));
+        }
+        let from_available = amount.min(self.available_balance().max(Decimal::ZERO));
+        Ok(vec![VendorEvent::EarningsReversed {
+            reversal_id,
+            order_id,
+            amount: crate::money::round_cents(amount),
+            from_available: crate::money::round_cents(from_available),
+            receivable: crate::money::round_cents(amount - from_available),
+        }])
+    }
+
+    fn restore_earnings(&self, reversal_id: Uuid, order_id: Uuid, amount: Decimal) -> Decision {
+        if self.restorations.contains(&reversal_id) {
+            return Ok(vec![]);
+        }
+        if !is_valid_order_amount(amount) {
+            return Err(DomainError::invalid(
+                "amount",
+                "must be a non-negative amount with at most 2 decimal places",
+            ));
+        }
+        Ok(vec![VendorEvent::EarningsRestored {
+            reversal_id,
+            order_id,
+            amount: crate::money::round_cents(amount),
+            receivable_settled: crate::money::round_cents(amount.min(self.receivable)),
+        }])
+    }
+
+    /// `events`, followed by the settlement of the receivable from what
+    /// they credit (earnings made available, damage and late fee credits).
+    fn settling_receivable(&self, mut events: Vec<VendorEvent>) -> Vec<VendorEvent> {
+        if self.receivable <= Decimal::ZERO {
+            return events;
+        }
+        let credit = events.iter().find_map(|e| match e {
+            VendorEvent::EarningsMadeAvailable { order_id, amount }
+            | VendorEvent::DamageCredited {
+                order_id, amount, ..
+            }
+            | VendorEvent::LateFeeCredited {
+                order_id, amount, ..
+            } => Some((*order_id, *amount)),
+            _ => None,
+        });
+        if let Some((order_id, amount)) = credit {
+            let settled = amount.min(self.receivable);
+            if settled > Decimal::ZERO {
+                events.push(VendorEvent::ReceivableSettled {
+                    order_id,
+                    amount: crate::money::round_cents(settled),
+                });
+            }
+        }
+        events
+    }
+}
+
 impl Aggregate for Vendor {
     const TYPE: &'static str = "Vendor";
     type Command = VendorCommand;
@@ -311,6 +453,30 @@ impl Aggregate for Vendor {
             } => {
                 self.payouts.insert(payout_id);
                 self.paid_out += amount;
+            }
+            VendorEvent::EarningsReversed {
+                reversal_id,
+                from_available,
+                receivable,
+                ..
+            } => {
+                self.reversals.insert(reversal_id);
+                self.taken_back += from_available;
+                self.receivable += receivable;
+            }
+            VendorEvent::EarningsRestored {
+                reversal_id,
+                amount,
+                receivable_settled,
+                ..
+            } => {
+                self.restorations.insert(reversal_id);
+                self.receivable -= receivable_settled;
+                self.restored += amount - receivable_settled;
+            }
+            VendorEvent::ReceivableSettled { amount, .. } => {
+                self.receivable -= amount;
+                self.taken_back += amount;
             }
         }
     }

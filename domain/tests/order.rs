@@ -295,17 +295,17 @@ fn a_payment_failure_recorded_without_codes_still_loads() {
     assert_eq!(serde_json::to_value(&event).expect("serialise"), old);
 }
 
+/// API.md "Money": posted as unapplied cash (see `refunds.rs`), no
+/// longer a mismatch outside the books.
 #[test]
-fn payment_of_another_amount_is_a_mismatch() {
+fn payment_of_another_amount_is_unapplied_cash() {
     F::with(())
         .given(vec![placed()])
         .when(pay("evt_1", 100))
-        .then_expect_events(vec![E::PaymentAmountMismatch {
+        .then_expect_events(vec![E::PaymentUnapplied {
             payment_id: "evt_1".into(),
             intent_id: "pi_1".into(),
-            expected_minor: TOTAL_MINOR,
-            received_minor: 100,
-            currency: "usd".into(),
+            amount: dec!(1.00),
         }]);
 }
 

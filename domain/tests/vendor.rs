@@ -295,3 +295,142 @@ fn events_are_externally_tagged() {
     assert_eq!(v["EarningsMadeAvailable"]["amount"], "1.50");
     assert_eq!(earned(1, dec!(1)).event_type(), "EarningsMadeAvailable");
 }
+
+// ---- Refunds and disputes of fulfilled parts (API.md "Money")
+
+fn reverse(id: u128, amount: Decimal) -> VendorCommand {
+    VendorCommand::ReverseEarnings {
+        reversal_id: oid(id),
+        order_id: oid(1),
+        amount,
+    }
+}
+
+#[test]
+fn a_reversal_within_the_available_balance_takes_it_all_from_available() {
+    F::with(())
+        .given(vec![registered(), earned(1, dec!(90.00))])
+        .when(reverse(50, dec!(40.00)))
+        .then_expect_events(vec![VendorEvent::EarningsReversed {
+            reversal_id: oid(50),
+            order_id: oid(1),
+            amount: dec!(40.00),
+            from_available: dec!(40.00),
+            receivable: dec!(0.00),
+        }]);
+}
+
+#[test]
+fn a_reversal_beyond_the_available_balance_leaves_a_receivable_never_a_negative_balance() {
+    let given = vec![
+        registered(),
+        earned(1, dec!(90.00)),
+        VendorEvent::PayoutRecorded {
+            payout_id: oid(9),
+            amount: dec!(80.00),
+            recorded_at: at(),
+        },
+    ];
+    F::with(())
+        .given(given)
+        .when(reverse(50, dec!(25.00)))
+        .then_expect_events(vec![VendorEvent::EarningsReversed {
+            reversal_id: oid(50),
+            order_id: oid(1),
+            amount: dec!(25.00),
+            from_available: dec!(10.00),
+            receivable: dec!(15.00),
+        }]);
+}
+
+#[test]
+fn a_reversal_is_recorded_once() {
+    let reversed = VendorEvent::EarningsReversed {
+        reversal_id: oid(50),
+        order_id: oid(1),
+        amount: dec!(5.00),
+        from_available: dec!(5.00),
+        receivable: dec!(0.00),
+    };
+    F::with(())
+        .given(vec![registered(), earned(1, dec!(90.00)), reversed])
+        .when(reverse(50, dec!(5.00)))
+        .then_expect_events(vec![]);
+}
+
+fn owing(receivable: Decimal) -> Vec<VendorEvent> {
+    vec![
+        registered(),
+        VendorEvent::EarningsReversed {
+            reversal_id: oid(50),
+            order_id: oid(1),
+            amount: receivable,
+            from_available: dec!(0.00),
+            receivable,
+        },
+    ]
+}
+
+#[test]
+fn the_next_credit_settles_the_receivable_first() {
+    F::with(())
+        .given(owing(dec!(15.00)))
+        .when(VendorCommand::MakeEarningsAvailable {
+            order_id: oid(2),
+            amount: dec!(40.00),
+        })
+        .then_expect_events(vec![
+            earned(2, dec!(40.00)),
+            VendorEvent::ReceivableSettled {
+                order_id: oid(2),
+                amount: dec!(15.00),
+            },
+        ]);
+}
+
+#[test]
+fn a_payout_cannot_spend_what_a_receivable_takes() {
+    let mut given = owing(dec!(15.00));
+    given.push(earned(2, dec!(40.00)));
+    given.push(VendorEvent::ReceivableSettled {
+        order_id: oid(2),
+        amount: dec!(15.00),
+    });
+    F::with(())
+        .given(given)
+        .when(VendorCommand::RequestPayout {
+            payout_id: oid(9),
+            amount: dec!(25.01),
+            at: at(),
+        })
+        .then_expect_error(DomainError::InsufficientBalance {
+            available: dec!(25.00),
+            requested: dec!(25.01),
+        });
+}
+
+#[test]
+fn a_restoration_settles_the_receivable_then_returns_to_available() {
+    F::with(())
+        .given(owing(dec!(15.00)))
+        .when(VendorCommand::RestoreEarnings {
+            reversal_id: oid(60),
+            order_id: oid(1),
+            amount: dec!(20.00),
+        })
+        .then_expect_events(vec![VendorEvent::EarningsRestored {
+            reversal_id: oid(60),
+            order_id: oid(1),
+            amount: dec!(20.00),
+            receivable_settled: dec!(15.00),
+        }]);
+}
+
+#[test]
+fn a_reversal_of_a_bad_amount_is_refused() {
+    let r = F::with(())
+        .given(vec![registered()])
+        .when(reverse(50, dec!(1.001)))
+        .inspect_result();
+    assert!(matches!(r, Err(DomainError::Validation { .. })), "{r:?}");
+}

@@ -71,6 +71,11 @@ struct OrderFact {
     paid: bool,
     cancelled: bool,
     refunded: Decimal,
+    /// Open disputes, disputes lost, and unapplied cash still held
+    /// (API.md "Money").
+    disputed: Decimal,
+    disputes_lost: Decimal,
+    unapplied: Decimal,
 }
 
 /// A row of `an_order_lines`.
@@ -123,6 +128,23 @@ impl Facts {
         let fact = self.orders.get_mut(&order_id)?.as_mut()?;
         self.changed_orders.push(order_id);
         Some(fact)
+    }
+
+    /// Adds `amount` to one money column of the order's facts.
+    fn change_order(
+        &mut self,
+        event: &EventEnvelope,
+        order_id: Uuid,
+        column: impl Fn(&mut OrderFact) -> &mut Decimal,
+        amount: Decimal,
+    ) -> Result<(), Error> {
+        if let Some(order) = self.order(order_id) {
+            let slot = column(order);
+            *slot = slot
+                .checked_add(amount)
+                .ok_or_else(|| Error::apply(event, "an order's money total overflows"))?;
+        }
+        Ok(())
     }
 
     fn apply(&mut self, event: &EventEnvelope, id: Uuid, change: Change) -> Result<(), Error> {
@@ -193,6 +215,9 @@ impl Facts {
                     paid: false,
                     cancelled: false,
                     refunded: Decimal::ZERO,
+                    disputed: Decimal::ZERO,
+                    disputes_lost: Decimal::ZERO,
+                    unapplied: Decimal::ZERO,
                 });
                 self.changed_orders.push(order_id);
                 for line in &priced.lines {
@@ -247,6 +272,25 @@ impl Facts {
                         .refunded
                         .checked_add(amount)
                         .ok_or_else(|| Error::apply(event, "the refunded total overflows"))?;
+                }
+            }
+            OrderEvent::RefundRecorded { amount, .. } => {
+                self.change_order(event, order_id, |o| &mut o.refunded, amount)?
+            }
+            OrderEvent::PaymentUnapplied { amount, .. } => {
+                self.change_order(event, order_id, |o| &mut o.unapplied, amount)?
+            }
+            OrderEvent::UnappliedPaymentApplied { amount, .. }
+            | OrderEvent::UnappliedPaymentRefunded { amount, .. } => {
+                self.change_order(event, order_id, |o| &mut o.unapplied, -amount)?
+            }
+            OrderEvent::DisputeOpened { amount, .. } => {
+                self.change_order(event, order_id, |o| &mut o.disputed, amount)?
+            }
+            OrderEvent::DisputeClosed { amount, won, .. } => {
+                self.change_order(event, order_id, |o| &mut o.disputed, -amount)?;
+                if !won {
+                    self.change_order(event, order_id, |o| &mut o.disputes_lost, amount)?;
                 }
             }
             OrderEvent::PaymentFailed {
@@ -344,7 +388,8 @@ async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<
     }
     if !order_ids.is_empty() {
         let found: Vec<OrderFact> = sqlx::query_as(
-            "SELECT order_id, placed_at, subtotal, total, paid, cancelled, refunded
+            "SELECT order_id, placed_at, subtotal, total, paid, cancelled, refunded,
+                    disputed, disputes_lost, unapplied
                FROM an_orders WHERE order_id = ANY($1)",
         )
         .bind(&order_ids)
@@ -394,12 +439,15 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .collect();
     if !orders.is_empty() {
         sqlx::query(
-            "INSERT INTO an_orders (order_id, placed_at, subtotal, total, paid, cancelled, refunded)
+            "INSERT INTO an_orders (order_id, placed_at, subtotal, total, paid, cancelled, refunded,
+                                    disputed, disputes_lost, unapplied)
              SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::numeric[], $4::numeric[],
-                                  $5::bool[], $6::bool[], $7::numeric[])
+                                  $5::bool[], $6::bool[], $7::numeric[], $8::numeric[],
+                                  $9::numeric[], $10::numeric[])
              ON CONFLICT (order_id) DO UPDATE SET
                  paid = EXCLUDED.paid, cancelled = EXCLUDED.cancelled,
-                 refunded = EXCLUDED.refunded",
+                 refunded = EXCLUDED.refunded, disputed = EXCLUDED.disputed,
+                 disputes_lost = EXCLUDED.disputes_lost, unapplied = EXCLUDED.unapplied",
         )
         .bind(orders.iter().map(|o| o.order_id).collect::<Vec<_>>())
         .bind(orders.iter().map(|o| o.placed_at).collect::<Vec<_>>())
@@ -408,6 +456,9 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .bind(orders.iter().map(|o| o.paid).collect::<Vec<_>>())
         .bind(orders.iter().map(|o| o.cancelled).collect::<Vec<_>>())
         .bind(orders.iter().map(|o| o.refunded).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.disputed).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.disputes_lost).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.unapplied).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }

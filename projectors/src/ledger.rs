@@ -22,7 +22,8 @@
 //!   platform fee, as damage); the rest owed, customer_receivable → the
 //!   vendor's pending (until collected; collecting is not modelled yet);
 //! - earnings made available: vendor pending → available;
-//! - payout: vendor available → cash.
+//! - payout: vendor available → cash;
+//! - refunds, disputes and unapplied payments: see `reversals`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -248,6 +249,11 @@ struct Earnings {
     available: Decimal,
     paid_out: Decimal,
     damage_credits: Decimal,
+    /// Net reversed by refunds and lost disputes; frozen by open disputes;
+    /// owed by the vendor.
+    refunded: Decimal,
+    frozen: Decimal,
+    receivable: Decimal,
 }
 
 async fn load_orders(
@@ -385,7 +391,7 @@ impl Journal {
             earnings.entry(vendor_id).or_default();
         }
         if !earnings.is_empty() {
-            let mut columns: [Vec<Decimal>; 6] = Default::default();
+            let mut columns: [Vec<Decimal>; 9] = Default::default();
             let mut ids = Vec::with_capacity(earnings.len());
             for (vendor_id, e) in earnings {
                 ids.push(vendor_id);
@@ -396,22 +402,30 @@ impl Journal {
                     e.available,
                     e.paid_out,
                     e.damage_credits,
+                    e.refunded,
+                    e.frozen,
+                    e.receivable,
                 ]) {
                     column.push(value);
                 }
             }
             sqlx::query(
                 "INSERT INTO ledger_vendor_earnings
-                     (vendor_id, gross, platform_fees, pending, available, paid_out, damage_credits)
+                     (vendor_id, gross, platform_fees, pending, available, paid_out, damage_credits,
+                      refunded, frozen, receivable)
                  SELECT * FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[],
-                                      $5::numeric[], $6::numeric[], $7::numeric[])
+                                      $5::numeric[], $6::numeric[], $7::numeric[],
+                                      $8::numeric[], $9::numeric[], $10::numeric[])
                  ON CONFLICT (vendor_id) DO UPDATE SET
                      gross = ledger_vendor_earnings.gross + EXCLUDED.gross,
                      platform_fees = ledger_vendor_earnings.platform_fees + EXCLUDED.platform_fees,
                      pending = ledger_vendor_earnings.pending + EXCLUDED.pending,
                      available = ledger_vendor_earnings.available + EXCLUDED.available,
                      paid_out = ledger_vendor_earnings.paid_out + EXCLUDED.paid_out,
-                     damage_credits = ledger_vendor_earnings.damage_credits + EXCLUDED.damage_credits",
+                     damage_credits = ledger_vendor_earnings.damage_credits + EXCLUDED.damage_credits,
+                     refunded = ledger_vendor_earnings.refunded + EXCLUDED.refunded,
+                     frozen = ledger_vendor_earnings.frozen + EXCLUDED.frozen,
+                     receivable = ledger_vendor_earnings.receivable + EXCLUDED.receivable",
             )
             .bind(&ids)
             .bind(&columns[0])
@@ -420,6 +434,9 @@ impl Journal {
             .bind(&columns[3])
             .bind(&columns[4])
             .bind(&columns[5])
+            .bind(&columns[6])
+            .bind(&columns[7])
+            .bind(&columns[8])
             .execute(&mut *tx)
             .await?;
         }
@@ -457,5 +474,6 @@ fn parse_uuid(event: &EventEnvelope) -> Result<Uuid, Error> {
 }
 
 mod entries;
+pub mod reversals;
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,8 @@ pub struct OrderView {
     pub vendors: Vec<VendorPartView>,
     pub payments: Vec<PaymentView>,
     pub refunds: Vec<RefundView>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disputes: Vec<DisputeView>,
     pub updated_at: DateTime<Utc>,
     pub position: i64,
 }
@@ -97,6 +99,10 @@ pub struct PaymentView {
     pub amount: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A payment of another amount than due: the cash still held
+    /// unapplied (zero once applied or refunded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unapplied: Option<Decimal>,
     pub at: DateTime<Utc>,
 }
 
@@ -105,6 +111,25 @@ pub struct RefundView {
     pub amount: Decimal,
     pub reason: String,
     pub at: DateTime<Utc>,
+    /// Refunds by amount or lines (not a cancellation's): what each
+    /// vendor's part gave back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_refund_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<domain::RefundPart>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DisputeView {
+    pub dispute_id: String,
+    pub amount: Decimal,
+    /// open, won or lost.
+    pub status: String,
+    pub opened_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 pub struct Orders;
@@ -218,6 +243,7 @@ impl Consumer for Orders {
                             .collect(),
                         payments: Vec::new(),
                         refunds: Vec::new(),
+                        disputes: Vec::new(),
                         updated_at: event.recorded_at,
                         position: event.position,
                     };
@@ -321,6 +347,7 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
             outcome: "failed".into(),
             amount: None,
             reason: Some(reason),
+            unapplied: None,
             at,
         }),
         OrderEvent::PaymentAmountMismatch {
@@ -339,6 +366,7 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
                 Decimal::new(expected_minor, 2),
                 Decimal::new(received_minor, 2)
             )),
+            unapplied: None,
             at,
         }),
         OrderEvent::PaymentCaptured {
@@ -351,6 +379,7 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
             outcome: "captured".into(),
             amount: Some(amount),
             reason: None,
+            unapplied: None,
             at,
         }),
         OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderReconfirmed { .. } => {
@@ -358,7 +387,14 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
             view.cancel_reason = None;
         }
         OrderEvent::RefundIssued { amount, reason } => {
-            view.refunds.push(RefundView { amount, reason, at });
+            view.refunds.push(RefundView {
+                amount,
+                reason,
+                at,
+                refund_id: None,
+                provider_refund_id: None,
+                parts: Vec::new(),
+            });
             if view.status == "cancelled" {
                 view.status = "refunded".into();
             }
@@ -404,6 +440,73 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
             }
         }
         OrderEvent::OrderCompleted { .. } => view.status = "completed".into(),
+        OrderEvent::RefundRecorded {
+            refund_id,
+            amount,
+            reason,
+            provider_refund_id,
+            parts,
+            ..
+        } => view.refunds.push(RefundView {
+            amount,
+            reason,
+            at,
+            refund_id: Some(refund_id),
+            provider_refund_id,
+            parts,
+        }),
+        OrderEvent::ProviderRefundMatched {
+            refund_id,
+            provider_refund_id,
+        } => {
+            if let Some(r) = view
+                .refunds
+                .iter_mut()
+                .find(|r| r.refund_id == Some(refund_id))
+            {
+                r.provider_refund_id = Some(provider_refund_id);
+            }
+        }
+        OrderEvent::PaymentUnapplied {
+            payment_id,
+            intent_id,
+            amount,
+        } => view.payments.push(PaymentView {
+            payment_id,
+            intent_id,
+            outcome: "unapplied".into(),
+            amount: Some(amount),
+            reason: None,
+            unapplied: Some(amount),
+            at,
+        }),
+        OrderEvent::UnappliedPaymentApplied { payment_id, amount } => {
+            settle_unapplied(view, &payment_id, amount, "applied")
+        }
+        OrderEvent::UnappliedPaymentRefunded { payment_id, amount } => {
+            settle_unapplied(view, &payment_id, amount, "refunded")
+        }
+        OrderEvent::DisputeOpened {
+            dispute_id, amount, ..
+        } => view.disputes.push(DisputeView {
+            dispute_id,
+            amount,
+            status: "open".into(),
+            opened_at: at,
+            closed_at: None,
+        }),
+        OrderEvent::DisputeClosed {
+            dispute_id, won, ..
+        } => {
+            if let Some(d) = view
+                .disputes
+                .iter_mut()
+                .find(|d| d.dispute_id == dispute_id)
+            {
+                d.status = if won { "won" } else { "lost" }.into();
+                d.closed_at = Some(at);
+            }
+        }
     }
 }
 
@@ -424,5 +527,17 @@ fn mark_in_progress(parts: &mut [VendorPartView], vendor_id: Uuid) {
         .find(|p| p.vendor_id == vendor_id && p.status == "pending")
     {
         part.status = "in_progress".into();
+    }
+}
+
+/// Unapplied cash applied to the order or refunded.
+fn settle_unapplied(view: &mut OrderView, payment_id: &str, amount: Decimal, outcome: &str) {
+    if let Some(p) = view
+        .payments
+        .iter_mut()
+        .find(|p| p.payment_id == payment_id && p.unapplied.is_some())
+    {
+        p.unapplied = p.unapplied.map(|held| held - amount);
+        p.outcome = outcome.into();
     }
 }

@@ -102,6 +102,17 @@ pub async fn summary(
         .bind(to)
         .fetch_one(pool)
         .await?;
+    // API.md "Money": disputes open and lost, and unapplied cash held, of
+    // the orders placed in the window.
+    let (disputed, disputes_lost, unapplied): (Decimal, Decimal, Decimal) = sqlx::query_as(
+        "SELECT coalesce(sum(disputed), 0), coalesce(sum(disputes_lost), 0),
+                coalesce(sum(unapplied), 0)
+           FROM an_orders WHERE placed_at >= $1 AND placed_at < $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await?;
 
     // Booked unit-seconds of paid rental lines inside the window, and the
     // unit-seconds rental listings offered in it.
@@ -155,6 +166,8 @@ pub async fn summary(
         "avg_order_value": money(if paid == 0 { Decimal::ZERO } else { gmv / Decimal::from(paid) }),
         "cancellation_rate": ratio(Decimal::from(cancelled), Decimal::from(orders)).to_string(),
         "refunds": money(refunds),
+        "disputes": {"open": money(disputed), "lost": money(disputes_lost)},
+        "unapplied_cash": money(unapplied),
         "rental_days": (booked / Decimal::from(86_400)).round_dp(2).to_string(),
         "utilization": ratio(booked, offered).to_string(),
         "top_listings": top.into_iter().map(|(listing_id, title, gmv, orders)| json!({

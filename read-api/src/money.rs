@@ -98,6 +98,17 @@ pub struct Earnings {
     paid_out: String,
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     damage_credits: String,
+    /// Net reversed by refunds and lost disputes (`gross`, `platform_fees`
+    /// and `net` are as sold).
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    refunded: String,
+    /// The vendor's share of open disputes.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    frozen: String,
+    /// What the vendor owes after refunds its available balance could not
+    /// cover; settled from its next credits.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    receivable: String,
 }
 
 #[utoipa::path(get, path = "/v1/vendors/{vendor_id}/earnings", tag = "queries", params(("vendor_id" = Uuid, Path, description = "Vendor id")), responses((status = 200, description = "The vendor's earnings", body = Earnings, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
@@ -116,14 +127,26 @@ pub async fn earnings(
 }
 
 async fn vendor_earnings(app: &ReadState, vendor_id: Uuid) -> Result<Earnings, ApiError> {
-    let row: Option<(Decimal, Decimal, Decimal, Decimal, Decimal, Decimal)> = sqlx::query_as(
-        "SELECT gross, platform_fees, pending, available, paid_out, damage_credits
+    type Row = (
+        Decimal,
+        Decimal,
+        Decimal,
+        Decimal,
+        Decimal,
+        Decimal,
+        Decimal,
+        Decimal,
+        Decimal,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT gross, platform_fees, pending, available, paid_out, damage_credits,
+                refunded, frozen, receivable
            FROM ledger_vendor_earnings WHERE vendor_id = $1",
     )
     .bind(vendor_id)
     .fetch_optional(&app.pool)
     .await?;
-    let (gross, fees, pending, available, paid_out, damage) =
+    let (gross, fees, pending, available, paid_out, damage, refunded, frozen, receivable) =
         row.ok_or_else(|| ApiError::NotFound("vendor".to_owned()))?;
     Ok(Earnings {
         vendor_id,
@@ -135,6 +158,9 @@ async fn vendor_earnings(app: &ReadState, vendor_id: Uuid) -> Result<Earnings, A
         available: money(available),
         paid_out: money(paid_out),
         damage_credits: money(damage),
+        refunded: money(refunded),
+        frozen: money(frozen),
+        receivable: money(receivable),
     })
 }
 

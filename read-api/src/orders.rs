@@ -78,14 +78,23 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
         .payments
         .iter()
         .map(|p| {
-            json!({"payment_id": p.payment_id, "intent_id": p.intent_id, "outcome": p.outcome,
-                   "amount": p.amount.map(money), "reason": p.reason, "at": p.at})
+            let mut payment = json!({"payment_id": p.payment_id, "intent_id": p.intent_id,
+                   "outcome": p.outcome, "amount": p.amount.map(money), "reason": p.reason,
+                   "at": p.at});
+            if let Some(held) = p.unapplied {
+                payment["unapplied"] = json!(money(held));
+            }
+            payment
         })
         .collect();
-    let refunds: Vec<Value> = order
-        .refunds
+    let refunds: Vec<Value> = order.refunds.iter().map(refund_shown).collect();
+    let disputes: Vec<Value> = order
+        .disputes
         .iter()
-        .map(|r| json!({"amount": money(r.amount), "reason": r.reason, "at": r.at}))
+        .map(|d| {
+            json!({"dispute_id": d.dispute_id, "amount": money(d.amount), "status": d.status,
+                   "opened_at": d.opened_at, "closed_at": d.closed_at})
+        })
         .collect();
     json!({
         "order_id": order.order_id, "customer_id": order.customer_id, "status": order.status,
@@ -93,8 +102,34 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
         "deposit": money(order.deposit), "total": money(order.total),
         "placed_at": order.placed_at, "hold_expires_at": order.hold_expires_at,
         "cancel_reason": order.cancel_reason, "lines": lines_of(None), "vendors": parts_of(None),
-        "payments": payments, "refunds": refunds, "updated_at": order.updated_at,
+        "payments": payments, "refunds": refunds, "disputes": disputes,
+        "updated_at": order.updated_at,
     })
+}
+
+/// A refund as the order shows it: by amount or lines, with the fee and
+/// each vendor's net reversed (a cancellation's refund has no parts).
+fn refund_shown(r: &model::RefundView) -> Value {
+    let money = ledger_http::money::money;
+    let mut refund = json!({"amount": money(r.amount), "reason": r.reason, "at": r.at});
+    if let Some(id) = r.refund_id {
+        let fee: rust_decimal::Decimal = r.parts.iter().map(|p| p.fee_reversed).sum();
+        let tax: rust_decimal::Decimal = r.parts.iter().map(|p| p.tax).sum();
+        refund["refund_id"] = json!(id);
+        refund["provider_refund_id"] = json!(r.provider_refund_id);
+        refund["fee_reversed"] = json!(money(fee));
+        refund["tax_reversed"] = json!(money(tax));
+        refund["vendor_reversed"] = r
+            .parts
+            .iter()
+            .map(|p| {
+                json!({"vendor_id": p.vendor_id, "amount": money(p.net_reversed),
+                       "lines": p.lines.iter().map(|l| json!({"line_id": l.line_id,
+                           "subtotal": money(l.subtotal), "tax": money(l.tax)})).collect::<Vec<_>>()})
+            })
+            .collect();
+    }
+    refund
 }
 
 fn may_read(principal: &Principal) -> Result<(), ApiError> {

@@ -64,6 +64,9 @@ pub struct OrderDocument {
     pub payments: Option<Vec<PaymentDocument>>,
     #[schema(nullable = false)]
     pub refunds: Option<Vec<RefundDocument>>,
+    /// Disputes of the order's payment at the provider.
+    #[schema(nullable = false)]
+    pub disputes: Option<Vec<DisputeDocument>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -120,6 +123,10 @@ pub struct PaymentDocument {
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     pub amount: Option<String>,
     pub reason: Option<String>,
+    /// A payment of another amount than due: the cash still held unapplied
+    /// (`outcome` `unapplied`, then `applied` or `refunded` at zero).
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "12.00")]
+    pub unapplied: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -129,6 +136,46 @@ pub struct RefundDocument {
     pub amount: String,
     pub reason: String,
     pub at: DateTime<Utc>,
+    /// Refunds by amount or lines (`POST /v1/orders/{id}/refunds`, or made
+    /// at the provider); absent on a cancellation's refund.
+    #[schema(nullable = false)]
+    pub refund_id: Option<Uuid>,
+    pub provider_refund_id: Option<String>,
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "1.00")]
+    pub fee_reversed: Option<String>,
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    pub tax_reversed: Option<String>,
+    #[schema(nullable = false)]
+    pub vendor_reversed: Option<Vec<VendorReversedDocument>>,
+}
+
+/// What a refund reversed of one vendor's net, and of which lines.
+#[derive(Serialize, ToSchema)]
+pub struct VendorReversedDocument {
+    pub vendor_id: Uuid,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "9.00")]
+    pub amount: String,
+    pub lines: Vec<RefundedLineDocument>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RefundedLineDocument {
+    pub line_id: Uuid,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "10.00")]
+    pub subtotal: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    pub tax: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DisputeDocument {
+    pub dispute_id: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub amount: String,
+    /// `open`, `won` or `lost`.
+    pub status: String,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /v1/analytics/summary` over `[from, to)`.
@@ -146,8 +193,13 @@ pub struct AnalyticsSummary {
     /// Decimal string, 0 to 1.
     #[schema(example = "0.25")]
     pub cancellation_rate: String,
+    /// Cancellations' refunds and refunds by amount or lines.
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     pub refunds: String,
+    pub disputes: DisputeTotals,
+    /// Payments of another amount than due, still held unapplied.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    pub unapplied_cash: String,
     /// Decimal string.
     #[schema(example = "3.50")]
     pub rental_days: String,
@@ -160,6 +212,15 @@ pub struct AnalyticsSummary {
     pub payment_failures_by_code: Vec<PaymentFailureCodeCount>,
     /// The same failures by the issuer's `decline_code`.
     pub payment_failures_by_decline_code: Vec<PaymentFailureDeclineCodeCount>,
+}
+
+/// Disputes of the orders in the window: the amount still open, and lost.
+#[derive(Serialize, ToSchema)]
+pub struct DisputeTotals {
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    pub open: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    pub lost: String,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -16,6 +16,8 @@
 //! - `sweep`: lapsed deadlines settled;
 //! - `overdue`: rental lines past their end and not returned marked overdue;
 //! - `billing`: subscriptions started, billed and dunned on the clock.
+//! - `refunds`: refunds, disputes and unapplied payments, with their vendor
+//!   side (earnings taken back or restored).
 
 pub mod billing;
 pub mod cancel_order;
@@ -25,6 +27,7 @@ pub mod inventory;
 pub mod overdue;
 pub mod place_order;
 pub mod record_payment;
+pub mod refunds;
 pub mod settle_payment;
 pub mod sweep;
 

@@ -87,8 +87,9 @@ async fn credit_if_fulfilled(
     );
     if fulfilled_now || order.part_status(vendor_id) == Some(PartStatus::Fulfilled) {
         if let Some(split) = order.priced().and_then(|p| p.vendor(vendor_id)) {
-            let credited =
-                credit_fulfilled_part(app, context, order_id, vendor_id, split.net).await?;
+            // What the part made available: its net less what refunds took.
+            let net = order.fulfilled_net(vendor_id).unwrap_or(split.net);
+            let credited = credit_fulfilled_part(app, context, order_id, vendor_id, net).await?;
             position = position.max(credited);
         }
     }

@@ -3,6 +3,9 @@
 pub mod fulfilment;
 pub mod listings;
 pub mod orders;
+pub mod payments;
+pub mod provider_events;
+pub mod refunds;
 pub mod rentals;
 pub mod subscriptions;
 pub mod vendors;

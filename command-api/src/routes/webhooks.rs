@@ -95,7 +95,25 @@ pub struct WebhookReceived {
 }
 
 impl WebhookReceived {
-    fn ignored(reason: String) -> Self {
+    /// An event that named an order and was handled (`duplicate`: it
+    /// recorded nothing new).
+    pub(crate) fn processed(
+        order_id: Uuid,
+        status: OrderStatus,
+        duplicate: bool,
+        position: i64,
+    ) -> Self {
+        Self {
+            received: true,
+            order_id: Some(order_id),
+            status: Some(status),
+            duplicate,
+            ignored: None,
+            position,
+        }
+    }
+
+    pub(crate) fn ignored(reason: String) -> Self {
         Self {
             received: true,
             order_id: None,
@@ -188,6 +206,18 @@ pub async fn payments(
     let event: PaymentEvent = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("malformed payment event: {e}")))?;
 
+    if super::provider_events::TYPES.contains(&event.kind.as_str()) {
+        let context = webhook_context(&headers, &event.id);
+        return super::provider_events::handle(
+            &app,
+            &context,
+            &event.id,
+            &event.kind,
+            event.data.object,
+        )
+        .await
+        .map(Json);
+    }
     let handled = matches!(
         event.kind.as_str(),
         "payment_intent.succeeded" | "payment_intent.payment_failed"
@@ -237,20 +267,7 @@ pub async fn payments(
     };
     load_order(&app, order_id).await?;
 
-    let correlation_id = headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| event.id.clone());
-    let context = CommandContext {
-        principal: Principal::payment_provider(),
-        correlation_id,
-        causation_id: event.id.clone(),
-        idempotency_key: headers
-            .get(IDEMPOTENCY_KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    };
+    let context = webhook_context(&headers, &event.id);
     let payment = Payment {
         payment_id: event.id.clone(),
         intent_id: intent.id.clone(),
@@ -267,6 +284,25 @@ pub async fn payments(
         ignored: None,
         position: recorded.position,
     }))
+}
+
+/// The context of the commands a provider event issues: caused by the
+/// event, correlated by the request id when given.
+fn webhook_context(headers: &HeaderMap, event_id: &str) -> CommandContext {
+    let correlation_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| event_id.to_owned());
+    CommandContext {
+        principal: Principal::payment_provider(),
+        correlation_id,
+        causation_id: event_id.to_owned(),
+        idempotency_key: headers
+            .get(IDEMPOTENCY_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
 }
 
 #[cfg(test)]

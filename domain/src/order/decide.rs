@@ -67,6 +67,29 @@ impl Decide for Order {
                 now,
             } => self.return_line(line_id, returned_at, damage_withheld, now),
             C::MarkLineOverdue { line_id, at } => self.mark_line_overdue(line_id, at),
+            C::Refund(request) => self.refund(request),
+            C::RecordProviderRefund {
+                provider_refund_id,
+                matches,
+                new_refund_id,
+                amount,
+                at,
+            } => {
+                self.record_provider_refund(provider_refund_id, matches, new_refund_id, amount, at)
+            }
+            C::ApplyPayment { payment_id, at } => self.apply_payment(&payment_id, at),
+            C::RefundPayment { payment_id, at: _ } => self.refund_payment(&payment_id),
+            C::OpenDispute {
+                dispute_id,
+                dispute_ref,
+                amount,
+                at,
+            } => self.open_dispute(dispute_id, dispute_ref, amount, at),
+            C::CloseDispute {
+                dispute_id,
+                won,
+                at,
+            } => self.close_dispute(dispute_id, won, at),
         }
     }
 }
@@ -124,6 +147,11 @@ impl Order {
             OrderStatus::Confirmed => {
                 if self.fulfilment_started() {
                     return Err(DomainError::invalid_state("fulfilment has started"));
+                }
+                if !self.refund_ids.is_empty() || !self.disputes.is_empty() {
+                    return Err(DomainError::invalid_state(
+                        "refunds or disputes were recorded; refund what is left instead",
+                    ));
                 }
                 let mut events = vec![E::OrderCancelled {
                     reason: reason.clone(),

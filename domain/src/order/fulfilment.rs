@@ -244,9 +244,10 @@ impl Order {
                     )
                 });
             if done {
+                // Less what refunds took or disputes froze of it.
                 let e = E::VendorPartFulfilled {
                     vendor_id: v.vendor_id,
-                    net: v.net,
+                    net: next.part_net_left(v.vendor_id),
                 };
                 next.apply(e.clone());
                 out.push(e);

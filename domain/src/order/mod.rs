@@ -9,10 +9,12 @@
 //! `placement`.
 
 mod decide;
+mod dispute;
 mod fulfilment;
 mod payment;
 pub mod placement;
 pub mod pricing;
+pub mod refund;
 mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,8 +28,10 @@ use uuid::Uuid;
 use crate::aggregate::handle_by_deciding;
 use crate::error::DomainError;
 use crate::money::Rates;
+pub use dispute::{DisputeRelease, DisputeState};
 pub use fulfilment::{late_fee, LineReturn};
 use pricing::{LineInput, PricedLine, PricedOrder};
+pub use refund::{RefundLine, RefundPart, RefundRequest, Taken};
 pub use status::{CancelCause, LineStatus, OrderStatus, PartStatus};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,6 +103,42 @@ pub enum OrderCommand {
     /// A picked-up rental line not returned by its end (the sweeper).
     MarkLineOverdue {
         line_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Money given back, by amount or by lines (`refund.rs`). Idempotent
+    /// per `refund_id` and per provider refund id.
+    Refund(RefundRequest),
+    /// A refund made at the provider (`charge.refunded`): matched to
+    /// `matches` when that is a refund of ours, else recorded as
+    /// `new_refund_id`. Idempotent per `provider_refund_id`.
+    RecordProviderRefund {
+        provider_refund_id: String,
+        matches: Option<Uuid>,
+        new_refund_id: Uuid,
+        amount: Decimal,
+        at: DateTime<Utc>,
+    },
+    /// An admin applies unapplied cash to the order.
+    ApplyPayment {
+        payment_id: String,
+        at: DateTime<Utc>,
+    },
+    /// An admin refunds unapplied cash.
+    RefundPayment {
+        payment_id: String,
+        at: DateTime<Utc>,
+    },
+    /// `charge.dispute.created`; idempotent per `dispute_id`.
+    OpenDispute {
+        dispute_id: String,
+        dispute_ref: Uuid,
+        amount: Decimal,
+        at: DateTime<Utc>,
+    },
+    /// `charge.dispute.closed`: won or lost; idempotent.
+    CloseDispute {
+        dispute_id: String,
+        won: bool,
         at: DateTime<Utc>,
     },
 }
@@ -192,6 +232,60 @@ pub enum OrderEvent {
     OrderCompleted {
         at: DateTime<Utc>,
     },
+    /// A refund (API.md "Money"): what it gave back, and per vendor part
+    /// the lines, tax, fee and net it reversed, with where the net came
+    /// from. Carries everything a credit note needs.
+    RefundRecorded {
+        refund_id: Uuid,
+        order_id: Uuid,
+        amount: Decimal,
+        reason: String,
+        /// Made at the provider (`charge.refunded`): its refund id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_refund_id: Option<String>,
+        parts: Vec<RefundPart>,
+        at: DateTime<Utc>,
+    },
+    /// The provider reported a refund of ours as done.
+    ProviderRefundMatched {
+        refund_id: Uuid,
+        provider_refund_id: String,
+    },
+    /// A payment of another amount than due: cash held for the customer,
+    /// not (yet) the order's.
+    PaymentUnapplied {
+        payment_id: String,
+        intent_id: String,
+        amount: Decimal,
+    },
+    UnappliedPaymentApplied {
+        payment_id: String,
+        amount: Decimal,
+    },
+    UnappliedPaymentRefunded {
+        payment_id: String,
+        amount: Decimal,
+    },
+    /// The provider took `amount` back pending a dispute; `parts` are the
+    /// vendors' shares, frozen.
+    DisputeOpened {
+        dispute_id: String,
+        dispute_ref: Uuid,
+        amount: Decimal,
+        parts: Vec<RefundPart>,
+        at: DateTime<Utc>,
+    },
+    /// Won: the money is back and `releases` say where each frozen share
+    /// goes. Lost: `parts` are written off.
+    DisputeClosed {
+        dispute_id: String,
+        dispute_ref: Uuid,
+        won: bool,
+        amount: Decimal,
+        parts: Vec<RefundPart>,
+        releases: Vec<DisputeRelease>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -212,6 +306,13 @@ impl DomainEvent for OrderEvent {
             OrderEvent::LineOverdue { .. } => "LineOverdue",
             OrderEvent::VendorPartFulfilled { .. } => "VendorPartFulfilled",
             OrderEvent::OrderCompleted { .. } => "OrderCompleted",
+            OrderEvent::RefundRecorded { .. } => "RefundRecorded",
+            OrderEvent::ProviderRefundMatched { .. } => "ProviderRefundMatched",
+            OrderEvent::PaymentUnapplied { .. } => "PaymentUnapplied",
+            OrderEvent::UnappliedPaymentApplied { .. } => "UnappliedPaymentApplied",
+            OrderEvent::UnappliedPaymentRefunded { .. } => "UnappliedPaymentRefunded",
+            OrderEvent::DisputeOpened { .. } => "DisputeOpened",
+            OrderEvent::DisputeClosed { .. } => "DisputeClosed",
         }
         .to_string()
     }
@@ -247,6 +348,26 @@ pub struct Order {
     /// When each rental line was picked up.
     #[serde(default)]
     picked_up_at: BTreeMap<Uuid, DateTime<Utc>>,
+    /// What refunds and lost disputes took, per line and per vendor part.
+    #[serde(default)]
+    line_taken: BTreeMap<Uuid, Taken>,
+    #[serde(default)]
+    part_taken: BTreeMap<Uuid, Taken>,
+    #[serde(default)]
+    refund_ids: BTreeSet<Uuid>,
+    /// Provider refund id → our refund.
+    #[serde(default)]
+    provider_refunds: BTreeMap<String, Uuid>,
+    /// What each fulfilled part made available to its vendor.
+    #[serde(default)]
+    fulfilled_net: BTreeMap<Uuid, Decimal>,
+    /// Unapplied cash still held, per payment id.
+    #[serde(default)]
+    unapplied: BTreeMap<String, Decimal>,
+    #[serde(default)]
+    disputes: BTreeMap<String, DisputeState>,
+    #[serde(default)]
+    disputes_lost: Decimal,
 }
 
 impl Order {
@@ -442,10 +563,76 @@ impl Aggregate for Order {
                     },
                 );
             }
-            E::VendorPartFulfilled { vendor_id, .. } => {
+            E::VendorPartFulfilled { vendor_id, net } => {
                 self.fulfilled_vendors.insert(vendor_id);
+                self.fulfilled_net.insert(vendor_id, net);
             }
             E::OrderCompleted { .. } => self.status = OrderStatus::Completed,
+            E::RefundRecorded {
+                refund_id,
+                amount,
+                provider_refund_id,
+                parts,
+                ..
+            } => {
+                self.refund_ids.insert(refund_id);
+                if let Some(provider) = provider_refund_id {
+                    self.provider_refunds.insert(provider, refund_id);
+                }
+                self.refunded += amount;
+                refund::take(&mut self.line_taken, &mut self.part_taken, &parts);
+            }
+            E::ProviderRefundMatched {
+                refund_id,
+                provider_refund_id,
+            } => {
+                self.provider_refunds.insert(provider_refund_id, refund_id);
+            }
+            E::PaymentUnapplied {
+                payment_id, amount, ..
+            } => {
+                self.payments_seen.insert(payment_id.clone());
+                *self.unapplied.entry(payment_id).or_default() += amount;
+            }
+            E::UnappliedPaymentApplied { payment_id, amount } => {
+                *self.unapplied.entry(payment_id).or_default() -= amount;
+                self.captured += amount;
+            }
+            E::UnappliedPaymentRefunded { payment_id, amount } => {
+                *self.unapplied.entry(payment_id).or_default() -= amount;
+            }
+            E::DisputeOpened {
+                dispute_id,
+                dispute_ref,
+                amount,
+                parts,
+                ..
+            } => {
+                self.disputes.insert(
+                    dispute_id,
+                    DisputeState {
+                        dispute_ref,
+                        amount,
+                        parts,
+                        open: true,
+                    },
+                );
+            }
+            E::DisputeClosed {
+                dispute_id,
+                won,
+                amount,
+                parts,
+                ..
+            } => {
+                if let Some(d) = self.disputes.get_mut(&dispute_id) {
+                    d.open = false;
+                }
+                if !won {
+                    self.disputes_lost += amount;
+                    refund::take(&mut self.line_taken, &mut self.part_taken, &parts);
+                }
+            }
         }
     }
 }

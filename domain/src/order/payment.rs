@@ -15,6 +15,11 @@ use crate::money::{from_minor_units, to_minor_units};
 
 type Decision = Result<Vec<E>, DomainError>;
 
+/// A payment is at most this many minor units (an order's largest total).
+fn is_payable(amount: Decimal) -> bool {
+    crate::money::is_valid_order_amount(amount)
+}
+
 impl Order {
     pub(super) fn record_payment(
         &self,
@@ -43,7 +48,13 @@ impl Order {
             }]);
         }
         let expected_minor = to_minor_units(self.total()).unwrap_or(i64::MAX);
-        if amount_minor != expected_minor || !currency.trim().eq_ignore_ascii_case(&self.currency) {
+        let amount = from_minor_units(amount_minor);
+        // Another currency, or no amount the books can hold: recorded, not
+        // posted.
+        if !currency.trim().eq_ignore_ascii_case(&self.currency)
+            || amount <= Decimal::ZERO
+            || !is_payable(amount)
+        {
             return Ok(vec![E::PaymentAmountMismatch {
                 payment_id,
                 intent_id,
@@ -52,7 +63,13 @@ impl Order {
                 currency,
             }]);
         }
-        let amount = from_minor_units(amount_minor);
+        if amount_minor != expected_minor || self.captured > Decimal::ZERO {
+            if let Some(events) =
+                self.unapplied_payment(&payment_id, &intent_id, amount, received_at)
+            {
+                return Ok(events);
+            }
+        }
         let captured = E::PaymentCaptured {
             payment_id,
             intent_id,
@@ -127,6 +144,115 @@ impl Order {
                 "an order that is {} cannot be refunded as lapsed",
                 status_name(s)
             ))),
+        }
+    }
+}
+
+/// Unapplied payments (API.md "Money"): a payment of another amount than
+/// what is due is cash the platform holds for the customer, not yet the
+/// order's. It is applied when an admin says so or when a later payment
+/// completes what is due, or it is refunded.
+impl Order {
+    /// What the order still waits for: its total less what was captured
+    /// (zero once it is confirmed).
+    pub fn due(&self) -> Decimal {
+        if self.status == OrderStatus::Placed {
+            (self.total() - self.captured).max(Decimal::ZERO)
+        } else {
+            Decimal::ZERO
+        }
+    }
+
+    /// Unapplied cash still held, per payment id.
+    pub fn unapplied(&self) -> &std::collections::BTreeMap<String, Decimal> {
+        &self.unapplied
+    }
+
+    /// The events of a payment that is not exactly what is due: `None` when
+    /// it is (the caller captures it). A payment that, with the cash held
+    /// unapplied, makes up what is due applies them all and confirms.
+    fn unapplied_payment(
+        &self,
+        payment_id: &str,
+        intent_id: &str,
+        amount: Decimal,
+        received_at: DateTime<Utc>,
+    ) -> Option<Vec<E>> {
+        let due = self.due();
+        if self.status == OrderStatus::Placed && amount == due {
+            return None;
+        }
+        let held: Decimal = self.unapplied.values().sum();
+        if self.status == OrderStatus::Placed && due > Decimal::ZERO && held + amount == due {
+            let mut events = vec![E::PaymentCaptured {
+                payment_id: payment_id.to_owned(),
+                intent_id: intent_id.to_owned(),
+                amount,
+            }];
+            for (id, held) in &self.unapplied {
+                events.push(E::UnappliedPaymentApplied {
+                    payment_id: id.clone(),
+                    amount: *held,
+                });
+            }
+            events.push(E::OrderConfirmed {
+                confirmed_at: received_at,
+            });
+            return Some(events);
+        }
+        if self.status != OrderStatus::Placed && amount == self.total() {
+            // A second payment of the whole order: refunded as a duplicate.
+            return None;
+        }
+        Some(vec![E::PaymentUnapplied {
+            payment_id: payment_id.to_owned(),
+            intent_id: intent_id.to_owned(),
+            amount,
+        }])
+    }
+
+    /// An admin applies unapplied cash to the order: all of it, at most
+    /// what is due; the order is confirmed once nothing is due.
+    pub(super) fn apply_payment(&self, payment_id: &str, at: DateTime<Utc>) -> Decision {
+        let held = self.held_unapplied(payment_id)?;
+        if self.status != OrderStatus::Placed {
+            return Err(DomainError::invalid_state(format!(
+                "an order that is {} has nothing due; refund the payment instead",
+                status_name(self.status)
+            )));
+        }
+        let due = self.due();
+        if held > due {
+            return Err(DomainError::invalid_state(format!(
+                "the payment {held} is above what the order has due, {due}; refund it instead"
+            )));
+        }
+        let mut events = vec![E::UnappliedPaymentApplied {
+            payment_id: payment_id.to_owned(),
+            amount: held,
+        }];
+        if held == due {
+            events.push(E::OrderConfirmed { confirmed_at: at });
+        }
+        Ok(events)
+    }
+
+    /// An admin gives unapplied cash back to the customer.
+    pub(super) fn refund_payment(&self, payment_id: &str) -> Decision {
+        let held = self.held_unapplied(payment_id)?;
+        Ok(vec![E::UnappliedPaymentRefunded {
+            payment_id: payment_id.to_owned(),
+            amount: held,
+        }])
+    }
+
+    fn held_unapplied(&self, payment_id: &str) -> Result<Decimal, DomainError> {
+        match self.unapplied.get(payment_id) {
+            None => Err(DomainError::not_found("unapplied payment")),
+            Some(held) if *held <= Decimal::ZERO => Err(DomainError::invalid_state(
+                "the payment was already applied or refunded",
+            )),
+            Some(held) => Ok(*held),
         }
     }
 }

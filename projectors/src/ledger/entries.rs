@@ -12,6 +12,9 @@ pub(super) fn apply_order(
     parsed: OrderEvent,
 ) -> Result<(), Error> {
     let order = Some(order_id);
+    if super::reversals::apply_order_money(journal, event, order_id, &parsed)? {
+        return Ok(());
+    }
     match parsed {
         OrderEvent::OrderPlaced { priced, .. } => {
             let slot = journal.orders.entry(order_id).or_insert(None);
@@ -124,6 +127,9 @@ pub(super) fn apply_vendor(
     parsed: VendorEvent,
 ) -> Result<(), Error> {
     let v = Some(vendor_id);
+    if super::reversals::apply_vendor_money(journal, event, vendor_id, &parsed)? {
+        return Ok(());
+    }
     match parsed {
         VendorEvent::VendorRegistered { .. } => journal.registered.push(vendor_id),
         VendorEvent::EarningsMadeAvailable { order_id, amount } => {
@@ -185,6 +191,7 @@ pub(super) fn apply_vendor(
             subtract(&mut e.available, amount, event)?;
             add(&mut e.paid_out, amount, event)?;
         }
+        _ => {}
     }
     Ok(())
 }

@@ -202,3 +202,65 @@ fn a_late_fee_beyond_the_deposit_leaves_a_receivable_and_conserves_money() {
     assert_eq!(balance[&vendor_pending(vendor_id)], Decimal::new(-5600, 2));
     assert!(balance.values().sum::<Decimal>().is_zero());
 }
+
+fn part(vendor: u128, tax: i64, fee: i64, net: i64, available: bool) -> domain::RefundPart {
+    let (tax, fee, net) = (
+        Decimal::new(tax, 2),
+        Decimal::new(fee, 2),
+        Decimal::new(net, 2),
+    );
+    domain::RefundPart {
+        vendor_id: Uuid::from_u128(vendor),
+        lines: Vec::new(),
+        amount: tax + fee + net,
+        subtotal: fee + net,
+        tax,
+        fee_reversed: fee,
+        net_reversed: net,
+        from_pending: if available { Decimal::ZERO } else { net },
+        from_available: if available { net } else { Decimal::ZERO },
+    }
+}
+
+#[test]
+fn refund_and_dispute_entries_are_balanced() {
+    use reversals::*;
+    let parts = vec![part(1, 81, 82, 736, false), part(2, 9, 9, 83, true)];
+    let amount = Decimal::new(1000, 2);
+    assert!(is_balanced(&refund_lines(amount, &parts)));
+    assert!(is_balanced(&dispute_opened_lines(amount, &parts)));
+    assert!(is_balanced(&dispute_lost_lines(amount, &parts)));
+    let releases = vec![
+        domain::DisputeRelease {
+            vendor_id: Uuid::from_u128(1),
+            to_pending: Decimal::new(736, 2),
+            to_available: Decimal::ZERO,
+        },
+        domain::DisputeRelease {
+            vendor_id: Uuid::from_u128(2),
+            to_pending: Decimal::ZERO,
+            to_available: Decimal::new(83, 2),
+        },
+    ];
+    assert!(is_balanced(&dispute_won_lines(amount, &releases)));
+}
+
+#[test]
+fn a_won_dispute_undoes_its_opening_account_by_account() {
+    use reversals::*;
+    let parts = vec![part(1, 0, 300, 2700, false)];
+    let amount = Decimal::new(3000, 2);
+    let releases = vec![domain::DisputeRelease {
+        vendor_id: Uuid::from_u128(1),
+        to_pending: Decimal::new(2700, 2),
+        to_available: Decimal::ZERO,
+    }];
+    let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
+    for line in dispute_opened_lines(amount, &parts)
+        .into_iter()
+        .chain(dispute_won_lines(amount, &releases))
+    {
+        *sums.entry(line.account).or_default() += line.debit - line.credit;
+    }
+    assert!(sums.values().all(Decimal::is_zero), "{sums:?}");
+}

@@ -225,7 +225,12 @@ pub(super) fn check_earnings(expected: &Expected, observed: &Observed, r: &mut R
             .get(vendor_id)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let own = [vendor_pending(*vendor_id), vendor_available(*vendor_id)];
+        let own = [
+            vendor_pending(*vendor_id),
+            vendor_available(*vendor_id),
+            super::vendor_frozen(*vendor_id),
+            super::vendor_receivable(*vendor_id),
+        ];
         for account in &own {
             let sum = entries
                 .iter()
@@ -241,7 +246,10 @@ pub(super) fn check_earnings(expected: &Expected, observed: &Observed, r: &mut R
             );
         }
         for p in entries {
-            let foreign = p.account.starts_with("vendor_") && !own.contains(&p.account);
+            // `vendor_reversals` is every vendor's clearing account.
+            let foreign = p.account.starts_with("vendor_")
+                && p.account != super::VENDOR_REVERSALS
+                && !own.contains(&p.account);
             r.same(
                 "earnings entries: only the vendor's own accounts",
                 format!("{subject} posting {}", p.posting_id),
@@ -276,16 +284,36 @@ pub(super) fn check_conservation(expected: &Expected, observed: &Observed, r: &m
         .sum();
     let paid_out: Decimal = observed.earnings.values().map(|e| e.paid_out).sum();
     let unallocated = owed(CUSTOMER_FUNDS);
+    // Vendors' shares frozen by open disputes are still owed to them; what
+    // they owe back (receivables) is not.
+    let by_prefix = |prefix: &str| -> Decimal {
+        observed
+            .accounts
+            .iter()
+            .filter(|(account, _)| account.starts_with(prefix))
+            .map(|(_, a)| -a.balance)
+            .sum()
+    };
+    let m = &expected.money;
     r.same(
-        "conservation: captured − refunds (incl. deposits) = payables + paid out + fees + tax + deposits held + unallocated",
+        "conservation: captured + unapplied − refunds (incl. deposits) − disputes lost = payables + frozen − receivables + paid out + fees + tax + deposits held + unallocated + unapplied",
         "all money",
-        expected.captured - expected.refunds - expected.deposit_refunds,
+        expected.captured + m.unapplied_in
+            - m.unapplied_refunded
+            - expected.refunds
+            - m.partial_refunds
+            - expected.deposit_refunds
+            - m.disputes_lost,
         payables
             + paid_out
             + owed(PLATFORM_FEES)
             + owed(TAX_PAYABLE)
             + owed(DEPOSITS_HELD)
-            + unallocated,
+            + unallocated
+            + owed(super::UNAPPLIED)
+            + owed(super::VENDOR_REVERSALS)
+            + by_prefix("vendor_frozen:")
+            + by_prefix("vendor_receivable:"),
     );
     r.same(
         "conservation: no customer funds left unallocated once settled",
@@ -294,9 +322,9 @@ pub(super) fn check_conservation(expected: &Expected, observed: &Observed, r: &m
         unallocated,
     );
     r.same(
-        "conservation: platform fees account = Σ vendors' fees",
+        "conservation: platform fees account = Σ vendors' fees − fees reversed",
         PLATFORM_FEES,
-        fees,
+        fees - m.fees_reversed,
         owed(PLATFORM_FEES),
     );
 }

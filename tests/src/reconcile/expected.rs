@@ -102,6 +102,8 @@ pub struct Expected {
     pub(super) failures: Vec<(DateTime<Utc>, String)>,
     /// Inconsistencies inside the log itself.
     pub(super) log_problems: Vec<Discrepancy>,
+    /// Refunds, disputes and unapplied payments (`reversals`).
+    pub(super) money: super::reversals::MoneyPaths,
 }
 
 pub(super) fn inner<'a>(event_type: &str, payload: &'a Value) -> &'a Value {
@@ -161,7 +163,7 @@ pub(super) fn parse_order(payload: &Value) -> anyhow::Result<OrderFacts> {
 }
 
 impl Expected {
-    fn post(&mut self, position: i64, lines: &[(String, Decimal, Decimal)]) {
+    pub(super) fn post(&mut self, position: i64, lines: &[(String, Decimal, Decimal)]) {
         for (account, debit, credit) in lines {
             if debit.is_zero() && credit.is_zero() {
                 continue;
@@ -287,6 +289,9 @@ impl Expected {
         let Some(order) = self.orders.get(&order_id).cloned() else {
             anyhow::bail!("{event_type} at {position} for an order never placed");
         };
+        if self.apply_order_money(position, order_id, event_type, payload)? {
+            return Ok(());
+        }
         match event_type {
             "PaymentCaptured" => {
                 let amount = field(payload, "amount")?;
@@ -386,6 +391,9 @@ impl Expected {
         payload: &Value,
     ) -> anyhow::Result<()> {
         let zero = Decimal::ZERO;
+        if self.apply_vendor_money(position, vendor_id, event_type, payload)? {
+            return Ok(());
+        }
         let (pending, available) = (vendor_pending(vendor_id), vendor_available(vendor_id));
         match event_type {
             "VendorRegistered" => {
@@ -577,12 +585,13 @@ impl Expected {
     /// paid orders; pending until its part is fulfilled) and its payouts.
     pub fn earnings(&self, vendor_id: Uuid) -> Earnings {
         let mut e = Earnings::default();
-        for (_, order) in self.paid_orders() {
+        for (order_id, order) in self.paid_orders() {
             for v in order.vendors.iter().filter(|v| v.vendor_id == vendor_id) {
                 e.gross += v.subtotal;
                 e.platform_fees += v.fee;
                 if !order.fulfilled.contains_key(&vendor_id) {
-                    e.pending += v.net;
+                    let taken = self.money.pending_taken.get(&(*order_id, vendor_id));
+                    e.pending += v.net - taken.copied().unwrap_or_default();
                 }
             }
         }
@@ -599,7 +608,13 @@ impl Expected {
             .copied()
             .unwrap_or_default()
             + e.damage_credits
-            - e.paid_out;
+            - e.paid_out
+            + self
+                .money
+                .available
+                .get(&vendor_id)
+                .copied()
+                .unwrap_or_default();
         e
     }
 
@@ -636,6 +651,7 @@ impl Expected {
             b.insert(vendor_pending(*vendor_id), -e.pending);
             b.insert(vendor_available(*vendor_id), -e.available);
         }
+        self.money_balances(&mut b);
         b
     }
 

@@ -23,10 +23,12 @@ use uuid::Uuid;
 mod compare;
 mod expected;
 mod observe;
+mod reversals;
 
 pub use compare::{check, compare};
 pub use expected::{cents, Expected};
 pub use observe::observe;
+pub use reversals::{vendor_frozen, vendor_receivable, DISPUTED, UNAPPLIED, VENDOR_REVERSALS};
 
 /// The analytics window of the checks: wide enough for every order placed
 /// now and every rental the tests book (in 2030).

@@ -38,6 +38,7 @@ mod projector_runner;
 mod read_api;
 mod rebuild_and_export;
 mod reconciliation;
+mod refunds;
 mod relay;
 mod shutdown;
 mod stream_history;

@@ -112,7 +112,8 @@ fn earnings_of(
     damage: &str,
 ) -> Value {
     json!({"gross": gross, "platform_fees": fees, "net": net, "pending": pending,
-           "available": available, "paid_out": paid_out, "damage_credits": damage})
+           "available": available, "paid_out": paid_out, "damage_credits": damage,
+           "refunded": "0.00", "frozen": "0.00", "receivable": "0.00"})
 }
 
 /// Runs the reconciliation checker too: a hand example must also reconcile.

@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt};
 use ledger_tests::answer::decimal;
 use ledger_tests::reconcile::{self, Discrepancy, Observed};
 use ledger_tests::scenario::seed;
-use ledger_tests::webhooks::total_minor;
+use ledger_tests::webhooks::{minor_units, total_minor};
 use ledger_tests::{at, Answer, TestApp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -71,8 +71,10 @@ enum Payment {
     CancelledPaid,
     /// Paid twice (the second payment is refunded as a duplicate).
     PaidTwice,
-    /// A wrong amount first (recorded as a mismatch), then paid.
+    /// A wrong amount first (held as unapplied cash), then paid.
     MismatchThenPaid,
+    /// Part of the total (unapplied), then the rest, which applies it.
+    PaidInTwoParts,
     /// Left awaiting payment.
     Unpaid,
 }
@@ -85,6 +87,7 @@ impl Payment {
                 | Payment::FailedThenPaid
                 | Payment::PaidTwice
                 | Payment::MismatchThenPaid
+                | Payment::PaidInTwoParts
         )
     }
 }
@@ -99,6 +102,25 @@ struct OrderPlan {
     fulfil: bool,
     /// Per line, the damage withheld as a percentage of its deposit.
     damage_percent: Vec<i64>,
+    /// What happens to the money afterwards (only if paid).
+    after: After,
+}
+
+/// API.md "Money": refunds and the provider's disputes of a paid order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum After {
+    Nothing,
+    /// A refund of this percentage of the total, then (by lines) the first
+    /// line's rest.
+    Refund {
+        percent: i64,
+        by_lines: bool,
+    },
+    /// A dispute of this percentage of the total, then won or lost.
+    Dispute {
+        percent: i64,
+        won: bool,
+    },
 }
 
 struct Plan {
@@ -179,6 +201,7 @@ fn plan(rng: &mut StdRng, vendors: usize, listings: usize, orders: usize) -> Pla
                 85..=89 => Payment::CancelledPaid,
                 90..=91 => Payment::PaidTwice,
                 92..=93 => Payment::MismatchThenPaid,
+                94..=95 => Payment::PaidInTwoParts,
                 _ => Payment::Unpaid,
             };
             OrderPlan {
@@ -196,6 +219,17 @@ fn plan(rng: &mut StdRng, vendors: usize, listings: usize, orders: usize) -> Pla
                         }
                     })
                     .collect(),
+                after: match rng.gen_range(0..100) {
+                    0..=14 => After::Refund {
+                        percent: rng.gen_range(1..=60),
+                        by_lines: rng.gen_bool(0.5),
+                    },
+                    15..=22 => After::Dispute {
+                        percent: rng.gen_range(1..=50),
+                        won: rng.gen_bool(0.5),
+                    },
+                    _ => After::Nothing,
+                },
             }
         })
         .collect();
@@ -222,6 +256,8 @@ struct Tally {
     fulfilled: AtomicUsize,
     returns: AtomicUsize,
     payouts: AtomicUsize,
+    refunds: AtomicUsize,
+    disputes: AtomicUsize,
 }
 
 impl Tally {
@@ -392,9 +428,13 @@ async fn run_order(app: &TestApp, listings: &[Uuid], plan: &OrderPlan, tally: &T
             Tally::bump(&tally.failed);
         }
         Payment::MismatchThenPaid => webhook(app, ok, &order, minor + 1, None).await,
+        Payment::PaidInTwoParts => webhook(app, ok, &order, minor / 2, None).await,
         _ => {}
     }
-    if plan.payment.is_paid() || plan.payment == Payment::CancelledPaid {
+    if plan.payment == Payment::PaidInTwoParts {
+        webhook(app, ok, &order, minor - minor / 2, None).await;
+        Tally::bump(&tally.paid);
+    } else if plan.payment.is_paid() || plan.payment == Payment::CancelledPaid {
         webhook(app, ok, &order, minor, None).await;
         Tally::bump(&tally.paid);
     }
@@ -416,6 +456,68 @@ async fn run_order(app: &TestApp, listings: &[Uuid], plan: &OrderPlan, tally: &T
         }
         p if p.is_paid() && plan.fulfil => fulfil(app, &order, plan, tally).await,
         _ => {}
+    }
+    if plan.payment.is_paid() {
+        // Refunds and disputes take goods and tax, not deposits.
+        let goods = minor_units(decimal(&order.body["subtotal"]) + decimal(&order.body["tax"]));
+        money_after(app, &order, goods, plan.after, tally).await;
+    }
+}
+
+/// Refunds (by amount, then by lines) and disputes (won or lost) of a paid
+/// order. A refund may find nothing left (409), never a server error.
+async fn money_after(app: &TestApp, order: &Answer, goods: i64, after: After, tally: &Tally) {
+    let order_id = order.uuid("order_id");
+    let path = format!("/v1/orders/{order_id}/refunds");
+    match after {
+        After::Nothing => {}
+        After::Refund { percent, by_lines } => {
+            let amount = (goods * percent / 100).max(1);
+            let refunded = post(
+                app,
+                &path,
+                &app.admin(),
+                json!({"amount": cents(amount), "reason": "goodwill"}),
+            )
+            .await;
+            expect(&refunded, StatusCode::CREATED, "refund by amount");
+            Tally::bump(&tally.refunds);
+            if by_lines {
+                let line = order.line_id(0);
+                let rest = post(
+                    app,
+                    &path,
+                    &app.admin(),
+                    json!({"lines": [line], "reason": "returned"}),
+                )
+                .await;
+                assert!(
+                    rest.status == StatusCode::CREATED || rest.status == StatusCode::CONFLICT,
+                    "refund by lines: {:?}",
+                    rest.body
+                );
+            }
+        }
+        After::Dispute { percent, won } => {
+            let amount = (goods * percent / 100).max(1);
+            let dispute_id = format!("dp_{}", Uuid::new_v4().simple());
+            for (kind, status) in [
+                ("charge.dispute.created", "needs_response"),
+                ("charge.dispute.closed", if won { "won" } else { "lost" }),
+            ] {
+                let event = json!({"id": format!("evt_{}", Uuid::new_v4().simple()),
+                    "type": kind, "data": {"object": {"id": dispute_id, "amount": amount,
+                    "status": status, "metadata": {"order_id": order_id}}}});
+                let (raw, signature) = ledger_tests::webhooks::signed(
+                    &event,
+                    ledger_tests::WEBHOOK_SECRET,
+                    chrono::Utc::now().timestamp(),
+                );
+                let answer = app.send_raw_webhook(raw, &signature).await;
+                expect(&answer, StatusCode::OK, kind);
+            }
+            Tally::bump(&tally.disputes);
+        }
     }
 }
 
@@ -521,7 +623,7 @@ async fn marketplace(
     let n = |c: &AtomicUsize| c.load(Ordering::Relaxed);
     println!(
         "placed {}, unavailable {}, paid {}, failed payments {}, cancelled unpaid {}, \
-         cancelled paid {}, fulfilled {}, rental returns {}, payouts {}",
+         cancelled paid {}, fulfilled {}, rental returns {}, payouts {}, refunds {}, disputes {}",
         n(&t.placed),
         n(&t.unavailable),
         n(&t.paid),
@@ -530,7 +632,9 @@ async fn marketplace(
         n(&t.cancelled_paid),
         n(&t.fulfilled),
         n(&t.returns),
-        n(&t.payouts)
+        n(&t.payouts),
+        n(&t.refunds),
+        n(&t.disputes)
     );
     Market { app, tally }
 }
@@ -599,6 +703,20 @@ async fn reconciled_marketplace(snapshots: bool) {
         paid_out += e.paid_out;
     }
     assert!(damage > Decimal::ZERO && paid_out > Decimal::ZERO);
+    // API.md "Money": refunds, disputes won and lost, and unapplied cash.
+    for kind in [
+        "refund_recorded",
+        "dispute_opened",
+        "dispute_won",
+        "dispute_lost",
+        "payment_unapplied",
+        "unapplied_applied",
+    ] {
+        assert!(
+            observed.postings.iter().any(|p| p.kind == kind),
+            "no {kind} posting (seed {seed})"
+        );
+    }
     market.app.stop().await;
 }
 

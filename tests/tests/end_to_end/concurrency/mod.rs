@@ -19,6 +19,7 @@ use tokio::sync::Barrier;
 use uuid::Uuid;
 
 mod races;
+mod refunds;
 mod replicas;
 mod snapshots;
 

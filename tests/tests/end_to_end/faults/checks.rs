@@ -83,7 +83,8 @@ pub(super) async fn assert_read_models_match_the_log(pipeline: &Pipeline, label:
     let payment_events = scalar(
         pool,
         "SELECT count(*) FROM events WHERE aggregate_type = 'Order'
-            AND event_type IN ('PaymentCaptured', 'PaymentFailed', 'PaymentAmountMismatch')",
+            AND event_type IN ('PaymentCaptured', 'PaymentFailed', 'PaymentAmountMismatch',
+                               'PaymentUnapplied')",
     )
     .await;
     assert_eq!(
