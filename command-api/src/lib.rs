@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use axum::routing::{delete, post, put};
 use axum::Router;
-use domain::{Inventory, Listing, Order, Vendor};
+use domain::{Inventory, InvoiceBook, Listing, Order, Vendor};
 use ledger_clock::{Clock, SystemClock};
 use ledger_nats::CommitNotifier;
 use sqlx::PgPool;
@@ -57,6 +57,8 @@ pub struct CommandApp {
     pub listings: CommandBus<Listing>,
     pub inventory: CommandBus<Inventory>,
     pub orders: CommandBus<Order>,
+    /// Each vendor's invoice and credit-note numbering (`application::invoicing`).
+    pub invoice_books: CommandBus<InvoiceBook>,
     /// The saga's hold deadlines, which the sweeper settles.
     pub deadlines: Arc<dyn HoldDeadlines>,
     /// Where every command and job takes "now" from.
@@ -74,6 +76,7 @@ pub struct Stores {
     pub listings: Arc<dyn EventStorage<Listing>>,
     pub inventory: Arc<dyn EventStorage<Inventory>>,
     pub orders: Arc<dyn EventStorage<Order>>,
+    pub invoice_books: Arc<dyn EventStorage<InvoiceBook>>,
     pub deadlines: Arc<dyn HoldDeadlines>,
 }
 
@@ -92,6 +95,10 @@ impl Stores {
                 snapshot_every,
             )),
             orders: Arc::new(PostgresStorage::new(pool.clone())),
+            invoice_books: Arc::new(PostgresStorage::with_snapshots(
+                pool.clone(),
+                snapshot_every,
+            )),
             deadlines: Arc::new(PostgresDeadlines::new(pool.clone())),
         }
     }
@@ -124,6 +131,7 @@ impl CommandApp {
             listings: CommandBus::with_storage(stores.listings, notifier.clone(), None),
             inventory: CommandBus::with_storage(stores.inventory, notifier.clone(), every),
             orders: CommandBus::with_storage(stores.orders, notifier.clone(), None),
+            invoice_books: CommandBus::with_storage(stores.invoice_books, notifier.clone(), every),
             deadlines: stores.deadlines,
             clock,
             notifier,
@@ -144,6 +152,10 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v1/vendors/{vendor_id}/payouts",
             post(routes::vendors::request_payout),
+        )
+        .route(
+            "/v1/vendors/{vendor_id}/fee-rate",
+            post(routes::vendors::set_fee_rate),
         )
         .route("/v1/listings", post(routes::listings::create))
         .route(

@@ -8,7 +8,10 @@
 //!   expire them (a late payment may still re-hold expired holds);
 //! - a rental line returned → record the return on the inventory and credit
 //!   the damage withheld to the vendor;
-//! - a vendor's part fulfilled → make its net available for payout.
+//! - a vendor's part fulfilled → make its net available for payout;
+//! - order confirmed → one invoice per vendor part (`invoicing`); a refund
+//!   → a credit note (`invoicing::credit_refund`, to be hooked to the
+//!   refund event).
 //!
 //! Each decision reads the aggregates' current state, not the (possibly
 //! old) event, and every command is idempotent, so redelivery and the
@@ -23,7 +26,7 @@ use ledger_nats::{Error, EventEnvelope};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::application::{earnings, holds, settle_payment};
+use crate::application::{earnings, holds, invoicing, settle_payment};
 use crate::auth::Principal;
 use crate::bus::{CommandError, StoreError};
 use crate::context::CommandContext;
@@ -132,10 +135,12 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
         .map_err(|e| StoreError::Failed(format!("bad order id: {e}")))?;
     let context = context_for(event);
     match parsed {
-        OrderEvent::PaymentCaptured { .. }
-        | OrderEvent::OrderConfirmed { .. }
-        | OrderEvent::OrderReconfirmed { .. } => {
+        OrderEvent::PaymentCaptured { .. } => {
             settle_payment::settle_payment(app, &context, order_id).await?;
+        }
+        OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderReconfirmed { .. } => {
+            settle_payment::settle_payment(app, &context, order_id).await?;
+            invoicing::invoice_confirmed_order(app, &context, order_id).await?;
         }
         OrderEvent::OrderCancelled { .. } | OrderEvent::RefundIssued { .. } => {
             let order = app.orders.load(&order_id.to_string()).await?;

@@ -32,6 +32,7 @@ struct Memory {
     listings: Arc<MemoryStorage<Listing>>,
     inventory: Arc<MemoryStorage<Inventory>>,
     orders: Arc<MemoryStorage<Order>>,
+    invoice_books: Arc<MemoryStorage<domain::InvoiceBook>>,
     deadlines: MemoryDeadlines,
 }
 
@@ -42,7 +43,8 @@ impl Memory {
             vendors: Arc::new(MemoryStorage::new(head.clone())),
             listings: Arc::new(MemoryStorage::new(head.clone())),
             inventory: Arc::new(MemoryStorage::new(head.clone())),
-            orders: Arc::new(MemoryStorage::new(head)),
+            orders: Arc::new(MemoryStorage::new(head.clone())),
+            invoice_books: Arc::new(MemoryStorage::new(head)),
             deadlines: MemoryDeadlines::new(),
         }
     }
@@ -113,6 +115,7 @@ impl Marketplace {
             listings: memory.listings.clone(),
             inventory: memory.inventory.clone(),
             orders: memory.orders.clone(),
+            invoice_books: memory.invoice_books.clone(),
             deadlines: deadlines.unwrap_or_else(|| Arc::new(memory.deadlines.clone())),
         };
         // Only the HTTP plumbing would use the pool; it never connects here.
@@ -542,3 +545,4 @@ async fn a_listing_whose_inventory_was_never_set_up_gets_it_from_its_terms_on_fi
 }
 
 mod rentals;
+mod invoicing;

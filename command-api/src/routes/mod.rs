@@ -3,6 +3,7 @@
 pub mod fulfilment;
 pub mod listings;
 pub mod orders;
+pub mod payout_webhooks;
 pub mod rentals;
 pub mod vendors;
 pub mod webhooks;
