@@ -544,5 +544,5 @@ async fn a_listing_whose_inventory_was_never_set_up_gets_it_from_its_terms_on_fi
     );
 }
 
-mod rentals;
 mod invoicing;
+mod rentals;

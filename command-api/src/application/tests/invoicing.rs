@@ -22,8 +22,14 @@ async fn a_confirmed_order_is_invoiced_once_and_each_next_order_takes_the_next_n
     // Given two paid orders of the vendor's listing,
     let market = Marketplace::new().await;
     let listing = market.rental_listing(2, true).await;
-    let first = market.place("c1", vec![rental(listing, 1, 3)]).await.expect("placed");
-    let second = market.place("c2", vec![rental(listing, 1, 3)]).await.expect("placed");
+    let first = market
+        .place("c1", vec![rental(listing, 1, 3)])
+        .await
+        .expect("placed");
+    let second = market
+        .place("c2", vec![rental(listing, 1, 3)])
+        .await
+        .expect("placed");
     market.pay(first.order_id).await;
     market.pay(second.order_id).await;
 
@@ -44,10 +50,17 @@ async fn a_confirmed_order_is_invoiced_once_and_each_next_order_takes_the_next_n
     assert_eq!(invoice.vendor_name, "Kayaks");
     let split = &first.priced.vendors[0];
     assert_eq!(invoice.subtotal, split.subtotal);
-    assert_eq!((invoice.platform_fee, invoice.vendor_net), (split.platform_fee, split.net));
+    assert_eq!(
+        (invoice.platform_fee, invoice.vendor_net),
+        (split.platform_fee, split.net)
+    );
     assert_eq!(invoice.total, first.priced.subtotal + first.priced.tax);
     assert_eq!(invoice.lines.len(), 1);
-    assert!(invoice.lines[0].description.starts_with("Kayak"), "{:?}", invoice.lines[0]);
+    assert!(
+        invoice.lines[0].description.starts_with("Kayak"),
+        "{:?}",
+        invoice.lines[0]
+    );
 }
 
 #[tokio::test]
@@ -55,7 +68,10 @@ async fn a_refund_is_credited_once_in_the_credit_note_series() {
     // Given an invoiced order,
     let market = Marketplace::new().await;
     let listing = market.rental_listing(1, true).await;
-    let order = market.place("c1", vec![rental(listing, 1, 3)]).await.expect("placed");
+    let order = market
+        .place("c1", vec![rental(listing, 1, 3)])
+        .await
+        .expect("placed");
     market.pay(order.order_id).await;
     invoice_confirmed_order(&market.app, &admin(), order.order_id)
         .await
@@ -95,7 +111,10 @@ async fn a_refund_is_credited_once_in_the_credit_note_series() {
     assert_eq!(note.total, documents[0].total);
     let more = credit_refund(&market.app, &admin(), credit(Uuid::now_v7())).await;
     assert!(
-        matches!(more, Err(CommandError::Rejected(DomainError::InvalidState(_)))),
+        matches!(
+            more,
+            Err(CommandError::Rejected(DomainError::InvalidState(_)))
+        ),
         "{more:?}"
     );
     assert!(matches!(
