@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use axum::routing::{delete, post, put};
 use axum::Router;
-use domain::{Inventory, Listing, Order, Plan, Subscription, Vendor};
+use domain::{Inventory, InvoiceBook, Listing, Order, Plan, Subscription, Vendor};
 use ledger_clock::{Clock, SystemClock};
 use ledger_nats::CommitNotifier;
 use sqlx::PgPool;
@@ -59,6 +59,8 @@ pub struct CommandApp {
     pub orders: CommandBus<Order>,
     pub plans: CommandBus<Plan>,
     pub subscriptions: CommandBus<Subscription>,
+    /// Each vendor's invoice and credit-note numbering (`application::invoicing`).
+    pub invoice_books: CommandBus<InvoiceBook>,
     /// The saga's hold deadlines, which the sweeper settles.
     pub deadlines: Arc<dyn HoldDeadlines>,
     /// Where every command and job takes "now" from.
@@ -78,6 +80,7 @@ pub struct Stores {
     pub orders: Arc<dyn EventStorage<Order>>,
     pub plans: Arc<dyn EventStorage<Plan>>,
     pub subscriptions: Arc<dyn EventStorage<Subscription>>,
+    pub invoice_books: Arc<dyn EventStorage<InvoiceBook>>,
     pub deadlines: Arc<dyn HoldDeadlines>,
 }
 
@@ -98,6 +101,10 @@ impl Stores {
             orders: Arc::new(PostgresStorage::new(pool.clone())),
             plans: Arc::new(PostgresStorage::new(pool.clone())),
             subscriptions: Arc::new(PostgresStorage::new(pool.clone())),
+            invoice_books: Arc::new(PostgresStorage::with_snapshots(
+                pool.clone(),
+                snapshot_every,
+            )),
             deadlines: Arc::new(PostgresDeadlines::new(pool.clone())),
         }
     }
@@ -132,6 +139,7 @@ impl CommandApp {
             orders: CommandBus::with_storage(stores.orders, notifier.clone(), None),
             plans: CommandBus::with_storage(stores.plans, notifier.clone(), None),
             subscriptions: CommandBus::with_storage(stores.subscriptions, notifier.clone(), None),
+            invoice_books: CommandBus::with_storage(stores.invoice_books, notifier.clone(), every),
             deadlines: stores.deadlines,
             clock,
             notifier,
@@ -152,6 +160,10 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v1/vendors/{vendor_id}/payouts",
             post(routes::vendors::request_payout),
+        )
+        .route(
+            "/v1/vendors/{vendor_id}/fee-rate",
+            post(routes::vendors::set_fee_rate),
         )
         .route("/v1/listings", post(routes::listings::create))
         .route(

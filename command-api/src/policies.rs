@@ -11,6 +11,8 @@
 //! - a vendor's part fulfilled → make its net available for payout;
 //! - a refund or dispute of a fulfilled part → take its net back from the
 //!   vendor (a won dispute: give it back).
+//! - order confirmed → one invoice per vendor part (`invoicing`); a refund
+//!   (`RefundRecorded`) → a credit note per vendor part it touched.
 //!
 //! Each decision reads the aggregates' current state, not the (possibly
 //! old) event, and every command is idempotent, so redelivery and the
@@ -25,7 +27,7 @@ use ledger_nats::{Error, EventEnvelope};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::application::{earnings, holds, refunds, settle_payment};
+use crate::application::{earnings, holds, invoicing, refunds, settle_payment};
 use crate::auth::Principal;
 use crate::bus::{CommandError, StoreError};
 use crate::context::CommandContext;
@@ -111,6 +113,32 @@ async fn react_or_note(app: &CommandApp, event: &EventEnvelope) -> Result<(), Er
     }
 }
 
+/// One credit note per vendor part a refund touched (each idempotent by the
+/// refund id in that vendor's invoice book).
+async fn credit_refund_parts(
+    app: &CommandApp,
+    context: &CommandContext,
+    order_id: Uuid,
+    refund_id: Uuid,
+    parts: &[domain::RefundPart],
+) -> Result<(), CommandError> {
+    for part in parts {
+        let credit = invoicing::RefundCredit {
+            vendor_id: part.vendor_id,
+            order_id,
+            refund_id,
+            // Lines may be refunded in part: the note credits the amounts.
+            lines: Vec::new(),
+            amount: part.subtotal,
+            tax: part.tax,
+            fee_reversed: part.fee_reversed,
+            net_reversed: part.net_reversed,
+        };
+        invoicing::credit_refund(app, context, credit).await?;
+    }
+    Ok(())
+}
+
 fn context_for(event: &EventEnvelope) -> CommandContext {
     let correlation_id = event.metadata["correlation_id"]
         .as_str()
@@ -134,10 +162,12 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
         .map_err(|e| StoreError::Failed(format!("bad order id: {e}")))?;
     let context = context_for(event);
     match parsed {
-        OrderEvent::PaymentCaptured { .. }
-        | OrderEvent::OrderConfirmed { .. }
-        | OrderEvent::OrderReconfirmed { .. } => {
+        OrderEvent::PaymentCaptured { .. } => {
             settle_payment::settle_payment(app, &context, order_id).await?;
+        }
+        OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderReconfirmed { .. } => {
+            settle_payment::settle_payment(app, &context, order_id).await?;
+            invoicing::invoice_confirmed_order(app, &context, order_id).await?;
         }
         OrderEvent::OrderCancelled { .. } | OrderEvent::RefundIssued { .. } => {
             let order = app.orders.load(&order_id.to_string()).await?;
@@ -193,6 +223,12 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
         | OrderEvent::DisputeOpened { .. }
         | OrderEvent::DisputeClosed { .. }) => {
             refunds::vendor_side(app, &context, order_id, money).await?;
+            if let OrderEvent::RefundRecorded {
+                refund_id, parts, ..
+            } = money
+            {
+                credit_refund_parts(app, &context, order_id, *refund_id, parts).await?;
+            }
         }
         _ => {}
     }

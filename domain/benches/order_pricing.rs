@@ -106,6 +106,7 @@ fn place(lines: Vec<LineInput>) -> OrderCommand {
         currency: "USD".to_string(),
         lines,
         rates: rates(),
+        fee_rates: Default::default(),
         hold_expires_at: t0() - TimeDelta::days(6),
         placed_at: t0() - TimeDelta::days(7),
     }

@@ -6,9 +6,11 @@
 pub mod aggregate;
 pub mod error;
 pub mod inventory;
+pub mod invoice_book;
 pub mod listing;
 pub mod money;
 pub mod order;
+pub mod payouts;
 pub mod period;
 pub mod schedule;
 pub mod subscription;
@@ -21,17 +23,27 @@ pub use error::{Conflict, DomainError, FieldError};
 pub use inventory::{
     Blackout, Capacity, Hold, HoldRequest, HoldStatus, Inventory, InventoryCommand, InventoryEvent,
 };
+pub use invoice_book::{
+    Document, DocumentDraft, DocumentKind, DocumentLine, InvoiceBook, InvoiceBookCommand,
+    InvoiceBookEvent,
+};
 pub use listing::{
     Listing, ListingCommand, ListingEvent, ListingKind, ListingStatus, ListingTerms,
 };
 pub use money::*;
-pub use order::placement::{check_placement, MAX_LINES, MAX_QUANTITY};
-pub use order::pricing::{price_order, LineInput, LineTerms, PricedLine, PricedOrder, VendorSplit};
+pub use order::placement::{
+    check_placement, check_placement_with_fee_rates, MAX_LINES, MAX_QUANTITY,
+};
+pub use order::pricing::{
+    price_order, price_order_with_fee_rates, FeeRates, LineInput, LineTerms, PricedLine,
+    PricedOrder, VendorSplit,
+};
 pub use order::{
     CancelCause, DisputeRelease, DisputeState, LineReturn, LineStatus, Order, OrderCommand,
     OrderEvent, OrderStatus, PartStatus, PaymentOutcome, RefundLine, RefundPart, RefundRequest,
     Taken,
 };
+pub use payouts::{PayoutOutcome, PayoutStatus};
 pub use period::*;
 pub use schedule::{IsoDuration, Schedule};
 pub use subscription::{

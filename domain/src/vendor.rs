@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::aggregate::{handle_by_deciding, Decide};
 use crate::error::DomainError;
 use crate::money::{is_valid_amount, is_valid_order_amount};
+use crate::payouts::{self, PayoutBook, PayoutEntry, PayoutOutcome, PayoutStatus};
 
 pub const MAX_VENDOR_NAME: usize = 200;
 
@@ -59,6 +60,15 @@ pub enum VendorCommand {
         reversal_id: Uuid,
         order_id: Uuid,
         amount: Decimal,
+    },
+    /// The platform fee rate of the vendor's new orders (`payouts`).
+    SetFeeRate { rate: Decimal, at: DateTime<Utc> },
+    /// The provider's outcome of a requested payout; idempotent per
+    /// outcome (`payouts`).
+    SettlePayout {
+        payout_id: Uuid,
+        outcome: PayoutOutcome,
+        at: DateTime<Utc>,
     },
 }
 
@@ -109,6 +119,22 @@ pub enum VendorEvent {
         order_id: Uuid,
         amount: Decimal,
     },
+    FeeRateSet {
+        rate: Decimal,
+        set_at: DateTime<Utc>,
+    },
+    PayoutPaid {
+        payout_id: Uuid,
+        amount: Decimal,
+        paid_at: DateTime<Utc>,
+    },
+    /// The amount returns to the available balance.
+    PayoutFailed {
+        payout_id: Uuid,
+        amount: Decimal,
+        reason: String,
+        failed_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for VendorEvent {
@@ -122,6 +148,9 @@ impl DomainEvent for VendorEvent {
             VendorEvent::EarningsReversed { .. } => "EarningsReversed",
             VendorEvent::EarningsRestored { .. } => "EarningsRestored",
             VendorEvent::ReceivableSettled { .. } => "ReceivableSettled",
+            VendorEvent::FeeRateSet { .. } => "FeeRateSet",
+            VendorEvent::PayoutPaid { .. } => "PayoutPaid",
+            VendorEvent::PayoutFailed { .. } => "PayoutFailed",
         }
         .to_string()
     }
@@ -160,6 +189,13 @@ pub struct Vendor {
     reversals: BTreeSet<Uuid>,
     #[serde(default)]
     restorations: BTreeSet<Uuid>,
+    /// The fee rate of new orders, when the vendor has its own.
+    #[serde(default)]
+    fee_rate: Option<Decimal>,
+    /// Each payout's amount and status (those recorded since the payout
+    /// lifecycle exists).
+    #[serde(default)]
+    payout_book: PayoutBook,
 }
 
 impl Vendor {
@@ -195,6 +231,13 @@ impl Vendor {
     }
     pub fn paid_out(&self) -> Decimal {
         self.paid_out
+    }
+    /// The vendor's own platform fee rate, if set.
+    pub fn fee_rate(&self) -> Option<Decimal> {
+        self.fee_rate
+    }
+    pub fn payout_status(&self, payout_id: Uuid) -> Option<PayoutStatus> {
+        self.payout_book.get(&payout_id).map(|p| p.status)
     }
 }
 
@@ -251,6 +294,12 @@ impl Decide for Vendor {
                 order_id,
                 amount,
             } => self.restore_earnings(reversal_id, order_id, amount),
+            C::SetFeeRate { rate, at } => payouts::set_fee_rate(self.fee_rate, rate, at),
+            C::SettlePayout {
+                payout_id,
+                outcome,
+                at,
+            } => payouts::settle(&self.payout_book, payout_id, outcome, at),
         };
         decided.map(|events| self.settling_receivable(events))
     }
@@ -453,6 +502,27 @@ impl Aggregate for Vendor {
             } => {
                 self.payouts.insert(payout_id);
                 self.paid_out += amount;
+                self.payout_book.insert(
+                    payout_id,
+                    PayoutEntry {
+                        amount,
+                        status: PayoutStatus::Requested,
+                    },
+                );
+            }
+            VendorEvent::FeeRateSet { rate, .. } => self.fee_rate = Some(rate),
+            VendorEvent::PayoutPaid { payout_id, .. } => {
+                if let Some(entry) = self.payout_book.get_mut(&payout_id) {
+                    entry.status = PayoutStatus::Paid;
+                }
+            }
+            VendorEvent::PayoutFailed {
+                payout_id, amount, ..
+            } => {
+                self.paid_out -= amount;
+                if let Some(entry) = self.payout_book.get_mut(&payout_id) {
+                    entry.status = PayoutStatus::Failed;
+                }
             }
             VendorEvent::EarningsReversed {
                 reversal_id,

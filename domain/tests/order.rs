@@ -66,6 +66,7 @@ fn place_cmd(lines: Vec<LineInput>) -> C {
         currency: "USD".into(),
         lines,
         rates: rates(),
+        fee_rates: Default::default(),
         hold_expires_at: t(-1),
         placed_at: t(-2),
     }

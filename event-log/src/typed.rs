@@ -7,7 +7,7 @@
 //! An event stored with an older schema is upcast first
 //! (`domain::upcast`); the stored row is never changed.
 
-use domain::{InventoryEvent, ListingEvent, OrderEvent, VendorEvent};
+use domain::{InventoryEvent, InvoiceBookEvent, ListingEvent, OrderEvent, VendorEvent};
 use serde::de::DeserializeOwned;
 
 use crate::{Error, StoredEvent};
@@ -19,14 +19,16 @@ pub enum Aggregate {
     Listing,
     Inventory,
     Order,
+    InvoiceBook,
 }
 
 impl Aggregate {
-    pub const ALL: [Aggregate; 4] = [
+    pub const ALL: [Aggregate; 5] = [
         Aggregate::Vendor,
         Aggregate::Listing,
         Aggregate::Inventory,
         Aggregate::Order,
+        Aggregate::InvoiceBook,
     ];
 
     /// The `aggregate_type` column's value (cqrs-es's `Aggregate::TYPE`).
@@ -36,6 +38,7 @@ impl Aggregate {
             Aggregate::Listing => "Listing",
             Aggregate::Inventory => "Inventory",
             Aggregate::Order => "Order",
+            Aggregate::InvoiceBook => "InvoiceBook",
         }
     }
 
@@ -53,6 +56,7 @@ pub enum Event {
     Listing(ListingEvent),
     Inventory(InventoryEvent),
     Order(OrderEvent),
+    InvoiceBook(InvoiceBookEvent),
 }
 
 impl StoredEvent {
@@ -78,6 +82,7 @@ impl StoredEvent {
             Aggregate::Listing => Event::Listing(self.payload_as()?),
             Aggregate::Inventory => Event::Inventory(self.payload_as()?),
             Aggregate::Order => Event::Order(self.payload_as()?),
+            Aggregate::InvoiceBook => Event::InvoiceBook(self.payload_as()?),
         }))
     }
 
@@ -124,6 +129,7 @@ mod tests {
         assert_eq!(Aggregate::Listing.name(), domain::Listing::TYPE);
         assert_eq!(Aggregate::Inventory.name(), domain::Inventory::TYPE);
         assert_eq!(Aggregate::Order.name(), domain::Order::TYPE);
+        assert_eq!(Aggregate::InvoiceBook.name(), domain::InvoiceBook::TYPE);
         assert_eq!(Aggregate::of("Probe"), None);
     }
 

@@ -15,10 +15,11 @@ pub const CONSUMERS: &[&str] = &[
     projectors::orders::NAME,
     projectors::ledger::NAME,
     projectors::analytics::NAME,
+    projectors::invoices::NAME,
     command_api::policies::NAME,
 ];
 
-const AGGREGATE_TYPES: &[&str] = &["Vendor", "Listing", "Inventory", "Order"];
+const AGGREGATE_TYPES: &[&str] = &["Vendor", "Listing", "Inventory", "Order", "InvoiceBook"];
 const COMMAND_OUTCOMES: &[&str] = &["accepted", "rejected", "conflict", "error", "retried"];
 const RATE_LIMIT_SCOPES: &[&str] = &["ip", "principal"];
 

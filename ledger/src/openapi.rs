@@ -36,6 +36,7 @@ use read_api as q;
     paths(
         cmd::vendors::register,
         cmd::vendors::request_payout,
+        cmd::vendors::set_fee_rate,
         cmd::listings::create,
         cmd::listings::publish,
         cmd::listings::archive,
@@ -74,6 +75,9 @@ use read_api as q;
         q::money::earnings,
         q::money::entries,
         q::money::trial_balance,
+        q::payouts::list,
+        q::invoices::of_order,
+        q::invoices::pdf,
         q::analytics::summary,
         q::analytics::revenue,
         q::events::list,

@@ -24,6 +24,8 @@
 //! - earnings made available: vendor pending → available;
 //! - payout: vendor available → cash;
 //! - refunds, disputes and unapplied payments: see `reversals`.
+//! - payout requested: vendor available → `payouts_in_transit`; paid:
+//!   in transit → cash; failed: in transit → vendor available (`payouts`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -156,6 +158,7 @@ impl Consumer for Ledger {
             "ledger_accounts",
             "ledger_orders",
             "ledger_vendor_earnings",
+            "ledger_payouts",
         ]
     }
 
@@ -230,6 +233,7 @@ struct Journal {
     /// Every order the batch names: `None` if not in the ledger (yet).
     orders: HashMap<Uuid, Option<OrderState>>,
     registered: Vec<Uuid>,
+    payouts: payouts::Payouts,
 }
 
 struct Entry {
@@ -336,6 +340,7 @@ impl Journal {
 
     async fn write(self, tx: &mut PgConnection) -> Result<(), Error> {
         let totals = self.totals;
+        self.payouts.write(tx).await?;
         let (mut positions, mut accounts, mut vendors, mut orders, mut kinds) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut debits, mut credits, mut ats) = (Vec::new(), Vec::new(), Vec::new());
@@ -474,6 +479,8 @@ fn parse_uuid(event: &EventEnvelope) -> Result<Uuid, Error> {
 }
 
 mod entries;
+pub mod payouts;
 pub mod reversals;
+pub use payouts::PAYOUTS_IN_TRANSIT;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 //! - `orders`: orders as placed, with status, parts, payments and refunds.
 //! - `ledger`: the double-entry postings, account totals, vendor earnings.
 //! - `analytics`: order, line, listing and payment-failure facts.
+//! - `invoices`: the invoices and credit notes the vendors' books issued.
 //! - `rebuild`: all of them again from the events table, into a fresh schema.
 //!
 //! Every read model reads an event's domain event through [`decode`], which
@@ -13,6 +14,7 @@
 
 pub mod analytics;
 pub mod availability;
+pub mod invoices;
 pub mod ledger;
 pub mod orders;
 pub mod rebuild;
@@ -32,5 +34,6 @@ pub fn read_models() -> Vec<std::sync::Arc<dyn Consumer>> {
         std::sync::Arc::new(orders::Orders),
         std::sync::Arc::new(ledger::Ledger),
         std::sync::Arc::new(analytics::Analytics),
+        std::sync::Arc::new(invoices::Invoices),
     ]
 }

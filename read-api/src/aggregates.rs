@@ -142,6 +142,7 @@ pub async fn state(
         Some(event_log::Aggregate::Vendor) => rebuild::<Vendor>,
         Some(event_log::Aggregate::Listing) => rebuild::<Listing>,
         Some(event_log::Aggregate::Inventory) => rebuild::<Inventory>,
+        Some(event_log::Aggregate::InvoiceBook) => rebuild::<domain::InvoiceBook>,
         Some(event_log::Aggregate::Order) | None => rebuild::<Order>,
     };
     let rebuilt = rebuild(

@@ -15,7 +15,10 @@
 //! - `payment_failures`: failed payments in the window by reason;
 //!   `payment_failures_by_code` and `payment_failures_by_decline_code`: the
 //!   same failures by the provider's `code` and `decline_code` (`null`: the
-//!   provider gave none, or the failure predates their being kept).
+//!   provider gave none, or the failure predates their being kept);
+//! - `payouts`: payouts requested in the window by where they stand now
+//!   (`requested`, `paid`, `failed`), counted and summed (ledger read model,
+//!   `crate::payouts`).
 //!
 //! Revenue buckets group the same paid orders by the day, week (Monday) or
 //! month they were placed, optionally per vendor or category; a bucket's
@@ -39,6 +42,8 @@ use crate::freshness::{self, MinPosition};
 use crate::ReadState;
 
 const MODELS: &[&str] = &[analytics::NAME];
+/// The summary reads the payouts of the ledger read model too.
+const SUMMARY_MODELS: &[&str] = &[analytics::NAME, projectors::ledger::NAME];
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -86,7 +91,7 @@ pub async fn summary(
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
     principal.require(&[Role::Analyst, Role::Admin])?;
     let (from, to) = window(params.from, params.to)?;
-    let reached = freshness::wait_for(&app, MODELS, min).await?;
+    let reached = freshness::wait_for(&app, SUMMARY_MODELS, min).await?;
     let pool = &app.pool;
 
     let (orders, gmv, paid, cancelled, refunds): (i64, Decimal, i64, i64, Decimal) =
@@ -155,6 +160,7 @@ pub async fn summary(
     .await?;
     let by_code = failures_by(pool, "code", from, to).await?;
     let by_decline_code = failures_by(pool, "decline_code", from, to).await?;
+    let payouts = crate::payouts::by_status(pool, from, to).await?;
 
     let body = json!({
         "from": from,
@@ -182,6 +188,7 @@ pub async fn summary(
         "payment_failures_by_decline_code": by_decline_code.into_iter().map(|(code, count)| json!({
             "decline_code": code, "count": count,
         })).collect::<Vec<_>>(),
+        "payouts": payouts,
     });
     Ok(([freshness::header_value(reached)], Json(body)))
 }

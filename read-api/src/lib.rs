@@ -5,6 +5,8 @@
 //! - `orders`: one order or a page of them, scoped to who asks;
 //! - `projections`: how far each read model has come;
 //! - `money`: trial balance and vendor earnings (ledger read model);
+//! - `payouts`: a vendor's payouts and their status (ledger read model);
+//! - `invoices`: an order's invoices and credit notes, and each as a PDF;
 //! - `analytics`: summary and revenue buckets (analytics read model);
 //! - `events`: the log by position, a page at a time or live (SSE);
 //! - `feeds`: the caps on open live feeds;
@@ -23,12 +25,14 @@ pub mod events;
 pub mod feeds;
 pub mod freshness;
 pub mod health;
+pub mod invoices;
 pub mod listings;
 pub mod live;
 pub mod money;
 pub mod order_feed;
 pub mod orders;
 pub mod page;
+pub mod payouts;
 pub mod projections;
 pub mod schema;
 
@@ -93,6 +97,8 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
         .route("/v1/orders", get(orders::list))
         .route("/v1/orders/stream", get(order_feed::stream))
         .route("/v1/orders/{order_id}", get(orders::detail))
+        .route("/v1/orders/{order_id}/invoices", get(invoices::of_order))
+        .route("/v1/invoices/{file}", get(invoices::pdf))
         .route("/v1/projections", get(projections::list))
         .route("/v1/ledger/trial-balance", get(money::trial_balance))
         .route("/v1/vendors/{vendor_id}/earnings", get(money::earnings))
@@ -100,6 +106,7 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
             "/v1/vendors/{vendor_id}/earnings/entries",
             get(money::entries),
         )
+        .route("/v1/vendors/{vendor_id}/payouts", get(payouts::list))
         .route("/v1/analytics/summary", get(analytics::summary))
         .route("/v1/analytics/revenue", get(analytics::revenue))
         .route("/v1/events", get(events::list))

@@ -11,6 +11,15 @@ use uuid::Uuid;
 
 use crate::listings::ListingView;
 use crate::money::Posting;
+use crate::payouts::Payout;
+
+/// A page of a vendor's payouts.
+#[derive(Serialize, ToSchema)]
+pub struct PayoutPage {
+    pub items: Vec<Payout>,
+    /// Null on the last page.
+    pub next_cursor: Option<String>,
+}
 
 /// A page of listings.
 #[derive(Serialize, ToSchema)]
@@ -212,6 +221,8 @@ pub struct AnalyticsSummary {
     pub payment_failures_by_code: Vec<PaymentFailureCodeCount>,
     /// The same failures by the issuer's `decline_code`.
     pub payment_failures_by_decline_code: Vec<PaymentFailureDeclineCodeCount>,
+    /// Payouts requested in the window by status (count and amount).
+    pub payouts: Vec<crate::payouts::PayoutsByStatus>,
 }
 
 /// Disputes of the orders in the window: the amount still open, and lost.

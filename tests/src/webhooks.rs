@@ -116,4 +116,34 @@ impl TestApp {
         self.pay_order(order.order_id, minor_units(order.total))
             .await
     }
+
+    /// Sends a provider's `payout.paid` or `payout.failed` (`kind`) about
+    /// `payout_id` as event `event_id`, signed now.
+    pub async fn payout_webhook(&self, event_id: &str, kind: &str, payout_id: Uuid) -> Answer {
+        let event = payout_event(event_id, kind, payout_id);
+        let (raw, signature) = signed(&event, WEBHOOK_SECRET, chrono::Utc::now().timestamp());
+        self.send_raw_webhook(raw, &signature).await
+    }
+}
+
+/// The provider's event that a payout reached the vendor's bank.
+pub const PAYOUT_PAID: &str = "payout.paid";
+/// The provider's event that a payout failed.
+pub const PAYOUT_FAILED: &str = "payout.failed";
+
+/// A provider event about payout `payout_id` (its outcome in `kind`).
+pub fn payout_event(event_id: &str, kind: &str, payout_id: Uuid) -> Value {
+    let failed = kind == PAYOUT_FAILED;
+    json!({
+        "id": event_id,
+        "type": kind,
+        "data": {"object": {
+            "id": format!("po_{event_id}"),
+            "object": "payout",
+            "status": if failed { "failed" } else { "paid" },
+            "failure_code": if failed { json!("account_closed") } else { Value::Null },
+            "failure_message": if failed { json!("The bank account has been closed.") } else { Value::Null },
+            "metadata": {"payout_id": payout_id.to_string()},
+        }}
+    })
 }

@@ -13,6 +13,7 @@
 //! - `record_payment`: a provider's payment recorded and settled;
 //! - `settle_payment`: the holds brought in line with a recorded payment;
 //! - `earnings`: a fulfilled part's net made available to its vendor;
+//! - `invoicing`: a confirmed order's invoices and a refund's credit notes;
 //! - `sweep`: lapsed deadlines settled;
 //! - `overdue`: rental lines past their end and not returned marked overdue;
 //! - `billing`: subscriptions started, billed and dunned on the clock.
@@ -24,6 +25,7 @@ pub mod cancel_order;
 pub mod earnings;
 pub mod holds;
 pub mod inventory;
+pub mod invoicing;
 pub mod overdue;
 pub mod place_order;
 pub mod record_payment;

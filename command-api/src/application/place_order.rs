@@ -1,7 +1,8 @@
 //! Placing an order (DESIGN.md "Domain"): a short saga in the handler.
 //!
 //! 1. validate the items and read each listing's current terms from its
-//!    aggregate (never from a read model);
+//!    aggregate (never from a read model), and each vendor's own platform
+//!    fee rate from the Vendor aggregate (API.md "Money": new orders only);
 //! 2. write the order's hold deadline, so that holds stranded by a crash are
 //!    found and expired by the sweeper;
 //! 3. hold each line's units in a fixed order (by listing, then line), so
@@ -14,8 +15,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::{
-    Conflict, DomainError, FieldError, HoldRequest, InventoryCommand, LineInput, LineTerms,
-    Listing, ListingKind, ListingTerms, OrderCommand, OrderEvent, Period, PricedOrder, Tz,
+    Conflict, DomainError, FeeRates, FieldError, HoldRequest, InventoryCommand, LineInput,
+    LineTerms, Listing, ListingKind, ListingTerms, OrderCommand, OrderEvent, Period, PricedOrder,
+    Tz,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -83,7 +85,8 @@ pub async fn place_order(
     // The aggregate's own rules (periods not in the past, quantities and
     // the order's total within bounds), before anything is held.
     let inputs: Vec<LineInput> = lines.iter().map(|l| l.input.clone()).collect();
-    domain::check_placement(&inputs, app.config.rates(), placed_at)?;
+    let fee_rates = fee_rates(app, &listings).await?;
+    domain::check_placement_with_fee_rates(&inputs, app.config.rates(), &fee_rates, placed_at)?;
     let hold_expires_at = placed_at
         + chrono::Duration::from_std(app.config.hold_ttl)
             .map_err(|_| CommandError::internal("hold TTL out of range"))?;
@@ -158,6 +161,7 @@ pub async fn place_order(
         currency: app.config.currency.clone(),
         lines: lines.iter().map(|l| l.input.clone()).collect(),
         rates: app.config.rates(),
+        fee_rates,
         hold_expires_at,
         placed_at,
     };
@@ -222,6 +226,24 @@ async fn load_listings(
     } else {
         Err(DomainError::Validation { errors }.into())
     }
+}
+
+/// The vendors' own platform fee rates, from their aggregates; a vendor
+/// without one pays the deployment's rate.
+async fn fee_rates(
+    app: &CommandApp,
+    listings: &HashMap<Uuid, Listing>,
+) -> Result<FeeRates, CommandError> {
+    let vendors: std::collections::BTreeSet<Uuid> =
+        listings.values().filter_map(Listing::vendor_id).collect();
+    let mut rates = FeeRates::new();
+    for vendor_id in vendors {
+        let vendor = app.vendors.load(&vendor_id.to_string()).await?;
+        if let Some(rate) = vendor.fee_rate() {
+            rates.insert(vendor_id, rate);
+        }
+    }
+    Ok(rates)
 }
 
 /// Each rental listing's time zone, from the schedule on its inventory

@@ -32,6 +32,7 @@ struct Memory {
     listings: Arc<MemoryStorage<Listing>>,
     inventory: Arc<MemoryStorage<Inventory>>,
     orders: Arc<MemoryStorage<Order>>,
+    invoice_books: Arc<MemoryStorage<domain::InvoiceBook>>,
     deadlines: MemoryDeadlines,
 }
 
@@ -42,7 +43,8 @@ impl Memory {
             vendors: Arc::new(MemoryStorage::new(head.clone())),
             listings: Arc::new(MemoryStorage::new(head.clone())),
             inventory: Arc::new(MemoryStorage::new(head.clone())),
-            orders: Arc::new(MemoryStorage::new(head)),
+            orders: Arc::new(MemoryStorage::new(head.clone())),
+            invoice_books: Arc::new(MemoryStorage::new(head)),
             deadlines: MemoryDeadlines::new(),
         }
     }
@@ -116,6 +118,7 @@ impl Marketplace {
             // Subscriptions are tested on PostgreSQL (the schedule table).
             plans: Arc::new(MemoryStorage::new(Positions::new(AtomicI64::new(0)))),
             subscriptions: Arc::new(MemoryStorage::new(Positions::new(AtomicI64::new(0)))),
+            invoice_books: memory.invoice_books.clone(),
             deadlines: deadlines.unwrap_or_else(|| Arc::new(memory.deadlines.clone())),
         };
         // Only the HTTP plumbing would use the pool; it never connects here.
@@ -544,4 +547,5 @@ async fn a_listing_whose_inventory_was_never_set_up_gets_it_from_its_terms_on_fi
     );
 }
 
+mod invoicing;
 mod rentals;

@@ -4,6 +4,7 @@ pub mod fulfilment;
 pub mod listings;
 pub mod orders;
 pub mod payments;
+pub mod payout_webhooks;
 pub mod provider_events;
 pub mod refunds;
 pub mod rentals;

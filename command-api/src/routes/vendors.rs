@@ -106,3 +106,67 @@ pub async fn request_payout(
         }),
     ))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetFeeRate {
+    /// The platform fee rate of the vendor's new orders, a fraction.
+    #[schema(
+        pattern = r"^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$",
+        max_length = 6,
+        example = "0.08"
+    )]
+    rate: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FeeRateSet {
+    vendor_id: Uuid,
+    #[schema(example = "0.08")]
+    fee_rate: String,
+    position: i64,
+}
+
+/// `"0.08"` as a rate: digits with at most one point, at most 4 places
+/// (the range is the Vendor aggregate's rule).
+fn parse_rate(text: &str) -> Result<Decimal, ApiError> {
+    let shaped = !text.is_empty()
+        && text.len() <= 6
+        && text.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && text.matches('.').count() <= 1
+        && !text.starts_with('.')
+        && !text.ends_with('.');
+    shaped
+        .then(|| text.parse::<Decimal>().ok())
+        .flatten()
+        .ok_or_else(|| {
+            crate::error::invalid(
+                "rate",
+                "must be a decimal string between 0 and 1, such as \"0.08\"",
+            )
+        })
+}
+
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/fee-rate", tag = "commands", params(("vendor_id" = Uuid, Path, description = "Vendor id")), request_body = SetFeeRate, responses((status = 200, description = "The vendor's fee rate, for orders placed from now on", body = FeeRateSet)), security(("bearer" = [])))]
+pub async fn set_fee_rate(
+    State(app): State<AppState>,
+    context: CommandContext,
+    Ids([vendor_id]): Ids<1>,
+    ApiJson(body): ApiJson<SetFeeRate>,
+) -> Result<Json<FeeRateSet>, ApiError> {
+    context.principal.require(&[Role::Admin])?;
+    let rate = parse_rate(body.rate.trim())?;
+    let command = VendorCommand::SetFeeRate {
+        rate,
+        at: app.clock.now(),
+    };
+    let committed = app
+        .vendors
+        .execute(&vendor_id.to_string(), command, &context, "SetFeeRate")
+        .await?;
+    Ok(Json(FeeRateSet {
+        vendor_id,
+        fee_rate: rate.normalize().to_string(),
+        position: committed.position,
+    }))
+}

@@ -92,6 +92,9 @@ pub struct WebhookReceived {
     #[serde(skip_serializing_if = "Option::is_none")]
     ignored: Option<String>,
     position: i64,
+    /// The payout a `payout.*` event settled (`payout_webhooks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payout_id: Option<Uuid>,
 }
 
 impl WebhookReceived {
@@ -110,6 +113,7 @@ impl WebhookReceived {
             duplicate,
             ignored: None,
             position,
+            payout_id: None,
         }
     }
 
@@ -121,6 +125,19 @@ impl WebhookReceived {
             duplicate: false,
             ignored: Some(reason),
             position: 0,
+            payout_id: None,
+        }
+    }
+
+    pub(crate) fn payout(payout_id: Uuid, duplicate: bool, position: i64) -> Self {
+        Self {
+            received: true,
+            order_id: None,
+            status: None,
+            duplicate,
+            ignored: None,
+            position,
+            payout_id: Some(payout_id),
         }
     }
 }
@@ -218,6 +235,16 @@ pub async fn payments(
         .await
         .map(Json);
     }
+    if event.kind.starts_with("payout.") {
+        let received = super::payout_webhooks::handle(
+            &app,
+            &headers,
+            &event.id,
+            &event.kind,
+            event.data.object,
+        );
+        return received.await.map(Json);
+    }
     let handled = matches!(
         event.kind.as_str(),
         "payment_intent.succeeded" | "payment_intent.payment_failed"
@@ -283,6 +310,7 @@ pub async fn payments(
         duplicate: recorded.duplicate,
         ignored: None,
         position: recorded.position,
+        payout_id: None,
     }))
 }
 

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::placement::check_placement;
+use super::placement::check_placement_with_fee_rates;
+use super::pricing::FeeRates;
 use super::pricing::LineInput;
 use super::{CancelCause, Order, OrderCommand, OrderEvent as E, OrderStatus};
 use crate::aggregate::Decide;
@@ -26,6 +27,7 @@ impl Decide for Order {
                 currency,
                 lines,
                 rates,
+                fee_rates,
                 hold_expires_at,
                 placed_at,
             } => self.place(
@@ -33,7 +35,7 @@ impl Decide for Order {
                 customer_id,
                 currency,
                 lines,
-                rates,
+                (rates, fee_rates),
                 hold_expires_at,
                 placed_at,
             ),
@@ -102,7 +104,7 @@ impl Order {
         customer_id: String,
         currency: String,
         lines: Vec<LineInput>,
-        rates: Rates,
+        (rates, fee_rates): (Rates, FeeRates),
         hold_expires_at: DateTime<Utc>,
         placed_at: DateTime<Utc>,
     ) -> Decision {
@@ -118,7 +120,7 @@ impl Order {
         if currency.is_empty() {
             errors.push(FieldError::new("currency", "must not be empty"));
         }
-        let priced = check_placement(&lines, rates, placed_at);
+        let priced = check_placement_with_fee_rates(&lines, rates, &fee_rates, placed_at);
         if let Err(DomainError::Validation { errors: found }) = &priced {
             errors.extend(found.iter().cloned());
         }

@@ -56,6 +56,10 @@ pub enum OrderCommand {
         currency: String,
         lines: Vec<LineInput>,
         rates: Rates,
+        /// Vendors' own fee rates, read from their aggregates by the
+        /// placement saga (the others pay `rates.platform_fee_rate`).
+        #[serde(default)]
+        fee_rates: pricing::FeeRates,
         hold_expires_at: DateTime<Utc>,
         placed_at: DateTime<Utc>,
     },

@@ -10,7 +10,9 @@ use rust_decimal::Decimal;
 use crate::error::{DomainError, FieldError};
 use crate::listing::MAX_SALE_STOCK;
 use crate::money::{is_valid_amount, Rates, MAX_ORDER_TOTAL};
-use crate::order::pricing::{price_order, LineInput, LineTerms, PricedOrder};
+use crate::order::pricing::{
+    price_order_with_fee_rates, FeeRates, LineInput, LineTerms, PricedOrder,
+};
 use crate::period::{Period, IN_PAST};
 
 /// Most lines one order may have.
@@ -37,9 +39,22 @@ pub fn check_placement(
     rates: Rates,
     placed_at: DateTime<Utc>,
 ) -> Result<PricedOrder, DomainError> {
+    check_placement_with_fee_rates(lines, rates, &FeeRates::new(), placed_at)
+}
+
+/// [`check_placement`] with vendors' own fee rates (each in [0, 1]).
+pub fn check_placement_with_fee_rates(
+    lines: &[LineInput],
+    rates: Rates,
+    fee_rates: &FeeRates,
+    placed_at: DateTime<Utc>,
+) -> Result<PricedOrder, DomainError> {
     let mut errors = Vec::new();
     let unit_rate = Decimal::ZERO..=Decimal::ONE;
-    if !unit_rate.contains(&rates.tax_rate) || !unit_rate.contains(&rates.platform_fee_rate) {
+    if !unit_rate.contains(&rates.tax_rate)
+        || !unit_rate.contains(&rates.platform_fee_rate)
+        || fee_rates.values().any(|r| !unit_rate.contains(r))
+    {
         errors.push(FieldError::new("rates", "must be between 0 and 1"));
     }
     if lines.is_empty() {
@@ -89,7 +104,7 @@ pub fn check_placement(
         }
     }
     DomainError::check(errors)?;
-    let priced = price_order(lines, rates);
+    let priced = price_order_with_fee_rates(lines, rates, fee_rates);
     if priced.total > MAX_ORDER_TOTAL {
         return Err(DomainError::Validation {
             errors: vec![FieldError::with_code(

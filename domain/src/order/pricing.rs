@@ -95,6 +95,10 @@ pub struct VendorSplit {
     pub subtotal: Decimal,
     pub platform_fee: Decimal,
     pub net: Decimal,
+    /// The vendor's own fee rate the fee was computed with; absent when
+    /// the order's rate (`Rates::platform_fee_rate`) was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_rate: Option<Decimal>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,6 +127,19 @@ impl PricedOrder {
 /// - order subtotal, tax, deposit = sums; total = subtotal + tax + deposit;
 /// - per vendor: fee = round(vendor subtotal × fee rate), net = subtotal − fee.
 pub fn price_order(lines: &[LineInput], rates: Rates) -> PricedOrder {
+    price_order_with_fee_rates(lines, rates, &FeeRates::new())
+}
+
+/// Vendors' own platform fee rates, by vendor (the others pay the order's).
+pub type FeeRates = std::collections::BTreeMap<Uuid, Decimal>;
+
+/// [`price_order`] where a vendor in `fee_rates` pays its own fee rate
+/// instead of `rates.platform_fee_rate` (recorded in its split).
+pub fn price_order_with_fee_rates(
+    lines: &[LineInput],
+    rates: Rates,
+    fee_rates: &FeeRates,
+) -> PricedOrder {
     let zero = round_cents(Decimal::ZERO);
     let mut priced = Vec::with_capacity(lines.len());
     let mut vendors: Vec<VendorSplit> = Vec::new();
@@ -170,6 +187,7 @@ pub fn price_order(lines: &[LineInput], rates: Rates) -> PricedOrder {
                 subtotal,
                 platform_fee: zero,
                 net: zero,
+                fee_rate: fee_rates.get(&l.vendor_id).copied(),
             }),
         }
         priced.push(PricedLine {
@@ -195,7 +213,8 @@ pub fn price_order(lines: &[LineInput], rates: Rates) -> PricedOrder {
     }
     for v in &mut vendors {
         v.subtotal = round_cents(v.subtotal);
-        v.platform_fee = round_cents(v.subtotal * rates.platform_fee_rate);
+        let rate = v.fee_rate.unwrap_or(rates.platform_fee_rate);
+        v.platform_fee = round_cents(v.subtotal * rate);
         v.net = round_cents(v.subtotal - v.platform_fee);
     }
     let subtotal = round_cents(priced.iter().map(|l| l.subtotal).sum());

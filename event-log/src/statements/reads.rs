@@ -209,3 +209,24 @@ pub async fn last_sequence_as_of<'e>(
     .fetch_one(executor)
     .await
 }
+
+/// The vendor (aggregate id) whose `PayoutRecorded` event names
+/// `payout_id`: how the payment webhook finds the Vendor aggregate of a
+/// provider's `payout.*` event, which names only the payout. The log is
+/// the command side's own record (no read model decides a command);
+/// `events_payout_id` (migration 0018) keeps it one index probe.
+pub async fn vendor_of_payout<'e>(
+    executor: impl PgExecutor<'e>,
+    payout_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT aggregate_id FROM public.events
+          WHERE event_type = 'PayoutRecorded'
+            AND (payload -> 'PayoutRecorded' ->> 'payout_id') = $1
+            AND aggregate_type = 'Vendor'
+          LIMIT 1",
+    )
+    .bind(payout_id)
+    .fetch_optional(executor)
+    .await
+}

@@ -177,19 +177,79 @@ pub(super) fn apply_vendor(
             )?;
             add(&mut journal.earnings(vendor_id).available, amount, event)?;
         }
-        VendorEvent::PayoutRecorded { amount, .. } => {
+        VendorEvent::PayoutRecorded {
+            payout_id,
+            amount,
+            recorded_at,
+        } => {
             journal.post(
                 event,
                 None,
                 "payout",
                 vec![
                     Line::debit(vendor_available(vendor_id), v, amount),
-                    Line::credit(CASH, v, amount),
+                    Line::credit(PAYOUTS_IN_TRANSIT, v, amount),
                 ],
             )?;
             let e = journal.earnings(vendor_id);
             subtract(&mut e.available, amount, event)?;
             add(&mut e.paid_out, amount, event)?;
+            journal.payouts.changes.push(payouts::Change::Requested {
+                payout_id,
+                vendor_id,
+                amount,
+                at: recorded_at,
+                position: event.position,
+            });
+        }
+        VendorEvent::FeeRateSet { .. } => {}
+        VendorEvent::PayoutPaid {
+            payout_id,
+            amount,
+            paid_at,
+        } => {
+            journal.post(
+                event,
+                None,
+                "payout_paid",
+                vec![
+                    Line::debit(PAYOUTS_IN_TRANSIT, v, amount),
+                    Line::credit(CASH, v, amount),
+                ],
+            )?;
+            journal.payouts.changes.push(payouts::Change::Settled {
+                payout_id,
+                status: domain::PayoutStatus::Paid,
+                reason: None,
+                at: paid_at,
+                position: event.position,
+            });
+        }
+        VendorEvent::PayoutFailed {
+            payout_id,
+            amount,
+            reason,
+            failed_at,
+        } => {
+            journal.post(
+                event,
+                None,
+                "payout_failed",
+                vec![
+                    Line::debit(PAYOUTS_IN_TRANSIT, v, amount),
+                    Line::credit(vendor_available(vendor_id), v, amount),
+                ],
+            )?;
+            let e = journal.earnings(vendor_id);
+            add(&mut e.available, amount, event)?;
+            subtract(&mut e.paid_out, amount, event)?;
+            journal.payouts.changes.push(payouts::Change::Settled {
+                payout_id,
+                status: domain::PayoutStatus::Failed,
+                reason: Some(reason),
+                at: failed_at,
+                position: event.position,
+            });
         }
         _ => {}
     }

@@ -60,7 +60,42 @@ pub fn compare(expected: &Expected, observed: &Observed) -> Vec<Discrepancy> {
     check_conservation(expected, observed, &mut r);
     check_summary(expected, observed, &mut r);
     check_revenue(expected, observed, &mut r);
+    check_payouts(expected, observed, &mut r);
     r.0
+}
+
+/// Every payout listed with its vendor, amount and status as the log has
+/// it, and the summary's payouts by status over the window.
+pub(super) fn check_payouts(expected: &Expected, observed: &Observed, r: &mut Report) {
+    let ids: BTreeSet<&Uuid> = expected
+        .payout_states
+        .keys()
+        .chain(observed.payouts.keys())
+        .collect();
+    for id in ids {
+        r.same(
+            "payouts: (vendor, amount, status) as the log says",
+            format!("payout {id}"),
+            expected.payout_states.get(id),
+            observed.payouts.get(id),
+        );
+    }
+    let (from, to) = window();
+    let mut by_status: BTreeMap<String, (i64, Decimal)> = BTreeMap::new();
+    for (id, payout) in &expected.payout_states {
+        let requested = expected.payout_requested_at.get(id).copied();
+        if requested.is_some_and(|t| t >= from && t < to) {
+            let e = by_status.entry(payout.status.clone()).or_default();
+            e.0 += 1;
+            e.1 += payout.amount;
+        }
+    }
+    r.same(
+        "summary.payouts: (count, amount) by status",
+        "all time",
+        by_status,
+        observed.summary.payouts.clone(),
+    );
 }
 
 pub(super) fn net_by_position(postings: &[Posting]) -> Journal {

@@ -88,7 +88,16 @@ pub struct Expected {
     /// From the vendors' own events.
     pub(super) made_available: BTreeMap<(Uuid, Uuid), Decimal>,
     pub(super) damage_credited: BTreeMap<(Uuid, Uuid), Decimal>,
+    /// Σ payouts requested and not failed, per vendor.
     pub(super) payouts: BTreeMap<Uuid, Decimal>,
+    /// Every payout: its vendor, amount and status, by the vendors' events.
+    pub(super) payout_states: BTreeMap<Uuid, Payout>,
+    /// Σ payouts paid (left the bank).
+    pub(super) payouts_paid: Decimal,
+    /// Each vendor's own fee rate in force, as the log goes (FeeRateSet).
+    pub(super) fee_rates: BTreeMap<Uuid, Decimal>,
+    /// When each payout was requested (for the summary's window).
+    pub(super) payout_requested_at: BTreeMap<Uuid, DateTime<Utc>>,
     /// Running available balance per vendor, by its own events.
     pub(super) balance: BTreeMap<Uuid, Decimal>,
     pub(super) captured: Decimal,
@@ -209,9 +218,30 @@ impl Expected {
     fn check_pricing(&mut self, order_id: Uuid, payload: &Value, order: &OrderFacts) {
         let rates = &payload["rates"];
         let tax_rate = decimal(&rates["tax_rate"]).unwrap_or_default();
-        let fee_rate = decimal(&rates["platform_fee_rate"]).unwrap_or_default();
+        let deployment_rate = decimal(&rates["platform_fee_rate"]).unwrap_or_default();
         let subject = format!("order {order_id}");
+        let splits = payload["priced"]["vendors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for v in &order.vendors {
+            // A vendor's own rate set before the order was placed prices
+            // it (new orders only), and the split names it.
+            let own = self.fee_rates.get(&v.vendor_id).copied();
+            let fee_rate = own.unwrap_or(deployment_rate);
+            let named = splits
+                .iter()
+                .find(|s| s["vendor_id"].as_str() == Some(v.vendor_id.to_string().as_str()))
+                .and_then(|s| s.get("fee_rate"))
+                .and_then(|r| decimal(r).ok());
+            if named.map(|r| r.normalize()) != own.map(|r| r.normalize()) {
+                self.problem(
+                    "pricing: the split names the vendor's own fee rate in force",
+                    format!("{subject} vendor {}", v.vendor_id),
+                    format!("{own:?}"),
+                    format!("{named:?}"),
+                );
+            }
             let lines: Decimal = order
                 .lines
                 .iter()
@@ -389,6 +419,7 @@ impl Expected {
         vendor_id: Uuid,
         event_type: &str,
         payload: &Value,
+        recorded_at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let zero = Decimal::ZERO;
         if self.apply_vendor_money(position, vendor_id, event_type, payload)? {
@@ -430,6 +461,16 @@ impl Expected {
             }
             "PayoutRecorded" => {
                 let amount = field(payload, "amount")?;
+                let payout_id = uuid(&payload["payout_id"])?;
+                self.payout_states.insert(
+                    payout_id,
+                    Payout {
+                        vendor_id,
+                        amount,
+                        status: "requested".to_owned(),
+                    },
+                );
+                self.payout_requested_at.insert(payout_id, recorded_at);
                 *self.payouts.entry(vendor_id).or_default() += amount;
                 let balance = self.balance.entry(vendor_id).or_default();
                 *balance -= amount;
@@ -444,8 +485,60 @@ impl Expected {
                 }
                 self.post(
                     position,
-                    &[(available, amount, zero), (CASH.to_owned(), zero, amount)],
+                    &[
+                        (available, amount, zero),
+                        (PAYOUTS_IN_TRANSIT.to_owned(), zero, amount),
+                    ],
                 );
+            }
+            "PayoutPaid" | "PayoutFailed" => {
+                let amount = field(payload, "amount")?;
+                let payout_id = uuid(&payload["payout_id"])?;
+                let status = if event_type == "PayoutPaid" {
+                    "paid"
+                } else {
+                    "failed"
+                };
+                let known = self.payout_states.get(&payout_id).cloned();
+                match &known {
+                    Some(p)
+                        if p.status == "requested"
+                            && p.amount == amount
+                            && p.vendor_id == vendor_id => {}
+                    _ => self.problem(
+                        "log: a payout is paid or failed once, as requested",
+                        format!("payout {payout_id} position {position}"),
+                        format!("requested {amount} by vendor {vendor_id}"),
+                        format!("{known:?}"),
+                    ),
+                }
+                if let Some(p) = self.payout_states.get_mut(&payout_id) {
+                    p.status = status.to_owned();
+                }
+                if status == "paid" {
+                    self.payouts_paid += amount;
+                    self.post(
+                        position,
+                        &[
+                            (PAYOUTS_IN_TRANSIT.to_owned(), amount, zero),
+                            (CASH.to_owned(), zero, amount),
+                        ],
+                    );
+                } else {
+                    // The amount is the vendor's to be paid out again.
+                    *self.payouts.entry(vendor_id).or_default() -= amount;
+                    *self.balance.entry(vendor_id).or_default() += amount;
+                    self.post(
+                        position,
+                        &[
+                            (PAYOUTS_IN_TRANSIT.to_owned(), amount, zero),
+                            (available, zero, amount),
+                        ],
+                    );
+                }
+            }
+            "FeeRateSet" => {
+                self.fee_rates.insert(vendor_id, field(payload, "rate")?);
             }
             _ => {}
         }
@@ -509,7 +602,9 @@ impl Expected {
             };
             match aggregate_type.as_str() {
                 "Order" => expected.apply_order(position, id, &event_type, payload, recorded_at)?,
-                "Vendor" => expected.apply_vendor(position, id, &event_type, payload)?,
+                "Vendor" => {
+                    expected.apply_vendor(position, id, &event_type, payload, recorded_at)?
+                }
                 "Listing" | "Inventory" => {
                     expected.apply_listing(id, &aggregate_type, &event_type, payload, recorded_at)
                 }
@@ -623,6 +718,7 @@ impl Expected {
     pub fn balances(&self) -> BTreeMap<String, Decimal> {
         let mut b: BTreeMap<String, Decimal> = BTreeMap::new();
         let payouts: Decimal = self.payouts.values().copied().sum();
+        let in_transit = payouts - self.payouts_paid;
         let damage: Decimal = self.damage_withheld.values().copied().sum();
         let allocated: Vec<&OrderFacts> = self.orders.values().filter(|o| o.allocated).collect();
         let total: Decimal = allocated.iter().map(|o| o.total).sum();
@@ -634,8 +730,11 @@ impl Expected {
             .sum();
         b.insert(
             CASH.to_owned(),
-            self.captured - self.refunds - self.deposit_refunds - payouts,
+            self.captured - self.refunds - self.deposit_refunds - self.payouts_paid,
         );
+        if !self.payout_states.is_empty() {
+            b.insert(PAYOUTS_IN_TRANSIT.to_owned(), -in_transit);
+        }
         b.insert(
             CUSTOMER_FUNDS.to_owned(),
             -(self.captured - self.refunds - total),

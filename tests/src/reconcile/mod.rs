@@ -40,6 +40,8 @@ pub const CUSTOMER_FUNDS: &str = "customer_funds";
 pub const TAX_PAYABLE: &str = "tax_payable";
 pub const DEPOSITS_HELD: &str = "deposits_held";
 pub const PLATFORM_FEES: &str = "platform_fees";
+/// Payouts requested and neither paid nor failed yet.
+pub const PAYOUTS_IN_TRANSIT: &str = "payouts_in_transit";
 
 pub fn vendor_pending(vendor_id: Uuid) -> String {
     format!("vendor_pending:{vendor_id}")
@@ -117,6 +119,8 @@ pub struct Summary {
     /// `(listing_id, gmv, orders)`, best first.
     pub top_listings: Vec<(Uuid, Decimal, i64)>,
     pub payment_failures: BTreeMap<String, i64>,
+    /// Payouts requested in the window, by status: (count, amount).
+    pub payouts: BTreeMap<String, (i64, Decimal)>,
 }
 
 /// One bucket of `GET /v1/analytics/revenue`.
@@ -154,4 +158,16 @@ pub struct Observed {
     pub vendor_entries: BTreeMap<Uuid, Vec<Posting>>,
     pub summary: Summary,
     pub revenue: Revenue,
+    /// Every page of `GET /v1/vendors/{id}/payouts`: payout → (vendor,
+    /// amount, status).
+    pub payouts: BTreeMap<Uuid, Payout>,
+}
+
+/// A payout as the log or `GET /v1/vendors/{id}/payouts` has it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Payout {
+    pub vendor_id: Uuid,
+    pub amount: Decimal,
+    /// `requested`, `paid` or `failed`.
+    pub status: String,
 }

@@ -170,6 +170,28 @@ pub async fn observe(app: &TestApp) -> anyhow::Result<Observed> {
             }
         }
         observed.vendor_entries.insert(vendor_id, entries);
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/vendors/{vendor_id}/payouts?limit=200");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = get(app, &admin, &path).await?;
+            for item in page["items"].as_array().into_iter().flatten() {
+                observed.payouts.insert(
+                    uuid(&item["payout_id"])?,
+                    Payout {
+                        vendor_id: uuid(&item["vendor_id"])?,
+                        amount: decimal(&item["amount"])?,
+                        status: item["status"].as_str().unwrap_or_default().to_owned(),
+                    },
+                );
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
     }
 
     let window = format!("from={WINDOW_FROM}&to={WINDOW_TO}");
@@ -206,6 +228,17 @@ pub async fn observe(app: &TestApp) -> anyhow::Result<Observed> {
                 )
             })
             .collect(),
+        payouts: s["payouts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                Ok((
+                    p["status"].as_str().unwrap_or_default().to_owned(),
+                    (p["count"].as_i64().unwrap_or(-1), decimal(&p["amount"])?),
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?,
     };
     let revenue = |query: &str| format!("/v1/analytics/revenue?{window}&{query}");
     observed.revenue = Revenue {

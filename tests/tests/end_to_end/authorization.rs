@@ -25,6 +25,11 @@ impl World {
         let marketplace = Marketplace::new(&app)
             .with_two_vendors_and_a_paid_order(2)
             .await;
+        // What the payment sets off (holds confirmed, invoices issued) is
+        // recorded before the refusals are counted.
+        ledger_tests::pipeline::settle(&app, std::time::Duration::from_secs(30))
+            .await
+            .expect("the policies settle");
         World { app, marketplace }
     }
 

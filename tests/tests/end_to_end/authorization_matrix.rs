@@ -339,6 +339,13 @@ impl World {
         );
         add(
             Method::POST,
+            "POST /v1/vendors/{id}/fee-rate",
+            format!("/v1/vendors/{a}/fee-rate"),
+            Some(json!({"rate": "0.10"})),
+            Token(&[Admin]),
+        );
+        add(
+            Method::POST,
             "POST /v1/webhooks/payments (unsigned)",
             "/v1/webhooks/payments".into(),
             Some(
@@ -418,6 +425,20 @@ impl World {
             format!("/v1/vendors/{a}/earnings/entries?limit=5"),
             None,
             Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::GET,
+            "GET /v1/vendors/{id}/payouts",
+            format!("/v1/vendors/{a}/payouts"),
+            None,
+            Token(OWNER_OR_ADMIN),
+        );
+        add(
+            Method::GET,
+            "GET /v1/orders/{id}/invoices",
+            format!("/v1/orders/{order}/invoices"),
+            None,
+            Token(&[Customer, Vendor, Admin]),
         );
         add(
             Method::GET,

@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/orders/{order_id}/lines/{line_id}/pickup"),
     ("post", "/v1/orders/{order_id}/lines/{line_id}/return"),
     ("post", "/v1/vendors/{vendor_id}/payouts"),
+    ("post", "/v1/vendors/{vendor_id}/fee-rate"),
     ("post", "/v1/webhooks/payments"),
     ("get", "/v1/listings"),
     ("get", "/v1/listings/{listing_id}"),
@@ -45,6 +46,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/orders/stream"),
     ("get", "/v1/vendors/{vendor_id}/earnings"),
     ("get", "/v1/vendors/{vendor_id}/earnings/entries"),
+    ("get", "/v1/vendors/{vendor_id}/payouts"),
+    ("get", "/v1/orders/{order_id}/invoices"),
+    ("get", "/v1/invoices/{invoice_id}.pdf"),
     ("get", "/v1/ledger/trial-balance"),
     ("get", "/v1/analytics/summary"),
     ("get", "/v1/analytics/revenue"),
@@ -173,7 +177,8 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         }
         // Path parameters are declared.
         for segment in path.split('/').filter(|s| s.starts_with('{')) {
-            let name = segment.trim_matches(|c| c == '{' || c == '}');
+            // `{invoice_id}.pdf`: the name between the braces.
+            let name = segment[1..].split('}').next().unwrap_or_default();
             let declared = op["parameters"].as_array().is_some_and(|ps| {
                 ps.iter()
                     .any(|p| p["name"] == name && p["in"] == "path" && p["required"] == true)

@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt};
 use ledger_tests::answer::decimal;
 use ledger_tests::reconcile::{self, Discrepancy, Observed};
 use ledger_tests::scenario::seed;
-use ledger_tests::webhooks::{minor_units, total_minor};
+use ledger_tests::webhooks::{self, minor_units, total_minor};
 use ledger_tests::{at, Answer, TestApp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -33,6 +33,9 @@ const FAILURES: &[&str] = &[
     "Insufficient funds.",
     "Your card has expired.",
 ];
+
+/// Vendors' own fee rates (the others pay the deployment's 12.5 %).
+const FEE_RATES: &[&str] = &["0.0825", "0.05"];
 
 fn cents(c: i64) -> String {
     format!("{}.{:02}", c / 100, c % 100)
@@ -258,6 +261,7 @@ struct Tally {
     payouts: AtomicUsize,
     refunds: AtomicUsize,
     disputes: AtomicUsize,
+    failed_payouts: AtomicUsize,
 }
 
 impl Tally {
@@ -297,7 +301,22 @@ async fn webhook(app: &TestApp, kind: &str, order: &Answer, minor: i64, failure:
 
 async fn create_listings(app: &TestApp, plan: &Plan) -> (Vec<Uuid>, Vec<Uuid>) {
     let vendors: Vec<Uuid> = stream::iter(0..plan.vendors)
-        .map(|v| async move { app.register_vendor(&format!("Vendor {v}")).await })
+        .map(|v| async move {
+            let vendor_id = app.register_vendor(&format!("Vendor {v}")).await;
+            // Two vendors in three pay their own platform fee rate (set
+            // before any order, so every order of theirs is priced with it).
+            if let Some(rate) = FEE_RATES.get(v % 3) {
+                let set = post(
+                    app,
+                    &format!("/v1/vendors/{vendor_id}/fee-rate"),
+                    &app.admin(),
+                    json!({"rate": rate}),
+                )
+                .await;
+                expect(&set, StatusCode::OK, "set a vendor's fee rate");
+            }
+            vendor_id
+        })
         .buffered(CLIENTS)
         .collect()
         .await;
@@ -522,7 +541,9 @@ async fn money_after(app: &TestApp, order: &Answer, goods: i64, after: After, ta
 }
 
 /// Pays every vendor out once or twice, random amounts within what is
-/// available, and checks that a cent more than what is left is refused.
+/// available; the provider then reports each paid, failed (its amount is
+/// available again) or nothing yet; a cent more than what is left is
+/// refused.
 async fn payouts(app: &TestApp, vendors: &[Uuid], rng: &mut StdRng, tally: &Tally) {
     let head = ledger_tests::pipeline::settle(app, Duration::from_secs(120))
         .await
@@ -557,6 +578,25 @@ async fn payouts(app: &TestApp, vendors: &[Uuid], rng: &mut StdRng, tally: &Tall
                 expect(&paid, StatusCode::CREATED, "payout");
                 left -= amount;
                 Tally::bump(&tally.payouts);
+                let payout_id = paid.uuid("payout_id");
+                let event_id = format!("evt_{}", Uuid::new_v4().simple());
+                match rng.gen_range(0..3) {
+                    0 => {
+                        let outcome = app
+                            .payout_webhook(&event_id, webhooks::PAYOUT_PAID, payout_id)
+                            .await;
+                        expect(&outcome, StatusCode::OK, "payout paid");
+                    }
+                    1 => {
+                        let outcome = app
+                            .payout_webhook(&event_id, webhooks::PAYOUT_FAILED, payout_id)
+                            .await;
+                        expect(&outcome, StatusCode::OK, "payout failed");
+                        left += amount;
+                        Tally::bump(&tally.failed_payouts);
+                    }
+                    _ => {}
+                }
             }
             let too_much = post(app, &path, &app.admin(), json!({"amount": cents(left + 1)})).await;
             expect(&too_much, StatusCode::CONFLICT, "payout above the balance");
@@ -623,7 +663,7 @@ async fn marketplace(
     let n = |c: &AtomicUsize| c.load(Ordering::Relaxed);
     println!(
         "placed {}, unavailable {}, paid {}, failed payments {}, cancelled unpaid {}, \
-         cancelled paid {}, fulfilled {}, rental returns {}, payouts {}, refunds {}, disputes {}",
+         cancelled paid {}, fulfilled {}, rental returns {}, payouts {} (failed {}), refunds {}, disputes {}",
         n(&t.placed),
         n(&t.unavailable),
         n(&t.paid),
@@ -633,6 +673,7 @@ async fn marketplace(
         n(&t.fulfilled),
         n(&t.returns),
         n(&t.payouts),
+        n(&t.failed_payouts),
         n(&t.refunds),
         n(&t.disputes)
     );

@@ -157,6 +157,7 @@ impl Sim {
                     quantity: 1,
                 }],
                 rates: self.config.rates,
+                fee_rates: Default::default(),
                 hold_expires_at: expires_at,
                 placed_at,
             },

@@ -59,6 +59,11 @@ async fn a_redelivered_payment_event_records_nothing_new() {
         .payment_webhook("evt_once", SUCCEEDED, order_id, minor, None)
         .await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    // What the payment sets off (the holds confirmed, the invoice issued by
+    // the policies) is recorded first: only the duplicates must add nothing.
+    ledger_tests::pipeline::settle(&app, Duration::from_secs(30))
+        .await
+        .expect("the policies settle");
     let recorded = app.event_count().await;
     assert_eq!(
         count(&app.event_types("Order", order_id).await, "PaymentCaptured"),
