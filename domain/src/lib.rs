@@ -4,6 +4,7 @@
 //! types live in the HTTP crates' `schema` modules.
 
 pub mod aggregate;
+pub mod cancellation;
 pub mod error;
 pub mod inventory;
 pub mod listing;
@@ -15,6 +16,7 @@ pub mod upcast;
 pub mod vendor;
 
 pub use aggregate::Decide;
+pub use cancellation::CancellationTier;
 pub use chrono_tz::Tz;
 pub use error::{Conflict, DomainError, FieldError};
 pub use inventory::{
@@ -27,7 +29,8 @@ pub use money::*;
 pub use order::placement::{check_placement, MAX_LINES, MAX_QUANTITY};
 pub use order::pricing::{price_order, LineInput, LineTerms, PricedLine, PricedOrder, VendorSplit};
 pub use order::{
-    CancelCause, LineReturn, LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus,
+    Adjustment, AdjustmentKind, AdjustmentRequest, AdjustmentState, AdjustmentStatus, CancelCause,
+    LineRefund, LineReturn, LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus,
     PaymentOutcome,
 };
 pub use period::*;
