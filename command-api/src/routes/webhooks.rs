@@ -64,6 +64,8 @@ struct PaymentIntent {
 #[derive(Deserialize, Default)]
 struct IntentMetadata {
     order_id: Option<String>,
+    /// Pays an extension or reschedule (`adjustment_payments`).
+    adjustment_id: Option<String>,
 }
 
 /// Stripe's `last_payment_error`: `code` (`card_declined`, ...) and, for
@@ -95,7 +97,23 @@ pub struct WebhookReceived {
 }
 
 impl WebhookReceived {
-    fn ignored(reason: String) -> Self {
+    pub(crate) fn processed(
+        order_id: Uuid,
+        status: OrderStatus,
+        duplicate: bool,
+        position: i64,
+    ) -> Self {
+        Self {
+            received: true,
+            order_id: Some(order_id),
+            status: Some(status),
+            duplicate,
+            ignored: None,
+            position,
+        }
+    }
+
+    pub(crate) fn ignored(reason: String) -> Self {
         Self {
             received: true,
             order_id: None,
@@ -222,6 +240,26 @@ pub async fn payments(
         }
         _ => PaymentOutcome::Succeeded,
     };
+    let payment = Payment {
+        payment_id: event.id.clone(),
+        intent_id: intent.id.clone(),
+        amount_minor: intent.amount,
+        currency: intent.currency.clone(),
+        outcome,
+    };
+    if let Some(adjustment_id) = intent.metadata.adjustment_id.as_deref() {
+        let context = provider_context(&headers, &event.id);
+        let order_id = intent.metadata.order_id.as_deref();
+        return super::adjustment_payments::received(
+            &app,
+            context,
+            adjustment_id,
+            order_id,
+            payment,
+        )
+        .await
+        .map(Json);
+    }
     let Some(order_id) = intent
         .metadata
         .order_id
@@ -237,27 +275,7 @@ pub async fn payments(
     };
     load_order(&app, order_id).await?;
 
-    let correlation_id = headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| event.id.clone());
-    let context = CommandContext {
-        principal: Principal::payment_provider(),
-        correlation_id,
-        causation_id: event.id.clone(),
-        idempotency_key: headers
-            .get(IDEMPOTENCY_KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    };
-    let payment = Payment {
-        payment_id: event.id.clone(),
-        intent_id: intent.id.clone(),
-        amount_minor: intent.amount,
-        currency: intent.currency.clone(),
-        outcome,
-    };
+    let context = provider_context(&headers, &event.id);
     let recorded = record_payment(&app, &context, order_id, payment).await?;
     Ok(Json(WebhookReceived {
         received: true,
@@ -267,6 +285,24 @@ pub async fn payments(
         ignored: None,
         position: recorded.position,
     }))
+}
+
+/// The context of a command the provider's event `event_id` causes.
+pub(crate) fn provider_context(headers: &HeaderMap, event_id: &str) -> CommandContext {
+    let correlation_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| event_id.to_owned());
+    CommandContext {
+        principal: Principal::payment_provider(),
+        correlation_id,
+        causation_id: event_id.to_owned(),
+        idempotency_key: headers
+            .get(IDEMPOTENCY_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
 }
 
 #[cfg(test)]

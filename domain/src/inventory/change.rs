@@ -108,6 +108,7 @@ impl Inventory {
             hold_id,
             change_id,
             period: pending.period,
+            buffer: h.buffer,
         }])
     }
 

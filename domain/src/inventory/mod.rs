@@ -181,10 +181,14 @@ pub enum InventoryEvent {
         period: Period,
         expires_at: DateTime<Utc>,
     },
+    /// The hold's period is `period` now (its buffer, kept from when it
+    /// was placed, after it).
     ChangeApplied {
         hold_id: Uuid,
         change_id: Uuid,
         period: Period,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        buffer: Option<IsoDuration>,
     },
     ChangeLapsed {
         hold_id: Uuid,
@@ -443,6 +447,7 @@ impl Aggregate for Inventory {
                 hold_id,
                 change_id,
                 period,
+                ..
             } => self.update_hold(hold_id, |h| {
                 if let HoldRequest::Rental { period: p, .. } = &mut h.request {
                     *p = period;
