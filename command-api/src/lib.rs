@@ -238,6 +238,14 @@ pub fn router(app: AppState) -> Router {
             "/v1/orders/{order_id}/lines/{line_id}/return",
             post(routes::fulfilment::return_line),
         )
+        .route(
+            "/v1/orders/{order_id}/lines/{line_id}/extend",
+            post(routes::changes::extend),
+        )
+        .route(
+            "/v1/orders/{order_id}/lines/{line_id}/reschedule",
+            post(routes::changes::reschedule),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             idempotency.clone(),
             idempotency::idempotency,

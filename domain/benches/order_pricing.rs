@@ -55,6 +55,7 @@ fn lines(n: usize) -> Vec<LineInput> {
                 0 => (
                     LineTerms::Rental {
                         late_fee_per_unit: Default::default(),
+                        cancellation_policy: Vec::new(),
                         time_zone: domain::Tz::UTC,
                         period: Period {
                             start: t0() + TimeDelta::days(i as i64),
@@ -75,6 +76,7 @@ fn lines(n: usize) -> Vec<LineInput> {
                 _ => (
                     LineTerms::Rental {
                         late_fee_per_unit: Default::default(),
+                        cancellation_policy: Vec::new(),
                         time_zone: domain::Tz::UTC,
                         period: Period {
                             start: t0() + TimeDelta::hours(i as i64),

@@ -4,6 +4,7 @@
 //! types live in the HTTP crates' `schema` modules.
 
 pub mod aggregate;
+pub mod cancellation;
 pub mod error;
 pub mod inventory;
 pub mod invoice_book;
@@ -18,6 +19,7 @@ pub mod upcast;
 pub mod vendor;
 
 pub use aggregate::Decide;
+pub use cancellation::CancellationTier;
 pub use chrono_tz::Tz;
 pub use error::{Conflict, DomainError, FieldError};
 pub use inventory::{
@@ -39,7 +41,8 @@ pub use order::pricing::{
     PricedOrder, VendorSplit,
 };
 pub use order::{
-    CancelCause, DisputeRelease, DisputeState, LineReturn, LineStatus, Order, OrderCommand,
+    Adjustment, AdjustmentKind, AdjustmentRequest, AdjustmentState, AdjustmentStatus, CancelCause,
+    DisputeRelease, DisputeState, LineRefund, LineReturn, LineStatus, Order, OrderCommand,
     OrderEvent, OrderStatus, PartStatus, PaymentOutcome, RefundLine, RefundPart, RefundRequest,
     Taken,
 };

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::{handle_by_deciding, Decide};
+use crate::cancellation::{validate_policy, CancellationTier};
 use crate::error::{DomainError, FieldError};
 use crate::money::is_valid_amount;
 use crate::period::PricingUnit;
@@ -139,6 +140,9 @@ pub enum ListingCommand {
     /// A rental listing's policies, for orders placed from now on.
     SetPolicies {
         late_fee_per_unit: Decimal,
+        /// Refund tiers for cancellations and shortened bookings.
+        #[serde(default)]
+        cancellation_policy: Vec<CancellationTier>,
     },
 }
 
@@ -160,6 +164,9 @@ pub enum ListingEvent {
     /// Charged per started pricing unit late, per unit of quantity.
     PoliciesSet {
         late_fee_per_unit: Decimal,
+        /// Empty: a full refund until fulfilment.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cancellation_policy: Vec<CancellationTier>,
     },
 }
 
@@ -191,6 +198,8 @@ pub struct Listing {
     status: ListingStatus,
     #[serde(default)]
     late_fee_per_unit: Decimal,
+    #[serde(default)]
+    cancellation_policy: Vec<CancellationTier>,
 }
 
 impl Listing {
@@ -234,6 +243,10 @@ impl Listing {
     pub fn late_fee_per_unit(&self) -> Decimal {
         self.late_fee_per_unit
     }
+    /// The refund tiers (empty: a full refund until fulfilment).
+    pub fn cancellation_policy(&self) -> &[CancellationTier] {
+        &self.cancellation_policy
+    }
 }
 
 impl Decide for Listing {
@@ -252,7 +265,10 @@ impl Decide for Listing {
             C::Publish => self.publish(),
             C::Archive => self.archive(),
             C::ChangePrice { price } => self.change_price(price),
-            C::SetPolicies { late_fee_per_unit } => self.set_policies(late_fee_per_unit),
+            C::SetPolicies {
+                late_fee_per_unit,
+                cancellation_policy,
+            } => self.set_policies(late_fee_per_unit, cancellation_policy),
         }
     }
 }
@@ -343,22 +359,34 @@ impl Listing {
 
 impl Listing {
     /// Policies of rental listings; they apply to orders placed later.
-    fn set_policies(&self, late_fee_per_unit: Decimal) -> Decision {
+    fn set_policies(
+        &self,
+        late_fee_per_unit: Decimal,
+        cancellation_policy: Vec<CancellationTier>,
+    ) -> Decision {
         if self.kind() != Some(ListingKind::Rental) {
             return Err(DomainError::invalid_state(
                 "policies apply to rental listings only",
             ));
         }
+        let mut errors = Vec::new();
         if !is_valid_amount(late_fee_per_unit) {
-            return Err(DomainError::invalid(
+            errors.push(FieldError::new(
                 "late_fee_per_unit",
                 "must be a non-negative amount with at most 2 decimal places, at most 1000000000.00",
             ));
         }
-        if late_fee_per_unit == self.late_fee_per_unit {
+        errors.extend(validate_policy(&cancellation_policy));
+        DomainError::check(errors)?;
+        if late_fee_per_unit == self.late_fee_per_unit
+            && cancellation_policy == self.cancellation_policy
+        {
             return Ok(vec![]);
         }
-        Ok(vec![ListingEvent::PoliciesSet { late_fee_per_unit }])
+        Ok(vec![ListingEvent::PoliciesSet {
+            late_fee_per_unit,
+            cancellation_policy,
+        }])
     }
 }
 
@@ -396,8 +424,12 @@ impl Aggregate for Listing {
                     terms.set_price(price);
                 }
             }
-            ListingEvent::PoliciesSet { late_fee_per_unit } => {
+            ListingEvent::PoliciesSet {
+                late_fee_per_unit,
+                cancellation_policy,
+            } => {
                 self.late_fee_per_unit = late_fee_per_unit;
+                self.cancellation_policy = cancellation_policy;
             }
         }
     }

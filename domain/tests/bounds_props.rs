@@ -128,6 +128,7 @@ fn lines_of(raw: &[(u8, bool, u32, i64, i64, i64)]) -> Vec<LineInput> {
                 terms: if rental {
                     LineTerms::Rental {
                         late_fee_per_unit: Default::default(),
+                        cancellation_policy: Vec::new(),
                         time_zone: domain::Tz::UTC,
                         period: Period::new(base(), base() + Duration::hours(hours)).unwrap(),
                         pricing_unit: PricingUnit::Hour,

@@ -147,6 +147,7 @@ fn cancelling_an_order_once_fulfilment_started_leaves_it_untouched() {
         vendor_id: u(1),
         terms: LineTerms::Rental {
             late_fee_per_unit: Default::default(),
+            cancellation_policy: Vec::new(),
             time_zone: domain::Tz::UTC,
             period: Period::new(t(0), t(24)).unwrap(),
             pricing_unit: PricingUnit::Day,

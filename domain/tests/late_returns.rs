@@ -37,6 +37,7 @@ fn picked_up(unit: PricingUnit, fee: Decimal, zone: Tz) -> Vec<E> {
             deposit_per_unit: dec!(30.00),
             time_zone: zone,
             late_fee_per_unit: fee,
+            cancellation_policy: Vec::new(),
         },
         quantity: 2,
     }];
@@ -194,14 +195,17 @@ fn a_rental_listing_sets_its_late_fee_and_a_sale_listing_cannot() {
         .given(vec![rental.clone()])
         .when(ListingCommand::SetPolicies {
             late_fee_per_unit: dec!(20.00),
+            cancellation_policy: vec![],
         })
         .then_expect_events(vec![ListingEvent::PoliciesSet {
             late_fee_per_unit: dec!(20.00),
+            cancellation_policy: vec![],
         }]);
     let bad = TestFramework::<Listing>::with(())
         .given(vec![rental])
         .when(ListingCommand::SetPolicies {
             late_fee_per_unit: dec!(-1.00),
+            cancellation_policy: vec![],
         })
         .inspect_result();
     assert!(matches!(bad, Err(DomainError::Validation { .. })));
@@ -212,6 +216,7 @@ fn a_rental_listing_sets_its_late_fee_and_a_sale_listing_cannot() {
         })])
         .when(ListingCommand::SetPolicies {
             late_fee_per_unit: dec!(1.00),
+            cancellation_policy: vec![],
         })
         .inspect_result();
     assert!(matches!(sale, Err(DomainError::InvalidState(_))));

@@ -39,6 +39,7 @@ fn lines() -> Vec<LineInput> {
             vendor_id: u(V1),
             terms: LineTerms::Rental {
                 late_fee_per_unit: Default::default(),
+                cancellation_policy: Vec::new(),
                 time_zone: domain::Tz::UTC,
                 period: Period::new(t(0), t(25)).unwrap(),
                 pricing_unit: PricingUnit::Day,

@@ -46,6 +46,7 @@ proptest! {
                 terms: if is_rental {
                     LineTerms::Rental {
                         late_fee_per_unit: Default::default(),
+                        cancellation_policy: Vec::new(),
                         time_zone: domain::Tz::UTC,
                         period: Period::new(t0, t0 + Duration::minutes(hours * 37)).unwrap(),
                         pricing_unit: if daily { PricingUnit::Day } else { PricingUnit::Hour },

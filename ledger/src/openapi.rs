@@ -59,6 +59,8 @@ use read_api as q;
         cmd::fulfilment::deliver,
         cmd::fulfilment::pick_up,
         cmd::fulfilment::return_line,
+        cmd::changes::extend,
+        cmd::changes::reschedule,
         cmd::webhooks::payments,
         command_api::outbound::routes::create,
         command_api::outbound::routes::list,

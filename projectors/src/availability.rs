@@ -242,15 +242,63 @@ impl Rows {
                     listing.updated_at = at;
                 }
             }
-            ListingEvent::PoliciesSet { late_fee_per_unit } => {
+            ListingEvent::PoliciesSet {
+                late_fee_per_unit,
+                cancellation_policy,
+            } => {
                 if let Some(listing) = self.listing(listing_id) {
                     let shown = format!("{late_fee_per_unit:.2}");
-                    listing.policies = Some(serde_json::json!({ "late_fee_per_unit": shown }));
+                    listing.policies = Some(serde_json::json!({
+                        "late_fee_per_unit": shown,
+                        "cancellation_policy": cancellation_policy,
+                    }));
                     listing.updated_at = at;
                 }
             }
         }
         Ok(())
+    }
+
+    /// A change awaiting payment: the instants of its period beyond its
+    /// hold's own (their hull, when it grows both ways) as a hold of the
+    /// same order until the change expires.
+    fn hold_change(
+        &mut self,
+        listing_id: Uuid,
+        hold_id: Uuid,
+        change_id: Uuid,
+        period: domain::Period,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let Some(hold) = self.allocation((listing_id, hold_id)).cloned() else {
+            return Ok(());
+        };
+        let (Some(start), Some(end)) = (hold.start_at, hold.end_at) else {
+            return Ok(());
+        };
+        let from = if period.start < start {
+            period.start
+        } else {
+            period.start.max(end)
+        };
+        let to = if period.end > end {
+            period.end
+        } else {
+            period.end.min(start)
+        };
+        if from >= to {
+            return Ok(());
+        }
+        self.insert_allocation(AllocationRow {
+            listing_id,
+            allocation_id: change_id,
+            kind: "hold".to_owned(),
+            start_at: Some(from),
+            end_at: Some(to),
+            quantity: hold.quantity,
+            expires_at: Some(expires_at),
+            order_id: hold.order_id,
+        })
     }
 
     fn set_status(&mut self, listing_id: Uuid, status: &str, at: DateTime<Utc>) {
@@ -368,6 +416,29 @@ impl Rows {
                     listing.units = Some(column(units)?);
                 }
             }
+            InventoryEvent::ChangeHeld {
+                hold_id,
+                change_id,
+                period,
+                expires_at,
+            } => self.hold_change(listing_id, hold_id, change_id, period, expires_at)?,
+            // The hold moves (its buffer after it); the change's row goes.
+            InventoryEvent::ChangeApplied {
+                hold_id,
+                change_id,
+                period,
+                buffer,
+            } => {
+                if let Some(row) = self.allocation((listing_id, hold_id)) {
+                    row.start_at = Some(period.start);
+                    row.end_at =
+                        Some(period.end + buffer.map_or(chrono::Duration::zero(), |b| b.delta()));
+                }
+                self.release((listing_id, change_id), "released")?;
+            }
+            InventoryEvent::ChangeLapsed { change_id, .. } => {
+                self.release((listing_id, change_id), "expired")?
+            }
             InventoryEvent::StockAdjusted { delta, .. } => {
                 if let Some(listing) = self.listing(listing_id) {
                     listing.stock = listing
@@ -391,6 +462,21 @@ impl Rows {
 /// A count of an event as an `int` column.
 fn column(count: u32) -> Result<i32, String> {
     i32::try_from(count).map_err(|_| format!("{count} is out of range"))
+}
+
+/// The allocations an inventory event names.
+fn allocations_of(event: &InventoryEvent) -> Vec<Uuid> {
+    match event {
+        // A change names its hold and the row of its extra instants.
+        InventoryEvent::ChangeHeld {
+            hold_id, change_id, ..
+        }
+        | InventoryEvent::ChangeApplied {
+            hold_id, change_id, ..
+        }
+        | InventoryEvent::ChangeLapsed { hold_id, change_id } => vec![*hold_id, *change_id],
+        other => allocation_of(other).into_iter().collect(),
+    }
 }
 
 /// The allocation an inventory event names, if any.
@@ -423,7 +509,7 @@ async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<
         let id = Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))?;
         listing_ids.push(id);
         if let Change::Inventory(inventory) = &change {
-            if let Some(allocation) = allocation_of(inventory) {
+            for allocation in allocations_of(inventory) {
                 allocation_keys.push((id, allocation));
             }
         }

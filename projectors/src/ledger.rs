@@ -458,11 +458,13 @@ impl Journal {
             allocated.push(state.allocated);
         }
         if !ids.is_empty() {
-            // New orders are inserted; known ones only change `allocated`.
+            // New orders are inserted; known ones change `allocated`, and
+            // `priced` when a booking change was confirmed.
             sqlx::query(
                 "INSERT INTO ledger_orders (order_id, priced, allocated)
                  SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::bool[])
-                 ON CONFLICT (order_id) DO UPDATE SET allocated = EXCLUDED.allocated",
+                 ON CONFLICT (order_id) DO UPDATE
+                    SET allocated = EXCLUDED.allocated, priced = EXCLUDED.priced",
             )
             .bind(&ids)
             .bind(&priced)
@@ -478,6 +480,7 @@ fn parse_uuid(event: &EventEnvelope) -> Result<Uuid, Error> {
     Uuid::parse_str(&event.aggregate_id).map_err(|e| Error::apply(event, e))
 }
 
+mod changes;
 mod entries;
 pub mod payouts;
 pub mod reversals;

@@ -41,6 +41,9 @@ pub struct OrderView {
     pub refunds: Vec<RefundView>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disputes: Vec<DisputeView>,
+    /// Extensions and reschedules of its lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adjustments: Vec<AdjustmentView>,
     pub updated_at: DateTime<Utc>,
     pub position: i64,
 }
@@ -77,6 +80,30 @@ pub struct LineView {
     pub deposit_refunded: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damage_withheld: Option<Decimal>,
+    /// A late return's fee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_fee: Option<Decimal>,
+    /// What a cancellation under the line's policy refunded (price, tax
+    /// and deposit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<Decimal>,
+}
+
+/// An extension or reschedule of a line.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AdjustmentView {
+    pub adjustment_id: Uuid,
+    pub line_id: Uuid,
+    /// extension or reschedule.
+    pub kind: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Negative: refunded.
+    pub amount_due: Decimal,
+    pub hold_expires_at: DateTime<Utc>,
+    /// awaiting_payment, paid, confirmed or lapsed.
+    pub status: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -228,6 +255,8 @@ impl Consumer for Orders {
                                 returned_at: None,
                                 deposit_refunded: None,
                                 damage_withheld: None,
+                                late_fee: None,
+                                refund: None,
                             })
                             .collect(),
                         vendors: priced
@@ -244,6 +273,7 @@ impl Consumer for Orders {
                         payments: Vec::new(),
                         refunds: Vec::new(),
                         disputes: Vec::new(),
+                        adjustments: Vec::new(),
                         updated_at: event.recorded_at,
                         position: event.position,
                     };
@@ -425,6 +455,7 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
             returned_at,
             deposit_refunded,
             damage_withheld,
+            late_fee,
             ..
         } => {
             if let Some(line) = view.lines.iter_mut().find(|l| l.line_id == line_id) {
@@ -432,6 +463,7 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
                 line.returned_at = Some(returned_at);
                 line.deposit_refunded = Some(deposit_refunded);
                 line.damage_withheld = Some(damage_withheld);
+                line.late_fee = (!late_fee.is_zero()).then_some(late_fee);
             }
         }
         OrderEvent::VendorPartFulfilled { vendor_id, .. } => {
@@ -507,7 +539,80 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
                 d.closed_at = Some(at);
             }
         }
+        OrderEvent::AdjustmentRequested { adjustment, at } => {
+            view.adjustments.push(AdjustmentView {
+                adjustment_id: adjustment.adjustment_id,
+                line_id: adjustment.line_id,
+                kind: match adjustment.kind {
+                    domain::AdjustmentKind::Extension => "extension",
+                    domain::AdjustmentKind::Reschedule => "reschedule",
+                }
+                .into(),
+                start: adjustment.start,
+                end: adjustment.end,
+                amount_due: adjustment.amount_due,
+                hold_expires_at: adjustment.hold_expires_at,
+                status: "awaiting_payment".into(),
+                at,
+            })
+        }
+        OrderEvent::AdjustmentPaid { adjustment_id, .. } => {
+            set_adjustment(view, adjustment_id, "paid")
+        }
+        OrderEvent::AdjustmentConfirmed { adjustment, .. } => {
+            set_adjustment(view, adjustment.adjustment_id, "confirmed");
+            apply_adjustment(view, &adjustment);
+        }
+        OrderEvent::AdjustmentLapsed { adjustment_id, .. } => {
+            set_adjustment(view, adjustment_id, "lapsed")
+        }
+        OrderEvent::CancellationCharged { lines, .. } => {
+            for refunded in lines {
+                if let Some(line) = view
+                    .lines
+                    .iter_mut()
+                    .find(|l| l.line_id == refunded.line_id)
+                {
+                    line.refund = Some(refunded.refund);
+                }
+            }
+        }
     }
+}
+
+fn set_adjustment(view: &mut OrderView, adjustment_id: Uuid, status: &str) {
+    if let Some(a) = view
+        .adjustments
+        .iter_mut()
+        .find(|a| a.adjustment_id == adjustment_id)
+    {
+        status.clone_into(&mut a.status);
+    }
+}
+
+/// The line, its vendor's part and the order after a confirmed change, as
+/// the Order aggregate has them (`PricedOrder::apply_adjustment`).
+fn apply_adjustment(view: &mut OrderView, a: &domain::Adjustment) {
+    if let Some(line) = view.lines.iter_mut().find(|l| l.line_id == a.line_id) {
+        line.start = Some(a.start);
+        line.end = Some(a.end);
+        if let Some(tz) = line.time_zone.as_deref().and_then(|z| z.parse().ok()) {
+            line.local_start = Some(domain::schedule::local(a.start, tz));
+            line.local_end = Some(domain::schedule::local(a.end, tz));
+        }
+        line.billable_units = Some(a.billable_units);
+        line.unit_price = a.unit_price;
+        line.subtotal += a.subtotal;
+        line.tax += a.tax;
+    }
+    if let Some(part) = view.vendors.iter_mut().find(|p| p.vendor_id == a.vendor_id) {
+        part.subtotal += a.subtotal;
+        part.platform_fee += a.platform_fee;
+        part.net += a.net;
+    }
+    view.subtotal += a.subtotal;
+    view.tax += a.tax;
+    view.total += a.amount_due;
 }
 
 fn set_sale_lines(view: &mut OrderView, vendor_id: Uuid, status: &str) {

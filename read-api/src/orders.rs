@@ -50,6 +50,12 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
                 if let Some(withheld) = l.damage_withheld {
                     line["damage_withheld"] = json!(money(withheld));
                 }
+                if let Some(fee) = l.late_fee {
+                    line["late_fee"] = json!(money(fee));
+                }
+                if let Some(refund) = l.refund {
+                    line["refund"] = json!(money(refund));
+                }
                 line
             })
             .collect()
@@ -96,13 +102,22 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
                    "opened_at": d.opened_at, "closed_at": d.closed_at})
         })
         .collect();
+    let adjustments: Vec<Value> = order
+        .adjustments
+        .iter()
+        .map(|a| {
+            json!({"adjustment_id": a.adjustment_id, "line_id": a.line_id, "kind": a.kind,
+                   "start": a.start, "end": a.end, "amount_due": money(a.amount_due),
+                   "hold_expires_at": a.hold_expires_at, "status": a.status, "at": a.at})
+        })
+        .collect();
     json!({
         "order_id": order.order_id, "customer_id": order.customer_id, "status": order.status,
         "currency": order.currency, "subtotal": money(order.subtotal), "tax": money(order.tax),
         "deposit": money(order.deposit), "total": money(order.total),
         "placed_at": order.placed_at, "hold_expires_at": order.hold_expires_at,
         "cancel_reason": order.cancel_reason, "lines": lines_of(None), "vendors": parts_of(None),
-        "payments": payments, "refunds": refunds, "disputes": disputes,
+        "payments": payments, "refunds": refunds, "disputes": disputes, "adjustments": adjustments,
         "updated_at": order.updated_at,
     })
 }

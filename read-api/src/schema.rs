@@ -76,7 +76,27 @@ pub struct OrderDocument {
     /// Disputes of the order's payment at the provider.
     #[schema(nullable = false)]
     pub disputes: Option<Vec<DisputeDocument>>,
+    /// Extensions and reschedules of its lines.
+    #[schema(nullable = false)]
+    pub adjustments: Option<Vec<AdjustmentDocument>>,
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdjustmentDocument {
+    pub adjustment_id: Uuid,
+    pub line_id: Uuid,
+    /// `extension` or `reschedule`.
+    pub kind: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Negative: refunded by the cancellation policy.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "20.00")]
+    pub amount_due: String,
+    pub hold_expires_at: DateTime<Utc>,
+    /// `awaiting_payment`, `paid`, `confirmed` or `lapsed`.
+    pub status: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -109,6 +129,13 @@ pub struct OrderLineDocument {
     pub deposit_refunded: Option<String>,
     #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     pub damage_withheld: Option<String>,
+    /// A late return's fee.
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "20.00")]
+    pub late_fee: Option<String>,
+    /// A paid order cancelled under the line's cancellation policy: what
+    /// was refunded (price, tax and deposit).
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
+    pub refund: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

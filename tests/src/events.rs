@@ -184,7 +184,15 @@ impl TestApp {
             } else if let Some(hold_id) = payload.get("hold_id") {
                 let hold_id = uuid_of(hold_id);
                 if let Some(hold) = holds.iter_mut().find(|h| h.hold_id == hold_id) {
-                    hold.last = kind;
+                    match kind.as_str() {
+                        // An extension or reschedule moved the hold.
+                        "ChangeApplied" => {
+                            let p = &payload["period"];
+                            hold.period = Some((instant(&p["start"]), instant(&p["end"])));
+                        }
+                        "ChangeHeld" | "ChangeLapsed" => {}
+                        _ => hold.last = kind,
+                    }
                 }
             }
         }

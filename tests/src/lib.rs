@@ -9,6 +9,7 @@
 //! - [`client`] and [`answer`]: the requests and the typed answers;
 //!   [`tokens`]: tokens for every principal, and the forged ones;
 //!   [`webhooks`]: the payment provider's signed events;
+//! - [`changes`]: extensions, reschedules and their payments;
 //! - [`scenario`]: `Marketplace` and the order items;
 //! - [`events`] and [`pipeline`]: the log, the relay and the consumers,
 //!   watched behind the API's back;
@@ -19,6 +20,7 @@
 pub mod answer;
 pub mod app;
 pub mod binary;
+pub mod changes;
 pub mod client;
 pub mod database;
 pub mod events;

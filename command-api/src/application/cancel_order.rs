@@ -6,6 +6,7 @@
 use domain::{OrderCommand, OrderStatus};
 use uuid::Uuid;
 
+use super::earnings::credit_fulfilled_part;
 use super::{holds, place_order::settle_deadline};
 use crate::bus::CommandError;
 use crate::context::CommandContext;
@@ -31,5 +32,16 @@ pub async fn cancel_order(
     let order = app.orders.load(&id).await?;
     let released = holds::release(app, context, &order, "order cancelled").await?;
     settle_deadline(app, order_id).await;
-    Ok((order.status(), committed.position.max(released)))
+    // What a cancellation policy kept is the vendor's at once (less the
+    // platform fee): the order will not be fulfilled. On a retry too, so a
+    // crash before the credit is repaired (the Vendor credits once).
+    let mut position = committed.position.max(released);
+    if let Some(kept) = order.cancellation_kept() {
+        for split in kept {
+            let credited =
+                credit_fulfilled_part(app, context, order_id, split.vendor_id, split.net).await?;
+            position = position.max(credited);
+        }
+    }
+    Ok((order.status(), position))
 }

@@ -5,6 +5,8 @@
 //! [`CommandError`](crate::bus::CommandError), so that each is tested
 //! given/when/then on memory stores and a controlled clock (`tests`).
 //!
+//! - `adjust_line`: a rental line extended or rescheduled, its payment
+//!   and its lapse;
 //! - `inventory`: a command on a listing's inventory, set up on first use;
 //! - `place_order`: the placement saga (DESIGN.md "Domain");
 //! - `holds`: an order's holds follow its outcome (release, expire,
@@ -20,6 +22,7 @@
 //! - `refunds`: refunds, disputes and unapplied payments, with their vendor
 //!   side (earnings taken back or restored).
 
+pub mod adjust_line;
 pub mod billing;
 pub mod cancel_order;
 pub mod earnings;

@@ -318,6 +318,7 @@ fn plan_lines(
                         deposit_per_unit: *deposit,
                         time_zone: zones.get(&item.listing_id).copied().unwrap_or(Tz::UTC),
                         late_fee_per_unit: listing.late_fee_per_unit(),
+                        cancellation_policy: listing.cancellation_policy().to_vec(),
                     },
                     HoldRequest::Rental {
                         period,

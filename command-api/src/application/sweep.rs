@@ -35,7 +35,9 @@ pub async fn sweep_once(app: &CommandApp) -> Result<usize, CommandError> {
     claim.settle(&settled, app.clock.now()).await?;
     // Rental lines past their end and not returned.
     let overdue = super::overdue::mark_overdue_lines(app).await?;
-    Ok(count + overdue)
+    // Extensions and reschedules unpaid past their expiry.
+    let adjustments = super::adjust_line::lapse_due_adjustments(app).await?;
+    Ok(count + overdue + adjustments)
 }
 
 /// Settles one lapsed order and its holds.

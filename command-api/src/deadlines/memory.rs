@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Deadline, DueDeadlines, HoldDeadlines, ReturnDue};
+use super::{AdjustmentDue, Deadline, DueDeadlines, HoldDeadlines, ReturnDue};
 use crate::bus::CommandError;
 
 /// A deadline and when it was settled.
@@ -21,7 +21,12 @@ pub struct MemoryDeadlines {
     entries: Arc<Mutex<HashMap<Uuid, Entry>>>,
     /// Return deadlines by line, and when each was settled.
     returns: Arc<Mutex<HashMap<Uuid, ReturnEntry>>>,
+    /// Adjustment deadlines by id, and when each was settled.
+    adjustments: Arc<Mutex<HashMap<Uuid, AdjustmentEntry>>>,
 }
+
+/// An adjustment deadline and when it was settled.
+type AdjustmentEntry = (AdjustmentDue, Option<DateTime<Utc>>);
 
 impl MemoryDeadlines {
     pub fn new() -> Self {
@@ -49,12 +54,64 @@ impl MemoryDeadlines {
 
 #[async_trait]
 impl HoldDeadlines for MemoryDeadlines {
-    async fn record_return(&self, due: &ReturnDue) -> Result<(), CommandError> {
-        self.returns
+    async fn record_adjustment(&self, due: &AdjustmentDue) -> Result<(), CommandError> {
+        self.adjustments
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(due.line_id)
+            .entry(due.adjustment_id)
             .or_insert((*due, None));
+        Ok(())
+    }
+
+    async fn adjustment(&self, adjustment_id: Uuid) -> Result<Option<AdjustmentDue>, CommandError> {
+        Ok(self
+            .adjustments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&adjustment_id)
+            .map(|(due, _)| *due))
+    }
+
+    async fn adjustments_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AdjustmentDue>, CommandError> {
+        let mut due: Vec<AdjustmentDue> = self
+            .adjustments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|(due, settled_at)| settled_at.is_none() && due.expires_at <= now)
+            .map(|(due, _)| *due)
+            .collect();
+        due.sort_by_key(|d| d.expires_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn settle_adjustment(
+        &self,
+        adjustment_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        if let Some((_, settled_at)) = self
+            .adjustments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&adjustment_id)
+        {
+            *settled_at = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn record_return(&self, due: &ReturnDue) -> Result<(), CommandError> {
+        let mut returns = self.returns.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = returns.entry(due.line_id).or_insert((*due, None));
+        if entry.1.is_none() {
+            entry.0.due_at = due.due_at;
+        }
         Ok(())
     }
 

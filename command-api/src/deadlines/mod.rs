@@ -47,9 +47,59 @@ pub struct ReturnDue {
     pub due_at: DateTime<Utc>,
 }
 
+/// An extension or reschedule awaiting payment: its order (a payment may
+/// name only the adjustment) and when it lapses unpaid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdjustmentDue {
+    pub adjustment_id: Uuid,
+    pub order_id: Uuid,
+    pub line_id: Uuid,
+    pub listing_id: Uuid,
+    pub hold_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a store that keeps no adjustments answers.
+fn no_adjustments() -> CommandError {
+    CommandError::internal("this deadline store keeps no adjustments")
+}
+
 #[async_trait]
 pub trait HoldDeadlines: Send + Sync {
-    /// Records when a picked-up rental line is due back (again: no-op).
+    /// Records an adjustment's deadline (again: no-op).
+    async fn record_adjustment(&self, _due: &AdjustmentDue) -> Result<(), CommandError> {
+        Err(no_adjustments())
+    }
+
+    /// The adjustment's deadline, if it was recorded.
+    async fn adjustment(
+        &self,
+        _adjustment_id: Uuid,
+    ) -> Result<Option<AdjustmentDue>, CommandError> {
+        Err(no_adjustments())
+    }
+
+    /// Up to `limit` unsettled adjustment deadlines due by `now`, oldest
+    /// first. Not claimed: settling one twice records nothing new.
+    async fn adjustments_due(
+        &self,
+        _now: DateTime<Utc>,
+        _limit: usize,
+    ) -> Result<Vec<AdjustmentDue>, CommandError> {
+        Ok(Vec::new())
+    }
+
+    /// Marks an adjustment's deadline dealt with.
+    async fn settle_adjustment(
+        &self,
+        _adjustment_id: Uuid,
+        _at: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        Ok(())
+    }
+
+    /// Records when a picked-up rental line is due back (again: the new
+    /// time, if not settled yet; an extension moves it).
     async fn record_return(&self, due: &ReturnDue) -> Result<(), CommandError>;
 
     /// Up to `limit` unsettled return deadlines due by `now`, oldest first.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{Deadline, DeadlineHold, DueDeadlines, HoldDeadlines, ReturnDue};
+use super::{AdjustmentDue, Deadline, DeadlineHold, DueDeadlines, HoldDeadlines, ReturnDue};
 use crate::bus::{CommandError, StoreError};
 
 #[derive(Clone)]
@@ -21,12 +21,86 @@ impl PostgresDeadlines {
     }
 }
 
+type AdjustmentRow = (Uuid, Uuid, Uuid, Uuid, Uuid, DateTime<Utc>);
+
+fn adjustment_due(row: AdjustmentRow) -> AdjustmentDue {
+    let (adjustment_id, order_id, line_id, listing_id, hold_id, expires_at) = row;
+    AdjustmentDue {
+        adjustment_id,
+        order_id,
+        line_id,
+        listing_id,
+        hold_id,
+        expires_at,
+    }
+}
+
 #[async_trait]
 impl HoldDeadlines for PostgresDeadlines {
+    async fn record_adjustment(&self, due: &AdjustmentDue) -> Result<(), CommandError> {
+        sqlx::query(
+            "INSERT INTO adjustment_deadlines
+                    (adjustment_id, order_id, line_id, listing_id, hold_id, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (adjustment_id) DO NOTHING",
+        )
+        .bind(due.adjustment_id)
+        .bind(due.order_id)
+        .bind(due.line_id)
+        .bind(due.listing_id)
+        .bind(due.hold_id)
+        .bind(due.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn adjustment(&self, adjustment_id: Uuid) -> Result<Option<AdjustmentDue>, CommandError> {
+        let row: Option<AdjustmentRow> = sqlx::query_as(
+            "SELECT adjustment_id, order_id, line_id, listing_id, hold_id, expires_at
+               FROM adjustment_deadlines WHERE adjustment_id = $1",
+        )
+        .bind(adjustment_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(adjustment_due))
+    }
+
+    async fn adjustments_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AdjustmentDue>, CommandError> {
+        let rows: Vec<AdjustmentRow> = sqlx::query_as(
+            "SELECT adjustment_id, order_id, line_id, listing_id, hold_id, expires_at
+               FROM adjustment_deadlines
+              WHERE settled_at IS NULL AND expires_at <= $1
+              ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(adjustment_due).collect())
+    }
+
+    async fn settle_adjustment(
+        &self,
+        adjustment_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        sqlx::query("UPDATE adjustment_deadlines SET settled_at = $2 WHERE adjustment_id = $1")
+            .bind(adjustment_id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn record_return(&self, due: &ReturnDue) -> Result<(), CommandError> {
         sqlx::query(
             "INSERT INTO return_deadlines (line_id, order_id, listing_id, hold_id, due_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (line_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (line_id) DO UPDATE
+                SET due_at = EXCLUDED.due_at WHERE return_deadlines.settled_at IS NULL",
         )
         .bind(due.line_id)
         .bind(due.order_id)

@@ -1,5 +1,7 @@
 //! One module per resource of API.md "Commands".
 
+pub mod adjustment_payments;
+pub mod changes;
 pub mod fulfilment;
 pub mod listings;
 pub mod orders;

@@ -7,7 +7,8 @@ use axum::extract::State;
 use axum::Json;
 use domain::schedule::{DateException, WeeklyHours};
 use domain::{
-    DomainError, InventoryCommand, IsoDuration, ListingCommand, ListingTerms, Schedule, Tz,
+    CancellationTier, DomainError, InventoryCommand, IsoDuration, ListingCommand, ListingTerms,
+    Schedule, Tz,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -98,15 +99,36 @@ pub async fn put_schedule(
 }
 
 /// A rental listing's policies (API.md "Rentals"); they apply to orders
-/// placed from now on. `late_fee_per_unit` is charged per started pricing
-/// unit late, per unit of quantity, from the deposit first. Cancellation
-/// tiers are not supported yet: a body naming `cancellation_policy` is 422.
+/// placed from now on, and replace the listing's earlier ones (a field left
+/// out is none). `late_fee_per_unit` is charged per started pricing unit
+/// late, per unit of quantity, from the deposit first.
+/// `cancellation_policy` tiers refund `refund_percent` of a line's price
+/// when cancelled (or shortened) at least `notice` before its start; the
+/// longest notice given applies, none given refunds nothing; no tiers: a
+/// full refund until fulfilment.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"late_fee_per_unit": "20.00",
+    "cancellation_policy": [{"notice": "P2D", "refund_percent": 100}, {"notice": "P1D", "refund_percent": 50}]}))]
 pub struct PutPolicies {
     #[serde(default, deserialize_with = "deserialize_optional_money")]
     #[schema(value_type = Option<String>, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "20.00")]
     late_fee_per_unit: Option<Decimal>,
+    /// `[{notice: "P2D", refund_percent: 100}, …]` (notice ISO 8601).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<CancellationTierSchema>>)]
+    cancellation_policy: Option<Vec<CancellationTier>>,
+}
+
+/// One refund tier of a cancellation policy.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CancellationTierSchema {
+    /// ISO 8601 duration before the start, e.g. `P2D`.
+    #[schema(example = "P2D")]
+    notice: String,
+    #[schema(minimum = 0, maximum = 100, example = 100)]
+    refund_percent: u8,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -114,6 +136,8 @@ pub struct PoliciesSet {
     listing_id: Uuid,
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "20.00")]
     late_fee_per_unit: String,
+    #[schema(value_type = Vec<CancellationTierSchema>)]
+    cancellation_policy: Vec<CancellationTier>,
     position: i64,
 }
 
@@ -126,11 +150,15 @@ pub async fn put_policies(
 ) -> Result<Json<PoliciesSet>, ApiError> {
     owned_listing(&app, &context, listing_id).await?;
     let late_fee_per_unit = body.late_fee_per_unit.unwrap_or(Decimal::ZERO);
+    let cancellation_policy = body.cancellation_policy.unwrap_or_default();
     let committed = app
         .listings
         .execute(
             &listing_id.to_string(),
-            ListingCommand::SetPolicies { late_fee_per_unit },
+            ListingCommand::SetPolicies {
+                late_fee_per_unit,
+                cancellation_policy: cancellation_policy.clone(),
+            },
             &context,
             "SetPolicies",
         )
@@ -138,6 +166,7 @@ pub async fn put_policies(
     Ok(Json(PoliciesSet {
         listing_id,
         late_fee_per_unit: money(late_fee_per_unit),
+        cancellation_policy,
         position: committed.position,
     }))
 }

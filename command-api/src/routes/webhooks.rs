@@ -64,6 +64,8 @@ struct PaymentIntent {
 #[derive(Deserialize, Default)]
 struct IntentMetadata {
     order_id: Option<String>,
+    /// Pays an extension or reschedule (`adjustment_payments`).
+    adjustment_id: Option<String>,
 }
 
 /// Stripe's `last_payment_error`: `code` (`card_declined`, ...) and, for
@@ -224,7 +226,7 @@ pub async fn payments(
         .map_err(|e| ApiError::BadRequest(format!("malformed payment event: {e}")))?;
 
     if super::provider_events::TYPES.contains(&event.kind.as_str()) {
-        let context = webhook_context(&headers, &event.id);
+        let context = provider_context(&headers, &event.id);
         return super::provider_events::handle(
             &app,
             &context,
@@ -279,6 +281,26 @@ pub async fn payments(
         }
         _ => PaymentOutcome::Succeeded,
     };
+    let payment = Payment {
+        payment_id: event.id.clone(),
+        intent_id: intent.id.clone(),
+        amount_minor: intent.amount,
+        currency: intent.currency.clone(),
+        outcome,
+    };
+    if let Some(adjustment_id) = intent.metadata.adjustment_id.as_deref() {
+        let context = provider_context(&headers, &event.id);
+        let order_id = intent.metadata.order_id.as_deref();
+        return super::adjustment_payments::received(
+            &app,
+            context,
+            adjustment_id,
+            order_id,
+            payment,
+        )
+        .await
+        .map(Json);
+    }
     let Some(order_id) = intent
         .metadata
         .order_id
@@ -294,14 +316,7 @@ pub async fn payments(
     };
     load_order(&app, order_id).await?;
 
-    let context = webhook_context(&headers, &event.id);
-    let payment = Payment {
-        payment_id: event.id.clone(),
-        intent_id: intent.id.clone(),
-        amount_minor: intent.amount,
-        currency: intent.currency.clone(),
-        outcome,
-    };
+    let context = provider_context(&headers, &event.id);
     let recorded = record_payment(&app, &context, order_id, payment).await?;
     Ok(Json(WebhookReceived {
         received: true,
@@ -314,9 +329,8 @@ pub async fn payments(
     }))
 }
 
-/// The context of the commands a provider event issues: caused by the
-/// event, correlated by the request id when given.
-fn webhook_context(headers: &HeaderMap, event_id: &str) -> CommandContext {
+/// The context of a command the provider's event `event_id` causes.
+pub(crate) fn provider_context(headers: &HeaderMap, event_id: &str) -> CommandContext {
     let correlation_id = headers
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())

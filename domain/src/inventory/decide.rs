@@ -78,6 +78,28 @@ impl Decide for Inventory {
             (Some(_), C::RemoveBlackout { blackout_id }) => self.remove_blackout(blackout_id),
             (Some(capacity), C::SetUnits { units, now }) => self.set_units(capacity, units, now),
             (Some(capacity), C::AdjustStock { delta }) => self.adjust_stock(capacity, delta),
+            (
+                Some(_),
+                C::PlaceChange {
+                    hold_id,
+                    change_id,
+                    period,
+                    expires_at,
+                    extension,
+                    now,
+                },
+            ) => self.place_change(hold_id, change_id, period, expires_at, extension, now),
+            (
+                Some(_),
+                C::ApplyChange {
+                    hold_id,
+                    change_id,
+                    now,
+                },
+            ) => self.apply_change(hold_id, change_id, now),
+            (Some(_), C::LapseChange { hold_id, change_id }) => {
+                self.lapse_change(hold_id, change_id)
+            }
         }
     }
 }
@@ -172,6 +194,8 @@ impl Inventory {
             returned_at: None,
             buffer,
             overdue: false,
+            pending: None,
+            last_change: None,
         };
         let free = self.free_for(&probe.occupying(), now, None);
         if request.quantity() > free {
@@ -401,7 +425,7 @@ impl Inventory {
         Ok(vec![E::StockAdjusted { delta, stock: free }])
     }
 
-    fn require_hold(&self, hold_id: Uuid) -> Result<&Hold, DomainError> {
+    pub(super) fn require_hold(&self, hold_id: Uuid) -> Result<&Hold, DomainError> {
         self.holds
             .get(&hold_id)
             .ok_or(DomainError::not_found("hold"))

@@ -81,6 +81,26 @@ pub struct Hold {
     /// Past its end and not returned: it keeps its units until returned.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overdue: bool,
+    /// A new period held for an extension or reschedule awaiting payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingChange>,
+    /// The last change applied (a repeated apply records nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<Uuid>,
+}
+
+/// A change of a hold's period awaiting payment: until `expires_at` the
+/// units of the new period that the hold does not already occupy are held
+/// too (`Hold::pending_pieces`); applied, the hold takes the new period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    pub change_id: Uuid,
+    pub period: Period,
+    pub expires_at: DateTime<Utc>,
+    /// Not applied by its expiry: no longer counts (kept so that a late
+    /// payment may hold it again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lapsed: bool,
 }
 
 impl Hold {
@@ -118,6 +138,48 @@ impl Hold {
                 quantity,
             },
             (request, _) => request,
+        }
+    }
+
+    /// The instants `period` (stretched by the buffer) needs beyond what
+    /// the hold occupies now: none, one or two pieces.
+    pub fn extra_pieces(&self, period: &Period) -> Vec<Period> {
+        let Some(occupied) = self.occupied() else {
+            return Vec::new();
+        };
+        let buffer = self.buffer.map_or(chrono::Duration::zero(), |b| b.delta());
+        let wanted = Period {
+            start: period.start,
+            end: period.end + buffer,
+        };
+        let mut pieces = Vec::new();
+        if wanted.start < occupied.start {
+            pieces.push(Period {
+                start: wanted.start,
+                end: wanted.end.min(occupied.start),
+            });
+        }
+        if wanted.end > occupied.end {
+            pieces.push(Period {
+                start: wanted.start.max(occupied.end),
+                end: wanted.end,
+            });
+        }
+        pieces.retain(|p| p.end > p.start);
+        pieces
+    }
+
+    /// What a pending change holds beyond the hold's own units while it
+    /// counts (an Active or Confirmed hold, the change not lapsed).
+    pub fn pending_pieces(&self) -> Vec<Period> {
+        match self.pending {
+            Some(p)
+                if !p.lapsed
+                    && matches!(self.status, HoldStatus::Active | HoldStatus::Confirmed) =>
+            {
+                self.extra_pieces(&p.period)
+            }
+            _ => Vec::new(),
         }
     }
 

@@ -81,6 +81,21 @@ impl Index {
                 if let Some(alloc) = alloc {
                     self.insert_alloc(period.start, h.hold_id, alloc);
                 }
+                // A change awaiting payment holds its extra instants until
+                // it expires.
+                if let Some(pending) = h.pending {
+                    for piece in h.pending_pieces() {
+                        self.insert_alloc(
+                            piece.start,
+                            pending.change_id,
+                            Alloc {
+                                end: piece.end,
+                                qty: Some(quantity),
+                                expires_at: Some(pending.expires_at),
+                            },
+                        );
+                    }
+                }
             }
         }
     }
@@ -97,6 +112,11 @@ impl Index {
             }
             HoldRequest::Rental { period, .. } => {
                 self.allocs.remove(&(period.start, h.hold_id));
+                if let Some(pending) = h.pending {
+                    for piece in h.pending_pieces() {
+                        self.allocs.remove(&(piece.start, pending.change_id));
+                    }
+                }
             }
         }
     }

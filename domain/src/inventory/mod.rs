@@ -16,6 +16,7 @@
 //! it records is in `hold`, the interval index that keeps the check fast in
 //! `index`, and the rules (one function per command) in `decide`.
 
+mod change;
 mod decide;
 mod hold;
 mod index;
@@ -32,7 +33,7 @@ use crate::error::DomainError;
 use crate::listing::ListingKind;
 use crate::period::{Period, PricingUnit};
 use crate::schedule::{IsoDuration, Schedule};
-pub use hold::{Blackout, Capacity, Hold, HoldRequest, HoldStatus};
+pub use hold::{Blackout, Capacity, Hold, HoldRequest, HoldStatus, PendingChange};
 use index::Index;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +91,30 @@ pub enum InventoryCommand {
     },
     AdjustStock {
         delta: i64,
+    },
+    /// Holds `period` for a hold's extension or reschedule until
+    /// `expires_at` (only what the hold does not occupy already must be
+    /// free); `extension` = the start stays, so rules about the start are
+    /// not asked again.
+    PlaceChange {
+        hold_id: Uuid,
+        change_id: Uuid,
+        period: Period,
+        expires_at: DateTime<Utc>,
+        extension: bool,
+        now: DateTime<Utc>,
+    },
+    /// The change was paid (or nothing was due): the hold takes its period,
+    /// held again first if it lapsed.
+    ApplyChange {
+        hold_id: Uuid,
+        change_id: Uuid,
+        now: DateTime<Utc>,
+    },
+    /// The change was not paid in time: its units are free again.
+    LapseChange {
+        hold_id: Uuid,
+        change_id: Uuid,
     },
 }
 
@@ -150,6 +175,25 @@ pub enum InventoryEvent {
         delta: i64,
         stock: u32,
     },
+    ChangeHeld {
+        hold_id: Uuid,
+        change_id: Uuid,
+        period: Period,
+        expires_at: DateTime<Utc>,
+    },
+    /// The hold's period is `period` now (its buffer, kept from when it
+    /// was placed, after it).
+    ChangeApplied {
+        hold_id: Uuid,
+        change_id: Uuid,
+        period: Period,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        buffer: Option<IsoDuration>,
+    },
+    ChangeLapsed {
+        hold_id: Uuid,
+        change_id: Uuid,
+    },
 }
 
 impl DomainEvent for InventoryEvent {
@@ -168,6 +212,9 @@ impl DomainEvent for InventoryEvent {
             InventoryEvent::BlackoutRemoved { .. } => "BlackoutRemoved",
             InventoryEvent::UnitsChanged { .. } => "UnitsChanged",
             InventoryEvent::StockAdjusted { .. } => "StockAdjusted",
+            InventoryEvent::ChangeHeld { .. } => "ChangeHeld",
+            InventoryEvent::ChangeApplied { .. } => "ChangeApplied",
+            InventoryEvent::ChangeLapsed { .. } => "ChangeLapsed",
         }
         .to_string()
     }
@@ -314,6 +361,8 @@ impl Aggregate for Inventory {
                     returned_at: None,
                     buffer,
                     overdue: false,
+                    pending: None,
+                    last_change: None,
                 };
                 if let Some(old) = self.holds.get(&hold_id) {
                     self.index.remove_hold(old);
@@ -381,6 +430,36 @@ impl Aggregate for Inventory {
                     *stock = (i64::from(*stock) + delta).clamp(0, i64::from(u32::MAX)) as u32;
                 }
             }
+            E::ChangeHeld {
+                hold_id,
+                change_id,
+                period,
+                expires_at,
+            } => self.update_hold(hold_id, |h| {
+                h.pending = Some(PendingChange {
+                    change_id,
+                    period,
+                    expires_at,
+                    lapsed: false,
+                })
+            }),
+            E::ChangeApplied {
+                hold_id,
+                change_id,
+                period,
+                ..
+            } => self.update_hold(hold_id, |h| {
+                if let HoldRequest::Rental { period: p, .. } = &mut h.request {
+                    *p = period;
+                }
+                h.pending = None;
+                h.last_change = Some(change_id);
+            }),
+            E::ChangeLapsed { hold_id, change_id } => self.update_hold(hold_id, |h| {
+                if let Some(p) = h.pending.as_mut().filter(|p| p.change_id == change_id) {
+                    p.lapsed = true;
+                }
+            }),
         }
     }
 }

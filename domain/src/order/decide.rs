@@ -92,6 +92,26 @@ impl Decide for Order {
                 won,
                 at,
             } => self.close_dispute(dispute_id, won, at),
+            C::RequestAdjustment { request } => self.request_adjustment(request),
+            C::PayAdjustment {
+                adjustment_id,
+                payment_id,
+                intent_id,
+                amount_minor,
+                currency,
+                outcome,
+            } => self.pay_adjustment(
+                adjustment_id,
+                payment_id,
+                intent_id,
+                amount_minor,
+                currency,
+                outcome,
+            ),
+            C::ConfirmAdjustment { adjustment_id, at } => {
+                self.confirm_adjustment(adjustment_id, at)
+            }
+            C::LapseAdjustment { adjustment_id, at } => self.lapse_adjustment(adjustment_id, at),
         }
     }
 }
@@ -160,9 +180,21 @@ impl Order {
                     cause: CancelCause::Customer,
                     at,
                 }];
-                if self.net_paid() > Decimal::ZERO {
+                // The lines' cancellation policies may keep part of the price.
+                let settlement = self.cancellation_settlement(at);
+                let kept = settlement
+                    .kept_total
+                    .min(self.net_paid().max(Decimal::ZERO));
+                if kept > Decimal::ZERO {
+                    events.push(E::CancellationCharged {
+                        lines: settlement.lines,
+                        vendors: settlement.kept,
+                    });
+                }
+                let refund = self.net_paid() - kept;
+                if refund > Decimal::ZERO {
                     events.push(E::RefundIssued {
-                        amount: self.net_paid(),
+                        amount: refund,
                         reason: reason.unwrap_or_else(|| "order cancelled".into()),
                     });
                 }

@@ -8,6 +8,8 @@
 //! `status`, what a line costs in `pricing`, what may be ordered in
 //! `placement`.
 
+pub mod adjustment;
+pub mod cancellation;
 mod decide;
 mod dispute;
 mod fulfilment;
@@ -28,9 +30,13 @@ use uuid::Uuid;
 use crate::aggregate::handle_by_deciding;
 use crate::error::DomainError;
 use crate::money::Rates;
+pub use adjustment::{
+    Adjustment, AdjustmentKind, AdjustmentRequest, AdjustmentState, AdjustmentStatus,
+};
+pub use cancellation::{LineRefund, Settlement};
 pub use dispute::{DisputeRelease, DisputeState};
 pub use fulfilment::{late_fee, LineReturn};
-use pricing::{LineInput, PricedLine, PricedOrder};
+use pricing::{LineInput, PricedLine, PricedOrder, VendorSplit};
 pub use refund::{RefundLine, RefundPart, RefundRequest, Taken};
 pub use status::{CancelCause, LineStatus, OrderStatus, PartStatus};
 
@@ -143,6 +149,30 @@ pub enum OrderCommand {
     CloseDispute {
         dispute_id: String,
         won: bool,
+        at: DateTime<Utc>,
+    },
+    /// Extend or reschedule a rental line (the Inventory holds the new
+    /// period first).
+    RequestAdjustment {
+        request: AdjustmentRequest,
+    },
+    /// A provider's payment naming an adjustment.
+    PayAdjustment {
+        adjustment_id: Uuid,
+        payment_id: String,
+        intent_id: String,
+        amount_minor: i64,
+        currency: String,
+        outcome: PaymentOutcome,
+    },
+    /// The Inventory moved the hold to the paid adjustment's period.
+    ConfirmAdjustment {
+        adjustment_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Unpaid past its expiry, or its units went elsewhere.
+    LapseAdjustment {
+        adjustment_id: Uuid,
         at: DateTime<Utc>,
     },
 }
@@ -290,6 +320,35 @@ pub enum OrderEvent {
         releases: Vec<DisputeRelease>,
         at: DateTime<Utc>,
     },
+    /// A line's extension or reschedule, priced; awaiting payment unless
+    /// nothing is due.
+    AdjustmentRequested {
+        adjustment: Adjustment,
+        at: DateTime<Utc>,
+    },
+    /// The payment captured (`PaymentCaptured`, just before) pays it.
+    AdjustmentPaid {
+        adjustment_id: Uuid,
+        payment_id: String,
+    },
+    /// The line takes the new period and amounts (the whole adjustment, so
+    /// that a projector needs no earlier event to apply it).
+    AdjustmentConfirmed {
+        adjustment: Adjustment,
+        at: DateTime<Utc>,
+    },
+    AdjustmentLapsed {
+        adjustment_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// A paid order cancelled under its lines' cancellation policies: what
+    /// each line refunds and what each vendor keeps (subtotal, platform fee
+    /// and net of the kept part). The `RefundIssued` after it refunds the
+    /// rest.
+    CancellationCharged {
+        lines: Vec<LineRefund>,
+        vendors: Vec<VendorSplit>,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -317,6 +376,11 @@ impl DomainEvent for OrderEvent {
             OrderEvent::UnappliedPaymentRefunded { .. } => "UnappliedPaymentRefunded",
             OrderEvent::DisputeOpened { .. } => "DisputeOpened",
             OrderEvent::DisputeClosed { .. } => "DisputeClosed",
+            OrderEvent::AdjustmentRequested { .. } => "AdjustmentRequested",
+            OrderEvent::AdjustmentPaid { .. } => "AdjustmentPaid",
+            OrderEvent::AdjustmentConfirmed { .. } => "AdjustmentConfirmed",
+            OrderEvent::AdjustmentLapsed { .. } => "AdjustmentLapsed",
+            OrderEvent::CancellationCharged { .. } => "CancellationCharged",
         }
         .to_string()
     }
@@ -372,6 +436,15 @@ pub struct Order {
     disputes: BTreeMap<String, DisputeState>,
     #[serde(default)]
     disputes_lost: Decimal,
+    /// Extensions and reschedules, by id.
+    #[serde(default)]
+    adjustments: BTreeMap<Uuid, AdjustmentState>,
+    /// A paid order cancelled under a cancellation policy: each line's refund.
+    #[serde(default)]
+    line_refunds: BTreeMap<Uuid, LineRefund>,
+    /// ... and what each vendor kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cancellation_kept: Option<Vec<VendorSplit>>,
 }
 
 impl Order {
@@ -466,6 +539,19 @@ impl Order {
             })
             .map(|l| l.line_id)
             .collect()
+    }
+    /// What a policy cancellation refunded on a line.
+    pub fn line_refund(&self, line_id: Uuid) -> Option<&LineRefund> {
+        self.line_refunds.get(&line_id)
+    }
+    /// What each vendor kept of a cancellation under its policies.
+    pub fn cancellation_kept(&self) -> Option<&[VendorSplit]> {
+        self.cancellation_kept.as_deref()
+    }
+    fn set_adjustment_status(&mut self, adjustment_id: Uuid, status: AdjustmentStatus) {
+        if let Some(state) = self.adjustments.get_mut(&adjustment_id) {
+            state.status = status;
+        }
     }
     pub fn has_seen_payment(&self, payment_id: &str) -> bool {
         self.payments_seen.contains(payment_id)
@@ -636,6 +722,31 @@ impl Aggregate for Order {
                     self.disputes_lost += amount;
                     refund::take(&mut self.line_taken, &mut self.part_taken, &parts);
                 }
+            }
+            E::AdjustmentRequested { adjustment, .. } => {
+                self.adjustments.insert(
+                    adjustment.adjustment_id,
+                    AdjustmentState {
+                        adjustment,
+                        status: AdjustmentStatus::AwaitingPayment,
+                    },
+                );
+            }
+            E::AdjustmentPaid { adjustment_id, .. } => {
+                self.set_adjustment_status(adjustment_id, AdjustmentStatus::Paid)
+            }
+            E::AdjustmentConfirmed { adjustment, .. } => {
+                if let Some(priced) = self.priced.as_mut() {
+                    priced.apply_adjustment(&adjustment);
+                }
+                self.set_adjustment_status(adjustment.adjustment_id, AdjustmentStatus::Confirmed)
+            }
+            E::AdjustmentLapsed { adjustment_id, .. } => {
+                self.set_adjustment_status(adjustment_id, AdjustmentStatus::Lapsed)
+            }
+            E::CancellationCharged { lines, vendors } => {
+                self.line_refunds = lines.into_iter().map(|l| (l.line_id, l)).collect();
+                self.cancellation_kept = Some(vendors);
             }
         }
     }

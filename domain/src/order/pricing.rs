@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cancellation::CancellationTier;
 use crate::listing::ListingKind;
 use crate::money::{round_cents, Rates};
 use crate::period::{Period, PricingUnit};
@@ -31,6 +32,10 @@ pub enum LineTerms {
         /// The listing's late fee when the order was placed.
         #[serde(default)]
         late_fee_per_unit: Decimal,
+        /// The listing's cancellation policy when the order was placed
+        /// (none: a full refund until fulfilment).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cancellation_policy: Vec<CancellationTier>,
     },
     Sale {
         unit_price: Decimal,
@@ -70,6 +75,9 @@ pub struct PricedLine {
     pub pricing_unit: Option<PricingUnit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_fee_per_unit: Option<Decimal>,
+    /// Rental lines: the cancellation policy they agreed to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cancellation_policy: Vec<CancellationTier>,
     pub quantity: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billable_units: Option<u32>,
@@ -147,6 +155,7 @@ pub fn price_order_with_fee_rates(
         let qty = Decimal::from(l.quantity);
         let mut zone = None;
         let mut late = None;
+        let mut policy = Vec::new();
         let (kind, start, end, billable, unit_price, subtotal, deposit) = match &l.terms {
             LineTerms::Rental {
                 period,
@@ -155,7 +164,9 @@ pub fn price_order_with_fee_rates(
                 deposit_per_unit,
                 time_zone,
                 late_fee_per_unit,
+                cancellation_policy,
             } => {
+                policy.clone_from(cancellation_policy);
                 let units = billable_units_in(period, *pricing_unit, *time_zone);
                 zone = Some(*time_zone);
                 late = Some((*pricing_unit, round_cents(*late_fee_per_unit)));
@@ -203,6 +214,7 @@ pub fn price_order_with_fee_rates(
             local_end: zone.zip(end).map(|(tz, t)| local(t, tz)),
             pricing_unit: late.map(|(unit, _)| unit),
             late_fee_per_unit: late.map(|(_, fee)| fee),
+            cancellation_policy: policy,
             quantity: l.quantity,
             billable_units: billable,
             unit_price: round_cents(unit_price),

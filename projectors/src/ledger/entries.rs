@@ -115,6 +115,13 @@ pub(super) fn apply_order(
                 )?;
             }
         }
+        OrderEvent::AdjustmentConfirmed { adjustment, .. } => {
+            super::changes::apply_adjustment(journal, event, order_id, &adjustment)?
+        }
+        OrderEvent::CancellationCharged { lines, vendors } => {
+            let kept_tax = lines.iter().map(|l| l.kept_tax).sum();
+            super::changes::apply_kept(journal, event, order_id, kept_tax, &vendors)?
+        }
         _ => {}
     }
     Ok(())

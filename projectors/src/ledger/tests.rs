@@ -123,6 +123,7 @@ fn a_late_fee_beyond_the_deposit_leaves_a_receivable_and_conserves_money() {
                 deposit_per_unit: Decimal::new(3000, 2),
                 time_zone: Tz::UTC,
                 late_fee_per_unit: Decimal::new(2000, 2),
+                cancellation_policy: Vec::new(),
             },
             quantity: 2,
         }],

@@ -318,6 +318,20 @@ impl World {
         );
         add(
             Method::POST,
+            "POST /v1/orders/{id}/lines/{l}/extend",
+            format!("/v1/orders/{order}/lines/{line}/extend"),
+            Some(json!({"end": at(40, 0)})),
+            Token(&[Customer, Admin]),
+        );
+        add(
+            Method::POST,
+            "POST /v1/orders/{id}/lines/{l}/reschedule",
+            format!("/v1/orders/{order}/lines/{line}/reschedule"),
+            Some(json!({"start": at(41, 0), "end": at(42, 0)})),
+            Token(&[Customer, Admin]),
+        );
+        add(
+            Method::POST,
             "POST /v1/orders/{id}/lines/{l}/pickup",
             format!("/v1/orders/{order}/lines/{line}/pickup"),
             Some(json!({})),

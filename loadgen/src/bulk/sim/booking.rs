@@ -148,6 +148,7 @@ impl Sim {
                     vendor_id,
                     terms: LineTerms::Rental {
                         late_fee_per_unit: Default::default(),
+                        cancellation_policy: Vec::new(),
                         time_zone: domain::Tz::UTC,
                         period,
                         pricing_unit,

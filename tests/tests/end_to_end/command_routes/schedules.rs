@@ -255,8 +255,9 @@ async fn a_bad_schedule_is_422_by_field_and_a_sale_listing_takes_none() {
     };
     let negative = policies(json!({"late_fee_per_unit": "-1.00"})).await;
     assert_invalid_field(&negative, "late_fee_per_unit");
-    let tiers = policies(json!({"cancellation_policy": []})).await;
-    assert_invalid_field(&tiers, "cancellation_policy");
+    let tiers =
+        policies(json!({"cancellation_policy": [{"notice": "P1D", "refund_percent": 101}]})).await;
+    assert_invalid_field(&tiers, "cancellation_policy[0].refund_percent");
     let set = policies(json!({"late_fee_per_unit": "20.00"})).await;
     assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
     assert_eq!(set.body["late_fee_per_unit"], "20.00");
