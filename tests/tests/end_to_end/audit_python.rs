@@ -164,6 +164,7 @@ async fn the_python_verifier_passes_a_clean_log_and_fails_each_tampering() {
         if name == "full rewrite without the key" {
             Sealer::new(
                 pool.clone(),
+                std::sync::Arc::new(ledger_clock::SystemClock),
                 audit::generate_signing_key(),
                 "dev",
                 app.stream.clone(),

@@ -181,6 +181,7 @@ impl World {
         // position 1 exists.
         let sealed = audit::Sealer::new(
             world.app.pool.clone(),
+            std::sync::Arc::new(ledger_clock::SystemClock),
             audit::dev_signing_key(),
             audit::DEV_KEY_ID,
             world.app.stream.clone(),
