@@ -28,6 +28,9 @@ pub struct CommandApiConfig {
     /// The time zone of rental listings without a schedule of their own,
     /// and the default of a schedule that names none (`LEDGER_TIME_ZONE`).
     pub time_zone: domain::Tz,
+    /// Wraps the data subjects' keys in the database
+    /// (`LEDGER_PERSONAL_DATA_KEK`); `None`: stored as they are.
+    pub personal_data_kek: Option<privacy::KeyEncryptionKey>,
 }
 
 impl CommandApiConfig {
@@ -55,6 +58,7 @@ impl CommandApiConfig {
                 ..Default::default()
             },
             time_zone: domain::Tz::UTC,
+            personal_data_kek: None,
         }
     }
 }

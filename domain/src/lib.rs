@@ -10,6 +10,7 @@ pub mod listing;
 pub mod money;
 pub mod order;
 pub mod period;
+pub mod personal;
 pub mod schedule;
 pub mod upcast;
 pub mod vendor;
@@ -31,6 +32,7 @@ pub use order::{
     PaymentOutcome,
 };
 pub use period::*;
+pub use personal::PersonalText;
 pub use schedule::{IsoDuration, Schedule};
 pub use vendor::{Vendor, VendorCommand, VendorEvent};
 

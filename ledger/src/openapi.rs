@@ -47,6 +47,7 @@ use read_api as q;
         cmd::rentals::put_policies,
         cmd::orders::place,
         cmd::orders::cancel,
+        cmd::subjects::erase,
         cmd::fulfilment::ship,
         cmd::fulfilment::deliver,
         cmd::fulfilment::pick_up,

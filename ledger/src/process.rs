@@ -187,7 +187,8 @@ pub async fn serve(
                 pool.clone(),
                 app.clock.clone(),
                 app.config.outbound.clone(),
-            );
+            )
+            .with_keyring(app.personal.clone());
             background.spawn("webhook dispatcher", |stop| dispatcher.run(stop));
         }
         let policies = Arc::new(command_api::policies::Policies::new(app.clone()));
@@ -250,6 +251,8 @@ pub async fn serve(
             audit_public_key: config.audit.public,
             positions: Default::default(),
             consumers: consumer_names(),
+            personal: privacy::Keyring::new(pool.clone())
+                .with_kek(config.command_api.personal_data_kek.clone()),
         });
         let router = http_router(
             command,

@@ -4,6 +4,7 @@ pub mod fulfilment;
 pub mod listings;
 pub mod orders;
 pub mod rentals;
+pub mod subjects;
 pub mod vendors;
 pub mod webhooks;
 

@@ -314,7 +314,10 @@ async fn seals_are_dated_by_the_injected_clock() {
     );
     let first = sealer.seal_once().await.expect("seal");
     assert!(!first.is_empty());
-    assert!(first.iter().all(|seal| seal.sealed_at == start), "{first:?}");
+    assert!(
+        first.iter().all(|seal| seal.sealed_at == start),
+        "{first:?}"
+    );
 
     clock.advance(chrono::Duration::hours(5));
     make_traffic(&app, 1).await;

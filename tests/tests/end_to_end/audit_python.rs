@@ -26,7 +26,7 @@ fn script() -> PathBuf {
 
 /// Writes what the auditor reads from `pool` into `dir`; runs the
 /// verifier; its exit status and report.
-async fn python_verify(pool: &PgPool, dir: &Path, extra: &[&str]) -> (bool, Value) {
+pub(crate) async fn python_verify(pool: &PgPool, dir: &Path, extra: &[&str]) -> (bool, Value) {
     let events = dir.join("events.ndjson");
     let seals_file = dir.join("seals.json");
     export(
@@ -41,6 +41,7 @@ async fn python_verify(pool: &PgPool, dir: &Path, extra: &[&str]) -> (bool, Valu
             aggregate_type: None,
             event_type: None,
             columns: Vec::new(),
+            personal_data_kek: None,
         },
     )
     .await
@@ -248,6 +249,7 @@ async fn a_parquet_export_names_the_seals_that_cover_its_rows_and_they_check_out
             aggregate_type: None,
             event_type: None,
             columns: Vec::new(),
+            personal_data_kek: None,
         },
     )
     .await

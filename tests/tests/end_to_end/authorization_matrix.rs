@@ -358,6 +358,13 @@ impl World {
             Some(json!({"reason": "matrix"})),
             Token(&[Customer, Admin]),
         );
+        add(
+            Method::POST,
+            "POST /v1/subjects/{subject}/erase",
+            "/v1/subjects/customer-a/erase".into(),
+            None,
+            Token(&[Admin]),
+        );
 
         // --- Queries ------------------------------------------------------
         add(

@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/listings/{listing_id}/policies"),
     ("post", "/v1/orders"),
     ("post", "/v1/orders/{order_id}/cancel"),
+    ("post", "/v1/subjects/{subject}/erase"),
     ("post", "/v1/orders/{order_id}/vendors/{vendor_id}/ship"),
     ("post", "/v1/orders/{order_id}/vendors/{vendor_id}/deliver"),
     ("post", "/v1/orders/{order_id}/lines/{line_id}/pickup"),
