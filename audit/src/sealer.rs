@@ -6,10 +6,11 @@
 //! in commit order). Several sealers may run: an advisory lock serialises
 //! them, and the table refuses a seal that does not follow the last one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
+use ledger_clock::Clock;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +27,7 @@ const SEALER_LOCK: &str = "ledger.audit.sealer";
 #[derive(Clone)]
 pub struct Sealer {
     pool: PgPool,
+    clock: Arc<dyn Clock>,
     signing_key: SigningKey,
     key_id: String,
     stream: String,
@@ -35,15 +37,18 @@ pub struct Sealer {
 
 impl Sealer {
     /// A sealer signing with `signing_key` (recorded as `key_id`) up to the
-    /// relay's published position for JetStream stream `stream`.
+    /// relay's published position for JetStream stream `stream`; each seal's
+    /// `sealed_at` is read from `clock`.
     pub fn new(
         pool: PgPool,
+        clock: Arc<dyn Clock>,
         signing_key: SigningKey,
         key_id: impl Into<String>,
         stream: impl Into<String>,
     ) -> Self {
         Self {
             pool,
+            clock,
             signing_key,
             key_id: key_id.into(),
             stream: stream.into(),
@@ -117,7 +122,6 @@ impl Sealer {
         for (position, hash) in &rows {
             digest.push(*position, hash);
         }
-        let now = Utc::now();
         let mut seal = Seal {
             seal_id,
             from_position,
@@ -129,8 +133,9 @@ impl Sealer {
             merkle_root: Some(crate::merkle::root(&rows).to_vec()),
             key_id: self.key_id.clone(),
             signature: Vec::new(),
-            // PostgreSQL keeps microseconds: sign what will be stored.
-            sealed_at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
+            // The clock keeps microseconds, as PostgreSQL does: what is
+            // signed is what will be stored.
+            sealed_at: self.clock.now(),
         };
         seal.sign(&self.signing_key);
         sqlx::query(
@@ -179,20 +184,4 @@ impl Sealer {
             }
         }
     }
-}
-
-/// [`Sealer::run`] with the default batch size: seals the log up to the
-/// relay's published position for `stream` every `interval`.
-pub async fn run(
-    pool: PgPool,
-    signing_key: SigningKey,
-    key_id: String,
-    stream: String,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    Sealer::new(pool, signing_key, key_id, stream)
-        .with_interval(interval)
-        .run(shutdown)
-        .await
 }

@@ -30,6 +30,9 @@ pub struct CommandApiConfig {
     pub time_zone: domain::Tz,
     /// How unpaid subscription invoices are chased (`LEDGER_DUNNING_*`).
     pub dunning: domain::DunningPolicy,
+    /// Wraps the data subjects' keys in the database
+    /// (`LEDGER_PERSONAL_DATA_KEK`); `None`: stored as they are.
+    pub personal_data_kek: Option<privacy::KeyEncryptionKey>,
 }
 
 impl CommandApiConfig {
@@ -58,6 +61,7 @@ impl CommandApiConfig {
             },
             time_zone: domain::Tz::UTC,
             dunning: domain::DunningPolicy::default(),
+            personal_data_kek: None,
         }
     }
 }

@@ -67,6 +67,10 @@ pub struct CommandApp {
     pub clock: Arc<dyn Clock>,
     /// Wakes the relay after appends; `ledger::spawn` runs its task.
     pub notifier: CommitNotifier,
+    /// The data subjects' keys: routes seal personal fields with them
+    /// before they make a command, the buses the acting person in each
+    /// event's metadata; `POST /v1/subjects/{subject}/erase` destroys them.
+    pub personal: privacy::Keyring,
 }
 
 pub type AppState = Arc<CommandApp>;
@@ -82,6 +86,8 @@ pub struct Stores {
     pub subscriptions: Arc<dyn EventStorage<Subscription>>,
     pub invoice_books: Arc<dyn EventStorage<InvoiceBook>>,
     pub deadlines: Arc<dyn HoldDeadlines>,
+    /// The data subjects' keys.
+    pub personal: privacy::Keyring,
 }
 
 impl Stores {
@@ -106,6 +112,7 @@ impl Stores {
                 snapshot_every,
             )),
             deadlines: Arc::new(PostgresDeadlines::new(pool.clone())),
+            personal: privacy::Keyring::new(pool.clone()),
         }
     }
 }
@@ -118,7 +125,8 @@ impl CommandApp {
 
     /// The app on PostgreSQL and the given clock.
     pub fn with_clock(config: CommandApiConfig, pool: PgPool, clock: Arc<dyn Clock>) -> AppState {
-        let stores = Stores::postgres(&pool, config.snapshot_every);
+        let mut stores = Stores::postgres(&pool, config.snapshot_every);
+        stores.personal = stores.personal.with_kek(config.personal_data_kek.clone());
         Self::assemble(config, pool, clock, stores)
     }
 
@@ -132,15 +140,24 @@ impl CommandApp {
     ) -> AppState {
         let notifier = CommitNotifier::new();
         let every = Some(config.snapshot_every.max(1));
+        let personal = stores.personal;
         Arc::new(Self {
-            vendors: CommandBus::with_storage(stores.vendors, notifier.clone(), every),
-            listings: CommandBus::with_storage(stores.listings, notifier.clone(), None),
-            inventory: CommandBus::with_storage(stores.inventory, notifier.clone(), every),
-            orders: CommandBus::with_storage(stores.orders, notifier.clone(), None),
-            plans: CommandBus::with_storage(stores.plans, notifier.clone(), None),
-            subscriptions: CommandBus::with_storage(stores.subscriptions, notifier.clone(), None),
-            invoice_books: CommandBus::with_storage(stores.invoice_books, notifier.clone(), every),
+            vendors: CommandBus::with_storage(stores.vendors, notifier.clone(), every)
+                .sealing_principals(personal.clone()),
+            listings: CommandBus::with_storage(stores.listings, notifier.clone(), None)
+                .sealing_principals(personal.clone()),
+            inventory: CommandBus::with_storage(stores.inventory, notifier.clone(), every)
+                .sealing_principals(personal.clone()),
+            orders: CommandBus::with_storage(stores.orders, notifier.clone(), None)
+                .sealing_principals(personal.clone()),
+            plans: CommandBus::with_storage(stores.plans, notifier.clone(), None)
+                .sealing_principals(personal.clone()),
+            subscriptions: CommandBus::with_storage(stores.subscriptions, notifier.clone(), None)
+                .sealing_principals(personal.clone()),
+            invoice_books: CommandBus::with_storage(stores.invoice_books, notifier.clone(), every)
+                .sealing_principals(personal.clone()),
             deadlines: stores.deadlines,
+            personal,
             clock,
             notifier,
             config,
@@ -221,6 +238,10 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v1/payments/{payment_id}/refund",
             post(routes::payments::refund),
+        )
+        .route(
+            "/v1/subjects/{subject}/erase",
+            post(routes::subjects::erase),
         )
         .route(
             "/v1/orders/{order_id}/vendors/{vendor_id}/ship",

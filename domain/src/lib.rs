@@ -13,6 +13,7 @@ pub mod money;
 pub mod order;
 pub mod payouts;
 pub mod period;
+pub mod personal;
 pub mod schedule;
 pub mod subscription;
 pub mod upcast;
@@ -48,6 +49,7 @@ pub use order::{
 };
 pub use payouts::{PayoutOutcome, PayoutStatus};
 pub use period::*;
+pub use personal::PersonalText;
 pub use schedule::{IsoDuration, Schedule};
 pub use subscription::{
     BillingPeriod, DunningPolicy, Interval, Plan, PlanCommand, PlanEvent, PlanTerms, Subscription,

@@ -10,6 +10,11 @@
 //!   more causes (a vendor or fraud cancellation) without a third schema
 //!   that still has to read `by_expiry`.
 //!
+//! Fields that became personal (`crate::personal::PersonalText`: vendor
+//! names, cancellation, refund and blackout reasons) needed no step: they
+//! stay JSON strings, and a string stored before sealing existed reads as
+//! clear text. Such events are never rewritten, so their hashes stand.
+//!
 //! Payloads are as cqrs-es stores them, externally tagged
 //! (`{"OrderCancelled": {...}}`); the inner object alone is accepted too.
 

@@ -13,6 +13,7 @@ use crate::aggregate::{handle_by_deciding, Decide};
 use crate::error::DomainError;
 use crate::money::{is_valid_amount, is_valid_order_amount};
 use crate::payouts::{self, PayoutBook, PayoutEntry, PayoutOutcome, PayoutStatus};
+use crate::personal::PersonalText;
 
 pub const MAX_VENDOR_NAME: usize = 200;
 
@@ -20,7 +21,8 @@ pub const MAX_VENDOR_NAME: usize = 200;
 pub enum VendorCommand {
     Register {
         vendor_id: Uuid,
-        name: String,
+        /// Personal: sealed by the edge after [`check_name`].
+        name: PersonalText,
         at: DateTime<Utc>,
     },
     /// The vendor net of a fulfilled order part becomes available.
@@ -76,7 +78,7 @@ pub enum VendorCommand {
 pub enum VendorEvent {
     VendorRegistered {
         vendor_id: Uuid,
-        name: String,
+        name: PersonalText,
         registered_at: DateTime<Utc>,
     },
     EarningsMadeAvailable {
@@ -163,7 +165,7 @@ impl DomainEvent for VendorEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vendor {
     vendor_id: Option<Uuid>,
-    name: String,
+    name: PersonalText,
     registered_at: Option<DateTime<Utc>>,
     earnings: Decimal,
     damage_credits: Decimal,
@@ -205,7 +207,8 @@ impl Vendor {
     pub fn vendor_id(&self) -> Option<Uuid> {
         self.vendor_id
     }
-    pub fn name(&self) -> &str {
+    /// The name as stored (sealed: the domain never reads it).
+    pub fn name(&self) -> &PersonalText {
         &self.name
     }
     pub fn registered_at(&self) -> Option<DateTime<Utc>> {
@@ -307,21 +310,32 @@ impl Decide for Vendor {
 
 type Decision = Result<Vec<VendorEvent>, DomainError>;
 
+/// A vendor's name as registered: trimmed, not empty, at most
+/// [`MAX_VENDOR_NAME`] characters. The edge checks it before it seals it.
+pub fn check_name(name: &str) -> Result<String, DomainError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(DomainError::invalid("name", "must not be empty"));
+    }
+    if name.chars().count() > MAX_VENDOR_NAME {
+        return Err(DomainError::invalid(
+            "name",
+            format!("must be at most {MAX_VENDOR_NAME} characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 impl Vendor {
-    fn register(&self, vendor_id: Uuid, name: String, at: DateTime<Utc>) -> Decision {
+    fn register(&self, vendor_id: Uuid, name: PersonalText, at: DateTime<Utc>) -> Decision {
         if self.is_registered() {
             return Err(DomainError::AlreadyExists { what: "vendor" });
         }
-        let name = name.trim().to_string();
-        if name.is_empty() {
-            return Err(DomainError::invalid("name", "must not be empty"));
-        }
-        if name.chars().count() > MAX_VENDOR_NAME {
-            return Err(DomainError::invalid(
-                "name",
-                format!("must be at most {MAX_VENDOR_NAME} characters"),
-            ));
-        }
+        // A sealed name was checked by the edge before it was sealed.
+        let name = match name.clear_text() {
+            Some(clear) => PersonalText::from(check_name(clear)?),
+            None => name,
+        };
         Ok(vec![VendorEvent::VendorRegistered {
             vendor_id,
             name,

@@ -502,6 +502,31 @@ fn cancel_confirmed_order_refunds_it() {
         ]);
 }
 
+/// A reason sealed by the edge under the customer's key is recorded as it
+/// came, and the refund repeats it sealed (docs/PRIVACY.md).
+#[test]
+fn a_sealed_cancellation_reason_is_repeated_sealed_by_the_refund() {
+    let sealed =
+        domain::PersonalText::from_stored("pii:v1:0123456789abcdef0123456789abcdef:c2VhbGVk");
+    F::with(())
+        .given(paid())
+        .when(C::Cancel {
+            reason: Some(sealed.clone()),
+            at: t(0),
+        })
+        .then_expect_events(vec![
+            E::OrderCancelled {
+                reason: Some(sealed.clone()),
+                cause: CancelCause::Customer,
+                at: t(0),
+            },
+            E::RefundIssued {
+                amount: dec!(160.50),
+                reason: sealed,
+            },
+        ]);
+}
+
 #[test]
 fn cancel_after_fulfilment_started_is_rejected() {
     F::with(())

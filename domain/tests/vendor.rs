@@ -76,11 +76,58 @@ fn register_with_too_long_name_is_rejected() {
         .given_no_previous_events()
         .when(VendorCommand::Register {
             vendor_id: vid(),
-            name: "x".repeat(201),
+            name: "x".repeat(201).into(),
             at: at(),
         })
         .inspect_result();
     assert!(matches!(r, Err(DomainError::Validation { errors }) if errors[0].field == "name"));
+}
+
+/// A name sealed by the edge (docs/PRIVACY.md): the domain records it as
+/// it came, never opening or trimming it.
+#[test]
+fn a_sealed_name_is_recorded_as_it_came() {
+    let sealed = PersonalText::from_stored("pii:v1:0123456789abcdef0123456789abcdef:c2VhbGVk");
+    assert!(sealed.is_sealed());
+    F::with(())
+        .given_no_previous_events()
+        .when(VendorCommand::Register {
+            vendor_id: vid(),
+            name: sealed.clone(),
+            at: at(),
+        })
+        .then_expect_events(vec![VendorEvent::VendorRegistered {
+            vendor_id: vid(),
+            name: sealed,
+            registered_at: at(),
+        }]);
+}
+
+/// The edge checks a name in clear before it seals it, by the rule the
+/// domain applies to clear names.
+#[test]
+fn the_name_rule_is_checked_before_sealing() {
+    assert_eq!(
+        domain::vendor::check_name("  Acme Rentals ").unwrap(),
+        "Acme Rentals"
+    );
+    assert!(domain::vendor::check_name(" ").is_err());
+    assert!(domain::vendor::check_name(&"x".repeat(201)).is_err());
+    assert!(domain::vendor::check_name(&"x".repeat(200)).is_ok());
+}
+
+/// A vendor registered before names were sealed (its event holds the
+/// name in clear) loads as before: no upcaster, the same text.
+#[test]
+fn a_vendor_registered_with_a_clear_name_still_loads() {
+    let stored = serde_json::json!({"VendorRegistered": {
+        "vendor_id": vid(), "name": "Acme Rentals", "registered_at": at()}});
+    let event: VendorEvent = serde_json::from_value(stored.clone()).unwrap();
+    assert_eq!(event, registered());
+    assert_eq!(serde_json::to_value(&event).unwrap(), stored);
+    let mut v = Vendor::default();
+    v.apply(event);
+    assert_eq!(v.name().clear_text(), Some("Acme Rentals"));
 }
 
 #[test]
@@ -286,7 +333,7 @@ fn balance_and_state_round_trip_through_serde() {
     let json = serde_json::to_string(&v).unwrap();
     let back: Vendor = serde_json::from_str(&json).unwrap();
     assert_eq!(back, v);
-    assert_eq!(back.name(), "Acme Rentals");
+    assert_eq!(back.name().as_stored(), "Acme Rentals");
 }
 
 #[test]

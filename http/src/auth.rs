@@ -102,6 +102,14 @@ impl Principal {
         }
     }
 
+    /// Whether the subject names a person (or a person's client): every
+    /// principal proven by a token. The system's own principals (the
+    /// sweeper, the policies, the payment provider) carry no token. A
+    /// person's subject is personal data (docs/PRIVACY.md).
+    pub fn identifies_person(&self) -> bool {
+        self.expires_at.is_some()
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

@@ -55,6 +55,7 @@ use read_api as q;
         cmd::refunds::refund,
         cmd::payments::apply,
         cmd::payments::refund,
+        cmd::subjects::erase,
         cmd::fulfilment::ship,
         cmd::fulfilment::deliver,
         cmd::fulfilment::pick_up,

@@ -159,6 +159,8 @@ pub async fn serve(
     // Its tasks are aborted with the serve task if that is aborted (a
     // crash), drained after the shutdown signal otherwise.
     let mut background = Shutdown::new();
+    // The one clock of the parts that do not get it from the command app.
+    let clock: Arc<dyn ledger_clock::Clock> = Arc::new(ledger_clock::SystemClock);
 
     let watched = pool.clone();
     background.spawn("database watch", |stop| {
@@ -185,7 +187,8 @@ pub async fn serve(
                 pool.clone(),
                 app.clock.clone(),
                 app.config.outbound.clone(),
-            );
+            )
+            .with_keyring(app.personal.clone());
             background.spawn("webhook dispatcher", |stop| dispatcher.run(stop));
         }
         let policies = Arc::new(command_api::policies::Policies::new(app.clone()));
@@ -204,6 +207,7 @@ pub async fn serve(
                 let key_id = audit::key_id(&key.verifying_key());
                 let sealer = audit::Sealer::new(
                     pool.clone(),
+                    clock.clone(),
                     key.clone(),
                     key_id,
                     config.stream.name.clone(),
@@ -240,13 +244,15 @@ pub async fn serve(
             currency: config.command_api.currency.clone(),
             stream: config.stream.name.clone(),
             closing: background.draining(),
-            clock: Arc::new(ledger_clock::SystemClock),
+            clock: clock.clone(),
             feeds: read_api::feeds::Feeds::new(config.feeds),
             live: Default::default(),
             orders_feed: Default::default(),
             audit_public_key: config.audit.public,
             positions: Default::default(),
             consumers: consumer_names(),
+            personal: privacy::Keyring::new(pool.clone())
+                .with_kek(config.command_api.personal_data_kek.clone()),
         });
         let router = http_router(
             command,

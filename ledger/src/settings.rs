@@ -153,6 +153,19 @@ pub struct ServeArgs {
     /// no cross-origin calls. Preflights are answered without a token.
     #[arg(long, env = "LEDGER_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
+    /// Key-encryption key (64 hex digits) that wraps the data subjects'
+    /// keys in the database (docs/PRIVACY.md); without it they are stored
+    /// as they are. Keys made before it was set stay readable.
+    #[arg(long, env = "LEDGER_PERSONAL_DATA_KEK", hide_env_values = true)]
+    pub personal_data_kek: Option<String>,
+}
+
+/// The key-encryption key of `LEDGER_PERSONAL_DATA_KEK`, if set.
+pub fn personal_data_kek(hex: Option<&str>) -> Result<Option<privacy::KeyEncryptionKey>, String> {
+    hex.filter(|h| !h.is_empty())
+        .map(privacy::KeyEncryptionKey::from_hex)
+        .transpose()
+        .map_err(|e| format!("LEDGER_PERSONAL_DATA_KEK: {e}"))
 }
 
 /// The rule `serve` applies to the token secret; `ledger token` applies it
@@ -198,8 +211,14 @@ pub fn flags_of(subcommand: &str) -> Option<&'static [&'static str]> {
         "platform_fee_rate",
         "hold_ttl",
         "sweep_interval",
+        "personal_data_kek",
     ];
-    const QUERIES: &[&str] = &["max_feeds_per_principal", "max_feeds", "audit_public_key"];
+    const QUERIES: &[&str] = &[
+        "max_feeds_per_principal",
+        "max_feeds",
+        "audit_public_key",
+        "personal_data_kek",
+    ];
     const RELAY: &[&str] = &[
         "stream_replicas",
         "stream_duplicate_window",
@@ -258,6 +277,7 @@ impl ServeArgs {
             return Err("LEDGER_STREAM must be letters, digits, `_` or `-`".into());
         }
         self.audit_keys()?;
+        personal_data_kek(self.personal_data_kek.as_deref())?;
         crate::cors::CorsOrigins::parse(&self.cors_origins)?;
         let rates = [self.rate_limit_per_principal, self.rate_limit_per_ip];
         if rates.iter().any(|r| r.is_nan() || *r < 0.0) {
@@ -370,6 +390,9 @@ impl ServeArgs {
                 ..Default::default()
             },
             time_zone: self.time_zone,
+            // Checked by `validate`.
+            personal_data_kek: personal_data_kek(self.personal_data_kek.as_deref())
+                .unwrap_or_default(),
             dunning: self.dunning_policy(),
         }
     }

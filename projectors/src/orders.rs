@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::{ListingKind, OrderEvent};
+use domain::{ListingKind, OrderEvent, PersonalText};
 use event_log::{Aggregate, Event};
 use futures::future::BoxFuture;
 use ledger_nats::EventEnvelope;
@@ -33,8 +33,10 @@ pub struct OrderView {
     pub total: Decimal,
     pub placed_at: DateTime<Utc>,
     pub hold_expires_at: DateTime<Utc>,
+    /// As stored: sealed when a person wrote it (the read API opens it;
+    /// the read model never holds the plaintext, docs/PRIVACY.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancel_reason: Option<String>,
+    pub cancel_reason: Option<PersonalText>,
     pub lines: Vec<LineView>,
     pub vendors: Vec<VendorPartView>,
     pub payments: Vec<PaymentView>,
@@ -136,7 +138,8 @@ pub struct PaymentView {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RefundView {
     pub amount: Decimal,
-    pub reason: String,
+    /// As stored: sealed when it repeats a person's cancellation reason.
+    pub reason: PersonalText,
     pub at: DateTime<Utc>,
     /// Refunds by amount or lines (not a cancellation's): what each
     /// vendor's part gave back.
@@ -481,7 +484,8 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
             ..
         } => view.refunds.push(RefundView {
             amount,
-            reason,
+            // Not sealed yet: a refund's reason is stored as written.
+            reason: reason.into(),
             at,
             refund_id: Some(refund_id),
             provider_refund_id,

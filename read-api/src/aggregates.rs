@@ -73,7 +73,8 @@ pub async fn events(
     if linked.is_empty() {
         return Err(not_found(&aggregate_type, &aggregate_id));
     }
-    let events = linked.into_iter().map(EventView::new).collect();
+    let mut events: Vec<EventView> = linked.into_iter().map(EventView::new).collect();
+    crate::personal::reveal_views(&app, &mut events).await?;
     Ok(Json(AggregateEvents {
         aggregate_type,
         aggregate_id,
@@ -153,6 +154,13 @@ pub async fn state(
     )
     .await?
     .ok_or_else(|| not_found(&aggregate_type, &aggregate_id))?;
+    // Personal fields of the state (a vendor's name, a cancellation's
+    // reason) are opened like those of its events.
+    let opener = crate::personal::opener_for_texts(&app, [rebuilt.state.get()])
+        .await
+        .map_err(crate::personal::problem)?;
+    let state = opener.reveal_json_text(rebuilt.state.get());
+    let state = serde_json::value::RawValue::from_string(state).map_err(ApiError::internal)?;
     Ok(Json(AggregateState {
         aggregate_type,
         aggregate_id,
@@ -160,7 +168,7 @@ pub async fn state(
         position: rebuilt.position,
         recorded_at: rebuilt.recorded_at,
         as_of: params.as_of,
-        state: rebuilt.state,
+        state,
     }))
 }
 

@@ -183,7 +183,8 @@ pub async fn list(
         params.event_type,
     );
     let horizon = horizon(&app).await?;
-    let events = read(&app.pool, after, horizon, &filter, limit).await?;
+    let mut events = read(&app.pool, after, horizon, &filter, limit).await?;
+    crate::personal::reveal_views(&app, &mut events).await?;
     let next_after = events.last().map_or(after, |e| e.position);
     Ok((
         [freshness::header_value(horizon)],
@@ -242,6 +243,7 @@ pub async fn stream(
             params.event_type,
         ),
         buffer: VecDeque::new(),
+        opened: true,
     };
     let events = futures::stream::unfold(Some(tail), |tail| async move {
         let mut tail = tail?;
@@ -293,6 +295,9 @@ struct Tail {
     scanned: i64,
     filter: Filter,
     buffer: VecDeque<Arc<LiveEvent>>,
+    /// Whether the personal fields of `buffer` were opened (they are,
+    /// once, before the first of a new page goes out).
+    opened: bool,
 }
 
 impl Tail {
@@ -304,6 +309,18 @@ impl Tail {
             if let Some((at, deadline)) = self.expires {
                 if Instant::now() >= deadline {
                     return Some(Next::Expired(at));
+                }
+            }
+            if !self.opened {
+                match crate::personal::reveal_live(&self.app, &mut self.buffer).await {
+                    Ok(()) => self.opened = true,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "event stream: reading the personal data keys failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                            _ = self.closing.cancelled() => return None,
+                        }
+                    }
                 }
             }
             if let Some(event) = self.buffer.pop_front() {
@@ -322,6 +339,7 @@ impl Tail {
                 Take::Events(events, reached) => {
                     self.scanned = reached;
                     self.buffer.extend(events);
+                    self.opened = false;
                     continue;
                 }
                 Take::Behind(upto) => match self.fill(upto).await {
@@ -366,6 +384,7 @@ impl Tail {
         };
         self.buffer
             .extend(rows.into_iter().map(|view| Arc::new(LiveEvent::new(view))));
+        self.opened = false;
         Ok(())
     }
 }

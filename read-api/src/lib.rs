@@ -16,7 +16,9 @@
 //! - `freshness`: `Ledger-Min-Position` waiting and the `Ledger-Position`
 //!   header;
 //! - `health`: liveness and readiness;
-//! - `audit`: verification, the seals and inclusion proofs (`/v1/audit/…`).
+//! - `audit`: verification, the seals and inclusion proofs (`/v1/audit/…`);
+//! - `personal`: every answer opens the personal fields it shows, last
+//!   (sealed in the log and the read models; `"[erased]"` once erased).
 
 pub mod aggregates;
 pub mod analytics;
@@ -33,6 +35,7 @@ pub mod order_feed;
 pub mod orders;
 pub mod page;
 pub mod payouts;
+pub mod personal;
 pub mod projections;
 pub mod schema;
 
@@ -72,6 +75,8 @@ pub struct ReadApp {
     /// before it applied anything. The composition passes the names, so
     /// that the read side links no command-side code.
     pub consumers: Vec<String>,
+    /// The data subjects' keys, to open personal fields in answers.
+    pub personal: privacy::Keyring,
 }
 
 pub type ReadState = Arc<ReadApp>;

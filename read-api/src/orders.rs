@@ -160,7 +160,12 @@ pub async fn detail(
 ) -> Result<AtPosition<Json<Value>>, ApiError> {
     may_read(&principal)?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
-    let order = visible_order(&app, &principal, order_id).await;
+    let order = match visible_order(&app, &principal, order_id).await {
+        Ok(mut order) => crate::personal::reveal_values(&app, &mut [&mut order])
+            .await
+            .map(|()| order),
+        Err(err) => Err(err),
+    };
     Ok(AtPosition(reached, order.map(Json)))
 }
 
@@ -251,12 +256,14 @@ pub async fn list(
         .map(|d| serde_json::from_value::<OrderView>(d).map_err(ApiError::internal))
         .collect::<Result<Vec<_>, _>>()?;
     let page = page::page(orders, limit, |o| o.order_id);
+    let mut items: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|o| shown(o, &principal))
+        .collect();
+    crate::personal::reveal_values(&app, &mut items.iter_mut().collect::<Vec<_>>()).await?;
     let page = Page {
-        items: page
-            .items
-            .into_iter()
-            .map(|o| shown(o, &principal))
-            .collect(),
+        items,
         next_cursor: page.next_cursor,
     };
     Ok(([freshness::header_value(reached)], Json(page)))

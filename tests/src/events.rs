@@ -1,7 +1,9 @@
 //! The events table read behind the API's back: what a command recorded,
 //! with which metadata, and the holds of an Inventory as its events tell.
 //! Tests use it to prove that a refused command records nothing and that
-//! the log, not a read model, holds what they expect.
+//! the log, not a read model, holds what they expect. Personal fields are
+//! opened as a reader's answer opens them (docs/PRIVACY.md): tests that
+//! must see the sealed text read the table themselves.
 
 use std::time::Duration;
 
@@ -22,6 +24,19 @@ pub async fn head(pool: &PgPool) -> i64 {
         .expect("read the head")
 }
 
+/// `values` with their sealed personal fields opened (`"[erased]"` once
+/// erased).
+pub async fn opened(pool: &PgPool, mut values: Vec<&mut Value>) {
+    let keyring = privacy::Keyring::new(pool.clone());
+    let opener = keyring
+        .opener_for(values.iter().map(|v| &**v))
+        .await
+        .expect("read the personal data keys");
+    for value in values.iter_mut() {
+        opener.reveal(value);
+    }
+}
+
 impl TestApp {
     /// `(event_type, metadata)` of one aggregate's events, in sequence order.
     pub async fn events_of(
@@ -29,7 +44,7 @@ impl TestApp {
         aggregate_type: &str,
         aggregate_id: Uuid,
     ) -> Vec<(String, Value)> {
-        sqlx::query_as::<_, (String, Value)>(
+        let mut rows = sqlx::query_as::<_, (String, Value)>(
             "SELECT event_type, metadata::jsonb FROM events
               WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
         )
@@ -37,7 +52,9 @@ impl TestApp {
         .bind(aggregate_id.to_string())
         .fetch_all(&self.pool)
         .await
-        .expect("read events")
+        .expect("read events");
+        opened(&self.pool, rows.iter_mut().map(|(_, m)| m).collect()).await;
+        rows
     }
 
     /// Event types of one aggregate, in sequence order.
@@ -74,20 +91,22 @@ impl TestApp {
     /// Events recorded after `position`, in log order:
     /// (aggregate_type, aggregate_id, event_type, metadata).
     pub async fn events_after(&self, position: i64) -> Vec<(String, String, String, Value)> {
-        sqlx::query_as::<_, (String, String, String, Value)>(
+        let mut rows = sqlx::query_as::<_, (String, String, String, Value)>(
             "SELECT aggregate_type, aggregate_id, event_type, metadata::jsonb FROM events
               WHERE global_position > $1 ORDER BY global_position",
         )
         .bind(position)
         .fetch_all(&self.pool)
         .await
-        .expect("read events")
+        .expect("read events");
+        opened(&self.pool, rows.iter_mut().map(|(.., m)| m).collect()).await;
+        rows
     }
 
     /// Every event of one aggregate, in sequence order, with its payload
     /// taken out of the outer `{"<EventType>": …}` tag that cqrs-es writes.
     pub async fn recorded(&self, aggregate_type: &str, aggregate_id: Uuid) -> Vec<Recorded> {
-        let rows = sqlx::query_as::<_, (String, String, Value, Value)>(
+        let mut rows = sqlx::query_as::<_, (String, String, Value, Value)>(
             "SELECT event_id::text, event_type, payload::jsonb, metadata::jsonb FROM events
               WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
         )
@@ -96,6 +115,13 @@ impl TestApp {
         .fetch_all(&self.pool)
         .await
         .expect("read events");
+        opened(
+            &self.pool,
+            rows.iter_mut()
+                .flat_map(|(_, _, payload, metadata)| [payload, metadata])
+                .collect(),
+        )
+        .await;
         rows.into_iter()
             .map(|(event_id, event_type, payload, metadata)| Recorded {
                 payload: payload.get(&event_type).cloned().unwrap_or(payload),

@@ -3,7 +3,7 @@
 //! Order aggregate decides, then the order's holds are released and its
 //! deadline settled. Who may cancel is the route's to check.
 
-use domain::{OrderCommand, OrderStatus};
+use domain::{OrderCommand, OrderStatus, PersonalText};
 use uuid::Uuid;
 
 use super::earnings::credit_fulfilled_part;
@@ -18,7 +18,7 @@ pub async fn cancel_order(
     app: &CommandApp,
     context: &CommandContext,
     order_id: Uuid,
-    reason: Option<String>,
+    reason: Option<PersonalText>,
 ) -> Result<(OrderStatus, i64), CommandError> {
     let command = OrderCommand::Cancel {
         reason,

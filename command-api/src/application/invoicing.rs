@@ -158,11 +158,14 @@ pub async fn credit_refund(
 }
 
 async fn vendor_name(app: &CommandApp, vendor_id: Uuid) -> Result<String, CommandError> {
+    // Kept sealed as stored: the read side opens it when it answers, so an
+    // erased vendor's name reads `[erased]` on its invoices too.
     Ok(app
         .vendors
         .load(&vendor_id.to_string())
         .await?
         .name()
+        .as_stored()
         .to_owned())
 }
 

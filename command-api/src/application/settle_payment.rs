@@ -33,7 +33,7 @@ pub async fn settle_payment(
                     // on its way: the customer gets the money back.
                     tracing::warn!(%order_id, error = %conflict, "paid order lost its units; refunding");
                     let cancel = OrderCommand::Cancel {
-                        reason: Some("units no longer available".to_owned()),
+                        reason: Some("units no longer available".into()),
                         at: app.clock.now(),
                     };
                     let committed = app

@@ -120,6 +120,7 @@ impl Marketplace {
             subscriptions: Arc::new(MemoryStorage::new(Positions::new(AtomicI64::new(0)))),
             invoice_books: memory.invoice_books.clone(),
             deadlines: deadlines.unwrap_or_else(|| Arc::new(memory.deadlines.clone())),
+            personal: privacy::Keyring::in_memory(),
         };
         // Only the HTTP plumbing would use the pool; it never connects here.
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -130,7 +131,7 @@ impl Marketplace {
         let vendor_id = Uuid::now_v7();
         let register = VendorCommand::Register {
             vendor_id,
-            name: "Kayaks".to_owned(),
+            name: "Kayaks".into(),
             at: clock.now(),
         };
         app.vendors

@@ -72,6 +72,16 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The keys of personal data live in the same database.
+impl From<privacy::Error> for CommandError {
+    fn from(err: privacy::Error) -> Self {
+        match err {
+            privacy::Error::Database(err) => err.into(),
+            other => Self::Store(StoreError::failed(other)),
+        }
+    }
+}
+
 impl From<sqlx::Error> for CommandError {
     fn from(err: sqlx::Error) -> Self {
         Self::Store(err.into())

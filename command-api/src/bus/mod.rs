@@ -81,6 +81,9 @@ struct Inner<A: Aggregate> {
     queues: Mutex<HashMap<String, VecDeque<Pending<A>>>>,
     /// Wakes the relay after each append.
     notifier: CommitNotifier,
+    /// Seals the acting person's subject in each event's metadata (none:
+    /// stored clear, in tests without a database).
+    personal: Option<privacy::Keyring>,
 }
 
 impl<A> CommandBus<A>
@@ -117,8 +120,35 @@ where
                 cache: StateCache::new(),
                 queues: Mutex::new(HashMap::new()),
                 notifier,
+                personal: None,
             }),
         }
+    }
+
+    /// Events record the acting person's subject (`principal` in their
+    /// metadata) sealed under that subject's key from `keyring`
+    /// (docs/PRIVACY.md). Only before the bus is shared.
+    pub fn sealing_principals(mut self, keyring: privacy::Keyring) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.personal = Some(keyring);
+        }
+        self
+    }
+
+    /// The metadata of `command_name`'s events: the acting principal's
+    /// subject sealed when it names a person.
+    async fn metadata(
+        &self,
+        context: &CommandContext,
+        command_name: &str,
+    ) -> Result<HashMap<String, String>, CommandError> {
+        let mut metadata = context.metadata(command_name);
+        let principal = &context.principal;
+        if let (Some(keyring), true) = (&self.inner.personal, principal.identifies_person()) {
+            let sealed = keyring.seal(&principal.subject, &principal.subject).await?;
+            metadata.insert("principal".to_owned(), sealed.into());
+        }
+        Ok(metadata)
     }
 
     /// The aggregate's current state (a default one if it has no events).
@@ -155,10 +185,11 @@ where
         context: &CommandContext,
         command_name: &str,
     ) -> Result<Committed<A>, CommandError> {
+        let metadata = self.metadata(context, command_name).await?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             command,
-            metadata: context.metadata(command_name),
+            metadata,
             reply,
         };
         let start_worker = {

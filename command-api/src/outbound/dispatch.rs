@@ -47,6 +47,9 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     config: OutboundConfig,
     client: reqwest::Client,
+    /// Opens the personal fields of a body when it is sent (deliveries
+    /// keep the sealed envelope, so an erasure before an attempt holds).
+    personal: privacy::Keyring,
 }
 
 /// A claimed delivery as read: ids, body, attempts, retry start, the
@@ -72,11 +75,19 @@ impl Dispatcher {
             .build()
             .unwrap_or_default();
         Self {
+            personal: privacy::Keyring::new(pool.clone()),
             pool,
             clock,
             config,
             client,
         }
+    }
+
+    /// Opens personal fields with `keyring` (the app's, with its
+    /// key-encryption key) instead of a plain one on the pool.
+    pub fn with_keyring(mut self, keyring: privacy::Keyring) -> Self {
+        self.personal = keyring;
+        self
     }
 
     /// Sends due deliveries until `stop`.
@@ -157,7 +168,15 @@ impl Dispatcher {
                 )
                 .await;
         }
-        let body = serde_json::to_vec(&due.body).unwrap_or_default();
+        let mut body = due.body;
+        self.personal
+            .reveal(&mut body)
+            .await
+            .map_err(|err| match err {
+                privacy::Error::Database(err) => err,
+                other => sqlx::Error::Protocol(other.to_string()),
+            })?;
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         let timestamp = self.clock.now().timestamp();
         let signature = crate::routes::webhooks::sign(&body, &due.secret, timestamp);
         let sent = self

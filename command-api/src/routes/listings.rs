@@ -440,11 +440,23 @@ pub async fn add_blackout(
     let listing = owned_listing(&app, &context, listing_id).await?;
     let period = Period::new(body.start, body.end).map_err(ApiError::from)?;
     let blackout_id = Uuid::now_v7();
+    // Free text: sealed under the vendor's key (docs/PRIVACY.md).
+    let vendor_id = listing
+        .vendor_id()
+        .ok_or_else(|| ApiError::NotFound("listing".to_owned()))?;
+    let reason = match body.reason.as_str() {
+        "" => domain::PersonalText::default(),
+        text => app
+            .personal
+            .seal(&vendor_id.to_string(), text)
+            .await
+            .map_err(crate::bus::CommandError::from)?,
+    };
     let command = InventoryCommand::AddBlackout {
         blackout_id,
         period,
         units: body.units,
-        reason: body.reason,
+        reason,
     };
     let committed =
         inventory::run(&app, &context, &listing, listing_id, command, "AddBlackout").await?;

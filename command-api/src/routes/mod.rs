@@ -10,6 +10,7 @@ pub mod payout_webhooks;
 pub mod provider_events;
 pub mod refunds;
 pub mod rentals;
+pub mod subjects;
 pub mod subscriptions;
 pub mod vendors;
 pub mod webhooks;

@@ -180,7 +180,14 @@ pub async fn cancel(
             return Err(crate::error::invalid("reason", "at most 500 characters"));
         }
     }
-    let (status, position) = cancel_order(&app, &context, order_id, body.reason).await?;
+    // The order's customer is the data subject of why it was cancelled,
+    // whoever wrote it (docs/PRIVACY.md).
+    let reason = app
+        .personal
+        .seal_optional(order.customer_id(), body.reason.as_deref())
+        .await
+        .map_err(crate::bus::CommandError::from)?;
+    let (status, position) = cancel_order(&app, &context, order_id, reason).await?;
     Ok(Json(OrderStatusChanged {
         order_id,
         status,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Role;
+use crate::bus::CommandError;
 use crate::context::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
@@ -35,9 +36,17 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<VendorRegistered>), ApiError> {
     context.principal.require(&[Role::Admin])?;
     let vendor_id = Uuid::now_v7();
+    // Checked in clear, then sealed: the vendor is the data subject of
+    // its name (docs/PRIVACY.md).
+    let name = domain::vendor::check_name(&body.name).map_err(ApiError::from)?;
+    let name = app
+        .personal
+        .seal(&vendor_id.to_string(), &name)
+        .await
+        .map_err(CommandError::from)?;
     let command = VendorCommand::Register {
         vendor_id,
-        name: body.name,
+        name,
         at: app.clock.now(),
     };
     let committed = app

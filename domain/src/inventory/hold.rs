@@ -195,5 +195,6 @@ pub struct Blackout {
     pub period: Period,
     /// `None` = all units.
     pub units: Option<u32>,
-    pub reason: String,
+    /// Personal: sealed (the vendor's key).
+    pub reason: crate::PersonalText,
 }

@@ -80,7 +80,8 @@ pub enum InventoryCommand {
         blackout_id: Uuid,
         period: Period,
         units: Option<u32>,
-        reason: String,
+        /// Personal: sealed by the edge (the vendor's key).
+        reason: crate::PersonalText,
     },
     RemoveBlackout {
         blackout_id: Uuid,
@@ -162,7 +163,8 @@ pub enum InventoryEvent {
         blackout_id: Uuid,
         period: Period,
         units: Option<u32>,
-        reason: String,
+        /// Personal: sealed by the edge (the vendor's key).
+        reason: crate::PersonalText,
     },
     BlackoutRemoved {
         blackout_id: Uuid,

@@ -159,7 +159,7 @@ impl Order {
 
     /// Before payment it is cancelled; after payment and before fulfilment
     /// it is cancelled and what was paid refunded.
-    fn cancel(&self, reason: Option<String>, at: DateTime<Utc>) -> Decision {
+    fn cancel(&self, reason: Option<crate::PersonalText>, at: DateTime<Utc>) -> Decision {
         match self.status {
             OrderStatus::Placed => Ok(vec![E::OrderCancelled {
                 reason,

@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::aggregate::handle_by_deciding;
 use crate::error::DomainError;
 use crate::money::Rates;
+use crate::personal::PersonalText;
 pub use adjustment::{
     Adjustment, AdjustmentKind, AdjustmentRequest, AdjustmentState, AdjustmentStatus,
 };
@@ -85,7 +86,8 @@ pub enum OrderCommand {
         at: DateTime<Utc>,
     },
     Cancel {
-        reason: Option<String>,
+        /// Personal: sealed by the edge (the order's customer's key).
+        reason: Option<PersonalText>,
         at: DateTime<Utc>,
     },
     ExpireUnpaid {
@@ -220,12 +222,13 @@ pub enum OrderEvent {
     },
     RefundIssued {
         amount: Decimal,
-        reason: String,
+        /// Personal when it repeats a cancellation's reason.
+        reason: PersonalText,
     },
     /// Schema 2.0 (see [`crate::upcast`]): `cause` replaced 1.0's
     /// `by_expiry: bool`.
     OrderCancelled {
-        reason: Option<String>,
+        reason: Option<PersonalText>,
         cause: CancelCause,
         at: DateTime<Utc>,
     },
@@ -405,7 +408,7 @@ pub struct Order {
     placed_at: Option<DateTime<Utc>>,
     status: OrderStatus,
     cancelled_by_expiry: bool,
-    cancel_reason: Option<String>,
+    cancel_reason: Option<PersonalText>,
     captured: Decimal,
     refunded: Decimal,
     payments_seen: BTreeSet<String>,
@@ -507,8 +510,9 @@ impl Order {
     pub fn cancelled_by_expiry(&self) -> bool {
         self.cancelled_by_expiry
     }
-    pub fn cancel_reason(&self) -> Option<&str> {
-        self.cancel_reason.as_deref()
+    /// As stored (sealed when a person wrote it).
+    pub fn cancel_reason(&self) -> Option<&PersonalText> {
+        self.cancel_reason.as_ref()
     }
     /// Σ captured payments (refunds not deducted).
     pub fn captured_amount(&self) -> Decimal {

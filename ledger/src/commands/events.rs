@@ -65,6 +65,11 @@ pub struct ExportArgs {
     /// Default: the ten event fields, payload and metadata as JSON.
     #[arg(long, value_delimiter = ',', value_parser = Column::parse)]
     pub columns: Vec<Column>,
+    /// The key-encryption key of the data subjects' keys, as `ledger
+    /// serve` has it (docs/PRIVACY.md): personal fields are exported
+    /// opened, or `"[erased]"`.
+    #[arg(long, env = "LEDGER_PERSONAL_DATA_KEK", hide_env_values = true)]
+    pub personal_data_kek: Option<String>,
 }
 
 /// A CSV column of the export.
@@ -190,6 +195,30 @@ struct ExportedEvent<'a> {
     canonical: &'a Option<String>,
 }
 
+/// Opens the personal fields of an exported event (`hash` and `canonical`
+/// keep the stored, sealed text that was hashed).
+pub(crate) fn reveal(opener: &privacy::Opener, linked: &mut Linked) {
+    opener.reveal(&mut linked.event.payload);
+    opener.reveal(&mut linked.event.metadata);
+}
+
+/// The keys an export opens personal fields with: every live key, read
+/// once when it starts.
+pub(crate) async fn opener(
+    pool: &PgPool,
+    kek: Option<&str>,
+) -> Result<privacy::Opener, LedgerError> {
+    let kek = crate::settings::personal_data_kek(kek).map_err(LedgerError::Config)?;
+    privacy::Keyring::new(pool.clone())
+        .with_kek(kek)
+        .opener_for_all()
+        .await
+        .map_err(|err| match err {
+            privacy::Error::Database(err) => LedgerError::Database(err),
+            other => LedgerError::Config(other.to_string()),
+        })
+}
+
 impl<W: Write> Output<W> {
     fn write(&mut self, linked: Linked) -> Result<(), LedgerError> {
         let Linked {
@@ -239,12 +268,13 @@ pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError
     }
     let selection = args.selection();
     let total = export::count(pool, &selection).await?;
+    let opener = opener(pool, args.personal_data_kek.as_deref()).await?;
     if let Format::Parquet = args.format {
         let path = args.output.as_ref().ok_or_else(|| {
             LedgerError::Config("--format parquet writes a file: give --output".into())
         })?;
         let bar = super::progress_bar(total.max(0) as u64, "export");
-        let written = super::parquet::export(pool, &selection, path, &bar).await?;
+        let written = super::parquet::export(pool, &selection, path, &bar, &opener).await?;
         bar.finish_and_clear();
         return Ok(written);
     }
@@ -268,7 +298,8 @@ pub async fn export(pool: &PgPool, args: &ExportArgs) -> Result<u64, LedgerError
     };
     let bar = super::progress_bar(total.max(0) as u64, "export");
     let mut written = 0u64;
-    export::for_each(pool, &selection, |event| {
+    export::for_each(pool, &selection, |mut event| {
+        reveal(&opener, &mut event);
         output.write(event)?;
         written += 1;
         if written.is_multiple_of(1_000) {

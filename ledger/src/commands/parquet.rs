@@ -118,13 +118,15 @@ pub async fn export(
     selection: &Selection,
     path: &Path,
     bar: &ProgressBar,
+    opener: &privacy::Opener,
 ) -> Result<u64, LedgerError> {
     let schema = schema();
     let mut writer =
         ArrowWriter::try_new(File::create(path)?, schema.clone(), None).map_err(parquet_error)?;
     let mut columns = Columns::default();
     let (mut first, mut last) = (None, 0i64);
-    let written = export::for_each(pool, selection, |linked| {
+    let written = export::for_each(pool, selection, |mut linked| {
+        super::events::reveal(opener, &mut linked);
         first.get_or_insert(linked.event.position);
         last = linked.event.position;
         columns.push(linked);

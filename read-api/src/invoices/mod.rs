@@ -118,7 +118,13 @@ fn forbidden() -> ApiError {
     ApiError::Forbidden("these documents belong to someone else".to_owned())
 }
 
-fn decode(document: serde_json::Value) -> Result<Document, ApiError> {
+/// A stored document with its personal fields (the vendor's name) opened,
+/// or `[erased]` once their subject is erased.
+async fn decode(app: &ReadState, mut document: serde_json::Value) -> Result<Document, ApiError> {
+    app.personal
+        .reveal(&mut document)
+        .await
+        .map_err(ApiError::internal)?;
     serde_json::from_value(document).map_err(ApiError::internal)
 }
 
@@ -173,9 +179,11 @@ async fn order_documents(
     .bind(only_vendor)
     .fetch_all(&app.pool)
     .await?;
-    rows.into_iter()
-        .map(|d| decode(d).map(InvoiceView::from))
-        .collect()
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        views.push(InvoiceView::from(decode(app, row).await?));
+    }
+    Ok(views)
 }
 
 #[utoipa::path(get, path = "/v1/invoices/{invoice_id}.pdf", tag = "queries", params(("invoice_id" = Uuid, Path, description = "Invoice or credit note id")), responses((status = 200, description = "The invoice or credit note as a PDF", content_type = "application/pdf", body = Vec<u8>, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
@@ -209,7 +217,11 @@ async fn document_pdf(
             .bind(invoice_id)
             .fetch_optional(&app.pool)
             .await?;
-    let document = decode(row.ok_or_else(|| ApiError::NotFound("invoice".to_owned()))?)?;
+    let document = decode(
+        app,
+        row.ok_or_else(|| ApiError::NotFound("invoice".to_owned()))?,
+    )
+    .await?;
     let allowed = match principal.role {
         Role::Admin => true,
         Role::Customer => document.customer_id == principal.subject,

@@ -376,6 +376,7 @@ pub async fn stream(
         scanned: after,
         target,
         buffer: VecDeque::new(),
+        opened: true,
     };
     let messages = futures::stream::unfold(Some(tail), |tail| async move {
         let mut tail = tail?;
@@ -412,6 +413,10 @@ struct OrderTail {
     /// Read from the database up to here before taking batches.
     target: i64,
     buffer: VecDeque<OrderEventView>,
+    /// Whether the personal fields of `buffer` were opened (once, before
+    /// the first of what was added goes out; the shared batches stay
+    /// sealed).
+    opened: bool,
 }
 
 impl OrderTail {
@@ -420,6 +425,21 @@ impl OrderTail {
             if let Some((at, deadline)) = self.expires {
                 if Instant::now() >= deadline {
                     return Some(Next::Expired(at));
+                }
+            }
+            if !self.opened {
+                let mut payloads: Vec<&mut Value> =
+                    self.buffer.iter_mut().map(|v| &mut v.payload).collect();
+                match crate::personal::reveal_values(&self.app, &mut payloads).await {
+                    Ok(()) => self.opened = true,
+                    Err(err) => {
+                        tracing::warn!(error = ?err, "order feed: reading the personal data keys failed");
+                        let closing = self.app.closing.clone();
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                            _ = closing.cancelled() => return None,
+                        }
+                    }
                 }
             }
             if let Some(view) = self.buffer.pop_front() {
@@ -480,6 +500,7 @@ impl OrderTail {
         let (events, covered) = read_routed(&self.app, self.scanned, self.target).await?;
         self.buffer
             .extend(events.iter().filter_map(|e| self.scope.shown(e)));
+        self.opened = false;
         self.scanned = covered;
         Ok(())
     }
@@ -492,6 +513,7 @@ impl OrderTail {
             Taken::Gap(upto) => self.target = self.target.max(upto),
             Taken::Events(scanned, views) => {
                 self.buffer.extend(views);
+                self.opened = false;
                 self.scanned = scanned;
             }
         }

@@ -66,6 +66,7 @@ pub(crate) async fn settle(app: &TestApp) {
 fn sealer(app: &TestApp, max_events: usize) -> Sealer {
     Sealer::new(
         app.pool.clone(),
+        std::sync::Arc::new(ledger_clock::SystemClock),
         key(),
         audit::DEV_KEY_ID,
         app.stream.clone(),
@@ -291,6 +292,55 @@ async fn an_untouched_log_verifies_through_the_library_and_the_route() {
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     app.stop().await;
+}
+
+/// The sealer dates its seals by the clock it is given, never the system's
+/// (DESIGN.md "Time"): the stored, signed `sealed_at` is the clock's.
+#[tokio::test]
+async fn seals_are_dated_by_the_injected_clock() {
+    let app = TestApp::spawn().await;
+    make_traffic(&app, 1).await;
+    settle(&app).await;
+    let start = chrono::DateTime::parse_from_rfc3339("2031-03-04T05:06:07.123456Z")
+        .expect("instant")
+        .to_utc();
+    let clock = std::sync::Arc::new(ledger_clock::ManualClock::new(start));
+    let sealer = Sealer::new(
+        app.pool.clone(),
+        clock.clone(),
+        key(),
+        audit::DEV_KEY_ID,
+        app.stream.clone(),
+    );
+    let first = sealer.seal_once().await.expect("seal");
+    assert!(!first.is_empty());
+    assert!(
+        first.iter().all(|seal| seal.sealed_at == start),
+        "{first:?}"
+    );
+
+    clock.advance(chrono::Duration::hours(5));
+    make_traffic(&app, 1).await;
+    settle(&app).await;
+    let later = sealer.seal_once().await.expect("seal");
+    assert!(!later.is_empty());
+    let five_hours_on = start + chrono::Duration::hours(5);
+    assert!(later.iter().all(|seal| seal.sealed_at == five_hours_on));
+
+    let stored: Vec<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT sealed_at FROM audit_seals ORDER BY seal_id")
+            .fetch_all(&app.pool)
+            .await
+            .expect("seals");
+    let expected: Vec<_> = first
+        .iter()
+        .chain(&later)
+        .map(|seal| seal.sealed_at)
+        .collect();
+    assert_eq!(stored, expected);
+    // What was signed is what was stored.
+    let report = verify(&app).await;
+    assert!(report.ok && report.signatures_checked, "{report:?}");
 }
 
 #[tokio::test]
@@ -537,11 +587,17 @@ async fn long_log() -> PgPool {
 #[tokio::test]
 async fn a_long_log_is_verified_page_by_page() {
     let pool = long_log().await;
-    let seals = Sealer::new(pool.clone(), key(), "k1", "AUDIT")
-        .with_max_events(100)
-        .seal_once()
-        .await
-        .expect("seal");
+    let seals = Sealer::new(
+        pool.clone(),
+        std::sync::Arc::new(ledger_clock::SystemClock),
+        key(),
+        "k1",
+        "AUDIT",
+    )
+    .with_max_events(100)
+    .seal_once()
+    .await
+    .expect("seal");
     assert_eq!(seals.len(), 12);
     let public = key().verifying_key();
     let report = audit::verify(&pool, &public, None, None).await.unwrap();
@@ -581,10 +637,16 @@ async fn the_sealer_runs_until_shut_down_and_stays_below_the_relay() {
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
     let task = tokio::spawn(
-        Sealer::new(pool.clone(), key(), "k1", "AUDIT")
-            .with_max_events(300)
-            .with_interval(Duration::from_millis(50))
-            .run(shutdown),
+        Sealer::new(
+            pool.clone(),
+            std::sync::Arc::new(ledger_clock::SystemClock),
+            key(),
+            "k1",
+            "AUDIT",
+        )
+        .with_max_events(300)
+        .with_interval(Duration::from_millis(50))
+        .run(shutdown),
     );
     let sealed_to = || async {
         sqlx::query_scalar::<_, Option<i64>>("SELECT max(to_position) FROM audit_seals")

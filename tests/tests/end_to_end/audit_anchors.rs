@@ -417,6 +417,7 @@ async fn removing_a_seal_with_its_events_shows_and_so_does_resealing_the_rest() 
         .unwrap();
     let resealed = Sealer::new(
         app.pool.clone(),
+        std::sync::Arc::new(ledger_clock::SystemClock),
         key(),
         audit::key_id(&key().verifying_key()),
         app.stream.clone(),
@@ -439,10 +440,16 @@ async fn cutting_the_unsealed_tail_shows_against_the_anchor_and_the_event_stream
     let mut app = TestApp::spawn().await;
     make_traffic(&app, 1).await;
     settle(&app).await;
-    let sealed = Sealer::new(app.pool.clone(), key(), "k1", app.stream.clone())
-        .seal_once()
-        .await
-        .unwrap();
+    let sealed = Sealer::new(
+        app.pool.clone(),
+        std::sync::Arc::new(ledger_clock::SystemClock),
+        key(),
+        "k1",
+        app.stream.clone(),
+    )
+    .seal_once()
+    .await
+    .unwrap();
     let sealed_through = sealed.last().unwrap().to_position;
     make_traffic(&app, 1).await;
     settle(&app).await;
@@ -572,6 +579,7 @@ async fn a_log_rewritten_without_the_key_fails_with_the_key_the_anchor_and_the_s
     let intruder = audit::generate_signing_key();
     Sealer::new(
         app.pool.clone(),
+        std::sync::Arc::new(ledger_clock::SystemClock),
         intruder.clone(),
         "dev",
         app.stream.clone(),

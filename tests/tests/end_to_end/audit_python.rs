@@ -26,7 +26,7 @@ fn script() -> PathBuf {
 
 /// Writes what the auditor reads from `pool` into `dir`; runs the
 /// verifier; its exit status and report.
-async fn python_verify(pool: &PgPool, dir: &Path, extra: &[&str]) -> (bool, Value) {
+pub(crate) async fn python_verify(pool: &PgPool, dir: &Path, extra: &[&str]) -> (bool, Value) {
     let events = dir.join("events.ndjson");
     let seals_file = dir.join("seals.json");
     export(
@@ -41,6 +41,7 @@ async fn python_verify(pool: &PgPool, dir: &Path, extra: &[&str]) -> (bool, Valu
             aggregate_type: None,
             event_type: None,
             columns: Vec::new(),
+            personal_data_kek: None,
         },
     )
     .await
@@ -164,6 +165,7 @@ async fn the_python_verifier_passes_a_clean_log_and_fails_each_tampering() {
         if name == "full rewrite without the key" {
             Sealer::new(
                 pool.clone(),
+                std::sync::Arc::new(ledger_clock::SystemClock),
                 audit::generate_signing_key(),
                 "dev",
                 app.stream.clone(),
@@ -247,6 +249,7 @@ async fn a_parquet_export_names_the_seals_that_cover_its_rows_and_they_check_out
             aggregate_type: None,
             event_type: None,
             columns: Vec::new(),
+            personal_data_kek: None,
         },
     )
     .await

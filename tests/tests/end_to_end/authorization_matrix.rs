@@ -181,6 +181,7 @@ impl World {
         // position 1 exists.
         let sealed = audit::Sealer::new(
             world.app.pool.clone(),
+            std::sync::Arc::new(ledger_clock::SystemClock),
             audit::dev_signing_key(),
             audit::DEV_KEY_ID,
             world.app.stream.clone(),
@@ -377,6 +378,13 @@ impl World {
             format!("/v1/orders/{order}/cancel"),
             Some(json!({"reason": "matrix"})),
             Token(&[Customer, Admin]),
+        );
+        add(
+            Method::POST,
+            "POST /v1/subjects/{subject}/erase",
+            "/v1/subjects/customer-a/erase".into(),
+            None,
+            Token(&[Admin]),
         );
 
         // --- Queries ------------------------------------------------------

@@ -98,6 +98,27 @@ fn the_crate_graph_has_only_the_designs_arrows() {
             "verification needs only the log",
         ),
         (
+            "privacy",
+            &[
+                "command-api",
+                "read-api",
+                "projectors",
+                "axum",
+                "async-nats",
+            ],
+            "the keys of personal data speak neither HTTP nor NATS: both sides call in",
+        ),
+        (
+            "projectors",
+            &["privacy"],
+            "read models keep personal data sealed: only answers open it (docs/PRIVACY.md)",
+        ),
+        (
+            "ledger-nats",
+            &["privacy"],
+            "the stream carries the sealed text the log stores",
+        ),
+        (
             "projectors",
             &["command-api", "read-api", "axum"],
             "read models are built from the log alone",

@@ -19,6 +19,7 @@ mod cors;
 mod crate_graph;
 mod dashboard;
 mod earnings_csv;
+mod erasure;
 mod events_api;
 mod faults;
 mod hardening;

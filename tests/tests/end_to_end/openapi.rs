@@ -31,6 +31,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/orders/{order_id}/refunds"),
     ("post", "/v1/payments/{payment_id}/apply"),
     ("post", "/v1/payments/{payment_id}/refund"),
+    ("post", "/v1/subjects/{subject}/erase"),
     ("post", "/v1/orders/{order_id}/vendors/{vendor_id}/ship"),
     ("post", "/v1/orders/{order_id}/vendors/{vendor_id}/deliver"),
     ("post", "/v1/orders/{order_id}/lines/{line_id}/pickup"),

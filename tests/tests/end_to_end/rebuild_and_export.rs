@@ -211,6 +211,7 @@ fn export_args(format: Format, path: &std::path::Path) -> ExportArgs {
         aggregate_type: None,
         event_type: None,
         columns: Vec::new(),
+        personal_data_kek: None,
     }
 }
 

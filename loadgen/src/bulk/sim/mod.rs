@@ -212,7 +212,7 @@ impl Sim {
             &mut vendor,
             VendorCommand::Register {
                 vendor_id,
-                name: format!("Vendor {n}"),
+                name: format!("Vendor {n}").into(),
                 at,
             },
         )

@@ -178,7 +178,7 @@ async fn a_command_for_a_new_id_that_is_taken_after_all_is_decided_on_the_stored
     let vendor_id = Uuid::now_v7();
     let register = |name: &str| domain::VendorCommand::Register {
         vendor_id,
-        name: name.to_owned(),
+        name: name.into(),
         at: chrono::Utc::now(),
     };
     let context = command_api::context::CommandContext::background(
