@@ -101,7 +101,8 @@ log "openapi-spec-validator $document"
 "$venv/bin/openapi-spec-validator" "$document" || openapi_rc=$?
 if [[ $openapi_rc == 0 ]]; then
   rm -rf "$client_dir" && mkdir -p "$client_dir"
-  printf 'post_hooks: []\n' >"$client_dir.yml"
+  # Invoices are served as PDF: the client takes them as bytes.
+  printf 'post_hooks: []\ncontent_type_overrides:\n  application/pdf: application/octet-stream\n' >"$client_dir.yml"
   log "openapi-python-client generate (into $client_dir)"
   # A warning means a piece of the document was left out of the client.
   generated="$(cd "$client_dir" && "../../$venv/bin/openapi-python-client" generate \

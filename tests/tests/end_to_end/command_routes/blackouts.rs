@@ -87,6 +87,10 @@ async fn a_blackout_that_held_or_booked_units_would_not_fit_is_409_and_records_n
         .await;
     assert_created_order(&order);
     app.pay(&order).await;
+    // The payment's follow-ups (confirmations, the invoice) first.
+    ledger_tests::pipeline::settle(&app, std::time::Duration::from_secs(30))
+        .await
+        .expect("the policies settle");
 
     let before = app.event_count().await;
     let whole = app

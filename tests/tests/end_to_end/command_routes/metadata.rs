@@ -36,6 +36,11 @@ async fn traced(
     body: Option<Value>,
     principal: (&str, &str),
 ) -> Answer {
+    // Follow-ups of earlier requests (confirmations, invoices) first, so
+    // that every event after `before` is this request's.
+    ledger_tests::pipeline::settle(app, std::time::Duration::from_secs(30))
+        .await
+        .expect("the policies settle");
     let before = app.head().await;
     let request_id = format!("trace-{}", Uuid::new_v4().simple());
     let key = format!("key-{request_id}");
