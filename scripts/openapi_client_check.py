@@ -158,8 +158,23 @@ def main():
     if endpoint.status_code != 201:
         fail(f"POST /v1/webhook-endpoints: {endpoint.status_code} {endpoint.text[:500]}")
 
+    # The paid order's invoice, issued by the policies shortly after.
+    invoice_id = None
+    for _ in range(100):
+        invoices = httpx.get(
+            f"{base_url}/v1/orders/{order.order_id}/invoices",
+            headers={"authorization": f"Bearer {token}"},
+        )
+        if invoices.status_code == 200 and invoices.json():
+            invoice_id = invoices.json()[0]["invoice_id"]
+            break
+        time.sleep(0.1)
+    if invoice_id is None:
+        fail(f"the paid order got no invoice: {invoices.status_code} {invoices.text[:500]}")
+
     # Every query route, through the client, with the ids made above.
     values = {
+        "invoice_id": invoice_id,
         "position": 1,
         "endpoint_id": endpoint.json()["endpoint_id"],
         "listing_id": listing.listing_id,

@@ -18,7 +18,7 @@
 //! - `invoicing`: a confirmed order's invoices and a refund's credit notes;
 //! - `sweep`: lapsed deadlines settled;
 //! - `overdue`: rental lines past their end and not returned marked overdue;
-//! - `billing`: subscriptions started, billed and dunned on the clock.
+//! - `billing`: subscriptions started, billed and dunned on the clock;
 //! - `refunds`: refunds, disputes and unapplied payments, with their vendor
 //!   side (earnings taken back or restored).
 
