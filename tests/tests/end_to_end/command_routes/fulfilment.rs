@@ -94,6 +94,10 @@ async fn a_rental_line_is_picked_up_and_returned_refunding_the_deposit_minus_dam
     assert_created_order(&order);
     // 80.00: fee 8.00, net 72.00.
     app.pay(&order).await;
+    // The payment's follow-ups (confirmations, the invoice) first.
+    ledger_tests::pipeline::settle(&app, std::time::Duration::from_secs(30))
+        .await
+        .expect("the policies settle");
     let order_id = order.uuid("order_id");
     let line_id = Uuid::parse_str(order.body["lines"][0]["line_id"].as_str().expect("line"))
         .expect("line uuid");
@@ -220,6 +224,10 @@ async fn fulfilment_of_an_unpaid_order_is_409_and_a_sale_line_cannot_be_picked_u
         .await;
 
     app.pay(&order).await;
+    // The payment's follow-ups (confirmations, the invoice) first.
+    ledger_tests::pipeline::settle(&app, std::time::Duration::from_secs(30))
+        .await
+        .expect("the policies settle");
     let before = app.event_count().await;
     let sale_pickup = app
         .pickup(&app.vendor(vendor_id), order_id, sale_line)
