@@ -250,6 +250,9 @@ async fn a_line_or_vendor_that_is_not_part_of_the_order_is_404() {
     let order = app.place_order("c1", vec![sale_item(paddle, 1)]).await;
     assert_created_order(&order);
     app.pay(&order).await;
+    ledger_tests::pipeline::settle(&app, std::time::Duration::from_secs(30))
+        .await
+        .expect("the policies settle");
     let order_id = order.uuid("order_id");
     let before = app.event_count().await;
     let line = Uuid::now_v7();

@@ -367,6 +367,9 @@ async fn a_paid_order_cancelled_before_fulfilment_is_refunded_and_after_fulfilme
     let order_id = shipped.uuid("order_id");
     let ship = app.ship(&app.vendor(vendor_id), order_id, vendor_id).await;
     assert_eq!(ship.status, StatusCode::OK, "{:?}", ship.body);
+    ledger_tests::pipeline::settle(&app, std::time::Duration::from_secs(30))
+        .await
+        .expect("the policies settle");
 
     let before = app.event_count().await;
     let refused = app
