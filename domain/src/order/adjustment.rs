@@ -362,22 +362,8 @@ impl Order {
             .adjustments
             .get(&adjustment_id)
             .ok_or(DomainError::not_found("adjustment"))?;
-        if self.payments_seen.contains(&payment_id) {
-            return Ok(vec![]);
-        }
-        if let PaymentOutcome::Failed {
-            reason,
-            code,
-            decline_code,
-        } = outcome
-        {
-            return Ok(vec![E::PaymentFailed {
-                payment_id,
-                intent_id,
-                reason,
-                code,
-                decline_code,
-            }]);
+        if let Some(settled) = self.seen_or_failed(&payment_id, &intent_id, &outcome) {
+            return Ok(settled);
         }
         let expected_minor = to_minor_units(state.adjustment.amount_due).unwrap_or(i64::MAX);
         if amount_minor != expected_minor

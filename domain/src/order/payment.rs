@@ -21,6 +21,34 @@ fn is_payable(amount: Decimal) -> bool {
 }
 
 impl Order {
+    /// What a payment decides before its amount matters: nothing for one
+    /// already seen, `PaymentFailed` for a failure. `None`: it succeeded and
+    /// is new.
+    pub(super) fn seen_or_failed(
+        &self,
+        payment_id: &str,
+        intent_id: &str,
+        outcome: &PaymentOutcome,
+    ) -> Option<Vec<E>> {
+        if self.payments_seen.contains(payment_id) {
+            return Some(vec![]);
+        }
+        match outcome {
+            PaymentOutcome::Failed {
+                reason,
+                code,
+                decline_code,
+            } => Some(vec![E::PaymentFailed {
+                payment_id: payment_id.to_owned(),
+                intent_id: intent_id.to_owned(),
+                reason: reason.clone(),
+                code: code.clone(),
+                decline_code: decline_code.clone(),
+            }]),
+            PaymentOutcome::Succeeded => None,
+        }
+    }
+
     pub(super) fn record_payment(
         &self,
         payment_id: String,
@@ -30,22 +58,8 @@ impl Order {
         outcome: PaymentOutcome,
         received_at: DateTime<Utc>,
     ) -> Decision {
-        if self.payments_seen.contains(&payment_id) {
-            return Ok(vec![]);
-        }
-        if let PaymentOutcome::Failed {
-            reason,
-            code,
-            decline_code,
-        } = outcome
-        {
-            return Ok(vec![E::PaymentFailed {
-                payment_id,
-                intent_id,
-                reason,
-                code,
-                decline_code,
-            }]);
+        if let Some(settled) = self.seen_or_failed(&payment_id, &intent_id, &outcome) {
+            return Ok(settled);
         }
         let expected_minor = to_minor_units(self.total()).unwrap_or(i64::MAX);
         let amount = from_minor_units(amount_minor);
