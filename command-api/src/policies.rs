@@ -12,7 +12,8 @@
 //! - a refund or dispute of a fulfilled part → take its net back from the
 //!   vendor (a won dispute: give it back).
 //! - order confirmed → one invoice per vendor part (`invoicing`); a refund
-//!   (`RefundRecorded`) → a credit note per vendor part it touched.
+//!   (`RefundRecorded`), or a cancellation's refund of a confirmed order
+//!   (`RefundIssued`) → a credit note per vendor part it touched.
 //!
 //! Each decision reads the aggregates' current state, not the (possibly
 //! old) event, and every command is idempotent, so redelivery and the
@@ -181,6 +182,14 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
                     holds::release(app, &context, &order, "order cancelled").await?;
                 }
                 _ => {}
+            }
+            // A confirmed order cancelled and refunded: a credit note per
+            // vendor part given back. An order is cancelled once, so its id
+            // stands for the refund in the vendors' invoice books; a later
+            // refund of a stray payment finds them already credited.
+            if matches!(parsed, OrderEvent::RefundIssued { .. }) {
+                let credits = order.cancellation_credits();
+                credit_refund_parts(app, &context, order_id, order_id, &credits).await?;
             }
         }
         OrderEvent::LineReturned {

@@ -42,10 +42,10 @@ pub use order::pricing::{
     PricedOrder, VendorSplit,
 };
 pub use order::{
-    Adjustment, AdjustmentKind, AdjustmentRequest, AdjustmentState, AdjustmentStatus, CancelCause,
-    DisputeRelease, DisputeState, LineRefund, LineReturn, LineStatus, Order, OrderCommand,
-    OrderEvent, OrderStatus, PartStatus, PaymentOutcome, RefundLine, RefundPart, RefundRequest,
-    Taken,
+    check_refund_reason, Adjustment, AdjustmentKind, AdjustmentRequest, AdjustmentState,
+    AdjustmentStatus, CancelCause, DisputeRelease, DisputeState, LineRefund, LineReturn,
+    LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus, PaymentOutcome,
+    RefundLine, RefundPart, RefundRequest, Taken,
 };
 pub use payouts::{PayoutOutcome, PayoutStatus};
 pub use period::*;

@@ -116,9 +116,14 @@ pub enum VendorEvent {
         amount: Decimal,
         receivable_settled: Decimal,
     },
-    /// A credit to the vendor first settles what it owes.
+    /// A credit to the vendor first settles what it owes: the credit of
+    /// an order (earnings, damage, late fee), or the amount of a failed
+    /// payout coming back.
     ReceivableSettled {
-        order_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_id: Option<Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payout_id: Option<Uuid>,
         amount: Decimal,
     },
     FeeRateSet {
@@ -447,7 +452,8 @@ impl Vendor {
     }
 
     /// `events`, followed by the settlement of the receivable from what
-    /// they credit (earnings made available, damage and late fee credits).
+    /// they credit (earnings made available, damage and late fee credits,
+    /// a failed payout's amount back).
     fn settling_receivable(&self, mut events: Vec<VendorEvent>) -> Vec<VendorEvent> {
         if self.receivable <= Decimal::ZERO {
             return events;
@@ -459,14 +465,18 @@ impl Vendor {
             }
             | VendorEvent::LateFeeCredited {
                 order_id, amount, ..
-            } => Some((*order_id, *amount)),
+            } => Some((Some(*order_id), None, *amount)),
+            VendorEvent::PayoutFailed {
+                payout_id, amount, ..
+            } => Some((None, Some(*payout_id), *amount)),
             _ => None,
         });
-        if let Some((order_id, amount)) = credit {
+        if let Some((order_id, payout_id, amount)) = credit {
             let settled = amount.min(self.receivable);
             if settled > Decimal::ZERO {
                 events.push(VendorEvent::ReceivableSettled {
                     order_id,
+                    payout_id,
                     amount: crate::money::round_cents(settled),
                 });
             }

@@ -409,6 +409,163 @@ mod order {
             matches!(events[..], [E::OrderCancelled { .. }, E::RefundIssued { amount, .. }] if amount == dec!(588.00))
         );
     }
+
+    fn cancelled_at(given: Vec<E>, at: i64) -> Order {
+        let cancel = C::Cancel {
+            reason: None,
+            at: t(at),
+        };
+        let events = decided(given.clone(), cancel).expect("cancelled");
+        order_of(given.into_iter().chain(events).collect())
+    }
+
+    #[test]
+    fn a_cancelled_confirmed_order_credits_what_its_policy_gave_back() {
+        // 50 % tier: 240.00 + 24.00 tax given back; the fee on it (24.00)
+        // and the vendor's net (216.00) reversed; the deposit is not credited.
+        let credits = cancelled_at(paid(), -6).cancellation_credits();
+        assert_eq!(credits.len(), 1, "{credits:?}");
+        let c = &credits[0];
+        assert_eq!(c.vendor_id, u(VENDOR));
+        assert_eq!(
+            (c.amount, c.subtotal, c.tax),
+            (dec!(264.00), dec!(240.00), dec!(24.00))
+        );
+        assert_eq!(
+            (c.fee_reversed, c.net_reversed),
+            (dec!(24.00), dec!(216.00))
+        );
+        assert_eq!((c.from_pending, c.from_available), (dec!(216.00), dec!(0)));
+        assert_eq!(c.lines.len(), 1);
+        assert_eq!(
+            (c.lines[0].subtotal, c.lines[0].tax),
+            (dec!(240.00), dec!(24.00))
+        );
+        // With full notice: the whole invoice.
+        let full = cancelled_at(paid(), -30).cancellation_credits();
+        assert_eq!(
+            (full[0].amount, full[0].fee_reversed, full[0].net_reversed),
+            (dec!(528.00), dec!(48.00), dec!(432.00))
+        );
+    }
+
+    /// `paid()` with a refund of `amount` recorded (spread over the line).
+    fn partly_refunded(amount: Decimal) -> Vec<E> {
+        let given = paid();
+        let refund = C::Refund(RefundRequest {
+            refund_id: u(900),
+            amount: Some(amount),
+            lines: None,
+            vendor_id: None,
+            reason: "goodwill".into(),
+            provider_refund_id: None,
+            at: t(-8),
+        });
+        let events = decided(given.clone(), refund).expect("refunded");
+        given.into_iter().chain(events).collect()
+    }
+
+    fn refund_issued(events: &[E]) -> Decimal {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                E::RefundIssued { amount, .. } => Some(*amount),
+                _ => None,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_cancellation_after_a_partial_refund_counts_it_towards_the_policy_refund() {
+        // The 50 % tier gives back 324.00 in all (as without the refund):
+        // 110.00 already, 214.00 now; the vendor keeps 240.00 + 24.00.
+        let given = partly_refunded(dec!(110.00));
+        let cancel = C::Cancel {
+            reason: None,
+            at: t(-6),
+        };
+        let events = decided(given.clone(), cancel).expect("cancelled");
+        assert_eq!(refund_issued(&events), dec!(214.00), "{events:?}");
+        let E::CancellationCharged { lines, vendors } = &events[1] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(
+            (lines[0].kept_subtotal, lines[0].kept_tax),
+            (dec!(240.00), dec!(24.00))
+        );
+        assert_eq!(
+            (vendors[0].platform_fee, vendors[0].net),
+            (dec!(24.00), dec!(216.00))
+        );
+        // Credited now: what the refund left (418.00) less what was kept.
+        let credits = order_of(given.into_iter().chain(events).collect()).cancellation_credits();
+        assert_eq!(credits[0].amount, dec!(154.00), "{credits:?}");
+        assert_eq!(
+            credits[0].fee_reversed + credits[0].net_reversed,
+            credits[0].subtotal
+        );
+    }
+
+    #[test]
+    fn a_refund_beyond_the_policy_leaves_the_vendor_what_is_left_and_the_deposit_to_refund() {
+        // 400.00 refunded already, more than the tier gives back: the
+        // vendor keeps the 128.00 left, the cancellation refunds the
+        // deposit only, and nothing more is credited.
+        let given = partly_refunded(dec!(400.00));
+        let cancel = C::Cancel {
+            reason: None,
+            at: t(-6),
+        };
+        let events = decided(given.clone(), cancel).expect("cancelled");
+        assert_eq!(refund_issued(&events), dec!(60.00), "{events:?}");
+        let E::CancellationCharged { lines, vendors } = &events[1] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(lines[0].kept_subtotal + lines[0].kept_tax, dec!(128.00));
+        assert_eq!(
+            vendors[0].platform_fee + vendors[0].net,
+            vendors[0].subtotal
+        );
+        let order = order_of(given.into_iter().chain(events).collect());
+        assert!(order.cancellation_credits().is_empty());
+    }
+
+    #[test]
+    fn a_paid_order_with_a_dispute_cannot_be_cancelled() {
+        let mut given = paid();
+        given.push(E::DisputeOpened {
+            dispute_id: "dp_1".into(),
+            dispute_ref: u(700),
+            amount: dec!(50.00),
+            parts: vec![],
+            at: t(-8),
+        });
+        let cancel = C::Cancel {
+            reason: None,
+            at: t(-30),
+        };
+        assert!(matches!(
+            decided(given, cancel),
+            Err(DomainError::InvalidState(_))
+        ));
+    }
+
+    #[test]
+    fn nothing_is_credited_for_an_order_never_confirmed_or_kept_whole() {
+        // Never confirmed (so never invoiced): cancelled before payment.
+        let placed = paid()[..1].to_vec();
+        assert!(cancelled_at(placed, -6).cancellation_credits().is_empty());
+        // Confirmed, not cancelled.
+        assert!(order_of(paid()).cancellation_credits().is_empty());
+        // A policy that keeps everything inside a day: nothing given back.
+        let mut given = paid();
+        if let E::OrderPlaced { priced, .. } = &mut given[0] {
+            for line in &mut priced.lines {
+                line.cancellation_policy = vec![tier("P2D", 100)];
+            }
+        }
+        assert!(cancelled_at(given, -6).cancellation_credits().is_empty());
+    }
 }
 
 mod inventory {

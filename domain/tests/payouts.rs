@@ -317,3 +317,40 @@ fn a_vendor_with_its_own_rate_pays_it_and_the_others_the_orders() {
         price_order_with_fee_rates(&lines, rates, &FeeRates::new())
     );
 }
+
+#[test]
+fn a_failed_payout_settles_what_the_vendor_owes_before_it_is_available() {
+    // Everything was paid out, then a refund took back 30.00 the balance
+    // could not cover: a receivable. The payout fails: its 100.00 comes
+    // back, 30.00 of it settles the receivable, 70.00 is available.
+    let owing = VendorEvent::EarningsReversed {
+        reversal_id: Uuid::from_u128(900),
+        order_id: Uuid::from_u128(100),
+        amount: dec!(30.00),
+        from_available: dec!(0.00),
+        receivable: dec!(30.00),
+    };
+    let given = vec![
+        registered(),
+        earned(dec!(100.00)),
+        requested(1, dec!(100.00)),
+        owing,
+    ];
+    let settled = VendorEvent::ReceivableSettled {
+        order_id: None,
+        payout_id: Some(pid(1)),
+        amount: dec!(30.00),
+    };
+    F::with(())
+        .given(given.clone())
+        .when(settle(1, fail()))
+        .then_expect_events(vec![failed(1, dec!(100.00)), settled.clone()]);
+    let vendor = state(
+        given
+            .into_iter()
+            .chain([failed(1, dec!(100.00)), settled])
+            .collect(),
+    );
+    assert_eq!(vendor.receivable(), dec!(0.00));
+    assert_eq!(vendor.available_balance(), dec!(70.00));
+}

@@ -333,15 +333,24 @@ fn a_part_fulfilled_after_a_refund_makes_available_only_what_is_left() {
 }
 
 #[test]
-fn an_order_with_refunds_cannot_be_cancelled() {
+fn an_order_with_refunds_is_cancelled_for_what_is_left() {
+    // No cancellation policy: everything back, 5.00 of it already.
     let given = refunded(paid(), refund(Some(dec!(5.00)), None));
-    invalid_state(decide(
+    let events = decide(
         given,
         C::Cancel {
             reason: None,
             at: t(3),
         },
-    ));
+    )
+    .expect("cancelled");
+    assert!(
+        matches!(
+            events.as_slice(),
+            [E::OrderCancelled { .. }, E::RefundIssued { amount, .. }] if *amount == dec!(158.16)
+        ),
+        "{events:?}"
+    );
 }
 
 // ---- Refunds made at the provider
@@ -666,4 +675,51 @@ fn a_lost_dispute_is_written_off_and_never_refundable_again() {
 fn closing_an_unknown_dispute_is_not_found() {
     let r = decide(paid(), close(true));
     assert!(matches!(r, Err(DomainError::NotFound { .. })), "{r:?}");
+}
+
+#[test]
+fn a_refund_reason_is_trimmed_and_at_most_500_characters_in_clear() {
+    let with_reason = |reason: String| {
+        C::Refund(RefundRequest {
+            reason: reason.into(),
+            ..match refund(Some(dec!(1.00)), None) {
+                C::Refund(r) => r,
+                _ => unreachable!(),
+            }
+        })
+    };
+    assert_eq!(
+        fields(decide(paid(), with_reason("x".repeat(501)))),
+        vec!["reason"]
+    );
+    match decide(paid(), with_reason(format!("  {}  ", "x".repeat(500))))
+        .expect("recorded")
+        .as_slice()
+    {
+        [E::RefundRecorded { reason, .. }] => {
+            assert_eq!(reason.clear_text(), Some("x".repeat(500).as_str()))
+        }
+        other => panic!("expected one RefundRecorded, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_sealed_refund_reason_is_recorded_as_the_edge_sealed_it() {
+    // The edge checked the clear text before sealing; a sealed text is
+    // longer than the clear one and is never looked into.
+    let sealed = format!("pii:v1:{}:{}", "ab".repeat(16), "A".repeat(800));
+    let command = C::Refund(RefundRequest {
+        reason: domain::PersonalText::from_stored(sealed.clone()),
+        ..match refund(Some(dec!(1.00)), None) {
+            C::Refund(r) => r,
+            _ => unreachable!(),
+        }
+    });
+    match decide(paid(), command).expect("recorded").as_slice() {
+        [E::RefundRecorded { reason, .. }] => {
+            assert!(reason.is_sealed());
+            assert_eq!(reason.as_stored(), sealed);
+        }
+        other => panic!("expected one RefundRecorded, got {other:?}"),
+    }
 }

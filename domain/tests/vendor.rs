@@ -429,7 +429,8 @@ fn the_next_credit_settles_the_receivable_first() {
         .then_expect_events(vec![
             earned(2, dec!(40.00)),
             VendorEvent::ReceivableSettled {
-                order_id: oid(2),
+                order_id: Some(oid(2)),
+                payout_id: None,
                 amount: dec!(15.00),
             },
         ]);
@@ -440,7 +441,8 @@ fn a_payout_cannot_spend_what_a_receivable_takes() {
     let mut given = owing(dec!(15.00));
     given.push(earned(2, dec!(40.00)));
     given.push(VendorEvent::ReceivableSettled {
-        order_id: oid(2),
+        order_id: Some(oid(2)),
+        payout_id: None,
         amount: dec!(15.00),
     });
     F::with(())

@@ -484,8 +484,7 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
             ..
         } => view.refunds.push(RefundView {
             amount,
-            // Not sealed yet: a refund's reason is stored as written.
-            reason: reason.into(),
+            reason,
             at,
             refund_id: Some(refund_id),
             provider_refund_id,

@@ -93,12 +93,24 @@ pub async fn refund(
         }
         _ => None,
     };
+    // Checked in clear, then sealed: the reason is about the order's
+    // customer, whoever writes it (docs/PRIVACY.md). A bad reason goes on
+    // in clear: the Order refuses it with the request's other errors, so it
+    // is never stored.
+    let reason = match domain::check_refund_reason(&body.reason) {
+        Ok(clear) => app
+            .personal
+            .seal(order.customer_id(), &clear)
+            .await
+            .map_err(crate::bus::CommandError::from)?,
+        Err(_) => domain::PersonalText::from(body.reason),
+    };
     let request = RefundRequest {
         refund_id: Uuid::now_v7(),
         amount: body.amount,
         lines: body.lines,
         vendor_id,
-        reason: body.reason,
+        reason,
         provider_refund_id: None,
         at: app.clock.now(),
     };

@@ -170,9 +170,11 @@ impl Order {
                 if self.fulfilment_started() {
                     return Err(DomainError::invalid_state("fulfilment has started"));
                 }
-                if !self.refund_ids.is_empty() || !self.disputes.is_empty() {
+                // A dispute's money follows the dispute (frozen, then
+                // released or written off), never a cancellation's refund.
+                if !self.disputes.is_empty() {
                     return Err(DomainError::invalid_state(
-                        "refunds or disputes were recorded; refund what is left instead",
+                        "a dispute was opened on this order; refund what is left instead",
                     ));
                 }
                 let mut events = vec![E::OrderCancelled {

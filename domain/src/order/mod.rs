@@ -38,7 +38,9 @@ pub use cancellation::{LineRefund, Settlement};
 pub use dispute::{DisputeRelease, DisputeState};
 pub use fulfilment::{late_fee, LineReturn};
 use pricing::{LineInput, PricedLine, PricedOrder, VendorSplit};
-pub use refund::{RefundLine, RefundPart, RefundRequest, Taken};
+pub use refund::{
+    check_refund_reason, RefundLine, RefundPart, RefundRequest, Taken, MAX_REFUND_REASON,
+};
 pub use status::{CancelCause, LineStatus, OrderStatus, PartStatus};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -276,7 +278,8 @@ pub enum OrderEvent {
         refund_id: Uuid,
         order_id: Uuid,
         amount: Decimal,
-        reason: String,
+        /// Sealed under the customer's key when a person wrote it.
+        reason: PersonalText,
         /// Made at the provider (`charge.refunded`): its refund id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         provider_refund_id: Option<String>,
@@ -448,6 +451,9 @@ pub struct Order {
     /// ... and what each vendor kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cancellation_kept: Option<Vec<VendorSplit>>,
+    /// It was confirmed once (so invoiced), whatever happened after.
+    #[serde(default)]
+    confirmed: bool,
 }
 
 impl Order {
@@ -606,9 +612,13 @@ impl Aggregate for Order {
                 self.payments_seen.insert(payment_id);
                 self.captured += amount;
             }
-            E::OrderConfirmed { .. } => self.status = OrderStatus::Confirmed,
+            E::OrderConfirmed { .. } => {
+                self.status = OrderStatus::Confirmed;
+                self.confirmed = true;
+            }
             E::OrderReconfirmed { .. } => {
                 self.status = OrderStatus::Confirmed;
+                self.confirmed = true;
                 self.cancelled_by_expiry = false;
                 self.cancel_reason = None;
             }

@@ -19,16 +19,34 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pricing::PricedLine;
+use super::pricing::{PricedLine, PricedOrder};
 use super::status::status_name;
 use super::{Order, OrderEvent as E, OrderStatus};
 use crate::error::{DomainError, FieldError};
 use crate::money::{is_valid_order_amount, to_minor_units};
+use crate::personal::PersonalText;
 
 type Decision = Result<Vec<E>, DomainError>;
 
 /// Longest reason a refund may give.
 pub const MAX_REFUND_REASON: usize = 500;
+
+/// A refund's reason, checked in clear (the edge checks it before it seals
+/// it under the customer's key; docs/PRIVACY.md): trimmed, not empty, at
+/// most [`MAX_REFUND_REASON`] characters.
+pub fn check_refund_reason(reason: &str) -> Result<String, FieldError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        Err(FieldError::new("reason", "must not be empty"))
+    } else if reason.chars().count() > MAX_REFUND_REASON {
+        Err(FieldError::new(
+            "reason",
+            format!("must be at most {MAX_REFUND_REASON} characters"),
+        ))
+    } else {
+        Ok(reason.to_owned())
+    }
+}
 
 /// What a refund (or a dispute) takes of one line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,6 +73,35 @@ pub struct RefundPart {
     pub from_pending: Decimal,
     /// The part was fulfilled: its net was made available to the vendor.
     pub from_available: Decimal,
+}
+
+impl PricedOrder {
+    /// The order as it stands once a refund took `parts`: each line's,
+    /// each vendor part's and the order's sums less what was given back.
+    /// The ledger keeps this, so that a later cancellation reverses only
+    /// what the order still holds.
+    pub fn take_refund(&mut self, parts: &[RefundPart]) {
+        for part in parts {
+            for taken in &part.lines {
+                if let Some(line) = self.lines.iter_mut().find(|l| l.line_id == taken.line_id) {
+                    line.subtotal = crate::money::round_cents(line.subtotal - taken.subtotal);
+                    line.tax = crate::money::round_cents(line.tax - taken.tax);
+                }
+            }
+            if let Some(v) = self
+                .vendors
+                .iter_mut()
+                .find(|v| v.vendor_id == part.vendor_id)
+            {
+                v.subtotal = crate::money::round_cents(v.subtotal - part.subtotal);
+                v.platform_fee = crate::money::round_cents(v.platform_fee - part.fee_reversed);
+                v.net = crate::money::round_cents(v.net - part.net_reversed);
+            }
+            self.subtotal = crate::money::round_cents(self.subtotal - part.subtotal);
+            self.tax = crate::money::round_cents(self.tax - part.tax);
+            self.total = crate::money::round_cents(self.total - part.amount);
+        }
+    }
 }
 
 /// Sums taken from a line (`fee`, `net` zero) or a part.
@@ -125,7 +172,8 @@ pub struct RefundRequest {
     pub lines: Option<Vec<Uuid>>,
     /// A vendor refunding its own part: only its lines.
     pub vendor_id: Option<Uuid>,
-    pub reason: String,
+    /// Personal (sealed under the customer's key) when a person wrote it.
+    pub reason: PersonalText,
     /// A refund made at the payment provider (`charge.refunded`).
     pub provider_refund_id: Option<String>,
     pub at: DateTime<Utc>,
@@ -354,15 +402,15 @@ impl Order {
             }
         }
         let mut errors = Vec::new();
-        let reason = request.reason.trim().to_owned();
-        if reason.is_empty() {
-            errors.push(FieldError::new("reason", "must not be empty"));
-        } else if reason.chars().count() > MAX_REFUND_REASON {
-            errors.push(FieldError::new(
-                "reason",
-                format!("must be at most {MAX_REFUND_REASON} characters"),
-            ));
-        }
+        // A sealed reason was checked by the edge before it was sealed.
+        let reason = match request.reason.clear_text().map(check_refund_reason) {
+            None => request.reason.clone(),
+            Some(Ok(clear)) => PersonalText::from(clear),
+            Some(Err(error)) => {
+                errors.push(error);
+                PersonalText::default()
+            }
+        };
         if let Some(a) = request.amount {
             if !is_valid_order_amount(a) || a <= Decimal::ZERO {
                 errors.push(FieldError::new(
@@ -447,7 +495,7 @@ impl Order {
             amount: Some(amount),
             lines: None,
             vendor_id: None,
-            reason: "refunded at the payment provider".to_owned(),
+            reason: "refunded at the payment provider".into(),
             provider_refund_id: Some(provider_refund_id),
             at,
         })

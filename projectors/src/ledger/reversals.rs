@@ -123,6 +123,10 @@ pub(super) fn apply_order_money(
                 subtract(&mut e.pending, p.from_pending, event)?;
                 add(&mut e.refunded, p.net_reversed, event)?;
             }
+            // A later cancellation reverses only what the order still holds.
+            let state = journal.order(event, order_id)?;
+            state.priced.take_refund(parts);
+            state.changed = true;
         }
         OrderEvent::PaymentUnapplied { amount, .. } => journal.post(
             event,
@@ -256,10 +260,12 @@ pub(super) fn apply_vendor_money(
             subtract(&mut e.receivable, *receivable_settled, event)?;
             add(&mut e.available, back, event)?;
         }
-        VendorEvent::ReceivableSettled { order_id, amount } => {
+        VendorEvent::ReceivableSettled {
+            order_id, amount, ..
+        } => {
             journal.post(
                 event,
-                Some(*order_id),
+                *order_id,
                 "receivable_settled",
                 vec![
                     Line::debit(vendor_available(vendor_id), v, *amount),

@@ -32,6 +32,8 @@ const ERASED: &str = "[erased]";
 const ADA_SHOP: &str = "Ada's Kayaks";
 const ADA_REASON: &str = "Ada changed her mind";
 const ADA_BLACKOUT: &str = "Ada repairs the hull";
+/// An admin's reason for refunding part of Ada's order: about Ada.
+const ADA_REFUND: &str = "Ada's paddle arrived cracked";
 const ADA_CUSTOMER: &str = "cust-ada";
 const BOB_SHOP: &str = "Bob's Bikes";
 const BOB_REASON: &str = "Bob found a cheaper one";
@@ -40,17 +42,19 @@ const BOB_CUSTOMER: &str = "cust-bob";
 
 /// Ada's and Bob's data: a shop each (its name, a blackout reason), an
 /// order each cancelled with a reason (Ada's after payment: its refund
-/// repeats the reason), every event recorded with their tokens' subjects.
+/// repeats the reason), every event recorded with their tokens' subjects;
+/// and a second paid order of Ada's, refunded in part with a reason.
 struct World {
     app: TestApp,
     ada_vendor: Uuid,
     bob_vendor: Uuid,
     ada_order: Uuid,
     bob_order: Uuid,
+    ada_refunded_order: Uuid,
 }
 
 /// Every text of Ada's that must never show once she is erased.
-const ADA_TEXTS: [&str; 3] = [ADA_SHOP, ADA_REASON, ADA_BLACKOUT];
+const ADA_TEXTS: [&str; 4] = [ADA_SHOP, ADA_REASON, ADA_BLACKOUT, ADA_REFUND];
 /// Bob's, which must stay readable.
 const BOB_TEXTS: [&str; 3] = [BOB_SHOP, BOB_REASON, BOB_BLACKOUT];
 
@@ -63,6 +67,7 @@ async fn world_on(app: TestApp) -> World {
     let ada_vendor = market.with_vendor(ADA_SHOP).await;
     let bob_vendor = market.with_vendor(BOB_SHOP).await;
     let mut orders = Vec::new();
+    let mut ada_refunded_order = None;
     for (vendor, blackout, customer, reason, paid) in [
         (ada_vendor, ADA_BLACKOUT, ADA_CUSTOMER, ADA_REASON, true),
         (bob_vendor, BOB_BLACKOUT, BOB_CUSTOMER, BOB_REASON, false),
@@ -82,6 +87,18 @@ async fn world_on(app: TestApp) -> World {
         let sale = market.with_sale_listing(vendor, 5, "12.00").await;
         let items = json!([sale_item(sale, 1), rental_days(rental, 1, 2, 4)]);
         let order = if paid {
+            let refunded = market
+                .with_paid_order(customer, json!([sale_item(sale, 2)]))
+                .await;
+            let answer = app
+                .post(
+                    &format!("/v1/orders/{}/refunds", refunded.order_id),
+                    &app.admin(),
+                    json!({"amount": "1.00", "reason": ADA_REFUND}),
+                )
+                .await;
+            assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+            ada_refunded_order = Some(refunded.order_id);
             market.with_paid_order(customer, items).await
         } else {
             market.with_placed_order(customer, items).await
@@ -103,6 +120,7 @@ async fn world_on(app: TestApp) -> World {
         bob_vendor,
         ada_order: orders[0],
         bob_order: orders[1],
+        ada_refunded_order: ada_refunded_order.expect("Ada's refunded order"),
     }
 }
 
@@ -272,6 +290,16 @@ async fn an_erased_subject_reads_erased_on_every_surface_and_the_other_stays_rea
     let answer = app
         .order(&app.customer(ADA_CUSTOMER), world.ada_order, None)
         .await;
+    assert_eq!(
+        answer.body["refunds"][0]["reason"], ERASED,
+        "{:?}",
+        answer.body
+    );
+    // A refund's reason, written by an admin, is about the customer.
+    let answer = app
+        .order(&app.admin(), world.ada_refunded_order, None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     assert_eq!(
         answer.body["refunds"][0]["reason"], ERASED,
         "{:?}",

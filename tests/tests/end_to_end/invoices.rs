@@ -269,3 +269,127 @@ async fn invoice_numbers_stay_gapless_under_fifty_racing_confirmations() {
     );
     assert_eq!(numbers.len(), 50);
 }
+
+/// The documents of `order_id` of one kind, as an admin sees them.
+async fn documents_of(app: &TestApp, order_id: Uuid, kind: &str, head: i64) -> Vec<Value> {
+    let answer = invoices(app, order_id, &app.admin(), head).await;
+    assert_ok(&answer);
+    answer
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|d| d["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+/// A refund of Alpine's boots and the cancellation of a paid kayak rental
+/// each get a credit note of the vendor whose part was given back,
+/// numbered `CN-…-000001` in that vendor's book, crediting the order's
+/// invoice; a second credit never goes above what the invoice has left.
+#[tokio::test]
+async fn a_refund_and_a_paid_cancellation_each_get_a_credit_note_of_the_vendor_part() {
+    let app = TestApp::spawn_with(|c| c.tax_rate = Decimal::new(10, 2)).await;
+    let harbour = app.register_vendor("Harbour").await;
+    let alpine = app.register_vendor("Alpine").await;
+    let kayak = app
+        .rental_listing(harbour, "day", "20.00", "50.00", 3)
+        .await;
+    let boots = app.sale_listing(alpine, "15.00", 10).await;
+
+    // A refund of the boots' line only: Alpine's part, 30.00 + 3.00.
+    let mixed = app
+        .place(
+            "customer-a",
+            vec![rental_days(kayak, 1, 1, 3), sale_item(boots, 2)],
+        )
+        .await;
+    app.pay(&mixed).await;
+    let mixed_id = mixed.uuid("order_id");
+    let boots_line = mixed.body["lines"]
+        .as_array()
+        .and_then(|lines| lines.iter().find(|l| l["listing_id"] == boots.to_string()))
+        .and_then(|l| l["line_id"].as_str())
+        .expect("the boots' line")
+        .to_owned();
+    settle(&app).await;
+    let refund = app
+        .post(
+            &format!("/v1/orders/{mixed_id}/refunds"),
+            &app.admin(),
+            serde_json::json!({"lines": [boots_line], "reason": "wrong size"}),
+        )
+        .await;
+    assert_eq!(refund.status, StatusCode::CREATED, "{:?}", refund.body);
+    let head = settle(&app).await;
+    let notes = documents_of(&app, mixed_id, "credit_note", head).await;
+    assert_eq!(notes.len(), 1, "one credit note, Alpine's: {notes:?}");
+    let note = &notes[0];
+    assert_eq!(note["vendor_id"], serde_json::json!(alpine));
+    assert_eq!(
+        number_of(note),
+        (
+            domain::invoice_book::document_number(domain::DocumentKind::CreditNote, alpine, 1),
+            1
+        )
+    );
+    assert_eq!(
+        (&note["tax"], &note["total"]),
+        (&"3.00".into(), &"33.00".into())
+    );
+    assert_eq!(note["refund_id"], refund.body["refund_id"]);
+    let alpine_invoice = documents_of(&app, mixed_id, "invoice", head)
+        .await
+        .into_iter()
+        .find(|d| d["vendor_id"] == serde_json::json!(alpine))
+        .expect("Alpine's invoice");
+    assert_eq!(note["credits_invoice_id"], alpine_invoice["invoice_id"]);
+    let pdf_path = format!(
+        "/v1/invoices/{}.pdf",
+        note["invoice_id"].as_str().expect("id")
+    );
+    let text = pdf_text(&app, &pdf_path, &app.customer("customer-a")).await;
+    assert!(
+        text.contains(note["number"].as_str().expect("number")),
+        "{text}"
+    );
+
+    // A paid kayak rental cancelled with notice (no policy: all back):
+    // Harbour's part, 40.00 + 4.00, credited; the deposit is not invoiced.
+    let rental = app
+        .place("customer-b", vec![rental_days(kayak, 1, 5, 7)])
+        .await;
+    app.pay(&rental).await;
+    let rental_id = rental.uuid("order_id");
+    settle(&app).await;
+    let cancelled = app
+        .cancel_order(
+            &app.customer("customer-b"),
+            rental_id,
+            serde_json::json!({"reason": "plans changed"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "refunded");
+    let head = settle(&app).await;
+    let notes = documents_of(&app, rental_id, "credit_note", head).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["vendor_id"], serde_json::json!(harbour));
+    assert_eq!(number_of(&notes[0]).1, 1, "Harbour's first credit note");
+    assert_eq!(
+        (&notes[0]["subtotal"], &notes[0]["tax"], &notes[0]["total"]),
+        (&"40.00".into(), &"4.00".into(), &"44.00".into())
+    );
+    assert_eq!(
+        (&notes[0]["platform_fee"], &notes[0]["vendor_net"]),
+        (&"4.00".into(), &"36.00".into())
+    );
+    // Harbour's kayak line on the first order was not refunded: no note.
+    let harbour_notes: Vec<_> = documents_of(&app, mixed_id, "credit_note", head)
+        .await
+        .into_iter()
+        .filter(|d| d["vendor_id"] == serde_json::json!(harbour))
+        .collect();
+    assert!(harbour_notes.is_empty(), "{harbour_notes:?}");
+}

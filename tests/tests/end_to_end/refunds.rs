@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use ledger_tests::answer::decimal;
-use ledger_tests::webhooks::signed;
+use ledger_tests::webhooks::{signed, PAYOUT_FAILED};
 use ledger_tests::WEBHOOK_SECRET;
 use ledger_tests::{assert_ok, assert_problem, reconcile, sale_item, Answer, TestApp};
 use reqwest::StatusCode;
@@ -363,7 +363,8 @@ async fn a_vendor_refunds_its_own_lines_only_and_a_customer_none() {
 }
 
 #[tokio::test]
-async fn a_refund_after_the_payout_leaves_a_receivable_settled_from_the_next_earnings() {
+async fn a_refund_after_the_payout_leaves_a_receivable_settled_from_the_next_earnings_or_a_failed_payout(
+) {
     let app = TestApp::spawn().await;
     let vendor = app.register_vendor("Paddles").await;
     let paddle = app.sale_listing(vendor, "100.00", 10).await;
@@ -402,6 +403,29 @@ async fn a_refund_after_the_payout_leaves_a_receivable_settled_from_the_next_ear
     assert_eq!(
         (e["available"].clone(), e["receivable"].clone()),
         (json!("45.00"), json!("0.00"))
+    );
+
+    // The second order refunded whole: its 90.00 net takes the 45.00
+    // available and leaves 45.00 owed. Then the 90.00 payout fails: what
+    // comes back settles the 45.00 first, and 45.00 is available again.
+    let answer = refund(&app, &app.admin(), second_id, json!({"reason": "returned"})).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+    let at = settle(&app).await;
+    let e = earnings(&app, vendor, at).await;
+    assert_eq!(
+        (e["available"].clone(), e["receivable"].clone()),
+        (json!("0.00"), json!("45.00"))
+    );
+    let failed = app
+        .payout_webhook("evt_po_fails", PAYOUT_FAILED, payout.uuid("payout_id"))
+        .await;
+    assert_ok(&failed);
+    let at = settle(&app).await;
+    let e = earnings(&app, vendor, at).await;
+    assert_eq!(
+        (e["available"].clone(), e["receivable"].clone()),
+        (json!("45.00"), json!("0.00")),
+        "{e:?}"
     );
     reconciles(&app).await;
 }

@@ -128,3 +128,98 @@ async fn a_payment_for_an_order_the_customer_cancelled_is_refunded_at_once() {
     let other_hold = app.hold_of(listing, other.uuid("order_id")).await;
     assert!(other_hold.is_live(), "{other_hold:?}");
 }
+
+/// Σ balances of the accounts whose name starts with `prefix`, in the
+/// trial balance at `min` or later.
+async fn balance_of(app: &TestApp, prefix: &str, min: i64) -> Decimal {
+    let answer = app
+        .get_at("/v1/ledger/trial-balance", &app.admin(), Some(min))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    answer.body["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .filter(|a| a["account"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        .map(|a| decimal(&a["balance"]))
+        .sum()
+}
+
+/// 4 × 25.00 (no tax, fee 10 %): 30.00 refunded in part, then the order is
+/// cancelled: the cancellation refunds the 70.00 left (no policy), the
+/// stock comes back, each refund gets its credit note, and every account
+/// the order touched is back at zero.
+#[tokio::test]
+async fn a_paid_order_refunded_in_part_can_still_be_cancelled_for_the_rest() {
+    let app = TestApp::spawn().await;
+    let vendor = app.register_vendor("Paddles").await;
+    let paddle = app.sale_listing(vendor, "25.00", 4).await;
+    let items = vec![json!({"listing_id": paddle, "quantity": 4})];
+    let order = app.place("changes-mind", items.clone()).await;
+    let order_id = order.uuid("order_id");
+    app.pay(&order).await;
+    let refund = app
+        .post(
+            &format!("/v1/orders/{order_id}/refunds"),
+            &app.admin(),
+            json!({"amount": "30.00", "reason": "goodwill"}),
+        )
+        .await;
+    assert_eq!(refund.status, StatusCode::CREATED, "{:?}", refund.body);
+
+    let cancel = app
+        .cancel_order(&app.customer("changes-mind"), order_id, json!({}))
+        .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{:?}", cancel.body);
+    assert_eq!(cancel.body["status"], "refunded", "{:?}", cancel.body);
+    let events = app.event_payloads("Order", order_id).await;
+    let issued: Vec<Decimal> = events
+        .iter()
+        .filter(|(t, _)| t == "RefundIssued")
+        .map(|(_, p)| decimal(&p["amount"]))
+        .collect();
+    assert_eq!(issued, [Decimal::new(7000, 2)], "{events:?}");
+    // The stock is back for the next customer.
+    assert_placed(&app.place_order("next", items).await);
+
+    let head = ledger_tests::pipeline::settle(&app, Duration::from_secs(60))
+        .await
+        .expect("the read models settle");
+    for account in [
+        "cash",
+        "customer_funds",
+        "platform_fees",
+        "tax_payable",
+        "vendor_pending:",
+        "vendor_available:",
+    ] {
+        assert_eq!(
+            balance_of(&app, account, head).await,
+            Decimal::ZERO,
+            "{account}"
+        );
+    }
+    let earnings = app
+        .get_at(
+            &format!("/v1/vendors/{vendor}/earnings"),
+            &app.admin(),
+            Some(head),
+        )
+        .await;
+    assert_eq!(earnings.body["pending"], "0.00", "{:?}", earnings.body);
+    let documents = app
+        .get_at(
+            &format!("/v1/orders/{order_id}/invoices"),
+            &app.admin(),
+            Some(head),
+        )
+        .await;
+    let totals: Vec<&str> = documents
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|d| d["total"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(totals, ["100.00", "30.00", "70.00"], "{:?}", documents.body);
+}
