@@ -72,6 +72,11 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Origins whose browser pages may call the API (off by default).
     pub cors: crate::cors::CorsOrigins,
+    /// Where every part takes "now" from: the command app and its sweeper,
+    /// policies and dispatcher, the sealer and the read API. The system's
+    /// clock for `ledger serve`; tests move a `ManualClock` instead of
+    /// sleeping.
+    pub clock: Arc<dyn ledger_clock::Clock>,
 }
 
 /// Keys of the tamper-evident log: the signing key seals (the relay's
@@ -159,8 +164,7 @@ pub async fn serve(
     // Its tasks are aborted with the serve task if that is aborted (a
     // crash), drained after the shutdown signal otherwise.
     let mut background = Shutdown::new();
-    // The one clock of the parts that do not get it from the command app.
-    let clock: Arc<dyn ledger_clock::Clock> = Arc::new(ledger_clock::SystemClock);
+    let clock = config.clock.clone();
 
     let watched = pool.clone();
     background.spawn("database watch", |stop| {
@@ -169,7 +173,7 @@ pub async fn serve(
 
     let command = parts
         .command_api
-        .then(|| CommandApp::new(config.command_api.clone(), pool.clone()));
+        .then(|| CommandApp::with_clock(config.command_api.clone(), pool.clone(), clock.clone()));
     if let Some(app) = &command {
         background.spawn("sweeper", |stop| {
             command_api::sweeper::run(app.clone(), stop)

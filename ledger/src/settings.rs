@@ -371,6 +371,8 @@ impl ServeArgs {
             consumer_retry: projectors::RetryPolicy::default(),
             shutdown_timeout: self.shutdown_timeout,
             cors: crate::cors::CorsOrigins::parse(&self.cors_origins).unwrap_or_default(),
+            // The binary's wiring: the one place the system's clock is made.
+            clock: std::sync::Arc::new(ledger_clock::SystemClock),
         }
     }
 

@@ -1,8 +1,9 @@
 //! Analytics facts: one row per order (`an_orders`), per order line
 //! (`an_order_lines`, with the listing's category and title and the line's
 //! share of its vendor's platform fee), per listing (`an_listings`, for
-//! utilisation) and per failed payment (`an_payment_failures`). The read
-//! API aggregates them per period.
+//! utilisation), per failed payment (`an_payment_failures`) and per rental
+//! line overdue or returned (`an_rental_returns`, `returns`). The read API
+//! aggregates them per period.
 //!
 //! A batch is applied set-wise: the listing and order rows its events touch
 //! are read in two statements, folded in memory, and written back with one
@@ -37,6 +38,7 @@ impl Consumer for Analytics {
             "an_order_lines",
             "an_listings",
             "an_payment_failures",
+            "an_rental_returns",
         ]
     }
 
@@ -110,6 +112,7 @@ struct Facts {
     changed_orders: Vec<Uuid>,
     lines: Vec<LineFact>,
     failures: Vec<FailureFact>,
+    returns: returns::Returns,
 }
 
 /// A row of `an_payment_failures`: a failed payment, with the provider's
@@ -293,6 +296,16 @@ impl Facts {
                     self.change_order(event, order_id, |o| &mut o.disputes_lost, amount)?;
                 }
             }
+            OrderEvent::LineOverdue { line_id, at } => self.returns.overdue(order_id, line_id, at),
+            OrderEvent::LineReturned {
+                line_id,
+                returned_at,
+                late_fee,
+                late_fee_owed,
+                ..
+            } => self
+                .returns
+                .returned(order_id, line_id, returned_at, late_fee, late_fee_owed),
             OrderEvent::PaymentFailed {
                 reason,
                 code,
@@ -526,8 +539,9 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .execute(&mut *tx)
         .await?;
     }
-    Ok(())
+    facts.returns.store(tx).await
 }
 
+mod returns;
 #[cfg(test)]
 mod tests;

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::{checkpoints, Consumer, Error};
 
 /// Every table the read models write, in `public`.
-pub const READ_MODEL_TABLES: [&str; 12] = [
+pub const READ_MODEL_TABLES: [&str; 13] = [
     "rm_listings",
     "rm_allocations",
     "rm_orders",
@@ -30,6 +30,7 @@ pub const READ_MODEL_TABLES: [&str; 12] = [
     "an_order_lines",
     "an_listings",
     "an_payment_failures",
+    "an_rental_returns",
 ];
 
 /// Columns compared between a live table and its rebuild: all, except

@@ -53,9 +53,11 @@ pub struct SummaryParams {
     to: Option<DateTime<Utc>>,
 }
 
+/// The window asked for; without `to`, ten years past `now`.
 fn window(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     // A window given lies in the range every instant of the API does
     // (domain::period): year -5000 would reach PostgreSQL as an error.
@@ -67,7 +69,7 @@ fn window(
         return Err(ApiError::Validation(out_of_range));
     }
     let from = from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-    let to = to.unwrap_or_else(|| Utc::now() + chrono::Duration::days(3660));
+    let to = to.unwrap_or_else(|| now + chrono::Duration::days(3660));
     if to <= from {
         return Err(ledger_http::invalid("to", "must be after from"));
     }
@@ -90,7 +92,7 @@ pub async fn summary(
     ApiQuery(params): ApiQuery<SummaryParams>,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
     principal.require(&[Role::Analyst, Role::Admin])?;
-    let (from, to) = window(params.from, params.to)?;
+    let (from, to) = window(params.from, params.to, app.clock.now())?;
     let reached = freshness::wait_for(&app, SUMMARY_MODELS, min).await?;
     let pool = &app.pool;
 
@@ -158,6 +160,19 @@ pub async fn summary(
     .bind(to)
     .fetch_all(pool)
     .await?;
+    // Late returns (API.md "Rentals"): lines that went overdue in the
+    // window, and the late fees of the returns in it (with the part the
+    // deposits did not cover, owed by customers).
+    let (overdue_lines, late_fees, late_fees_owed): (i64, Decimal, Decimal) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE overdue_at >= $1 AND overdue_at < $2),
+                coalesce(sum(late_fee) FILTER (WHERE returned_at >= $1 AND returned_at < $2), 0),
+                coalesce(sum(late_fee_owed) FILTER (WHERE returned_at >= $1 AND returned_at < $2), 0)
+           FROM an_rental_returns",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await?;
     let by_code = failures_by(pool, "code", from, to).await?;
     let by_decline_code = failures_by(pool, "decline_code", from, to).await?;
     let payouts = crate::payouts::by_status(pool, from, to).await?;
@@ -176,6 +191,9 @@ pub async fn summary(
         "unapplied_cash": money(unapplied),
         "rental_days": (booked / Decimal::from(86_400)).round_dp(2).to_string(),
         "utilization": ratio(booked, offered).to_string(),
+        "overdue_lines": overdue_lines,
+        "late_fees": money(late_fees),
+        "late_fees_owed": money(late_fees_owed),
         "top_listings": top.into_iter().map(|(listing_id, title, gmv, orders)| json!({
             "listing_id": listing_id, "title": title, "gmv": money(gmv), "orders": orders,
         })).collect::<Vec<_>>(),
@@ -266,7 +284,7 @@ pub async fn revenue(
     ApiQuery(params): ApiQuery<RevenueParams>,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
     principal.require(&[Role::Analyst, Role::Admin])?;
-    let (from, to) = window(params.from, params.to)?;
+    let (from, to) = window(params.from, params.to, app.clock.now())?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     let unit = match params.granularity {
         Granularity::Day => "day",

@@ -177,7 +177,9 @@ pub async fn search(
     let reached = freshness::wait_for(&app, MODELS, min).await?;
 
     // $1 vendor of the principal, $2 cursor, $3 limit + 1, $4 q, $5 category,
-    // $6 vendor filter, $7 from, $8 to, $9 quantity.
+    // $6 vendor filter, $7 from, $8 to, $9 quantity, $10 now (the clock's:
+    // a hold counts until its expiry by the ledger's time, not the
+    // database's).
     let q = params.q.filter(|q| !q.trim().is_empty());
     let filters = format!(
         "{} AND ($2::uuid IS NULL OR listing_id > $2)
@@ -221,6 +223,7 @@ pub async fn search(
         .bind(period.map(|p| p.0))
         .bind(period.map(|p| p.1))
         .bind(quantity)
+        .bind(app.clock.now())
         .fetch_all(&app.pool)
         .await?;
     let page = page::page(
@@ -233,7 +236,8 @@ pub async fn search(
 
 /// A listing free for the whole of [$7, $8) in quantity $9: sale stock
 /// suffices, or no instant of the period (its start, or the start of any
-/// allocation inside it) uses more than `units - $9`.
+/// allocation inside it) uses more than `units - $9`; a hold counts until
+/// its expiry passes $10 (now).
 const FREE_FOR_PERIOD: &str = "(
     (kind = 'sale' AND stock - stock_held >= $9)
  OR (kind = 'rental' AND units - $9 >= coalesce((
@@ -243,7 +247,7 @@ const FREE_FOR_PERIOD: &str = "(
                      WHERE a.listing_id = l.listing_id
                        AND a.start_at <= t.at AND a.end_at > t.at
                        AND (a.kind IN ('booking', 'blackout')
-                            OR (a.kind = 'hold' AND a.expires_at > now()))) AS used
+                            OR (a.kind = 'hold' AND a.expires_at > $10))) AS used
               FROM (SELECT $7::timestamptz AS at
                     UNION
                     SELECT a.start_at FROM rm_allocations a
@@ -376,7 +380,7 @@ async fn free_units(
                  FROM rm_allocations
                 WHERE l.kind = 'rental' AND listing_id = l.listing_id
                   AND start_at < $4 AND end_at > $3
-                  AND (kind IN ('booking', 'blackout') OR (kind = 'hold' AND expires_at > now()))
+                  AND (kind IN ('booking', 'blackout') OR (kind = 'hold' AND expires_at > $5))
            ) a ON TRUE
           WHERE l.listing_id = $2 AND {}",
         visibility(principal)
@@ -386,6 +390,7 @@ async fn free_units(
         .bind(listing_id)
         .bind(from)
         .bind(to)
+        .bind(app.clock.now())
         .fetch_optional(&app.pool)
         .await?;
     let ListingWithAllocations {

@@ -38,6 +38,14 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
                     line["start"] = json!(start);
                     line["end"] = json!(end);
                 }
+                // The period in the listing's time zone (API.md "Rentals").
+                if let Some(zone) = &l.time_zone {
+                    line["time_zone"] = json!(zone);
+                }
+                if let (Some(start), Some(end)) = (l.local_start, l.local_end) {
+                    line["local_start"] = json!(start);
+                    line["local_end"] = json!(end);
+                }
                 if let Some(units) = l.billable_units {
                     line["billable_units"] = json!(units);
                 }

@@ -45,7 +45,12 @@ pub async fn list(
             .into_iter()
             .map(|f| (f.component.clone(), f))
             .collect();
-    let now = Utc::now();
+    // The lag is measured on the clock that stamped `recorded_at`: the
+    // database's (a read of the process's own time would mix two clocks,
+    // and the ledger's clock may be a test's manual one).
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&app.pool)
+        .await?;
     Ok(Json(
         rows.into_iter()
             .map(|(name, position, updated_at, lag_events, oldest)| {

@@ -121,6 +121,15 @@ pub struct OrderLineDocument {
     pub start: Option<DateTime<Utc>>,
     #[schema(nullable = false)]
     pub end: Option<DateTime<Utc>>,
+    /// Rentals: the listing's IANA time zone.
+    #[schema(nullable = false, example = "Europe/Berlin")]
+    pub time_zone: Option<String>,
+    /// Rentals: `start` in the listing's time zone (RFC 3339 with its offset).
+    #[schema(nullable = false, value_type = Option<String>, example = "2030-01-01T10:00:00+01:00")]
+    pub local_start: Option<DateTime<chrono::FixedOffset>>,
+    /// Rentals: `end` in the listing's time zone.
+    #[schema(nullable = false, value_type = Option<String>, example = "2030-01-01T12:00:00+01:00")]
+    pub local_end: Option<DateTime<chrono::FixedOffset>>,
     #[schema(nullable = false)]
     pub billable_units: Option<u32>,
     #[schema(nullable = false)]
@@ -242,6 +251,14 @@ pub struct AnalyticsSummary {
     /// Decimal string, 0 to 1.
     #[schema(example = "0.4")]
     pub utilization: String,
+    /// Rental lines that went overdue (not returned by their end) in the window.
+    pub overdue_lines: i64,
+    /// Late fees of the returns in the window.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "60.00")]
+    pub late_fees: String,
+    /// The part of those late fees the deposits did not cover, owed by customers.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "30.00")]
+    pub late_fees_owed: String,
     pub top_listings: Vec<TopListing>,
     pub payment_failures: Vec<PaymentFailureCount>,
     /// The same failures by the provider's `code`.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// An answer: status, headers and the JSON body (Null when not JSON).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,

@@ -4,9 +4,12 @@
 //! configuration, with only some of its parts, on a pool the test made, or
 //! as a second replica on the same database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use command_api::CommandApiConfig;
+use ledger_clock::ManualClock;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
@@ -43,6 +46,7 @@ fn test_config(nats_url: String, stream: &str) -> ledger::ServerConfig {
         consumer_retry: Default::default(),
         shutdown_timeout: Duration::from_secs(30),
         cors: Default::default(),
+        clock: Arc::new(ledger_clock::SystemClock),
     }
 }
 
@@ -61,6 +65,20 @@ async fn start(pool: &PgPool, config: &ledger::ServerConfig) -> (String, ledger:
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns on `clock`: every part of the server (commands, sweeper,
+    /// policies, read API) takes "now" from it, so a test moves time with
+    /// `clock.advance(…)` instead of sleeping. The webhooks the harness
+    /// signs are signed at the clock's time too ([`TestApp::now`]). The
+    /// sweeper looks at the clock every 100 ms, so a move is acted on
+    /// within a poll or two.
+    pub async fn spawn_with_clock(clock: Arc<ManualClock>) -> TestApp {
+        Self::spawn_server(|server| {
+            server.clock = clock;
+            server.command_api.sweep_interval = Duration::from_millis(100);
+        })
+        .await
     }
 
     /// Spawns with a tweaked command configuration (e.g. a short hold TTL).
@@ -163,6 +181,12 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the ledger did not become ready within 10 s");
+    }
+
+    /// "Now" for the server: its clock's time (a `ManualClock`'s in tests
+    /// spawned with one).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.config.clock.now()
     }
 
     /// Stops the server gracefully.

@@ -59,7 +59,7 @@ impl TestApp {
             adjustment_id,
             amount_minor,
         );
-        let (raw, signature) = signed(&event, WEBHOOK_SECRET, chrono::Utc::now().timestamp());
+        let (raw, signature) = signed(&event, WEBHOOK_SECRET, self.now().timestamp());
         let answer = self.send_raw_webhook(raw, &signature).await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         answer

@@ -63,7 +63,7 @@ pub fn total_minor(order: &Answer) -> i64 {
 }
 
 impl TestApp {
-    /// Sends a payment webhook for `order_id`, signed now.
+    /// Sends a payment webhook for `order_id`, signed at the server's now.
     pub async fn payment_webhook(
         &self,
         event_id: &str,
@@ -73,7 +73,7 @@ impl TestApp {
         failure: Option<&str>,
     ) -> Answer {
         let event = payment_event(event_id, kind, order_id, amount_minor, failure);
-        let (raw, signature) = signed(&event, WEBHOOK_SECRET, chrono::Utc::now().timestamp());
+        let (raw, signature) = signed(&event, WEBHOOK_SECRET, self.now().timestamp());
         self.send_raw_webhook(raw, &signature).await
     }
 
@@ -121,7 +121,7 @@ impl TestApp {
     /// `payout_id` as event `event_id`, signed now.
     pub async fn payout_webhook(&self, event_id: &str, kind: &str, payout_id: Uuid) -> Answer {
         let event = payout_event(event_id, kind, payout_id);
-        let (raw, signature) = signed(&event, WEBHOOK_SECRET, chrono::Utc::now().timestamp());
+        let (raw, signature) = signed(&event, WEBHOOK_SECRET, self.now().timestamp());
         self.send_raw_webhook(raw, &signature).await
     }
 }

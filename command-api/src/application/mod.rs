@@ -30,6 +30,7 @@ pub mod holds;
 pub mod inventory;
 pub mod invoicing;
 pub mod overdue;
+pub mod pickup;
 pub mod place_order;
 pub mod record_payment;
 pub mod refunds;

@@ -14,11 +14,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::application::earnings::credit_fulfilled_part;
-use crate::application::overdue::record_return_due;
+use crate::application::pickup::pick_up_line;
 use crate::auth::Role;
 use crate::bus::Committed;
 use crate::context::CommandContext;
-use crate::deadlines::ReturnDue;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
 use crate::routes::orders::load_order;
@@ -55,6 +54,15 @@ pub struct LineChanged {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
     late_fee_owed: Option<String>,
+    /// A pickup before the booked start: the extension back to the pickup
+    /// time, what it costs, and until when it awaits payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adjustment_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "20.00")]
+    amount_due: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold_expires_at: Option<DateTime<Utc>>,
     position: i64,
 }
 
@@ -161,35 +169,16 @@ async fn order_for_line(
     Ok((order, vendor_id))
 }
 
-#[utoipa::path(post, path = "/v1/orders/{order_id}/lines/{line_id}/pickup", tag = "commands", params(("order_id" = Uuid, Path, description = "Order id"), ("line_id" = Uuid, Path, description = "Rental line id")), responses((status = 200, description = "Rental line picked up", body = LineChanged)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/orders/{order_id}/lines/{line_id}/pickup", tag = "commands", params(("order_id" = Uuid, Path, description = "Order id"), ("line_id" = Uuid, Path, description = "Rental line id")), responses((status = 200, description = "Rental line picked up; before its booked start the line is extended back to the pickup (`adjustment_id`, `amount_due`), or 409 `unavailable` when those hours are taken", body = LineChanged)), security(("bearer" = [])))]
 pub async fn pick_up(
     State(app): State<AppState>,
     context: CommandContext,
     Ids([order_id, line_id]): Ids<2>,
 ) -> Result<Json<LineChanged>, ApiError> {
-    let (order, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
-    let command = OrderCommand::PickUpLine {
-        line_id,
-        at: app.clock.now(),
-    };
-    let committed = app
-        .orders
-        .execute(&order_id.to_string(), command, &context, "PickUpLine")
-        .await?;
-    // Due back at its end: past it the sweeper marks it overdue.
-    if let Some(line) = order.line(line_id) {
-        if let Some(end) = line.end {
-            let due = ReturnDue {
-                order_id,
-                line_id,
-                listing_id: line.listing_id,
-                hold_id: line.hold_id,
-                due_at: end,
-            };
-            record_return_due(&app, due).await?;
-        }
-    }
+    let (_, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
+    let picked = pick_up_line(&app, &context, order_id, line_id).await?;
     let order = app.orders.load(&order_id.to_string()).await?;
+    let early = picked.early.as_ref();
     Ok(Json(LineChanged {
         order_id,
         line_id,
@@ -199,7 +188,10 @@ pub async fn pick_up(
         damage_withheld: None,
         late_fee: None,
         late_fee_owed: None,
-        position: committed.position,
+        adjustment_id: early.map(|e| e.adjustment_id),
+        amount_due: early.map(|e| money(e.amount_due)),
+        hold_expires_at: early.and_then(|e| e.hold_expires_at),
+        position: picked.position,
     }))
 }
 
@@ -312,6 +304,9 @@ pub async fn return_line(
         damage_withheld: Some(money(withheld)),
         late_fee: Some(money(late_fee)),
         late_fee_owed: Some(money(late_fee_owed)),
+        adjustment_id: None,
+        amount_due: None,
+        hold_expires_at: None,
         position: position.max(credited),
     }))
 }

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::adjustment::{AdjustmentKind, AdjustmentStatus};
 use super::pricing::PricedLine;
 use super::status::status_name;
 use super::{LineStatus, Order, OrderEvent as E, OrderStatus, PartStatus};
@@ -113,13 +114,34 @@ impl Order {
         Ok(self.with_completion(vec![E::PartDelivered { vendor_id, at }], at))
     }
 
+    /// A pickup before the booked start needs the earlier time held first:
+    /// an extension of the line back to the pickup (awaiting payment, paid
+    /// or confirmed), which the Inventory granted only if that time was
+    /// free. Without one it is refused (409), so a unit never leaves while
+    /// it shows as free for those hours.
     pub(super) fn pick_up_line(&self, line_id: Uuid, at: DateTime<Utc>) -> Decision {
-        self.rental_line(line_id)?;
+        let line = self.rental_line(line_id)?;
         if self.line_status(line_id) != Some(LineStatus::Pending) {
             return Ok(vec![]);
         }
         self.require_confirmed()?;
+        if line.start.is_some_and(|start| at < start) && !self.holds_earlier(line_id, at) {
+            return Err(DomainError::invalid_state(format!(
+                "the line is booked from {}; picking it up earlier needs that time held first",
+                line.start.map(|s| s.to_rfc3339()).unwrap_or_default()
+            )));
+        }
         Ok(vec![E::LinePickedUp { line_id, at }])
+    }
+
+    /// Whether an extension of the line, not lapsed, starts at or before `at`.
+    pub fn holds_earlier(&self, line_id: Uuid, at: DateTime<Utc>) -> bool {
+        self.adjustments().any(|s| {
+            s.adjustment.line_id == line_id
+                && s.adjustment.kind == AdjustmentKind::Extension
+                && s.adjustment.start <= at
+                && s.status != AdjustmentStatus::Lapsed
+        })
     }
 
     /// A picked-up line past its end and not returned becomes overdue.

@@ -54,6 +54,9 @@ pub(super) struct OrderFacts {
     pub(super) placed_at: DateTime<Utc>,
     pub(super) lines: Vec<Line>,
     pub(super) vendors: Vec<Split>,
+    /// The vendors' splits as placed (what the analytics count; `vendors`
+    /// follows the booking changes).
+    pub(super) placed_vendors: Vec<Split>,
     pub(super) tax: Decimal,
     pub(super) deposit: Decimal,
     pub(super) total: Decimal,
@@ -66,8 +69,14 @@ pub(super) struct OrderFacts {
 }
 
 impl OrderFacts {
+    /// The vendors' subtotals, after the booking changes confirmed.
     pub(super) fn subtotal(&self) -> Decimal {
         self.vendors.iter().map(|v| v.subtotal).sum()
+    }
+
+    /// The lines' subtotals as placed (what the analytics count).
+    pub(super) fn placed_subtotal(&self) -> Decimal {
+        self.lines.iter().map(|l| l.subtotal).sum()
     }
 }
 
@@ -113,6 +122,8 @@ pub struct Expected {
     pub(super) log_problems: Vec<Discrepancy>,
     /// Refunds, disputes and unapplied payments (`reversals`).
     pub(super) money: super::reversals::MoneyPaths,
+    /// Booking changes, late fees and cancellation policies (`rentals`).
+    pub(super) rentals: super::rentals::RentalPaths,
 }
 
 pub(super) fn inner<'a>(event_type: &str, payload: &'a Value) -> &'a Value {
@@ -160,6 +171,7 @@ pub(super) fn parse_order(payload: &Value) -> anyhow::Result<OrderFacts> {
     Ok(OrderFacts {
         placed_at: instant(&payload["placed_at"])?,
         lines,
+        placed_vendors: vendors.clone(),
         vendors,
         tax: field(priced, "tax")?,
         deposit: field(priced, "deposit")?,
@@ -188,7 +200,13 @@ impl Expected {
         }
     }
 
-    fn problem(&mut self, check: &str, subject: String, expected: String, observed: String) {
+    pub(super) fn problem(
+        &mut self,
+        check: &str,
+        subject: String,
+        expected: String,
+        observed: String,
+    ) {
         self.log_problems.push(Discrepancy {
             check: check.to_owned(),
             subject,
@@ -319,7 +337,9 @@ impl Expected {
         let Some(order) = self.orders.get(&order_id).cloned() else {
             anyhow::bail!("{event_type} at {position} for an order never placed");
         };
-        if self.apply_order_money(position, order_id, event_type, payload)? {
+        if self.apply_order_money(position, order_id, event_type, payload)?
+            || self.apply_order_rentals(position, order_id, event_type, payload)?
+        {
             return Ok(());
         }
         match event_type {
@@ -379,12 +399,13 @@ impl Expected {
                     .iter()
                     .find(|l| l.line_id == line_id)
                     .map(|l| l.deposit);
-                if deposit != Some(refunded + withheld) {
+                let late_fee = self.late_fee_from_deposit(line_id);
+                if deposit != Some(refunded + withheld + late_fee) {
                     self.problem(
-                        "return: deposit = refunded + withheld",
+                        "return: deposit = refunded + withheld + late fee taken from it",
                         format!("order {order_id} line {line_id}"),
                         format!("{deposit:?}"),
-                        format!("{refunded} + {withheld}"),
+                        format!("{refunded} + {withheld} + {late_fee}"),
                     );
                 }
                 self.deposit_refunds += refunded;
@@ -422,7 +443,9 @@ impl Expected {
         recorded_at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let zero = Decimal::ZERO;
-        if self.apply_vendor_money(position, vendor_id, event_type, payload)? {
+        if self.apply_vendor_money(position, vendor_id, event_type, payload)?
+            || self.apply_vendor_rentals(position, vendor_id, event_type, payload)?
+        {
             return Ok(());
         }
         let (pending, available) = (vendor_pending(vendor_id), vendor_available(vendor_id));
@@ -612,6 +635,7 @@ impl Expected {
             }
         }
         expected.cross_check_vendor_events();
+        expected.cross_check_rentals();
         Ok(expected)
     }
 
@@ -623,6 +647,11 @@ impl Expected {
             for (vendor_id, net) in &order.fulfilled {
                 fulfilled.insert((*vendor_id, *order_id), *net);
             }
+        }
+        // What a cancellation policy kept is made available like a
+        // fulfilled part's net.
+        for ((order_id, vendor_id), split) in &self.rentals.kept {
+            fulfilled.insert((*vendor_id, *order_id), split.net);
         }
         let keys: BTreeSet<(Uuid, Uuid)> = fulfilled
             .keys()
@@ -710,6 +739,8 @@ impl Expected {
                 .get(&vendor_id)
                 .copied()
                 .unwrap_or_default();
+        self.rental_earnings(vendor_id, &mut e);
+        e.net = e.gross - e.platform_fees;
         e
     }
 
@@ -751,6 +782,7 @@ impl Expected {
             b.insert(vendor_available(*vendor_id), -e.available);
         }
         self.money_balances(&mut b);
+        self.rental_balances(&mut b);
         b
     }
 
@@ -777,7 +809,10 @@ impl Expected {
         let mut out: BTreeMap<_, (Decimal, Decimal, BTreeSet<Uuid>)> = BTreeMap::new();
         for (order_id, order) in self.paid_orders() {
             for line in &order.lines {
-                let split = order.vendors.iter().find(|v| v.vendor_id == line.vendor_id);
+                let split = order
+                    .placed_vendors
+                    .iter()
+                    .find(|v| v.vendor_id == line.vendor_id);
                 let share = split
                     .filter(|v| !v.subtotal.is_zero())
                     .map(|v| v.fee * line.subtotal / v.subtotal)

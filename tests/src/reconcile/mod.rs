@@ -23,11 +23,13 @@ use uuid::Uuid;
 mod compare;
 mod expected;
 mod observe;
+mod rentals;
 mod reversals;
 
 pub use compare::{check, compare};
 pub use expected::{cents, Expected};
 pub use observe::observe;
+pub use rentals::CUSTOMER_RECEIVABLE;
 pub use reversals::{vendor_frozen, vendor_receivable, DISPUTED, UNAPPLIED, VENDOR_REVERSALS};
 
 /// The analytics window of the checks: wide enough for every order placed
@@ -116,6 +118,10 @@ pub struct Summary {
     pub refunds: Decimal,
     pub rental_days: Decimal,
     pub utilization: Decimal,
+    /// Rental lines gone overdue in the window, and the late fees of the
+    /// returns in it.
+    pub overdue_lines: i64,
+    pub late_fees: Decimal,
     /// `(listing_id, gmv, orders)`, best first.
     pub top_listings: Vec<(Uuid, Decimal, i64)>,
     pub payment_failures: BTreeMap<String, i64>,

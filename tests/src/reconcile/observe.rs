@@ -205,6 +205,8 @@ pub async fn observe(app: &TestApp) -> anyhow::Result<Observed> {
         refunds: decimal(&s["refunds"])?,
         rental_days: decimal(&s["rental_days"])?,
         utilization: decimal(&s["utilization"])?,
+        overdue_lines: s["overdue_lines"].as_i64().unwrap_or_default(),
+        late_fees: decimal(&s["late_fees"])?,
         top_listings: s["top_listings"]
             .as_array()
             .into_iter()

@@ -5,10 +5,14 @@
 //! blind: a one-cent error planted in any money read model is reported.
 //!
 //! The seed is printed; set `RECONCILE_SEED` to replay a plan (the
-//! interleaving of the concurrent clients still varies).
+//! interleaving of the concurrent clients still varies). The ledger runs on
+//! a `ManualClock`: the orders are driven while it stands still, then the
+//! rentals are picked up and returned at their instants (`rentals`).
+
+mod rentals;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
@@ -37,7 +41,7 @@ const FAILURES: &[&str] = &[
 /// Vendors' own fee rates (the others pay the deployment's 12.5 %).
 const FEE_RATES: &[&str] = &["0.0825", "0.05"];
 
-fn cents(c: i64) -> String {
+pub(super) fn cents(c: i64) -> String {
     format!("{}.{:02}", c / 100, c % 100)
 }
 
@@ -58,6 +62,8 @@ struct ListingPlan {
     price_cents: i64,
     deposit_cents: i64,
     category: &'static str,
+    /// Rentals: the late fee and cancellation policy.
+    policies: Option<rentals::Policies>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -107,6 +113,12 @@ struct OrderPlan {
     damage_percent: Vec<i64>,
     /// What happens to the money afterwards (only if paid).
     after: After,
+    /// A change of the first line's booking (paid, not fulfilled, nothing
+    /// after), by one of its pricing units (`change_unit`).
+    change: rentals::Change,
+    change_unit: chrono::Duration,
+    /// Per line, when a rental comes back.
+    returns: Vec<rentals::Return>,
 }
 
 /// API.md "Money": refunds and the provider's disputes of a paid order.
@@ -160,7 +172,17 @@ fn plan(rng: &mut StdRng, vendors: usize, listings: usize, orders: usize) -> Pla
                     _ => rng.gen_range(1..=40_000),
                 },
                 category: CATEGORIES[rng.gen_range(0..CATEGORIES.len())],
+                policies: None,
             }
+        })
+        .collect();
+    let listings: Vec<ListingPlan> = listings
+        .into_iter()
+        .map(|mut listing| {
+            if matches!(listing.kind, Kind::Rental { .. }) {
+                listing.policies = Some(rentals::Policies::random(rng, listing.price_cents));
+            }
+            listing
         })
         .collect();
     let orders = (0..orders)
@@ -222,6 +244,16 @@ fn plan(rng: &mut StdRng, vendors: usize, listings: usize, orders: usize) -> Pla
                         }
                     })
                     .collect(),
+                change: match rng.gen_range(0..100) {
+                    0..=19 => rentals::Change::Extend,
+                    20..=34 => rentals::Change::Reschedule,
+                    _ => rentals::Change::Nothing,
+                },
+                change_unit: match listings[chosen[0]].kind {
+                    Kind::Rental { hourly: true, .. } => chrono::Duration::hours(1),
+                    _ => chrono::Duration::days(1),
+                },
+                returns: (0..lines).map(|_| rentals::Return::random(rng)).collect(),
                 after: match rng.gen_range(0..100) {
                     0..=14 => After::Refund {
                         percent: rng.gen_range(1..=60),
@@ -249,7 +281,7 @@ fn plan(rng: &mut StdRng, vendors: usize, listings: usize, orders: usize) -> Pla
 
 /// What happened, for the test's own report.
 #[derive(Default)]
-struct Tally {
+pub(super) struct Tally {
     placed: AtomicUsize,
     unavailable: AtomicUsize,
     paid: AtomicUsize,
@@ -262,17 +294,20 @@ struct Tally {
     refunds: AtomicUsize,
     disputes: AtomicUsize,
     failed_payouts: AtomicUsize,
+    extensions: AtomicUsize,
+    reschedules: AtomicUsize,
+    late_fees: AtomicUsize,
 }
 
 impl Tally {
-    fn bump(counter: &AtomicUsize) {
+    pub(super) fn bump(counter: &AtomicUsize) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// POSTs, retrying what a concurrent writer can cause (a conflict that is
 /// not a business refusal, or a dependency briefly down).
-async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Answer {
+pub(super) async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Answer {
     let mut attempt = 0;
     loop {
         let answer = app.post(path, token, body.clone()).await;
@@ -287,7 +322,7 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Answer {
 }
 
 #[track_caller]
-fn expect(answer: &Answer, status: StatusCode, what: &str) {
+pub(super) fn expect(answer: &Answer, status: StatusCode, what: &str) {
     assert_eq!(answer.status, status, "{what}: {:?}", answer.body);
 }
 
@@ -348,6 +383,9 @@ async fn create_listings(app: &TestApp, plan: &Plan) -> (Vec<Uuid>, Vec<Uuid>) {
                 )
                 .await;
                 expect(&published, StatusCode::OK, "publish a listing");
+                if let Some(policies) = l.policies {
+                    rentals::set_policies(app, vendor_id, listing_id, policies).await;
+                }
                 listing_id
             }
         })
@@ -357,67 +395,22 @@ async fn create_listings(app: &TestApp, plan: &Plan) -> (Vec<Uuid>, Vec<Uuid>) {
     (vendors, listings)
 }
 
-/// Ships and delivers every sale part, picks up and returns every rental
-/// line (withholding the planned share of its deposit).
-async fn fulfil(app: &TestApp, order: &Answer, plan: &OrderPlan, tally: &Tally) {
-    let order_id = order.uuid("order_id");
-    let admin = app.admin();
-    let lines = order.body["lines"].as_array().expect("lines").clone();
-    let mut sale_vendors: Vec<String> = lines
-        .iter()
-        .filter(|l| l["kind"] == "sale")
-        .map(|l| l["vendor_id"].as_str().expect("vendor").to_owned())
-        .collect();
-    sale_vendors.dedup();
-    sale_vendors.sort();
-    sale_vendors.dedup();
-    for vendor in sale_vendors {
-        let token = app.vendor(Uuid::parse_str(&vendor).expect("a uuid"));
-        for step in ["ship", "deliver"] {
-            let path = format!("/v1/orders/{order_id}/vendors/{vendor}/{step}");
-            expect(
-                &post(app, &path, &token, json!({})).await,
-                StatusCode::OK,
-                step,
-            );
-        }
-    }
-    for (i, line) in lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l["kind"] == "rental")
-    {
-        let line_id = line["line_id"].as_str().expect("line id");
-        let deposit = decimal(&line["deposit"]);
-        let damage = (deposit * Decimal::from(plan.damage_percent[i]) / Decimal::from(100))
-            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero);
-        let path = format!("/v1/orders/{order_id}/lines/{line_id}/pickup");
-        expect(
-            &post(app, &path, &admin, json!({})).await,
-            StatusCode::OK,
-            "pickup",
-        );
-        let path = format!("/v1/orders/{order_id}/lines/{line_id}/return");
-        let body = if damage.is_zero() && i % 2 == 0 {
-            json!({})
-        } else {
-            json!({"damage_withheld": damage.to_string()})
-        };
-        let returned = post(app, &path, &app.vendor(uuid_of(&line["vendor_id"])), body).await;
-        expect(&returned, StatusCode::OK, "return");
-        Tally::bump(&tally.returns);
-    }
-    Tally::bump(&tally.fulfilled);
-}
-
-fn uuid_of(value: &Value) -> Uuid {
+pub(super) fn uuid_of(value: &Value) -> Uuid {
     value
         .as_str()
         .and_then(|s| Uuid::parse_str(s).ok())
         .unwrap_or_else(|| panic!("not a uuid: {value}"))
 }
 
-async fn run_order(app: &TestApp, listings: &[Uuid], plan: &OrderPlan, tally: &Tally) {
+/// Places and pays (or not) one order, changes its booking, refunds or
+/// disputes it; what is to be fulfilled goes to `fulfilment`, for later.
+async fn run_order(
+    app: &TestApp,
+    listings: &[Uuid],
+    plan: &OrderPlan,
+    tally: &Tally,
+    fulfilment: &Mutex<Vec<rentals::Work>>,
+) {
     let customer = app.customer(&plan.customer);
     let items: Vec<Value> = plan
         .items
@@ -473,7 +466,17 @@ async fn run_order(app: &TestApp, listings: &[Uuid], plan: &OrderPlan, tally: &T
             assert_eq!(cancelled.body["status"], status, "{:?}", cancelled.body);
             Tally::bump(counter);
         }
-        p if p.is_paid() && plan.fulfil => fulfil(app, &order, plan, tally).await,
+        p if p.is_paid() && plan.fulfil => {
+            let work = rentals::Work {
+                order: order.clone(),
+                damage_percent: plan.damage_percent.clone(),
+                returns: plan.returns.clone(),
+            };
+            fulfilment.lock().expect("the fulfilment list").push(work);
+        }
+        p if p.is_paid() && plan.after == After::Nothing => {
+            rentals::change_booking(app, &order, plan.change, plan.change_unit, tally).await
+        }
         _ => {}
     }
     if plan.payment.is_paid() {
@@ -530,7 +533,7 @@ async fn money_after(app: &TestApp, order: &Answer, goods: i64, after: After, ta
                 let (raw, signature) = ledger_tests::webhooks::signed(
                     &event,
                     ledger_tests::WEBHOOK_SECRET,
-                    chrono::Utc::now().timestamp(),
+                    app.now().timestamp(),
                 );
                 let answer = app.send_raw_webhook(raw, &signature).await;
                 expect(&answer, StatusCode::OK, kind);
@@ -621,7 +624,11 @@ async fn marketplace(
 ) -> Market {
     let mut rng = StdRng::seed_from_u64(seed);
     let plan = plan(&mut rng, vendors, listings, orders);
-    let app = TestApp::spawn_with(|c| {
+    let clock = Arc::new(ledger_clock::ManualClock::new(chrono::Utc::now()));
+    let app = TestApp::spawn_server(|s| {
+        s.clock = clock.clone();
+        s.command_api.sweep_interval = Duration::from_millis(200);
+        let c = &mut s.command_api;
         c.tax_rate = Decimal::new(825, 4);
         c.platform_fee_rate = Decimal::new(125, 3);
         if !snapshots {
@@ -640,11 +647,13 @@ async fn marketplace(
     );
     let started = Instant::now();
     let done = Arc::new(AtomicUsize::new(0));
+    let fulfilment = Mutex::new(Vec::new());
     stream::iter(plan.orders.iter())
         .for_each_concurrent(CLIENTS, |order| {
             let (app, listing_ids, tally, done) = (&app, &listing_ids, &tally, done.clone());
+            let fulfilment = &fulfilment;
             async move {
-                run_order(app, listing_ids, order, tally).await;
+                run_order(app, listing_ids, order, tally, fulfilment).await;
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if n % 500 == 0 {
                     println!("  {n} orders driven ({:.1?})", started.elapsed());
@@ -653,6 +662,15 @@ async fn marketplace(
         })
         .await;
     println!("{} orders driven in {:.1?}", orders, started.elapsed());
+    let started = Instant::now();
+    let work = fulfilment.into_inner().expect("the fulfilment list");
+    rentals::fulfil_in_time(&app, &clock, &work, &tally).await;
+    rentals::wait_for_the_sweeper(&app).await;
+    println!(
+        "{} orders fulfilled in time in {:.1?}",
+        work.len(),
+        started.elapsed()
+    );
     let started = Instant::now();
     payouts(&app, &vendor_ids, &mut rng, &tally).await;
     ledger_tests::pipeline::settle(&app, Duration::from_secs(120))
@@ -663,7 +681,8 @@ async fn marketplace(
     let n = |c: &AtomicUsize| c.load(Ordering::Relaxed);
     println!(
         "placed {}, unavailable {}, paid {}, failed payments {}, cancelled unpaid {}, \
-         cancelled paid {}, fulfilled {}, rental returns {}, payouts {} (failed {}), refunds {}, disputes {}",
+         cancelled paid {}, fulfilled {}, rental returns {} (late fees {}), payouts {} (failed {}), refunds {}, disputes {}, \
+         extensions {}, reschedules {}",
         n(&t.placed),
         n(&t.unavailable),
         n(&t.paid),
@@ -672,10 +691,13 @@ async fn marketplace(
         n(&t.cancelled_paid),
         n(&t.fulfilled),
         n(&t.returns),
+        n(&t.late_fees),
         n(&t.payouts),
         n(&t.failed_payouts),
         n(&t.refunds),
-        n(&t.disputes)
+        n(&t.disputes),
+        n(&t.extensions),
+        n(&t.reschedules)
     );
     Market { app, tally }
 }
@@ -752,6 +774,10 @@ async fn reconciled_marketplace(snapshots: bool) {
         "dispute_lost",
         "payment_unapplied",
         "unapplied_applied",
+        // API.md "Rentals": booking changes, late fees, policy tiers.
+        "booking_change",
+        "late_fee_credit",
+        "cancellation_kept",
     ] {
         assert!(
             observed.postings.iter().any(|p| p.kind == kind),

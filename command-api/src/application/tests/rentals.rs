@@ -141,6 +141,8 @@ async fn a_line_not_returned_by_its_end_is_marked_overdue_by_the_sweeper_and_kee
         .expect("placed");
     m.pay(placed.order_id).await;
     let line = placed.priced.lines[0].clone();
+    // Picked up at its start (earlier would need those hours held first).
+    m.clock.set(line.start.expect("a rental line"));
     m.app
         .orders
         .execute(

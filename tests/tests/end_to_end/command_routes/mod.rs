@@ -15,6 +15,7 @@ mod listings;
 mod metadata;
 mod orders;
 mod requests;
+mod returns_on_a_clock;
 mod schedules;
 mod vendors;
 
