@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::{checkpoints, Consumer, Error};
 
 /// Every table the read models write, in `public`.
-pub const READ_MODEL_TABLES: [&str; 12] = [
+pub const READ_MODEL_TABLES: [&str; 16] = [
     "rm_listings",
     "rm_allocations",
     "rm_orders",
@@ -30,6 +30,10 @@ pub const READ_MODEL_TABLES: [&str; 12] = [
     "an_order_lines",
     "an_listings",
     "an_payment_failures",
+    "ledger_subscription_invoices",
+    "rm_plans",
+    "rm_subscriptions",
+    "rm_subscription_invoices",
 ];
 
 /// Columns compared between a live table and its rebuild: all, except
