@@ -243,9 +243,10 @@ async fn invoices_are_paid_by_webhook_once_and_failures_feed_dunning_to_cancella
     books_of_the_lifecycle(&pool, id).await;
 }
 
-/// The ledger and subscriptions read models built from the log of the
-/// lifecycle above: every entry balanced, and the money conserved.
-async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
+/// The ledger and subscriptions read models built from the whole log into
+/// `schema` (as a rebuild does); the ledger's accounts `(name, debit,
+/// credit)`, asserted balanced.
+async fn books(pool: &PgPool, schema: &str) -> Vec<(String, Decimal, Decimal)> {
     let models: Vec<Arc<dyn Consumer>> = vec![
         Arc::new(projectors::ledger::Ledger),
         Arc::new(projectors::subscriptions::Subscriptions),
@@ -254,34 +255,43 @@ async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
         .iter()
         .flat_map(|m| m.tables().iter().copied())
         .collect();
-    projectors::rebuild::create_schema_for(pool, "subscription_books", &tables)
+    projectors::rebuild::create_schema_for(pool, schema, &tables)
         .await
         .expect("a schema");
     let head: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
         .fetch_one(pool)
         .await
         .expect("the head");
-    projectors::rebuild::apply_until(pool, "subscription_books", &models, head, |_, _| {})
+    projectors::rebuild::apply_until(pool, schema, &models, head, |_, _| {})
         .await
         .expect("apply the log");
-
-    let accounts: Vec<(String, Decimal, Decimal)> = sqlx::query_as(
-        "SELECT account, debit, credit FROM subscription_books.ledger_accounts ORDER BY account",
-    )
+    let accounts: Vec<(String, Decimal, Decimal)> = sqlx::query_as(&format!(
+        "SELECT account, debit, credit FROM {schema}.ledger_accounts ORDER BY account"
+    ))
     .fetch_all(pool)
     .await
     .expect("the accounts");
-    let balance = |name: &str| -> Decimal {
-        accounts
-            .iter()
-            .find(|(account, _, _)| account == name)
-            .map_or(Decimal::ZERO, |(_, debit, credit)| debit - credit)
-    };
     let (debits, credits) = accounts.iter().fold(
         (Decimal::ZERO, Decimal::ZERO),
         |(d, c), (_, debit, credit)| (d + debit, c + credit),
     );
     assert_eq!(debits, credits, "the trial balance: {accounts:?}");
+    accounts
+}
+
+/// An account's balance (debit − credit).
+fn balance_of(accounts: &[(String, Decimal, Decimal)], name: &str) -> Decimal {
+    accounts
+        .iter()
+        .find(|(account, _, _)| account == name)
+        .map_or(Decimal::ZERO, |(_, debit, credit)| debit - credit)
+}
+
+/// The books of the lifecycle above: every entry balanced, the money
+/// conserved, and the read model agreeing with the aggregate.
+async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
+    let accounts = books(pool, "subscription_books").await;
+    let balance = |name: &str| balance_of(&accounts, name);
     // Cash: 89 + 50 (unapplied) + 89 + 89 (unapplied, after the void).
     assert_eq!(balance("cash"), d("317.00"), "{accounts:?}");
     // Three periods invoiced, the third written off; nothing owed now.
@@ -325,4 +335,98 @@ async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
             (3, "void".to_owned(), d("89.00"), d("89.00"), 1),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_downgrade_credit_is_booked_and_taken_off_the_next_invoice_to_the_cent() {
+    let (pool, _db) = fresh_database().await.expect("a database");
+    let clock = Arc::new(ManualClock::new(t0()));
+    let app = CommandApp::with_clock(
+        CommandApiConfig::for_tests("jwt", SECRET),
+        pool.clone(),
+        clock.clone(),
+    );
+    let provider = Provider {
+        url: serve(app.clone()).await,
+        clock: clock.clone(),
+        client: reqwest::Client::new(),
+    };
+    let (gold, basic) = (
+        monthly_plan(&app, d("120.00")).await,
+        monthly_plan(&app, d("89.00")).await,
+    );
+    let id = Uuid::now_v7();
+    let context = CommandContext::background(Principal::system("test"), "test");
+    billing::start(&app, &context, id, gold, "c-1")
+        .await
+        .expect("start");
+    provider
+        .pay("evt_1", invoice(&app, id, 1).await.invoice_id, 12000)
+        .await;
+
+    // Halfway through Jan 31 – Feb 28, down to 89.00: a credit, no invoice.
+    clock.set(t0() + Duration::days(14));
+    let terms = app
+        .plans
+        .load(&basic.to_string())
+        .await
+        .expect("the plan")
+        .terms()
+        .cloned()
+        .expect("terms");
+    let changed = billing::execute(
+        &app,
+        &context,
+        id,
+        domain::SubscriptionCommand::ChangePlan {
+            plan: terms,
+            invoice_id: Uuid::now_v7(),
+            at: clock.now(),
+        },
+        "ChangeSubscriptionPlan",
+    )
+    .await
+    .expect("change plan");
+    let proration = changed
+        .events
+        .iter()
+        .find_map(|e| match &e.payload {
+            domain::SubscriptionEvent::PlanChanged { proration, .. } => Some(*proration),
+            _ => None,
+        })
+        .expect("a proration");
+    assert!(
+        proration < Decimal::ZERO,
+        "a downgrade credits: {proration}"
+    );
+    let credit = -proration;
+
+    // The next period's invoice is the new price less the credit; paid.
+    clock.set(Utc.with_ymd_and_hms(2031, 2, 28, 9, 0, 0).unwrap());
+    billing::tick(&app).await.expect("tick");
+    let second = invoice(&app, id, 2).await;
+    assert_eq!(second.amount, d("89.00") - credit);
+    let minor = ledger_tests::webhooks::minor_units(second.amount);
+    let paid = provider.pay("evt_2", second.invoice_id, minor).await;
+    assert_eq!(paid["subscription_status"], "active", "{paid}");
+
+    // Books: the credit was owed, then used up; revenue is the first
+    // period, less the credit, plus the second at its price; all of it cash.
+    let accounts = books(&pool, "downgrade_books").await;
+    let balance = |name: &str| balance_of(&accounts, name);
+    assert_eq!(balance("subscription_credits"), d("0.00"), "{accounts:?}");
+    assert_eq!(balance("subscription_receivable"), d("0.00"));
+    assert_eq!(
+        balance("subscription_revenue"),
+        -(d("120.00") - credit + d("89.00"))
+    );
+    assert_eq!(balance("cash"), -balance("subscription_revenue"));
+    let (credit_left,): (Decimal,) = sqlx::query_as(
+        "SELECT credit FROM downgrade_books.rm_subscriptions WHERE subscription_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("the subscription row");
+    assert_eq!(credit_left, d("0.00"));
 }
