@@ -285,6 +285,7 @@ fn dunning_runs_from_a_missing_payment_to_suspension_and_cancellation() {
                     failure: 1,
                     reason: "no payment by the due date".into(),
                     failed_at,
+                    payment_ref: None,
                 },
                 SubscriptionEvent::SubscriptionPastDue { at: failed_at },
             ],
@@ -363,6 +364,7 @@ fn paying_while_suspended_reactivates_and_billing_resumes_with_the_current_perio
         failure: 1,
         reason: "card declined".into(),
         failed_at: month(3, 1),
+        payment_ref: None,
     });
     history.push(SubscriptionEvent::SubscriptionPastDue { at: month(3, 1) });
     history.push(SubscriptionEvent::SubscriptionSuspended { at: month(3, 8) });
@@ -402,6 +404,7 @@ fn a_failure_report_makes_an_active_subscription_past_due_once() {
                 failure: 1,
                 reason: "card declined".into(),
                 failed_at: month(2, 28),
+                payment_ref: None,
             },
             SubscriptionEvent::SubscriptionPastDue { at: month(2, 28) },
         ]);
@@ -410,6 +413,7 @@ fn a_failure_report_makes_an_active_subscription_past_due_once() {
         failure: 1,
         reason: "card declined".into(),
         failed_at: month(2, 28),
+        payment_ref: None,
     });
     history.push(SubscriptionEvent::SubscriptionPastDue { at: month(2, 28) });
     S::with(())
@@ -424,6 +428,7 @@ fn a_failure_report_makes_an_active_subscription_past_due_once() {
             failure: 2,
             reason: "insufficient funds".into(),
             failed_at: month(3, 2),
+            payment_ref: None,
         }]);
 }
 

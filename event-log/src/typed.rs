@@ -7,7 +7,10 @@
 //! An event stored with an older schema is upcast first
 //! (`domain::upcast`); the stored row is never changed.
 
-use domain::{InventoryEvent, InvoiceBookEvent, ListingEvent, OrderEvent, VendorEvent};
+use domain::{
+    InventoryEvent, InvoiceBookEvent, ListingEvent, OrderEvent, PlanEvent, SubscriptionEvent,
+    VendorEvent,
+};
 use serde::de::DeserializeOwned;
 
 use crate::{Error, StoredEvent};
@@ -20,15 +23,19 @@ pub enum Aggregate {
     Inventory,
     Order,
     InvoiceBook,
+    Plan,
+    Subscription,
 }
 
 impl Aggregate {
-    pub const ALL: [Aggregate; 5] = [
+    pub const ALL: [Aggregate; 7] = [
         Aggregate::Vendor,
         Aggregate::Listing,
         Aggregate::Inventory,
         Aggregate::Order,
         Aggregate::InvoiceBook,
+        Aggregate::Plan,
+        Aggregate::Subscription,
     ];
 
     /// The `aggregate_type` column's value (cqrs-es's `Aggregate::TYPE`).
@@ -39,6 +46,8 @@ impl Aggregate {
             Aggregate::Inventory => "Inventory",
             Aggregate::Order => "Order",
             Aggregate::InvoiceBook => "InvoiceBook",
+            Aggregate::Plan => "Plan",
+            Aggregate::Subscription => "Subscription",
         }
     }
 
@@ -57,6 +66,8 @@ pub enum Event {
     Inventory(InventoryEvent),
     Order(OrderEvent),
     InvoiceBook(InvoiceBookEvent),
+    Plan(PlanEvent),
+    Subscription(SubscriptionEvent),
 }
 
 impl StoredEvent {
@@ -83,6 +94,8 @@ impl StoredEvent {
             Aggregate::Inventory => Event::Inventory(self.payload_as()?),
             Aggregate::Order => Event::Order(self.payload_as()?),
             Aggregate::InvoiceBook => Event::InvoiceBook(self.payload_as()?),
+            Aggregate::Plan => Event::Plan(self.payload_as()?),
+            Aggregate::Subscription => Event::Subscription(self.payload_as()?),
         }))
     }
 
@@ -130,6 +143,8 @@ mod tests {
         assert_eq!(Aggregate::Inventory.name(), domain::Inventory::TYPE);
         assert_eq!(Aggregate::Order.name(), domain::Order::TYPE);
         assert_eq!(Aggregate::InvoiceBook.name(), domain::InvoiceBook::TYPE);
+        assert_eq!(Aggregate::Plan.name(), domain::Plan::TYPE);
+        assert_eq!(Aggregate::Subscription.name(), domain::Subscription::TYPE);
         assert_eq!(Aggregate::of("Probe"), None);
     }
 

@@ -16,10 +16,19 @@ pub const CONSUMERS: &[&str] = &[
     projectors::ledger::NAME,
     projectors::analytics::NAME,
     projectors::invoices::NAME,
+    projectors::subscriptions::NAME,
     command_api::policies::NAME,
 ];
 
-const AGGREGATE_TYPES: &[&str] = &["Vendor", "Listing", "Inventory", "Order", "InvoiceBook"];
+const AGGREGATE_TYPES: &[&str] = &[
+    "Vendor",
+    "Listing",
+    "Inventory",
+    "Order",
+    "InvoiceBook",
+    "Plan",
+    "Subscription",
+];
 const COMMAND_OUTCOMES: &[&str] = &["accepted", "rejected", "conflict", "error", "retried"];
 const RATE_LIMIT_SCOPES: &[&str] = &["ip", "principal"];
 

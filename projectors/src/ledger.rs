@@ -26,6 +26,8 @@
 //! - refunds, disputes and unapplied payments: see `reversals`.
 //! - payout requested: vendor available → `payouts_in_transit`; paid:
 //!   in transit → cash; failed: in transit → vendor available (`payouts`).
+//! - subscription invoices, payments, downgrade credits and write-offs:
+//!   see `subscriptions`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -159,6 +161,7 @@ impl Consumer for Ledger {
             "ledger_orders",
             "ledger_vendor_earnings",
             "ledger_payouts",
+            "ledger_subscription_invoices",
         ]
     }
 
@@ -171,9 +174,9 @@ impl Consumer for Ledger {
             // Decode, read the state of every order the batch names in one
             // statement, fold in memory, write back set-wise.
             let mut decoded = Vec::new();
-            let mut order_ids = Vec::new();
+            let (mut order_ids, mut invoice_ids) = (Vec::new(), Vec::new());
             for event in events {
-                let wanted = [Aggregate::Order, Aggregate::Vendor];
+                let wanted = [Aggregate::Order, Aggregate::Vendor, Aggregate::Subscription];
                 if !event.aggregate().is_some_and(|a| wanted.contains(&a)) {
                     continue;
                 }
@@ -184,6 +187,10 @@ impl Consumer for Ledger {
                         Change::Order(order)
                     }
                     Some(Event::Vendor(vendor)) => Change::Vendor(vendor),
+                    Some(Event::Subscription(change)) => {
+                        invoice_ids.extend(subscriptions::invoice_of(&change));
+                        Change::Subscription(change)
+                    }
                     _ => continue,
                 };
                 decoded.push((event, id, change));
@@ -193,14 +200,20 @@ impl Consumer for Ledger {
             }
             order_ids.sort_unstable();
             order_ids.dedup();
+            invoice_ids.sort_unstable();
+            invoice_ids.dedup();
             let mut journal = Journal {
                 orders: load_orders(tx, &order_ids).await?,
+                subscription_invoices: subscriptions::Invoices::load(tx, &invoice_ids).await?,
                 ..Journal::default()
             };
             for (event, id, change) in decoded {
                 match change {
                     Change::Order(order) => apply_order(&mut journal, event, id, order)?,
                     Change::Vendor(vendor) => apply_vendor(&mut journal, event, id, vendor)?,
+                    Change::Subscription(change) => {
+                        subscriptions::apply_subscription(&mut journal, event, change)?
+                    }
                 }
             }
             journal.write(tx).await
@@ -211,6 +224,7 @@ impl Consumer for Ledger {
 enum Change {
     Order(OrderEvent),
     Vendor(VendorEvent),
+    Subscription(domain::SubscriptionEvent),
 }
 
 /// What the ledger remembers of an order (`ledger_orders`).
@@ -234,6 +248,7 @@ struct Journal {
     orders: HashMap<Uuid, Option<OrderState>>,
     registered: Vec<Uuid>,
     payouts: payouts::Payouts,
+    subscription_invoices: subscriptions::Invoices,
 }
 
 struct Entry {
@@ -341,6 +356,7 @@ impl Journal {
     async fn write(self, tx: &mut PgConnection) -> Result<(), Error> {
         let totals = self.totals;
         self.payouts.write(tx).await?;
+        self.subscription_invoices.write(tx).await?;
         let (mut positions, mut accounts, mut vendors, mut orders, mut kinds) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut debits, mut credits, mut ats) = (Vec::new(), Vec::new(), Vec::new());
@@ -484,6 +500,7 @@ mod changes;
 mod entries;
 pub mod payouts;
 pub mod reversals;
+pub mod subscriptions;
 pub use payouts::PAYOUTS_IN_TRANSIT;
 #[cfg(test)]
 mod tests;

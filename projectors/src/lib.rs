@@ -7,6 +7,7 @@
 //! - `ledger`: the double-entry postings, account totals, vendor earnings.
 //! - `analytics`: order, line, listing and payment-failure facts.
 //! - `invoices`: the invoices and credit notes the vendors' books issued.
+//! - `subscriptions`: plans, subscriptions and their invoices.
 //! - `rebuild`: all of them again from the events table, into a fresh schema.
 //!
 //! Every read model reads an event's domain event through [`decode`], which
@@ -18,6 +19,7 @@ pub mod invoices;
 pub mod ledger;
 pub mod orders;
 pub mod rebuild;
+pub mod subscriptions;
 
 /// The stream consumer lives in `ledger_nats::consumer`; these paths are
 /// kept for the callers that name it through the read models.
@@ -35,5 +37,6 @@ pub fn read_models() -> Vec<std::sync::Arc<dyn Consumer>> {
         std::sync::Arc::new(ledger::Ledger),
         std::sync::Arc::new(analytics::Analytics),
         std::sync::Arc::new(invoices::Invoices),
+        std::sync::Arc::new(subscriptions::Subscriptions),
     ]
 }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::{checkpoints, Consumer, Error};
 
 /// Every table the read models write, in `public`.
-pub const READ_MODEL_TABLES: [&str; 13] = [
+pub const READ_MODEL_TABLES: [&str; 17] = [
     "rm_listings",
     "rm_allocations",
     "rm_orders",
@@ -31,6 +31,10 @@ pub const READ_MODEL_TABLES: [&str; 13] = [
     "an_listings",
     "an_payment_failures",
     "an_rental_returns",
+    "ledger_subscription_invoices",
+    "rm_plans",
+    "rm_subscriptions",
+    "rm_subscription_invoices",
 ];
 
 /// Columns compared between a live table and its rebuild: all, except

@@ -19,6 +19,8 @@
 //! - `payouts`: payouts requested in the window by where they stand now
 //!   (`requested`, `paid`, `failed`), counted and summed (ledger read model,
 //!   `crate::payouts`).
+//! - `mrr`, `active_subscriptions`, `churn_rate`, `past_due`: see
+//!   `crate::subscription_metrics` (subscriptions read model).
 //!
 //! Revenue buckets group the same paid orders by the day, week (Monday) or
 //! month they were placed, optionally per vendor or category; a bucket's
@@ -43,7 +45,11 @@ use crate::ReadState;
 
 const MODELS: &[&str] = &[analytics::NAME];
 /// The summary reads the payouts of the ledger read model too.
-const SUMMARY_MODELS: &[&str] = &[analytics::NAME, projectors::ledger::NAME];
+const SUMMARY_MODELS: &[&str] = &[
+    analytics::NAME,
+    projectors::ledger::NAME,
+    projectors::subscriptions::NAME,
+];
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -176,6 +182,7 @@ pub async fn summary(
     let by_code = failures_by(pool, "code", from, to).await?;
     let by_decline_code = failures_by(pool, "decline_code", from, to).await?;
     let payouts = crate::payouts::by_status(pool, from, to).await?;
+    let subscriptions = crate::subscription_metrics::figures(pool, from, to).await?;
 
     let body = json!({
         "from": from,
@@ -207,6 +214,10 @@ pub async fn summary(
             "decline_code": code, "count": count,
         })).collect::<Vec<_>>(),
         "payouts": payouts,
+        "mrr": subscriptions.mrr,
+        "active_subscriptions": subscriptions.active_subscriptions,
+        "churn_rate": subscriptions.churn_rate,
+        "past_due": subscriptions.past_due,
     });
     Ok(([freshness::header_value(reached)], Json(body)))
 }

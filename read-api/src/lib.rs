@@ -7,6 +7,8 @@
 //! - `money`: trial balance and vendor earnings (ledger read model);
 //! - `payouts`: a vendor's payouts and their status (ledger read model);
 //! - `invoices`: an order's invoices and credit notes, and each as a PDF;
+//! - `subscriptions`: plans, and subscriptions with their invoices, scoped
+//!   to who asks (subscriptions read model);
 //! - `analytics`: summary and revenue buckets (analytics read model);
 //! - `events`: the log by position, a page at a time or live (SSE);
 //! - `feeds`: the caps on open live feeds;
@@ -38,6 +40,8 @@ pub mod payouts;
 pub mod personal;
 pub mod projections;
 pub mod schema;
+pub mod subscription_metrics;
+pub mod subscriptions;
 
 use std::sync::Arc;
 
@@ -104,6 +108,13 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
         .route("/v1/orders/{order_id}", get(orders::detail))
         .route("/v1/orders/{order_id}/invoices", get(invoices::of_order))
         .route("/v1/invoices/{file}", get(invoices::pdf))
+        .route("/v1/plans", get(subscriptions::plans))
+        .route("/v1/plans/{plan_id}", get(subscriptions::plan))
+        .route("/v1/subscriptions", get(subscriptions::list))
+        .route(
+            "/v1/subscriptions/{subscription_id}",
+            get(subscriptions::detail),
+        )
         .route("/v1/projections", get(projections::list))
         .route("/v1/ledger/trial-balance", get(money::trial_balance))
         .route("/v1/vendors/{vendor_id}/earnings", get(money::earnings))

@@ -267,6 +267,20 @@ pub struct AnalyticsSummary {
     pub payment_failures_by_decline_code: Vec<PaymentFailureDeclineCodeCount>,
     /// Payouts requested in the window by status (count and amount).
     pub payouts: Vec<crate::payouts::PayoutsByStatus>,
+    /// Subscriptions `active` or `past_due` now, their plans' prices as a
+    /// month's worth.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "890.00")]
+    pub mrr: String,
+    /// Subscriptions `active` or `past_due` now.
+    pub active_subscriptions: i64,
+    /// Subscriptions cancelled in the window ÷ those running in it; decimal
+    /// string, 0 to 1.
+    #[schema(example = "0.05")]
+    pub churn_rate: String,
+    /// What open subscription invoices with a failed or missing payment
+    /// still owe now.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "89.00")]
+    pub past_due: String,
 }
 
 /// Disputes of the orders in the window: the amount still open, and lost.

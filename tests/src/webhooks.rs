@@ -40,6 +40,28 @@ pub fn payment_event(
     })
 }
 
+/// A provider event about the payment of the subscription invoice
+/// `invoice_id` (`metadata.invoice_id`).
+pub fn invoice_payment_event(
+    event_id: &str,
+    kind: &str,
+    invoice_id: &str,
+    amount_minor: i64,
+    failure: Option<&str>,
+) -> Value {
+    json!({
+        "id": event_id,
+        "type": kind,
+        "data": {"object": {
+            "id": format!("pi_{event_id}"),
+            "amount": amount_minor,
+            "currency": "usd",
+            "metadata": {"invoice_id": invoice_id},
+            "last_payment_error": failure.map(|m| json!({"message": m})),
+        }}
+    })
+}
+
 /// The raw body of `event` and its `stripe-signature` header signed with
 /// `secret` at unix time `timestamp`.
 pub fn signed(event: &Value, secret: &str, timestamp: i64) -> (Vec<u8>, String) {
@@ -74,6 +96,21 @@ impl TestApp {
     ) -> Answer {
         let event = payment_event(event_id, kind, order_id, amount_minor, failure);
         let (raw, signature) = signed(&event, WEBHOOK_SECRET, self.now().timestamp());
+        self.send_raw_webhook(raw, &signature).await
+    }
+
+    /// Sends a payment webhook for the subscription invoice `invoice_id`,
+    /// signed now.
+    pub async fn invoice_webhook(
+        &self,
+        event_id: &str,
+        kind: &str,
+        invoice_id: Uuid,
+        amount_minor: i64,
+    ) -> Answer {
+        let event =
+            invoice_payment_event(event_id, kind, &invoice_id.to_string(), amount_minor, None);
+        let (raw, signature) = signed(&event, WEBHOOK_SECRET, chrono::Utc::now().timestamp());
         self.send_raw_webhook(raw, &signature).await
     }
 

@@ -19,6 +19,7 @@
 //! - `sweep`: lapsed deadlines settled;
 //! - `overdue`: rental lines past their end and not returned marked overdue;
 //! - `billing`: subscriptions started, billed and dunned on the clock;
+//! - `invoice_payments`: a provider's charge of a subscription invoice;
 //! - `refunds`: refunds, disputes and unapplied payments, with their vendor
 //!   side (earnings taken back or restored).
 
@@ -28,6 +29,7 @@ pub mod cancel_order;
 pub mod earnings;
 pub mod holds;
 pub mod inventory;
+pub mod invoice_payments;
 pub mod invoicing;
 pub mod overdue;
 pub mod pickup;

@@ -66,6 +66,8 @@ struct IntentMetadata {
     order_id: Option<String>,
     /// Pays an extension or reschedule (`adjustment_payments`).
     adjustment_id: Option<String>,
+    /// Pays a subscription invoice (`invoice_payments`).
+    invoice_id: Option<String>,
 }
 
 /// Stripe's `last_payment_error`: `code` (`card_declined`, ...) and, for
@@ -97,6 +99,13 @@ pub struct WebhookReceived {
     /// The payout a `payout.*` event settled (`payout_webhooks`).
     #[serde(skip_serializing_if = "Option::is_none")]
     payout_id: Option<Uuid>,
+    /// The subscription whose invoice a payment intent named
+    /// (`invoice_payments`), and where it stands now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "active")]
+    subscription_status: Option<String>,
 }
 
 impl WebhookReceived {
@@ -116,30 +125,47 @@ impl WebhookReceived {
             ignored: None,
             position,
             payout_id: None,
+            subscription_id: None,
+            subscription_status: None,
         }
     }
 
-    pub(crate) fn ignored(reason: String) -> Self {
+    /// An event that named a subscription invoice and was handled.
+    pub(crate) fn subscription(
+        subscription_id: Uuid,
+        status: &str,
+        duplicate: bool,
+        position: i64,
+    ) -> Self {
         Self {
-            received: true,
-            order_id: None,
-            status: None,
-            duplicate: false,
-            ignored: Some(reason),
-            position: 0,
-            payout_id: None,
+            subscription_id: Some(subscription_id),
+            subscription_status: Some(status.to_owned()),
+            ..Self::ignored_or_empty(None, duplicate, position)
         }
     }
 
-    pub(crate) fn payout(payout_id: Uuid, duplicate: bool, position: i64) -> Self {
+    fn ignored_or_empty(ignored: Option<String>, duplicate: bool, position: i64) -> Self {
         Self {
             received: true,
             order_id: None,
             status: None,
             duplicate,
-            ignored: None,
+            ignored,
             position,
+            payout_id: None,
+            subscription_id: None,
+            subscription_status: None,
+        }
+    }
+
+    pub(crate) fn ignored(reason: String) -> Self {
+        Self::ignored_or_empty(Some(reason), false, 0)
+    }
+
+    pub(crate) fn payout(payout_id: Uuid, duplicate: bool, position: i64) -> Self {
+        Self {
             payout_id: Some(payout_id),
+            ..Self::ignored_or_empty(None, duplicate, position)
         }
     }
 }
@@ -288,6 +314,12 @@ pub async fn payments(
         currency: intent.currency.clone(),
         outcome,
     };
+    if let Some(invoice_id) = intent.metadata.invoice_id.as_deref() {
+        let context = provider_context(&headers, &event.id);
+        return super::invoice_payments::received(&app, context, invoice_id, payment)
+            .await
+            .map(Json);
+    }
     if let Some(adjustment_id) = intent.metadata.adjustment_id.as_deref() {
         let context = provider_context(&headers, &event.id);
         let order_id = intent.metadata.order_id.as_deref();
@@ -326,6 +358,8 @@ pub async fn payments(
         ignored: None,
         position: recorded.position,
         payout_id: None,
+        subscription_id: None,
+        subscription_status: None,
     }))
 }
 

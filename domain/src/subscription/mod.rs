@@ -11,22 +11,26 @@
 //! reloaded state the same command is a no-op (DESIGN.md invariant 10).
 
 pub mod billing;
+mod decide;
+mod events;
+mod payment;
 pub mod plan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Duration, Utc};
-use cqrs_es::{Aggregate, DomainEvent};
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use billing::{BillingPeriod, DunningPolicy, Interval};
+pub use events::{SubscriptionCommand, SubscriptionEvent};
+pub use payment::{InvoicePaymentOutcome, UnappliedReason};
 pub use plan::{Plan, PlanCommand, PlanEvent, PlanTerms};
 
-use crate::aggregate::{handle_by_deciding, Decide};
+use crate::aggregate::handle_by_deciding;
 use crate::error::DomainError;
-use crate::money::{is_valid_order_amount, round_cents};
 
 /// Where a subscription stands (API.md: `trialing|active|past_due|suspended|cancelled`,
 /// and `pending` until its first invoice is paid).
@@ -106,152 +110,6 @@ pub struct SubscriptionInvoice {
     pub retries_requested: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SubscriptionCommand {
-    /// Starts on `plan`: a trial first if the plan has one, otherwise the
-    /// first period is invoiced at once as `first_invoice_id`.
-    Start {
-        subscription_id: Uuid,
-        customer: String,
-        plan: PlanTerms,
-        dunning: DunningPolicy,
-        first_invoice_id: Uuid,
-        at: DateTime<Utc>,
-    },
-    /// The scheduler's tick: invoices the next period if it has begun by
-    /// `at` (as `invoice_id`), or ends a subscription cancelled at period
-    /// end. At most one step; a no-op when nothing is due.
-    Bill { invoice_id: Uuid, at: DateTime<Utc> },
-    /// The scheduler's other tick: the next dunning step due by `at` for
-    /// the oldest open invoice. At most one step; a no-op when none is due.
-    Dun { at: DateTime<Utc> },
-    /// A payment of an invoice arrived (the payment webhook with
-    /// `metadata.invoice_id`). Idempotent per invoice.
-    RecordPayment {
-        invoice_id: Uuid,
-        amount: Decimal,
-        payment_ref: String,
-        at: DateTime<Utc>,
-    },
-    /// A payment of an invoice failed at the provider.
-    RecordPaymentFailure {
-        invoice_id: Uuid,
-        reason: String,
-        at: DateTime<Utc>,
-    },
-    Cancel {
-        at_period_end: bool,
-        at: DateTime<Utc>,
-    },
-    /// Moves to another plan of the same interval; the rest of the current
-    /// period is prorated to the cent: an upgrade is invoiced at once (as
-    /// `invoice_id`), a downgrade is a credit on the next invoice.
-    ChangePlan {
-        plan: PlanTerms,
-        invoice_id: Uuid,
-        at: DateTime<Utc>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SubscriptionEvent {
-    SubscriptionStarted {
-        subscription_id: Uuid,
-        customer: String,
-        plan: PlanTerms,
-        dunning: DunningPolicy,
-        started_at: DateTime<Utc>,
-        /// Where period 0 starts: the start, or the end of the trial.
-        anchor: DateTime<Utc>,
-        trial_end: Option<DateTime<Utc>>,
-    },
-    InvoiceIssued {
-        invoice_id: Uuid,
-        number: u32,
-        kind: InvoiceKind,
-        period: Option<BillingPeriod>,
-        /// What is due: the price less `credit_applied`.
-        amount: Decimal,
-        credit_applied: Decimal,
-        due_at: DateTime<Utc>,
-    },
-    InvoicePaid {
-        invoice_id: Uuid,
-        amount: Decimal,
-        payment_ref: String,
-        paid_at: DateTime<Utc>,
-    },
-    InvoicePaymentFailed {
-        invoice_id: Uuid,
-        /// 1 for the first failure of this invoice.
-        failure: u32,
-        reason: String,
-        failed_at: DateTime<Utc>,
-    },
-    /// The scheduler asks the provider to charge the invoice again.
-    PaymentRetryRequested {
-        invoice_id: Uuid,
-        attempt: u32,
-        requested_at: DateTime<Utc>,
-    },
-    SubscriptionPastDue {
-        at: DateTime<Utc>,
-    },
-    SubscriptionSuspended {
-        at: DateTime<Utc>,
-    },
-    /// Every open invoice paid: in good standing again. After a suspension
-    /// billing resumes with the period containing `at`; the periods that
-    /// passed wholly while suspended are not billed.
-    SubscriptionActivated {
-        at: DateTime<Utc>,
-        resumes_with_period: u32,
-    },
-    CancellationScheduled {
-        effective_at: DateTime<Utc>,
-    },
-    SubscriptionCancelled {
-        cause: CancelCause,
-        at: DateTime<Utc>,
-    },
-    /// An open invoice dropped with its cancelled subscription.
-    InvoiceVoided {
-        invoice_id: Uuid,
-        at: DateTime<Utc>,
-    },
-    PlanChanged {
-        from_plan_id: Uuid,
-        plan: PlanTerms,
-        /// Positive: invoiced now; negative: credited to the next invoice.
-        proration: Decimal,
-        at: DateTime<Utc>,
-    },
-}
-
-impl DomainEvent for SubscriptionEvent {
-    fn event_type(&self) -> String {
-        use SubscriptionEvent as E;
-        match self {
-            E::SubscriptionStarted { .. } => "SubscriptionStarted",
-            E::InvoiceIssued { .. } => "InvoiceIssued",
-            E::InvoicePaid { .. } => "InvoicePaid",
-            E::InvoicePaymentFailed { .. } => "InvoicePaymentFailed",
-            E::PaymentRetryRequested { .. } => "PaymentRetryRequested",
-            E::SubscriptionPastDue { .. } => "SubscriptionPastDue",
-            E::SubscriptionSuspended { .. } => "SubscriptionSuspended",
-            E::SubscriptionActivated { .. } => "SubscriptionActivated",
-            E::CancellationScheduled { .. } => "CancellationScheduled",
-            E::SubscriptionCancelled { .. } => "SubscriptionCancelled",
-            E::InvoiceVoided { .. } => "InvoiceVoided",
-            E::PlanChanged { .. } => "PlanChanged",
-        }
-        .to_string()
-    }
-    fn event_version(&self) -> String {
-        crate::EVENT_VERSION.to_string()
-    }
-}
-
 pub const MAX_CUSTOMER: usize = 200;
 pub const MAX_REASON: usize = 500;
 
@@ -277,6 +135,10 @@ pub struct Subscription {
     /// The first failure of the unpaid run of invoices (dunning's clock).
     failing_since: Option<DateTime<Utc>>,
     suspended_at: Option<DateTime<Utc>>,
+    /// The provider's payment events already recorded: a redelivery
+    /// records nothing new.
+    #[serde(default)]
+    payments_seen: BTreeSet<String>,
 }
 
 impl Subscription {
@@ -366,357 +228,6 @@ impl Subscription {
     }
 }
 
-type Decision = Result<Vec<SubscriptionEvent>, DomainError>;
-
-impl Decide for Subscription {
-    fn decide(&self, command: SubscriptionCommand) -> Decision {
-        use SubscriptionCommand as C;
-        match command {
-            C::Start {
-                subscription_id,
-                customer,
-                plan,
-                dunning,
-                first_invoice_id,
-                at,
-            } => self.start(
-                subscription_id,
-                customer,
-                plan,
-                dunning,
-                first_invoice_id,
-                at,
-            ),
-            _ if self.status == SubscriptionStatus::New => {
-                Err(DomainError::not_found("subscription"))
-            }
-            C::Bill { invoice_id, at } => Ok(self.bill(invoice_id, at)),
-            C::Dun { at } => Ok(self.dun(at)),
-            C::RecordPayment {
-                invoice_id,
-                amount,
-                payment_ref,
-                at,
-            } => self.record_payment(invoice_id, amount, payment_ref, at),
-            C::RecordPaymentFailure {
-                invoice_id,
-                reason,
-                at,
-            } => self.record_failure(invoice_id, reason, at),
-            C::Cancel { at_period_end, at } => Ok(self.cancel(at_period_end, at)),
-            C::ChangePlan {
-                plan,
-                invoice_id,
-                at,
-            } => self.change_plan(plan, invoice_id, at),
-        }
-    }
-}
-
-impl Subscription {
-    fn start(
-        &self,
-        subscription_id: Uuid,
-        customer: String,
-        plan: PlanTerms,
-        dunning: DunningPolicy,
-        first_invoice_id: Uuid,
-        at: DateTime<Utc>,
-    ) -> Decision {
-        if self.status != SubscriptionStatus::New {
-            return Err(DomainError::AlreadyExists {
-                what: "subscription",
-            });
-        }
-        if customer.trim().is_empty() || customer.chars().count() > MAX_CUSTOMER {
-            return Err(DomainError::invalid(
-                "customer",
-                format!("must be 1 to {MAX_CUSTOMER} characters"),
-            ));
-        }
-        if let Some(problem) = dunning.problem() {
-            return Err(DomainError::invalid("dunning", problem));
-        }
-        let trial_end =
-            (plan.trial_days > 0).then(|| at + Duration::days(i64::from(plan.trial_days)));
-        let anchor = trial_end.unwrap_or(at);
-        let started = SubscriptionEvent::SubscriptionStarted {
-            subscription_id,
-            customer,
-            plan: plan.clone(),
-            dunning,
-            started_at: at,
-            anchor,
-            trial_end,
-        };
-        if trial_end.is_some() {
-            return Ok(vec![started]);
-        }
-        let first = self.period_invoice(anchor, &plan, first_invoice_id);
-        Ok(vec![started, first])
-    }
-
-    /// The invoice of the next period, anchored at `anchor`, on `plan`.
-    fn period_invoice(
-        &self,
-        anchor: DateTime<Utc>,
-        plan: &PlanTerms,
-        invoice_id: Uuid,
-    ) -> SubscriptionEvent {
-        let period = billing::period(anchor, plan.interval, self.next_period);
-        let credit_applied = self.credit.min(plan.price);
-        SubscriptionEvent::InvoiceIssued {
-            invoice_id,
-            number: self.issued + 1,
-            kind: InvoiceKind::Period,
-            period: Some(period),
-            amount: round_cents(plan.price - credit_applied),
-            credit_applied: round_cents(credit_applied),
-            due_at: period.start,
-        }
-    }
-
-    fn bill(&self, invoice_id: Uuid, at: DateTime<Utc>) -> Vec<SubscriptionEvent> {
-        let (Some(anchor), Some(plan)) = (self.anchor, self.plan.as_ref()) else {
-            return vec![];
-        };
-        if self.invoices.contains_key(&invoice_id) {
-            return vec![];
-        }
-        match self.status {
-            SubscriptionStatus::Cancelled
-            | SubscriptionStatus::Suspended
-            | SubscriptionStatus::New => return vec![],
-            _ => {}
-        }
-        let next_start = billing::period_start(anchor, plan.interval, self.next_period);
-        if let Some(cancel_at) = self.cancel_at {
-            if cancel_at <= at && cancel_at <= next_start {
-                return self.cancellation(CancelCause::AtPeriodEnd, cancel_at);
-            }
-        }
-        if next_start > at || self.next_period >= billing::MAX_PERIODS {
-            return vec![];
-        }
-        vec![self.period_invoice(anchor, plan, invoice_id)]
-    }
-
-    fn cancellation(&self, cause: CancelCause, at: DateTime<Utc>) -> Vec<SubscriptionEvent> {
-        let mut events = vec![SubscriptionEvent::SubscriptionCancelled { cause, at }];
-        let mut open: Vec<_> = self.open_invoices().collect();
-        open.sort_by_key(|i| i.number);
-        events.extend(open.into_iter().map(|i| SubscriptionEvent::InvoiceVoided {
-            invoice_id: i.invoice_id,
-            at,
-        }));
-        events
-    }
-
-    fn dun(&self, at: DateTime<Utc>) -> Vec<SubscriptionEvent> {
-        let policy = &self.dunning;
-        match self.status {
-            SubscriptionStatus::Cancelled | SubscriptionStatus::New => vec![],
-            SubscriptionStatus::Suspended => match self.suspended_at {
-                Some(since) if at >= since + policy.cancel_after.delta() => {
-                    self.cancellation(CancelCause::NonPayment, at)
-                }
-                _ => vec![],
-            },
-            _ => {
-                let Some(invoice) = self.oldest_open() else {
-                    return vec![];
-                };
-                let Some(since) = self.failing_since else {
-                    if at < invoice.due_at + policy.payment_window.delta() {
-                        return vec![];
-                    }
-                    return self.failure(invoice, "no payment by the due date".into(), at);
-                };
-                if let Some(retry) = policy.retries.get(invoice.retries_requested as usize) {
-                    if at >= since + retry.delta() {
-                        return vec![SubscriptionEvent::PaymentRetryRequested {
-                            invoice_id: invoice.invoice_id,
-                            attempt: invoice.retries_requested + 1,
-                            requested_at: at,
-                        }];
-                    }
-                    return vec![];
-                }
-                if at >= since + policy.suspend_after.delta() {
-                    return vec![SubscriptionEvent::SubscriptionSuspended { at }];
-                }
-                vec![]
-            }
-        }
-    }
-
-    fn failure(
-        &self,
-        invoice: &SubscriptionInvoice,
-        reason: String,
-        at: DateTime<Utc>,
-    ) -> Vec<SubscriptionEvent> {
-        let mut events = vec![SubscriptionEvent::InvoicePaymentFailed {
-            invoice_id: invoice.invoice_id,
-            failure: invoice.failures + 1,
-            reason,
-            failed_at: at,
-        }];
-        if matches!(
-            self.status,
-            SubscriptionStatus::Pending | SubscriptionStatus::Active
-        ) {
-            events.push(SubscriptionEvent::SubscriptionPastDue { at });
-        }
-        events
-    }
-
-    fn known_invoice(&self, invoice_id: Uuid) -> Result<&SubscriptionInvoice, DomainError> {
-        self.invoices
-            .get(&invoice_id)
-            .ok_or(DomainError::not_found("invoice"))
-    }
-
-    fn record_payment(
-        &self,
-        invoice_id: Uuid,
-        amount: Decimal,
-        payment_ref: String,
-        at: DateTime<Utc>,
-    ) -> Decision {
-        let invoice = self.known_invoice(invoice_id)?;
-        match invoice.status {
-            InvoiceStatus::Paid => return Ok(vec![]),
-            InvoiceStatus::Void => {
-                return Err(DomainError::invalid_state(
-                    "the invoice was voided with its subscription",
-                ))
-            }
-            InvoiceStatus::Open => {}
-        }
-        if !is_valid_order_amount(amount) || amount != invoice.amount {
-            return Err(DomainError::invalid_state(format!(
-                "a payment of {amount} does not match the invoice's {}",
-                invoice.amount
-            )));
-        }
-        let mut events = vec![SubscriptionEvent::InvoicePaid {
-            invoice_id,
-            amount,
-            payment_ref,
-            paid_at: at,
-        }];
-        // In good standing again once nothing failed is left unpaid (a new
-        // period's invoice not yet due for dunning does not count).
-        let others_failing = self
-            .open_invoices()
-            .any(|i| i.invoice_id != invoice_id && i.failures > 0);
-        if !others_failing
-            && matches!(
-                self.status,
-                SubscriptionStatus::Pending
-                    | SubscriptionStatus::PastDue
-                    | SubscriptionStatus::Suspended
-            )
-        {
-            let resumes_with_period = match (self.status, self.anchor, self.plan.as_ref()) {
-                (SubscriptionStatus::Suspended, Some(anchor), Some(plan)) => self
-                    .next_period
-                    .max(billing::period_index_at(anchor, plan.interval, at)),
-                _ => self.next_period,
-            };
-            events.push(SubscriptionEvent::SubscriptionActivated {
-                at,
-                resumes_with_period,
-            });
-        }
-        Ok(events)
-    }
-
-    fn record_failure(&self, invoice_id: Uuid, reason: String, at: DateTime<Utc>) -> Decision {
-        let invoice = self.known_invoice(invoice_id)?;
-        if invoice.status != InvoiceStatus::Open {
-            // A late report about an invoice settled or voided since.
-            return Ok(vec![]);
-        }
-        let reason: String = reason.chars().take(MAX_REASON).collect();
-        Ok(self.failure(invoice, reason, at))
-    }
-
-    fn cancel(&self, at_period_end: bool, at: DateTime<Utc>) -> Vec<SubscriptionEvent> {
-        if self.status == SubscriptionStatus::Cancelled {
-            return vec![];
-        }
-        if !at_period_end {
-            return self.cancellation(CancelCause::Requested, at);
-        }
-        if self.cancel_at.is_some() {
-            return vec![];
-        }
-        let effective_at = match (self.status, self.current) {
-            (SubscriptionStatus::Trialing, _) => self.anchor.unwrap_or(at),
-            (_, Some(period)) if period.end > at => period.end,
-            _ => at,
-        };
-        vec![SubscriptionEvent::CancellationScheduled { effective_at }]
-    }
-
-    fn change_plan(&self, plan: PlanTerms, invoice_id: Uuid, at: DateTime<Utc>) -> Decision {
-        let Some(current) = self.plan.as_ref() else {
-            return Err(DomainError::not_found("subscription"));
-        };
-        match self.status {
-            SubscriptionStatus::Cancelled | SubscriptionStatus::Suspended => {
-                return Err(DomainError::invalid_state(format!(
-                    "a {} subscription cannot change plan",
-                    self.status.as_str()
-                )))
-            }
-            _ => {}
-        }
-        if plan.plan_id == current.plan_id {
-            return Ok(vec![]);
-        }
-        if plan.interval != current.interval {
-            return Err(DomainError::invalid(
-                "plan_id",
-                format!(
-                    "must bill by the {} like the current plan",
-                    current.interval.as_str()
-                ),
-            ));
-        }
-        let proration = match (self.status, self.current) {
-            (SubscriptionStatus::Trialing, _) => round_cents(Decimal::ZERO),
-            (_, Some(period)) if period.start <= at && at < period.end => {
-                billing::proration(current.price, plan.price, &period, at)
-            }
-            _ => round_cents(Decimal::ZERO),
-        };
-        let mut events = vec![SubscriptionEvent::PlanChanged {
-            from_plan_id: current.plan_id,
-            plan,
-            proration,
-            at,
-        }];
-        if proration > Decimal::ZERO {
-            if self.invoices.contains_key(&invoice_id) {
-                return Err(DomainError::AlreadyExists { what: "invoice" });
-            }
-            events.push(SubscriptionEvent::InvoiceIssued {
-                invoice_id,
-                number: self.issued + 1,
-                kind: InvoiceKind::Proration,
-                period: None,
-                amount: proration,
-                credit_applied: round_cents(Decimal::ZERO),
-                due_at: at,
-            });
-        }
-        Ok(events)
-    }
-}
-
 impl Aggregate for Subscription {
     const TYPE: &'static str = "Subscription";
     type Command = SubscriptionCommand;
@@ -789,7 +300,12 @@ impl Aggregate for Subscription {
                     },
                 );
             }
-            E::InvoicePaid { invoice_id, .. } => {
+            E::InvoicePaid {
+                invoice_id,
+                payment_ref,
+                ..
+            } => {
+                self.payments_seen.insert(payment_ref);
                 if let Some(i) = self.invoices.get_mut(&invoice_id) {
                     i.status = InvoiceStatus::Paid;
                 }
@@ -802,12 +318,17 @@ impl Aggregate for Subscription {
                 invoice_id,
                 failure,
                 failed_at,
+                payment_ref,
                 ..
             } => {
+                self.payments_seen.extend(payment_ref);
                 if let Some(i) = self.invoices.get_mut(&invoice_id) {
                     i.failures = failure;
                 }
                 self.failing_since.get_or_insert(failed_at);
+            }
+            E::InvoicePaymentUnapplied { payment_ref, .. } => {
+                self.payments_seen.insert(payment_ref);
             }
             E::PaymentRetryRequested {
                 invoice_id,

@@ -265,3 +265,18 @@ fn a_won_dispute_undoes_its_opening_account_by_account() {
     }
     assert!(sums.values().all(Decimal::is_zero), "{sums:?}");
 }
+
+#[test]
+fn a_subscription_invoice_books_its_price_as_revenue_balanced_whatever_the_credit() {
+    for (amount, credit) in [(8900, 0), (7350, 1550), (0, 8900), (1, 99)] {
+        let (amount, credit) = (Decimal::new(amount, 2), Decimal::new(credit, 2));
+        let lines = subscriptions::invoice_lines(amount, credit);
+        assert!(is_balanced(&lines), "{amount} + {credit}");
+        let revenue: Decimal = lines
+            .iter()
+            .filter(|l| l.account == subscriptions::SUBSCRIPTION_REVENUE)
+            .map(|l| l.credit)
+            .sum();
+        assert_eq!(revenue, amount + credit);
+    }
+}

@@ -51,6 +51,9 @@ enum Who {
 
 use Who::*;
 
+#[path = "authorization_matrix_subscriptions.rs"]
+mod subscriptions;
+
 const EVERYONE: [Who; 11] = [
     NoToken,
     Expired,
@@ -110,6 +113,13 @@ enum Access {
     /// The payment webhook: authenticated by its signature, not by a JWT.
     /// Without a signature it is 400 whatever bearer token is sent.
     Signature,
+    /// Like `Token`, except that `hidden` principals are answered 404: the
+    /// resource is someone else's and its existence is not told (another
+    /// customer's subscription).
+    Hiding {
+        allowed: &'static [Who],
+        hidden: &'static [Who],
+    },
 }
 
 struct Route {
@@ -129,6 +139,8 @@ struct World {
     marketplace: TwoVendors,
     /// Vendor A's outgoing webhook endpoint.
     endpoint: uuid::Uuid,
+    /// Plans, `customer-a`'s subscription, the order's invoice of vendor A.
+    subscriptions: subscriptions::Resources,
 }
 
 impl World {
@@ -151,10 +163,12 @@ impl World {
             "{:?}",
             registered.body
         );
+        let subscriptions = subscriptions::Resources::new(&app, w.order, vendor_a).await;
         let world = World {
             endpoint: registered.uuid("endpoint_id"),
             app,
             marketplace: w,
+            subscriptions,
         };
         // The read models hold the order (paid) and the vendor's earnings,
         // so that a refusal cannot hide behind a 404 of a lagging model.
@@ -164,6 +178,8 @@ impl World {
             format!("/v1/orders/{}", world.marketplace.order),
             format!("/v1/vendors/{vendor_a}/earnings"),
             format!("/v1/listings/{rental_a}"),
+            format!("/v1/subscriptions/{}", world.subscriptions.subscription),
+            format!("/v1/plans/{}", world.subscriptions.plan),
         ] {
             let answer = world
                 .app
@@ -602,6 +618,11 @@ impl World {
             Token(OWNER_OR_ADMIN),
         );
 
+        // --- Subscriptions and an order's invoice PDF -----------------------
+        for row in self.subscriptions.routes() {
+            add(row.method, row.label, row.path, row.body, row.access);
+        }
+
         // --- No token needed ------------------------------------------------
         for (label, path, optional) in [
             ("GET /health/live", "/health/live", false),
@@ -695,6 +716,11 @@ impl Expect {
                 }
             }
             Access::Token(_) => Expect::Forbidden,
+            Access::Hiding { .. } if who.bad_token() => Expect::Unauthorized,
+            Access::Hiding { hidden, .. } if hidden.contains(&who) => {
+                Expect::Exactly(StatusCode::NOT_FOUND)
+            }
+            Access::Hiding { allowed, .. } => Expect::of(method, Access::Token(allowed), who),
             Access::Public { .. } => Expect::Open,
             Access::Signature => Expect::Exactly(StatusCode::BAD_REQUEST),
         }

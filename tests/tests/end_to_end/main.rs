@@ -46,6 +46,8 @@ mod relay;
 mod shutdown;
 mod stream_history;
 mod strict_input;
+mod subscription_payments;
+mod subscription_queries;
 mod subscriptions;
 mod upcasting;
 mod walkthrough;

@@ -1,0 +1,79 @@
+//! The subscription figures of `GET /v1/analytics/summary` (API.md
+//! "Subscriptions and instalments"), from the subscriptions read model:
+//!
+//! - `active_subscriptions`: subscriptions `active` or `past_due` now
+//!   (paid at least once, neither suspended nor cancelled; trials and
+//!   first invoices not yet paid do not count);
+//! - `mrr`: their plans' prices as a month's worth (a week's price × 52 ÷
+//!   12, a year's ÷ 12), summed and rounded to the cent once;
+//! - `churn_rate`: subscriptions cancelled in `[from, to)` ÷ those running
+//!   in the window (started before `to`, not cancelled before `from`);
+//! - `past_due`: what open invoices with a failed or missing payment still
+//!   owe now.
+//!
+//! `mrr`, `active_subscriptions` and `past_due` are the state now (as of
+//! the read model's position); only churn depends on the window.
+
+use chrono::{DateTime, Utc};
+use ledger_http::money::money;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// What the summary adds for subscriptions.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubscriptionFigures {
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "890.00")]
+    pub mrr: String,
+    pub active_subscriptions: i64,
+    /// Decimal string, 0 to 1.
+    #[schema(example = "0.05")]
+    pub churn_rate: String,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "89.00")]
+    pub past_due: String,
+}
+
+pub async fn figures(
+    pool: &sqlx::PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<SubscriptionFigures, sqlx::Error> {
+    let (active, mrr): (i64, Decimal) = sqlx::query_as(
+        "SELECT count(*),
+                coalesce(sum(CASE billing_interval
+                                 WHEN 'week' THEN price * 52 / 12
+                                 WHEN 'year' THEN price / 12
+                                 ELSE price END), 0)
+           FROM rm_subscriptions WHERE status IN ('active', 'past_due')",
+    )
+    .fetch_one(pool)
+    .await?;
+    let (cancelled, running): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE cancelled_at >= $1 AND cancelled_at < $2),
+                count(*)
+           FROM rm_subscriptions
+          WHERE started_at < $2 AND (cancelled_at IS NULL OR cancelled_at >= $1)",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await?;
+    let past_due: Decimal = sqlx::query_scalar(
+        "SELECT coalesce(sum(amount), 0) FROM rm_subscription_invoices
+          WHERE status = 'open' AND failures > 0",
+    )
+    .fetch_one(pool)
+    .await?;
+    let churn = if running == 0 {
+        Decimal::ZERO
+    } else {
+        (Decimal::from(cancelled) / Decimal::from(running)).round_dp(4)
+    };
+    Ok(SubscriptionFigures {
+        mrr: money(
+            mrr.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero),
+        ),
+        active_subscriptions: active,
+        churn_rate: churn.to_string(),
+        past_due: money(past_due),
+    })
+}
