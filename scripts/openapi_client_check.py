@@ -172,8 +172,25 @@ def main():
     if invoice_id is None:
         fail(f"the paid order got no invoice: {invoices.status_code} {invoices.text[:500]}")
 
+    # A plan (admin) and a customer's subscription to it, for the plan and
+    # subscription queries; read once the read models reached them.
+    plan = call(
+        "post",
+        "/v1/plans",
+        body=models.CreatePlan.from_dict({"name": "Monthly pass", "price": "89.00", "interval": "month"}),
+    )
+    subscription = call(
+        "post",
+        "/v1/subscriptions",
+        as_client=customer,
+        body=models.Subscribe.from_dict({"plan_id": str(plan.plan_id)}),
+    )
+    client = client.with_headers({"Ledger-Min-Position": str(subscription.position)})
+
     # Every query route, through the client, with the ids made above.
     values = {
+        "plan_id": plan.plan_id,
+        "subscription_id": subscription.subscription_id,
         "invoice_id": invoice_id,
         "position": 1,
         "endpoint_id": endpoint.json()["endpoint_id"],

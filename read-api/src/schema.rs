@@ -267,11 +267,10 @@ pub struct AnalyticsSummary {
     pub payment_failures_by_decline_code: Vec<PaymentFailureDeclineCodeCount>,
     /// Payouts requested in the window by status (count and amount).
     pub payouts: Vec<crate::payouts::PayoutsByStatus>,
-    /// Subscriptions `active` or `past_due` now, their plans' prices as a
-    /// month's worth.
+    /// The active subscriptions' plans' prices as a month's worth.
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "890.00")]
     pub mrr: String,
-    /// Subscriptions `active` or `past_due` now.
+    /// Subscriptions `active`, or `past_due` after paying at least once, now.
     pub active_subscriptions: i64,
     /// Subscriptions cancelled in the window ÷ those running in it; decimal
     /// string, 0 to 1.

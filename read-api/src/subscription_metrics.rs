@@ -1,9 +1,9 @@
 //! The subscription figures of `GET /v1/analytics/summary` (API.md
 //! "Subscriptions and instalments"), from the subscriptions read model:
 //!
-//! - `active_subscriptions`: subscriptions `active` or `past_due` now
-//!   (paid at least once, neither suspended nor cancelled; trials and
-//!   first invoices not yet paid do not count);
+//! - `active_subscriptions`: subscriptions `active`, or `past_due` after
+//!   paying at least one invoice, now (neither suspended nor cancelled;
+//!   trials and subscriptions that never paid do not count);
 //! - `mrr`: their plans' prices as a month's worth (a week's price × 52 ÷
 //!   12, a year's ÷ 12), summed and rounded to the cent once;
 //! - `churn_rate`: subscriptions cancelled in `[from, to)` ÷ those running
@@ -43,7 +43,12 @@ pub async fn figures(
                                  WHEN 'week' THEN price * 52 / 12
                                  WHEN 'year' THEN price / 12
                                  ELSE price END), 0)
-           FROM rm_subscriptions WHERE status IN ('active', 'past_due')",
+           FROM rm_subscriptions s
+          WHERE s.status = 'active'
+             OR (s.status = 'past_due'
+                 AND EXISTS (SELECT 1 FROM rm_subscription_invoices i
+                              WHERE i.subscription_id = s.subscription_id
+                                AND i.status = 'paid'))",
     )
     .fetch_one(pool)
     .await?;

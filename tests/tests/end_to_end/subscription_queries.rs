@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use ledger_tests::pipeline::settle;
-use ledger_tests::webhooks::SUCCEEDED;
+use ledger_tests::webhooks::{FAILED, SUCCEEDED};
 use ledger_tests::TestApp;
 use projectors::rebuild::{differences, rebuild_into};
 use reqwest::StatusCode;
@@ -106,8 +106,13 @@ async fn subscriptions_are_read_by_their_customer_and_admins_with_their_invoices
         )
         .await
         .expect(StatusCode::OK);
-    // c-2 leaves its first invoice unpaid; c-3 pays.
-    let (second, _) = subscribe(&app, "c-2", &monthly).await;
+    // c-2's first charge is declined (past due, never paid); c-3 pays.
+    let (second, second_invoice) = subscribe(&app, "c-2", &monthly).await;
+    let declined = app
+        .invoice_webhook("evt_4", FAILED, second_invoice, 8900)
+        .await;
+    assert_eq!(declined.status, StatusCode::OK, "{}", declined.body);
+    assert_eq!(declined.body["subscription_status"], "past_due");
     let (third, third_invoice) = subscribe(&app, "c-3", &monthly).await;
     let last = pay(&app, "evt_3", third_invoice, 8900).await;
     let at = Some(last.max(cancelled["position"].as_i64().expect("position")));
@@ -184,7 +189,8 @@ async fn subscriptions_are_read_by_their_customer_and_admins_with_their_invoices
         .get_at("/v1/subscriptions", &app.customer("c-2"), at)
         .await;
     assert_eq!(ids(&own), [second], "{}", own.body);
-    assert_eq!(own.body["items"][0]["status"], "pending");
+    assert_eq!(own.body["items"][0]["status"], "past_due");
+    assert_eq!(own.body["items"][0]["invoices"][0]["failures"], 1);
     let all = app.get("/v1/subscriptions?limit=2", &app.admin()).await;
     assert_eq!(ids(&all).len(), 2, "{}", all.body);
     let cursor = all.body["next_cursor"].as_str().expect("a next page");
@@ -208,8 +214,9 @@ async fn subscriptions_are_read_by_their_customer_and_admins_with_their_invoices
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
-    // Analytics: c-3 active at 89.00 a month; one of three cancelled; the
-    // unpaid first invoice of c-2 has not failed yet, so nothing past due.
+    // Analytics: c-3 active at 89.00 a month (c-2, past due without ever
+    // paying, is not); one of three cancelled; c-2's declined invoice is
+    // past due.
     let summary = app
         .get_at("/v1/analytics/summary", &app.analyst(), at)
         .await;
@@ -217,7 +224,7 @@ async fn subscriptions_are_read_by_their_customer_and_admins_with_their_invoices
     assert_eq!(summary.body["mrr"], "89.00", "{}", summary.body);
     assert_eq!(summary.body["active_subscriptions"], 1);
     assert_eq!(summary.body["churn_rate"], "0.3333");
-    assert_eq!(summary.body["past_due"], "0.00");
+    assert_eq!(summary.body["past_due"], "89.00");
 
     // The books balance, and owe exactly c-2's open invoice.
     let balance = app
