@@ -231,6 +231,8 @@ enum Change {
 struct OrderState {
     priced: PricedOrder,
     allocated: bool,
+    /// What refunds took of each vendor's part.
+    refunded: BTreeMap<Uuid, domain::Taken>,
     /// Placed in this batch (inserted), else only `allocated` may change.
     placed: bool,
     changed: bool,
@@ -284,20 +286,23 @@ async fn load_orders(
     if order_ids.is_empty() {
         return Ok(orders);
     }
-    let rows: Vec<(Uuid, serde_json::Value, bool)> = sqlx::query_as(
-        "SELECT order_id, priced, allocated FROM ledger_orders WHERE order_id = ANY($1)",
+    let rows: Vec<(Uuid, serde_json::Value, bool, serde_json::Value)> = sqlx::query_as(
+        "SELECT order_id, priced, allocated, refunded FROM ledger_orders WHERE order_id = ANY($1)",
     )
     .bind(order_ids)
     .fetch_all(&mut *tx)
     .await?;
-    for (order_id, priced, allocated) in rows {
+    for (order_id, priced, allocated, refunded) in rows {
         let priced = serde_json::from_value(priced)
+            .map_err(|e| Error::Other(format!("ledger order {order_id}: {e}")))?;
+        let refunded = serde_json::from_value(refunded)
             .map_err(|e| Error::Other(format!("ledger order {order_id}: {e}")))?;
         orders.insert(
             order_id,
             Some(OrderState {
                 priced,
                 allocated,
+                refunded,
                 placed: false,
                 changed: false,
             }),
@@ -461,7 +466,8 @@ impl Journal {
             .execute(&mut *tx)
             .await?;
         }
-        let (mut ids, mut priced, mut allocated) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ids, mut priced, mut allocated, mut refunded) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (order_id, state) in &self.orders {
             let Some(state) = state.as_ref().filter(|s| s.placed || s.changed) else {
                 continue;
@@ -472,19 +478,25 @@ impl Journal {
                     .map_err(|e| Error::Other(format!("ledger order {order_id}: {e}")))?,
             );
             allocated.push(state.allocated);
+            refunded.push(
+                serde_json::to_value(&state.refunded)
+                    .map_err(|e| Error::Other(format!("ledger order {order_id}: {e}")))?,
+            );
         }
         if !ids.is_empty() {
-            // New orders are inserted; known ones change `allocated`, and
-            // `priced` when a booking change was confirmed.
+            // New orders are inserted; known ones change `allocated`,
+            // `priced` when a booking change was confirmed, and `refunded`.
             sqlx::query(
-                "INSERT INTO ledger_orders (order_id, priced, allocated)
-                 SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::bool[])
+                "INSERT INTO ledger_orders (order_id, priced, allocated, refunded)
+                 SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::bool[], $4::jsonb[])
                  ON CONFLICT (order_id) DO UPDATE
-                    SET allocated = EXCLUDED.allocated, priced = EXCLUDED.priced",
+                    SET allocated = EXCLUDED.allocated, priced = EXCLUDED.priced,
+                        refunded = EXCLUDED.refunded",
             )
             .bind(&ids)
             .bind(&priced)
             .bind(&allocated)
+            .bind(&refunded)
             .execute(&mut *tx)
             .await?;
         }

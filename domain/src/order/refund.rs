@@ -76,31 +76,23 @@ pub struct RefundPart {
 }
 
 impl PricedOrder {
-    /// The order as it stands once a refund took `parts`: each line's,
-    /// each vendor part's and the order's sums less what was given back.
-    /// The ledger keeps this, so that a later cancellation reverses only
-    /// what the order still holds.
-    pub fn take_refund(&mut self, parts: &[RefundPart]) {
-        for part in parts {
-            for taken in &part.lines {
-                if let Some(line) = self.lines.iter_mut().find(|l| l.line_id == taken.line_id) {
-                    line.subtotal = crate::money::round_cents(line.subtotal - taken.subtotal);
-                    line.tax = crate::money::round_cents(line.tax - taken.tax);
-                }
+    /// The order as it stands once refunds took `taken` of its vendor
+    /// parts: each part's and the order's sums less what was given back
+    /// (lines are left as priced). What a cancellation after refunds
+    /// reverses in the ledger.
+    pub fn less_taken(&self, taken: &BTreeMap<Uuid, Taken>) -> PricedOrder {
+        let mut left = self.clone();
+        for (vendor_id, t) in taken {
+            if let Some(v) = left.vendors.iter_mut().find(|v| v.vendor_id == *vendor_id) {
+                v.subtotal = crate::money::round_cents(v.subtotal - t.subtotal);
+                v.platform_fee = crate::money::round_cents(v.platform_fee - t.fee);
+                v.net = crate::money::round_cents(v.net - t.net);
             }
-            if let Some(v) = self
-                .vendors
-                .iter_mut()
-                .find(|v| v.vendor_id == part.vendor_id)
-            {
-                v.subtotal = crate::money::round_cents(v.subtotal - part.subtotal);
-                v.platform_fee = crate::money::round_cents(v.platform_fee - part.fee_reversed);
-                v.net = crate::money::round_cents(v.net - part.net_reversed);
-            }
-            self.subtotal = crate::money::round_cents(self.subtotal - part.subtotal);
-            self.tax = crate::money::round_cents(self.tax - part.tax);
-            self.total = crate::money::round_cents(self.total - part.amount);
+            left.subtotal = crate::money::round_cents(left.subtotal - t.subtotal);
+            left.tax = crate::money::round_cents(left.tax - t.tax);
+            left.total = crate::money::round_cents(left.total - t.subtotal - t.tax);
         }
+        left
     }
 }
 
@@ -116,7 +108,8 @@ pub struct Taken {
 }
 
 impl Taken {
-    pub(super) fn add_part(&mut self, part: &RefundPart) {
+    /// Adds what a refund (or a lost dispute) took of a vendor's part.
+    pub fn add_part(&mut self, part: &RefundPart) {
         self.subtotal += part.subtotal;
         self.tax += part.tax;
         self.fee += part.fee_reversed;

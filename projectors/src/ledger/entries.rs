@@ -24,6 +24,7 @@ pub(super) fn apply_order(
             *slot = Some(OrderState {
                 priced,
                 allocated: false,
+                refunded: BTreeMap::new(),
                 placed: true,
                 changed: false,
             });
@@ -60,12 +61,19 @@ pub(super) fn apply_order(
                 state.allocated = false;
                 state.changed = true;
                 let priced = state.priced.clone();
-                journal.post(event, order, "order_cancelled", reversal(&priced))?;
+                let refunded = state.refunded.clone();
+                // Refunds already gave part back: reverse what is left, and
+                // the order leaves the vendor's earnings whole (its refunded
+                // net with it).
+                let left = priced.less_taken(&refunded);
+                journal.post(event, order, "order_cancelled", reversal(&left))?;
                 for split in &priced.vendors {
+                    let taken = refunded.get(&split.vendor_id).copied().unwrap_or_default();
                     let e = journal.earnings(split.vendor_id);
                     subtract(&mut e.gross, split.subtotal, event)?;
                     subtract(&mut e.platform_fees, split.platform_fee, event)?;
-                    subtract(&mut e.pending, split.net, event)?;
+                    subtract(&mut e.pending, split.net - taken.net, event)?;
+                    subtract(&mut e.refunded, taken.net, event)?;
                 }
             }
         }

@@ -125,7 +125,9 @@ pub(super) fn apply_order_money(
             }
             // A later cancellation reverses only what the order still holds.
             let state = journal.order(event, order_id)?;
-            state.priced.take_refund(parts);
+            for p in parts {
+                state.refunded.entry(p.vendor_id).or_default().add_part(p);
+            }
             state.changed = true;
         }
         OrderEvent::PaymentUnapplied { amount, .. } => journal.post(

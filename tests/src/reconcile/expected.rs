@@ -64,6 +64,11 @@ pub(super) struct OrderFacts {
     /// The payment is allocated to tax, deposits, fees and vendors.
     pub(super) allocated: bool,
     pub(super) refunded: Decimal,
+    /// What refunds (`RefundRecorded`) took: goods and tax, tax, and per
+    /// vendor (fee, net); a cancellation after them reverses the rest.
+    pub(super) taken_amount: Decimal,
+    pub(super) taken_tax: Decimal,
+    pub(super) taken: BTreeMap<Uuid, (Decimal, Decimal)>,
     /// Vendors whose part was fulfilled, with the net the order said.
     pub(super) fulfilled: BTreeMap<Uuid, Decimal>,
 }
@@ -179,6 +184,9 @@ pub(super) fn parse_order(payload: &Value) -> anyhow::Result<OrderFacts> {
         status: Status::Placed,
         allocated: false,
         refunded: Decimal::ZERO,
+        taken_amount: Decimal::ZERO,
+        taken_tax: Decimal::ZERO,
+        taken: BTreeMap::new(),
         fulfilled: BTreeMap::new(),
     })
 }
@@ -364,11 +372,25 @@ impl Expected {
             }
             "OrderCancelled" => {
                 if order.allocated {
-                    let reversal: Vec<_> = Self::allocation(&order)
+                    // Refunds gave part back already: the rest is reversed,
+                    // and the refunds' tax and fees leave the sums of
+                    // reversals with the order (it no longer counts).
+                    let mut left = order.clone();
+                    left.total -= order.taken_amount;
+                    left.tax -= order.taken_tax;
+                    for v in &mut left.vendors {
+                        let (fee, net) = order.taken.get(&v.vendor_id).copied().unwrap_or_default();
+                        v.fee -= fee;
+                        v.net -= net;
+                    }
+                    let reversal: Vec<_> = Self::allocation(&left)
                         .into_iter()
                         .map(|(a, d, c)| (a, c, d))
                         .collect();
                     self.post(position, &reversal);
+                    self.money.tax_reversed -= order.taken_tax;
+                    self.money.fees_reversed -= order.taken.values().map(|t| t.0).sum::<Decimal>();
+                    self.money.cancelled_after_refunds += order.taken_amount;
                 }
                 let o = self.orders.get_mut(&order_id).expect("known order");
                 o.allocated = false;

@@ -47,6 +47,9 @@ pub struct MoneyPaths {
     pub available: BTreeMap<Uuid, Decimal>,
     /// Balance (debit − credit) of `vendor_reversals`.
     pub clearing: Decimal,
+    /// What refunds took of orders cancelled after them (goods and tax):
+    /// the cancellation's reversal no longer takes it from customer funds.
+    pub cancelled_after_refunds: Decimal,
 }
 
 struct Part {
@@ -91,11 +94,19 @@ impl Expected {
             "RefundRecorded" => {
                 let amount = field(payload, "amount")?;
                 self.money.partial_refunds += amount;
+                let parts = parts(payload, "parts")?;
                 if let Some(order) = self.orders.get_mut(&order_id) {
                     order.refunded += amount;
+                    order.taken_amount += amount;
+                    for p in &parts {
+                        order.taken_tax += p.tax;
+                        let t = order.taken.entry(p.vendor_id).or_default();
+                        t.0 += p.fee;
+                        t.1 += p.net;
+                    }
                 }
                 let mut lines = vec![(CASH.to_owned(), zero, amount)];
-                for p in parts(payload, "parts")? {
+                for p in parts {
                     self.money.tax_reversed += p.tax;
                     self.money.fees_reversed += p.fee;
                     *self
@@ -281,7 +292,10 @@ impl Expected {
             m.unapplied_in - m.unapplied_refunded - m.partial_refunds - m.disputes_opened
                 + m.disputes_won,
         );
-        change(CUSTOMER_FUNDS, -m.unapplied_applied);
+        change(
+            CUSTOMER_FUNDS,
+            -m.unapplied_applied + m.cancelled_after_refunds,
+        );
         change(
             UNAPPLIED,
             -(m.unapplied_in - m.unapplied_applied - m.unapplied_refunded),

@@ -455,6 +455,23 @@ async fn run_order(
     }
     match plan.payment {
         Payment::CancelledUnpaid | Payment::CancelledPaid => {
+            if let (Payment::CancelledPaid, After::Refund { percent, .. }) =
+                (plan.payment, plan.after)
+            {
+                // Refunded in part first: the cancellation refunds the rest.
+                let goods =
+                    minor_units(decimal(&order.body["subtotal"]) + decimal(&order.body["tax"]));
+                let amount = (goods * percent / 100).max(1);
+                let path = format!("/v1/orders/{order_id}/refunds");
+                let body = json!({"amount": cents(amount), "reason": "goodwill"});
+                let refunded = post(app, &path, &app.admin(), body).await;
+                expect(
+                    &refunded,
+                    StatusCode::CREATED,
+                    "refund before a cancellation",
+                );
+                Tally::bump(&tally.refunds);
+            }
             let path = format!("/v1/orders/{order_id}/cancel");
             let cancelled = post(app, &path, &customer, json!({"reason": "changed my mind"})).await;
             expect(&cancelled, StatusCode::OK, "cancel");
