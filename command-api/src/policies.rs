@@ -12,8 +12,9 @@
 //! - a refund or dispute of a fulfilled part → take its net back from the
 //!   vendor (a won dispute: give it back).
 //! - order confirmed → one invoice per vendor part (`invoicing`); a refund
-//!   (`RefundRecorded`), or a cancellation's refund of a confirmed order
-//!   (`RefundIssued`) → a credit note per vendor part it touched.
+//!   (`RefundRecorded`), a cancellation's refund of a confirmed order
+//!   (`RefundIssued`) or a booking change that made a line cheaper
+//!   (`AdjustmentConfirmed`) → a credit note per vendor part it touched.
 //!
 //! Each decision reads the aggregates' current state, not the (possibly
 //! old) event, and every command is idempotent, so redelivery and the
@@ -224,6 +225,30 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
                     .execute(&vendor_id.to_string(), command, &context, "CreditDamage")
                     .await?;
             }
+        }
+        // A booking change that made the line cheaper gave money back: a
+        // credit note of what it took off the invoiced price (the change's
+        // id stands for the refund).
+        OrderEvent::AdjustmentConfirmed { adjustment, .. }
+            if adjustment.amount_due < rust_decimal::Decimal::ZERO =>
+        {
+            let part = domain::RefundPart {
+                vendor_id: adjustment.vendor_id,
+                lines: vec![domain::RefundLine {
+                    line_id: adjustment.line_id,
+                    subtotal: -adjustment.subtotal,
+                    tax: -adjustment.tax,
+                }],
+                amount: -adjustment.amount_due,
+                subtotal: -adjustment.subtotal,
+                tax: -adjustment.tax,
+                fee_reversed: -adjustment.platform_fee,
+                net_reversed: -adjustment.net,
+                from_pending: -adjustment.net,
+                from_available: rust_decimal::Decimal::ZERO,
+            };
+            let refund_id = adjustment.adjustment_id;
+            credit_refund_parts(app, &context, order_id, refund_id, &[part]).await?;
         }
         OrderEvent::VendorPartFulfilled { vendor_id, net } => {
             earnings::credit_fulfilled_part(app, &context, order_id, vendor_id, net).await?;

@@ -266,5 +266,40 @@ async fn a_cheaper_reschedule_and_a_cancellation_are_refunded_by_the_listing_pol
     assert_eq!(earnings.available, dec("13.50"), "{earnings:?}");
     let trial = assert_balanced(&app, position(&cancelled)).await;
     assert_eq!(account(&trial, "deposits_held"), dec("0.00"));
+    // The invoice of 40.00, a credit note of the 10.00 the reschedule
+    // gave back, and one of the 15.00 the cancellation gave back.
+    let head = ledger_tests::pipeline::settle(&app, std::time::Duration::from_secs(60))
+        .await
+        .expect("the read models settle");
+    let documents = app
+        .get_at(
+            &format!("/v1/orders/{order_id}/invoices"),
+            &app.admin(),
+            Some(head),
+        )
+        .await;
+    assert_eq!(documents.status, StatusCode::OK, "{:?}", documents.body);
+    let kinds_and_totals: Vec<(String, String)> = documents
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or_default().to_owned(),
+                d["total"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds_and_totals,
+        [
+            ("invoice".to_owned(), "40.00".to_owned()),
+            ("credit_note".to_owned(), "10.00".to_owned()),
+            ("credit_note".to_owned(), "15.00".to_owned()),
+        ],
+        "{:?}",
+        documents.body
+    );
     app.stop().await;
 }
