@@ -378,9 +378,11 @@ fn run(rental: bool, initial: u32, ops: Vec<Op>, snapshot_at: usize) {
             (InventoryCommand::SetUnits { units, .. }, true) => {
                 let cap = *units;
                 // The same units again is a no-op, even with a unit out
-                // past its end.
+                // past its end; more units never undercut anything (a
+                // whole-listing blackout over an overdue unit may already
+                // count more in use than there are units).
                 Some(
-                    cap == units_of(&inv)
+                    cap >= units_of(&inv)
                         || (now..SLOTS + 10)
                             .all(|s| slot_use(&inv, s, Some(now), None, cap) <= cap),
                 )
