@@ -475,12 +475,15 @@ async fn run_order(
             let path = format!("/v1/orders/{order_id}/cancel");
             let cancelled = post(app, &path, &customer, json!({"reason": "changed my mind"})).await;
             expect(&cancelled, StatusCode::OK, "cancel");
-            let (status, counter) = if plan.payment == Payment::CancelledPaid {
-                ("refunded", &tally.cancelled_paid)
+            let (statuses, counter): (&[&str], _) = if plan.payment == Payment::CancelledPaid {
+                // `cancelled` when refunds before it and the policy's tier
+                // left nothing to give back (the checker sees the money).
+                (&["refunded", "cancelled"], &tally.cancelled_paid)
             } else {
-                ("cancelled", &tally.cancelled_unpaid)
+                (&["cancelled"], &tally.cancelled_unpaid)
             };
-            assert_eq!(cancelled.body["status"], status, "{:?}", cancelled.body);
+            let status = cancelled.body["status"].as_str().unwrap_or_default();
+            assert!(statuses.contains(&status), "{:?}", cancelled.body);
             Tally::bump(counter);
         }
         p if p.is_paid() && plan.fulfil => {
