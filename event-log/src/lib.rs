@@ -18,7 +18,9 @@ pub mod statements;
 pub mod stored;
 pub mod typed;
 
-pub use statements::append::{append, latest, upsert_snapshot, Latest, NewEvents};
+pub use statements::append::{
+    append, append_joint, latest, upsert_snapshot, AppendPart, Latest, NewEvents,
+};
 pub use stored::{RawEvent, StoredEvent};
 pub use typed::{Aggregate, Event};
 

@@ -26,29 +26,43 @@ pub async fn run(
         .await
     {
         Err(CommandError::Rejected(DomainError::NotFound { what: "inventory" })) => {
-            let terms = listing
-                .terms()
-                .ok_or(DomainError::NotFound { what: "listing" })?;
-            let init = InventoryCommand::Initialize {
-                listing_id,
-                capacity: capacity_of(terms),
-            };
-            match app
-                .inventory
-                .execute(&id, init, context, "InitializeInventory")
-                .await
-            {
-                // Set up by another command first.
-                Ok(_)
-                | Err(
-                    CommandError::Rejected(DomainError::AlreadyExists { .. })
-                    | CommandError::Conflict,
-                ) => {}
-                Err(err) => return Err(err),
-            }
+            set_up(app, context, listing, listing_id).await?;
             app.inventory.execute(&id, command, context, name).await
         }
         other => other,
+    }
+}
+
+/// Sets up the listing's inventory from its terms (done already: no-op).
+pub async fn set_up(
+    app: &CommandApp,
+    context: &CommandContext,
+    listing: &Listing,
+    listing_id: Uuid,
+) -> Result<(), CommandError> {
+    let terms = listing
+        .terms()
+        .ok_or(DomainError::NotFound { what: "listing" })?;
+    let init = InventoryCommand::Initialize {
+        listing_id,
+        capacity: capacity_of(terms),
+    };
+    match app
+        .inventory
+        .execute(
+            &listing_id.to_string(),
+            init,
+            context,
+            "InitializeInventory",
+        )
+        .await
+    {
+        // Set up by another command first.
+        Ok(_)
+        | Err(CommandError::Rejected(DomainError::AlreadyExists { .. }) | CommandError::Conflict) => {
+            Ok(())
+        }
+        Err(err) => Err(err),
     }
 }
 

@@ -3,13 +3,13 @@
 //! 1. validate the items and read each listing's current terms from its
 //!    aggregate (never from a read model), and each vendor's own platform
 //!    fee rate from the Vendor aggregate (API.md "Money": new orders only);
-//! 2. write the order's hold deadline, so that holds stranded by a crash are
-//!    found and expired by the sweeper;
-//! 3. hold each line's units in a fixed order (by listing, then line), so
-//!    that two orders over the same listings cannot starve each other;
-//! 4. if any line cannot be held, release what was held and answer 409
-//!    naming every conflicting line;
-//! 5. record the order.
+//! 2. decide the order (its own rules need no hold);
+//! 3. write the order's hold deadline, so that the sweeper expires its holds
+//!    if it is never paid;
+//! 4. hold each line's units (in a fixed order: by listing, then line) and
+//!    record the order in one transaction: a crash leaves both or neither
+//!    (issue 18), and a line that cannot be held records nothing and
+//!    answers 409 naming every conflicting line.
 
 use std::collections::HashMap;
 
@@ -23,7 +23,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::inventory;
-use crate::bus::CommandError;
+use crate::bus::{CommandError, JointOutcome};
 use crate::context::CommandContext;
 use crate::deadlines::{Deadline, DeadlineHold};
 use crate::CommandApp;
@@ -91,70 +91,8 @@ pub async fn place_order(
         + chrono::Duration::from_std(app.config.hold_ttl)
             .map_err(|_| CommandError::internal("hold TTL out of range"))?;
 
-    // Holds in a fixed order: by listing, then by the line's place.
-    let mut hold_order: Vec<usize> = (0..lines.len()).collect();
-    hold_order.sort_by_key(|&i| (lines[i].input.listing_id, i));
-
-    record_deadline(app, order_id, &lines, hold_expires_at).await?;
-
-    let mut held = Vec::new();
-    let mut conflicts = Vec::new();
-    let mut invalid: Vec<(usize, FieldError)> = Vec::new();
-    let mut failure = None;
-    for &i in &hold_order {
-        let line = &lines[i];
-        let listing = &listings[&line.input.listing_id];
-        let command = InventoryCommand::PlaceHold {
-            hold_id: line.input.hold_id,
-            order_id,
-            request: line.request,
-            expires_at: hold_expires_at,
-            now: placed_at,
-        };
-        match inventory::run(
-            app,
-            context,
-            listing,
-            line.input.listing_id,
-            command,
-            "PlaceHold",
-        )
-        .await
-        {
-            Ok(_) => held.push(i),
-            Err(CommandError::Rejected(DomainError::Unavailable { conflicts: found })) => {
-                conflicts.extend(found)
-            }
-            // The listing's schedule refused the period: named per item.
-            Err(CommandError::Rejected(DomainError::Validation { errors })) => {
-                invalid.extend(errors.into_iter().map(|mut e| {
-                    e.field = format!("items[{i}].{}", e.field);
-                    (i, e)
-                }))
-            }
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
-        }
-    }
-
-    if failure.is_some() || !conflicts.is_empty() || !invalid.is_empty() {
-        release_holds(app, context, &lines, &held, "order placement failed").await;
-        settle_deadline(app, order_id).await;
-        if failure.is_none() && !invalid.is_empty() {
-            invalid.sort_by_key(|(i, _)| *i);
-            let errors = invalid.into_iter().map(|(_, e)| e).collect();
-            return Err(DomainError::Validation { errors }.into());
-        }
-        return Err(failure.unwrap_or_else(|| {
-            DomainError::Unavailable {
-                conflicts: conflicts_in_item_order(conflicts, &body.items),
-            }
-            .into()
-        }));
-    }
-
+    // The order is decided first (its rules need no hold), then recorded
+    // in the same transaction as its holds: both or neither.
     let command = OrderCommand::Place {
         order_id,
         customer_id: context.principal.subject.clone(),
@@ -165,26 +103,44 @@ pub async fn place_order(
         hold_expires_at,
         placed_at,
     };
-    let committed = match app
+    let prepared = app
         .orders
-        .execute_new(&order_id.to_string(), command, context, "PlaceOrder")
-        .await
-    {
-        Ok(committed) => committed,
-        Err(err) => {
-            release_holds(app, context, &lines, &held, "order placement failed").await;
-            settle_deadline(app, order_id).await;
-            return Err(err);
-        }
-    };
-    let priced = committed
-        .events
+        .prepare_new(&order_id.to_string(), command, context, "PlaceOrder")
+        .await?;
+    let priced = prepared
+        .events()
         .iter()
-        .find_map(|e| match &e.payload {
+        .find_map(|e| match e {
             OrderEvent::OrderPlaced { priced, .. } => Some(priced.clone()),
             _ => None,
         })
-        .ok_or_else(|| CommandError::internal("order placement recorded no OrderPlaced"))?;
+        .ok_or_else(|| CommandError::internal("order placement decided no OrderPlaced"))?;
+
+    record_deadline(app, order_id, &lines, hold_expires_at).await?;
+    let held = match hold_with_order(
+        app,
+        context,
+        &listings,
+        &lines,
+        order_id,
+        hold_expires_at,
+        placed_at,
+        prepared.companion(),
+    )
+    .await
+    {
+        Ok(positions) => positions,
+        Err(err) => {
+            settle_deadline(app, order_id).await;
+            return Err(match err {
+                Refused::Lines { conflicts, invalid } => {
+                    refusal(conflicts, invalid, &body.items).into()
+                }
+                Refused::Failed(err) => err,
+            });
+        }
+    };
+    let committed = app.orders.adopt(prepared, &held);
     Ok(PlacedOrder {
         order_id,
         currency: app.config.currency.clone(),
@@ -192,6 +148,138 @@ pub async fn place_order(
         hold_expires_at,
         position: committed.position,
     })
+}
+
+/// Why no hold (and so no order) was recorded.
+enum Refused {
+    /// Lines the inventories refused: taken units, or periods their
+    /// schedules do not allow (by the item's place).
+    Lines {
+        conflicts: Vec<Conflict>,
+        invalid: Vec<(usize, FieldError)>,
+    },
+    Failed(CommandError),
+}
+
+/// The answer to refused lines: the schedule's rules first (422), else the
+/// conflicts in the order of the items (409).
+fn refusal(
+    conflicts: Vec<Conflict>,
+    mut invalid: Vec<(usize, FieldError)>,
+    items: &[OrderItem],
+) -> DomainError {
+    if invalid.is_empty() {
+        return DomainError::Unavailable {
+            conflicts: conflicts_in_item_order(conflicts, items),
+        };
+    }
+    invalid.sort_by_key(|(i, _)| *i);
+    DomainError::Validation {
+        errors: invalid.into_iter().map(|(_, e)| e).collect(),
+    }
+}
+
+/// Holds every line's units and records the order (`order`, its events
+/// decided) in one transaction, answering the order's positions. One line
+/// goes through its inventory's worker, which batches a hot listing's
+/// orders; several are decided together on fresh loads of their
+/// inventories. An inventory never set up is set up from its listing's
+/// terms, and the holds tried again.
+#[allow(clippy::too_many_arguments)]
+async fn hold_with_order(
+    app: &CommandApp,
+    context: &CommandContext,
+    listings: &HashMap<Uuid, Listing>,
+    lines: &[PlannedLine],
+    order_id: Uuid,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    order: std::sync::Arc<dyn crate::bus::Companion>,
+) -> Result<Vec<i64>, Refused> {
+    let place = |line: &PlannedLine| InventoryCommand::PlaceHold {
+        hold_id: line.input.hold_id,
+        order_id,
+        request: line.request,
+        expires_at,
+        now,
+    };
+    // Holds in a fixed order: by listing, then by the line's place, so that
+    // two orders over the same listings decide alike.
+    let mut hold_order: Vec<usize> = (0..lines.len()).collect();
+    hold_order.sort_by_key(|&i| (lines[i].input.listing_id, i));
+    let mut set_up = false;
+    loop {
+        let refusals: Vec<(usize, DomainError)> = if let [only] = lines {
+            match app
+                .inventory
+                .execute_with_companion(
+                    &only.input.listing_id.to_string(),
+                    place(only),
+                    order.clone(),
+                    context,
+                    "PlaceHold",
+                )
+                .await
+            {
+                Ok(committed) => return Ok(committed.companion_positions),
+                Err(CommandError::Rejected(rejection)) => vec![(0, rejection)],
+                Err(err) => return Err(Refused::Failed(err)),
+            }
+        } else {
+            let commands = hold_order
+                .iter()
+                .map(|&i| (lines[i].input.listing_id.to_string(), place(&lines[i])))
+                .collect();
+            match app
+                .inventory
+                .execute_joint(commands, order.clone(), context, "PlaceHold")
+                .await
+            {
+                Ok(JointOutcome::Committed {
+                    companion_positions,
+                    ..
+                }) => return Ok(companion_positions),
+                Ok(JointOutcome::Rejected(found)) => hold_order
+                    .iter()
+                    .zip(found)
+                    .filter_map(|(&i, rejection)| rejection.map(|r| (i, r)))
+                    .collect(),
+                Err(err) => return Err(Refused::Failed(err)),
+            }
+        };
+
+        let missing: Vec<Uuid> = refusals
+            .iter()
+            .filter(|(_, r)| matches!(r, DomainError::NotFound { what: "inventory" }))
+            .map(|(i, _)| lines[*i].input.listing_id)
+            .collect();
+        if !missing.is_empty() && !set_up {
+            set_up = true;
+            for listing_id in missing {
+                inventory::set_up(app, context, &listings[&listing_id], listing_id)
+                    .await
+                    .map_err(Refused::Failed)?;
+            }
+            continue;
+        }
+
+        let mut conflicts = Vec::new();
+        let mut invalid = Vec::new();
+        for (i, rejection) in refusals {
+            match rejection {
+                DomainError::Unavailable { conflicts: found } => conflicts.extend(found),
+                // The listing's schedule refused the period: named per item.
+                DomainError::Validation { errors } => {
+                    invalid.extend(errors.into_iter().map(|mut e| {
+                        e.field = format!("items[{i}].{}", e.field);
+                        (i, e)
+                    }))
+                }
+                other => return Err(Refused::Failed(other.into())),
+            }
+        }
+        return Err(Refused::Lines { conflicts, invalid });
+    }
 }
 
 async fn load_listings(
@@ -402,34 +490,5 @@ async fn record_deadline(
 pub async fn settle_deadline(app: &CommandApp, order_id: Uuid) {
     if let Err(err) = app.deadlines.settle(order_id, app.clock.now()).await {
         tracing::warn!(%order_id, error = %err, "could not settle the hold deadline");
-    }
-}
-
-async fn release_holds(
-    app: &CommandApp,
-    context: &CommandContext,
-    lines: &[PlannedLine],
-    held: &[usize],
-    reason: &str,
-) {
-    for &i in held {
-        let line = &lines[i];
-        let command = InventoryCommand::ReleaseHold {
-            hold_id: line.input.hold_id,
-            reason: reason.to_owned(),
-        };
-        if let Err(err) = app
-            .inventory
-            .execute(
-                &line.input.listing_id.to_string(),
-                command,
-                context,
-                "ReleaseHold",
-            )
-            .await
-        {
-            // The hold expires on its own; the sweeper finds it by its deadline.
-            tracing::warn!(hold_id = %line.input.hold_id, error = %err, "could not release a hold");
-        }
     }
 }

@@ -250,8 +250,8 @@ impl Marketplace {
 }
 
 #[tokio::test]
-async fn a_saga_that_cannot_hold_one_line_releases_the_lines_it_held_and_answers_the_conflicts_in_item_order(
-) {
+async fn an_order_that_cannot_hold_one_line_holds_nothing_and_answers_the_conflicts_in_item_order()
+{
     // Given two single-unit listings booked for 1–3 February, and a free one.
     let market = Marketplace::new().await;
     let first = market.rental_listing(1, true).await;
@@ -282,12 +282,46 @@ async fn a_saga_that_cannot_hold_one_line_releases_the_lines_it_held_and_answers
     };
     let named: Vec<Uuid> = conflicts.iter().map(|c| c.listing_id).collect();
     assert_eq!(named, vec![second, first]);
-    // the free listing's hold is released again, and no order is recorded.
-    assert_eq!(
-        market.inventory_events(free),
-        vec!["InventoryInitialized", "HoldPlaced", "HoldReleased"]
-    );
+    // the free listing holds nothing (the holds and the order are recorded
+    // together or not at all), and no order is recorded.
+    assert_eq!(market.inventory_events(free), vec!["InventoryInitialized"]);
     assert_eq!(market.memory.orders.len(), orders_before);
+}
+
+#[tokio::test]
+async fn an_order_is_recorded_with_its_holds_on_one_listing_and_on_several() {
+    // Given two listings.
+    let market = Marketplace::new().await;
+    let first = market.rental_listing(2, true).await;
+    let second = market.rental_listing(2, true).await;
+
+    // When one order takes one line and another takes a line on each,
+    let one = market
+        .place("one", vec![rental(first, 1, 3)])
+        .await
+        .expect("placed");
+    let two = market
+        .place("two", vec![rental(first, 4, 5), rental(second, 4, 5)])
+        .await
+        .expect("placed");
+
+    // then each order is recorded after its holds, each hold naming it,
+    for (placed, listings) in [(&one, vec![first]), (&two, vec![first, second])] {
+        let order = market.order(placed.order_id).await;
+        assert!(order.is_placed());
+        for listing in listings {
+            assert_eq!(
+                market.hold(listing, placed.order_id).await,
+                HoldStatus::Active
+            );
+        }
+    }
+    // and the order's position is the last of the transaction's.
+    assert!(two.position > one.position);
+    assert_eq!(
+        market.inventory_events(first),
+        vec!["InventoryInitialized", "HoldPlaced", "HoldPlaced"]
+    );
 }
 
 /// Deadlines kept in memory that note, when one is recorded, how many

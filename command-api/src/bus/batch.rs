@@ -5,12 +5,14 @@
 //! or no-op decided on a cached copy is confirmed against the stored
 //! sequence first.
 
+use std::sync::Arc;
+
 use cqrs_es::{Aggregate, EventEnvelope};
 use domain::DomainError;
 
 use super::cache::Loaded;
 use super::retry::snapshot_due;
-use super::storage::Appended;
+use super::storage::{Appended, Companion, JointAppended, JointPart};
 use super::{CommandError, Committed, Inner, Pending};
 
 /// How one command of a batch came out, before the batch is appended.
@@ -77,6 +79,12 @@ where
             Decided::Rejected(_) => false,
         });
 
+        let mut companion_positions: Vec<Vec<i64>> = Vec::new();
+        let appending = appending
+            || decided
+                .iter()
+                .zip(batch)
+                .any(|(d, p)| matches!(d, Decided::Accepted(_)) && p.companion.is_some());
         let (positions, position) = if appending {
             // A stale copy makes the append conflict, which also covers
             // the rejections and no-ops decided on it.
@@ -88,11 +96,40 @@ where
                     metadata.extend(std::iter::repeat_n(&pending.metadata, new.len()));
                 }
             }
-            match self
-                .storage
-                .append(aggregate_id, loaded.sequence, &events, &metadata)
-                .await
-            {
+            // The companions of the commands accepted ride in the same
+            // transaction (the order beside its hold).
+            let companions: Vec<Arc<dyn Companion>> = decided
+                .iter()
+                .zip(batch)
+                .filter(|(d, _)| matches!(d, Decided::Accepted(_)))
+                .filter_map(|(_, pending)| pending.companion.clone())
+                .collect();
+            let appended = if companions.is_empty() {
+                self.storage
+                    .append(aggregate_id, loaded.sequence, &events, &metadata)
+                    .await
+            } else {
+                let part = JointPart {
+                    aggregate_id,
+                    after: loaded.sequence,
+                    events: &events,
+                    metadata: &metadata,
+                };
+                self.storage
+                    .append_joint(std::slice::from_ref(&part), &companions)
+                    .await
+                    .map(|joint| match joint {
+                        JointAppended::At {
+                            mut parts,
+                            companions,
+                        } => {
+                            companion_positions = companions;
+                            Appended::At(parts.pop().unwrap_or_default())
+                        }
+                        JointAppended::Conflict => Appended::Conflict,
+                    })
+            };
+            match appended {
                 Ok(Appended::At(positions)) => {
                     self.notifier.committed();
                     let last = positions.last().copied().unwrap_or(0);
@@ -117,10 +154,16 @@ where
         // Every command is final: answer each with its own events.
         let mut answers = Vec::with_capacity(batch.len());
         let mut next = 0;
+        let mut companion_positions = companion_positions.into_iter();
         for (d, pending) in decided.into_iter().zip(batch) {
             answers.push(match d {
                 Decided::Rejected(rejection) => Err(CommandError::Rejected(rejection)),
                 Decided::Accepted(new) => {
+                    let companion_positions = if pending.companion.is_some() {
+                        companion_positions.next().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
                     let count = new.len();
                     let envelopes: Vec<EventEnvelope<A>> = new
                         .into_iter()
@@ -140,6 +183,7 @@ where
                         } else {
                             positions[next - 1]
                         },
+                        companion_positions,
                     })
                 }
             });

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 
-use super::storage::{Appended, EventStorage, Stored};
+use super::storage::{Appended, Companion, EventStorage, JointAppended, JointPart, Stored};
 use super::CommandError;
 
 /// The head of a log shared by several stores.
@@ -96,6 +96,50 @@ where
             positions.push(position);
         }
         Ok(Appended::At(positions))
+    }
+
+    /// The parts all or nothing; the companions after them, each on its own
+    /// store (no crash to survive in memory).
+    async fn append_joint(
+        &self,
+        parts: &[JointPart<'_, A>],
+        companions: &[Arc<dyn Companion>],
+    ) -> Result<JointAppended, CommandError> {
+        let mut positions = Vec::with_capacity(parts.len());
+        {
+            let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+            let moved_on = parts
+                .iter()
+                .any(|part| streams.get(part.aggregate_id).map_or(0, Vec::len) != part.after);
+            if moved_on {
+                return Ok(JointAppended::Conflict);
+            }
+            for part in parts {
+                let stream = streams.entry(part.aggregate_id.to_owned()).or_default();
+                let mut at = Vec::with_capacity(part.events.len());
+                for event in part.events {
+                    let position = self.head.fetch_add(1, Ordering::SeqCst) + 1;
+                    stream.push((event.clone(), position));
+                    at.push(position);
+                }
+                positions.push(at);
+            }
+        }
+        let mut companion_positions = Vec::with_capacity(companions.len());
+        for companion in companions {
+            match companion.append_alone().await? {
+                Appended::At(at) => companion_positions.push(at),
+                Appended::Conflict => {
+                    return Err(CommandError::internal(
+                        "a companion's aggregate was taken in memory",
+                    ))
+                }
+            }
+        }
+        Ok(JointAppended::At {
+            parts: positions,
+            companions: companion_positions,
+        })
     }
 
     async fn latest(&self, aggregate_id: &str) -> Result<(usize, i64), CommandError> {

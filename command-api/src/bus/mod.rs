@@ -23,6 +23,7 @@
 mod batch;
 mod cache;
 mod error;
+mod joint;
 pub mod memory;
 pub mod postgres;
 mod retry;
@@ -44,9 +45,10 @@ use cache::{Loaded, StateCache};
 use retry::{backoff, count, MAX_ATTEMPTS};
 
 pub use error::{CommandError, StoreError};
+pub use joint::{JointOutcome, Prepared};
 pub use memory::MemoryStorage;
 pub use postgres::PostgresStorage;
-pub use storage::{Appended, EventStorage, Stored};
+pub use storage::{Appended, Companion, EventStorage, JointAppended, JointPart, Stored};
 
 /// Most commands handled and appended together.
 const MAX_BATCH: usize = 64;
@@ -57,12 +59,17 @@ pub struct Committed<A: Aggregate> {
     /// Global position of the last recorded event; when the command recorded
     /// nothing (an idempotent repeat), the aggregate's latest position.
     pub position: i64,
+    /// The positions of the companion's events recorded with the command's
+    /// (none without a companion).
+    pub companion_positions: Vec<i64>,
 }
 
 /// A command waiting for its aggregate's worker.
 struct Pending<A: Aggregate> {
     command: A::Command,
     metadata: HashMap<String, String>,
+    /// Recorded in the same transaction if the command is accepted.
+    companion: Option<Arc<dyn Companion>>,
     reply: oneshot::Sender<Result<Committed<A>, CommandError>>,
 }
 
@@ -185,11 +192,46 @@ where
         context: &CommandContext,
         command_name: &str,
     ) -> Result<Committed<A>, CommandError> {
+        self.enqueue(aggregate_id, command, None, context, command_name)
+            .await
+    }
+
+    /// [`execute`](Self::execute), recording `companion`'s events in the
+    /// same transaction if the command is accepted (and not at all if it is
+    /// rejected). Their positions come back in
+    /// [`Committed::companion_positions`].
+    pub async fn execute_with_companion(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        companion: Arc<dyn Companion>,
+        context: &CommandContext,
+        command_name: &str,
+    ) -> Result<Committed<A>, CommandError> {
+        self.enqueue(
+            aggregate_id,
+            command,
+            Some(companion),
+            context,
+            command_name,
+        )
+        .await
+    }
+
+    async fn enqueue(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        companion: Option<Arc<dyn Companion>>,
+        context: &CommandContext,
+        command_name: &str,
+    ) -> Result<Committed<A>, CommandError> {
         let metadata = self.metadata(context, command_name).await?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             command,
             metadata,
+            companion,
             reply,
         };
         let start_worker = {

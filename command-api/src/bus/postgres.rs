@@ -15,17 +15,18 @@
 //!   200 ms. An older snapshot never replaces a newer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use tracing::Instrument;
 
 use async_trait::async_trait;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, DomainEvent, EventStore};
 use domain::DomainError;
-use event_log::statements::append::{self as statements, NewEvents};
+use event_log::statements::append::{self as statements, AppendPart, NewEvents};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
-use super::storage::{Appended, EventStorage, Stored};
+use super::storage::{Appended, Companion, EventStorage, JointAppended, JointPart, Stored};
 use super::{CommandError, StoreError};
 
 pub struct PostgresStorage<A: Aggregate> {
@@ -91,16 +92,7 @@ where
         events: &[A::Event],
         metadata: &[&HashMap<String, String>],
     ) -> Result<Appended, CommandError> {
-        let failed = |e: serde_json::Error| CommandError::Store(StoreError::failed(e));
-        let mut encoded = NewEvents::with_capacity(events.len());
-        for (event, metadata) in events.iter().zip(metadata) {
-            encoded.push(
-                event.event_type(),
-                event.event_version(),
-                serde_json::to_value(event).map_err(failed)?,
-                serde_json::to_value(metadata).map_err(failed)?,
-            );
-        }
+        let encoded = encode::<A>(events, metadata)?;
         match statements::append(
             &self.pool,
             A::TYPE,
@@ -112,6 +104,46 @@ where
         {
             Ok(positions) => Ok(Appended::At(positions)),
             Err(event_log::Error::Conflict) => Ok(Appended::Conflict),
+            Err(event_log::Error::Database(err)) => Err(err.into()),
+            Err(other) => Err(CommandError::Store(StoreError::failed(other))),
+        }
+    }
+
+    /// One statement, so one transaction, for every part and companion.
+    async fn append_joint(
+        &self,
+        parts: &[JointPart<'_, A>],
+        companions: &[Arc<dyn Companion>],
+    ) -> Result<JointAppended, CommandError> {
+        let encoded: Vec<NewEvents> = parts
+            .iter()
+            .map(|part| encode::<A>(part.events, part.metadata))
+            .collect::<Result<_, _>>()?;
+        let mut rows: Vec<AppendPart<'_>> = parts
+            .iter()
+            .zip(&encoded)
+            .map(|(part, events)| AppendPart {
+                aggregate_type: A::TYPE,
+                aggregate_id: part.aggregate_id,
+                first_sequence: part.after as i64 + 1,
+                events,
+            })
+            .collect();
+        rows.extend(companions.iter().map(|companion| AppendPart {
+            aggregate_type: companion.aggregate_type(),
+            aggregate_id: companion.aggregate_id(),
+            first_sequence: companion.after() as i64 + 1,
+            events: companion.encoded(),
+        }));
+        match statements::append_joint(&self.pool, &rows).await {
+            Ok(mut positions) => {
+                let companions = positions.split_off(parts.len());
+                Ok(JointAppended::At {
+                    parts: positions,
+                    companions,
+                })
+            }
+            Err(event_log::Error::Conflict) => Ok(JointAppended::Conflict),
             Err(event_log::Error::Database(err)) => Err(err.into()),
             Err(other) => Err(CommandError::Store(StoreError::failed(other))),
         }
@@ -159,4 +191,22 @@ where
         }
         .in_current_span());
     }
+}
+
+/// Events with their metadata, encoded as the log stores them.
+pub(super) fn encode<A: Aggregate>(
+    events: &[A::Event],
+    metadata: &[&HashMap<String, String>],
+) -> Result<NewEvents, CommandError> {
+    let failed = |e: serde_json::Error| CommandError::Store(StoreError::failed(e));
+    let mut encoded = NewEvents::with_capacity(events.len());
+    for (event, metadata) in events.iter().zip(metadata) {
+        encoded.push(
+            event.event_type(),
+            event.event_version(),
+            serde_json::to_value(event).map_err(failed)?,
+            serde_json::to_value(metadata).map_err(failed)?,
+        );
+    }
+    Ok(encoded)
 }

@@ -7,9 +7,11 @@
 //! be tested without a database.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
+use event_log::NewEvents;
 
 use super::CommandError;
 
@@ -30,6 +32,44 @@ pub enum Appended {
     Conflict,
 }
 
+/// One aggregate's part of a joint append.
+pub struct JointPart<'a, A: Aggregate> {
+    pub aggregate_id: &'a str,
+    /// The sequence its events follow.
+    pub after: usize,
+    pub events: &'a [A::Event],
+    pub metadata: &'a [&'a HashMap<String, String>],
+}
+
+/// What a joint append came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JointAppended {
+    /// Every part's positions, then every companion's, in sequence order.
+    At {
+        parts: Vec<Vec<i64>>,
+        companions: Vec<Vec<i64>>,
+    },
+    /// One of the aggregates moved on first: nothing is recorded.
+    Conflict,
+}
+
+/// Events of another aggregate type, decided before the command they ride
+/// with, that are recorded in the same transaction as that command's events
+/// or not at all: a placed order beside the holds it took (issue 18: a
+/// crash can no longer leave holds without their order).
+#[async_trait]
+pub trait Companion: Send + Sync {
+    fn aggregate_type(&self) -> &'static str;
+    fn aggregate_id(&self) -> &str;
+    /// The sequence its events follow.
+    fn after(&self) -> usize;
+    /// Its events, encoded for the log.
+    fn encoded(&self) -> &NewEvents;
+    /// Records its events on their own (a store without transactions: the
+    /// memory store of tests).
+    async fn append_alone(&self) -> Result<Appended, CommandError>;
+}
+
 #[async_trait]
 pub trait EventStorage<A: Aggregate>: Send + Sync {
     /// The aggregate's stored state, events of older schemas upcast.
@@ -44,6 +84,14 @@ pub trait EventStorage<A: Aggregate>: Send + Sync {
         events: &[A::Event],
         metadata: &[&HashMap<String, String>],
     ) -> Result<Appended, CommandError>;
+
+    /// Appends several aggregates' events, each right after its expected
+    /// sequence, and the companions' events: all or nothing.
+    async fn append_joint(
+        &self,
+        parts: &[JointPart<'_, A>],
+        companions: &[Arc<dyn Companion>],
+    ) -> Result<JointAppended, CommandError>;
 
     /// The sequence and global position of the aggregate's last stored
     /// event ((0, 0): none).

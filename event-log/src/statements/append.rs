@@ -98,6 +98,91 @@ pub async fn append<'e>(
     Ok(positions)
 }
 
+/// One aggregate's part of a joint append: its events at sequences
+/// `first_sequence`, `first_sequence + 1`, ….
+#[derive(Clone, Copy, Debug)]
+pub struct AppendPart<'a> {
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub first_sequence: i64,
+    pub events: &'a NewEvents,
+}
+
+/// Appends the events of several aggregates in one statement, so in one
+/// transaction (a placed order and the holds it took commit together or not
+/// at all), and returns each part's global positions in sequence order.
+/// Parts are inserted in their order, so positions grow along them.
+/// [`Error::Conflict`] when any part's aggregate moved on since it was
+/// loaded: then nothing is recorded.
+pub async fn append_joint<'e>(
+    executor: impl PgExecutor<'e>,
+    parts: &[AppendPart<'_>],
+) -> Result<Vec<Vec<i64>>, Error> {
+    let total: usize = parts.iter().map(|p| p.events.len()).sum();
+    let mut types = Vec::with_capacity(total);
+    let mut ids = Vec::with_capacity(total);
+    let mut sequences = Vec::with_capacity(total);
+    let mut event_types = Vec::with_capacity(total);
+    let mut versions = Vec::with_capacity(total);
+    let mut payloads = Vec::with_capacity(total);
+    let mut metadata = Vec::with_capacity(total);
+    for part in parts {
+        for (i, sequence) in (part.first_sequence..).take(part.events.len()).enumerate() {
+            types.push(part.aggregate_type);
+            ids.push(part.aggregate_id);
+            sequences.push(sequence);
+            event_types.push(part.events.event_types[i].as_str());
+            versions.push(part.events.event_versions[i].as_str());
+            payloads.push(&part.events.payloads[i]);
+            metadata.push(&part.events.metadata[i]);
+        }
+    }
+    // WITH ORDINALITY keeps the rows in the order given: positions (and the
+    // hash chain's predecessors) follow it.
+    let mut positions: Vec<i64> = sqlx::query_scalar(
+        "WITH appended AS (
+             INSERT INTO events
+                 (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                  payload, metadata)
+             SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type,
+                    e.event_version, e.payload, e.metadata
+               FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                           $6::jsonb[], $7::jsonb[])
+                    WITH ORDINALITY
+                    AS e(aggregate_type, aggregate_id, sequence, event_type, event_version,
+                         payload, metadata, n)
+              ORDER BY e.n
+             RETURNING global_position
+         )
+         SELECT global_position FROM appended",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
+    .bind(&event_types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .fetch_all(executor)
+    .await
+    .map_err(|err| match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict,
+        _ => Error::Database(err),
+    })?;
+    if positions.len() != total {
+        return Err(Error::Incomplete {
+            appended: positions.len(),
+            expected: total,
+        });
+    }
+    positions.sort_unstable();
+    let mut rest = positions.into_iter();
+    Ok(parts
+        .iter()
+        .map(|part| rest.by_ref().take(part.events.len()).collect())
+        .collect())
+}
+
 /// The sequence and global position of an aggregate's last stored event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Latest {

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
+mod atomic_orders;
 mod extensions;
 mod races;
 mod refunds;

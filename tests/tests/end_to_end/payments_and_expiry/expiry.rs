@@ -47,8 +47,9 @@ async fn an_unpaid_hold_expires_and_frees_its_units() {
 
 #[tokio::test]
 async fn holds_stranded_without_an_order_are_expired_by_the_sweeper() {
-    // A saga that died after writing its deadline and placing a hold, before
-    // recording the order: the hold must not block the unit for ever.
+    // A saga of an earlier version (holds and order in separate commits)
+    // that died after placing a hold, before recording the order: logs
+    // written then may hold such holds, which must not block a unit for ever.
     let app = spawn_short_ttl(Duration::from_secs(2)).await;
     let listing = one_unit_rental(&app).await;
     let (order_id, hold_id) = (Uuid::now_v7(), Uuid::now_v7());
