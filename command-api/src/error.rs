@@ -11,7 +11,7 @@ impl From<CommandError> for ApiError {
     fn from(err: CommandError) -> Self {
         match err {
             CommandError::Rejected(rejection) => rejection.into(),
-            CommandError::Conflict => ApiError::Conflict {
+            CommandError::Conflict | CommandError::StaleTerms => ApiError::Conflict {
                 kind: "concurrent-modification",
                 message: "the resource was changed concurrently; retry the request".to_owned(),
             },

@@ -63,6 +63,8 @@ pub struct CommandApp {
     pub invoice_books: CommandBus<InvoiceBook>,
     /// The saga's hold deadlines, which the sweeper settles.
     pub deadlines: Arc<dyn HoldDeadlines>,
+    /// The terms orders are priced with, guarded at the append.
+    pub terms: application::terms::TermsCache,
     /// Where every command and job takes "now" from.
     pub clock: Arc<dyn Clock>,
     /// Wakes the relay after appends; `ledger::spawn` runs its task.
@@ -88,6 +90,9 @@ pub struct Stores {
     pub deadlines: Arc<dyn HoldDeadlines>,
     /// The data subjects' keys.
     pub personal: privacy::Keyring,
+    /// Whether appends check guards (PostgreSQL), so that terms may be
+    /// cached ([`application::terms`]).
+    pub checks_guards: bool,
 }
 
 impl Stores {
@@ -113,6 +118,7 @@ impl Stores {
             )),
             deadlines: Arc::new(PostgresDeadlines::new(pool.clone())),
             personal: privacy::Keyring::new(pool.clone()),
+            checks_guards: true,
         }
     }
 }
@@ -157,6 +163,7 @@ impl CommandApp {
             invoice_books: CommandBus::with_storage(stores.invoice_books, notifier.clone(), every)
                 .sealing_principals(personal.clone()),
             deadlines: stores.deadlines,
+            terms: application::terms::TermsCache::new(stores.checks_guards),
             personal,
             clock,
             notifier,

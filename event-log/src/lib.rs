@@ -19,7 +19,8 @@ pub mod stored;
 pub mod typed;
 
 pub use statements::append::{
-    append, append_joint, latest, upsert_snapshot, AppendPart, Latest, NewEvents,
+    append, append_joint, latest, upsert_snapshot, AppendPart, Guard, JointAppend, Latest,
+    NewEvents,
 };
 pub use stored::{RawEvent, StoredEvent};
 pub use typed::{Aggregate, Event};

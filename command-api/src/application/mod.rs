@@ -38,6 +38,7 @@ pub mod record_payment;
 pub mod refunds;
 pub mod settle_payment;
 pub mod sweep;
+pub mod terms;
 
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,7 @@ use domain::{
     LineTerms, Listing, ListingKind, ListingTerms, OrderCommand, OrderEvent, Period, PricedOrder,
     Tz,
 };
+use event_log::Guard;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -76,16 +77,43 @@ pub async fn place_order(
         )
         .into());
     }
+    // Terms that changed between reading and recording: decide again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut guards = Vec::new();
+        match place_once(app, context, &body, &mut guards).await {
+            Err(CommandError::StaleTerms) if attempt < MAX_TERMS_ATTEMPTS => {
+                app.terms.forget(&guards);
+            }
+            Err(CommandError::StaleTerms) => {
+                app.terms.forget(&guards);
+                return Err(CommandError::Conflict);
+            }
+            other => return other,
+        }
+    }
+}
 
-    let listings = load_listings(app, &body.items).await?;
-    let zones = time_zones(app, &listings).await?;
+/// How often a placement is decided again when its terms changed meanwhile.
+const MAX_TERMS_ATTEMPTS: u32 = 3;
+
+/// One try: decides on the (cached) terms, each read adding its guard.
+async fn place_once(
+    app: &CommandApp,
+    context: &CommandContext,
+    body: &PlaceOrder,
+    guards: &mut Vec<Guard>,
+) -> Result<PlacedOrder, CommandError> {
+    let listings = load_listings(app, &body.items, guards).await?;
+    let zones = time_zones(app, &listings, guards).await?;
     let order_id = Uuid::now_v7();
     let lines = plan_lines(&body.items, &listings, &zones)?;
     let placed_at = app.clock.now();
     // The aggregate's own rules (periods not in the past, quantities and
     // the order's total within bounds), before anything is held.
     let inputs: Vec<LineInput> = lines.iter().map(|l| l.input.clone()).collect();
-    let fee_rates = fee_rates(app, &listings).await?;
+    let fee_rates = fee_rates(app, &listings, guards).await?;
     domain::check_placement_with_fee_rates(&inputs, app.config.rates(), &fee_rates, placed_at)?;
     let hold_expires_at = placed_at
         + chrono::Duration::from_std(app.config.hold_ttl)
@@ -105,7 +133,13 @@ pub async fn place_order(
     };
     let prepared = app
         .orders
-        .prepare_new(&order_id.to_string(), command, context, "PlaceOrder")
+        .prepare_new(
+            &order_id.to_string(),
+            command,
+            guards.clone(),
+            context,
+            "PlaceOrder",
+        )
         .await?;
     let priced = prepared
         .events()
@@ -285,6 +319,7 @@ async fn hold_with_order(
 async fn load_listings(
     app: &CommandApp,
     items: &[OrderItem],
+    guards: &mut Vec<Guard>,
 ) -> Result<HashMap<Uuid, Listing>, CommandError> {
     let mut listings = HashMap::new();
     let mut errors = Vec::new();
@@ -292,7 +327,7 @@ async fn load_listings(
         if listings.contains_key(&item.listing_id) {
             continue;
         }
-        let listing = app.listings.load(&item.listing_id.to_string()).await?;
+        let (listing, guard) = app.terms.listing(&app.listings, item.listing_id).await?;
         if listing.vendor_id().is_none() {
             errors.push(FieldError::new(
                 format!("items[{i}].listing_id"),
@@ -307,6 +342,7 @@ async fn load_listings(
             ));
             continue;
         }
+        guards.push(guard);
         listings.insert(item.listing_id, listing);
     }
     if errors.is_empty() {
@@ -321,13 +357,15 @@ async fn load_listings(
 async fn fee_rates(
     app: &CommandApp,
     listings: &HashMap<Uuid, Listing>,
+    guards: &mut Vec<Guard>,
 ) -> Result<FeeRates, CommandError> {
     let vendors: std::collections::BTreeSet<Uuid> =
         listings.values().filter_map(Listing::vendor_id).collect();
     let mut rates = FeeRates::new();
     for vendor_id in vendors {
-        let vendor = app.vendors.load(&vendor_id.to_string()).await?;
-        if let Some(rate) = vendor.fee_rate() {
+        let (rate, guard) = app.terms.fee_rate(&app.vendors, vendor_id).await?;
+        guards.push(guard);
+        if let Some(rate) = rate {
             rates.insert(vendor_id, rate);
         }
     }
@@ -339,17 +377,16 @@ async fn fee_rates(
 async fn time_zones(
     app: &CommandApp,
     listings: &HashMap<Uuid, Listing>,
+    guards: &mut Vec<Guard>,
 ) -> Result<HashMap<Uuid, Tz>, CommandError> {
     let mut zones = HashMap::new();
     for (id, listing) in listings {
         if listing.kind() != Some(ListingKind::Rental) {
             continue;
         }
-        let inventory = app.inventory.load(&id.to_string()).await?;
-        let zone = inventory
-            .schedule()
-            .map_or(app.config.time_zone, |s| s.time_zone);
-        zones.insert(*id, zone);
+        let (zone, guard) = app.terms.time_zone(&app.inventory, *id).await?;
+        guards.push(guard);
+        zones.insert(*id, zone.unwrap_or(app.config.time_zone));
     }
     Ok(zones)
 }

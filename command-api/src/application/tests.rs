@@ -121,6 +121,7 @@ impl Marketplace {
             invoice_books: memory.invoice_books.clone(),
             deadlines: deadlines.unwrap_or_else(|| Arc::new(memory.deadlines.clone())),
             personal: privacy::Keyring::in_memory(),
+            checks_guards: false,
         };
         // Only the HTTP plumbing would use the pool; it never connects here.
         let pool = sqlx::postgres::PgPoolOptions::new()

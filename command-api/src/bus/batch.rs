@@ -30,6 +30,10 @@ pub(super) enum Attempt<A: Aggregate> {
     Conflict,
     /// The cached copy was behind the store: try again now, from the store.
     Stale,
+    /// These commands (by their place in the batch) carried companions
+    /// decided on terms that changed since: they are answered so, and the
+    /// rest of the batch is tried again.
+    StaleCompanions(Vec<usize>),
     /// The store failed; every command of the batch gets this error.
     Failed(CommandError),
 }
@@ -80,6 +84,7 @@ where
         });
 
         let mut companion_positions: Vec<Vec<i64>> = Vec::new();
+        let mut stale_companions: Vec<usize> = Vec::new();
         let appending = appending
             || decided
                 .iter()
@@ -98,12 +103,13 @@ where
             }
             // The companions of the commands accepted ride in the same
             // transaction (the order beside its hold).
-            let companions: Vec<Arc<dyn Companion>> = decided
+            let (owners, companions): (Vec<usize>, Vec<Arc<dyn Companion>>) = decided
                 .iter()
                 .zip(batch)
-                .filter(|(d, _)| matches!(d, Decided::Accepted(_)))
-                .filter_map(|(_, pending)| pending.companion.clone())
-                .collect();
+                .enumerate()
+                .filter(|(_, (d, _))| matches!(d, Decided::Accepted(_)))
+                .filter_map(|(at, (_, pending))| pending.companion.clone().map(|c| (at, c)))
+                .unzip();
             let appended = if companions.is_empty() {
                 self.storage
                     .append(aggregate_id, loaded.sequence, &events, &metadata)
@@ -127,8 +133,18 @@ where
                             Appended::At(parts.pop().unwrap_or_default())
                         }
                         JointAppended::Conflict => Appended::Conflict,
+                        JointAppended::Stale(stale) => {
+                            stale_companions = stale
+                                .iter()
+                                .filter_map(|&c| owners.get(c).copied())
+                                .collect();
+                            Appended::Conflict
+                        }
                     })
             };
+            if !stale_companions.is_empty() {
+                return Attempt::StaleCompanions(stale_companions);
+            }
             match appended {
                 Ok(Appended::At(positions)) => {
                     self.notifier.committed();

@@ -17,6 +17,11 @@ pub enum CommandError {
     /// retries ran out.
     #[error("the resource was changed concurrently; retry the request")]
     Conflict,
+    /// What the command was decided on (a listing's terms, a fee rate, a
+    /// time zone, read from a cache) changed before it was recorded:
+    /// nothing was. Decide again on fresh terms.
+    #[error("the terms the command was decided on changed; retry the request")]
+    StaleTerms,
     /// The event store (or another table the command needs) failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, EventEnvelope};
 use domain::DomainError;
-use event_log::NewEvents;
+use event_log::{Guard, NewEvents};
 
 use super::cache::Loaded;
 use super::postgres::encode;
@@ -56,6 +56,7 @@ struct NewAggregate<A: Aggregate> {
     events: Vec<A::Event>,
     metadata: HashMap<String, String>,
     encoded: NewEvents,
+    guards: Vec<Guard>,
 }
 
 #[async_trait]
@@ -74,6 +75,10 @@ impl<A: Aggregate + 'static> Companion for NewAggregate<A> {
 
     fn encoded(&self) -> &NewEvents {
         &self.encoded
+    }
+
+    fn guards(&self) -> &[Guard] {
+        &self.guards
     }
 
     async fn append_alone(&self) -> Result<Appended, CommandError> {
@@ -103,10 +108,13 @@ where
 {
     /// Decides `command` on a new aggregate (an id this process has just
     /// made up) without recording anything: a refusal comes back at once.
+    /// `guards`: what the command was decided on, checked when it is
+    /// recorded ([`CommandError::StaleTerms`] if it changed).
     pub async fn prepare_new(
         &self,
         aggregate_id: &str,
         command: A::Command,
+        guards: Vec<Guard>,
         context: &CommandContext,
         command_name: &str,
     ) -> Result<Prepared<A>, CommandError> {
@@ -127,6 +135,7 @@ where
                 events,
                 metadata,
                 encoded,
+                guards,
             }),
         })
     }
@@ -248,6 +257,10 @@ where
                         commands: committed,
                         companion_positions: companion_positions.pop().unwrap_or_default(),
                     });
+                }
+                JointAppended::Stale(_) => {
+                    count::<A>(commands.len(), "stale");
+                    return Err(CommandError::StaleTerms);
                 }
                 JointAppended::Conflict => {
                     tracing::debug!(

@@ -163,6 +163,11 @@ where
         Ok(self.inner.storage.load(aggregate_id).await?.aggregate)
     }
 
+    /// The aggregate's current state with the sequence it reflects.
+    pub async fn load_stored(&self, aggregate_id: &str) -> Result<Stored<A>, CommandError> {
+        self.inner.storage.load(aggregate_id).await
+    }
+
     /// [`execute`](Self::execute) for an aggregate id this process has just
     /// made up (a new UUIDv7): no event can exist under it, so the worker
     /// starts from the empty aggregate instead of reading the store (one
@@ -314,13 +319,24 @@ where
 
     /// Decides and appends one batch, retrying conflicts, and answers each
     /// command.
-    async fn run_batch(&self, aggregate_id: &str, batch: Vec<Pending<A>>) {
+    async fn run_batch(&self, aggregate_id: &str, mut batch: Vec<Pending<A>>) {
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
             match self.attempt(aggregate_id, &batch).await {
                 Attempt::Answered(answers) => break Ok(answers),
                 Attempt::Stale => continue,
+                Attempt::StaleCompanions(mut stale) => {
+                    stale.sort_unstable();
+                    for at in stale.into_iter().rev() {
+                        if at < batch.len() {
+                            let _ = batch.remove(at).reply.send(Err(CommandError::StaleTerms));
+                        }
+                    }
+                    if batch.is_empty() {
+                        return;
+                    }
+                }
                 Attempt::Conflict if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(
                         aggregate = A::TYPE,

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, DomainEvent, EventStore};
 use domain::DomainError;
-use event_log::statements::append::{self as statements, AppendPart, NewEvents};
+use event_log::statements::append::{self as statements, AppendPart, JointAppend, NewEvents};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
@@ -135,13 +135,28 @@ where
             first_sequence: companion.after() as i64 + 1,
             events: companion.encoded(),
         }));
-        match statements::append_joint(&self.pool, &rows).await {
-            Ok(mut positions) => {
+        // Each guard with the companion it belongs to.
+        let mut guards = Vec::new();
+        let mut owners = Vec::new();
+        for (at, companion) in companions.iter().enumerate() {
+            guards.extend(companion.guards().iter().cloned());
+            owners.extend(std::iter::repeat_n(at, companion.guards().len()));
+        }
+        match statements::append_joint(&self.pool, &rows, &guards).await {
+            Ok(JointAppend::Recorded(mut positions)) => {
                 let companions = positions.split_off(parts.len());
                 Ok(JointAppended::At {
                     parts: positions,
                     companions,
                 })
+            }
+            Ok(JointAppend::Stale(failed)) => {
+                let mut stale: Vec<usize> = failed
+                    .iter()
+                    .filter_map(|&g| owners.get(g).copied())
+                    .collect();
+                stale.dedup();
+                Ok(JointAppended::Stale(stale))
             }
             Err(event_log::Error::Conflict) => Ok(JointAppended::Conflict),
             Err(event_log::Error::Database(err)) => Err(err.into()),

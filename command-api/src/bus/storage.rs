@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
-use event_log::NewEvents;
+use event_log::{Guard, NewEvents};
 
 use super::CommandError;
 
@@ -51,6 +51,9 @@ pub enum JointAppended {
     },
     /// One of the aggregates moved on first: nothing is recorded.
     Conflict,
+    /// These companions (by their place) were decided on terms that changed
+    /// since (their guards saw a newer event): nothing is recorded.
+    Stale(Vec<usize>),
 }
 
 /// Events of another aggregate type, decided before the command they ride
@@ -65,6 +68,10 @@ pub trait Companion: Send + Sync {
     fn after(&self) -> usize;
     /// Its events, encoded for the log.
     fn encoded(&self) -> &NewEvents;
+    /// What it was decided on, which must not have changed since.
+    fn guards(&self) -> &[Guard] {
+        &[]
+    }
     /// Records its events on their own (a store without transactions: the
     /// memory store of tests).
     async fn append_alone(&self) -> Result<Appended, CommandError>;

@@ -108,16 +108,38 @@ pub struct AppendPart<'a> {
     pub events: &'a NewEvents,
 }
 
+/// What a joint append was checked against: no event of `event_type` (any
+/// type: `None`) stored for that aggregate after `after_sequence`. The
+/// terms an order was priced with (its listing's, its vendor's fee rate,
+/// its inventory's time zone) may come from a cached state; a guard makes a
+/// stale one refuse the append, never charge a wrong price.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guard {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub after_sequence: i64,
+    pub event_type: Option<String>,
+}
+
+/// What [`append_joint`] came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JointAppend {
+    /// Each part's global positions, in sequence order.
+    Recorded(Vec<Vec<i64>>),
+    /// These guards (by their place) saw a newer event: nothing recorded.
+    Stale(Vec<usize>),
+}
+
 /// Appends the events of several aggregates in one statement, so in one
 /// transaction (a placed order and the holds it took commit together or not
-/// at all), and returns each part's global positions in sequence order.
-/// Parts are inserted in their order, so positions grow along them.
-/// [`Error::Conflict`] when any part's aggregate moved on since it was
-/// loaded: then nothing is recorded.
+/// at all), unless a guard sees a newer event. Parts are inserted in their
+/// order, so positions grow along them. [`Error::Conflict`] when any
+/// part's aggregate moved on since it was loaded: then nothing is recorded.
 pub async fn append_joint<'e>(
     executor: impl PgExecutor<'e>,
     parts: &[AppendPart<'_>],
-) -> Result<Vec<Vec<i64>>, Error> {
+    guards: &[Guard],
+) -> Result<JointAppend, Error> {
     let total: usize = parts.iter().map(|p| p.events.len()).sum();
     let mut types = Vec::with_capacity(total);
     let mut ids = Vec::with_capacity(total);
@@ -137,10 +159,25 @@ pub async fn append_joint<'e>(
             metadata.push(&part.events.metadata[i]);
         }
     }
+    let guard_types: Vec<&str> = guards.iter().map(|g| g.aggregate_type.as_str()).collect();
+    let guard_ids: Vec<&str> = guards.iter().map(|g| g.aggregate_id.as_str()).collect();
+    let guard_after: Vec<i64> = guards.iter().map(|g| g.after_sequence).collect();
+    let guard_events: Vec<Option<&str>> = guards.iter().map(|g| g.event_type.as_deref()).collect();
     // WITH ORDINALITY keeps the rows in the order given: positions (and the
-    // hash chain's predecessors) follow it.
-    let mut positions: Vec<i64> = sqlx::query_scalar(
-        "WITH appended AS (
+    // hash chain's predecessors) follow it. A row of `stale` names a guard
+    // that failed (its place, from 1); then nothing is inserted.
+    let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
+        "WITH stale AS (
+             SELECT g.n FROM UNNEST($8::text[], $9::text[], $10::bigint[], $11::text[])
+                    WITH ORDINALITY AS g(aggregate_type, aggregate_id, after_sequence,
+                                         event_type, n)
+              WHERE EXISTS (
+                    SELECT 1 FROM events s
+                     WHERE s.aggregate_type = g.aggregate_type
+                       AND s.aggregate_id = g.aggregate_id
+                       AND s.sequence > g.after_sequence
+                       AND (g.event_type IS NULL OR s.event_type = g.event_type))
+         ), appended AS (
              INSERT INTO events
                  (aggregate_type, aggregate_id, sequence, event_type, event_version,
                   payload, metadata)
@@ -151,10 +188,13 @@ pub async fn append_joint<'e>(
                     WITH ORDINALITY
                     AS e(aggregate_type, aggregate_id, sequence, event_type, event_version,
                          payload, metadata, n)
+              WHERE NOT EXISTS (SELECT 1 FROM stale)
               ORDER BY e.n
              RETURNING global_position
          )
-         SELECT global_position FROM appended",
+         SELECT global_position, NULL::bigint FROM appended
+         UNION ALL
+         SELECT NULL::bigint, n FROM stale",
     )
     .bind(&types)
     .bind(&ids)
@@ -163,12 +203,24 @@ pub async fn append_joint<'e>(
     .bind(&versions)
     .bind(&payloads)
     .bind(&metadata)
+    .bind(&guard_types)
+    .bind(&guard_ids)
+    .bind(&guard_after)
+    .bind(&guard_events)
     .fetch_all(executor)
     .await
     .map_err(|err| match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict,
         _ => Error::Database(err),
     })?;
+    let stale: Vec<usize> = rows
+        .iter()
+        .filter_map(|(_, n)| n.and_then(|n| usize::try_from(n - 1).ok()))
+        .collect();
+    if !stale.is_empty() {
+        return Ok(JointAppend::Stale(stale));
+    }
+    let mut positions: Vec<i64> = rows.into_iter().filter_map(|(p, _)| p).collect();
     if positions.len() != total {
         return Err(Error::Incomplete {
             appended: positions.len(),
@@ -177,10 +229,12 @@ pub async fn append_joint<'e>(
     }
     positions.sort_unstable();
     let mut rest = positions.into_iter();
-    Ok(parts
-        .iter()
-        .map(|part| rest.by_ref().take(part.events.len()).collect())
-        .collect())
+    Ok(JointAppend::Recorded(
+        parts
+            .iter()
+            .map(|part| rest.by_ref().take(part.events.len()).collect())
+            .collect(),
+    ))
 }
 
 /// The sequence and global position of an aggregate's last stored event.

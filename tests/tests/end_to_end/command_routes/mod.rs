@@ -9,6 +9,7 @@ use ledger_tests::Answer;
 use reqwest::StatusCode;
 
 mod blackouts;
+mod cached_terms;
 mod changes;
 mod fulfilment;
 mod listings;
