@@ -7,7 +7,7 @@ use domain::{OrderCommand, OrderStatus, PersonalText};
 use uuid::Uuid;
 
 use super::earnings::credit_fulfilled_part;
-use super::{holds, place_order::settle_deadline};
+use super::holds;
 use crate::bus::CommandError;
 use crate::context::CommandContext;
 use crate::CommandApp;
@@ -31,7 +31,6 @@ pub async fn cancel_order(
         .await?;
     let order = app.orders.load(&id).await?;
     let released = holds::release(app, context, &order, "order cancelled").await?;
-    settle_deadline(app, order_id).await;
     // What a cancellation policy kept is the vendor's at once (less the
     // platform fee): the order will not be fulfilled. On a retry too, so a
     // crash before the credit is repaired (the Vendor credits once).

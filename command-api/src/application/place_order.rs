@@ -4,9 +4,7 @@
 //!    aggregate (never from a read model), and each vendor's own platform
 //!    fee rate from the Vendor aggregate (API.md "Money": new orders only);
 //! 2. decide the order (its own rules need no hold);
-//! 3. write the order's hold deadline, so that the sweeper expires its holds
-//!    if it is never paid;
-//! 4. hold each line's units (in a fixed order: by listing, then line) and
+//! 3. hold each line's units (in a fixed order: by listing, then line) and
 //!    record the order in one transaction: a crash leaves both or neither
 //!    (issue 18), and a line that cannot be held records nothing and
 //!    answers 409 naming every conflicting line.
@@ -26,7 +24,6 @@ use uuid::Uuid;
 use super::inventory;
 use crate::bus::{CommandError, JointOutcome};
 use crate::context::CommandContext;
-use crate::deadlines::{Deadline, DeadlineHold};
 use crate::CommandApp;
 
 /// Most lines one order may have.
@@ -150,7 +147,6 @@ async fn place_once(
         })
         .ok_or_else(|| CommandError::internal("order placement decided no OrderPlaced"))?;
 
-    record_deadline(app, order_id, &lines, hold_expires_at).await?;
     let held = match hold_with_order(
         app,
         context,
@@ -165,7 +161,6 @@ async fn place_once(
     {
         Ok(positions) => positions,
         Err(err) => {
-            settle_deadline(app, order_id).await;
             return Err(match err {
                 Refused::Lines { conflicts, invalid } => {
                     refusal(conflicts, invalid, &body.items).into()
@@ -498,34 +493,4 @@ fn conflicts_in_item_order(mut conflicts: Vec<Conflict>, items: &[OrderItem]) ->
     };
     conflicts.sort_by_key(place);
     conflicts
-}
-
-async fn record_deadline(
-    app: &CommandApp,
-    order_id: Uuid,
-    lines: &[PlannedLine],
-    expires_at: DateTime<Utc>,
-) -> Result<(), CommandError> {
-    let holds = lines
-        .iter()
-        .map(|l| DeadlineHold {
-            listing_id: l.input.listing_id,
-            hold_id: l.input.hold_id,
-        })
-        .collect();
-    app.deadlines
-        .record(&Deadline {
-            order_id,
-            holds,
-            expires_at,
-        })
-        .await
-}
-
-/// Marks an order's deadline as dealt with. Best effort: an unsettled
-/// deadline only makes the sweeper look at the order again, harmlessly.
-pub async fn settle_deadline(app: &CommandApp, order_id: Uuid) {
-    if let Err(err) = app.deadlines.settle(order_id, app.clock.now()).await {
-        tracing::warn!(%order_id, error = %err, "could not settle the hold deadline");
-    }
 }

@@ -6,7 +6,6 @@
 use domain::{OrderCommand, OrderStatus, PaymentOutcome};
 use uuid::Uuid;
 
-use super::place_order::settle_deadline;
 use super::settle_payment::settle_payment;
 use crate::bus::CommandError;
 use crate::context::CommandContext;
@@ -53,9 +52,6 @@ pub async fn record_payment(
     // crash after the payment was recorded left unconfirmed.
     let settled = settle_payment(app, context, order_id).await?;
     let order = app.orders.load(&order_id.to_string()).await?;
-    if order.status() != OrderStatus::Placed {
-        settle_deadline(app, order_id).await;
-    }
     Ok(PaymentRecorded {
         duplicate,
         status: order.status(),

@@ -168,7 +168,6 @@ pub async fn order_money_command(
         .any(|e| matches!(e.payload, OrderEvent::OrderConfirmed { .. }));
     if confirmed {
         position = position.max(settle_payment(app, context, order_id).await?);
-        super::place_order::settle_deadline(app, order_id).await;
     }
     Ok((committed, position))
 }

@@ -1,10 +1,11 @@
-//! Lapsed hold deadlines settled (DESIGN.md: "an unpaid hold never blocks
-//! a unit after its expiry plus one sweep"). The sweeper claims the
-//! deadlines due by the app's clock and settles each by asking the
-//! aggregates, which decide:
+//! Lapsed holds settled (DESIGN.md: "an unpaid hold never blocks a unit
+//! after its expiry plus one sweep"). The sweeper takes the holds that
+//! lapsed unconfirmed by the app's clock (`crate::deadlines`) and settles
+//! each one's order by asking the aggregates, which decide:
 //! - an order still awaiting payment is cancelled and its holds expire;
 //! - a paid order's holds are confirmed (repairing a crash mid-payment);
-//! - holds whose order was never recorded (the saga died) expire.
+//! - holds whose order was never recorded (a saga of an earlier version,
+//!   which recorded them apart, died) expire.
 
 use domain::{DomainError, InventoryCommand, OrderCommand, OrderStatus};
 use uuid::Uuid;
@@ -19,20 +20,22 @@ use crate::CommandApp;
 /// Deadlines taken per round.
 pub const BATCH: usize = 100;
 
-/// One round: settles up to a batch of due deadlines. Returns how many.
+/// One round: settles the orders of up to a batch of lapsed holds. Returns
+/// how many orders, return deadlines and adjustments it settled.
 pub async fn sweep_once(app: &CommandApp) -> Result<usize, CommandError> {
-    let claim = app.deadlines.claim_due(app.clock.now(), BATCH).await?;
-    let mut settled = Vec::with_capacity(claim.deadlines().len());
-    for deadline in claim.deadlines() {
+    let lapsed = app.deadlines.lapsed_holds(app.clock.now(), BATCH).await?;
+    let mut count = 0;
+    for deadline in &lapsed {
         match settle_lapsed(app, deadline.order_id, &deadline.holds).await {
-            Ok(()) => settled.push(deadline.order_id),
+            Ok(()) => {
+                app.deadlines.swept(&deadline.holds, app.clock.now());
+                count += 1
+            }
             Err(err) => {
                 tracing::warn!(order_id = %deadline.order_id, error = %err, "could not settle a lapsed order")
             }
         }
     }
-    let count = settled.len();
-    claim.settle(&settled, app.clock.now()).await?;
     // Rental lines past their end and not returned.
     let overdue = super::overdue::mark_overdue_lines(app).await?;
     // Extensions and reschedules unpaid past their expiry.

@@ -4,9 +4,8 @@
 //! per rule, named after it.
 
 use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::DomainEvent;
 use domain::{
@@ -23,7 +22,7 @@ use crate::auth::{Principal, Role};
 use crate::bus::memory::Positions;
 use crate::bus::{CommandError, MemoryStorage};
 use crate::context::CommandContext;
-use crate::deadlines::{Deadline, DueDeadlines, HoldDeadlines, MemoryDeadlines, ReturnDue};
+use crate::deadlines::{HoldDeadlines, MemoryDeadlines};
 use crate::{AppState, CommandApiConfig, CommandApp, Stores};
 
 /// The stores of one test, kept to look into.
@@ -39,13 +38,14 @@ struct Memory {
 impl Memory {
     fn new() -> Self {
         let head = Positions::new(AtomicI64::new(0));
+        let inventory = Arc::new(MemoryStorage::new(head.clone()));
         Self {
             vendors: Arc::new(MemoryStorage::new(head.clone())),
             listings: Arc::new(MemoryStorage::new(head.clone())),
-            inventory: Arc::new(MemoryStorage::new(head.clone())),
+            inventory: inventory.clone(),
             orders: Arc::new(MemoryStorage::new(head.clone())),
             invoice_books: Arc::new(MemoryStorage::new(head)),
-            deadlines: MemoryDeadlines::new(),
+            deadlines: MemoryDeadlines::watching(inventory),
         }
     }
 
@@ -325,99 +325,6 @@ async fn an_order_is_recorded_with_its_holds_on_one_listing_and_on_several() {
     );
 }
 
-/// Deadlines kept in memory that note, when one is recorded, how many
-/// events the watched inventory had.
-struct WatchingDeadlines {
-    inner: MemoryDeadlines,
-    inventory: Arc<MemoryStorage<Inventory>>,
-    listing_id: Mutex<Option<Uuid>>,
-    seen: Mutex<Vec<usize>>,
-}
-
-#[async_trait]
-impl HoldDeadlines for WatchingDeadlines {
-    async fn record_return(&self, due: &ReturnDue) -> Result<(), CommandError> {
-        self.inner.record_return(due).await
-    }
-
-    async fn returns_due(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<ReturnDue>, CommandError> {
-        self.inner.returns_due(now, limit).await
-    }
-
-    async fn settle_return(&self, line_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError> {
-        self.inner.settle_return(line_id, at).await
-    }
-
-    async fn record(&self, deadline: &Deadline) -> Result<(), CommandError> {
-        let listing_id = *self
-            .listing_id
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(listing_id) = listing_id {
-            let events = self.inventory.events(&listing_id.to_string()).len();
-            self.seen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(events);
-        }
-        self.inner.record(deadline).await
-    }
-
-    async fn settle(&self, order_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError> {
-        self.inner.settle(order_id, at).await
-    }
-
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Box<dyn DueDeadlines>, CommandError> {
-        self.inner.claim_due(now, limit).await
-    }
-}
-
-#[tokio::test]
-async fn a_hold_deadline_is_recorded_before_any_hold() {
-    // Given a listing whose inventory is watched when a deadline is recorded.
-    let memory = Memory::new();
-    let watching = Arc::new(WatchingDeadlines {
-        inner: memory.deadlines.clone(),
-        inventory: memory.inventory.clone(),
-        listing_id: Mutex::new(None),
-        seen: Mutex::new(Vec::new()),
-    });
-    let market = Marketplace::on(memory, Some(watching.clone())).await;
-    let listing = market.rental_listing(1, true).await;
-    *watching.listing_id.lock().expect("not poisoned") = Some(listing);
-
-    // When an order is placed,
-    let placed = market
-        .place("c1", vec![rental(listing, 1, 3)])
-        .await
-        .expect("placed");
-
-    // then its deadline was recorded while the inventory held nothing yet,
-    assert_eq!(*watching.seen.lock().expect("not poisoned"), vec![1]);
-    assert_eq!(
-        market.inventory_events(listing),
-        vec!["InventoryInitialized", "HoldPlaced"]
-    );
-    // and it names the hold and the order's expiry.
-    let (deadline, settled) = market
-        .memory
-        .deadlines
-        .get(placed.order_id)
-        .expect("recorded");
-    assert_eq!(deadline.expires_at, placed.hold_expires_at);
-    assert_eq!(deadline.holds.len(), 1);
-    assert_eq!(deadline.holds[0].listing_id, listing);
-    assert_eq!(settled, None);
-}
-
 #[tokio::test]
 async fn the_sweeper_expires_only_holds_past_their_deadline_and_leaves_a_paid_order_alone() {
     // Given an unpaid and a paid order placed now, and one placed later.
@@ -443,7 +350,7 @@ async fn the_sweeper_expires_only_holds_past_their_deadline_and_leaves_a_paid_or
     let settled = sweep_once(&market.app).await.expect("swept");
 
     // then only the unpaid order is cancelled and its hold expired;
-    assert_eq!(settled, 2, "the unpaid and the paid order's deadlines");
+    assert_eq!(settled, 1, "the unpaid order's lapsed hold");
     let order = market.order(unpaid).await;
     assert_eq!(order.status(), OrderStatus::Cancelled);
     assert!(order.cancelled_by_expiry());
@@ -454,8 +361,6 @@ async fn the_sweeper_expires_only_holds_past_their_deadline_and_leaves_a_paid_or
     // and the order not yet due is left as it is.
     assert_eq!(market.order(later).await.status(), OrderStatus::Placed);
     assert_eq!(market.hold(listing, later).await, HoldStatus::Active);
-    let (_, settled_at) = market.memory.deadlines.get(later).expect("recorded");
-    assert_eq!(settled_at, None);
 }
 
 /// An order placed and lapsed unpaid: the clock moved past its deadline

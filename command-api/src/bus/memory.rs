@@ -44,6 +44,16 @@ impl<A: Aggregate> MemoryStorage<A> {
             .unwrap_or_default()
     }
 
+    /// The ids of the aggregates with events.
+    pub fn ids(&self) -> Vec<String> {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// How many events are stored, over all aggregates.
     pub fn len(&self) -> usize {
         self.streams

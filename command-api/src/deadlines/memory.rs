@@ -1,5 +1,6 @@
-//! Hold deadlines in memory, for tests: the same answers as the table,
-//! for one sweeper at a time.
+//! The sweeper's deadlines in memory, for tests: the same answers as
+//! PostgreSQL, for one sweeper at a time (lapsed holds from the memory
+//! Inventory aggregates).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,17 +9,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AdjustmentDue, Deadline, DueDeadlines, HoldDeadlines, ReturnDue};
-use crate::bus::CommandError;
+use domain::{HoldStatus, Inventory};
 
-/// A deadline and when it was settled.
-type Entry = (Deadline, Option<DateTime<Utc>>);
+use super::{AdjustmentDue, Deadline, DeadlineHold, HoldDeadlines, ReturnDue};
+use crate::bus::{CommandError, EventStorage, MemoryStorage};
+
 /// A return deadline and when it was settled.
 type ReturnEntry = (ReturnDue, Option<DateTime<Utc>>);
 
 #[derive(Clone, Default)]
 pub struct MemoryDeadlines {
-    entries: Arc<Mutex<HashMap<Uuid, Entry>>>,
+    /// Where lapsed holds are found (none: nowhere).
+    inventory: Option<Arc<MemoryStorage<Inventory>>>,
     /// Return deadlines by line, and when each was settled.
     returns: Arc<Mutex<HashMap<Uuid, ReturnEntry>>>,
     /// Adjustment deadlines by id, and when each was settled.
@@ -33,21 +35,11 @@ impl MemoryDeadlines {
         Self::default()
     }
 
-    /// An order's deadline and when it was settled, if it was recorded.
-    pub fn get(&self, order_id: Uuid) -> Option<(Deadline, Option<DateTime<Utc>>)> {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&order_id)
-            .cloned()
-    }
-
-    fn mark_settled(&self, order_ids: &[Uuid], at: DateTime<Utc>) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        for order_id in order_ids {
-            if let Some((_, settled_at)) = entries.get_mut(order_id) {
-                *settled_at = Some(at);
-            }
+    /// Deadlines that find lapsed holds in `inventory`'s aggregates.
+    pub fn watching(inventory: Arc<MemoryStorage<Inventory>>) -> Self {
+        Self {
+            inventory: Some(inventory),
+            ..Self::default()
         }
     }
 }
@@ -145,58 +137,47 @@ impl HoldDeadlines for MemoryDeadlines {
         Ok(())
     }
 
-    async fn record(&self, deadline: &Deadline) -> Result<(), CommandError> {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(deadline.order_id, (deadline.clone(), None));
-        Ok(())
-    }
-
-    async fn settle(&self, order_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError> {
-        self.mark_settled(&[order_id], at);
-        Ok(())
-    }
-
-    async fn claim_due(
+    /// From the Inventory aggregates: their active holds past expiry.
+    async fn lapsed_holds(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Box<dyn DueDeadlines>, CommandError> {
-        let mut due: Vec<Deadline> = self
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter(|(deadline, settled_at)| settled_at.is_none() && deadline.expires_at <= now)
-            .map(|(deadline, _)| deadline.clone())
-            .collect();
-        due.sort_by_key(|d| d.expires_at);
-        due.truncate(limit);
-        Ok(Box::new(Claim {
-            store: self.clone(),
-            deadlines: due,
-        }))
-    }
-}
-
-struct Claim {
-    store: MemoryDeadlines,
-    deadlines: Vec<Deadline>,
-}
-
-#[async_trait]
-impl DueDeadlines for Claim {
-    fn deadlines(&self) -> &[Deadline] {
-        &self.deadlines
-    }
-
-    async fn settle(
-        self: Box<Self>,
-        order_ids: &[Uuid],
-        at: DateTime<Utc>,
-    ) -> Result<(), CommandError> {
-        self.store.mark_settled(order_ids, at);
-        Ok(())
+    ) -> Result<Vec<Deadline>, CommandError> {
+        let Some(inventory) = &self.inventory else {
+            return Ok(Vec::new());
+        };
+        let mut lapsed: Vec<(DateTime<Utc>, Uuid, DeadlineHold)> = Vec::new();
+        for id in inventory.ids() {
+            let Ok(listing_id) = id.parse::<Uuid>() else {
+                continue;
+            };
+            let stored = inventory.load(&id).await?;
+            for hold in stored.aggregate.holds() {
+                if hold.status == HoldStatus::Active && hold.expires_at <= now {
+                    lapsed.push((
+                        hold.expires_at,
+                        hold.order_id,
+                        DeadlineHold {
+                            listing_id,
+                            hold_id: hold.hold_id,
+                        },
+                    ));
+                }
+            }
+        }
+        lapsed.sort_by_key(|(expires_at, _, hold)| (*expires_at, hold.hold_id));
+        lapsed.truncate(limit);
+        let mut deadlines: Vec<Deadline> = Vec::new();
+        for (expires_at, order_id, hold) in lapsed {
+            match deadlines.iter_mut().find(|d| d.order_id == order_id) {
+                Some(deadline) => deadline.holds.push(hold),
+                None => deadlines.push(Deadline {
+                    order_id,
+                    holds: vec![hold],
+                    expires_at,
+                }),
+            }
+        }
+        Ok(deadlines)
     }
 }

@@ -1,12 +1,16 @@
-//! Hold deadlines: the saga records each order's deadline (its holds and
-//! when they lapse) before it places any hold, so that holds a crash
-//! strands are still found; the sweeper claims the due ones and settles
-//! them (DESIGN.md: "an unpaid hold never blocks a unit after its expiry
-//! plus one sweep").
+//! What the sweeper acts on when its time comes:
+//! - holds that lapsed unconfirmed (`lapsed_holds`): an order and its holds
+//!   are recorded in one transaction (issue 18), so no crash strands a hold,
+//!   and no deadline row is written per order any more. The holds are found
+//!   where they are already recorded: the availability read model
+//!   (`rm_allocations`) in PostgreSQL, the Inventory aggregates in memory.
+//!   The aggregates decide (DESIGN.md: "an unpaid hold never blocks a unit
+//!   after its expiry plus one sweep": the Inventory never counts a lapsed
+//!   hold, whatever the sweeper does);
+//! - extensions and reschedules awaiting payment (`AdjustmentDue`);
+//! - picked-up rental lines due back (`ReturnDue`), marked overdue past it.
 //!
-//! `postgres` keeps them in the `hold_deadlines` table, `memory` in a map
-//! for tests. The same stores keep when picked-up rental lines are due
-//! back (`ReturnDue`), which the sweeper marks overdue.
+//! `postgres` keeps the last two in tables, `memory` in maps for tests.
 
 pub mod memory;
 pub mod postgres;
@@ -113,32 +117,17 @@ pub trait HoldDeadlines: Send + Sync {
     /// Marks a line's return deadline dealt with (marked overdue).
     async fn settle_return(&self, line_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError>;
 
-    /// Records an order's deadline; the saga does so before any hold.
-    async fn record(&self, deadline: &Deadline) -> Result<(), CommandError>;
-
-    /// Marks an order's deadline as dealt with (at `at`).
-    async fn settle(&self, order_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError>;
-
-    /// Claims up to `limit` unsettled deadlines due by `now`, oldest first,
-    /// that no other sweeper holds. They stay claimed until the claim is
-    /// settled or dropped.
-    async fn claim_due(
+    /// Up to `limit` orders whose holds lapsed unconfirmed by `now`
+    /// (earliest expiry first), each with those holds. Not claimed:
+    /// settling an order twice records nothing new.
+    async fn lapsed_holds(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Box<dyn DueDeadlines>, CommandError>;
-}
+    ) -> Result<Vec<Deadline>, CommandError>;
 
-/// Deadlines a sweeper claimed.
-#[async_trait]
-pub trait DueDeadlines: Send {
-    fn deadlines(&self) -> &[Deadline];
-
-    /// Marks these orders' deadlines settled at `at` and lets the claim go;
-    /// the others of the claim stay due.
-    async fn settle(
-        self: Box<Self>,
-        order_ids: &[Uuid],
-        at: DateTime<Utc>,
-    ) -> Result<(), CommandError>;
+    /// Notes that these lapsed holds' orders were settled at `at`: where
+    /// the holds are found in a read model that lags, they are not handed
+    /// out again for a while.
+    fn swept(&self, _holds: &[DeadlineHold], _at: DateTime<Utc>) {}
 }

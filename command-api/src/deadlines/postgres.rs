@@ -1,23 +1,34 @@
-//! Hold deadlines in PostgreSQL's `hold_deadlines` table. Sweepers on
-//! several replicas share the due ones with `FOR UPDATE SKIP LOCKED`: a
-//! claim is a transaction that holds their rows until it is settled.
+//! The sweeper's deadlines in PostgreSQL: adjustments and returns in their
+//! tables, lapsed holds from the availability read model. Sweepers on
+//! several replicas may meet on one; the aggregates decide once.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{AdjustmentDue, Deadline, DeadlineHold, DueDeadlines, HoldDeadlines, ReturnDue};
-use crate::bus::{CommandError, StoreError};
+use super::{AdjustmentDue, Deadline, DeadlineHold, HoldDeadlines, ReturnDue};
+use crate::bus::CommandError;
 
 #[derive(Clone)]
 pub struct PostgresDeadlines {
     pool: PgPool,
+    /// Lapsed holds whose orders a sweeper settled, and when (by its clock).
+    swept: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
 }
+
+/// How long a swept hold is not handed out again.
+const RECENTLY: chrono::Duration = chrono::Duration::minutes(1);
 
 impl PostgresDeadlines {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            swept: Arc::default(),
+        }
     }
 }
 
@@ -149,90 +160,55 @@ impl HoldDeadlines for PostgresDeadlines {
         Ok(())
     }
 
-    async fn record(&self, deadline: &Deadline) -> Result<(), CommandError> {
-        let holds = serde_json::to_value(&deadline.holds).map_err(StoreError::failed)?;
-        // Committed without waiting for the disk: the hold appended next waits
-        // for its own commit record, which lies after this one in the WAL, so
-        // no crash can keep a hold and lose its deadline. Saves a flush per order.
-        sqlx::query(
-            "WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
-             INSERT INTO hold_deadlines (order_id, holds, expires_at)
-             SELECT $1, $2, $3 FROM async",
-        )
-        .bind(deadline.order_id)
-        .bind(holds)
-        .bind(deadline.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn settle(&self, order_id: Uuid, at: DateTime<Utc>) -> Result<(), CommandError> {
-        sqlx::query("UPDATE hold_deadlines SET settled_at = $2 WHERE order_id = $1")
-            .bind(order_id)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn claim_due(
+    /// From the availability read model: holds still `hold` there past
+    /// their expiry. The read model lags the aggregates a little, so a hold
+    /// just settled may come back once more; holds swept in the last minute
+    /// are left out, so that a lagging (or stopped) projector does not keep
+    /// the sweeper on the same holds while others wait. Rows of a booking
+    /// change awaiting payment (`hold` too) settle nothing here: their order
+    /// is paid, and the adjustments' own deadlines lapse them.
+    async fn lapsed_holds(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Box<dyn DueDeadlines>, CommandError> {
-        let mut tx = self.pool.begin().await?;
-        let rows: Vec<(Uuid, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT order_id, holds, expires_at FROM hold_deadlines
-              WHERE settled_at IS NULL AND expires_at <= $2
+    ) -> Result<Vec<Deadline>, CommandError> {
+        let recent: Vec<Uuid> = {
+            let mut swept = self.swept.lock().unwrap_or_else(PoisonError::into_inner);
+            swept.retain(|_, at| now - *at < RECENTLY);
+            swept.keys().copied().collect()
+        };
+        let rows: Vec<(Uuid, Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT order_id, listing_id, allocation_id, expires_at FROM rm_allocations
+              WHERE kind = 'hold' AND expires_at <= $1 AND order_id IS NOT NULL
+                AND NOT (allocation_id = ANY($3))
               ORDER BY expires_at
-              LIMIT $1
-              FOR UPDATE SKIP LOCKED",
+              LIMIT $2",
         )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(now)
-        .fetch_all(&mut *tx)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(&recent)
+        .fetch_all(&self.pool)
         .await?;
-        let mut deadlines = Vec::with_capacity(rows.len());
-        for (order_id, holds, expires_at) in rows {
-            let holds: Vec<DeadlineHold> = serde_json::from_value(holds)
-                .map_err(|e| StoreError::Failed(format!("bad hold deadline: {e}")))?;
-            deadlines.push(Deadline {
-                order_id,
-                holds,
-                expires_at,
-            });
+        let mut deadlines: Vec<Deadline> = Vec::new();
+        for (order_id, listing_id, hold_id, expires_at) in rows {
+            let hold = DeadlineHold {
+                listing_id,
+                hold_id,
+            };
+            match deadlines.iter_mut().find(|d| d.order_id == order_id) {
+                Some(deadline) => deadline.holds.push(hold),
+                None => deadlines.push(Deadline {
+                    order_id,
+                    holds: vec![hold],
+                    expires_at,
+                }),
+            }
         }
-        Ok(Box::new(Claim { tx, deadlines }))
-    }
-}
-
-/// Due deadlines, their rows locked by `tx` until it ends.
-struct Claim {
-    tx: Transaction<'static, Postgres>,
-    deadlines: Vec<Deadline>,
-}
-
-#[async_trait]
-impl DueDeadlines for Claim {
-    fn deadlines(&self) -> &[Deadline] {
-        &self.deadlines
+        Ok(deadlines)
     }
 
-    async fn settle(
-        self: Box<Self>,
-        order_ids: &[Uuid],
-        at: DateTime<Utc>,
-    ) -> Result<(), CommandError> {
-        let Claim { mut tx, .. } = *self;
-        if !order_ids.is_empty() {
-            sqlx::query("UPDATE hold_deadlines SET settled_at = $2 WHERE order_id = ANY($1)")
-                .bind(order_ids)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    fn swept(&self, holds: &[DeadlineHold], at: DateTime<Utc>) {
+        let mut swept = self.swept.lock().unwrap_or_else(PoisonError::into_inner);
+        swept.extend(holds.iter().map(|h| (h.hold_id, at)));
     }
 }

@@ -57,13 +57,6 @@ async fn holds_stranded_without_an_order_are_expired_by_the_sweeper() {
     let expires_at = now + chrono::Duration::seconds(2);
     let period = (at(3, 0), at(4, 0));
 
-    sqlx::query("INSERT INTO hold_deadlines (order_id, holds, expires_at) VALUES ($1, $2, $3)")
-        .bind(order_id)
-        .bind(json!([{"listing_id": listing, "hold_id": hold_id}]))
-        .bind(expires_at)
-        .execute(&app.pool)
-        .await
-        .expect("write the deadline");
     let replica = app.command_app();
     let command = serde_json::from_value(json!({"PlaceHold": {
         "hold_id": hold_id,
@@ -103,19 +96,21 @@ async fn holds_stranded_without_an_order_are_expired_by_the_sweeper() {
         app.event_types("Order", order_id).await.is_empty(),
         "no order comes into being"
     );
-    // The sweep settles the deadline in its own commit, just after the
-    // hold's expiry is recorded: wait for it rather than race it.
+    // The availability read model, where the sweeper found the hold, sees
+    // it expired too.
     let settled = ledger_tests::pipeline::eventually(SWEEP_WAIT, || async {
-        let settled: Option<chrono::DateTime<Utc>> =
-            sqlx::query_scalar("SELECT settled_at FROM hold_deadlines WHERE order_id = $1")
-                .bind(order_id)
-                .fetch_one(&app.pool)
-                .await
-                .expect("read the deadline");
-        settled.is_some()
+        let kind: Option<String> = sqlx::query_scalar(
+            "SELECT kind FROM rm_allocations WHERE listing_id = $1 AND allocation_id = $2",
+        )
+        .bind(listing)
+        .bind(hold_id)
+        .fetch_optional(&app.pool)
+        .await
+        .expect("read the allocation");
+        kind.as_deref() == Some("expired")
     })
     .await;
-    assert!(settled, "the deadline is settled");
+    assert!(settled, "the read model shows the hold expired");
     assert_placed(
         &app.place_order(
             "blocked",

@@ -283,8 +283,8 @@ pub(super) async fn wait_for_the_sweeper(app: &TestApp) {
         let pool = app.pool.clone();
         async move {
             let due: i64 = sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM hold_deadlines
-                          WHERE settled_at IS NULL AND expires_at <= $1)
+                "SELECT (SELECT count(*) FROM rm_allocations
+                          WHERE kind = 'hold' AND expires_at <= $1)
                       + (SELECT count(*) FROM adjustment_deadlines
                           WHERE settled_at IS NULL AND expires_at <= $1)
                       + (SELECT count(*) FROM return_deadlines
