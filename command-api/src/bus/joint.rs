@@ -4,28 +4,29 @@
 //!   events ride as the [`Companion`] of other commands and are recorded in
 //!   the same transaction as theirs, then taken into the bus's cache
 //!   ([`CommandBus::adopt`]);
-//! - commands on several aggregates of one type decided together and
-//!   appended with a companion in one statement
-//!   ([`CommandBus::execute_joint`]). This path is optimistic: it loads
-//!   each aggregate from the store, and a conflict with another writer
-//!   (this process's workers included) retries it from a fresh load. The
-//!   hot path, one aggregate and a companion, goes through the aggregate's
-//!   worker instead ([`CommandBus::execute_with_companion`]), which batches.
+//! - commands on several aggregates of one type recorded with a companion
+//!   in one statement ([`CommandBus::execute_joint`]): a [`Round`] enters
+//!   every aggregate's queue at once, each worker decides its part on its
+//!   own state in its turn, and the last appends every part. One aggregate
+//!   and a companion need no round: its worker appends the companion with
+//!   its batch ([`CommandBus::execute_with_companion`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, EventEnvelope};
 use domain::DomainError;
 use event_log::{Guard, NewEvents};
+use tokio::sync::watch;
 
 use super::cache::Loaded;
 use super::postgres::encode;
 use super::retry::{backoff, count, MAX_ATTEMPTS};
 use super::storage::{Appended, Companion, EventStorage, JointAppended, JointPart};
-use super::{CommandBus, CommandError, Committed};
+use super::{CommandBus, CommandError, Committed, Inner, Queued};
 use crate::context::CommandContext;
 
 /// A new aggregate's events, decided and not yet recorded.
@@ -90,15 +91,192 @@ impl<A: Aggregate + 'static> Companion for NewAggregate<A> {
 }
 
 /// How commands decided together came out.
-pub enum JointOutcome<A: Aggregate> {
+pub enum JointOutcome {
     /// At least one was refused, so nothing was recorded: each command's
     /// refusal, in order (`None`: that one would have been accepted).
     Rejected(Vec<Option<DomainError>>),
-    /// All recorded, with the companion, in one transaction.
-    Committed {
-        commands: Vec<Committed<A>>,
-        companion_positions: Vec<i64>,
-    },
+    /// All recorded, with the companion, in one transaction: the
+    /// companion's positions.
+    Committed { companion_positions: Vec<i64> },
+}
+
+/// Most a worker waits in a round for the other aggregates' workers (they
+/// only ever wait for commands queued before the round, which never wait).
+const ROUND_WAIT: Duration = Duration::from_secs(30);
+
+/// One joint append over several aggregates of a type: each aggregate's
+/// worker decides its part on its own state when the round reaches the head
+/// of its queue, and the last to decide appends every part and the
+/// companion in one statement. While a worker waits in a round, nothing
+/// else of its aggregate is decided, so this process never conflicts with
+/// itself; another process's append is a conflict, and the round is tried
+/// again.
+pub(super) struct Round<A: Aggregate> {
+    aggregates: usize,
+    companion: Arc<dyn Companion>,
+    metadata: HashMap<String, String>,
+    decided: StdMutex<Vec<Decision<A>>>,
+    outcome: watch::Sender<Option<Arc<RoundOutcome>>>,
+}
+
+/// One aggregate's part of a round, as its worker decided it.
+struct Decision<A: Aggregate> {
+    aggregate_id: String,
+    after: usize,
+    /// Each command's events, by its place in the round.
+    events: Vec<(usize, Vec<A::Event>)>,
+    rejections: Vec<(usize, DomainError)>,
+    failure: Option<CommandError>,
+}
+
+enum RoundOutcome {
+    Recorded { companion: Vec<i64> },
+    Rejected(Vec<(usize, DomainError)>),
+    Conflict,
+    Stale,
+    Failed(CommandError),
+}
+
+/// Commands with their places in a round.
+type Placed<A> = Vec<(usize, <A as Aggregate>::Command)>;
+
+/// An aggregate's turn in a round: its commands, by their place.
+pub(super) struct Turn<A: Aggregate> {
+    round: Arc<Round<A>>,
+    commands: Placed<A>,
+}
+
+impl<A> Inner<A>
+where
+    A: Aggregate<Error = DomainError, Services = ()> + Clone + 'static,
+    A::Command: Clone + Send + Sync,
+{
+    /// Decides this aggregate's part of a round on a copy of its state,
+    /// hands it in, and waits for the round's outcome: the copy becomes the
+    /// state if the round was recorded.
+    pub(super) async fn take_turn(&self, aggregate_id: &str, turn: Turn<A>) {
+        let Turn { round, commands } = turn;
+        let mut outcome = round.outcome.subscribe();
+        let loaded = match self.cache.take(aggregate_id) {
+            Some(loaded) => Ok(loaded),
+            None => self.storage.load(aggregate_id).await.map(|stored| Loaded {
+                aggregate: stored.aggregate,
+                sequence: stored.sequence,
+                snapshot_at: stored.sequence,
+            }),
+        };
+        let mut decision = Decision {
+            aggregate_id: aggregate_id.to_owned(),
+            after: 0,
+            events: Vec::new(),
+            rejections: Vec::new(),
+            failure: None,
+        };
+        let mut trial = None;
+        match &loaded {
+            Ok(loaded) => {
+                decision.after = loaded.sequence;
+                let mut state = loaded.aggregate.clone();
+                for (at, command) in commands {
+                    let sink = EventSink::default();
+                    match state.handle(command, &(), &sink).await {
+                        Ok(()) => decision.events.push((at, sink.collect().await)),
+                        Err(rejection) => decision.rejections.push((at, rejection)),
+                    }
+                }
+                trial = Some(state);
+            }
+            Err(err) => decision.failure = Some(err.clone()),
+        }
+        let appended: usize = decision.events.iter().map(|(_, e)| e.len()).sum();
+        let last = {
+            let mut decided = round.decided.lock().unwrap_or_else(PoisonError::into_inner);
+            decided.push(decision);
+            decided.len() == round.aggregates
+        };
+        if last {
+            let settled = self.settle_round(&round).await;
+            round.outcome.send_replace(Some(Arc::new(settled)));
+        }
+        let settled = tokio::time::timeout(ROUND_WAIT, outcome.wait_for(Option::is_some))
+            .await
+            .ok()
+            .and_then(|seen| seen.ok().and_then(|o| o.clone()));
+        let Ok(mut loaded) = loaded else {
+            return;
+        };
+        match settled.as_deref() {
+            Some(RoundOutcome::Recorded { .. }) => {
+                if let Some(state) = trial {
+                    loaded.aggregate = state;
+                    loaded.sequence += appended;
+                    self.cache.put(aggregate_id, loaded);
+                }
+            }
+            // The copy may be behind the store: loaded afresh next time.
+            Some(RoundOutcome::Conflict) | None => {}
+            Some(_) => self.cache.put(aggregate_id, loaded),
+        }
+    }
+
+    /// Done by the last worker of a round: appends every part and the
+    /// companion in one statement, unless a part was refused or failed.
+    async fn settle_round(&self, round: &Round<A>) -> RoundOutcome {
+        let decided =
+            std::mem::take(&mut *round.decided.lock().unwrap_or_else(PoisonError::into_inner));
+        if let Some(failure) = decided.iter().find_map(|d| d.failure.clone()) {
+            return RoundOutcome::Failed(failure);
+        }
+        let mut rejections: Vec<(usize, DomainError)> = decided
+            .iter()
+            .flat_map(|d| d.rejections.iter().cloned())
+            .collect();
+        if !rejections.is_empty() {
+            rejections.sort_by_key(|(at, _)| *at);
+            return RoundOutcome::Rejected(rejections);
+        }
+        let events: Vec<Vec<A::Event>> = decided
+            .iter()
+            .map(|d| {
+                let mut by_place: Vec<&(usize, Vec<A::Event>)> = d.events.iter().collect();
+                by_place.sort_by_key(|(at, _)| *at);
+                by_place
+                    .into_iter()
+                    .flat_map(|(_, e)| e.iter().cloned())
+                    .collect()
+            })
+            .collect();
+        let metadata: Vec<Vec<&HashMap<String, String>>> = events
+            .iter()
+            .map(|e| vec![&round.metadata; e.len()])
+            .collect();
+        let parts: Vec<JointPart<'_, A>> = decided
+            .iter()
+            .zip(&events)
+            .zip(&metadata)
+            .map(|((d, events), metadata)| JointPart {
+                aggregate_id: &d.aggregate_id,
+                after: d.after,
+                events,
+                metadata,
+            })
+            .collect();
+        match self
+            .storage
+            .append_joint(&parts, std::slice::from_ref(&round.companion))
+            .await
+        {
+            Ok(JointAppended::At { mut companions, .. }) => {
+                self.notifier.committed();
+                RoundOutcome::Recorded {
+                    companion: companions.pop().unwrap_or_default(),
+                }
+            }
+            Ok(JointAppended::Conflict) => RoundOutcome::Conflict,
+            Ok(JointAppended::Stale(_)) => RoundOutcome::Stale,
+            Err(err) => RoundOutcome::Failed(err),
+        }
+    }
 }
 
 impl<A> CommandBus<A>
@@ -176,149 +354,86 @@ where
 
     /// Decides `commands` (each on its aggregate, in order; several may
     /// name the same one) and records all their events and `companion`'s
-    /// in one transaction, or nothing when any command is refused.
+    /// in one transaction, or nothing when any command is refused. Each
+    /// aggregate's part is decided by its worker, in its turn ([`Round`]).
     pub async fn execute_joint(
         &self,
         commands: Vec<(String, A::Command)>,
         companion: Arc<dyn Companion>,
         context: &CommandContext,
         command_name: &str,
-    ) -> Result<JointOutcome<A>, CommandError> {
+    ) -> Result<JointOutcome, CommandError> {
         let metadata = self.metadata(context, command_name).await?;
-        let mut ids: Vec<&str> = Vec::new();
-        for (id, _) in &commands {
-            if !ids.contains(&id.as_str()) {
-                ids.push(id);
+        let total = commands.len();
+        // Each aggregate's commands, by their place, aggregates in the order
+        // they first appear.
+        let mut turns: Vec<(String, Placed<A>)> = Vec::new();
+        for (at, (id, command)) in commands.into_iter().enumerate() {
+            match turns.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, list)) => list.push((at, command)),
+                None => turns.push((id, vec![(at, command)])),
             }
         }
-        let companions = [companion];
         for attempt in 1..=MAX_ATTEMPTS {
-            // Fresh from the store: a cached copy may be behind it.
-            let mut states: HashMap<&str, (A, usize)> = HashMap::with_capacity(ids.len());
-            for id in &ids {
-                let stored = self.inner.storage.load(id).await?;
-                states.insert(id, (stored.aggregate, stored.sequence));
-            }
-            let mut decided: Vec<Result<Vec<A::Event>, DomainError>> =
-                Vec::with_capacity(commands.len());
-            for (id, command) in &commands {
-                let Some((aggregate, _)) = states.get_mut(id.as_str()) else {
-                    return Err(CommandError::internal("a joint command lost its aggregate"));
-                };
-                let sink = EventSink::default();
-                decided.push(match aggregate.handle(command.clone(), &(), &sink).await {
-                    Ok(()) => Ok(sink.collect().await),
-                    Err(rejection) => Err(rejection),
-                });
-            }
-            if decided.iter().any(Result::is_err) {
-                count::<A>(commands.len(), "rejected");
-                return Ok(JointOutcome::Rejected(
-                    decided.into_iter().map(Result::err).collect(),
-                ));
-            }
-            let decided: Vec<Vec<A::Event>> = decided.into_iter().flatten().collect();
-
-            // Each aggregate's events, in the commands' order.
-            let mut per_aggregate: Vec<Vec<A::Event>> = vec![Vec::new(); ids.len()];
-            for ((id, _), events) in commands.iter().zip(&decided) {
-                let at = ids.iter().position(|i| i == id).unwrap_or_default();
-                per_aggregate[at].extend(events.iter().cloned());
-            }
-            let metadata_refs: Vec<Vec<&HashMap<String, String>>> = per_aggregate
-                .iter()
-                .map(|events| vec![&metadata; events.len()])
-                .collect();
-            let parts: Vec<JointPart<'_, A>> = ids
-                .iter()
-                .zip(&per_aggregate)
-                .zip(&metadata_refs)
-                .map(|((id, events), metadata)| JointPart {
-                    aggregate_id: id,
-                    after: states.get(id).map_or(0, |(_, sequence)| *sequence),
-                    events,
-                    metadata,
-                })
-                .collect();
-            match self.inner.storage.append_joint(&parts, &companions).await? {
-                JointAppended::At {
-                    parts: positions,
-                    companions: mut companion_positions,
-                } => {
-                    self.inner.notifier.committed();
-                    for id in &ids {
-                        // The workers' copies are behind now: they reload.
-                        self.inner.cache.take(id);
-                    }
-                    count::<A>(commands.len(), "accepted");
-                    let committed =
-                        answers(&commands, decided, &ids, &states, &positions, &metadata);
+            let (outcome, _) = watch::channel(None);
+            let round = Arc::new(Round {
+                aggregates: turns.len(),
+                companion: companion.clone(),
+                metadata: metadata.clone(),
+                decided: StdMutex::new(Vec::with_capacity(turns.len())),
+                outcome,
+            });
+            let mut settled = round.outcome.subscribe();
+            self.inner.push(
+                turns
+                    .iter()
+                    .map(|(id, list)| {
+                        (
+                            id.clone(),
+                            Queued::Joint(Turn {
+                                round: round.clone(),
+                                commands: list.clone(),
+                            }),
+                        )
+                    })
+                    .collect(),
+            );
+            let seen = tokio::time::timeout(ROUND_WAIT, settled.wait_for(Option::is_some))
+                .await
+                .map_err(|_| CommandError::Stopped)?
+                .map_err(|_| CommandError::Stopped)?
+                .clone();
+            match seen.as_deref() {
+                Some(RoundOutcome::Recorded { companion }) => {
+                    count::<A>(total, "accepted");
                     return Ok(JointOutcome::Committed {
-                        commands: committed,
-                        companion_positions: companion_positions.pop().unwrap_or_default(),
+                        companion_positions: companion.clone(),
                     });
                 }
-                JointAppended::Stale(_) => {
-                    count::<A>(commands.len(), "stale");
-                    return Err(CommandError::StaleTerms);
+                Some(RoundOutcome::Rejected(found)) => {
+                    count::<A>(total, "rejected");
+                    let mut each = vec![None; total];
+                    for (at, rejection) in found {
+                        if let Some(slot) = each.get_mut(*at) {
+                            *slot = Some(rejection.clone());
+                        }
+                    }
+                    return Ok(JointOutcome::Rejected(each));
                 }
-                JointAppended::Conflict => {
+                Some(RoundOutcome::Stale) => return Err(CommandError::StaleTerms),
+                Some(RoundOutcome::Failed(err)) => return Err(err.clone()),
+                Some(RoundOutcome::Conflict) | None => {
                     tracing::debug!(
                         aggregate = A::TYPE,
                         attempt,
                         "joint append conflict, retrying"
                     );
-                    count::<A>(commands.len(), "retried");
+                    count::<A>(total, "retried");
                     tokio::time::sleep(backoff(attempt)).await;
                 }
             }
         }
-        count::<A>(commands.len(), "conflict");
+        count::<A>(total, "conflict");
         Err(CommandError::Conflict)
     }
-}
-
-/// Each command's events with their sequences and positions.
-fn answers<A: Aggregate>(
-    commands: &[(String, A::Command)],
-    decided: Vec<Vec<A::Event>>,
-    ids: &[&str],
-    states: &HashMap<&str, (A, usize)>,
-    positions: &[Vec<i64>],
-    metadata: &HashMap<String, String>,
-) -> Vec<Committed<A>> {
-    // How many events of each aggregate the earlier commands took.
-    let mut taken = vec![0usize; ids.len()];
-    commands
-        .iter()
-        .zip(decided)
-        .map(|((id, _), events)| {
-            let at = ids.iter().position(|i| i == id).unwrap_or_default();
-            let after = states.get(id.as_str()).map_or(0, |(_, sequence)| *sequence);
-            let first = taken[at];
-            taken[at] += events.len();
-            let recorded = positions.get(at).map_or(&[][..], Vec::as_slice);
-            let position = match taken[at].checked_sub(1) {
-                Some(last) if !events.is_empty() => recorded.get(last),
-                _ => recorded.last(),
-            }
-            .copied()
-            .unwrap_or(0);
-            let envelopes = events
-                .into_iter()
-                .zip(after + first + 1..)
-                .map(|(payload, sequence)| EventEnvelope {
-                    aggregate_id: id.clone(),
-                    sequence,
-                    payload,
-                    metadata: metadata.clone(),
-                })
-                .collect();
-            Committed {
-                events: envelopes,
-                position,
-                companion_positions: Vec::new(),
-            }
-        })
-        .collect()
 }

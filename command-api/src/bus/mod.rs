@@ -64,6 +64,13 @@ pub struct Committed<A: Aggregate> {
     pub companion_positions: Vec<i64>,
 }
 
+/// What waits in an aggregate's queue: a command, or this aggregate's turn
+/// in a joint round (`joint`), which its worker takes alone.
+enum Queued<A: Aggregate> {
+    Command(Pending<A>),
+    Joint(joint::Turn<A>),
+}
+
 /// A command waiting for its aggregate's worker.
 struct Pending<A: Aggregate> {
     command: A::Command,
@@ -84,8 +91,10 @@ struct Inner<A: Aggregate> {
     snapshot_every: Option<usize>,
     cache: StateCache<A>,
     /// Commands waiting, per aggregate; an aggregate has a worker exactly
-    /// while it has an entry here.
-    queues: Mutex<HashMap<String, VecDeque<Pending<A>>>>,
+    /// while it has an entry here. One lock for all, so that a joint round
+    /// enters every queue it needs at once, and rounds keep one order in
+    /// every queue (no two rounds can wait on each other).
+    queues: Mutex<HashMap<String, VecDeque<Queued<A>>>>,
     /// Wakes the relay after each append.
     notifier: CommitNotifier,
     /// Seals the acting person's subject in each event's metadata (none:
@@ -239,29 +248,8 @@ where
             companion,
             reply,
         };
-        let start_worker = {
-            let mut queues = self
-                .inner
-                .queues
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            match queues.get_mut(aggregate_id) {
-                Some(queue) => {
-                    queue.push_back(pending);
-                    false
-                }
-                None => {
-                    queues.insert(aggregate_id.to_owned(), VecDeque::from([pending]));
-                    true
-                }
-            }
-        };
-        if start_worker {
-            // Its logs say which aggregate they are about.
-            let span =
-                tracing::debug_span!("aggregate_worker", aggregate_type = A::TYPE, aggregate_id);
-            tokio::spawn(Inner::work(self.inner.clone(), aggregate_id.to_owned()).instrument(span));
-        }
+        self.inner
+            .push(vec![(aggregate_id.to_owned(), Queued::Command(pending))]);
         answer.await.unwrap_or(Err(CommandError::Stopped))
     }
 }
@@ -292,6 +280,33 @@ where
     A: Aggregate<Error = DomainError, Services = ()> + Clone + 'static,
     A::Command: Clone + Send + Sync,
 {
+    /// Queues each item for its aggregate under one lock, starting the
+    /// workers of aggregates that had none.
+    fn push(self: &Arc<Self>, items: Vec<(String, Queued<A>)>) {
+        let mut start = Vec::new();
+        {
+            let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            for (aggregate_id, item) in items {
+                match queues.get_mut(&aggregate_id) {
+                    Some(queue) => queue.push_back(item),
+                    None => {
+                        queues.insert(aggregate_id.clone(), VecDeque::from([item]));
+                        start.push(aggregate_id);
+                    }
+                }
+            }
+        }
+        for aggregate_id in start {
+            // Its logs say which aggregate they are about.
+            let span = tracing::debug_span!(
+                "aggregate_worker",
+                aggregate_type = A::TYPE,
+                aggregate_id = aggregate_id.as_str()
+            );
+            tokio::spawn(Inner::work(self.clone(), aggregate_id).instrument(span));
+        }
+    }
+
     /// The aggregate's worker: batches until its queue is empty.
     async fn work(self: Arc<Self>, aggregate_id: String) {
         let mut guard = WorkerGuard {
@@ -300,7 +315,7 @@ where
             finished: false,
         };
         loop {
-            let batch: Vec<Pending<A>> = {
+            let (batch, turn) = {
                 let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
                 let Some(queue) = queues.get_mut(&aggregate_id) else {
                     break;
@@ -309,10 +324,30 @@ where
                     queues.remove(&aggregate_id);
                     break;
                 }
-                let n = queue.len().min(MAX_BATCH);
-                queue.drain(..n).collect()
+                // Commands up to the next joint turn; a turn goes alone.
+                let mut batch = Vec::new();
+                let mut turn = None;
+                while batch.len() < MAX_BATCH {
+                    match queue.pop_front() {
+                        Some(Queued::Command(pending)) => batch.push(pending),
+                        Some(Queued::Joint(next)) if batch.is_empty() => {
+                            turn = Some(next);
+                            break;
+                        }
+                        Some(joint @ Queued::Joint(_)) => {
+                            queue.push_front(joint);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                (batch, turn)
             };
-            self.run_batch(&aggregate_id, batch).await;
+            if let Some(turn) = turn {
+                self.take_turn(&aggregate_id, turn).await;
+            } else {
+                self.run_batch(&aggregate_id, batch).await;
+            }
         }
         guard.finished = true;
     }
