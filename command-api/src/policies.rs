@@ -10,7 +10,8 @@
 //!   the damage withheld to the vendor;
 //! - a vendor's part fulfilled → make its net available for payout;
 //! - a refund or dispute of a fulfilled part → take its net back from the
-//!   vendor (a won dispute: give it back).
+//!   vendor (a won dispute: give it back); a late fee paid → make the
+//!   vendors' pending late fees available.
 //! - order confirmed → one invoice per vendor part (`invoicing`); a refund
 //!   (`RefundRecorded`), a cancellation's refund of a confirmed order
 //!   (`RefundIssued`) or a booking change that made a line cheaper
@@ -255,7 +256,8 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
         }
         ref money @ (OrderEvent::RefundRecorded { .. }
         | OrderEvent::DisputeOpened { .. }
-        | OrderEvent::DisputeClosed { .. }) => {
+        | OrderEvent::DisputeClosed { .. }
+        | OrderEvent::LateFeePaid { .. }) => {
             refunds::vendor_side(app, &context, order_id, money).await?;
             if let OrderEvent::RefundRecorded {
                 refund_id, parts, ..

@@ -34,6 +34,7 @@ pub use listing::{
     Listing, ListingCommand, ListingEvent, ListingKind, ListingStatus, ListingTerms,
 };
 pub use money::*;
+pub use order::late_fees::LateFeePart;
 pub use order::placement::{
     check_placement, check_placement_with_fee_rates, MAX_LINES, MAX_QUANTITY,
 };

@@ -221,3 +221,171 @@ fn a_rental_listing_sets_its_late_fee_and_a_sale_listing_cannot() {
         .inspect_result();
     assert!(matches!(sale, Err(DomainError::InvalidState(_))));
 }
+
+// ---- Collecting what the deposit did not cover
+
+/// Returned a day and an hour late by day: 80.00, 60.00 from the deposit,
+/// 20.00 owed.
+fn owing() -> Vec<E> {
+    let mut given = picked_up(PricingUnit::Day, dec!(20.00), Tz::UTC);
+    let events = returned(given.clone(), 48 + 25, dec!(0)).expect("returned");
+    given.extend(events);
+    given
+}
+
+fn payment(id: &str, minor: i64) -> C {
+    C::RecordPayment {
+        payment_id: id.into(),
+        intent_id: format!("pi_{id}"),
+        amount_minor: minor,
+        currency: "usd".into(),
+        outcome: PaymentOutcome::Succeeded,
+        received_at: t(80),
+    }
+}
+
+fn late_fee_paid(id: &str, intent: &str, amount: Decimal, from_unapplied: bool) -> E {
+    E::LateFeePaid {
+        payment_id: id.into(),
+        intent_id: intent.into(),
+        amount,
+        from_unapplied,
+        parts: vec![LateFeePart {
+            line_id: u(LINE),
+            vendor_id: u(VENDOR),
+            amount,
+        }],
+        at: t(80),
+    }
+}
+
+#[test]
+fn a_payment_of_exactly_what_is_owed_pays_the_late_fee_and_only_once() {
+    let paid = late_fee_paid("evt_9", "pi_evt_9", dec!(20.00), false);
+    F::with(())
+        .given(owing())
+        .when(payment("evt_9", 2000))
+        .then_expect_events(vec![paid.clone()]);
+    // Redelivered: nothing new; nothing is owed any more.
+    let mut given = owing();
+    given.push(paid);
+    F::with(())
+        .given(given.clone())
+        .when(payment("evt_9", 2000))
+        .then_expect_events(vec![]);
+    let order = given.into_iter().fold(Order::default(), |mut o, e| {
+        cqrs_es::Aggregate::apply(&mut o, e);
+        o
+    });
+    assert_eq!(order.late_fee_owed(), dec!(0.00));
+    assert_eq!(order.late_fee_paid(), dec!(20.00));
+}
+
+#[test]
+fn another_amount_is_unapplied_cash_that_an_admin_applies_up_to_what_is_owed() {
+    let short = E::PaymentUnapplied {
+        payment_id: "evt_5".into(),
+        intent_id: "pi_evt_5".into(),
+        amount: dec!(5.00),
+    };
+    F::with(())
+        .given(owing())
+        .when(payment("evt_5", 500))
+        .then_expect_events(vec![short.clone()]);
+    let mut given = owing();
+    given.push(short);
+    F::with(())
+        .given(given.clone())
+        .when(C::ApplyPayment {
+            payment_id: "evt_5".into(),
+            at: t(80),
+        })
+        .then_expect_events(vec![late_fee_paid("evt_5", "", dec!(5.00), true)]);
+
+    // 25.00 held against 20.00 owed: 20.00 applied, 5.00 stays to refund.
+    let mut given = owing();
+    given.push(E::PaymentUnapplied {
+        payment_id: "evt_25".into(),
+        intent_id: "pi_evt_25".into(),
+        amount: dec!(25.00),
+    });
+    let applied = late_fee_paid("evt_25", "", dec!(20.00), true);
+    F::with(())
+        .given(given.clone())
+        .when(C::ApplyPayment {
+            payment_id: "evt_25".into(),
+            at: t(80),
+        })
+        .then_expect_events(vec![applied.clone()]);
+    given.push(applied);
+    // Nothing owed now: applying again is refused; the rest is refunded.
+    let again = F::with(())
+        .given(given.clone())
+        .when(C::ApplyPayment {
+            payment_id: "evt_25".into(),
+            at: t(80),
+        })
+        .inspect_result();
+    assert!(
+        matches!(again, Err(DomainError::InvalidState(_))),
+        "{again:?}"
+    );
+    F::with(())
+        .given(given)
+        .when(C::RefundPayment {
+            payment_id: "evt_25".into(),
+            at: t(80),
+        })
+        .then_expect_events(vec![E::UnappliedPaymentRefunded {
+            payment_id: "evt_25".into(),
+            amount: dec!(5.00),
+        }]);
+}
+
+#[test]
+fn the_vendor_collects_a_paid_late_fee_once_settling_what_it_owes_first() {
+    let registered = VendorEvent::VendorRegistered {
+        vendor_id: u(VENDOR),
+        name: "Kayaks".into(),
+        registered_at: t(0),
+    };
+    let collect = || VendorCommand::CollectLateFee {
+        order_id: u(1),
+        line_id: u(LINE),
+        payment_id: "evt_9".into(),
+        amount: dec!(20.00),
+    };
+    let collected = VendorEvent::LateFeeCollected {
+        order_id: u(1),
+        line_id: u(LINE),
+        payment_id: "evt_9".into(),
+        amount: dec!(20.00),
+    };
+    TestFramework::<Vendor>::with(())
+        .given(vec![registered.clone()])
+        .when(collect())
+        .then_expect_events(vec![collected.clone()]);
+    TestFramework::<Vendor>::with(())
+        .given(vec![registered.clone(), collected.clone()])
+        .when(collect())
+        .then_expect_events(vec![]);
+    // A vendor owing 15.00 (a refund beyond its balance) settles it first.
+    let owes = VendorEvent::EarningsReversed {
+        reversal_id: u(70),
+        order_id: u(2),
+        amount: dec!(15.00),
+        from_available: dec!(0.00),
+        receivable: dec!(15.00),
+    };
+    TestFramework::<Vendor>::with(())
+        .given(vec![registered, owes])
+        .when(collect())
+        .then_expect_events(vec![
+            collected,
+            VendorEvent::ReceivableSettled {
+                order_id: Some(u(1)),
+                payout_id: None,
+                amount: dec!(15.00),
+            },
+        ]);
+}

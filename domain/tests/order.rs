@@ -612,6 +612,7 @@ fn returned(damage: Decimal) -> E {
     E::LineReturned {
         late_fee: Default::default(),
         late_fee_owed: Default::default(),
+        refund: Default::default(),
         line_id: u(RENTAL_LINE),
         vendor_id: u(V1),
         returned_at: t(20),
@@ -1022,6 +1023,7 @@ fn a_recorded_return_keeps_how_the_deposit_was_settled() {
         Some(domain::LineReturn {
             late_fee: Default::default(),
             late_fee_owed: Default::default(),
+            refund: Default::default(),
             returned_at: t(20),
             deposit_refunded: dec!(70.00),
             damage_withheld: dec!(30.00),

@@ -2,8 +2,9 @@
 //! (`an_order_lines`, with the listing's category and title and the line's
 //! share of its vendor's platform fee), per listing (`an_listings`, for
 //! utilisation), per failed payment (`an_payment_failures`) and per rental
-//! line overdue or returned (`an_rental_returns`, `returns`). The read API
-//! aggregates them per period.
+//! line overdue or returned (`an_rental_returns`, `returns`). Orders and
+//! lines follow confirmed adjustments and early returns (`changes`). The
+//! read API aggregates them per period.
 //!
 //! A batch is applied set-wise: the listing and order rows its events touch
 //! are read in two statements, folded in memory, and written back with one
@@ -113,6 +114,7 @@ struct Facts {
     lines: Vec<LineFact>,
     failures: Vec<FailureFact>,
     returns: returns::Returns,
+    line_changes: changes::LineChanges,
 }
 
 /// A row of `an_payment_failures`: a failed payment, with the provider's
@@ -303,9 +305,32 @@ impl Facts {
                 late_fee,
                 late_fee_owed,
                 ..
-            } => self
-                .returns
-                .returned(order_id, line_id, returned_at, late_fee, late_fee_owed),
+            } => {
+                self.line_changes.returned(order_id, line_id, returned_at);
+                self.returns
+                    .returned(order_id, line_id, returned_at, late_fee, late_fee_owed)
+            }
+            // A late fee owed, paid: less owed; from unapplied cash, less
+            // of that held.
+            OrderEvent::LateFeePaid {
+                amount,
+                from_unapplied,
+                parts,
+                ..
+            } => {
+                for part in &parts {
+                    self.returns.paid(order_id, part.line_id, part.amount);
+                }
+                if from_unapplied {
+                    self.change_order(event, order_id, |o| &mut o.unapplied, -amount)?;
+                }
+            }
+            // The order as changed: the line's new period and amounts.
+            OrderEvent::AdjustmentConfirmed { adjustment, .. } => {
+                self.change_order(event, order_id, |o| &mut o.subtotal, adjustment.subtotal)?;
+                self.change_order(event, order_id, |o| &mut o.total, adjustment.amount_due)?;
+                self.line_changes.adjusted(order_id, &adjustment);
+            }
             OrderEvent::PaymentFailed {
                 reason,
                 code,
@@ -458,6 +483,7 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
                                   $5::bool[], $6::bool[], $7::numeric[], $8::numeric[],
                                   $9::numeric[], $10::numeric[])
              ON CONFLICT (order_id) DO UPDATE SET
+                 subtotal = EXCLUDED.subtotal, total = EXCLUDED.total,
                  paid = EXCLUDED.paid, cancelled = EXCLUDED.cancelled,
                  refunded = EXCLUDED.refunded, disputed = EXCLUDED.disputed,
                  disputes_lost = EXCLUDED.disputes_lost, unapplied = EXCLUDED.unapplied",
@@ -539,9 +565,11 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .execute(&mut *tx)
         .await?;
     }
+    facts.line_changes.store(tx).await?;
     facts.returns.store(tx).await
 }
 
+mod changes;
 mod returns;
 #[cfg(test)]
 mod tests;

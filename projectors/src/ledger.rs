@@ -20,7 +20,9 @@
 //! - late return (API.md "Rentals"): the late fee taken from the deposit,
 //!   deposits_held → the vendor's available (Vendor `LateFeeCredited`, no
 //!   platform fee, as damage); the rest owed, customer_receivable → the
-//!   vendor's pending (until collected; collecting is not modelled yet);
+//!   vendor's pending until collected: a late fee paid (Order
+//!   `LateFeePaid`), cash (or unapplied cash applied) → customer_receivable,
+//!   and the vendor's pending → available (Vendor `LateFeeCollected`);
 //! - earnings made available: vendor pending → available;
 //! - payout: vendor available → cash;
 //! - refunds, disputes and unapplied payments: see `reversals`.

@@ -120,6 +120,7 @@ impl Consumer for Orders {
                                 damage_withheld: None,
                                 late_fee: None,
                                 refund: None,
+                                late_fee_owed: None,
                             })
                             .collect(),
                         vendors: priced
@@ -137,6 +138,8 @@ impl Consumer for Orders {
                         refunds: Vec::new(),
                         disputes: Vec::new(),
                         adjustments: Vec::new(),
+                        late_fee_owed: Decimal::ZERO,
+                        late_fee_paid: Decimal::ZERO,
                         updated_at: event.recorded_at,
                         position: event.position,
                     };
@@ -319,14 +322,23 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
             deposit_refunded,
             damage_withheld,
             late_fee,
+            late_fee_owed,
+            refund,
             ..
         } => {
+            view.late_fee_owed += late_fee_owed;
             if let Some(line) = view.lines.iter_mut().find(|l| l.line_id == line_id) {
+                if !late_fee_owed.is_zero() {
+                    line.late_fee_owed = Some(late_fee_owed);
+                }
                 line.status = "returned".into();
                 line.returned_at = Some(returned_at);
                 line.deposit_refunded = Some(deposit_refunded);
                 line.damage_withheld = Some(damage_withheld);
                 line.late_fee = (!late_fee.is_zero()).then_some(late_fee);
+                if !refund.is_zero() {
+                    line.refund = Some(refund);
+                }
             }
         }
         OrderEvent::VendorPartFulfilled { vendor_id, .. } => {
@@ -380,6 +392,35 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
         }
         OrderEvent::UnappliedPaymentRefunded { payment_id, amount } => {
             settle_unapplied(view, &payment_id, amount, "refunded")
+        }
+        OrderEvent::LateFeePaid {
+            payment_id,
+            intent_id,
+            amount,
+            from_unapplied,
+            parts,
+            ..
+        } => {
+            view.late_fee_owed -= amount;
+            view.late_fee_paid += amount;
+            for part in &parts {
+                if let Some(line) = view.lines.iter_mut().find(|l| l.line_id == part.line_id) {
+                    line.late_fee_owed = line.late_fee_owed.map(|owed| owed - part.amount);
+                }
+            }
+            if from_unapplied {
+                settle_unapplied(view, &payment_id, amount, "applied");
+            } else {
+                view.payments.push(PaymentView {
+                    payment_id,
+                    intent_id,
+                    outcome: "late_fee".into(),
+                    amount: Some(amount),
+                    reason: None,
+                    unapplied: None,
+                    at,
+                });
+            }
         }
         OrderEvent::DisputeOpened {
             dispute_id, amount, ..

@@ -4,11 +4,14 @@
 //! Definitions (all amounts to the cent; the window is `[from, to)`, UTC):
 //! - `orders`: orders placed in the window;
 //! - `gmv`: Σ subtotal of those orders that were paid and are not cancelled
-//!   or refunded; `avg_order_value` = gmv ÷ their number;
+//!   or refunded, each as changed by its confirmed adjustments (extensions,
+//!   reschedules, early-pickup extensions); `avg_order_value` = gmv ÷ their
+//!   number;
 //! - `cancellation_rate`: cancelled or refunded ÷ placed;
 //! - `refunds`: Σ refunded on orders placed in the window;
 //! - `rental_days`: booked unit-days of paid rental lines inside the window
-//!   (only the part of each rental period that falls in it);
+//!   (only the part of each rental period that falls in it), each period as
+//!   its confirmed adjustments left it and ending at an early return;
 //! - `utilization`: that booked unit-time ÷ the unit-time rental listings
 //!   offered in the window (from their creation);
 //! - `top_listings`: the ten listings with the most GMV;

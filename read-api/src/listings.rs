@@ -23,6 +23,9 @@ use crate::ReadState;
 const MODELS: &[&str] = &[availability::NAME];
 /// Longest period an availability query may span.
 const MAX_PERIOD_DAYS: i64 = 400;
+/// Most rows one search fetches at once while refilling a page whose rows
+/// the schedules left out.
+const SCHEDULE_BATCH_MAX: i64 = 1000;
 
 #[derive(FromRow)]
 struct ListingRow {
@@ -212,22 +215,46 @@ pub async fn search(
     // statement to after five runs, cannot use the text index for
     // `$4 IS NULL OR …`: a search over 100,000 listings went from 4 ms to
     // over a second.
-    let rows: Vec<ListingRow> = sqlx::query_as(&sql)
-        .persistent(false)
-        .bind(principal.vendor_id)
-        .bind(cursor)
-        .bind(limit + 1)
-        .bind(q)
-        .bind(params.category)
-        .bind(params.vendor_id)
-        .bind(period.map(|p| p.0))
-        .bind(period.map(|p| p.1))
-        .bind(quantity)
-        .bind(app.clock.now())
-        .fetch_all(&app.pool)
-        .await?;
+    //
+    // With a period, a rental listing whose schedule refuses it is left out
+    // (`Schedule::check`, as the Inventory judges a hold), so a page may
+    // need more than one batch of rows to fill.
+    let now = app.clock.now();
+    let mut kept: Vec<ListingRow> = Vec::new();
+    let mut after = cursor;
+    let mut batch = limit + 1;
+    loop {
+        let rows: Vec<ListingRow> = sqlx::query_as(&sql)
+            .persistent(false)
+            .bind(principal.vendor_id)
+            .bind(after)
+            .bind(batch)
+            .bind(&q)
+            .bind(&params.category)
+            .bind(params.vendor_id)
+            .bind(period.map(|p| p.0))
+            .bind(period.map(|p| p.1))
+            .bind(quantity)
+            .bind(now)
+            .fetch_all(&app.pool)
+            .await?;
+        let full = rows.len() as i64 == batch;
+        after = rows.last().map(|r| r.listing_id).or(after);
+        match period {
+            None => kept.extend(rows),
+            Some((from, to)) => kept.extend(
+                rows.into_iter()
+                    .filter(|r| schedule::allows(r, from, to, now)),
+            ),
+        }
+        if !full || kept.len() as i64 > limit {
+            break;
+        }
+        batch = (batch * 2).min(SCHEDULE_BATCH_MAX);
+    }
+    kept.truncate(usize::try_from(limit + 1).unwrap_or(usize::MAX));
     let page = page::page(
-        rows.into_iter().map(ListingView::from).collect(),
+        kept.into_iter().map(ListingView::from).collect(),
         limit,
         |l| l.listing_id,
     );
@@ -445,5 +472,6 @@ async fn free_units(
     Ok(answer)
 }
 
+mod schedule;
 mod slots;
 use slots::{close_outside, slots};

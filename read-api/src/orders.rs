@@ -64,6 +64,9 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
                 if let Some(refund) = l.refund {
                     line["refund"] = json!(money(refund));
                 }
+                if let Some(owed) = l.late_fee_owed {
+                    line["late_fee_owed"] = json!(money(owed));
+                }
                 line
             })
             .collect()
@@ -126,6 +129,7 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
         "placed_at": order.placed_at, "hold_expires_at": order.hold_expires_at,
         "cancel_reason": order.cancel_reason, "lines": lines_of(None), "vendors": parts_of(None),
         "payments": payments, "refunds": refunds, "disputes": disputes, "adjustments": adjustments,
+        "late_fee_owed": money(order.late_fee_owed), "late_fee_paid": money(order.late_fee_paid),
         "updated_at": order.updated_at,
     })
 }

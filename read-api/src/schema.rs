@@ -79,6 +79,12 @@ pub struct OrderDocument {
     /// Extensions and reschedules of its lines.
     #[schema(nullable = false)]
     pub adjustments: Option<Vec<AdjustmentDocument>>,
+    /// Late fees the deposits did not cover and nothing has paid yet, and
+    /// what payments paid of them since (API.md "Rentals").
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "30.00")]
+    pub late_fee_owed: Option<String>,
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
+    pub late_fee_paid: Option<String>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -142,9 +148,14 @@ pub struct OrderLineDocument {
     #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "20.00")]
     pub late_fee: Option<String>,
     /// A paid order cancelled under the line's cancellation policy: what
-    /// was refunded (price, tax and deposit).
+    /// was refunded (price, tax and deposit); a line returned early: what
+    /// its policy refunded of the unused time (price and tax).
     #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     pub refund: Option<String>,
+    /// A late return: the part of its late fee the deposit did not cover,
+    /// still owed (`0.00` once paid).
+    #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "30.00")]
+    pub late_fee_owed: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

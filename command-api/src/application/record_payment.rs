@@ -48,6 +48,8 @@ pub async fn record_payment(
         .execute(&order_id.to_string(), command, context, "RecordPayment")
         .await?;
     let duplicate = committed.events.is_empty();
+    // A late fee paid: its vendors' pending late fees made available.
+    let collected = super::refunds::follow_up(app, context, order_id, &committed).await?;
     // Settling runs on duplicates too, so a redelivery repairs holds that a
     // crash after the payment was recorded left unconfirmed.
     let settled = settle_payment(app, context, order_id).await?;
@@ -55,6 +57,6 @@ pub async fn record_payment(
     Ok(PaymentRecorded {
         duplicate,
         status: order.status(),
-        position: committed.position.max(settled),
+        position: committed.position.max(settled).max(collected),
     })
 }

@@ -4,6 +4,8 @@
 //! its available balance cannot cover into a receivable), and what a won
 //! dispute gives back restored. The policies do the same from the events,
 //! so a crash between the two commands is repaired; both are idempotent.
+//! A late fee paid (`LateFeePaid`) is made available to its vendors the
+//! same way (`LateFeeCollected`).
 
 use domain::{OrderCommand, OrderEvent, RefundPart, RefundRequest, VendorCommand};
 use rust_decimal::Decimal;
@@ -143,8 +145,42 @@ pub async fn vendor_side(
             }
             Ok(position)
         }
+        OrderEvent::LateFeePaid {
+            payment_id, parts, ..
+        } => collect_late_fees(app, context, order_id, payment_id, parts).await,
         _ => Ok(0),
     }
+}
+
+/// A late fee paid (API.md "Rentals"): each vendor's pending late fee of
+/// the lines it paid is made available. Idempotent per payment and line.
+async fn collect_late_fees(
+    app: &CommandApp,
+    context: &CommandContext,
+    order_id: Uuid,
+    payment_id: &str,
+    parts: &[domain::LateFeePart],
+) -> Result<i64, CommandError> {
+    let mut position = 0;
+    for part in parts.iter().filter(|p| p.amount > Decimal::ZERO) {
+        let command = VendorCommand::CollectLateFee {
+            order_id,
+            line_id: part.line_id,
+            payment_id: payment_id.to_owned(),
+            amount: part.amount,
+        };
+        let committed = app
+            .vendors
+            .execute(
+                &part.vendor_id.to_string(),
+                command,
+                context,
+                "CollectLateFee",
+            )
+            .await?;
+        position = position.max(committed.position);
+    }
+    Ok(position)
 }
 
 /// Runs an order command about money (a provider refund, a dispute, an

@@ -54,6 +54,14 @@ pub struct LineChanged {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
     late_fee_owed: Option<String>,
+    /// A return: what the line's cancellation policy refunded of the unused
+    /// time of an early return (`0.00` otherwise), and that refund's id
+    /// (the line's id) when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "12.00")]
+    refund: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund_id: Option<Uuid>,
     /// A pickup before the booked start: the extension back to the pickup
     /// time, what it costs, and until when it awaits payment.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,6 +196,8 @@ pub async fn pick_up(
         damage_withheld: None,
         late_fee: None,
         late_fee_owed: None,
+        refund: None,
+        refund_id: None,
         adjustment_id: early.map(|e| e.adjustment_id),
         amount_due: early.map(|e| money(e.amount_due)),
         hold_expires_at: early.and_then(|e| e.hold_expires_at),
@@ -245,6 +255,7 @@ pub async fn return_line(
         recorded.damage_withheld,
     );
     let (late_fee, late_fee_owed) = (recorded.late_fee, recorded.late_fee_owed);
+    let early_refund = recorded.refund;
     let returned = app
         .inventory
         .execute(
@@ -304,6 +315,8 @@ pub async fn return_line(
         damage_withheld: Some(money(withheld)),
         late_fee: Some(money(late_fee)),
         late_fee_owed: Some(money(late_fee_owed)),
+        refund: Some(money(early_refund)),
+        refund_id: (early_refund > Decimal::ZERO).then_some(line_id),
         adjustment_id: None,
         amount_due: None,
         hold_expires_at: None,

@@ -1,6 +1,7 @@
 //! `POST /v1/payments/{payment_id}/apply` · `/refund` (API.md "Money"): an
 //! admin applies unapplied cash (a payment of another amount than was due)
-//! to its order, or gives it back. The payment's order is found in the
+//! to its order (or to the late fees it owes, up to what is owed), or
+//! gives it back. The payment's order is found in the
 //! event log, the source of truth (no read model decides a command).
 
 use axum::extract::{Path, State};
@@ -83,7 +84,8 @@ async fn settle(
         .iter()
         .find_map(|e| match &e.payload {
             domain::OrderEvent::UnappliedPaymentApplied { amount, .. }
-            | domain::OrderEvent::UnappliedPaymentRefunded { amount, .. } => Some(*amount),
+            | domain::OrderEvent::UnappliedPaymentRefunded { amount, .. }
+            | domain::OrderEvent::LateFeePaid { amount, .. } => Some(*amount),
             _ => None,
         })
         .unwrap_or_default();
@@ -98,7 +100,7 @@ async fn settle(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/payments/{payment_id}/apply", tag = "commands", params(("payment_id" = String, Path, description = "The provider's payment event id of an unapplied payment")), responses((status = 200, description = "The unapplied cash applied to its order (which is confirmed once nothing is due); 409 above what is due", body = UnappliedSettled)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/payments/{payment_id}/apply", tag = "commands", params(("payment_id" = String, Path, description = "The provider's payment event id of an unapplied payment")), responses((status = 200, description = "The unapplied cash applied to its order (which is confirmed once nothing is due), or to the late fees it owes up to what is owed (the rest stays unapplied); 409 above what is due", body = UnappliedSettled)), security(("bearer" = [])))]
 pub async fn apply(
     State(app): State<AppState>,
     context: CommandContext,

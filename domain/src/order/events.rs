@@ -86,6 +86,11 @@ pub enum OrderEvent {
         late_fee: Decimal,
         #[serde(default, skip_serializing_if = "Decimal::is_zero")]
         late_fee_owed: Decimal,
+        /// Returned early: what the cancellation policy refunded of the
+        /// unused time (the `RefundRecorded` just before, refund id = the
+        /// line id).
+        #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+        refund: Decimal,
     },
     LineOverdue {
         line_id: Uuid,
@@ -174,6 +179,19 @@ pub enum OrderEvent {
         adjustment_id: Uuid,
         at: DateTime<Utc>,
     },
+    /// A late fee the deposit did not cover, paid (`late_fees.rs`): by a
+    /// payment of exactly what was owed, or by unapplied cash applied to it
+    /// (`from_unapplied`). `parts`: what it pays of each line's fee.
+    LateFeePaid {
+        payment_id: String,
+        #[serde(default)]
+        intent_id: String,
+        amount: Decimal,
+        #[serde(default)]
+        from_unapplied: bool,
+        parts: Vec<super::late_fees::LateFeePart>,
+        at: DateTime<Utc>,
+    },
     /// A paid order cancelled under its lines' cancellation policies: what
     /// each line refunds and what each vendor keeps (subtotal, platform fee
     /// and net of the kept part). The `RefundIssued` after it refunds the
@@ -214,6 +232,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::AdjustmentConfirmed { .. } => "AdjustmentConfirmed",
             OrderEvent::AdjustmentLapsed { .. } => "AdjustmentLapsed",
             OrderEvent::CancellationCharged { .. } => "CancellationCharged",
+            OrderEvent::LateFeePaid { .. } => "LateFeePaid",
         }
         .to_string()
     }

@@ -37,6 +37,9 @@ pub struct LineReturn {
     pub late_fee: Decimal,
     #[serde(default)]
     pub late_fee_owed: Decimal,
+    /// Returned early: what the policy refunded of the unused time.
+    #[serde(default)]
+    pub refund: Decimal,
 }
 
 /// The late fee of a line returned at `returned_at`: its late fee per unit
@@ -215,18 +218,27 @@ impl Order {
                 "the line has not been picked up",
             ));
         }
-        Ok(self.with_completion(
-            vec![E::LineReturned {
-                line_id,
-                vendor_id: line.vendor_id,
-                returned_at,
-                deposit_refunded: round_cents(left - damage_withheld),
-                damage_withheld: round_cents(damage_withheld),
-                late_fee: fee,
-                late_fee_owed: round_cents(fee - from_deposit),
-            }],
+        // Returned early: the unused units are refunded by the policy
+        // (`early_return`), before the return completes the part.
+        let mut events = Vec::new();
+        let mut refund = round_cents(Decimal::ZERO);
+        if let Some(refunded) = self.early_return_refund(line, returned_at, now) {
+            if let E::RefundRecorded { amount, .. } = &refunded {
+                refund = *amount;
+            }
+            events.push(refunded);
+        }
+        events.push(E::LineReturned {
+            line_id,
+            vendor_id: line.vendor_id,
             returned_at,
-        ))
+            deposit_refunded: round_cents(left - damage_withheld),
+            damage_withheld: round_cents(damage_withheld),
+            late_fee: fee,
+            late_fee_owed: round_cents(fee - from_deposit),
+            refund,
+        });
+        Ok(self.with_completion(events, returned_at))
     }
 
     fn require_confirmed(&self) -> Result<(), DomainError> {

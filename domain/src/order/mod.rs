@@ -13,8 +13,10 @@ pub mod cancellation;
 mod command;
 mod decide;
 mod dispute;
+pub mod early_return;
 mod events;
 mod fulfilment;
+pub mod late_fees;
 mod payment;
 pub mod placement;
 pub mod pricing;
@@ -101,6 +103,12 @@ pub struct Order {
     /// It was confirmed once (so invoiced), whatever happened after.
     #[serde(default)]
     confirmed: bool,
+    /// Late fees the deposits did not cover, still owed, per line (with
+    /// its vendor); and Σ late fees paid since (`late_fees`).
+    #[serde(default)]
+    late_fees_owed: BTreeMap<Uuid, (Uuid, Decimal)>,
+    #[serde(default)]
+    late_fees_paid: Decimal,
 }
 
 impl Order {
@@ -300,9 +308,14 @@ impl Aggregate for Order {
                 damage_withheld,
                 late_fee,
                 late_fee_owed,
-                ..
+                refund,
+                vendor_id,
             } => {
                 self.line_status.insert(line_id, LineStatus::Returned);
+                if late_fee_owed > Decimal::ZERO {
+                    self.late_fees_owed
+                        .insert(line_id, (vendor_id, late_fee_owed));
+                }
                 self.returns.insert(
                     line_id,
                     LineReturn {
@@ -311,6 +324,7 @@ impl Aggregate for Order {
                         damage_withheld,
                         late_fee,
                         late_fee_owed,
+                        refund,
                     },
                 );
             }
@@ -349,6 +363,13 @@ impl Aggregate for Order {
                 *self.unapplied.entry(payment_id).or_default() -= amount;
                 self.captured += amount;
             }
+            E::LateFeePaid {
+                payment_id,
+                amount,
+                from_unapplied,
+                parts,
+                ..
+            } => self.late_fee_was_paid(payment_id, amount, from_unapplied, &parts),
             E::UnappliedPaymentRefunded { payment_id, amount } => {
                 *self.unapplied.entry(payment_id).or_default() -= amount;
             }

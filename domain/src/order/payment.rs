@@ -77,6 +77,10 @@ impl Order {
                 currency,
             }]);
         }
+        // Exactly the late fees a return left owed: they are paid.
+        if let Some(events) = self.late_fee_payment(&payment_id, &intent_id, amount, received_at) {
+            return Ok(events);
+        }
         if amount_minor != expected_minor || self.captured > Decimal::ZERO {
             if let Some(events) =
                 self.unapplied_payment(&payment_id, &intent_id, amount, received_at)
@@ -226,9 +230,14 @@ impl Order {
     }
 
     /// An admin applies unapplied cash to the order: all of it, at most
-    /// what is due; the order is confirmed once nothing is due.
+    /// what is due; the order is confirmed once nothing is due. On an order
+    /// owing late fees it pays them, up to what is owed (`late_fees.rs`).
     pub(super) fn apply_payment(&self, payment_id: &str, at: DateTime<Utc>) -> Decision {
         let held = self.held_unapplied(payment_id)?;
+        // A late fee owed takes what it is owed; the rest stays unapplied.
+        if let Some(events) = self.apply_to_late_fees(payment_id, held, at) {
+            return Ok(events);
+        }
         if self.status != OrderStatus::Placed {
             return Err(DomainError::invalid_state(format!(
                 "an order that is {} has nothing due; refund the payment instead",

@@ -1,7 +1,8 @@
 //! Late returns in the analytics (`an_rental_returns`, issue 13 item 7):
 //! per rental line, when it became overdue (`LineOverdue`) and when it came
-//! back with which late fee (`LineReturned`). The summary counts the lines
-//! that went overdue and sums the late fees in its window.
+//! back with which late fee (`LineReturned`), less what was paid of the
+//! owed part since (`LateFeePaid`). The summary counts the lines that went
+//! overdue and sums the late fees in its window.
 //!
 //! A batch's events are folded per line first, so that a line overdue and
 //! returned in one batch is one row of one upsert.
@@ -23,6 +24,8 @@ pub(super) struct ReturnFact {
     pub returned_at: Option<DateTime<Utc>>,
     pub late_fee: Decimal,
     pub late_fee_owed: Decimal,
+    /// Paid of the owed part since (`LateFeePaid`).
+    pub late_fee_paid: Decimal,
 }
 
 /// The lines a batch touched, by line id.
@@ -52,6 +55,11 @@ impl Returns {
         fact.late_fee_owed = late_fee_owed;
     }
 
+    /// A late fee owed, paid: what the line still owes falls.
+    pub(super) fn paid(&mut self, order_id: Uuid, line_id: Uuid, amount: Decimal) {
+        self.line(order_id, line_id).late_fee_paid += amount;
+    }
+
     fn line(&mut self, order_id: Uuid, line_id: Uuid) -> &mut ReturnFact {
         self.lines.entry(line_id).or_insert_with(|| ReturnFact {
             order_id,
@@ -60,7 +68,8 @@ impl Returns {
     }
 
     /// Upserts the touched lines: an overdue time already stored stays; a
-    /// return, once recorded, sets the return's time and fees.
+    /// return, once recorded, sets the return's time and fees; late fees
+    /// paid lower what is still owed.
     pub(super) async fn store(&self, tx: &mut PgConnection) -> Result<(), Error> {
         if self.lines.is_empty() {
             return Ok(());
@@ -69,15 +78,17 @@ impl Returns {
         sqlx::query(
             "INSERT INTO an_rental_returns
                     (line_id, order_id, overdue_at, returned_at, late_fee, late_fee_owed)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[],
-                                  $4::timestamptz[], $5::numeric[], $6::numeric[])
+             SELECT line_id, order_id, overdue_at, returned_at, late_fee, late_fee_owed - paid
+               FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[],
+                           $4::timestamptz[], $5::numeric[], $6::numeric[], $7::numeric[])
+                    AS u(line_id, order_id, overdue_at, returned_at, late_fee, late_fee_owed, paid)
              ON CONFLICT (line_id) DO UPDATE SET
                  overdue_at = coalesce(an_rental_returns.overdue_at, EXCLUDED.overdue_at),
                  returned_at = coalesce(EXCLUDED.returned_at, an_rental_returns.returned_at),
                  late_fee = CASE WHEN EXCLUDED.returned_at IS NULL
                                  THEN an_rental_returns.late_fee ELSE EXCLUDED.late_fee END,
                  late_fee_owed = CASE WHEN EXCLUDED.returned_at IS NULL
-                                 THEN an_rental_returns.late_fee_owed
+                                 THEN an_rental_returns.late_fee_owed + EXCLUDED.late_fee_owed
                                  ELSE EXCLUDED.late_fee_owed END",
         )
         .bind(facts.iter().map(|(id, _)| **id).collect::<Vec<_>>())
@@ -89,6 +100,12 @@ impl Returns {
             facts
                 .iter()
                 .map(|(_, f)| f.late_fee_owed)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            facts
+                .iter()
+                .map(|(_, f)| f.late_fee_paid)
                 .collect::<Vec<_>>(),
         )
         .execute(&mut *tx)
@@ -126,6 +143,7 @@ mod tests {
                 returned_at: Some(at(3)),
                 late_fee: Decimal::new(6000, 2),
                 late_fee_owed: Decimal::new(3000, 2),
+                late_fee_paid: Decimal::ZERO,
             })
         );
         assert_eq!(returns.lines.len(), 1);

@@ -142,3 +142,115 @@ fn a_fee_share_out_of_any_range_is_the_events_error_not_a_panic() {
         other => panic!("expected the event's error, got {other:?}"),
     }
 }
+
+fn hour(h: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_900_000_000 + h * 3600, 0).expect("a time")
+}
+
+fn envelope_of(event: &EventEnvelope, position: i64, event_type: &str) -> EventEnvelope {
+    EventEnvelope {
+        position,
+        event_type: event_type.into(),
+        ..event.clone()
+    }
+}
+
+#[test]
+fn a_confirmed_extension_changes_the_orders_gmv_and_its_lines_period_and_fee() {
+    let rental = LineInput {
+        line_id: Uuid::from_u128(5),
+        hold_id: Uuid::from_u128(105),
+        listing_id: Uuid::from_u128(1_005),
+        vendor_id: VENDOR,
+        terms: LineTerms::Rental {
+            period: domain::Period {
+                start: hour(0),
+                end: hour(2),
+            },
+            pricing_unit: domain::PricingUnit::Hour,
+            price_per_unit: Decimal::new(1000, 2),
+            deposit_per_unit: Decimal::ZERO,
+            time_zone: domain::Tz::UTC,
+            late_fee_per_unit: Decimal::ZERO,
+            cancellation_policy: Vec::new(),
+        },
+        quantity: 1,
+    };
+    let priced = price_order(&[rental], rates());
+    let (placed_envelope, event) = placed(priced);
+    let order_id = Uuid::from_u128(77);
+    let mut facts = Facts {
+        orders: [(order_id, None)].into(),
+        ..Facts::default()
+    };
+    facts
+        .apply_order(&placed_envelope, order_id, event)
+        .expect("applies");
+    // Extended by an hour: +10.00 subtotal, +0.83 tax, +1.00 fee.
+    let adjustment = domain::Adjustment {
+        adjustment_id: Uuid::from_u128(6),
+        line_id: Uuid::from_u128(5),
+        vendor_id: VENDOR,
+        kind: domain::AdjustmentKind::Extension,
+        start: hour(0),
+        end: hour(3),
+        billable_units: 3,
+        unit_price: Decimal::new(1000, 2),
+        subtotal: Decimal::new(1000, 2),
+        tax: Decimal::new(83, 2),
+        platform_fee: Decimal::new(100, 2),
+        net: Decimal::new(900, 2),
+        amount_due: Decimal::new(1083, 2),
+        hold_expires_at: hour(0),
+    };
+    let confirmed = OrderEvent::AdjustmentConfirmed {
+        adjustment,
+        at: hour(0),
+    };
+    facts
+        .apply_order(
+            &envelope_of(&placed_envelope, 43, "AdjustmentConfirmed"),
+            order_id,
+            confirmed,
+        )
+        .expect("applies");
+    let order = facts.orders[&order_id].as_ref().expect("the order");
+    assert_eq!(order.subtotal, Decimal::new(3000, 2));
+    assert_eq!(order.total, Decimal::new(3248, 2));
+    let change = facts
+        .line_changes
+        .get(Uuid::from_u128(5))
+        .expect("a change");
+    assert_eq!(change.subtotal, Decimal::new(1000, 2));
+    assert_eq!(change.platform_fee, Decimal::new(100, 2));
+    assert_eq!(change.period, Some((hour(0), hour(3))));
+    assert_eq!(change.returned_at, None);
+
+    // Returned early, at 01:30: the line's rental time ends there.
+    let returned = OrderEvent::LineReturned {
+        line_id: Uuid::from_u128(5),
+        vendor_id: VENDOR,
+        returned_at: hour(1) + chrono::Duration::minutes(30),
+        deposit_refunded: Decimal::ZERO,
+        damage_withheld: Decimal::ZERO,
+        late_fee: Decimal::ZERO,
+        late_fee_owed: Decimal::ZERO,
+        refund: Decimal::ZERO,
+    };
+    facts
+        .apply_order(
+            &envelope_of(&placed_envelope, 44, "LineReturned"),
+            order_id,
+            returned,
+        )
+        .expect("applies");
+    let change = facts
+        .line_changes
+        .get(Uuid::from_u128(5))
+        .expect("a change");
+    assert_eq!(change.period, Some((hour(0), hour(3))));
+    assert_eq!(
+        change.returned_at,
+        Some(hour(1) + chrono::Duration::minutes(30))
+    );
+}

@@ -1,7 +1,7 @@
 //! What each order and vendor event posts to the journal: the double
 //! entries of a capture, a confirmation, a cancellation, a refund, a
-//! return (with a late fee owed), a damage or late fee credit, earnings
-//! made available and a payout.
+//! return (with a late fee owed), a late fee paid and collected, a damage
+//! or late fee credit, earnings made available and a payout.
 
 use super::*;
 
@@ -130,6 +130,28 @@ pub(super) fn apply_order(
             let kept_tax = lines.iter().map(|l| l.kept_tax).sum();
             super::changes::apply_kept(journal, event, order_id, kept_tax, &vendors)?
         }
+        // A late fee owed, paid: from the payment's cash, or from the
+        // unapplied cash an admin applied.
+        OrderEvent::LateFeePaid {
+            amount,
+            from_unapplied,
+            ..
+        } => {
+            let source = if from_unapplied {
+                super::reversals::UNAPPLIED
+            } else {
+                CASH
+            };
+            journal.post(
+                event,
+                order,
+                "late_fee_paid",
+                vec![
+                    Line::debit(source, None, amount),
+                    Line::credit(CUSTOMER_RECEIVABLE, None, amount),
+                ],
+            )?;
+        }
         _ => {}
     }
     Ok(())
@@ -178,6 +200,24 @@ pub(super) fn apply_vendor(
             add(&mut e.damage_credits, amount, event)?;
         }
         // The late fee's part taken from the deposit.
+        // The customer paid the late fee it owed: the vendor's pending
+        // late fee is available.
+        VendorEvent::LateFeeCollected {
+            order_id, amount, ..
+        } => {
+            journal.post(
+                event,
+                Some(order_id),
+                "late_fee_collected",
+                vec![
+                    Line::debit(vendor_pending(vendor_id), v, amount),
+                    Line::credit(vendor_available(vendor_id), v, amount),
+                ],
+            )?;
+            let e = journal.earnings(vendor_id);
+            subtract(&mut e.pending, amount, event)?;
+            add(&mut e.available, amount, event)?;
+        }
         VendorEvent::LateFeeCredited {
             order_id, amount, ..
         } => {

@@ -163,6 +163,7 @@ fn a_late_fee_beyond_the_deposit_leaves_a_receivable_and_conserves_money() {
             damage_withheld: Decimal::new(0, 2),
             late_fee: Decimal::new(8000, 2),
             late_fee_owed: Decimal::new(2000, 2),
+            refund: Decimal::ZERO,
         },
     ];
     for (i, event) in events.into_iter().enumerate() {

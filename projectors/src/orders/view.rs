@@ -32,6 +32,11 @@ pub struct OrderView {
     /// Extensions and reschedules of its lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adjustments: Vec<AdjustmentView>,
+    /// Late fees the deposits did not cover, still owed; and paid since.
+    #[serde(default)]
+    pub late_fee_owed: Decimal,
+    #[serde(default)]
+    pub late_fee_paid: Decimal,
     pub updated_at: DateTime<Utc>,
     pub position: i64,
 }
@@ -72,9 +77,13 @@ pub struct LineView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_fee: Option<Decimal>,
     /// What a cancellation under the line's policy refunded (price, tax
-    /// and deposit).
+    /// and deposit), or what an early return's policy refunded of the
+    /// unused time (price and tax).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund: Option<Decimal>,
+    /// A late return: what the deposit did not cover, still owed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_fee_owed: Option<Decimal>,
 }
 
 /// An extension or reschedule of a line.

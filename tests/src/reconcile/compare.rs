@@ -331,9 +331,9 @@ pub(super) fn check_conservation(expected: &Expected, observed: &Observed, r: &m
     };
     let m = &expected.money;
     r.same(
-        "conservation: captured + unapplied − refunds (incl. deposits) − disputes lost = payables + frozen − receivables + paid out + fees + tax + deposits held + unallocated + unapplied",
+        "conservation: captured + unapplied + late fees paid − refunds (incl. deposits) − disputes lost = payables + frozen − receivables + paid out + fees + tax + deposits held + unallocated + unapplied",
         "all money",
-        expected.captured + m.unapplied_in
+        expected.captured + m.unapplied_in + expected.rentals.late_fees_paid_cash
             - m.unapplied_refunded
             - expected.refunds
             - m.partial_refunds
@@ -389,9 +389,8 @@ pub(super) fn check_summary(expected: &Expected, observed: &Observed, r: &mut Re
         .copied()
         .filter(|(_, o)| o.status == Status::Confirmed)
         .collect();
-    // The analytics count orders as placed (booking changes are in the
-    // ledger and the earnings).
-    let gmv: Decimal = paid.iter().map(|(_, o)| o.placed_subtotal()).sum();
+    // The analytics count orders as confirmed booking changes left them.
+    let gmv: Decimal = paid.iter().map(|(_, o)| o.lines_subtotal()).sum();
     let cancelled = placed
         .iter()
         .filter(|(_, o)| o.status == Status::Cancelled)
@@ -425,7 +424,7 @@ pub(super) fn check_summary(expected: &Expected, observed: &Observed, r: &mut Re
     }
     let refunds: Decimal = placed.iter().map(|(_, o)| o.refunded).sum();
     r.same("summary.refunds", "all time", refunds, s.refunds);
-    let (overdue_lines, late_fees) = expected.late_returns_in(from, to);
+    let (overdue_lines, late_fees, late_fees_owed) = expected.late_returns_in(from, to);
     r.same(
         "summary.overdue_lines",
         "all time",
@@ -433,11 +432,17 @@ pub(super) fn check_summary(expected: &Expected, observed: &Observed, r: &mut Re
         s.overdue_lines,
     );
     r.same("summary.late_fees", "all time", late_fees, s.late_fees);
+    r.same(
+        "summary.late_fees_owed (less what was paid since)",
+        "all time",
+        late_fees_owed,
+        s.late_fees_owed,
+    );
 
     let mut booked = Decimal::ZERO;
     for (_, order) in &paid {
         for line in order.lines.iter().filter(|l| l.rental) {
-            if let (Some(start), Some(end)) = (line.start, line.end) {
+            if let Some((start, end)) = line.rented() {
                 let overlap = end.min(to) - start.max(from);
                 if overlap > Duration::zero() {
                     booked += seconds(overlap) * Decimal::from(line.quantity);
@@ -628,7 +633,7 @@ pub(super) fn check_revenue(expected: &Expected, observed: &Observed, r: &mut Re
     for (vendor_id, e) in &observed.earnings {
         let (changed, changed_fees) = expected.beyond_analytics(*vendor_id);
         r.same(
-            "revenue: Σ vendor buckets = the vendor's (gross, fees) less booking changes and kept parts",
+            "revenue: Σ vendor buckets = the vendor's (gross, fees) less kept parts",
             vendor_id,
             (e.gross - changed, e.platform_fees - changed_fees),
             per_vendor

@@ -29,9 +29,27 @@ pub(super) struct Line {
     pub(super) start: Option<DateTime<Utc>>,
     pub(super) end: Option<DateTime<Utc>>,
     pub(super) quantity: i64,
+    /// As confirmed booking changes left it.
     pub(super) subtotal: Decimal,
     pub(super) tax: Decimal,
     pub(super) deposit: Decimal,
+    /// The subtotal as placed, and the vendor's fee deltas of the line's
+    /// confirmed booking changes (the analytics' line fee share is the
+    /// placed share plus these).
+    pub(super) placed_subtotal: Decimal,
+    pub(super) fee_delta: Decimal,
+    /// Returned before its end: the rental time ends here.
+    pub(super) returned_early: Option<DateTime<Utc>>,
+}
+
+impl Line {
+    /// The rental time the analytics count: the period as changed, ended
+    /// by an early return.
+    pub(super) fn rented(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let (start, end) = (self.start?, self.end?);
+        let end = self.returned_early.map_or(end, |r| r.min(end).max(start));
+        Some((start, end))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -54,8 +72,8 @@ pub(super) struct OrderFacts {
     pub(super) placed_at: DateTime<Utc>,
     pub(super) lines: Vec<Line>,
     pub(super) vendors: Vec<Split>,
-    /// The vendors' splits as placed (what the analytics count; `vendors`
-    /// follows the booking changes).
+    /// The vendors' splits as placed (the analytics' fee shares start from
+    /// them; `vendors` follows the booking changes).
     pub(super) placed_vendors: Vec<Split>,
     pub(super) tax: Decimal,
     pub(super) deposit: Decimal,
@@ -79,8 +97,8 @@ impl OrderFacts {
         self.vendors.iter().map(|v| v.subtotal).sum()
     }
 
-    /// The lines' subtotals as placed (what the analytics count).
-    pub(super) fn placed_subtotal(&self) -> Decimal {
+    /// The lines' subtotals as changed (what the analytics count).
+    pub(super) fn lines_subtotal(&self) -> Decimal {
         self.lines.iter().map(|l| l.subtotal).sum()
     }
 }
@@ -157,6 +175,9 @@ pub(super) fn parse_order(payload: &Value) -> anyhow::Result<OrderFacts> {
                 subtotal: field(l, "subtotal")?,
                 tax: field(l, "tax")?,
                 deposit: field(l, "deposit")?,
+                placed_subtotal: field(l, "subtotal")?,
+                fee_delta: Decimal::ZERO,
+                returned_early: None,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -837,8 +858,9 @@ impl Expected {
                     .find(|v| v.vendor_id == line.vendor_id);
                 let share = split
                     .filter(|v| !v.subtotal.is_zero())
-                    .map(|v| v.fee * line.subtotal / v.subtotal)
-                    .unwrap_or_default();
+                    .map(|v| v.fee * line.placed_subtotal / v.subtotal)
+                    .unwrap_or_default()
+                    + line.fee_delta;
                 let e = out.entry((bucket(order.placed_at), key(line))).or_default();
                 e.0 += line.subtotal;
                 e.1 += share;

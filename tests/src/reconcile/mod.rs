@@ -122,6 +122,8 @@ pub struct Summary {
     /// returns in it.
     pub overdue_lines: i64,
     pub late_fees: Decimal,
+    /// What those late fees left owed and nothing has paid yet.
+    pub late_fees_owed: Decimal,
     /// `(listing_id, gmv, orders)`, best first.
     pub top_listings: Vec<(Uuid, Decimal, i64)>,
     pub payment_failures: BTreeMap<String, i64>,

@@ -207,6 +207,7 @@ pub async fn observe(app: &TestApp) -> anyhow::Result<Observed> {
         utilization: decimal(&s["utilization"])?,
         overdue_lines: s["overdue_lines"].as_i64().unwrap_or_default(),
         late_fees: decimal(&s["late_fees"])?,
+        late_fees_owed: decimal(&s["late_fees_owed"])?,
         top_listings: s["top_listings"]
             .as_array()
             .into_iter()

@@ -6,7 +6,7 @@
 //! - a confirmed extension or reschedule moves its signed amounts between
 //!   customer funds, tax, the vendor's pending net and the platform's fee,
 //!   and the order is that much dearer (or cheaper) from then on, for the
-//!   ledger and the earnings (the analytics count orders as placed);
+//!   ledger, the earnings and the analytics (the line's period and amounts);
 //! - a late fee comes from the deposit first (the vendor's at once,
 //!   `LateFeeCredited`); the rest is a customer receivable and stays in the
 //!   vendor's pending net until collected;
@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::expected::{field, Expected, Split, Status};
+use super::expected::{field, Expected, Split};
 use super::observe::{instant, uuid};
 use super::*;
 
@@ -42,8 +42,16 @@ pub struct RentalPaths {
     pub kept_tax: Decimal,
     /// When each line first went overdue.
     pub overdue_at: BTreeMap<Uuid, DateTime<Utc>>,
-    /// Each late return: when, and its whole late fee.
-    pub late_returns: BTreeMap<Uuid, (DateTime<Utc>, Decimal)>,
+    /// Each late return: when, its whole late fee, and what the deposit
+    /// did not cover.
+    pub late_returns: BTreeMap<Uuid, (DateTime<Utc>, Decimal, Decimal)>,
+    /// Late fees owed, paid (`LateFeePaid`): by a payment's cash, or by
+    /// unapplied cash; and per (vendor, line) by the orders' parts.
+    pub late_fees_paid_cash: Decimal,
+    pub late_fees_paid_unapplied: Decimal,
+    pub late_fee_paid: BTreeMap<(Uuid, Uuid), Decimal>,
+    /// The same, by the vendors' own `LateFeeCollected`.
+    pub late_fee_collected: BTreeMap<(Uuid, Uuid), Decimal>,
 }
 
 /// `(account, debit, credit)` crediting `amount`, or debiting its opposite.
@@ -91,6 +99,13 @@ impl Expected {
                 };
                 order.tax += tax;
                 order.total += due;
+                if let Some(line) = order.lines.iter_mut().find(|l| l.line_id == line_id) {
+                    line.subtotal += subtotal;
+                    line.tax += tax;
+                    line.fee_delta += fee;
+                    line.start = Some(instant(&a["start"])?);
+                    line.end = Some(instant(&a["end"])?);
+                }
                 if let Some(v) = order.vendors.iter_mut().find(|v| v.vendor_id == vendor_id) {
                     v.subtotal += subtotal;
                     v.fee += fee;
@@ -139,6 +154,46 @@ impl Expected {
                 lines.insert(0, (CUSTOMER_FUNDS.to_owned(), total, zero));
                 self.post(position, &lines);
             }
+            "LateFeePaid" => {
+                let amount = field(payload, "amount")?;
+                let mut parts_sum = zero;
+                for part in payload["parts"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    let paid = field(part, "amount")?;
+                    parts_sum += paid;
+                    *self
+                        .rentals
+                        .late_fee_paid
+                        .entry((uuid(&part["vendor_id"])?, uuid(&part["line_id"])?))
+                        .or_default() += paid;
+                }
+                if parts_sum != amount {
+                    self.problem(
+                        "late fee paid: Σ parts = amount",
+                        format!("order {order_id}"),
+                        amount.to_string(),
+                        parts_sum.to_string(),
+                    );
+                }
+                let from_unapplied = payload["from_unapplied"].as_bool().unwrap_or(false);
+                let source = if from_unapplied {
+                    self.rentals.late_fees_paid_unapplied += amount;
+                    super::UNAPPLIED
+                } else {
+                    self.rentals.late_fees_paid_cash += amount;
+                    CASH
+                };
+                self.post(
+                    position,
+                    &[
+                        (source.to_owned(), amount, zero),
+                        (CUSTOMER_RECEIVABLE.to_owned(), zero, amount),
+                    ],
+                );
+            }
             "LineOverdue" => {
                 let line_id = uuid(&payload["line_id"])?;
                 let at = instant(&payload["at"])?;
@@ -149,9 +204,21 @@ impl Expected {
                 let owed = field(payload, "late_fee_owed").unwrap_or_default();
                 let vendor_id = uuid(&payload["vendor_id"])?;
                 let line_id = uuid(&payload["line_id"])?;
+                let returned_at = instant(&payload["returned_at"])?;
+                if let Some(line) = self
+                    .orders
+                    .get_mut(&order_id)
+                    .and_then(|o| o.lines.iter_mut().find(|l| l.line_id == line_id))
+                {
+                    if line.end.is_some_and(|end| returned_at < end) {
+                        line.returned_early = Some(returned_at);
+                    }
+                }
                 if late_fee > zero {
-                    let at = instant(&payload["returned_at"])?;
-                    self.rentals.late_returns.insert(line_id, (at, late_fee));
+                    let at = returned_at;
+                    self.rentals
+                        .late_returns
+                        .insert(line_id, (at, late_fee, owed));
                 }
                 if late_fee - owed > zero {
                     self.rentals
@@ -184,6 +251,24 @@ impl Expected {
         event_type: &str,
         payload: &Value,
     ) -> anyhow::Result<bool> {
+        if event_type == "LateFeeCollected" {
+            let amount = field(payload, "amount")?;
+            let line_id = uuid(&payload["line_id"])?;
+            *self
+                .rentals
+                .late_fee_collected
+                .entry((vendor_id, line_id))
+                .or_default() += amount;
+            *self.balance.entry(vendor_id).or_default() += amount;
+            self.post(
+                position,
+                &[
+                    (vendor_pending(vendor_id), amount, Decimal::ZERO),
+                    (vendor_available(vendor_id), Decimal::ZERO, amount),
+                ],
+            );
+            return Ok(true);
+        }
         if event_type != "LateFeeCredited" {
             return Ok(false);
         }
@@ -228,6 +313,14 @@ impl Expected {
             }
         }
         e.pending += r.late_fee_owed.get(&vendor_id).copied().unwrap_or_default();
+        let collected: Decimal = r
+            .late_fee_collected
+            .iter()
+            .filter(|((v, _), _)| *v == vendor_id)
+            .map(|(_, paid)| *paid)
+            .sum();
+        e.pending -= collected;
+        e.available += collected;
         e.available += r
             .late_fee_from_deposit
             .iter()
@@ -253,15 +346,36 @@ impl Expected {
             r.late_fee_from_deposit.values().copied().sum::<Decimal>(),
         );
         let owed: Decimal = r.late_fee_owed.values().copied().sum();
+        let paid = r.late_fees_paid_cash + r.late_fees_paid_unapplied;
         if !owed.is_zero() {
-            change(CUSTOMER_RECEIVABLE, owed);
+            change(CUSTOMER_RECEIVABLE, owed - paid);
+        }
+        change(CASH, r.late_fees_paid_cash);
+        if !r.late_fees_paid_unapplied.is_zero() {
+            change(super::UNAPPLIED, r.late_fees_paid_unapplied);
         }
     }
 
     /// The vendors' `LateFeeCredited` agree with the orders' late fees
-    /// taken from deposits; and what was made available of a cancelled
-    /// order is what its policy kept.
+    /// taken from deposits, their `LateFeeCollected` with the late fees
+    /// the orders say were paid; and what was made available of a
+    /// cancelled order is what its policy kept.
     pub(super) fn cross_check_rentals(&mut self) {
+        let paid = self.rentals.late_fee_paid.clone();
+        let collected = self.rentals.late_fee_collected.clone();
+        let keys: std::collections::BTreeSet<&(Uuid, Uuid)> =
+            paid.keys().chain(collected.keys()).collect();
+        for key in keys {
+            let (want, got) = (paid.get(key), collected.get(key));
+            if want != got {
+                self.problem(
+                    "log: late fee collected by the vendor = late fee paid on the order",
+                    format!("vendor {} line {}", key.0, key.1),
+                    format!("{want:?}"),
+                    format!("{got:?}"),
+                );
+            }
+        }
         let from_orders = self.rentals.late_fee_from_deposit.clone();
         let credited = self.rentals.late_fee_credited.clone();
         let keys: std::collections::BTreeSet<&(Uuid, Uuid)> =
@@ -279,9 +393,14 @@ impl Expected {
         }
     }
 
-    /// Lines gone overdue in `[from, to)`, and the late fees of the returns
-    /// in it (the analytics summary's `overdue_lines`, `late_fees`).
-    pub(super) fn late_returns_in(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> (i64, Decimal) {
+    /// Lines gone overdue in `[from, to)`, the late fees of the returns in
+    /// it, and what of those is still owed (the analytics summary's
+    /// `overdue_lines`, `late_fees`, `late_fees_owed`).
+    pub(super) fn late_returns_in(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> (i64, Decimal, Decimal) {
         let within = |t: &DateTime<Utc>| *t >= from && *t < to;
         let overdue = self
             .rentals
@@ -293,32 +412,34 @@ impl Expected {
             .rentals
             .late_returns
             .values()
-            .filter(|(t, _)| within(t))
-            .map(|(_, fee)| *fee)
+            .filter(|(t, _, _)| within(t))
+            .map(|(_, fee, _)| *fee)
             .sum();
-        (overdue as i64, fees)
+        let owed = self
+            .rentals
+            .late_returns
+            .iter()
+            .filter(|(_, (t, _, _))| within(t))
+            .map(|(line, (_, _, owed))| {
+                let paid: Decimal = self
+                    .rentals
+                    .late_fee_paid
+                    .iter()
+                    .filter(|((_, l), _)| l == line)
+                    .map(|(_, paid)| *paid)
+                    .sum();
+                *owed - paid
+            })
+            .sum();
+        (overdue as i64, fees, owed)
     }
 
     /// What a vendor's earnings hold beyond the analytics' revenue (which
-    /// counts orders as placed): the booking changes of its paid orders
-    /// and what cancellation policies kept, as (gross, fees).
+    /// counts orders as their confirmed booking changes left them, and
+    /// cancelled orders not at all): what cancellation policies kept, as
+    /// (gross, fees).
     pub(super) fn beyond_analytics(&self, vendor_id: Uuid) -> (Decimal, Decimal) {
         let (mut gross, mut fees) = (Decimal::ZERO, Decimal::ZERO);
-        let paid = self
-            .orders
-            .values()
-            .filter(|o| o.status == Status::Confirmed);
-        for order in paid {
-            let now = order.vendors.iter().find(|v| v.vendor_id == vendor_id);
-            let placed = order
-                .placed_vendors
-                .iter()
-                .find(|v| v.vendor_id == vendor_id);
-            if let (Some(now), Some(placed)) = (now, placed) {
-                gross += now.subtotal - placed.subtotal;
-                fees += now.fee - placed.fee;
-            }
-        }
         for ((_, v), split) in &self.rentals.kept {
             if *v == vendor_id {
                 gross += split.subtotal;

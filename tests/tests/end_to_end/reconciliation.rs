@@ -297,6 +297,9 @@ pub(super) struct Tally {
     extensions: AtomicUsize,
     reschedules: AtomicUsize,
     late_fees: AtomicUsize,
+    late_fees_paid: AtomicUsize,
+    late_fees_applied: AtomicUsize,
+    early_refunds: AtomicUsize,
 }
 
 impl Tally {
@@ -701,8 +704,8 @@ async fn marketplace(
     let n = |c: &AtomicUsize| c.load(Ordering::Relaxed);
     println!(
         "placed {}, unavailable {}, paid {}, failed payments {}, cancelled unpaid {}, \
-         cancelled paid {}, fulfilled {}, rental returns {} (late fees {}), payouts {} (failed {}), refunds {}, disputes {}, \
-         extensions {}, reschedules {}",
+         cancelled paid {}, fulfilled {}, rental returns {} (late fees {}, paid {}, applied {}; early refunds {}), \
+         payouts {} (failed {}), refunds {}, disputes {}, extensions {}, reschedules {}",
         n(&t.placed),
         n(&t.unavailable),
         n(&t.paid),
@@ -712,6 +715,9 @@ async fn marketplace(
         n(&t.fulfilled),
         n(&t.returns),
         n(&t.late_fees),
+        n(&t.late_fees_paid),
+        n(&t.late_fees_applied),
+        n(&t.early_refunds),
         n(&t.payouts),
         n(&t.failed_payouts),
         n(&t.refunds),

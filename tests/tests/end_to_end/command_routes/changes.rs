@@ -158,6 +158,28 @@ async fn an_extension_is_held_paid_by_its_adjustment_id_and_moves_the_line() {
         dec("-11.50"),
         "carol's 4.00 + 2.50 for the added day, dave's 5.00"
     );
+
+    // The analytics count carol's order as extended: 65.00 over 3 days.
+    let summary = app
+        .get_at("/v1/analytics/summary", &app.admin(), Some(position(&paid)))
+        .await;
+    assert_eq!(summary.status, StatusCode::OK, "{:?}", summary.body);
+    assert_eq!(money(&summary.body, "gmv"), dec("115.00"));
+    assert_eq!(summary.body["rental_days"], "5.00");
+    assert_eq!(summary.body["top_listings"][0]["gmv"], "115.00");
+    let revenue = app
+        .get_at(
+            "/v1/analytics/revenue?granularity=month",
+            &app.admin(),
+            Some(position(&paid)),
+        )
+        .await;
+    assert_eq!(revenue.status, StatusCode::OK, "{:?}", revenue.body);
+    let buckets = revenue.body["buckets"].as_array().expect("buckets");
+    let sum =
+        |name: &str| -> rust_decimal::Decimal { buckets.iter().map(|b| money(b, name)).sum() };
+    assert_eq!(sum("gmv"), dec("115.00"));
+    assert_eq!(sum("platform_fees"), dec("11.50"));
     app.stop().await;
 }
 
@@ -237,6 +259,11 @@ async fn a_cheaper_reschedule_and_a_cancellation_are_refunded_by_the_listing_pol
     // what gets cheaper comes back.
     let order = paid_order(&app, "carol", tents, &at(1, 0), &at(5, 0)).await;
     let (order_id, line) = (order.uuid("order_id"), line_id(&order));
+    // The invoice is issued (by the policies) before the change: issued
+    // after it, under load, it showed the rescheduled price.
+    ledger_tests::pipeline::settle(&app, std::time::Duration::from_secs(60))
+        .await
+        .expect("the read models settle");
     let moved = app
         .reschedule(&app.customer("carol"), order_id, line, &at(2, 0), &at(4, 0))
         .await;

@@ -342,3 +342,225 @@ async fn a_pickup_before_the_start_is_409_while_those_hours_are_taken_and_else_a
     assert_eq!(shown_line["time_zone"], "UTC");
     balanced_trial(&app, position(&paid_change)).await;
 }
+
+/// `PUT /v1/listings/{id}/policies` with `body`, as the vendor.
+async fn set_policies(app: &TestApp, vendor: Uuid, listing: Uuid, body: Value) {
+    let set = app
+        .send(
+            Method::PUT,
+            &format!("/v1/listings/{listing}/policies"),
+            Some(&app.vendor(vendor)),
+            Some(&body),
+            &[],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+}
+
+#[tokio::test]
+async fn an_early_return_refunds_the_unused_hours_by_the_cancellation_policy() {
+    let (app, clock, vendor, listing) = shop(1).await;
+    // 100 % with two hours' notice, 50 % with less.
+    set_policies(
+        &app,
+        vendor,
+        listing,
+        json!({"late_fee_per_unit": "20.00", "cancellation_policy": [
+            {"notice": "PT2H", "refund_percent": 100},
+            {"notice": "PT0S", "refund_percent": 50}]}),
+    )
+    .await;
+    // 10:00-16:00: 60.00 (fee 6.00, net 54.00) + 30.00 deposit.
+    let order = paid(
+        &app,
+        "alice",
+        listing,
+        "2030-01-01T10:00:00Z",
+        "2030-01-01T16:00:00Z",
+    )
+    .await;
+    let (order_id, line) = (order.uuid("order_id"), line_of(&order));
+    clock.set(time("2030-01-01T10:00:00Z"));
+    let picked = app.pickup(&app.vendor(vendor), order_id, line).await;
+    assert_eq!(picked.status, StatusCode::OK, "{:?}", picked.body);
+
+    // Back at 11:30: two hours used; of the four left, 12:00 and 13:00
+    // start within two hours (50 %), 14:00 and 15:00 not (100 %):
+    // 10.00 × (0.5 + 0.5 + 1 + 1) = 30.00, fee 3.00 and net 27.00 reversed.
+    clock.set(time("2030-01-01T11:30:00Z"));
+    let returned = app
+        .return_line(&app.vendor(vendor), order_id, line, json!({}))
+        .await;
+    assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
+    assert_eq!(returned.body["refund"], "30.00");
+    assert_eq!(returned.body["refund_id"], json!(line));
+    assert_eq!(returned.body["deposit_refunded"], "30.00");
+    assert_eq!(returned.body["order_status"], "completed");
+
+    let at = position(&returned);
+    let shown = app.order(&app.admin(), order_id, Some(at)).await;
+    assert_eq!(shown.body["lines"][0]["refund"], "30.00");
+    let refund = &shown.body["refunds"][0];
+    assert_eq!(refund["amount"], "30.00");
+    assert_eq!(refund["fee_reversed"], "3.00");
+    assert_eq!(refund["vendor_reversed"][0]["amount"], "27.00");
+
+    // The ledger: cash 90.00 in, 30.00 refunded, 30.00 deposit back; the
+    // platform keeps 3.00, the vendor 27.00, made available.
+    let trial = balanced_trial(&app, at).await;
+    assert_eq!(balance(&trial, "cash"), dec("30.00"));
+    assert_eq!(balance(&trial, "platform_fees"), dec("-3.00"));
+    assert_eq!(
+        balance(&trial, &format!("vendor_available:{vendor}")),
+        dec("-27.00")
+    );
+    assert_eq!(
+        balance(&trial, &format!("vendor_pending:{vendor}")),
+        dec("0.00")
+    );
+    let earnings = app
+        .get_at(
+            &format!("/v1/vendors/{vendor}/earnings"),
+            &app.admin(),
+            Some(at),
+        )
+        .await;
+    assert_eq!(earnings.status, StatusCode::OK, "{:?}", earnings.body);
+    assert_eq!(earnings.body["available"], "27.00");
+    assert_eq!(earnings.body["pending"], "0.00");
+
+    // A credit note of the vendor's part, for the refund.
+    let noted = eventually(Duration::from_secs(20), || async {
+        let docs = app
+            .get(&format!("/v1/orders/{order_id}/invoices"), &app.admin())
+            .await;
+        docs.body.as_array().is_some_and(|docs| {
+            docs.iter()
+                .any(|d| d["kind"] == "credit_note" && d["total"] == "30.00")
+        })
+    })
+    .await;
+    assert!(noted, "a credit note of 30.00 is issued");
+    // The analytics count it among refunds; GMV stays what was booked.
+    let summary = app
+        .get_at(
+            "/v1/analytics/summary?from=2026-01-01T00:00:00Z&to=2031-01-01T00:00:00Z",
+            &app.admin(),
+            Some(at),
+        )
+        .await;
+    assert_eq!(summary.body["refunds"], "30.00");
+    assert_eq!(summary.body["gmv"], "60.00");
+    assert_eq!(summary.body["rental_days"], "0.06", "1.5 hours of 24");
+}
+
+#[tokio::test]
+async fn a_late_fee_owed_is_collected_by_a_payment_of_it_or_by_unapplied_cash_applied() {
+    let (app, clock, vendor, listing) = shop(1).await;
+    let order = paid(
+        &app,
+        "alice",
+        listing,
+        "2030-01-01T10:00:00Z",
+        "2030-01-01T12:00:00Z",
+    )
+    .await;
+    let (order_id, line) = (order.uuid("order_id"), line_of(&order));
+    clock.set(time("2030-01-01T10:00:00Z"));
+    let picked = app.pickup(&app.vendor(vendor), order_id, line).await;
+    assert_eq!(picked.status, StatusCode::OK, "{:?}", picked.body);
+    // Three started hours late: 60.00, 30.00 of it from the deposit.
+    clock.set(time("2030-01-01T14:30:00Z"));
+    let returned = app
+        .return_line(&app.vendor(vendor), order_id, line, json!({}))
+        .await;
+    assert_eq!(returned.body["late_fee_owed"], "30.00");
+    let shown = app
+        .order(&app.admin(), order_id, Some(position(&returned)))
+        .await;
+    assert_eq!(shown.body["late_fee_owed"], "30.00");
+    assert_eq!(shown.body["late_fee_paid"], "0.00");
+    assert_eq!(shown.body["lines"][0]["late_fee_owed"], "30.00");
+
+    // 10.00 paid: not what is owed, so unapplied cash; an admin applies it.
+    let short = format!("evt_{}", Uuid::new_v4().simple());
+    let paid_short = app
+        .payment_webhook(&short, "payment_intent.succeeded", order_id, 1000, None)
+        .await;
+    assert_eq!(paid_short.status, StatusCode::OK, "{:?}", paid_short.body);
+    let applied = app
+        .post(
+            &format!("/v1/payments/{short}/apply"),
+            &app.admin(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(applied.status, StatusCode::OK, "{:?}", applied.body);
+    assert_eq!(applied.body["amount"], "10.00");
+    assert_eq!(applied.body["outcome"], "applied");
+    let summary = |min: i64| {
+        let app = &app;
+        async move {
+            let s = app
+                .get_at(
+                    "/v1/analytics/summary?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z",
+                    &app.admin(),
+                    Some(min),
+                )
+                .await;
+            assert_eq!(s.status, StatusCode::OK, "{:?}", s.body);
+            s.body
+        }
+    };
+    assert_eq!(summary(position(&applied)).await["late_fees_owed"], "20.00");
+    let shown = app
+        .order(&app.admin(), order_id, Some(position(&applied)))
+        .await;
+    assert_eq!(shown.body["late_fee_owed"], "20.00");
+    assert_eq!(shown.body["late_fee_paid"], "10.00");
+
+    // A payment of exactly the 20.00 still owed pays it.
+    let paid_rest = app.pay_order(order_id, 2000).await;
+    let at = position(&paid_rest);
+    let shown = app.order(&app.admin(), order_id, Some(at)).await;
+    assert_eq!(shown.body["late_fee_owed"], "0.00");
+    assert_eq!(shown.body["late_fee_paid"], "30.00");
+    assert_eq!(shown.body["lines"][0]["late_fee_owed"], "0.00");
+    assert_eq!(summary(at).await["late_fees_owed"], "0.00");
+    assert_eq!(summary(at).await["late_fees"], "60.00");
+
+    // The receivable is collected; the vendor has its whole late fee:
+    // net 18.00 + 30.00 from the deposit + 30.00 collected.
+    let trial = balanced_trial(&app, at).await;
+    assert_eq!(balance(&trial, "customer_receivable"), dec("0.00"));
+    assert_eq!(balance(&trial, "unapplied"), dec("0.00"));
+    assert_eq!(
+        balance(&trial, "cash"),
+        dec("80.00"),
+        "50.00 + 10.00 + 20.00"
+    );
+    let earnings = app
+        .get_at(
+            &format!("/v1/vendors/{vendor}/earnings"),
+            &app.admin(),
+            Some(at),
+        )
+        .await;
+    assert_eq!(earnings.body["available"], "78.00", "{:?}", earnings.body);
+    assert_eq!(earnings.body["pending"], "0.00");
+
+    // Nothing is owed now: more cash stays unapplied and cannot be applied.
+    let extra = format!("evt_{}", Uuid::new_v4().simple());
+    let paid_extra = app
+        .payment_webhook(&extra, "payment_intent.succeeded", order_id, 500, None)
+        .await;
+    assert_eq!(paid_extra.status, StatusCode::OK, "{:?}", paid_extra.body);
+    let refused = app
+        .post(
+            &format!("/v1/payments/{extra}/apply"),
+            &app.admin(),
+            json!({}),
+        )
+        .await;
+    assert_problem(&refused, StatusCode::CONFLICT, "invalid-state");
+}

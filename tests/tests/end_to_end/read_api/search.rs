@@ -377,3 +377,107 @@ async fn customers_see_only_published_listings_vendors_also_their_own_and_admins
     assert_ok(&app.get_at(&availability(draft), &owner, None).await);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn search_by_period_leaves_out_a_listing_whose_schedule_refuses_the_period() {
+    let app = TestApp::spawn().await;
+    let vendor = app.register_vendor("Bikes Berlin").await;
+    let weekdays: Vec<Value> = ["mon", "tue", "wed", "thu", "fri"]
+        .iter()
+        .map(|d| json!({"weekday": d, "start": "09:00", "end": "18:00"}))
+        .collect();
+    // Four bikes open weekdays 09-18 (Berlin), one without a schedule.
+    let mut scheduled = Vec::new();
+    let mut last = 0;
+    for i in 0..4 {
+        let (id, _) = published(
+            &app,
+            vendor,
+            rental_body(&format!("Bike {i}"), "City bike", "bikes", "hour", 1),
+        )
+        .await;
+        let set = app
+            .send(
+                Method::PUT,
+                &format!("/v1/listings/{id}/schedule"),
+                Some(&app.vendor(vendor)),
+                Some(&json!({"time_zone": "Europe/Berlin", "weekly": weekdays})),
+                &[],
+            )
+            .await;
+        assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+        scheduled.push(id);
+        last = last.max(position(&set));
+    }
+    let (always, at_publish) = published(
+        &app,
+        vendor,
+        rental_body("Cargo bike", "Open all the time", "bikes", "hour", 1),
+    )
+    .await;
+    let last = last.max(at_publish);
+    let c = app.customer("alice");
+    let period = |from: &str, to: &str| format!("available_from={from}&available_to={to}");
+
+    // Tuesday 2030-01-01 10:00-12:00 Berlin (09:00-11:00 UTC): all open.
+    let tuesday = period("2030-01-01T09:00:00Z", "2030-01-01T11:00:00Z");
+    let mut every = scheduled.clone();
+    every.push(always);
+    assert_eq!(
+        search_ids(&app, &c, &tuesday, Some(last)).await,
+        set(&every)
+    );
+    // Sunday 2030-01-06 10:00-12:00 Berlin: the scheduled bikes are shut.
+    let sunday = period("2030-01-06T09:00:00Z", "2030-01-06T11:00:00Z");
+    assert_eq!(
+        search_ids(&app, &c, &sunday, Some(last)).await,
+        set(&[always])
+    );
+    // Tuesday 17:00-19:00 Berlin runs past closing: shut too.
+    let late = period("2030-01-01T16:00:00Z", "2030-01-01T18:00:00Z");
+    assert_eq!(
+        search_ids(&app, &c, &late, Some(last)).await,
+        set(&[always])
+    );
+    // The order the search would offer is the one the Inventory accepts.
+    let refused = app
+        .place_order(
+            "alice",
+            vec![rental_item(
+                scheduled[0],
+                1,
+                "2030-01-06T09:00:00Z",
+                "2030-01-06T11:00:00Z",
+            )],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(refused.body["errors"][0]["code"], "closed");
+    // Pages skip the listings left out and still fill: one a page.
+    let (ids, sizes) = walk_pages(
+        &app,
+        &format!("/v1/listings?limit=1&{sunday}"),
+        &c,
+        "listing_id",
+        Some(last),
+    )
+    .await;
+    assert_eq!(set(&ids), set(&[always]));
+    assert_eq!(sizes, vec![1]);
+    let (ids, sizes) = walk_pages(
+        &app,
+        &format!("/v1/listings?limit=2&{tuesday}"),
+        &c,
+        "listing_id",
+        Some(last),
+    )
+    .await;
+    assert_eq!(set(&ids), set(&every));
+    assert_eq!(sizes, vec![2, 2, 1]);
+    app.stop().await;
+}

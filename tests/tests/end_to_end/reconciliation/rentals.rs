@@ -1,7 +1,9 @@
 //! The rental side of the random marketplace (issue 13 item 8): listings
 //! with late fees and cancellation-policy tiers, paid bookings extended or
 //! rescheduled, and every rental line picked up at its start and returned
-//! on time, early or late, on the ledger's `ManualClock`.
+//! on time, early (refunded by the policy) or late, on the ledger's
+//! `ManualClock`; late fees the deposits did not cover are paid by a
+//! webhook, or short and the unapplied cash applied, or left owed.
 //!
 //! The orders are driven concurrently with the clock standing still; the
 //! fulfilment comes after, one step at a time in the order of its instants
@@ -18,7 +20,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use ledger_tests::answer::decimal;
-use ledger_tests::webhooks::minor_units;
+use ledger_tests::webhooks::{minor_units, SUCCEEDED};
 use ledger_tests::{Answer, TestApp};
 
 use super::{cents, expect, post, uuid_of, Tally};
@@ -47,10 +49,13 @@ impl Policies {
 
     fn body(&self) -> Value {
         let mut body = json!({"late_fee_per_unit": cents(self.late_fee_cents)});
+        // With an hour's notice, half of that: what an early return of an
+        // hourly booking gets back for its unused hours past the next one.
         if let Some(percent) = self.refund_percent {
             body["cancellation_policy"] = json!([
                 {"notice": "P3000D", "refund_percent": 100},
                 {"notice": "P1D", "refund_percent": percent},
+                {"notice": "PT1H", "refund_percent": percent / 2},
             ]);
         }
         body
@@ -168,6 +173,7 @@ struct Step {
     token: String,
     body: Value,
     late: bool,
+    order_id: Uuid,
 }
 
 /// An order to fulfil: its answer, the damage withheld per line (percent
@@ -199,6 +205,7 @@ fn steps(app: &TestApp, now: DateTime<Utc>, work: &Work) -> Vec<Step> {
                 token: token.clone(),
                 body: json!({}),
                 late: false,
+                order_id,
             });
         }
     }
@@ -217,6 +224,7 @@ fn steps(app: &TestApp, now: DateTime<Utc>, work: &Work) -> Vec<Step> {
             token: app.admin(),
             body: json!({}),
             late: false,
+            order_id,
         });
         let back = work.returns[i];
         let at = match back {
@@ -241,9 +249,51 @@ fn steps(app: &TestApp, now: DateTime<Utc>, work: &Work) -> Vec<Step> {
             token: vendor,
             body,
             late,
+            order_id,
         });
     }
     steps
+}
+
+/// A late fee the deposit did not cover: every second one is paid by a
+/// webhook of exactly what the order owes; every fourth paid short (a cent
+/// less, unapplied cash) and the payment applied to it; the rest stays owed.
+async fn collect_late_fee(app: &TestApp, order_id: Uuid, owed: Decimal, tally: &Tally) {
+    let n = tally
+        .late_fees_paid
+        .load(std::sync::atomic::Ordering::Relaxed)
+        + tally
+            .late_fees_applied
+            .load(std::sync::atomic::Ordering::Relaxed)
+        + tally.returns.load(std::sync::atomic::Ordering::Relaxed);
+    let owed_minor = minor_units(owed);
+    match n % 4 {
+        0 | 1 => {
+            app.pay_order(order_id, owed_minor).await;
+            Tally::bump(&tally.late_fees_paid);
+        }
+        2 if owed_minor > 1 => {
+            let event = format!("evt_{}", Uuid::new_v4().simple());
+            let paid = app
+                .payment_webhook(&event, SUCCEEDED, order_id, owed_minor - 1, None)
+                .await;
+            expect(&paid, StatusCode::OK, "pay a late fee short");
+            let applied = post(
+                app,
+                &format!("/v1/payments/{event}/apply"),
+                &app.admin(),
+                json!({}),
+            )
+            .await;
+            // A short payment that happens to be the order's total is a
+            // duplicate payment (refunded), not unapplied cash.
+            if applied.status != StatusCode::NOT_FOUND {
+                expect(&applied, StatusCode::OK, "apply a payment to a late fee");
+                Tally::bump(&tally.late_fees_applied);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Runs every order's fulfilment in the order of its instants, the clock
@@ -267,6 +317,13 @@ pub(super) async fn fulfil_in_time(
             Tally::bump(&tally.returns);
             if step.late && decimal(&answer.body["late_fee"]) > Decimal::ZERO {
                 Tally::bump(&tally.late_fees);
+            }
+            if decimal(&answer.body["refund"]) > Decimal::ZERO {
+                Tally::bump(&tally.early_refunds);
+            }
+            let owed = decimal(&answer.body["late_fee_owed"]);
+            if owed > Decimal::ZERO {
+                collect_late_fee(app, step.order_id, owed, tally).await;
             }
         }
     }

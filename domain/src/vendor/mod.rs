@@ -15,6 +15,8 @@ use crate::money::{is_valid_amount, is_valid_order_amount};
 use crate::payouts::{self, PayoutBook, PayoutEntry, PayoutOutcome, PayoutStatus};
 use crate::personal::PersonalText;
 
+mod late_fees;
+
 pub const MAX_VENDOR_NAME: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +42,14 @@ pub enum VendorCommand {
     CreditLateFee {
         order_id: Uuid,
         line_id: Uuid,
+        amount: Decimal,
+    },
+    /// A late fee owed by the customer was paid: the vendor's pending
+    /// late fee is made available. Idempotent per (`payment_id`, `line_id`).
+    CollectLateFee {
+        order_id: Uuid,
+        line_id: Uuid,
+        payment_id: String,
         amount: Decimal,
     },
     /// Idempotent per `payout_id`.
@@ -93,6 +103,13 @@ pub enum VendorEvent {
     LateFeeCredited {
         order_id: Uuid,
         line_id: Uuid,
+        amount: Decimal,
+    },
+    /// A late fee the customer owed, paid: pending → available.
+    LateFeeCollected {
+        order_id: Uuid,
+        line_id: Uuid,
+        payment_id: String,
         amount: Decimal,
     },
     PayoutRecorded {
@@ -151,6 +168,7 @@ impl DomainEvent for VendorEvent {
             VendorEvent::EarningsMadeAvailable { .. } => "EarningsMadeAvailable",
             VendorEvent::DamageCredited { .. } => "DamageCredited",
             VendorEvent::LateFeeCredited { .. } => "LateFeeCredited",
+            VendorEvent::LateFeeCollected { .. } => "LateFeeCollected",
             VendorEvent::PayoutRecorded { .. } => "PayoutRecorded",
             VendorEvent::EarningsReversed { .. } => "EarningsReversed",
             VendorEvent::EarningsRestored { .. } => "EarningsRestored",
@@ -182,6 +200,9 @@ pub struct Vendor {
     late_fees: Decimal,
     #[serde(default)]
     late_fee_lines: BTreeSet<Uuid>,
+    /// Late fees collected from customers, by "payment id:line id".
+    #[serde(default)]
+    late_fee_collections: BTreeSet<String>,
     payouts: BTreeSet<Uuid>,
     /// Net taken back from the available balance (refunds, disputes,
     /// receivables settled), net given back (disputes won), and what the
@@ -271,22 +292,13 @@ impl Decide for Vendor {
                 order_id,
                 line_id,
                 amount,
-            } => {
-                if self.late_fee_lines.contains(&line_id) {
-                    return Ok(vec![]);
-                }
-                if !is_valid_amount(amount) {
-                    return Err(DomainError::invalid(
-                        "amount",
-                        "must be a non-negative amount with at most 2 decimal places",
-                    ));
-                }
-                Ok(vec![VendorEvent::LateFeeCredited {
-                    order_id,
-                    line_id,
-                    amount,
-                }])
-            }
+            } => self.credit_late_fee(order_id, line_id, amount),
+            C::CollectLateFee {
+                order_id,
+                line_id,
+                payment_id,
+                amount,
+            } => self.collect_late_fee(order_id, line_id, payment_id, amount),
             C::RequestPayout {
                 payout_id,
                 amount,
@@ -465,6 +477,9 @@ impl Vendor {
             }
             | VendorEvent::LateFeeCredited {
                 order_id, amount, ..
+            }
+            | VendorEvent::LateFeeCollected {
+                order_id, amount, ..
             } => Some((Some(*order_id), None, *amount)),
             VendorEvent::PayoutFailed {
                 payout_id, amount, ..
@@ -519,6 +534,16 @@ impl Aggregate for Vendor {
                 line_id, amount, ..
             } => {
                 self.late_fee_lines.insert(line_id);
+                self.late_fees += amount;
+            }
+            VendorEvent::LateFeeCollected {
+                line_id,
+                payment_id,
+                amount,
+                ..
+            } => {
+                self.late_fee_collections
+                    .insert(late_fees::collection_key(&payment_id, line_id));
                 self.late_fees += amount;
             }
             VendorEvent::PayoutRecorded {
