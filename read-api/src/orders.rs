@@ -119,7 +119,7 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
                    "hold_expires_at": a.hold_expires_at, "status": a.status, "at": a.at})
         })
         .collect();
-    json!({
+    let mut document = json!({
         "order_id": order.order_id, "customer_id": order.customer_id, "status": order.status,
         "currency": order.currency, "subtotal": money(order.subtotal), "tax": money(order.tax),
         "deposit": money(order.deposit), "total": money(order.total),
@@ -127,7 +127,31 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
         "cancel_reason": order.cancel_reason, "lines": lines_of(None), "vendors": parts_of(None),
         "payments": payments, "refunds": refunds, "disputes": disputes, "adjustments": adjustments,
         "updated_at": order.updated_at,
-    })
+    });
+    // A line paid by instalments (API.md "Subscriptions and instalments").
+    if let Some(lease) = &order.lease {
+        let due: rust_decimal::Decimal = lease
+            .schedule
+            .iter()
+            .filter(|i| i.status == "due" || i.status == "overdue")
+            .map(|i| i.amount)
+            .sum();
+        document["payment_plan"] = json!({
+            "line_id": lease.line_id, "deposit": money(lease.deposit),
+            "instalments": lease.instalments, "interval": lease.interval,
+            "status": lease.status, "ended_by": lease.ended_by, "ended_at": lease.ended_at,
+            "amount_due": money(due),
+        });
+        document["schedule"] = lease
+            .schedule
+            .iter()
+            .map(|i| {
+                json!({"instalment": i.instalment, "due": i.due, "amount": money(i.amount),
+                       "status": i.status, "paid_at": i.paid_at})
+            })
+            .collect();
+    }
+    document
 }
 
 /// A refund as the order shows it: by amount or lines, with the fee and

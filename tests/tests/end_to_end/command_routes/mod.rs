@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 mod blackouts;
 mod changes;
 mod fulfilment;
+mod leases_on_a_clock;
 mod listings;
 mod metadata;
 mod orders;
