@@ -71,6 +71,8 @@ pub(super) struct OrderFacts {
     pub(super) taken: BTreeMap<Uuid, (Decimal, Decimal)>,
     /// Vendors whose part was fulfilled, with the net the order said.
     pub(super) fulfilled: BTreeMap<Uuid, Decimal>,
+    /// Σ instalments of its lease, if it has one (owed, not paid upfront).
+    pub(super) scheduled: Decimal,
 }
 
 impl OrderFacts {
@@ -129,6 +131,8 @@ pub struct Expected {
     pub(super) money: super::reversals::MoneyPaths,
     /// Booking changes, late fees and cancellation policies (`rentals`).
     pub(super) rentals: super::rentals::RentalPaths,
+    /// Instalments of leases (`leases`).
+    pub(super) leases: super::leases::LeasePaths,
 }
 
 pub(super) fn inner<'a>(event_type: &str, payload: &'a Value) -> &'a Value {
@@ -188,6 +192,7 @@ pub(super) fn parse_order(payload: &Value) -> anyhow::Result<OrderFacts> {
         taken_tax: Decimal::ZERO,
         taken: BTreeMap::new(),
         fulfilled: BTreeMap::new(),
+        scheduled: super::leases::scheduled(priced)?,
     })
 }
 
@@ -347,6 +352,7 @@ impl Expected {
         };
         if self.apply_order_money(position, order_id, event_type, payload)?
             || self.apply_order_rentals(position, order_id, event_type, payload)?
+            || self.apply_order_leases(position, order_id, event_type, payload)?
         {
             return Ok(());
         }
@@ -364,6 +370,7 @@ impl Expected {
             }
             "OrderConfirmed" | "OrderReconfirmed" => {
                 if !order.allocated {
+                    self.post_scheduled(position, &order);
                     self.post(position, &Self::allocation(&order));
                 }
                 let o = self.orders.get_mut(&order_id).expect("known order");
@@ -762,6 +769,7 @@ impl Expected {
                 .copied()
                 .unwrap_or_default();
         self.rental_earnings(vendor_id, &mut e);
+        self.lease_earnings(vendor_id, &mut e);
         e.net = e.gross - e.platform_fees;
         e
     }
@@ -805,6 +813,7 @@ impl Expected {
         }
         self.money_balances(&mut b);
         self.rental_balances(&mut b);
+        self.lease_balances(&mut b);
         b
     }
 

@@ -11,8 +11,9 @@
 //!   the lease, writes off what is unpaid and frees its unit;
 //! - the customer terminates another lease early after pickup: the rest is
 //!   due at once and paid like an instalment;
-//! - the ledger stays balanced and the customers' receivable ends at what
-//!   is still owed.
+//! - the ledger stays balanced, the customers' receivable ends at what is
+//!   still owed, and the reconciliation checker finds every figure as the
+//!   log says (tests/src/reconcile/leases.rs).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ledger_clock::ManualClock;
 use ledger_tests::answer::{dec, money, position};
-use ledger_tests::pipeline::eventually;
+use ledger_tests::pipeline::{eventually, settle};
+use ledger_tests::reconcile;
 use ledger_tests::tokens::WEBHOOK_SECRET;
 use ledger_tests::webhooks::{minor_units, payment_event, signed, SUCCEEDED};
 use ledger_tests::{assert_problem, Answer, TestApp};
@@ -112,6 +114,19 @@ fn balance(trial: &Value, account: &str) -> Decimal {
         .and_then(|rows| rows.iter().find(|r| r["account"] == account))
         .map(|r| money(r, "balance"))
         .unwrap_or_default()
+}
+
+/// Once settled, the checker finds nothing amiss.
+async fn reconciled(app: &TestApp) {
+    settle(app, Duration::from_secs(60))
+        .await
+        .expect("the read models settle");
+    let observed = reconcile::observe(app).await.expect("observe the ledger");
+    let found = reconcile::check(&app.pool, &observed)
+        .await
+        .expect("read the log");
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert!(found.is_empty(), "{}", lines.join("\n"));
 }
 
 async fn summary(app: &TestApp, min: Option<i64>) -> Value {
@@ -254,6 +269,7 @@ async fn a_lease_is_paid_by_instalments_through_dunning_to_termination() {
         balance(&trial, "cash"),
         due_now + amounts[0] + amounts[1] - dec("100.00")
     );
+    reconciled(&app).await;
 }
 
 fn money_text(amount: Decimal) -> String {
@@ -350,4 +366,5 @@ async fn a_customer_terminates_a_lease_early_and_owes_the_rest_at_once() {
     let earnings = app.earnings(vendor, Some(min)).await;
     assert_eq!(earnings.pending, dec("0.00"));
     assert_eq!(earnings.available, money(&order.body["vendors"][0], "net"));
+    reconciled(&app).await;
 }
