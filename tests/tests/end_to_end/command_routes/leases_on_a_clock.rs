@@ -368,3 +368,104 @@ async fn a_customer_terminates_a_lease_early_and_owes_the_rest_at_once() {
     assert_eq!(earnings.available, money(&order.body["vendors"][0], "net"));
     reconciled(&app).await;
 }
+
+#[tokio::test]
+async fn a_lease_ended_before_pickup_waives_the_rest_and_frees_its_unit() {
+    let (app, clock, vendor, listing) = lessor().await;
+    let order = app.place("dave", vec![lease_item(listing, 3)]).await;
+    let (order_id, line_id) = (order.uuid("order_id"), line_of(&order));
+    let due_now = money(&order.body, "due_now");
+    pay(&app, "evt_up", order_id, &due_now.to_string(), None).await;
+    // The unit is the lease's: nobody else may book it.
+    let taken = app
+        .place_order(
+            "erin",
+            vec![json!({"listing_id": listing, "quantity": 1,
+                        "start": "2030-02-10T10:00:00Z", "end": "2030-02-12T10:00:00Z"})],
+        )
+        .await;
+    assert_problem(&taken, StatusCode::CONFLICT, "unavailable");
+
+    // A week before the start, with no cancellation policy: nothing more
+    // is due, the line comes back at once with its deposit.
+    clock.set(time("2030-01-24T10:00:00Z"));
+    let path = format!("/v1/orders/{order_id}/lines/{line_id}/terminate");
+    let ended = app
+        .send(Method::POST, &path, Some(&app.admin()), None, &[])
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{:?}", ended.body);
+    assert_eq!(ended.body["amount_due"], "0.00");
+    assert_eq!(ended.body["order_status"], "completed");
+    let body = shown(&app, order_id, Some(position(&ended))).await;
+    assert_eq!(body["lines"][0]["status"], "returned");
+    assert_eq!(body["lines"][0]["deposit_refunded"], "100.00");
+
+    let booked = app
+        .place_order(
+            "erin",
+            vec![json!({"listing_id": listing, "quantity": 1,
+                        "start": "2030-02-10T10:00:00Z", "end": "2030-02-12T10:00:00Z"})],
+        )
+        .await;
+    assert_eq!(booked.status, StatusCode::CREATED, "{:?}", booked.body);
+    // The vendor keeps its share of the upfront 90.00 only.
+    let earnings = app.earnings(vendor, Some(position(&booked))).await;
+    let trial = balanced_trial(&app, position(&booked)).await;
+    assert_eq!(balance(&trial, "customer_receivable"), dec("0.00"));
+    assert_eq!(earnings.pending, dec("0.00"));
+    assert!(earnings.available < money(&order.body["vendors"][0], "net"));
+    reconciled(&app).await;
+}
+
+#[tokio::test]
+async fn instalments_unpaid_after_the_return_are_the_platforms_loss() {
+    let (app, clock, vendor, listing) = lessor().await;
+    let order = app.place("frank", vec![lease_item(listing, 3)]).await;
+    let (order_id, line_id) = (order.uuid("order_id"), line_of(&order));
+    let due_now = money(&order.body, "due_now");
+    pay(&app, "evt_up", order_id, &due_now.to_string(), None).await;
+    clock.set(time("2030-01-31T10:00:00Z"));
+    let picked = app.pickup(&app.vendor(vendor), order_id, line_id).await;
+    assert_eq!(picked.status, StatusCode::OK, "{:?}", picked.body);
+    // Back after a day: the vendor's part is fulfilled, its whole net
+    // available, with no instalment paid.
+    clock.set(time("2030-02-01T09:00:00Z"));
+    let returned = app
+        .return_line(&app.vendor(vendor), order_id, line_id, json!({}))
+        .await;
+    assert_eq!(returned.status, StatusCode::OK, "{:?}", returned.body);
+    // Instalment 1 overdue since Feb 1 10:00; suspended, then terminated.
+    clock.set(time("2030-02-01T10:00:00Z"));
+    until(&app, order_id, "past due", |b| {
+        b["payment_plan"]["status"] == "past_due"
+    })
+    .await;
+    clock.set(time("2030-02-08T10:00:00Z"));
+    until(&app, order_id, "suspended", |b| {
+        b["payment_plan"]["status"] == "suspended"
+    })
+    .await;
+    clock.set(time("2030-02-22T10:00:00Z"));
+    until(&app, order_id, "terminated", |b| {
+        b["payment_plan"]["status"] == "terminated"
+    })
+    .await;
+    let body = shown(&app, order_id, None).await;
+    let written_off: Vec<&Value> = body["schedule"]
+        .as_array()
+        .expect("a schedule")
+        .iter()
+        .filter(|i| i["status"] == "written_off")
+        .collect();
+    assert_eq!(written_off.len(), 3);
+    let settled = ledger_tests::pipeline::settle(&app, Duration::from_secs(60))
+        .await
+        .expect("settle");
+    let trial = balanced_trial(&app, settled).await;
+    let scheduled: Decimal = written_off.iter().map(|i| money(i, "amount")).sum();
+    assert_eq!(balance(&trial, "instalment_write_offs"), scheduled);
+    assert_eq!(balance(&trial, "customer_receivable"), dec("0.00"));
+    let earnings = app.earnings(vendor, Some(settled)).await;
+    assert_eq!(earnings.available, money(&order.body["vendors"][0], "net"));
+    reconciled(&app).await;
+}
