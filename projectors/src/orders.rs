@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::Consumer;
 use crate::Error;
 
+mod lease;
 mod view;
 
 pub use view::*;
@@ -433,88 +434,13 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
         OrderEvent::AdjustmentLapsed { adjustment_id, .. } => {
             set_adjustment(view, adjustment_id, "lapsed")
         }
-        OrderEvent::InstalmentPaid {
-            instalment,
-            payment_id,
-            intent_id,
-            amount,
-            at: paid_at,
-            ..
-        } => {
-            view.payments.push(PaymentView {
-                payment_id,
-                intent_id,
-                outcome: "instalment".into(),
-                amount: Some(amount),
-                reason: Some(format!("instalment {instalment}")),
-                unapplied: None,
-                at,
-            });
-            if let Some(lease) = view.lease.as_mut() {
-                lease.set(instalment, "paid");
-                if let Some(i) = lease
-                    .schedule
-                    .iter_mut()
-                    .find(|i| i.instalment == instalment)
-                {
-                    i.paid_at = Some(paid_at);
-                }
-            }
-        }
-        OrderEvent::InstalmentOverdue { instalment, .. } => {
-            if let Some(lease) = view.lease.as_mut() {
-                lease.set(instalment, "overdue");
-            }
-        }
-        OrderEvent::LeasePastDue { .. } => set_lease(view, "past_due"),
-        OrderEvent::LeaseSuspended { .. } => set_lease(view, "suspended"),
-        OrderEvent::LeaseReinstated { .. } => {
-            if view
-                .lease
-                .as_ref()
-                .is_some_and(|l| l.status != "terminated")
-            {
-                set_lease(view, "active");
-            }
-        }
-        OrderEvent::LeaseTerminated {
-            cause,
-            cancelled,
-            charge,
-            at: ended_at,
-            ..
-        } => {
-            if let Some(lease) = view.lease.as_mut() {
-                lease.status = "terminated".into();
-                lease.ended_by = Some(
-                    match cause {
-                        domain::LeaseEnd::Customer => "customer",
-                        domain::LeaseEnd::NonPayment => "non_payment",
-                    }
-                    .into(),
-                );
-                lease.ended_at = Some(ended_at);
-                for number in cancelled {
-                    lease.set(number, "cancelled");
-                }
-                if let Some(charge) = charge {
-                    lease.schedule.push(InstalmentView {
-                        instalment: charge.number,
-                        due: charge.due,
-                        amount: charge.amount,
-                        status: "due".into(),
-                        paid_at: None,
-                    });
-                }
-            }
-        }
-        OrderEvent::InstalmentsWrittenOff { instalments, .. } => {
-            if let Some(lease) = view.lease.as_mut() {
-                for number in instalments {
-                    lease.set(number, "written_off");
-                }
-            }
-        }
+        event @ (OrderEvent::InstalmentPaid { .. }
+        | OrderEvent::InstalmentOverdue { .. }
+        | OrderEvent::LeasePastDue { .. }
+        | OrderEvent::LeaseSuspended { .. }
+        | OrderEvent::LeaseReinstated { .. }
+        | OrderEvent::LeaseTerminated { .. }
+        | OrderEvent::InstalmentsWrittenOff { .. }) => lease::apply(view, event, at),
         OrderEvent::CancellationCharged { lines, .. } => {
             for refunded in lines {
                 if let Some(line) = view
@@ -526,12 +452,6 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
                 }
             }
         }
-    }
-}
-
-fn set_lease(view: &mut OrderView, status: &str) {
-    if let Some(lease) = view.lease.as_mut() {
-        status.clone_into(&mut lease.status);
     }
 }
 
