@@ -4,19 +4,20 @@
 //! it at the right times, as `billing` does for subscriptions, with the
 //! same dunning policy (`LEDGER_DUNNING_*`). `lease_schedule` (migration
 //! 0032) keeps when each order's lease next needs a look: rewritten after
-//! every command that may change it, so a crash leaves it early (the next
-//! look finds nothing due and moves it on) or, at worst, as it was. A
-//! termination that returns a line not picked up frees its units in the
-//! Inventory (`RecordReturn` at the termination) and makes the vendor's
-//! part available once it is fulfilled, as a return does.
+//! every command that may change it (and set to now before a termination),
+//! so a crash leaves it early (the next look finds nothing due and moves it
+//! on) or as it was. A termination that returns a line not picked up frees
+//! its units in the Inventory (`RecordReturn` at the termination) and makes
+//! the vendor's part available once it is fulfilled, as a return does;
+//! every look repeats that (idempotent) so a crash in between is repaired.
 
 use chrono::{DateTime, Utc};
-use domain::{DomainError, InventoryCommand, Order, OrderCommand, OrderEvent};
+use domain::{DomainError, InventoryCommand, Order, OrderCommand, PartStatus};
 use uuid::Uuid;
 
 use super::earnings::credit_fulfilled_part;
 use crate::auth::Principal;
-use crate::bus::{CommandError, Committed};
+use crate::bus::CommandError;
 use crate::context::CommandContext;
 use crate::CommandApp;
 
@@ -52,49 +53,47 @@ pub async fn reschedule(app: &CommandApp, order: &Order) -> Result<(), CommandEr
     schedule(app, order_id, order.lease_next_due(&app.config.dunning)).await
 }
 
-/// What a lease command recorded beyond the Order: a line returned by the
-/// termination frees its units from then on, and a part it fulfilled is
-/// made available to its vendor. Returns the last position recorded.
+/// What a terminated lease needs beyond the Order, from the order's state
+/// (so a look after a crash repairs what the crash left undone; each step
+/// is idempotent): a line the termination returned (never picked up) frees
+/// its units in the Inventory from the termination, and a vendor's part it
+/// fulfilled is made available. Returns the last position recorded.
 pub async fn follow_up(
     app: &CommandApp,
     context: &CommandContext,
     order: &Order,
-    committed: &Committed<Order>,
 ) -> Result<i64, CommandError> {
-    let Some(order_id) = order.order_id() else {
-        return Ok(committed.position);
+    let (Some(order_id), Some((line_id, lease))) = (order.order_id(), order.lease()) else {
+        return Ok(0);
     };
-    let mut position = committed.position;
-    for event in &committed.events {
-        match &event.payload {
-            OrderEvent::LineReturned {
-                line_id,
-                returned_at,
-                ..
-            } => {
-                let Some(line) = order.line(*line_id) else {
-                    continue;
-                };
-                let returned = app
-                    .inventory
-                    .execute(
-                        &line.listing_id.to_string(),
-                        InventoryCommand::RecordReturn {
-                            hold_id: line.hold_id,
-                            returned_at: *returned_at,
-                        },
-                        context,
-                        "RecordReturn",
-                    )
-                    .await?;
-                position = position.max(returned.position);
-            }
-            OrderEvent::VendorPartFulfilled { vendor_id, net } => {
-                let credited =
-                    credit_fulfilled_part(app, context, order_id, *vendor_id, *net).await?;
-                position = position.max(credited);
-            }
-            _ => {}
+    let (Some((_, ended_at)), Some(line)) = (lease.ended, order.line(line_id)) else {
+        return Ok(0);
+    };
+    let returned_by_termination = order.picked_up_at(line_id).is_none()
+        && order
+            .line_return(line_id)
+            .is_some_and(|r| r.returned_at == ended_at);
+    if !returned_by_termination {
+        return Ok(0);
+    }
+    let returned = app
+        .inventory
+        .execute(
+            &line.listing_id.to_string(),
+            InventoryCommand::RecordReturn {
+                hold_id: line.hold_id,
+                returned_at: ended_at,
+            },
+            context,
+            "RecordReturn",
+        )
+        .await?;
+    let mut position = returned.position;
+    if order.part_status(line.vendor_id) == Some(PartStatus::Fulfilled) {
+        if let Some(net) = order.fulfilled_net(line.vendor_id) {
+            let credited =
+                credit_fulfilled_part(app, context, order_id, line.vendor_id, net).await?;
+            position = position.max(credited);
         }
     }
     Ok(position)
@@ -108,6 +107,9 @@ pub async fn terminate(
     line_id: Uuid,
 ) -> Result<(Order, i64), CommandError> {
     let id = order_id.to_string();
+    // First, so that a crash right after the termination gets its units
+    // freed by the scheduler's next look.
+    schedule(app, order_id, Some(app.clock.now())).await?;
     let committed = app
         .orders
         .execute(
@@ -121,9 +123,9 @@ pub async fn terminate(
         )
         .await?;
     let order = app.orders.load(&id).await?;
-    let position = follow_up(app, context, &order, &committed).await?;
+    let position = follow_up(app, context, &order).await?;
     reschedule(app, &order).await?;
-    Ok((order, position))
+    Ok((order, committed.position.max(position)))
 }
 
 /// Takes every dunning step due by now on one order's lease. Returns the
@@ -145,7 +147,7 @@ pub async fn advance(app: &CommandApp, order_id: Uuid) -> Result<usize, CommandE
         )
         .await?;
     let order = app.orders.load(&id).await?;
-    follow_up(app, &context, &order, &committed).await?;
+    follow_up(app, &context, &order).await?;
     reschedule(app, &order).await?;
     Ok(committed.events.len())
 }
