@@ -163,6 +163,27 @@ async fn a_lease_is_paid_by_instalments_through_dunning_to_termination() {
         "items[0].payment_plan.instalments"
     );
 
+    // A yearly plan, or no deposit: 422 on the plan's field.
+    let mut yearly = lease_item(listing, 1);
+    yearly["payment_plan"]["interval"] = json!("year");
+    let refused = app.place_order("alice", vec![yearly]).await;
+    assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(
+        refused.body["errors"][0]["field"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("items[0].payment_plan")),
+        "{:?}",
+        refused.body
+    );
+    let mut free = lease_item(listing, 3);
+    free["payment_plan"]["deposit"] = json!("0.00");
+    let refused = app.place_order("alice", vec![free]).await;
+    assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert_eq!(
+        refused.body["errors"][0]["field"],
+        "items[0].payment_plan.deposit"
+    );
+
     let order = app.place("alice", vec![lease_item(listing, 3)]).await;
     let order_id = order.uuid("order_id");
     let line = &order.body["lines"][0];
