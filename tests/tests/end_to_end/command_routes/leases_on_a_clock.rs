@@ -490,3 +490,65 @@ async fn instalments_unpaid_after_the_return_are_the_platforms_loss() {
     assert_eq!(earnings.available, money(&order.body["vendors"][0], "net"));
     reconciled(&app).await;
 }
+
+/// How many events of `event_type` the order's stream holds.
+async fn count(app: &TestApp, aggregate_id: Uuid, event_type: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = $2")
+        .bind(aggregate_id.to_string())
+        .bind(event_type)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count events")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedulers_racing_take_each_dunning_step_once() {
+    use command_api::application::leases;
+    use command_api::{CommandApiConfig, CommandApp};
+
+    let (app, clock, _vendor, listing) = lessor().await;
+    let order = app.place("gina", vec![lease_item(listing, 3)]).await;
+    let order_id = order.uuid("order_id");
+    let due_now = money(&order.body, "due_now");
+    pay(&app, "evt_up", order_id, &due_now.to_string(), None).await;
+    // Two more processes on the same log and clock, besides the server's
+    // own sweeper.
+    let process = || {
+        CommandApp::with_clock(
+            CommandApiConfig::for_tests(ledger_tests::JWT_SECRET, WEBHOOK_SECRET),
+            app.pool.clone(),
+            clock.clone(),
+        )
+    };
+    let (a, b) = (process(), process());
+    for now in [
+        "2030-02-01T10:00:00Z",
+        "2030-03-01T10:00:00Z",
+        "2030-04-01T10:00:00Z",
+        "2030-04-08T10:00:00Z",
+        "2030-04-22T10:00:00Z",
+        "2030-06-01T10:00:00Z",
+    ] {
+        clock.set(time(now));
+        for _ in 0..2 {
+            let (x, y) = tokio::join!(leases::tick(&a), leases::tick(&b));
+            x.expect("scheduler a");
+            y.expect("scheduler b");
+        }
+    }
+    assert_eq!(count(&app, order_id, "InstalmentOverdue").await, 3);
+    assert_eq!(count(&app, order_id, "LeasePastDue").await, 1);
+    assert_eq!(count(&app, order_id, "LeaseSuspended").await, 1);
+    assert_eq!(count(&app, order_id, "LeaseTerminated").await, 1);
+    assert_eq!(count(&app, order_id, "InstalmentsWrittenOff").await, 1);
+    assert_eq!(count(&app, order_id, "LineReturned").await, 1);
+    let returns: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'ReturnRecorded'",
+    )
+    .bind(listing.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("count returns");
+    assert_eq!(returns, 1);
+    reconciled(&app).await;
+}
