@@ -10,7 +10,10 @@
 //!   reinstates the lease; left unpaid, dunning suspends then terminates
 //!   the lease, writes off what is unpaid and frees its unit;
 //! - the customer terminates another lease early after pickup: the rest is
-//!   due at once and paid like an instalment;
+//!   due at once and paid like an instalment; one ended before pickup is
+//!   waived the rest and frees its unit; instalments unpaid after the
+//!   return are the platform's loss;
+//! - schedulers racing on one lease take each dunning step once;
 //! - the ledger stays balanced, the customers' receivable ends at what is
 //!   still owed, and the reconciliation checker finds every figure as the
 //!   log says (tests/src/reconcile/leases.rs).
