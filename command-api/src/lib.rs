@@ -267,6 +267,10 @@ pub fn router(app: AppState) -> Router {
             post(routes::fulfilment::return_line),
         )
         .route(
+            "/v1/orders/{order_id}/lines/{line_id}/terminate",
+            post(routes::leases::terminate),
+        )
+        .route(
             "/v1/orders/{order_id}/lines/{line_id}/extend",
             post(routes::changes::extend),
         )

@@ -30,6 +30,11 @@ pub async fn run(app: AppState, shutdown: CancellationToken) {
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "subscription billing failed; will retry"),
         }
+        match crate::application::leases::tick(&app).await {
+            Ok(recorded) if recorded > 0 => tracing::info!(recorded, "dunned leases"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "lease dunning failed; will retry"),
+        }
         // Forget idempotency keys past their retention about once an hour.
         rounds += 1;
         if rounds.is_multiple_of((3600 / app.config.sweep_interval.as_secs().max(1)).max(1)) {

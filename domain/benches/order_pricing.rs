@@ -111,6 +111,7 @@ fn place(lines: Vec<LineInput>) -> OrderCommand {
         fee_rates: Default::default(),
         hold_expires_at: t0() - TimeDelta::days(6),
         placed_at: t0() - TimeDelta::days(7),
+        payment_plans: Default::default(),
     }
 }
 

@@ -48,6 +48,10 @@ pub use order::{
     LineStatus, Order, OrderCommand, OrderEvent, OrderStatus, PartStatus, PaymentOutcome,
     RefundLine, RefundPart, RefundRequest, Taken,
 };
+pub use order::{
+    Instalment, InstalmentState, InstalmentStatus, Lease, LeaseEnd, LeaseStatus, PaymentPlan,
+    PlanRequest, MAX_INSTALMENTS,
+};
 pub use payouts::{PayoutOutcome, PayoutStatus};
 pub use period::*;
 pub use personal::PersonalText;

@@ -70,6 +70,7 @@ fn place_cmd(lines: Vec<LineInput>) -> C {
         fee_rates: Default::default(),
         hold_expires_at: t(-1),
         placed_at: t(-2),
+        payment_plans: Default::default(),
     }
 }
 fn placed() -> E {

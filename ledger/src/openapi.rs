@@ -60,6 +60,7 @@ use read_api as q;
         cmd::fulfilment::deliver,
         cmd::fulfilment::pick_up,
         cmd::fulfilment::return_line,
+        cmd::leases::terminate,
         cmd::changes::extend,
         cmd::changes::reschedule,
         cmd::webhooks::payments,

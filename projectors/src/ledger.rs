@@ -30,6 +30,8 @@
 //!   in transit → cash; failed: in transit → vendor available (`payouts`).
 //! - subscription invoices, payments, downgrade credits and write-offs:
 //!   see `subscriptions`.
+//! - a lease's instalments (scheduled, paid, written off): see
+//!   `instalments`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -512,6 +514,7 @@ fn parse_uuid(event: &EventEnvelope) -> Result<Uuid, Error> {
 
 mod changes;
 mod entries;
+pub mod instalments;
 pub mod payouts;
 pub mod reversals;
 pub mod subscriptions;

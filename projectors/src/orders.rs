@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::Consumer;
 use crate::Error;
 
+mod lease;
 mod view;
 
 pub use view::*;
@@ -140,6 +141,7 @@ impl Consumer for Orders {
                         adjustments: Vec::new(),
                         late_fee_owed: Decimal::ZERO,
                         late_fee_paid: Decimal::ZERO,
+                        lease: LeaseView::placed(&priced),
                         updated_at: event.recorded_at,
                         position: event.position,
                     };
@@ -281,6 +283,9 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
         OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderReconfirmed { .. } => {
             view.status = "confirmed".into();
             view.cancel_reason = None;
+            if let Some(lease) = view.lease.as_mut().filter(|l| l.status == "pending") {
+                lease.status = "active".into();
+            }
         }
         OrderEvent::RefundIssued { amount, reason } => {
             view.refunds.push(RefundView {
@@ -470,6 +475,13 @@ fn apply(view: &mut OrderView, event: OrderEvent, envelope: &EventEnvelope) {
         OrderEvent::AdjustmentLapsed { adjustment_id, .. } => {
             set_adjustment(view, adjustment_id, "lapsed")
         }
+        event @ (OrderEvent::InstalmentPaid { .. }
+        | OrderEvent::InstalmentOverdue { .. }
+        | OrderEvent::LeasePastDue { .. }
+        | OrderEvent::LeaseSuspended { .. }
+        | OrderEvent::LeaseReinstated { .. }
+        | OrderEvent::LeaseTerminated { .. }
+        | OrderEvent::InstalmentsWrittenOff { .. }) => lease::apply(view, event, at),
         OrderEvent::CancellationCharged { lines, .. } => {
             for refunded in lines {
                 if let Some(line) = view

@@ -23,7 +23,9 @@
 //!   (`requested`, `paid`, `failed`), counted and summed (ledger read model,
 //!   `crate::payouts`).
 //! - `mrr`, `active_subscriptions`, `churn_rate`, `past_due`: see
-//!   `crate::subscription_metrics` (subscriptions read model).
+//!   `crate::subscription_metrics` (subscriptions read model);
+//!   `instalments_overdue` (and `_count`): leases' instalments overdue now
+//!   (orders read model).
 //!
 //! Revenue buckets group the same paid orders by the day, week (Monday) or
 //! month they were placed, optionally per vendor or category; a bucket's
@@ -52,6 +54,7 @@ const SUMMARY_MODELS: &[&str] = &[
     analytics::NAME,
     projectors::ledger::NAME,
     projectors::subscriptions::NAME,
+    projectors::orders::NAME,
 ];
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -186,6 +189,8 @@ pub async fn summary(
     let by_decline_code = failures_by(pool, "decline_code", from, to).await?;
     let payouts = crate::payouts::by_status(pool, from, to).await?;
     let subscriptions = crate::subscription_metrics::figures(pool, from, to).await?;
+    let (overdue_count, overdue_amount) =
+        crate::subscription_metrics::instalments_overdue(pool).await?;
 
     let body = json!({
         "from": from,
@@ -221,6 +226,8 @@ pub async fn summary(
         "active_subscriptions": subscriptions.active_subscriptions,
         "churn_rate": subscriptions.churn_rate,
         "past_due": subscriptions.past_due,
+        "instalments_overdue": money(overdue_amount),
+        "instalments_overdue_count": overdue_count,
     });
     Ok(([freshness::header_value(reached)], Json(body)))
 }

@@ -122,7 +122,7 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
                    "hold_expires_at": a.hold_expires_at, "status": a.status, "at": a.at})
         })
         .collect();
-    json!({
+    let mut document = json!({
         "order_id": order.order_id, "customer_id": order.customer_id, "status": order.status,
         "currency": order.currency, "subtotal": money(order.subtotal), "tax": money(order.tax),
         "deposit": money(order.deposit), "total": money(order.total),
@@ -131,7 +131,31 @@ fn shown(order: OrderView, principal: &Principal) -> Value {
         "payments": payments, "refunds": refunds, "disputes": disputes, "adjustments": adjustments,
         "late_fee_owed": money(order.late_fee_owed), "late_fee_paid": money(order.late_fee_paid),
         "updated_at": order.updated_at,
-    })
+    });
+    // A line paid by instalments (API.md "Subscriptions and instalments").
+    if let Some(lease) = &order.lease {
+        let due: rust_decimal::Decimal = lease
+            .schedule
+            .iter()
+            .filter(|i| i.status == "due" || i.status == "overdue")
+            .map(|i| i.amount)
+            .sum();
+        document["payment_plan"] = json!({
+            "line_id": lease.line_id, "deposit": money(lease.deposit),
+            "instalments": lease.instalments, "interval": lease.interval,
+            "status": lease.status, "ended_by": lease.ended_by, "ended_at": lease.ended_at,
+            "amount_due": money(due),
+        });
+        document["schedule"] = lease
+            .schedule
+            .iter()
+            .map(|i| {
+                json!({"instalment": i.instalment, "due": i.due, "amount": money(i.amount),
+                       "status": i.status, "paid_at": i.paid_at})
+            })
+            .collect();
+    }
+    document
 }
 
 /// A refund as the order shows it: by amount or lines, with the fee and

@@ -85,7 +85,42 @@ pub struct OrderDocument {
     pub late_fee_owed: Option<String>,
     #[schema(nullable = false, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "0.00")]
     pub late_fee_paid: Option<String>,
+    /// The line paid by instalments (issue 15), with its standing.
+    #[schema(nullable = false)]
+    pub payment_plan: Option<PaymentPlanDocument>,
+    /// Its instalments.
+    #[schema(nullable = false)]
+    pub schedule: Option<Vec<InstalmentDocument>>,
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PaymentPlanDocument {
+    pub line_id: Uuid,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "500.00")]
+    pub deposit: String,
+    pub instalments: u32,
+    /// `week` or `month`.
+    pub interval: String,
+    /// `pending`, `active`, `past_due`, `suspended` or `terminated`.
+    pub status: String,
+    /// `customer` or `non_payment`, once terminated.
+    pub ended_by: Option<String>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Σ instalments due or overdue.
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "250.00")]
+    pub amount_due: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InstalmentDocument {
+    pub instalment: u32,
+    pub due: DateTime<Utc>,
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "250.00")]
+    pub amount: String,
+    /// `due`, `paid`, `overdue`, `written_off` or `cancelled`.
+    pub status: String,
+    pub paid_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -291,6 +326,11 @@ pub struct AnalyticsSummary {
     /// still owe now.
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "89.00")]
     pub past_due: String,
+    /// What overdue lease instalments still owe now (issue 15).
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "250.00")]
+    pub instalments_overdue: String,
+    /// How many lease instalments are overdue now.
+    pub instalments_overdue_count: i64,
 }
 
 /// Disputes of the orders in the window: the amount still open, and lost.

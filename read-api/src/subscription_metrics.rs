@@ -82,3 +82,17 @@ pub async fn figures(
         past_due: money(past_due),
     })
 }
+
+/// Lease instalments overdue now (issue 15): how many, and what they owe,
+/// from the orders read model (orders with a lease; index of migration
+/// 0033).
+pub async fn instalments_overdue(pool: &sqlx::PgPool) -> Result<(i64, Decimal), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), coalesce(sum((i->>'amount')::numeric), 0)
+           FROM rm_orders o,
+                jsonb_array_elements(o.document->'lease'->'schedule') AS i
+          WHERE o.document ? 'lease' AND i->>'status' = 'overdue'",
+    )
+    .fetch_one(pool)
+    .await
+}

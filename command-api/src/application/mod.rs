@@ -31,6 +31,7 @@ pub mod holds;
 pub mod inventory;
 pub mod invoice_payments;
 pub mod invoicing;
+pub mod leases;
 pub mod overdue;
 pub mod pickup;
 pub mod place_order;

@@ -43,6 +43,65 @@ pub struct OrderItem {
     pub quantity: u32,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
+    /// A rental line paid by instalments (issue 15): `deposit` with the
+    /// order, then `instalments` equal parts every `interval` from the
+    /// line's start.
+    #[serde(default)]
+    pub payment_plan: Option<PaymentPlanBody>,
+}
+
+/// How a leased line is paid (API.md decisions, "Instalment plans").
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentPlanBody {
+    #[serde(deserialize_with = "crate::routes::deserialize_money")]
+    #[schema(value_type = String, pattern = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", max_length = 13, example = "500.00")]
+    pub deposit: rust_decimal::Decimal,
+    #[schema(minimum = 1, maximum = 120)]
+    pub instalments: u32,
+    pub interval: PlanIntervalBody,
+}
+
+/// How often an instalment falls due.
+#[derive(Deserialize, utoipa::ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanIntervalBody {
+    Week,
+    Month,
+}
+
+impl From<PlanIntervalBody> for domain::Interval {
+    fn from(interval: PlanIntervalBody) -> Self {
+        match interval {
+            PlanIntervalBody::Week => domain::Interval::Week,
+            PlanIntervalBody::Month => domain::Interval::Month,
+        }
+    }
+}
+
+/// The plans of `items`, by the line id of the line each item became.
+fn payment_plans(
+    items: &[OrderItem],
+    lines: &[PlannedLine],
+) -> std::collections::BTreeMap<Uuid, domain::PlanRequest> {
+    if items.len() != lines.len() {
+        return Default::default();
+    }
+    items
+        .iter()
+        .zip(lines)
+        .filter_map(|(item, line)| {
+            let plan = item.payment_plan.as_ref()?;
+            Some((
+                line.input.line_id,
+                domain::PlanRequest {
+                    deposit: plan.deposit,
+                    instalments: plan.instalments,
+                    interval: plan.interval.into(),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The recorded order.
@@ -111,7 +170,12 @@ async fn place_once(
     // the order's total within bounds), before anything is held.
     let inputs: Vec<LineInput> = lines.iter().map(|l| l.input.clone()).collect();
     let fee_rates = fee_rates(app, &listings, guards).await?;
-    domain::check_placement_with_fee_rates(&inputs, app.config.rates(), &fee_rates, placed_at)?;
+    let priced =
+        domain::check_placement_with_fee_rates(&inputs, app.config.rates(), &fee_rates, placed_at)?;
+    let plans = payment_plans(&body.items, &lines);
+    DomainError::check(domain::order::instalments::plan_problems(
+        &inputs, &priced, &plans,
+    ))?;
     let hold_expires_at = placed_at
         + chrono::Duration::from_std(app.config.hold_ttl)
             .map_err(|_| CommandError::internal("hold TTL out of range"))?;
@@ -127,6 +191,7 @@ async fn place_once(
         fee_rates,
         hold_expires_at,
         placed_at,
+        payment_plans: plans,
     };
     let prepared = app
         .orders

@@ -35,13 +35,36 @@ pub async fn record_payment(
     order_id: Uuid,
     payment: Payment,
 ) -> Result<PaymentRecorded, CommandError> {
-    let command = OrderCommand::RecordPayment {
-        payment_id: payment.payment_id,
-        intent_id: payment.intent_id,
-        amount_minor: payment.amount_minor,
-        currency: payment.currency,
-        outcome: payment.outcome,
-        received_at: app.clock.now(),
+    record_payment_of(app, context, order_id, payment, None).await
+}
+
+/// [`record_payment`] naming an instalment of the order's plan
+/// (`metadata.instalment`), when `instalment` is given.
+pub async fn record_payment_of(
+    app: &CommandApp,
+    context: &CommandContext,
+    order_id: Uuid,
+    payment: Payment,
+    instalment: Option<u32>,
+) -> Result<PaymentRecorded, CommandError> {
+    let command = match instalment {
+        Some(number) => OrderCommand::PayInstalment {
+            instalment: Some(number),
+            payment_id: payment.payment_id,
+            intent_id: payment.intent_id,
+            amount_minor: payment.amount_minor,
+            currency: payment.currency,
+            outcome: payment.outcome,
+            received_at: app.clock.now(),
+        },
+        None => OrderCommand::RecordPayment {
+            payment_id: payment.payment_id,
+            intent_id: payment.intent_id,
+            amount_minor: payment.amount_minor,
+            currency: payment.currency,
+            outcome: payment.outcome,
+            received_at: app.clock.now(),
+        },
     };
     let committed = app
         .orders
@@ -54,6 +77,9 @@ pub async fn record_payment(
     // crash after the payment was recorded left unconfirmed.
     let settled = settle_payment(app, context, order_id).await?;
     let order = app.orders.load(&order_id.to_string()).await?;
+    // A lease's dunning starts with its confirmation and moves with each
+    // instalment paid.
+    super::leases::reschedule(app, &order).await?;
     Ok(PaymentRecorded {
         duplicate,
         status: order.status(),

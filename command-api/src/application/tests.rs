@@ -98,6 +98,7 @@ fn rental(listing_id: Uuid, from: u32, to: u32) -> OrderItem {
         quantity: 1,
         start: Some(day(from)),
         end: Some(day(to)),
+        payment_plan: None,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod adjustment_payments;
 pub mod changes;
 pub mod fulfilment;
 pub mod invoice_payments;
+pub mod leases;
 pub mod listings;
 pub mod orders;
 pub mod payments;

@@ -50,6 +50,9 @@ pub struct OrderPlacedLine {
     tax: String,
     #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "45.00")]
     deposit: String,
+    /// The line is paid by instalments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_plan: Option<super::leases::PlanTerms>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -80,6 +83,13 @@ pub struct OrderPlaced {
     hold_expires_at: DateTime<Utc>,
     lines: Vec<OrderPlacedLine>,
     vendors: Vec<OrderPlacedVendor>,
+    /// With a line paid by instalments: what confirms the order (its total
+    /// less the instalments) and the instalments' schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "545.00")]
+    due_now: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<Vec<super::leases::ScheduleEntry>>,
     position: i64,
 }
 
@@ -120,6 +130,7 @@ pub async fn place(
                 subtotal: money(l.subtotal),
                 tax: money(l.tax),
                 deposit: money(l.deposit),
+                payment_plan: l.payment_plan.as_ref().map(super::leases::PlanTerms::of),
             })
             .collect(),
         vendors: priced
@@ -132,6 +143,11 @@ pub async fn place(
                 net: money(v.net),
             })
             .collect(),
+        due_now: priced.plan_line().map(|_| money(priced.upfront())),
+        schedule: priced
+            .plan_line()
+            .and_then(|l| l.payment_plan.as_ref())
+            .map(super::leases::ScheduleEntry::planned),
         position: placed.position,
     };
     Ok((StatusCode::CREATED, Json(answer)))

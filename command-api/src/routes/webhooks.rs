@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::application::record_payment::{record_payment, Payment};
+use crate::application::record_payment::{record_payment_of, Payment};
 use crate::auth::Principal;
 use crate::context::{CommandContext, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER};
 use crate::error::ApiError;
@@ -68,6 +68,9 @@ struct IntentMetadata {
     adjustment_id: Option<String>,
     /// Pays a subscription invoice (`invoice_payments`).
     invoice_id: Option<String>,
+    /// Pays that instalment (from 1) of the order's plan; absent: the
+    /// oldest unpaid one (Stripe's metadata values are strings).
+    instalment: Option<String>,
 }
 
 /// Stripe's `last_payment_error`: `code` (`card_declined`, ...) and, for
@@ -347,9 +350,20 @@ pub async fn payments(
         )));
     };
     load_order(&app, order_id).await?;
+    let instalment = match intent.metadata.instalment.as_deref() {
+        None => None,
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(number) if number >= 1 => Some(number),
+            _ => {
+                return Ok(Json(WebhookReceived::ignored(format!(
+                    "metadata.instalment `{text}` is not an instalment number"
+                ))))
+            }
+        },
+    };
 
     let context = provider_context(&headers, &event.id);
-    let recorded = record_payment(&app, &context, order_id, payment).await?;
+    let recorded = record_payment_of(&app, &context, order_id, payment, instalment).await?;
     Ok(Json(WebhookReceived {
         received: true,
         order_id: Some(order_id),

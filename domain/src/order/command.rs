@@ -36,6 +36,9 @@ pub enum OrderCommand {
         fee_rates: pricing::FeeRates,
         hold_expires_at: DateTime<Utc>,
         placed_at: DateTime<Utc>,
+        /// Lines paid by instalments (issue 15), by line id.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        payment_plans: std::collections::BTreeMap<Uuid, PlanRequest>,
     },
     RecordPayment {
         /// The payment provider's event id (idempotency key).
@@ -142,6 +145,27 @@ pub enum OrderCommand {
     /// Unpaid past its expiry, or its units went elsewhere.
     LapseAdjustment {
         adjustment_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// A provider's payment naming an instalment of the order's plan
+    /// (`metadata.instalment`); `None`: the oldest unpaid one.
+    PayInstalment {
+        instalment: Option<u32>,
+        payment_id: String,
+        intent_id: String,
+        amount_minor: i64,
+        currency: String,
+        outcome: PaymentOutcome,
+        received_at: DateTime<Utc>,
+    },
+    /// The scheduler: every dunning step of the lease due by `at`.
+    DunInstalments {
+        dunning: crate::subscription::DunningPolicy,
+        at: DateTime<Utc>,
+    },
+    /// The customer or an admin ends a lease early.
+    TerminateLease {
+        line_id: Uuid,
         at: DateTime<Utc>,
     },
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::instalments::{attach_plans, plan_problems, PlanRequest};
 use super::placement::check_placement_with_fee_rates;
 use super::pricing::FeeRates;
 use super::pricing::LineInput;
@@ -14,6 +15,7 @@ use super::{CancelCause, Order, OrderCommand, OrderEvent as E, OrderStatus};
 use crate::aggregate::Decide;
 use crate::error::{DomainError, FieldError};
 use crate::money::Rates;
+use std::collections::BTreeMap;
 
 type Decision = Result<Vec<E>, DomainError>;
 
@@ -30,16 +32,50 @@ impl Decide for Order {
                 fee_rates,
                 hold_expires_at,
                 placed_at,
+                payment_plans,
             } => self.place(
                 order_id,
                 customer_id,
                 currency,
-                lines,
+                (lines, payment_plans),
                 (rates, fee_rates),
                 hold_expires_at,
                 placed_at,
             ),
             _ if !self.is_placed() => Err(DomainError::not_found("order")),
+            C::PayInstalment {
+                instalment,
+                payment_id,
+                intent_id,
+                amount_minor,
+                currency,
+                outcome,
+                received_at,
+            } => self.pay_instalment(
+                instalment,
+                payment_id,
+                intent_id,
+                amount_minor,
+                currency,
+                outcome,
+                received_at,
+            ),
+            C::DunInstalments { dunning, at } => self.dun_instalments(&dunning, at),
+            C::TerminateLease { line_id, at } => self.terminate_lease(line_id, at),
+            // A lease's money follows its schedule: it is ended by
+            // terminating its line, not cancelled, refunded or re-priced.
+            C::Cancel { .. } | C::Refund(_)
+                if self.status != OrderStatus::Placed && !self.leases.is_empty() =>
+            {
+                Err(DomainError::invalid_state(
+                    "the order is paid by instalments; terminate its lease instead",
+                ))
+            }
+            C::RequestAdjustment { ref request } if self.leases.contains_key(&request.line_id) => {
+                Err(DomainError::invalid_state(
+                    "a line paid by instalments cannot be extended or rescheduled",
+                ))
+            }
             C::RecordPayment {
                 payment_id,
                 intent_id,
@@ -123,7 +159,7 @@ impl Order {
         order_id: Uuid,
         customer_id: String,
         currency: String,
-        lines: Vec<LineInput>,
+        (lines, plans): (Vec<LineInput>, BTreeMap<Uuid, PlanRequest>),
         (rates, fee_rates): (Rates, FeeRates),
         hold_expires_at: DateTime<Utc>,
         placed_at: DateTime<Utc>,
@@ -144,8 +180,12 @@ impl Order {
         if let Err(DomainError::Validation { errors: found }) = &priced {
             errors.extend(found.iter().cloned());
         }
+        if let Ok(priced) = &priced {
+            errors.extend(plan_problems(&lines, priced, &plans));
+        }
         DomainError::check(errors)?;
-        let priced = priced?;
+        let mut priced = priced?;
+        attach_plans(&mut priced, &plans);
         Ok(vec![E::OrderPlaced {
             order_id,
             customer_id,

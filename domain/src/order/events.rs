@@ -200,6 +200,58 @@ pub enum OrderEvent {
         lines: Vec<LineRefund>,
         vendors: Vec<VendorSplit>,
     },
+    /// An instalment of the line's plan paid by the provider's payment.
+    InstalmentPaid {
+        line_id: Uuid,
+        instalment: u32,
+        payment_id: String,
+        intent_id: String,
+        amount: Decimal,
+        at: DateTime<Utc>,
+    },
+    /// Unpaid past its due date and the dunning policy's payment window.
+    InstalmentOverdue {
+        line_id: Uuid,
+        instalment: u32,
+        at: DateTime<Utc>,
+    },
+    LeasePastDue {
+        line_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    LeaseSuspended {
+        line_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Every overdue instalment paid: in good standing again.
+    LeaseReinstated {
+        line_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// The lease ended early: `cancelled` instalments (not yet due) leave
+    /// the schedule and `charge`, if any, is what of them stays due, now.
+    LeaseTerminated {
+        line_id: Uuid,
+        cause: LeaseEnd,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cancelled: Vec<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        charge: Option<Instalment>,
+        at: DateTime<Utc>,
+    },
+    /// What the customer no longer owes: unpaid `instalments` written off
+    /// (non-payment) or the part of the cancelled ones a policy waived
+    /// (`instalments` empty). `parts`: the tax, fee and vendor's net it
+    /// takes back (empty once the vendor's part was fulfilled: then the
+    /// platform bears it).
+    InstalmentsWrittenOff {
+        line_id: Uuid,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        instalments: Vec<u32>,
+        amount: Decimal,
+        parts: Vec<RefundPart>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -233,6 +285,13 @@ impl DomainEvent for OrderEvent {
             OrderEvent::AdjustmentLapsed { .. } => "AdjustmentLapsed",
             OrderEvent::CancellationCharged { .. } => "CancellationCharged",
             OrderEvent::LateFeePaid { .. } => "LateFeePaid",
+            OrderEvent::InstalmentPaid { .. } => "InstalmentPaid",
+            OrderEvent::InstalmentOverdue { .. } => "InstalmentOverdue",
+            OrderEvent::LeasePastDue { .. } => "LeasePastDue",
+            OrderEvent::LeaseSuspended { .. } => "LeaseSuspended",
+            OrderEvent::LeaseReinstated { .. } => "LeaseReinstated",
+            OrderEvent::LeaseTerminated { .. } => "LeaseTerminated",
+            OrderEvent::InstalmentsWrittenOff { .. } => "InstalmentsWrittenOff",
         }
         .to_string()
     }

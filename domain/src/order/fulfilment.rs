@@ -254,7 +254,7 @@ impl Order {
 
     /// `events` followed by VendorPartFulfilled / OrderCompleted when they
     /// complete a part / the order.
-    fn with_completion(&self, events: Vec<E>, at: DateTime<Utc>) -> Vec<E> {
+    pub(super) fn with_completion(&self, events: Vec<E>, at: DateTime<Utc>) -> Vec<E> {
         let mut next = self.clone();
         for e in &events {
             next.apply(e.clone());

@@ -17,6 +17,8 @@ pub mod early_return;
 mod events;
 mod fulfilment;
 pub mod late_fees;
+pub mod instalments;
+pub mod lease;
 mod payment;
 pub mod placement;
 pub mod pricing;
@@ -43,6 +45,8 @@ pub use command::{OrderCommand, PaymentOutcome};
 pub use dispute::{DisputeRelease, DisputeState};
 pub use events::OrderEvent;
 pub use fulfilment::{late_fee, LineReturn};
+pub use instalments::{Instalment, PaymentPlan, PlanRequest, MAX_INSTALMENTS};
+pub use lease::{InstalmentState, InstalmentStatus, Lease, LeaseEnd, LeaseStatus};
 use pricing::{LineInput, PricedLine, PricedOrder, VendorSplit};
 pub use refund::{
     check_refund_reason, RefundLine, RefundPart, RefundRequest, Taken, MAX_REFUND_REASON,
@@ -109,6 +113,9 @@ pub struct Order {
     late_fees_owed: BTreeMap<Uuid, (Uuid, Decimal)>,
     #[serde(default)]
     late_fees_paid: Decimal,
+    /// The line paid by instalments, by line id (at most one).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    leases: BTreeMap<Uuid, Lease>,
 }
 
 impl Order {
@@ -252,6 +259,14 @@ impl Aggregate for Order {
                     .iter()
                     .map(|l| (l.line_id, LineStatus::Pending))
                     .collect();
+                self.leases = priced
+                    .lines
+                    .iter()
+                    .filter_map(|l| {
+                        let plan = l.payment_plan.as_ref()?;
+                        Some((l.line_id, Lease::new(&plan.schedule)))
+                    })
+                    .collect();
                 self.priced = Some(priced);
                 self.rates = Some(rates);
                 self.hold_expires_at = Some(hold_expires_at);
@@ -270,10 +285,12 @@ impl Aggregate for Order {
             E::OrderConfirmed { .. } => {
                 self.status = OrderStatus::Confirmed;
                 self.confirmed = true;
+                self.activate_leases();
             }
             E::OrderReconfirmed { .. } => {
                 self.status = OrderStatus::Confirmed;
                 self.confirmed = true;
+                self.activate_leases();
                 self.cancelled_by_expiry = false;
                 self.cancel_reason = None;
             }
@@ -430,6 +447,95 @@ impl Aggregate for Order {
                 self.line_refunds = lines.into_iter().map(|l| (l.line_id, l)).collect();
                 self.cancellation_kept = Some(vendors);
             }
+            E::InstalmentPaid {
+                line_id,
+                instalment,
+                payment_id,
+                at,
+                ..
+            } => {
+                self.payments_seen.insert(payment_id);
+                if let Some(i) = self.instalment_mut(line_id, instalment) {
+                    i.status = InstalmentStatus::Paid;
+                    i.paid_at = Some(at);
+                }
+            }
+            E::InstalmentOverdue {
+                line_id,
+                instalment,
+                ..
+            } => {
+                if let Some(i) = self.instalment_mut(line_id, instalment) {
+                    i.status = InstalmentStatus::Overdue;
+                }
+            }
+            E::LeasePastDue { line_id, at } => {
+                if let Some(lease) = self.leases.get_mut(&line_id) {
+                    lease.status = LeaseStatus::PastDue;
+                    lease.failing_since = Some(at);
+                }
+            }
+            E::LeaseSuspended { line_id, at } => {
+                if let Some(lease) = self.leases.get_mut(&line_id) {
+                    lease.status = LeaseStatus::Suspended;
+                    lease.suspended_at = Some(at);
+                }
+            }
+            E::LeaseReinstated { line_id, .. } => {
+                if let Some(lease) = self.leases.get_mut(&line_id) {
+                    if lease.status != LeaseStatus::Terminated {
+                        lease.status = LeaseStatus::Active;
+                    }
+                    lease.failing_since = None;
+                    lease.suspended_at = None;
+                }
+            }
+            E::LeaseTerminated {
+                line_id,
+                cause,
+                cancelled,
+                charge,
+                at,
+            } => {
+                if let Some(lease) = self.leases.get_mut(&line_id) {
+                    lease.status = LeaseStatus::Terminated;
+                    lease.ended = Some((cause, at));
+                    for number in cancelled {
+                        if let Some(i) = lease.instalment_mut(number) {
+                            i.status = InstalmentStatus::Cancelled;
+                        }
+                    }
+                    if let Some(charge) = charge {
+                        lease.instalments.push(InstalmentState::from(&charge));
+                    }
+                }
+            }
+            E::InstalmentsWrittenOff {
+                line_id,
+                instalments,
+                parts,
+                ..
+            } => {
+                for number in instalments {
+                    if let Some(i) = self.instalment_mut(line_id, number) {
+                        i.status = InstalmentStatus::WrittenOff;
+                    }
+                }
+                refund::take(&mut self.line_taken, &mut self.part_taken, &parts);
+            }
         }
+    }
+}
+
+impl Order {
+    fn activate_leases(&mut self) {
+        for lease in self.leases.values_mut() {
+            if lease.status == LeaseStatus::Pending {
+                lease.status = LeaseStatus::Active;
+            }
+        }
+    }
+    fn instalment_mut(&mut self, line_id: Uuid, number: u32) -> Option<&mut InstalmentState> {
+        self.leases.get_mut(&line_id)?.instalment_mut(number)
     }
 }

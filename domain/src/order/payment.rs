@@ -61,7 +61,21 @@ impl Order {
         if let Some(settled) = self.seen_or_failed(&payment_id, &intent_id, &outcome) {
             return Ok(settled);
         }
-        let expected_minor = to_minor_units(self.total()).unwrap_or(i64::MAX);
+        // A confirmed lease's payments pay its instalments.
+        if self.lease().is_some()
+            && matches!(self.status, OrderStatus::Confirmed | OrderStatus::Completed)
+        {
+            return self.pay_instalment(
+                None,
+                payment_id,
+                intent_id,
+                amount_minor,
+                currency,
+                outcome,
+                received_at,
+            );
+        }
+        let expected_minor = to_minor_units(self.upfront()).unwrap_or(i64::MAX);
         let amount = from_minor_units(amount_minor);
         // Another currency, or no amount the books can hold: recorded, not
         // posted.
@@ -131,7 +145,7 @@ impl Order {
         match self.status {
             OrderStatus::Confirmed | OrderStatus::Completed => Ok(vec![]),
             OrderStatus::Cancelled
-                if self.cancelled_by_expiry && self.net_paid() >= self.total() =>
+                if self.cancelled_by_expiry && self.net_paid() >= self.upfront() =>
             {
                 Ok(vec![E::OrderReconfirmed { at }])
             }
@@ -175,7 +189,7 @@ impl Order {
     /// (zero once it is confirmed).
     pub fn due(&self) -> Decimal {
         if self.status == OrderStatus::Placed {
-            (self.total() - self.captured).max(Decimal::ZERO)
+            (self.upfront() - self.captured).max(Decimal::ZERO)
         } else {
             Decimal::ZERO
         }

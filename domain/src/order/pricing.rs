@@ -86,6 +86,9 @@ pub struct PricedLine {
     pub tax: Decimal,
     /// Zero for sale lines.
     pub deposit: Decimal,
+    /// Rental lines paid by instalments (issue 15): the plan's schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_plan: Option<super::instalments::PaymentPlan>,
 }
 
 impl PricedLine {
@@ -221,6 +224,7 @@ pub fn price_order_with_fee_rates(
             subtotal,
             tax,
             deposit,
+            payment_plan: None,
         });
     }
     for v in &mut vendors {

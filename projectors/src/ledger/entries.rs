@@ -46,6 +46,9 @@ pub(super) fn apply_order(
                 state.allocated = true;
                 state.changed = true;
                 let priced = state.priced.clone();
+                // A lease's instalments are owed, not paid: the receivable
+                // stands in for them in the customer's funds.
+                super::instalments::post_scheduled(journal, event, order_id, &priced)?;
                 journal.post(event, order, "order_confirmed", allocation(&priced))?;
                 for split in &priced.vendors {
                     let e = journal.earnings(split.vendor_id);
@@ -125,6 +128,9 @@ pub(super) fn apply_order(
         }
         OrderEvent::AdjustmentConfirmed { adjustment, .. } => {
             super::changes::apply_adjustment(journal, event, order_id, &adjustment)?
+        }
+        OrderEvent::InstalmentPaid { .. } | OrderEvent::InstalmentsWrittenOff { .. } => {
+            super::instalments::apply(journal, event, order_id, &parsed)?
         }
         OrderEvent::CancellationCharged { lines, vendors } => {
             let kept_tax = lines.iter().map(|l| l.kept_tax).sum();

@@ -37,6 +37,9 @@ pub struct OrderView {
     pub late_fee_owed: Decimal,
     #[serde(default)]
     pub late_fee_paid: Decimal,
+    /// The line paid by instalments (issue 15), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseView>,
     pub updated_at: DateTime<Utc>,
     pub position: i64,
 }
@@ -155,4 +158,71 @@ pub struct DisputeView {
     pub opened_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// A line paid by instalments: its plan, standing and schedule.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeaseView {
+    pub line_id: Uuid,
+    pub deposit: Decimal,
+    pub instalments: u32,
+    /// week or month.
+    pub interval: String,
+    /// pending, active, past_due, suspended or terminated.
+    pub status: String,
+    /// customer or non_payment, once terminated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub schedule: Vec<InstalmentView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InstalmentView {
+    pub instalment: u32,
+    pub due: DateTime<Utc>,
+    pub amount: Decimal,
+    /// due, paid, overdue, written_off or cancelled.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+impl LeaseView {
+    /// The lease of a placed order's plan line, if it has one.
+    pub fn placed(priced: &domain::PricedOrder) -> Option<LeaseView> {
+        let line = priced.plan_line()?;
+        let plan = line.payment_plan.as_ref()?;
+        Some(LeaseView {
+            line_id: line.line_id,
+            deposit: plan.deposit,
+            instalments: u32::try_from(plan.schedule.len()).unwrap_or(u32::MAX),
+            interval: plan.interval.as_str().to_owned(),
+            status: "pending".to_owned(),
+            ended_by: None,
+            ended_at: None,
+            schedule: plan
+                .schedule
+                .iter()
+                .map(|i| InstalmentView {
+                    instalment: i.number,
+                    due: i.due,
+                    amount: i.amount,
+                    status: "due".to_owned(),
+                    paid_at: None,
+                })
+                .collect(),
+        })
+    }
+
+    pub fn set(&mut self, instalment: u32, status: &str) {
+        if let Some(i) = self
+            .schedule
+            .iter_mut()
+            .find(|i| i.instalment == instalment)
+        {
+            status.clone_into(&mut i.status);
+        }
+    }
 }

@@ -302,7 +302,7 @@ pub(super) fn check_conservation(expected: &Expected, observed: &Observed, r: &m
     r.same(
         "conservation: Σ vendor nets + Σ fees = Σ subtotals of paid, unrefunded orders + Σ kept by cancellation policies",
         "all vendors",
-        expected.paid_subtotal() + expected.kept_subtotal(),
+        expected.paid_subtotal() + expected.kept_subtotal() - expected.lease_subtotal_taken(),
         nets + fees,
     );
     let owed = |account: &str| {
@@ -331,9 +331,12 @@ pub(super) fn check_conservation(expected: &Expected, observed: &Observed, r: &m
     };
     let m = &expected.money;
     r.same(
-        "conservation: captured + unapplied + late fees paid − refunds (incl. deposits) − disputes lost = payables + frozen − receivables + paid out + fees + tax + deposits held + unallocated + unapplied",
+        "conservation: captured + instalments paid + unapplied + late fees paid − refunds (incl. deposits) − disputes lost = payables + frozen − receivables + paid out + fees + tax + deposits held + unallocated + unapplied − instalments written off by the platform",
         "all money",
-        expected.captured + m.unapplied_in + expected.rentals.late_fees_paid_cash
+        expected.captured
+            + expected.instalments_paid()
+            + m.unapplied_in
+            + expected.rentals.late_fees_paid_cash
             - m.unapplied_refunded
             - expected.refunds
             - m.partial_refunds
@@ -349,7 +352,8 @@ pub(super) fn check_conservation(expected: &Expected, observed: &Observed, r: &m
             + owed(super::VENDOR_REVERSALS)
             + by_prefix("vendor_frozen:")
             + by_prefix("vendor_receivable:")
-            + owed(super::rentals::CUSTOMER_RECEIVABLE),
+            + owed(super::rentals::CUSTOMER_RECEIVABLE)
+            + owed(super::leases::INSTALMENT_WRITE_OFFS),
     );
     r.same(
         "conservation: no customer funds left unallocated once settled",
@@ -633,7 +637,7 @@ pub(super) fn check_revenue(expected: &Expected, observed: &Observed, r: &mut Re
     for (vendor_id, e) in &observed.earnings {
         let (changed, changed_fees) = expected.beyond_analytics(*vendor_id);
         r.same(
-            "revenue: Σ vendor buckets = the vendor's (gross, fees) less kept parts",
+            "revenue: Σ vendor buckets = the vendor's (gross, fees) less kept parts, plus lease write-offs",
             vendor_id,
             (e.gross - changed, e.platform_fees - changed_fees),
             per_vendor

@@ -89,6 +89,8 @@ pub(super) struct OrderFacts {
     pub(super) taken: BTreeMap<Uuid, (Decimal, Decimal)>,
     /// Vendors whose part was fulfilled, with the net the order said.
     pub(super) fulfilled: BTreeMap<Uuid, Decimal>,
+    /// Σ instalments of its lease, if it has one (owed, not paid upfront).
+    pub(super) scheduled: Decimal,
 }
 
 impl OrderFacts {
@@ -147,6 +149,8 @@ pub struct Expected {
     pub(super) money: super::reversals::MoneyPaths,
     /// Booking changes, late fees and cancellation policies (`rentals`).
     pub(super) rentals: super::rentals::RentalPaths,
+    /// Instalments of leases (`leases`).
+    pub(super) leases: super::leases::LeasePaths,
 }
 
 pub(super) fn inner<'a>(event_type: &str, payload: &'a Value) -> &'a Value {
@@ -209,6 +213,7 @@ pub(super) fn parse_order(payload: &Value) -> anyhow::Result<OrderFacts> {
         taken_tax: Decimal::ZERO,
         taken: BTreeMap::new(),
         fulfilled: BTreeMap::new(),
+        scheduled: super::leases::scheduled(priced)?,
     })
 }
 
@@ -368,6 +373,7 @@ impl Expected {
         };
         if self.apply_order_money(position, order_id, event_type, payload)?
             || self.apply_order_rentals(position, order_id, event_type, payload)?
+            || self.apply_order_leases(position, order_id, event_type, payload)?
         {
             return Ok(());
         }
@@ -385,6 +391,7 @@ impl Expected {
             }
             "OrderConfirmed" | "OrderReconfirmed" => {
                 if !order.allocated {
+                    self.post_scheduled(position, &order);
                     self.post(position, &Self::allocation(&order));
                 }
                 let o = self.orders.get_mut(&order_id).expect("known order");
@@ -783,6 +790,7 @@ impl Expected {
                 .copied()
                 .unwrap_or_default();
         self.rental_earnings(vendor_id, &mut e);
+        self.lease_earnings(vendor_id, &mut e);
         e.net = e.gross - e.platform_fees;
         e
     }
@@ -826,6 +834,7 @@ impl Expected {
         }
         self.money_balances(&mut b);
         self.rental_balances(&mut b);
+        self.lease_balances(&mut b);
         b
     }
 

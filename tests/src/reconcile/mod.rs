@@ -22,12 +22,14 @@ use uuid::Uuid;
 
 mod compare;
 mod expected;
+mod leases;
 mod observe;
 mod rentals;
 mod reversals;
 
 pub use compare::{check, compare};
 pub use expected::{cents, Expected};
+pub use leases::INSTALMENT_WRITE_OFFS;
 pub use observe::observe;
 pub use rentals::CUSTOMER_RECEIVABLE;
 pub use reversals::{vendor_frozen, vendor_receivable, DISPUTED, UNAPPLIED, VENDOR_REVERSALS};

@@ -446,7 +446,10 @@ impl Expected {
                 fees += split.fee;
             }
         }
-        (gross, fees)
+        // What lease write-offs took back (the analytics count the order
+        // as placed).
+        let (taken, taken_fees) = self.lease_taken(vendor_id);
+        (gross - taken, fees - taken_fees)
     }
 
     /// Σ kept subtotals of cancellation policies.

@@ -349,6 +349,13 @@ impl World {
         );
         add(
             Method::POST,
+            "POST /v1/orders/{id}/lines/{l}/terminate",
+            format!("/v1/orders/{order}/lines/{line}/terminate"),
+            Some(json!({})),
+            Token(&[Customer, Admin]),
+        );
+        add(
+            Method::POST,
             "POST /v1/orders/{id}/lines/{l}/pickup",
             format!("/v1/orders/{order}/lines/{line}/pickup"),
             Some(json!({})),

@@ -38,6 +38,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/orders/{order_id}/lines/{line_id}/return"),
     ("post", "/v1/orders/{order_id}/lines/{line_id}/extend"),
     ("post", "/v1/orders/{order_id}/lines/{line_id}/reschedule"),
+    ("post", "/v1/orders/{order_id}/lines/{line_id}/terminate"),
     ("post", "/v1/vendors/{vendor_id}/payouts"),
     ("post", "/v1/vendors/{vendor_id}/fee-rate"),
     ("post", "/v1/webhooks/payments"),

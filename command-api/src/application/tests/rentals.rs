@@ -56,6 +56,7 @@ async fn a_line_the_schedule_refuses_is_422_on_its_item_and_nothing_stays_held()
                     quantity: 1,
                     start: Some(Utc.with_ymd_and_hms(2030, 2, 2, 10, 0, 0).unwrap()),
                     end: Some(monday_10),
+                    payment_plan: None,
                 },
             ],
         )
@@ -84,6 +85,7 @@ async fn a_line_the_schedule_refuses_is_422_on_its_item_and_nothing_stays_held()
         quantity: 1,
         start: Some(monday_10),
         end: Some(monday_10 + chrono::Duration::days(7)),
+        payment_plan: None,
     };
     let placed = m.place("carol", vec![week]).await.expect("placed");
     assert_eq!(placed.priced.lines[0].billable_units, Some(7));
@@ -109,6 +111,7 @@ async fn a_day_line_bills_calendar_days_of_the_listings_zone_and_shows_local_tim
         quantity: 1,
         start: Some(start),
         end: Some(end),
+        payment_plan: None,
     };
     let placed = m.place("carol", vec![item]).await.expect("placed");
     let line = &placed.priced.lines[0];

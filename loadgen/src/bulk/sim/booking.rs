@@ -161,6 +161,7 @@ impl Sim {
                 fee_rates: Default::default(),
                 hold_expires_at: expires_at,
                 placed_at,
+                payment_plans: Default::default(),
             },
         )
         .map_err(domain_error)?;

@@ -12,6 +12,7 @@ mod blackouts;
 mod cached_terms;
 mod changes;
 mod fulfilment;
+mod leases_on_a_clock;
 mod listings;
 mod metadata;
 mod orders;
