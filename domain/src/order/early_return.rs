@@ -81,14 +81,20 @@ pub fn unused_percent(line: &PricedLine, returned_at: DateTime<Utc>) -> (u64, u3
 
 impl Order {
     /// The `RefundRecorded` of a line returned early at `returned_at`, if
-    /// its policy gives anything back (recorded at `now`): at most what the line has left and
-    /// what the order may still refund.
+    /// its policy gives anything back (recorded at `now`): at most what the
+    /// line has left and what the order may still refund. None for a lease.
     pub(super) fn early_return_refund(
         &self,
         line: &PricedLine,
         returned_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Option<E> {
+        // A lease ends early by its termination, whose rest is due by the
+        // policy; its instalments were never all paid, so nothing is given
+        // back from what was.
+        if self.leases.contains_key(&line.line_id) {
+            return None;
+        }
         let (percent, units) = unused_percent(line, returned_at);
         if percent == 0 || units == 0 {
             return None;

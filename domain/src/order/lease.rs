@@ -438,6 +438,7 @@ impl Order {
                 damage_withheld: round_cents(Decimal::ZERO),
                 late_fee: round_cents(Decimal::ZERO),
                 late_fee_owed: round_cents(Decimal::ZERO),
+                refund: round_cents(Decimal::ZERO),
             });
             return self.with_completion(events, at);
         }
