@@ -1,6 +1,8 @@
 //! Property tests of the Inventory invariant against a brute-force model that
 //! recomputes usage per one-hour time slot (every boundary in these tests is
-//! a whole hour, so slots are exact).
+//! a whole hour, so slots are exact): holds, blackouts, units, schedules'
+//! buffers, overdue units, and extensions and reschedules awaiting payment
+//! (their extra instants held until they lapse), applied or lapsed.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -19,6 +21,9 @@ fn hid(n: u8) -> Uuid {
 }
 fn bid(n: u8) -> Uuid {
     Uuid::from_u128(2000 + u128::from(n))
+}
+fn cid(id: u8, k: u8) -> Uuid {
+    Uuid::from_u128(3000 + 16 * u128::from(id) + u128::from(k))
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +63,24 @@ enum Op {
     AdjustStock {
         delta: i64,
     },
+    /// An extension (`extension`: the start stays) or reschedule of hold
+    /// `id` to `[start, start + len)`, awaiting payment for `ttl` hours.
+    PlaceChange {
+        id: u8,
+        k: u8,
+        start: i64,
+        len: i64,
+        ttl: i64,
+        extension: bool,
+    },
+    ApplyChange {
+        id: u8,
+        k: u8,
+    },
+    LapseChange {
+        id: u8,
+        k: u8,
+    },
     Tick {
         hours: i64,
     },
@@ -86,6 +109,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0i64..3).prop_map(|hours| Op::Tick { hours }),
         1 => (0i64..3).prop_map(|hours| Op::SetBuffer { hours }),
         1 => (0u8..12).prop_map(|id| Op::Overdue { id }),
+        2 => (0u8..12, 0u8..3, 0i64..SLOTS, 1i64..8, 1i64..4, any::<bool>()).prop_map(
+            |(id, k, start, len, ttl, extension)| Op::PlaceChange { id, k, start, len, ttl, extension }
+        ),
+        2 => (0u8..12, 0u8..3).prop_map(|(id, k)| Op::ApplyChange { id, k }),
+        1 => (0u8..12, 0u8..3).prop_map(|(id, k)| Op::LapseChange { id, k }),
     ]
 }
 
@@ -156,6 +184,30 @@ fn to_command(op: &Op, now: i64, rental: bool) -> Option<InventoryCommand> {
             hold_id: hid(id),
             now: t(now),
         },
+        Op::PlaceChange {
+            id,
+            k,
+            start,
+            len,
+            ttl,
+            extension,
+        } => C::PlaceChange {
+            hold_id: hid(id),
+            change_id: cid(id, k),
+            period: Period::new(t(start), t(start + len)).unwrap(),
+            expires_at: t(now + ttl),
+            extension,
+            now: t(now),
+        },
+        Op::ApplyChange { id, k } => C::ApplyChange {
+            hold_id: hid(id),
+            change_id: cid(id, k),
+            now: t(now),
+        },
+        Op::LapseChange { id, k } => C::LapseChange {
+            hold_id: hid(id),
+            change_id: cid(id, k),
+        },
     })
 }
 
@@ -219,6 +271,31 @@ fn slot_use_with(
             end,
         };
         if counted_period.overlaps(&slot) {
+            used += quantity;
+        }
+    }
+    // A change awaiting payment holds the instants of its period (and the
+    // buffer after it) that its hold does not occupy, until it expires.
+    for h in inv.holds() {
+        if Some(h.hold_id) == exclude {
+            continue;
+        }
+        let (HoldRequest::Rental { period, quantity }, Some(p)) = (h.request, h.pending) else {
+            continue;
+        };
+        let live = !p.lapsed && now.is_none_or(|n| p.expires_at > t(n));
+        if !live || !matches!(h.status, HoldStatus::Active | HoldStatus::Confirmed) {
+            continue;
+        }
+        let buffer = Duration::hours(h.buffer.map_or(0, |b| b.seconds() / 3600));
+        let occupied_end = if h.overdue {
+            t(SLOTS + 1000)
+        } else {
+            period.end + buffer
+        };
+        let in_wanted = p.period.start <= slot.start && slot.end <= p.period.end + buffer;
+        let in_occupied = period.start <= slot.start && slot.end <= occupied_end;
+        if in_wanted && !in_occupied {
             used += quantity;
         }
     }
