@@ -244,6 +244,18 @@ async fn apply_subscription(
             )
             .await?;
         }
+        E::UnappliedPaymentRefunded {
+            invoice_id, amount, ..
+        } => {
+            update_invoice(
+                tx,
+                "refunded = refunded + $2",
+                invoice_id,
+                amount,
+                position,
+            )
+            .await?;
+        }
         E::InvoiceVoided { invoice_id, .. } => {
             sqlx::query(
                 "UPDATE rm_subscription_invoices SET status = 'void', position = $2

@@ -174,6 +174,7 @@ struct InvoiceRow {
     failures: i32,
     paid_at: Option<DateTime<Utc>>,
     unapplied: Decimal,
+    refunded: Decimal,
 }
 
 /// `[start, end)`.
@@ -216,6 +217,10 @@ pub struct SubscriptionInvoiceView {
     /// charge, after it was voided): held for an admin to return.
     #[schema(example = "0.00")]
     unapplied: String,
+    /// What of `unapplied` an admin refunded
+    /// (`POST /v1/payments/{payment_id}/refund`).
+    #[schema(example = "0.00")]
+    refunded: String,
 }
 
 impl From<InvoiceRow> for SubscriptionInvoiceView {
@@ -232,6 +237,7 @@ impl From<InvoiceRow> for SubscriptionInvoiceView {
             failures: row.failures,
             paid_at: row.paid_at,
             unapplied: money(row.unapplied),
+            refunded: money(row.refunded),
         }
     }
 }
@@ -304,7 +310,8 @@ async fn invoices_of(
     let ids: Vec<Uuid> = subscriptions.iter().map(|s| s.subscription_id).collect();
     let rows: Vec<InvoiceRow> = sqlx::query_as(
         "SELECT invoice_id, subscription_id, number, kind, period_start, period_end, amount,
-                credit_applied, due_at, status, failures, paid_at, unapplied
+                credit_applied, due_at, status, failures, paid_at, unapplied,
+                refunded
            FROM rm_subscription_invoices WHERE subscription_id = ANY($1)
           ORDER BY subscription_id, number",
     )

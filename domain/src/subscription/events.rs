@@ -65,6 +65,12 @@ pub enum SubscriptionCommand {
         at_period_end: bool,
         at: DateTime<Utc>,
     },
+    /// An admin gives back unapplied cash (`POST /v1/payments/{id}/refund`):
+    /// `payment_ref` is the provider's event id it was received under.
+    RefundUnappliedPayment {
+        payment_ref: String,
+        at: DateTime<Utc>,
+    },
     /// Moves to another plan of the same interval; the rest of the current
     /// period is prorated to the cent: an upgrade is invoiced at once (as
     /// `invoice_id`), a downgrade is a credit on the next invoice.
@@ -128,6 +134,14 @@ pub enum SubscriptionEvent {
         reason: UnappliedReason,
         received_at: DateTime<Utc>,
     },
+    /// Unapplied cash given back to the customer: the whole `amount` held
+    /// under `payment_ref`, once.
+    UnappliedPaymentRefunded {
+        invoice_id: Uuid,
+        payment_ref: String,
+        amount: Decimal,
+        refunded_at: DateTime<Utc>,
+    },
     /// The scheduler asks the provider to charge the invoice again.
     PaymentRetryRequested {
         invoice_id: Uuid,
@@ -177,6 +191,7 @@ impl DomainEvent for SubscriptionEvent {
             E::InvoicePaid { .. } => "InvoicePaid",
             E::InvoicePaymentFailed { .. } => "InvoicePaymentFailed",
             E::InvoicePaymentUnapplied { .. } => "InvoicePaymentUnapplied",
+            E::UnappliedPaymentRefunded { .. } => "UnappliedPaymentRefunded",
             E::PaymentRetryRequested { .. } => "PaymentRetryRequested",
             E::SubscriptionPastDue { .. } => "SubscriptionPastDue",
             E::SubscriptionSuspended { .. } => "SubscriptionSuspended",

@@ -234,6 +234,17 @@ pub(super) fn apply_subscription(
                 ],
             )?;
         }
+        E::UnappliedPaymentRefunded { amount, .. } => {
+            journal.post(
+                event,
+                None,
+                "subscription_unapplied_refunded",
+                vec![
+                    Line::debit(CUSTOMER_FUNDS, None, amount),
+                    Line::credit(CASH, None, amount),
+                ],
+            )?;
+        }
         E::InvoiceVoided { invoice_id, .. } => {
             let invoice = journal.subscription_invoices.get(event, invoice_id)?;
             if invoice.status == Status::Open {

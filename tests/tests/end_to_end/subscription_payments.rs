@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use command_api::application::billing;
 use command_api::auth::Principal;
 use command_api::context::CommandContext;
-use command_api::{AppState, CommandApiConfig, CommandApp};
+use command_api::{AppState, CommandApiConfig, CommandApp, Role};
 use domain::subscription::InvoiceStatus;
 use domain::{Interval, PlanCommand, SubscriptionStatus};
 use ledger_clock::{Clock, ManualClock};
@@ -79,6 +79,22 @@ impl Provider {
         let (status, body) = self.send(event).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+
+    /// `POST /v1/payments/{payment_id}/{action}` as `role`.
+    async fn settle(&self, payment_id: &str, action: &str, role: Role) -> (StatusCode, Value) {
+        let token = command_api::Authenticator::new("jwt")
+            .issue("someone-1", role, None, std::time::Duration::from_secs(3600))
+            .expect("issue a token");
+        let response = self
+            .client
+            .post(format!("{}/v1/payments/{payment_id}/{action}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("settle the payment");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn fail(&self, event_id: &str, invoice_id: Uuid) -> Value {
@@ -200,6 +216,25 @@ async fn invoices_are_paid_by_webhook_once_and_failures_feed_dunning_to_cancella
     assert_eq!(short["subscription_status"], "active", "{short}");
     assert_eq!(invoice(&app, id, 2).await.status, InvoiceStatus::Open);
 
+    // An admin gives the 50.00 back (once); nothing applies it, a customer
+    // may not, and an unknown payment is 404.
+    let (code, body) = provider.settle("evt_2", "refund", Role::Customer).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    let (code, body) = provider.settle("evt_2", "apply", Role::Admin).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    let (code, refunded) = provider.settle("evt_2", "refund", Role::Admin).await;
+    assert_eq!(code, StatusCode::OK, "{refunded}");
+    assert_eq!(refunded["outcome"], "refunded", "{refunded}");
+    assert_eq!(refunded["amount"], "50.00", "{refunded}");
+    assert_eq!(refunded["subscription_id"], id.to_string(), "{refunded}");
+    assert_eq!(refunded["subscription_status"], "active", "{refunded}");
+    assert!(refunded.get("order_id").is_none(), "{refunded}");
+    let (code, body) = provider.settle("evt_2", "refund", Role::Admin).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    let (code, body) = provider.settle("evt_none", "refund", Role::Admin).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(invoice(&app, id, 2).await.status, InvoiceStatus::Open);
+
     // A declined charge is a failed attempt: past due at once; its replay
     // counts nothing more. Then the right amount restores it.
     let declined = provider.fail("evt_3", second).await;
@@ -292,13 +327,14 @@ fn balance_of(accounts: &[(String, Decimal, Decimal)], name: &str) -> Decimal {
 async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
     let accounts = books(pool, "subscription_books").await;
     let balance = |name: &str| balance_of(&accounts, name);
-    // Cash: 89 + 50 (unapplied) + 89 + 89 (unapplied, after the void).
-    assert_eq!(balance("cash"), d("317.00"), "{accounts:?}");
+    // Cash: 89 + 50 (unapplied, refunded) + 89 + 89 (unapplied, after the
+    // void).
+    assert_eq!(balance("cash"), d("267.00"), "{accounts:?}");
     // Three periods invoiced, the third written off; nothing owed now.
     assert_eq!(balance("subscription_revenue"), d("-267.00"));
     assert_eq!(balance("subscription_write_offs"), d("89.00"));
     assert_eq!(balance("subscription_receivable"), d("0.00"));
-    assert_eq!(balance("customer_funds"), d("-139.00"));
+    assert_eq!(balance("customer_funds"), d("-89.00"));
     // Conservation: cash = revenue kept + unapplied cash held − still owed.
     assert_eq!(
         balance("cash"),
@@ -318,8 +354,8 @@ async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
     .await
     .expect("the subscription row");
     assert_eq!((status.as_str(), customer.as_str()), ("cancelled", "c-1"));
-    let invoices: Vec<(i32, String, Decimal, Decimal, i32)> = sqlx::query_as(
-        "SELECT number, status, amount, unapplied, failures
+    let invoices: Vec<(i32, String, Decimal, Decimal, Decimal, i32)> = sqlx::query_as(
+        "SELECT number, status, amount, unapplied, refunded, failures
            FROM subscription_books.rm_subscription_invoices
           WHERE subscription_id = $1 ORDER BY number",
     )
@@ -330,9 +366,9 @@ async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
     assert_eq!(
         invoices,
         [
-            (1, "paid".to_owned(), d("89.00"), d("0.00"), 0),
-            (2, "paid".to_owned(), d("89.00"), d("50.00"), 1),
-            (3, "void".to_owned(), d("89.00"), d("89.00"), 1),
+            (1, "paid".to_owned(), d("89.00"), d("0.00"), d("0.00"), 0),
+            (2, "paid".to_owned(), d("89.00"), d("50.00"), d("50.00"), 1),
+            (3, "void".to_owned(), d("89.00"), d("89.00"), d("0.00"), 1),
         ]
     );
 }
