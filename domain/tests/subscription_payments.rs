@@ -316,7 +316,10 @@ fn unapplied_cash_is_refunded_once() {
         .given(history)
         .when(refund("evt_1"))
         .inspect_result();
-    assert!(matches!(refused, Err(DomainError::InvalidState(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(DomainError::InvalidState(_))),
+        "{refused:?}"
+    );
 }
 
 #[test]
@@ -328,7 +331,10 @@ fn a_payment_that_paid_its_invoice_or_is_unknown_has_nothing_to_refund() {
             .given(history.clone())
             .when(refund(payment))
             .inspect_result();
-        assert!(matches!(refused, Err(DomainError::NotFound { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(DomainError::NotFound { .. })),
+            "{refused:?}"
+        );
     }
 }
 

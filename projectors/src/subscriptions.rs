@@ -247,14 +247,7 @@ async fn apply_subscription(
         E::UnappliedPaymentRefunded {
             invoice_id, amount, ..
         } => {
-            update_invoice(
-                tx,
-                "refunded = refunded + $2",
-                invoice_id,
-                amount,
-                position,
-            )
-            .await?;
+            update_invoice(tx, "refunded = refunded + $2", invoice_id, amount, position).await?;
         }
         E::InvoiceVoided { invoice_id, .. } => {
             sqlx::query(

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::application::billing;
 use crate::application::refunds::order_money_command;
-use crate::bus::CommandError;
 use crate::auth::Role;
+use crate::bus::CommandError;
 use crate::context::CommandContext;
 use crate::error::ApiError;
 use crate::AppState;

@@ -68,9 +68,7 @@ impl Decide for Subscription {
                 at,
             ),
             C::Cancel { at_period_end, at } => Ok(self.cancel(at_period_end, at)),
-            C::RefundUnappliedPayment { payment_ref, at } => {
-                self.refund_unapplied(payment_ref, at)
-            }
+            C::RefundUnappliedPayment { payment_ref, at } => self.refund_unapplied(payment_ref, at),
             C::ChangePlan {
                 plan,
                 invoice_id,

@@ -84,7 +84,12 @@ impl Provider {
     /// `POST /v1/payments/{payment_id}/{action}` as `role`.
     async fn settle(&self, payment_id: &str, action: &str, role: Role) -> (StatusCode, Value) {
         let token = command_api::Authenticator::new("jwt")
-            .issue("someone-1", role, None, std::time::Duration::from_secs(3600))
+            .issue(
+                "someone-1",
+                role,
+                None,
+                std::time::Duration::from_secs(3600),
+            )
             .expect("issue a token");
         let response = self
             .client
