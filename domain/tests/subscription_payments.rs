@@ -7,6 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
 use domain::subscription::{InvoiceKind, InvoicePaymentOutcome, UnappliedReason};
 use domain::*;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use uuid::Uuid;
 
@@ -34,6 +35,7 @@ fn pending() -> Vec<SubscriptionEvent> {
             started_at: month(1, 31),
             anchor: month(1, 31),
             trial_end: None,
+            tax_rate: Decimal::ZERO,
         },
         SubscriptionEvent::InvoiceIssued {
             invoice_id: inv(1),
@@ -46,6 +48,7 @@ fn pending() -> Vec<SubscriptionEvent> {
             }),
             amount: dec!(30.00),
             credit_applied: dec!(0.00),
+            tax: Decimal::ZERO,
             due_at: month(1, 31),
         },
     ]

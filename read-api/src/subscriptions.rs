@@ -175,6 +175,7 @@ struct InvoiceRow {
     paid_at: Option<DateTime<Utc>>,
     unapplied: Decimal,
     refunded: Decimal,
+    tax: Decimal,
 }
 
 /// `[start, end)`.
@@ -201,7 +202,14 @@ pub struct SubscriptionInvoiceView {
     #[schema(example = "period")]
     kind: String,
     period: Option<Period>,
-    /// What is due: the price less `credit_applied`.
+    /// The net price less `credit_applied`.
+    #[schema(example = "89.00")]
+    subtotal: String,
+    /// The tax on `subtotal` at the deployment's rate when the subscription
+    /// started.
+    #[schema(example = "0.00")]
+    tax: String,
+    /// What is due: `subtotal` plus `tax`.
     #[schema(example = "89.00")]
     amount: String,
     #[schema(example = "0.00")]
@@ -230,6 +238,8 @@ impl From<InvoiceRow> for SubscriptionInvoiceView {
             number: row.number,
             kind: row.kind,
             period: period(row.period_start, row.period_end),
+            subtotal: money(row.amount - row.tax),
+            tax: money(row.tax),
             amount: money(row.amount),
             credit_applied: money(row.credit_applied),
             due_at: row.due_at,
@@ -311,7 +321,7 @@ async fn invoices_of(
     let rows: Vec<InvoiceRow> = sqlx::query_as(
         "SELECT invoice_id, subscription_id, number, kind, period_start, period_end, amount,
                 credit_applied, due_at, status, failures, paid_at, unapplied,
-                refunded
+                refunded, tax
            FROM rm_subscription_invoices WHERE subscription_id = ANY($1)
           ORDER BY subscription_id, number",
     )

@@ -21,6 +21,9 @@ pub enum SubscriptionCommand {
         customer: String,
         plan: PlanTerms,
         dunning: DunningPolicy,
+        /// The deployment's tax rate, kept for every invoice of the
+        /// subscription (the plan's price is net, like an order line's).
+        tax_rate: Decimal,
         first_invoice_id: Uuid,
         at: DateTime<Utc>,
     },
@@ -92,15 +95,24 @@ pub enum SubscriptionEvent {
         /// Where period 0 starts: the start, or the end of the trial.
         anchor: DateTime<Utc>,
         trial_end: Option<DateTime<Utc>>,
+        /// Taxes every invoice; zero for subscriptions started before
+        /// invoices were taxed.
+        #[serde(default)]
+        tax_rate: Decimal,
     },
     InvoiceIssued {
         invoice_id: Uuid,
         number: u32,
         kind: InvoiceKind,
         period: Option<BillingPeriod>,
-        /// What is due: the price less `credit_applied`.
+        /// What is due: the price less `credit_applied` (the subtotal),
+        /// plus `tax`.
         amount: Decimal,
         credit_applied: Decimal,
+        /// The tax on the subtotal at the subscription's rate (zero for
+        /// invoices issued before invoices were taxed).
+        #[serde(default)]
+        tax: Decimal,
         due_at: DateTime<Utc>,
     },
     InvoicePaid {

@@ -139,6 +139,9 @@ pub struct Subscription {
     /// records nothing new.
     #[serde(default)]
     payments_seen: BTreeSet<String>,
+    /// The rate every invoice is taxed at (zero before invoices were taxed).
+    #[serde(default)]
+    tax_rate: Decimal,
     /// Unapplied cash by the provider's event id it came under.
     #[serde(default)]
     unapplied: BTreeMap<String, UnappliedCash>,
@@ -263,7 +266,9 @@ impl Aggregate for Subscription {
                 started_at,
                 anchor,
                 trial_end,
+                tax_rate,
             } => {
+                self.tax_rate = tax_rate;
                 self.subscription_id = Some(subscription_id);
                 self.started_at = Some(started_at);
                 self.customer = customer;
@@ -285,6 +290,7 @@ impl Aggregate for Subscription {
                 amount,
                 credit_applied,
                 due_at,
+                ..
             } => {
                 self.issued = self.issued.max(number);
                 self.credit -= credit_applied;

@@ -471,3 +471,72 @@ async fn a_downgrade_credit_is_booked_and_taken_off_the_next_invoice_to_the_cent
     .expect("the subscription row");
     assert_eq!(credit_left, d("0.00"));
 }
+
+#[tokio::test]
+async fn invoices_are_taxed_at_the_deployments_rate_and_a_voided_invoices_tax_is_reversed() {
+    let (pool, _db) = fresh_database().await.expect("a database");
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut config = CommandApiConfig::for_tests("jwt", SECRET);
+    config.tax_rate = d("0.0825");
+    let app = CommandApp::with_clock(config, pool.clone(), clock.clone());
+    let provider = Provider {
+        url: serve(app.clone()).await,
+        clock: clock.clone(),
+        client: reqwest::Client::new(),
+    };
+    let plan = monthly_plan(&app, d("89.00")).await;
+    let id = Uuid::now_v7();
+    let context = CommandContext::background(Principal::system("test"), "test");
+    billing::start(&app, &context, id, plan, "c-1")
+        .await
+        .expect("start");
+    // 89.00 net; 89.00 × 0.0825 = 7.3425 → 7.34 of tax; 96.34 due.
+    let first = invoice(&app, id, 1).await;
+    assert_eq!(first.amount, d("96.34"));
+    let net = provider.pay("evt_net", first.invoice_id, 8900).await;
+    assert_eq!(net["subscription_status"], "pending", "{net}");
+    let paid = provider.pay("evt_1", first.invoice_id, 9634).await;
+    assert_eq!(paid["subscription_status"], "active", "{paid}");
+    // Feb 28: the second period, then cancelled at once: voided unpaid.
+    clock.set(Utc.with_ymd_and_hms(2031, 2, 28, 9, 0, 0).unwrap());
+    assert_eq!(billing::tick(&app).await.expect("tick"), 1);
+    billing::execute(
+        &app,
+        &context,
+        id,
+        domain::SubscriptionCommand::Cancel {
+            at_period_end: false,
+            at: clock.now(),
+        },
+        "CancelSubscription",
+    )
+    .await
+    .expect("cancel");
+    assert_eq!(invoice(&app, id, 2).await.status, InvoiceStatus::Void);
+
+    let accounts = books(&pool, "taxed_books").await;
+    let balance = |name: &str| balance_of(&accounts, name);
+    assert_eq!(balance("cash"), d("185.34"), "{accounts:?}");
+    assert_eq!(balance("customer_funds"), d("-89.00"));
+    // Revenue is net; the paid invoice's tax is owed, the voided one's
+    // reversed; the voided invoice's net written off.
+    assert_eq!(balance("subscription_revenue"), d("-178.00"));
+    assert_eq!(balance("tax_payable"), d("-7.34"));
+    assert_eq!(balance("subscription_write_offs"), d("89.00"));
+    assert_eq!(balance("subscription_receivable"), d("0.00"));
+    let invoices: Vec<(i32, String, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT number, status, amount, tax FROM taxed_books.rm_subscription_invoices
+          WHERE subscription_id = $1 ORDER BY number",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .expect("the invoice rows");
+    assert_eq!(
+        invoices,
+        [
+            (1, "paid".to_owned(), d("96.34"), d("7.34")),
+            (2, "void".to_owned(), d("96.34"), d("7.34")),
+        ]
+    );
+}
