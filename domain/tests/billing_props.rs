@@ -123,6 +123,7 @@ proptest! {
             customer: "c".into(),
             plan: plan(0, interval, trial_days),
             dunning: DunningPolicy::default(),
+            tax_rate: Decimal::ZERO,
             first_invoice_id: first,
             at: t0(),
         });

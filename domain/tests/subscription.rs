@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
 use domain::subscription::{CancelCause, InvoiceKind};
 use domain::*;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use uuid::Uuid;
 
@@ -42,6 +43,7 @@ fn started(plan: PlanTerms, trial_end: Option<DateTime<Utc>>) -> SubscriptionEve
         started_at: month(1, 31),
         anchor: trial_end.unwrap_or(month(1, 31)),
         trial_end,
+        tax_rate: Decimal::ZERO,
     }
 }
 fn period(index: u32, start: DateTime<Utc>, end: DateTime<Utc>) -> BillingPeriod {
@@ -55,6 +57,7 @@ fn issued(n: u32, index: u32, start: DateTime<Utc>, end: DateTime<Utc>) -> Subsc
         period: Some(period(index, start, end)),
         amount: dec!(30.00),
         credit_applied: dec!(0.00),
+        tax: Decimal::ZERO,
         due_at: start,
     }
 }
@@ -131,6 +134,7 @@ fn without_a_trial_the_first_period_is_invoiced_at_once_and_the_subscription_is_
             customer: "cust-1".into(),
             plan: monthly(dec!(30.00), 0),
             dunning: DunningPolicy::default(),
+            tax_rate: Decimal::ZERO,
             first_invoice_id: inv(1),
             at: month(1, 31),
         })
@@ -151,6 +155,7 @@ fn with_a_trial_nothing_is_invoiced_until_the_trial_ends() {
             customer: "cust-1".into(),
             plan: plan.clone(),
             dunning: DunningPolicy::default(),
+            tax_rate: Decimal::ZERO,
             first_invoice_id: inv(1),
             at: month(1, 31),
         })
@@ -175,6 +180,7 @@ fn with_a_trial_nothing_is_invoiced_until_the_trial_ends() {
             period: Some(period(0, trial_end, month(3, 14))),
             amount: dec!(30.00),
             credit_applied: dec!(0.00),
+            tax: Decimal::ZERO,
             due_at: trial_end,
         }]);
 }
@@ -525,6 +531,7 @@ fn an_upgrade_is_invoiced_for_the_rest_of_the_period_to_the_cent() {
                 period: None,
                 amount: dec!(4.84),
                 credit_applied: dec!(0.00),
+                tax: Decimal::ZERO,
                 due_at: month(3, 21),
             },
         ]);
@@ -572,6 +579,7 @@ fn a_downgrade_is_a_credit_taken_off_the_next_invoice() {
             period: Some(period(1, month(2, 28), month(3, 31))),
             amount: dec!(15.00),
             credit_applied: dec!(5.00),
+            tax: Decimal::ZERO,
             due_at: month(2, 28),
         }]);
 }

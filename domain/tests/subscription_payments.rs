@@ -7,6 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
 use domain::subscription::{InvoiceKind, InvoicePaymentOutcome, UnappliedReason};
 use domain::*;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use uuid::Uuid;
 
@@ -34,6 +35,7 @@ fn pending() -> Vec<SubscriptionEvent> {
             started_at: month(1, 31),
             anchor: month(1, 31),
             trial_end: None,
+            tax_rate: Decimal::ZERO,
         },
         SubscriptionEvent::InvoiceIssued {
             invoice_id: inv(1),
@@ -46,6 +48,7 @@ fn pending() -> Vec<SubscriptionEvent> {
             }),
             amount: dec!(30.00),
             credit_applied: dec!(0.00),
+            tax: Decimal::ZERO,
             due_at: month(1, 31),
         },
     ]
@@ -262,4 +265,94 @@ fn an_invoice_the_subscription_never_issued_is_not_found() {
         .given(pending())
         .when(command)
         .then_expect_error(DomainError::not_found("invoice"));
+}
+
+fn refund(event: &str) -> SubscriptionCommand {
+    SubscriptionCommand::RefundUnappliedPayment {
+        payment_ref: event.into(),
+        at: month(2, 3),
+    }
+}
+fn refunded(event: &str, amount: rust_decimal::Decimal) -> SubscriptionEvent {
+    SubscriptionEvent::UnappliedPaymentRefunded {
+        invoice_id: inv(1),
+        payment_ref: event.into(),
+        amount,
+        refunded_at: month(2, 3),
+    }
+}
+
+#[test]
+fn unapplied_cash_is_refunded_whole_and_the_invoice_stays_open() {
+    let mut history = pending();
+    history.push(unapplied(
+        "evt_1",
+        dec!(10.00),
+        1000,
+        "usd",
+        UnappliedReason::AmountMismatch,
+    ));
+    S::with(())
+        .given(history.clone())
+        .when(refund("evt_1"))
+        .then_expect_events(vec![refunded("evt_1", dec!(10.00))]);
+    // The invoice can still be paid afterwards.
+    history.push(refunded("evt_1", dec!(10.00)));
+    S::with(())
+        .given(history)
+        .when(succeeded("evt_2", 3000))
+        .then_expect_events(paid("evt_2"));
+}
+
+#[test]
+fn unapplied_cash_is_refunded_once() {
+    let mut history = pending();
+    history.push(unapplied(
+        "evt_1",
+        dec!(10.00),
+        1000,
+        "usd",
+        UnappliedReason::AmountMismatch,
+    ));
+    history.push(refunded("evt_1", dec!(10.00)));
+    let refused = S::with(())
+        .given(history)
+        .when(refund("evt_1"))
+        .inspect_result();
+    assert!(
+        matches!(refused, Err(DomainError::InvalidState(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_payment_that_paid_its_invoice_or_is_unknown_has_nothing_to_refund() {
+    let mut history = pending();
+    history.extend(paid("evt_1"));
+    for payment in ["evt_1", "evt_unknown"] {
+        let refused = S::with(())
+            .given(history.clone())
+            .when(refund(payment))
+            .inspect_result();
+        assert!(
+            matches!(refused, Err(DomainError::NotFound { .. })),
+            "{refused:?}"
+        );
+    }
+}
+
+#[test]
+fn cash_in_another_currency_is_refunded_at_the_zero_it_was_booked_at() {
+    let mut history = pending();
+    history.push(unapplied(
+        "evt_1",
+        dec!(0.00),
+        1000,
+        "eur",
+        UnappliedReason::CurrencyMismatch,
+    ));
+    S::with(())
+        .given(history)
+        .when(refund("evt_1"))
+        .then_expect_events(vec![refunded("evt_1", dec!(0.00))]);
 }

@@ -158,6 +158,7 @@ async fn apply_subscription(
             period,
             amount,
             credit_applied,
+            tax,
             due_at,
         } => {
             let number = i32::try_from(number).map_err(|e| Error::apply(event, e))?;
@@ -174,8 +175,8 @@ async fn apply_subscription(
             sqlx::query(
                 "INSERT INTO rm_subscription_invoices
                      (invoice_id, subscription_id, number, kind, period_start, period_end, amount,
-                      credit_applied, due_at, status, position)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                      credit_applied, due_at, status, position, tax)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  ON CONFLICT (invoice_id) DO NOTHING",
             )
             .bind(invoice_id)
@@ -189,6 +190,7 @@ async fn apply_subscription(
             .bind(due_at)
             .bind(status)
             .bind(position)
+            .bind(tax)
             .execute(&mut *tx)
             .await?;
             // A period's invoice starts that period (and ends a trial).
@@ -243,6 +245,11 @@ async fn apply_subscription(
                 position,
             )
             .await?;
+        }
+        E::UnappliedPaymentRefunded {
+            invoice_id, amount, ..
+        } => {
+            update_invoice(tx, "refunded = refunded + $2", invoice_id, amount, position).await?;
         }
         E::InvoiceVoided { invoice_id, .. } => {
             sqlx::query(

@@ -174,6 +174,8 @@ struct InvoiceRow {
     failures: i32,
     paid_at: Option<DateTime<Utc>>,
     unapplied: Decimal,
+    refunded: Decimal,
+    tax: Decimal,
 }
 
 /// `[start, end)`.
@@ -200,7 +202,14 @@ pub struct SubscriptionInvoiceView {
     #[schema(example = "period")]
     kind: String,
     period: Option<Period>,
-    /// What is due: the price less `credit_applied`.
+    /// The net price less `credit_applied`.
+    #[schema(example = "89.00")]
+    subtotal: String,
+    /// The tax on `subtotal` at the deployment's rate when the subscription
+    /// started.
+    #[schema(example = "0.00")]
+    tax: String,
+    /// What is due: `subtotal` plus `tax`.
     #[schema(example = "89.00")]
     amount: String,
     #[schema(example = "0.00")]
@@ -216,6 +225,10 @@ pub struct SubscriptionInvoiceView {
     /// charge, after it was voided): held for an admin to return.
     #[schema(example = "0.00")]
     unapplied: String,
+    /// What of `unapplied` an admin refunded
+    /// (`POST /v1/payments/{payment_id}/refund`).
+    #[schema(example = "0.00")]
+    refunded: String,
 }
 
 impl From<InvoiceRow> for SubscriptionInvoiceView {
@@ -225,6 +238,8 @@ impl From<InvoiceRow> for SubscriptionInvoiceView {
             number: row.number,
             kind: row.kind,
             period: period(row.period_start, row.period_end),
+            subtotal: money(row.amount - row.tax),
+            tax: money(row.tax),
             amount: money(row.amount),
             credit_applied: money(row.credit_applied),
             due_at: row.due_at,
@@ -232,6 +247,7 @@ impl From<InvoiceRow> for SubscriptionInvoiceView {
             failures: row.failures,
             paid_at: row.paid_at,
             unapplied: money(row.unapplied),
+            refunded: money(row.refunded),
         }
     }
 }
@@ -304,7 +320,8 @@ async fn invoices_of(
     let ids: Vec<Uuid> = subscriptions.iter().map(|s| s.subscription_id).collect();
     let rows: Vec<InvoiceRow> = sqlx::query_as(
         "SELECT invoice_id, subscription_id, number, kind, period_start, period_end, amount,
-                credit_applied, due_at, status, failures, paid_at, unapplied
+                credit_applied, due_at, status, failures, paid_at, unapplied,
+                refunded, tax
            FROM rm_subscription_invoices WHERE subscription_id = ANY($1)
           ORDER BY subscription_id, number",
     )

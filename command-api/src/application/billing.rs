@@ -68,6 +68,7 @@ pub async fn start(
         customer: customer.to_owned(),
         plan: terms,
         dunning: app.config.dunning.clone(),
+        tax_rate: app.config.tax_rate,
         first_invoice_id: Uuid::now_v7(),
         at: now,
     };

@@ -26,13 +26,14 @@ impl Decide for Subscription {
                 customer,
                 plan,
                 dunning,
+                tax_rate,
                 first_invoice_id,
                 at,
             } => self.start(
                 subscription_id,
                 customer,
                 plan,
-                dunning,
+                (dunning, tax_rate),
                 first_invoice_id,
                 at,
             ),
@@ -68,6 +69,7 @@ impl Decide for Subscription {
                 at,
             ),
             C::Cancel { at_period_end, at } => Ok(self.cancel(at_period_end, at)),
+            C::RefundUnappliedPayment { payment_ref, at } => self.refund_unapplied(payment_ref, at),
             C::ChangePlan {
                 plan,
                 invoice_id,
@@ -83,7 +85,7 @@ impl Subscription {
         subscription_id: Uuid,
         customer: String,
         plan: PlanTerms,
-        dunning: DunningPolicy,
+        (dunning, tax_rate): (DunningPolicy, Decimal),
         first_invoice_id: Uuid,
         at: DateTime<Utc>,
     ) -> Decision {
@@ -96,6 +98,12 @@ impl Subscription {
             return Err(DomainError::invalid(
                 "customer",
                 format!("must be 1 to {MAX_CUSTOMER} characters"),
+            ));
+        }
+        if tax_rate < Decimal::ZERO || tax_rate >= Decimal::ONE {
+            return Err(DomainError::invalid(
+                "tax_rate",
+                "must be from 0 to below 1",
             ));
         }
         if let Some(problem) = dunning.problem() {
@@ -112,11 +120,12 @@ impl Subscription {
             started_at: at,
             anchor,
             trial_end,
+            tax_rate,
         };
         if trial_end.is_some() {
             return Ok(vec![started]);
         }
-        let first = self.period_invoice(anchor, &plan, first_invoice_id);
+        let first = self.period_invoice(anchor, &plan, first_invoice_id, tax_rate);
         Ok(vec![started, first])
     }
 
@@ -126,16 +135,19 @@ impl Subscription {
         anchor: DateTime<Utc>,
         plan: &PlanTerms,
         invoice_id: Uuid,
+        tax_rate: Decimal,
     ) -> SubscriptionEvent {
         let period = billing::period(anchor, plan.interval, self.next_period);
         let credit_applied = self.credit.min(plan.price);
+        let (amount, tax) = taxed(plan.price - credit_applied, tax_rate);
         SubscriptionEvent::InvoiceIssued {
             invoice_id,
             number: self.issued + 1,
             kind: InvoiceKind::Period,
             period: Some(period),
-            amount: round_cents(plan.price - credit_applied),
+            amount,
             credit_applied: round_cents(credit_applied),
+            tax,
             due_at: period.start,
         }
     }
@@ -162,7 +174,7 @@ impl Subscription {
         if next_start > at || self.next_period >= billing::MAX_PERIODS {
             return vec![];
         }
-        vec![self.period_invoice(anchor, plan, invoice_id)]
+        vec![self.period_invoice(anchor, plan, invoice_id, self.tax_rate)]
     }
 
     fn cancellation(&self, cause: CancelCause, at: DateTime<Utc>) -> Vec<SubscriptionEvent> {
@@ -378,16 +390,26 @@ impl Subscription {
             if self.invoices.contains_key(&invoice_id) {
                 return Err(DomainError::AlreadyExists { what: "invoice" });
             }
+            let (amount, tax) = taxed(proration, self.tax_rate);
             events.push(SubscriptionEvent::InvoiceIssued {
                 invoice_id,
                 number: self.issued + 1,
                 kind: InvoiceKind::Proration,
                 period: None,
-                amount: proration,
+                amount,
                 credit_applied: round_cents(Decimal::ZERO),
+                tax,
                 due_at: at,
             });
         }
         Ok(events)
     }
+}
+
+/// What a net `subtotal` is due with its tax at `rate`: `(amount, tax)`,
+/// the tax rounded to the cent half away from zero.
+fn taxed(subtotal: Decimal, rate: Decimal) -> (Decimal, Decimal) {
+    let subtotal = round_cents(subtotal);
+    let tax = round_cents(subtotal * rate);
+    (round_cents(subtotal + tax), tax)
 }

@@ -21,6 +21,9 @@ pub enum SubscriptionCommand {
         customer: String,
         plan: PlanTerms,
         dunning: DunningPolicy,
+        /// The deployment's tax rate, kept for every invoice of the
+        /// subscription (the plan's price is net, like an order line's).
+        tax_rate: Decimal,
         first_invoice_id: Uuid,
         at: DateTime<Utc>,
     },
@@ -65,6 +68,12 @@ pub enum SubscriptionCommand {
         at_period_end: bool,
         at: DateTime<Utc>,
     },
+    /// An admin gives back unapplied cash (`POST /v1/payments/{id}/refund`):
+    /// `payment_ref` is the provider's event id it was received under.
+    RefundUnappliedPayment {
+        payment_ref: String,
+        at: DateTime<Utc>,
+    },
     /// Moves to another plan of the same interval; the rest of the current
     /// period is prorated to the cent: an upgrade is invoiced at once (as
     /// `invoice_id`), a downgrade is a credit on the next invoice.
@@ -86,15 +95,24 @@ pub enum SubscriptionEvent {
         /// Where period 0 starts: the start, or the end of the trial.
         anchor: DateTime<Utc>,
         trial_end: Option<DateTime<Utc>>,
+        /// Taxes every invoice; zero for subscriptions started before
+        /// invoices were taxed.
+        #[serde(default)]
+        tax_rate: Decimal,
     },
     InvoiceIssued {
         invoice_id: Uuid,
         number: u32,
         kind: InvoiceKind,
         period: Option<BillingPeriod>,
-        /// What is due: the price less `credit_applied`.
+        /// What is due: the price less `credit_applied` (the subtotal),
+        /// plus `tax`.
         amount: Decimal,
         credit_applied: Decimal,
+        /// The tax on the subtotal at the subscription's rate (zero for
+        /// invoices issued before invoices were taxed).
+        #[serde(default)]
+        tax: Decimal,
         due_at: DateTime<Utc>,
     },
     InvoicePaid {
@@ -127,6 +145,14 @@ pub enum SubscriptionEvent {
         currency: String,
         reason: UnappliedReason,
         received_at: DateTime<Utc>,
+    },
+    /// Unapplied cash given back to the customer: the whole `amount` held
+    /// under `payment_ref`, once.
+    UnappliedPaymentRefunded {
+        invoice_id: Uuid,
+        payment_ref: String,
+        amount: Decimal,
+        refunded_at: DateTime<Utc>,
     },
     /// The scheduler asks the provider to charge the invoice again.
     PaymentRetryRequested {
@@ -177,6 +203,7 @@ impl DomainEvent for SubscriptionEvent {
             E::InvoicePaid { .. } => "InvoicePaid",
             E::InvoicePaymentFailed { .. } => "InvoicePaymentFailed",
             E::InvoicePaymentUnapplied { .. } => "InvoicePaymentUnapplied",
+            E::UnappliedPaymentRefunded { .. } => "UnappliedPaymentRefunded",
             E::PaymentRetryRequested { .. } => "PaymentRetryRequested",
             E::SubscriptionPastDue { .. } => "SubscriptionPastDue",
             E::SubscriptionSuspended { .. } => "SubscriptionSuspended",

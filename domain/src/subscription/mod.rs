@@ -139,6 +139,20 @@ pub struct Subscription {
     /// records nothing new.
     #[serde(default)]
     payments_seen: BTreeSet<String>,
+    /// The rate every invoice is taxed at (zero before invoices were taxed).
+    #[serde(default)]
+    tax_rate: Decimal,
+    /// Unapplied cash by the provider's event id it came under.
+    #[serde(default)]
+    unapplied: BTreeMap<String, UnappliedCash>,
+}
+
+/// Money received for an invoice that did not pay it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnappliedCash {
+    pub invoice_id: Uuid,
+    pub amount: Decimal,
+    pub refunded: bool,
 }
 
 impl Subscription {
@@ -169,6 +183,10 @@ impl Subscription {
         let mut all: Vec<_> = self.invoices.values().collect();
         all.sort_by_key(|i| i.number);
         all.into_iter()
+    }
+    /// Unapplied cash received under the provider's event `payment_ref`.
+    pub fn unapplied(&self, payment_ref: &str) -> Option<&UnappliedCash> {
+        self.unapplied.get(payment_ref)
     }
     pub fn invoice(&self, invoice_id: Uuid) -> Option<&SubscriptionInvoice> {
         self.invoices.get(&invoice_id)
@@ -248,7 +266,9 @@ impl Aggregate for Subscription {
                 started_at,
                 anchor,
                 trial_end,
+                tax_rate,
             } => {
+                self.tax_rate = tax_rate;
                 self.subscription_id = Some(subscription_id);
                 self.started_at = Some(started_at);
                 self.customer = customer;
@@ -270,6 +290,7 @@ impl Aggregate for Subscription {
                 amount,
                 credit_applied,
                 due_at,
+                ..
             } => {
                 self.issued = self.issued.max(number);
                 self.credit -= credit_applied;
@@ -327,8 +348,26 @@ impl Aggregate for Subscription {
                 }
                 self.failing_since.get_or_insert(failed_at);
             }
-            E::InvoicePaymentUnapplied { payment_ref, .. } => {
-                self.payments_seen.insert(payment_ref);
+            E::InvoicePaymentUnapplied {
+                invoice_id,
+                payment_ref,
+                amount,
+                ..
+            } => {
+                self.payments_seen.insert(payment_ref.clone());
+                self.unapplied.insert(
+                    payment_ref,
+                    UnappliedCash {
+                        invoice_id,
+                        amount,
+                        refunded: false,
+                    },
+                );
+            }
+            E::UnappliedPaymentRefunded { payment_ref, .. } => {
+                if let Some(cash) = self.unapplied.get_mut(&payment_ref) {
+                    cash.refunded = true;
+                }
             }
             E::PaymentRetryRequested {
                 invoice_id,

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::decide::Decision;
 use super::{InvoiceStatus, Subscription, SubscriptionEvent};
+use crate::error::DomainError;
 use crate::money::{from_minor_units, is_valid_order_amount};
 
 /// What the provider reports about a charge of an invoice.
@@ -50,6 +51,26 @@ impl UnappliedReason {
 }
 
 impl Subscription {
+    /// An admin gives back unapplied cash, all of it, once: 404 for a
+    /// payment this subscription holds nothing under, 409 once refunded.
+    pub(super) fn refund_unapplied(&self, payment_ref: String, at: DateTime<Utc>) -> Decision {
+        let cash = self
+            .unapplied
+            .get(&payment_ref)
+            .ok_or_else(|| DomainError::not_found("unapplied payment"))?;
+        if cash.refunded {
+            return Err(DomainError::invalid_state(
+                "the unapplied payment was already refunded",
+            ));
+        }
+        Ok(vec![SubscriptionEvent::UnappliedPaymentRefunded {
+            invoice_id: cash.invoice_id,
+            payment_ref,
+            amount: cash.amount,
+            refunded_at: at,
+        }])
+    }
+
     /// `money`: the amount in minor units, its currency, the ledger's.
     pub(super) fn receive_payment(
         &self,

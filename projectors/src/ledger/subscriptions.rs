@@ -25,7 +25,7 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Journal, Line, CASH, CUSTOMER_FUNDS};
+use super::{Journal, Line, CASH, CUSTOMER_FUNDS, TAX_PAYABLE};
 use crate::{Error, EventEnvelope};
 
 /// Invoiced and not yet paid or written off (debit-normal).
@@ -56,6 +56,7 @@ impl Status {
 
 struct Invoice {
     amount: Decimal,
+    tax: Decimal,
     status: Status,
     changed: bool,
 }
@@ -83,14 +84,14 @@ impl Invoices {
         if ids.is_empty() {
             return Ok(Self { known });
         }
-        let rows: Vec<(Uuid, Decimal, String)> = sqlx::query_as(
-            "SELECT invoice_id, amount, status FROM ledger_subscription_invoices
+        let rows: Vec<(Uuid, Decimal, Decimal, String)> = sqlx::query_as(
+            "SELECT invoice_id, amount, tax, status FROM ledger_subscription_invoices
               WHERE invoice_id = ANY($1)",
         )
         .bind(ids)
         .fetch_all(&mut *tx)
         .await?;
-        for (invoice_id, amount, status) in rows {
+        for (invoice_id, amount, tax, status) in rows {
             let status = match status.as_str() {
                 "paid" => Status::Paid,
                 "void" => Status::Void,
@@ -100,6 +101,7 @@ impl Invoices {
                 invoice_id,
                 Some(Invoice {
                     amount,
+                    tax,
                     status,
                     changed: false,
                 }),
@@ -109,11 +111,13 @@ impl Invoices {
     }
 
     pub(super) async fn write(self, tx: &mut PgConnection) -> Result<(), Error> {
-        let (mut ids, mut amounts, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ids, mut amounts, mut taxes, mut statuses) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (id, invoice) in self.known {
             if let Some(invoice) = invoice.filter(|i| i.changed) {
                 ids.push(id);
                 amounts.push(invoice.amount);
+                taxes.push(invoice.tax);
                 statuses.push(invoice.status.as_str());
             }
         }
@@ -121,13 +125,14 @@ impl Invoices {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO ledger_subscription_invoices (invoice_id, amount, status)
-             SELECT * FROM unnest($1::uuid[], $2::numeric[], $3::text[])
+            "INSERT INTO ledger_subscription_invoices (invoice_id, amount, status, tax)
+             SELECT * FROM unnest($1::uuid[], $2::numeric[], $3::text[], $4::numeric[])
              ON CONFLICT (invoice_id) DO UPDATE SET status = EXCLUDED.status",
         )
         .bind(&ids)
         .bind(&amounts)
         .bind(&statuses)
+        .bind(&taxes)
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -142,11 +147,13 @@ impl Invoices {
 }
 
 /// The lines of an issued invoice: pure, so tests check they balance.
-pub fn invoice_lines(amount: Decimal, credit_applied: Decimal) -> Vec<Line> {
+/// `amount` is what is due, tax included; the revenue is net.
+pub fn invoice_lines(amount: Decimal, credit_applied: Decimal, tax: Decimal) -> Vec<Line> {
     vec![
         Line::debit(SUBSCRIPTION_RECEIVABLE, None, amount),
         Line::debit(SUBSCRIPTION_CREDITS, None, credit_applied),
-        Line::credit(SUBSCRIPTION_REVENUE, None, amount + credit_applied),
+        Line::credit(SUBSCRIPTION_REVENUE, None, amount - tax + credit_applied),
+        Line::credit(TAX_PAYABLE, None, tax),
     ]
 }
 
@@ -161,6 +168,7 @@ pub(super) fn apply_subscription(
             invoice_id,
             amount,
             credit_applied,
+            tax,
             ..
         } => {
             let slot = journal
@@ -182,6 +190,7 @@ pub(super) fn apply_subscription(
             };
             *slot = Some(Invoice {
                 amount,
+                tax,
                 status,
                 changed: true,
             });
@@ -189,7 +198,7 @@ pub(super) fn apply_subscription(
                 event,
                 None,
                 "subscription_invoice",
-                invoice_lines(amount, credit_applied),
+                invoice_lines(amount, credit_applied, tax),
             )?;
         }
         E::PlanChanged { proration, .. } if proration < Decimal::ZERO => {
@@ -234,18 +243,32 @@ pub(super) fn apply_subscription(
                 ],
             )?;
         }
+        E::UnappliedPaymentRefunded { amount, .. } => {
+            journal.post(
+                event,
+                None,
+                "subscription_unapplied_refunded",
+                vec![
+                    Line::debit(CUSTOMER_FUNDS, None, amount),
+                    Line::credit(CASH, None, amount),
+                ],
+            )?;
+        }
         E::InvoiceVoided { invoice_id, .. } => {
             let invoice = journal.subscription_invoices.get(event, invoice_id)?;
             if invoice.status == Status::Open {
                 invoice.status = Status::Void;
                 invoice.changed = true;
-                let owed = invoice.amount;
+                let (owed, tax) = (invoice.amount, invoice.tax);
+                // The tax of what is never paid is not owed: reversed; the
+                // net is written off.
                 journal.post(
                     event,
                     None,
                     "subscription_write_off",
                     vec![
-                        Line::debit(SUBSCRIPTION_WRITE_OFFS, None, owed),
+                        Line::debit(TAX_PAYABLE, None, tax),
+                        Line::debit(SUBSCRIPTION_WRITE_OFFS, None, owed - tax),
                         Line::credit(SUBSCRIPTION_RECEIVABLE, None, owed),
                     ],
                 )?;

@@ -268,16 +268,29 @@ fn a_won_dispute_undoes_its_opening_account_by_account() {
 }
 
 #[test]
-fn a_subscription_invoice_books_its_price_as_revenue_balanced_whatever_the_credit() {
-    for (amount, credit) in [(8900, 0), (7350, 1550), (0, 8900), (1, 99)] {
+fn a_subscription_invoice_books_its_net_price_as_revenue_balanced_whatever_the_credit() {
+    for (amount, credit, tax) in [
+        (8900, 0, 0),
+        (7350, 1550, 0),
+        (0, 8900, 0),
+        (1, 99, 0),
+        (9635, 0, 735),
+    ] {
         let (amount, credit) = (Decimal::new(amount, 2), Decimal::new(credit, 2));
-        let lines = subscriptions::invoice_lines(amount, credit);
-        assert!(is_balanced(&lines), "{amount} + {credit}");
-        let revenue: Decimal = lines
-            .iter()
-            .filter(|l| l.account == subscriptions::SUBSCRIPTION_REVENUE)
-            .map(|l| l.credit)
-            .sum();
-        assert_eq!(revenue, amount + credit);
+        let tax = Decimal::new(tax, 2);
+        let lines = subscriptions::invoice_lines(amount, credit, tax);
+        assert!(is_balanced(&lines), "{amount} + {credit} + {tax}");
+        let credited = |account: &str| -> Decimal {
+            lines
+                .iter()
+                .filter(|l| l.account == account)
+                .map(|l| l.credit)
+                .sum()
+        };
+        assert_eq!(
+            credited(subscriptions::SUBSCRIPTION_REVENUE),
+            amount - tax + credit
+        );
+        assert_eq!(credited(TAX_PAYABLE), tax);
     }
 }

@@ -51,6 +51,9 @@ struct World {
     ada_order: Uuid,
     bob_order: Uuid,
     ada_refunded_order: Uuid,
+    /// A pass each, started with the customer's own token (issue 15).
+    ada_subscription: Uuid,
+    bob_subscription: Uuid,
 }
 
 /// Every text of Ada's that must never show once she is erased.
@@ -113,9 +116,33 @@ async fn world_on(app: TestApp) -> World {
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         orders.push(order.order_id);
     }
+    // A monthly pass each, subscribed with the customer's own token.
+    let plan = app
+        .post(
+            "/v1/plans",
+            &app.admin(),
+            json!({"name": "Paddler pass", "price": "9.00", "interval": "month"}),
+        )
+        .await;
+    assert_eq!(plan.status, StatusCode::CREATED, "{:?}", plan.body);
+    let mut subscriptions = Vec::new();
+    for customer in [ADA_CUSTOMER, BOB_CUSTOMER] {
+        let answer = app
+            .post(
+                "/v1/subscriptions",
+                &app.customer(customer),
+                json!({"plan_id": plan.body["plan_id"]}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        let id = answer.body["subscription_id"].as_str().map(Uuid::parse_str);
+        subscriptions.push(id.expect("an id").expect("a uuid"));
+    }
     settle(&app).await;
     World {
         app,
+        ada_subscription: subscriptions[0],
+        bob_subscription: subscriptions[1],
         ada_vendor,
         bob_vendor,
         ada_order: orders[0],
@@ -279,6 +306,32 @@ async fn an_erased_subject_reads_erased_on_every_surface_and_the_other_stays_rea
             .await;
         let registered = &answer.body["events"][0]["payload"]["VendorRegistered"];
         assert_eq!(registered["name"], name, "{:?}", answer.body);
+    }
+
+    // A subscription's events: who subscribed is sealed like every
+    // principal; its `customer` stays the pseudonymous id it is found by
+    // (docs/PRIVACY.md: ids are not personal).
+    for (subscription, principal) in [
+        (world.ada_subscription, ERASED),
+        (world.bob_subscription, BOB_CUSTOMER),
+    ] {
+        let started = events
+            .iter()
+            .find(|e| {
+                e["aggregate_type"] == "Subscription"
+                    && e["aggregate_id"] == subscription.to_string()
+            })
+            .expect("the subscription's first event");
+        assert_eq!(started["metadata"]["principal"], principal, "{started}");
+        let customer = &started["payload"]["SubscriptionStarted"]["customer"];
+        assert!(
+            [ADA_CUSTOMER, BOB_CUSTOMER].contains(&customer.as_str().unwrap_or_default()),
+            "{started}"
+        );
+        let answer = app
+            .get(&format!("/v1/subscriptions/{subscription}"), &app.admin())
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     }
 
     // The orders read model, through the query API.

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use command_api::application::billing;
 use command_api::auth::Principal;
 use command_api::context::CommandContext;
-use command_api::{AppState, CommandApiConfig, CommandApp};
+use command_api::{AppState, CommandApiConfig, CommandApp, Role};
 use domain::subscription::InvoiceStatus;
 use domain::{Interval, PlanCommand, SubscriptionStatus};
 use ledger_clock::{Clock, ManualClock};
@@ -79,6 +79,27 @@ impl Provider {
         let (status, body) = self.send(event).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+
+    /// `POST /v1/payments/{payment_id}/{action}` as `role`.
+    async fn settle(&self, payment_id: &str, action: &str, role: Role) -> (StatusCode, Value) {
+        let token = command_api::Authenticator::new("jwt")
+            .issue(
+                "someone-1",
+                role,
+                None,
+                std::time::Duration::from_secs(3600),
+            )
+            .expect("issue a token");
+        let response = self
+            .client
+            .post(format!("{}/v1/payments/{payment_id}/{action}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("settle the payment");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn fail(&self, event_id: &str, invoice_id: Uuid) -> Value {
@@ -200,6 +221,25 @@ async fn invoices_are_paid_by_webhook_once_and_failures_feed_dunning_to_cancella
     assert_eq!(short["subscription_status"], "active", "{short}");
     assert_eq!(invoice(&app, id, 2).await.status, InvoiceStatus::Open);
 
+    // An admin gives the 50.00 back (once); nothing applies it, a customer
+    // may not, and an unknown payment is 404.
+    let (code, body) = provider.settle("evt_2", "refund", Role::Customer).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    let (code, body) = provider.settle("evt_2", "apply", Role::Admin).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    let (code, refunded) = provider.settle("evt_2", "refund", Role::Admin).await;
+    assert_eq!(code, StatusCode::OK, "{refunded}");
+    assert_eq!(refunded["outcome"], "refunded", "{refunded}");
+    assert_eq!(refunded["amount"], "50.00", "{refunded}");
+    assert_eq!(refunded["subscription_id"], id.to_string(), "{refunded}");
+    assert_eq!(refunded["subscription_status"], "active", "{refunded}");
+    assert!(refunded.get("order_id").is_none(), "{refunded}");
+    let (code, body) = provider.settle("evt_2", "refund", Role::Admin).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    let (code, body) = provider.settle("evt_none", "refund", Role::Admin).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(invoice(&app, id, 2).await.status, InvoiceStatus::Open);
+
     // A declined charge is a failed attempt: past due at once; its replay
     // counts nothing more. Then the right amount restores it.
     let declined = provider.fail("evt_3", second).await;
@@ -292,13 +332,14 @@ fn balance_of(accounts: &[(String, Decimal, Decimal)], name: &str) -> Decimal {
 async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
     let accounts = books(pool, "subscription_books").await;
     let balance = |name: &str| balance_of(&accounts, name);
-    // Cash: 89 + 50 (unapplied) + 89 + 89 (unapplied, after the void).
-    assert_eq!(balance("cash"), d("317.00"), "{accounts:?}");
+    // Cash: 89 + 50 (unapplied, refunded) + 89 + 89 (unapplied, after the
+    // void).
+    assert_eq!(balance("cash"), d("267.00"), "{accounts:?}");
     // Three periods invoiced, the third written off; nothing owed now.
     assert_eq!(balance("subscription_revenue"), d("-267.00"));
     assert_eq!(balance("subscription_write_offs"), d("89.00"));
     assert_eq!(balance("subscription_receivable"), d("0.00"));
-    assert_eq!(balance("customer_funds"), d("-139.00"));
+    assert_eq!(balance("customer_funds"), d("-89.00"));
     // Conservation: cash = revenue kept + unapplied cash held − still owed.
     assert_eq!(
         balance("cash"),
@@ -318,8 +359,8 @@ async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
     .await
     .expect("the subscription row");
     assert_eq!((status.as_str(), customer.as_str()), ("cancelled", "c-1"));
-    let invoices: Vec<(i32, String, Decimal, Decimal, i32)> = sqlx::query_as(
-        "SELECT number, status, amount, unapplied, failures
+    let invoices: Vec<(i32, String, Decimal, Decimal, Decimal, i32)> = sqlx::query_as(
+        "SELECT number, status, amount, unapplied, refunded, failures
            FROM subscription_books.rm_subscription_invoices
           WHERE subscription_id = $1 ORDER BY number",
     )
@@ -330,9 +371,9 @@ async fn books_of_the_lifecycle(pool: &PgPool, id: Uuid) {
     assert_eq!(
         invoices,
         [
-            (1, "paid".to_owned(), d("89.00"), d("0.00"), 0),
-            (2, "paid".to_owned(), d("89.00"), d("50.00"), 1),
-            (3, "void".to_owned(), d("89.00"), d("89.00"), 1),
+            (1, "paid".to_owned(), d("89.00"), d("0.00"), d("0.00"), 0),
+            (2, "paid".to_owned(), d("89.00"), d("50.00"), d("50.00"), 1),
+            (3, "void".to_owned(), d("89.00"), d("89.00"), d("0.00"), 1),
         ]
     );
 }
@@ -429,4 +470,73 @@ async fn a_downgrade_credit_is_booked_and_taken_off_the_next_invoice_to_the_cent
     .await
     .expect("the subscription row");
     assert_eq!(credit_left, d("0.00"));
+}
+
+#[tokio::test]
+async fn invoices_are_taxed_at_the_deployments_rate_and_a_voided_invoices_tax_is_reversed() {
+    let (pool, _db) = fresh_database().await.expect("a database");
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut config = CommandApiConfig::for_tests("jwt", SECRET);
+    config.tax_rate = d("0.0825");
+    let app = CommandApp::with_clock(config, pool.clone(), clock.clone());
+    let provider = Provider {
+        url: serve(app.clone()).await,
+        clock: clock.clone(),
+        client: reqwest::Client::new(),
+    };
+    let plan = monthly_plan(&app, d("89.00")).await;
+    let id = Uuid::now_v7();
+    let context = CommandContext::background(Principal::system("test"), "test");
+    billing::start(&app, &context, id, plan, "c-1")
+        .await
+        .expect("start");
+    // 89.00 net; 89.00 × 0.0825 = 7.3425 → 7.34 of tax; 96.34 due.
+    let first = invoice(&app, id, 1).await;
+    assert_eq!(first.amount, d("96.34"));
+    let net = provider.pay("evt_net", first.invoice_id, 8900).await;
+    assert_eq!(net["subscription_status"], "pending", "{net}");
+    let paid = provider.pay("evt_1", first.invoice_id, 9634).await;
+    assert_eq!(paid["subscription_status"], "active", "{paid}");
+    // Feb 28: the second period, then cancelled at once: voided unpaid.
+    clock.set(Utc.with_ymd_and_hms(2031, 2, 28, 9, 0, 0).unwrap());
+    assert_eq!(billing::tick(&app).await.expect("tick"), 1);
+    billing::execute(
+        &app,
+        &context,
+        id,
+        domain::SubscriptionCommand::Cancel {
+            at_period_end: false,
+            at: clock.now(),
+        },
+        "CancelSubscription",
+    )
+    .await
+    .expect("cancel");
+    assert_eq!(invoice(&app, id, 2).await.status, InvoiceStatus::Void);
+
+    let accounts = books(&pool, "taxed_books").await;
+    let balance = |name: &str| balance_of(&accounts, name);
+    assert_eq!(balance("cash"), d("185.34"), "{accounts:?}");
+    assert_eq!(balance("customer_funds"), d("-89.00"));
+    // Revenue is net; the paid invoice's tax is owed, the voided one's
+    // reversed; the voided invoice's net written off.
+    assert_eq!(balance("subscription_revenue"), d("-178.00"));
+    assert_eq!(balance("tax_payable"), d("-7.34"));
+    assert_eq!(balance("subscription_write_offs"), d("89.00"));
+    assert_eq!(balance("subscription_receivable"), d("0.00"));
+    let invoices: Vec<(i32, String, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT number, status, amount, tax FROM taxed_books.rm_subscription_invoices
+          WHERE subscription_id = $1 ORDER BY number",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .expect("the invoice rows");
+    assert_eq!(
+        invoices,
+        [
+            (1, "paid".to_owned(), d("96.34"), d("7.34")),
+            (2, "void".to_owned(), d("96.34"), d("7.34")),
+        ]
+    );
 }

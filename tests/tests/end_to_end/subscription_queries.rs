@@ -156,6 +156,15 @@ async fn subscriptions_are_read_by_their_customer_and_admins_with_their_invoices
         ]
     );
 
+    // Untaxed here (no tax rate): the subtotal is the amount; nothing of
+    // the unapplied cash was refunded.
+    for field in ["subtotal", "amount"] {
+        assert_eq!(invoices[0][field], "89.00", "{body}");
+    }
+    for field in ["tax", "refunded"] {
+        assert_eq!(invoices[1][field], "0.00", "{body}");
+    }
+
     // Another customer's is 404 (no existence leak), as on the command
     // side; roles without subscriptions are 403; an admin reads any.
     for (token, expected) in [
