@@ -15,6 +15,10 @@ pub use ledger_http::request_id::{is_acceptable_request_id, request_id, REQUEST_
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
+/// The metadata key of an event's tenant (the events table derives its
+/// `tenant` column from it).
+pub const TENANT_KEY: &str = "tenant";
+
 #[derive(Clone, Debug)]
 pub struct CommandContext {
     pub principal: Principal,
@@ -37,7 +41,10 @@ impl CommandContext {
 
     /// The metadata stored with each event of `command`.
     pub fn metadata(&self, command: &str) -> HashMap<String, String> {
-        let mut metadata = HashMap::with_capacity(7);
+        let mut metadata = HashMap::with_capacity(8);
+        // The bus replaces it with the aggregate's own tenant when the
+        // aggregate has events (a system principal acting on it).
+        metadata.insert(TENANT_KEY.to_owned(), self.principal.tenant.clone());
         metadata.insert("principal".to_owned(), self.principal.subject.clone());
         metadata.insert(
             "principal_role".to_owned(),

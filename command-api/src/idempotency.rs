@@ -251,13 +251,23 @@ async fn run(store: IdempotencyStore, request: Request, next: Next) -> Result<Re
             )
         })?
         .to_owned();
-    // Keys belong to one principal: its role and subject together.
+    // Keys belong to one principal: its role, tenant and subject together.
     let principal = request
         .extensions()
         .get::<Principal>()
         .cloned()
         .unwrap_or_else(Principal::payment_provider);
-    let principal = format!("{}:{}", principal.role.as_str(), principal.subject);
+    // The same subject in two tenants is two principals.
+    let principal = if principal.tenant == ledger_http::DEFAULT_TENANT {
+        format!("{}:{}", principal.role.as_str(), principal.subject)
+    } else {
+        format!(
+            "{}@{}:{}",
+            principal.role.as_str(),
+            principal.tenant,
+            principal.subject
+        )
+    };
 
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, BODY_LIMIT)

@@ -28,9 +28,9 @@ pub mod sweeper;
 
 use std::sync::Arc;
 
-use axum::routing::{delete, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
-use domain::{Inventory, InvoiceBook, Listing, Order, Plan, Subscription, Vendor};
+use domain::{Inventory, InvoiceBook, Listing, Order, Plan, Subscription, Tenant, Vendor};
 use ledger_clock::{Clock, SystemClock};
 use ledger_nats::CommitNotifier;
 use sqlx::PgPool;
@@ -61,6 +61,8 @@ pub struct CommandApp {
     pub subscriptions: CommandBus<Subscription>,
     /// Each vendor's invoice and credit-note numbering (`application::invoicing`).
     pub invoice_books: CommandBus<InvoiceBook>,
+    /// The tenants of the deployment and their settings.
+    pub tenants: CommandBus<Tenant>,
     /// The saga's hold deadlines, which the sweeper settles.
     pub deadlines: Arc<dyn HoldDeadlines>,
     /// The terms orders are priced with, guarded at the append.
@@ -87,6 +89,7 @@ pub struct Stores {
     pub plans: Arc<dyn EventStorage<Plan>>,
     pub subscriptions: Arc<dyn EventStorage<Subscription>>,
     pub invoice_books: Arc<dyn EventStorage<InvoiceBook>>,
+    pub tenants: Arc<dyn EventStorage<Tenant>>,
     pub deadlines: Arc<dyn HoldDeadlines>,
     /// The data subjects' keys.
     pub personal: privacy::Keyring,
@@ -116,6 +119,7 @@ impl Stores {
                 pool.clone(),
                 snapshot_every,
             )),
+            tenants: Arc::new(PostgresStorage::new(pool.clone())),
             deadlines: Arc::new(PostgresDeadlines::new(pool.clone())),
             personal: privacy::Keyring::new(pool.clone()),
             checks_guards: true,
@@ -124,6 +128,19 @@ impl Stores {
 }
 
 impl CommandApp {
+    /// The terms of `principal`'s tenant (its settings over the
+    /// deployment's), for commands that need no guard on them.
+    pub async fn tenant_terms(
+        &self,
+        principal: &Principal,
+    ) -> Result<application::terms::TenantTerms, CommandError> {
+        Ok(self
+            .terms
+            .tenant(&self.tenants, &self.config, principal)
+            .await?
+            .0)
+    }
+
     /// The app on PostgreSQL and the system's clock.
     pub fn new(config: CommandApiConfig, pool: PgPool) -> AppState {
         Self::with_clock(config, pool, Arc::new(SystemClock))
@@ -162,6 +179,8 @@ impl CommandApp {
                 .sealing_principals(personal.clone()),
             invoice_books: CommandBus::with_storage(stores.invoice_books, notifier.clone(), every)
                 .sealing_principals(personal.clone()),
+            tenants: CommandBus::with_storage(stores.tenants, notifier.clone(), None)
+                .sealing_principals(personal.clone()),
             deadlines: stores.deadlines,
             terms: application::terms::TermsCache::new(stores.checks_guards),
             personal,
@@ -176,7 +195,9 @@ impl CommandApp {
 /// The command routes of API.md, authenticated and idempotent. The payment
 /// webhook authenticates by signature instead of a bearer token.
 pub fn router(app: AppState) -> Router {
-    let authenticator = Arc::new(Authenticator::new(&app.config.jwt_secret));
+    let tenants = Arc::new(ledger_http::TenantDirectory::new(app.pool.clone()));
+    let authenticator =
+        Arc::new(Authenticator::new(&app.config.jwt_secret).with_tenants(tenants.clone()));
     let idempotency = IdempotencyStore::new(app.pool.clone());
 
     let authenticated = Router::new()
@@ -223,6 +244,11 @@ pub fn router(app: AppState) -> Router {
             put(routes::rentals::put_policies),
         )
         .route("/v1/plans", post(routes::subscriptions::create_plan))
+        .route("/v1/tenants", post(routes::tenants::create))
+        .route(
+            "/v1/tenants/{slug}",
+            get(routes::tenants::get).patch(routes::tenants::change),
+        )
         .route("/v1/subscriptions", post(routes::subscriptions::subscribe))
         .route(
             "/v1/subscriptions/{subscription_id}/cancel",
@@ -320,7 +346,7 @@ pub fn router(app: AppState) -> Router {
             idempotency::idempotency,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
-            Arc::new(Authenticator::new(&app.config.jwt_secret)),
+            Arc::new(Authenticator::new(&app.config.jwt_secret).with_tenants(tenants)),
             auth::require_bearer,
         ));
 

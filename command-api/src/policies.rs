@@ -148,7 +148,7 @@ fn context_for(event: &EventEnvelope) -> CommandContext {
         .map(str::to_owned)
         .unwrap_or_else(|| event.event_id.to_string());
     CommandContext {
-        principal: Principal::system("policies"),
+        principal: Principal::system("policies").in_tenant(&event.tenant),
         correlation_id,
         causation_id: event.event_id.to_string(),
         idempotency_key: None,
@@ -173,7 +173,10 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
             invoicing::invoice_confirmed_order(app, &context, order_id).await?;
         }
         OrderEvent::OrderCancelled { .. } | OrderEvent::RefundIssued { .. } => {
-            let order = app.orders.load(&order_id.to_string()).await?;
+            let order = app
+                .orders
+                .load(&order_id.to_string(), &context.principal)
+                .await?;
             match order.status() {
                 // Lapsed unpaid: the holds expire rather than being released,
                 // so that a payment arriving late can still re-hold them.
@@ -201,7 +204,10 @@ async fn react(app: &CommandApp, event: &EventEnvelope) -> Result<(), CommandErr
             damage_withheld,
             ..
         } => {
-            let order = app.orders.load(&order_id.to_string()).await?;
+            let order = app
+                .orders
+                .load(&order_id.to_string(), &context.principal)
+                .await?;
             if let Some(line) = order.line(line_id) {
                 let command = InventoryCommand::RecordReturn {
                     hold_id: line.hold_id,

@@ -16,6 +16,7 @@ pub mod period;
 pub mod personal;
 pub mod schedule;
 pub mod subscription;
+pub mod tenant;
 pub mod upcast;
 pub mod vendor;
 
@@ -60,6 +61,7 @@ pub use subscription::{
     BillingPeriod, DunningPolicy, Interval, Plan, PlanCommand, PlanEvent, PlanTerms, Subscription,
     SubscriptionCommand, SubscriptionEvent, SubscriptionStatus,
 };
+pub use tenant::{Tenant, TenantCommand, TenantEvent, TenantSettings};
 pub use vendor::{Vendor, VendorCommand, VendorEvent};
 
 /// Event version written for the events of this crate that kept their

@@ -22,7 +22,7 @@ pub use statements::append::{
     append, append_joint, latest, upsert_snapshot, AppendPart, Guard, JointAppend, Latest,
     NewEvents,
 };
-pub use stored::{RawEvent, StoredEvent};
+pub use stored::{RawEvent, StoredEvent, DEFAULT_TENANT};
 pub use typed::{Aggregate, Event};
 
 /// The one error type of this crate.

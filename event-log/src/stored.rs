@@ -32,6 +32,18 @@ pub struct StoredEvent<J = Value> {
     pub payload: J,
     pub metadata: J,
     pub recorded_at: DateTime<Utc>,
+    /// The tenant the event belongs to (the `tenant` of its metadata;
+    /// [`DEFAULT_TENANT`] for events from before tenants, and for messages
+    /// from before the field).
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+}
+
+/// The tenant of everything recorded without one (API.md "Tenants").
+pub const DEFAULT_TENANT: &str = "default";
+
+fn default_tenant() -> String {
+    DEFAULT_TENANT.to_owned()
 }
 
 /// A stored event with its payload and metadata as their stored text.
@@ -41,7 +53,7 @@ pub type RawEvent = StoredEvent<Box<RawValue>>;
 macro_rules! columns {
     () => {
         "global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
-         event_version, payload, metadata, recorded_at"
+         event_version, payload, metadata, recorded_at, tenant"
     };
 }
 pub(crate) use columns;
@@ -50,7 +62,8 @@ pub(crate) use columns;
 macro_rules! raw_columns {
     () => {
         "global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
-         event_version, payload::text AS payload, metadata::text AS metadata, recorded_at"
+         event_version, payload::text AS payload, metadata::text AS metadata, recorded_at, \
+         tenant"
     };
 }
 pub(crate) use raw_columns;
@@ -75,6 +88,7 @@ impl StoredEvent {
             payload: row.try_get("payload")?,
             metadata: row.try_get("metadata")?,
             recorded_at: row.try_get("recorded_at")?,
+            tenant: row.try_get("tenant")?,
         })
     }
 
@@ -121,6 +135,7 @@ impl RawEvent {
             payload: raw("payload")?,
             metadata: raw("metadata")?,
             recorded_at: row.try_get("recorded_at")?,
+            tenant: row.try_get("tenant")?,
         })
     }
 }
@@ -141,6 +156,7 @@ mod tests {
             payload: serde_json::json!({"HoldConfirmed": {"hold_id": "h"}}),
             metadata: serde_json::json!({"correlation_id": "c"}),
             recorded_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+            tenant: DEFAULT_TENANT.into(),
         }
     }
 
@@ -163,6 +179,7 @@ mod tests {
             event_type: parsed.event_type.clone(),
             event_version: parsed.event_version.clone(),
             recorded_at: parsed.recorded_at,
+            tenant: parsed.tenant.clone(),
         };
         let raw_json = serde_json::to_vec(&raw).expect("json");
         assert_eq!(raw_json, serde_json::to_vec(&parsed).expect("json"));
@@ -189,7 +206,8 @@ mod tests {
                 "payload",
                 "position",
                 "recorded_at",
-                "sequence"
+                "sequence",
+                "tenant"
             ]
         );
     }

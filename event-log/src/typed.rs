@@ -9,7 +9,7 @@
 
 use domain::{
     InventoryEvent, InvoiceBookEvent, ListingEvent, OrderEvent, PlanEvent, SubscriptionEvent,
-    VendorEvent,
+    TenantEvent, VendorEvent,
 };
 use serde::de::DeserializeOwned;
 
@@ -25,10 +25,11 @@ pub enum Aggregate {
     InvoiceBook,
     Plan,
     Subscription,
+    Tenant,
 }
 
 impl Aggregate {
-    pub const ALL: [Aggregate; 7] = [
+    pub const ALL: [Aggregate; 8] = [
         Aggregate::Vendor,
         Aggregate::Listing,
         Aggregate::Inventory,
@@ -36,6 +37,7 @@ impl Aggregate {
         Aggregate::InvoiceBook,
         Aggregate::Plan,
         Aggregate::Subscription,
+        Aggregate::Tenant,
     ];
 
     /// The `aggregate_type` column's value (cqrs-es's `Aggregate::TYPE`).
@@ -48,6 +50,7 @@ impl Aggregate {
             Aggregate::InvoiceBook => "InvoiceBook",
             Aggregate::Plan => "Plan",
             Aggregate::Subscription => "Subscription",
+            Aggregate::Tenant => "Tenant",
         }
     }
 
@@ -68,6 +71,7 @@ pub enum Event {
     InvoiceBook(InvoiceBookEvent),
     Plan(PlanEvent),
     Subscription(SubscriptionEvent),
+    Tenant(TenantEvent),
 }
 
 impl StoredEvent {
@@ -96,6 +100,7 @@ impl StoredEvent {
             Aggregate::InvoiceBook => Event::InvoiceBook(self.payload_as()?),
             Aggregate::Plan => Event::Plan(self.payload_as()?),
             Aggregate::Subscription => Event::Subscription(self.payload_as()?),
+            Aggregate::Tenant => Event::Tenant(self.payload_as()?),
         }))
     }
 
@@ -133,6 +138,7 @@ mod tests {
             payload,
             metadata: serde_json::json!({}),
             recorded_at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+            tenant: crate::DEFAULT_TENANT.into(),
         }
     }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::tenancy::TenantDirectory;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,6 +27,9 @@ pub enum Role {
     Admin,
     Analyst,
     Auditor,
+    /// Manages tenants (API.md "Tenants"); acts in no tenant, so every
+    /// other route refuses it.
+    PlatformAdmin,
 }
 
 impl Role {
@@ -36,6 +40,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Analyst => "analyst",
             Role::Auditor => "auditor",
+            Role::PlatformAdmin => "platform_admin",
         }
     }
 }
@@ -55,6 +60,9 @@ pub struct Claims {
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_id: Option<Uuid>,
+    /// The tenant's slug; absent: the default tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     pub exp: u64,
 }
 
@@ -68,6 +76,12 @@ pub struct Principal {
     /// When the token that proved it expires (its `exp`); `None` for the
     /// system's own principals. Long-lived answers (live feeds) end then.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The tenant it acts in: its token's `tenant` claim, or the default
+    /// tenant. Everything it reads or changes is this tenant's.
+    pub tenant: String,
+    /// The system's own principals act on whichever tenant's aggregate their
+    /// work is about (a webhook, a sweep, a policy), in that tenant.
+    pub any_tenant: bool,
 }
 
 impl Principal {
@@ -78,6 +92,8 @@ impl Principal {
             role: Role::Admin,
             vendor_id: None,
             expires_at: None,
+            tenant: DEFAULT_TENANT.to_owned(),
+            any_tenant: true,
         }
     }
 
@@ -88,7 +104,21 @@ impl Principal {
             role: Role::Admin,
             vendor_id: None,
             expires_at: None,
+            tenant: DEFAULT_TENANT.to_owned(),
+            any_tenant: true,
         }
+    }
+
+    /// The same principal acting in `tenant` (a system principal creating
+    /// an aggregate for an event of that tenant).
+    pub fn in_tenant(mut self, tenant: &str) -> Self {
+        tenant.clone_into(&mut self.tenant);
+        self
+    }
+
+    /// Whether it may see or act on what belongs to `tenant`.
+    pub fn reaches(&self, tenant: &str) -> bool {
+        self.any_tenant || self.tenant == tenant
     }
 
     pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
@@ -130,6 +160,19 @@ impl Principal {
     }
 }
 
+/// The tenant of every token without a `tenant` claim.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// A tenant slug: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter
+/// or digit (it names the tenant in URLs, tokens and event metadata).
+pub fn is_tenant_slug(slug: &str) -> bool {
+    (1..=40).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+}
+
 /// How far apart the issuer's clock and ours may be, for `exp` and `nbf`,
 /// unless the process sets another ([`set_leeway_secs`]).
 pub const LEEWAY_SECS: u64 = 5;
@@ -154,6 +197,9 @@ pub struct Authenticator {
     decoding: DecodingKey,
     encoding: EncodingKey,
     validation: Validation,
+    /// Which tenants exist (none: every slug is taken on trust, in tests
+    /// without a database).
+    tenants: Option<Arc<TenantDirectory>>,
 }
 
 impl Authenticator {
@@ -175,7 +221,30 @@ impl Authenticator {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             validation,
+            tenants: None,
         }
+    }
+
+    /// Refuses tokens of tenants that `directory` does not know.
+    pub fn with_tenants(mut self, directory: Arc<TenantDirectory>) -> Self {
+        self.tenants = Some(directory);
+        self
+    }
+
+    /// [`verify`](Self::verify), and the token's tenant must exist: a
+    /// token of an unknown tenant is refused (403: it is well signed, but
+    /// for nothing here).
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+        let principal = self.verify(token)?;
+        if let Some(tenants) = &self.tenants {
+            if principal.role != Role::PlatformAdmin && !tenants.exists(&principal.tenant).await? {
+                return Err(ApiError::Forbidden(format!(
+                    "tenant `{}` does not exist",
+                    principal.tenant
+                )));
+            }
+        }
+        Ok(principal)
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
@@ -196,6 +265,21 @@ impl Authenticator {
                 "a vendor token must carry vendor_id".into(),
             ));
         }
+        let tenant = match (claims.role, claims.tenant) {
+            (Role::PlatformAdmin, None) => DEFAULT_TENANT.to_owned(),
+            (Role::PlatformAdmin, Some(_)) => {
+                return Err(ApiError::Unauthorized(
+                    "a platform_admin token carries no tenant".into(),
+                ))
+            }
+            (_, None) => DEFAULT_TENANT.to_owned(),
+            (_, Some(slug)) if is_tenant_slug(&slug) => slug,
+            (_, Some(_)) => {
+                return Err(ApiError::Unauthorized(
+                    "the token's tenant is not a tenant slug".into(),
+                ))
+            }
+        };
         // An `exp` past what a time can hold is as good as never.
         let expires_at = i64::try_from(claims.exp)
             .ok()
@@ -205,12 +289,27 @@ impl Authenticator {
             role: claims.role,
             vendor_id: claims.vendor_id,
             expires_at,
+            tenant,
+            any_tenant: false,
         })
     }
 
-    /// Issues a token (the `ledger token` command and tests).
+    /// Issues a token of the default tenant (the `ledger token` command
+    /// and tests).
     pub fn issue(
         &self,
+        subject: &str,
+        role: Role,
+        vendor_id: Option<Uuid>,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.issue_in(None, subject, role, vendor_id, ttl)
+    }
+
+    /// Issues a token of `tenant` (`None`: no claim, the default tenant).
+    pub fn issue_in(
+        &self,
+        tenant: Option<&str>,
         subject: &str,
         role: Role,
         vendor_id: Option<Uuid>,
@@ -221,6 +320,7 @@ impl Authenticator {
             sub: subject.to_owned(),
             role,
             vendor_id,
+            tenant: tenant.map(str::to_owned),
             exp,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -245,9 +345,11 @@ pub async fn require_bearer(
     let Some(token) = token else {
         return ApiError::Unauthorized("missing bearer token".into()).into_response();
     };
-    match auth.verify(token) {
+    match auth.authenticate(token).await {
         Ok(principal) => {
-            tracing::Span::current().record("principal", principal.subject.as_str());
+            let span = tracing::Span::current();
+            span.record("principal", principal.subject.as_str());
+            span.record("tenant", principal.tenant.as_str());
             request.extensions_mut().insert(principal);
             next.run(request).await
         }

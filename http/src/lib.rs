@@ -9,7 +9,8 @@
 //! - `request_id`: the request id both APIs answer with and log;
 //! - `money`: amounts as decimal strings in answers and bodies;
 //! - `schema`: the problem document and the domain's types in the OpenAPI
-//!   document.
+//!   document;
+//! - `tenancy`: which tenants exist.
 
 pub mod auth;
 pub mod error;
@@ -18,6 +19,8 @@ pub mod money;
 pub mod order_share;
 pub mod request_id;
 pub mod schema;
+pub mod tenancy;
 
-pub use auth::{Authenticator, Principal, Role};
+pub use auth::{is_tenant_slug, Authenticator, Principal, Role, DEFAULT_TENANT};
 pub use error::{invalid, is_unavailable, ApiError, PROBLEM_BASE};
+pub use tenancy::TenantDirectory;

@@ -78,6 +78,7 @@ impl MakeSpan<Body> for RequestSpan {
             path = %request.uri().path(),
             request_id,
             principal = tracing::field::Empty,
+            tenant = tracing::field::Empty,
         )
     }
 }

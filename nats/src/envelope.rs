@@ -112,6 +112,7 @@ mod tests {
             payload: raw(r#"{"HoldConfirmed": {"hold_id": "h"}}"#),
             metadata: raw("{}"),
             recorded_at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+            tenant: event_log::DEFAULT_TENANT.into(),
         };
         let outgoing = Outgoing::from_stored(event).expect("encodes");
         let headers = outgoing.headers();

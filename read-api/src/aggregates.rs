@@ -146,6 +146,7 @@ pub async fn state(
         Some(event_log::Aggregate::InvoiceBook) => rebuild::<domain::InvoiceBook>,
         Some(event_log::Aggregate::Plan) => rebuild::<domain::Plan>,
         Some(event_log::Aggregate::Subscription) => rebuild::<domain::Subscription>,
+        Some(event_log::Aggregate::Tenant) => rebuild::<domain::Tenant>,
         Some(event_log::Aggregate::Order) | None => rebuild::<Order>,
     };
     let rebuilt = rebuild(

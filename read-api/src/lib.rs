@@ -95,7 +95,8 @@ pub fn health_router(app: ReadState) -> Router {
 
 /// The authenticated query routes.
 pub fn router(app: ReadState, jwt_secret: &str) -> Router {
-    let authenticator = Arc::new(Authenticator::new(jwt_secret));
+    let tenants = Arc::new(ledger_http::TenantDirectory::new(app.pool.clone()));
+    let authenticator = Arc::new(Authenticator::new(jwt_secret).with_tenants(tenants));
     Router::new()
         .route("/v1/listings", get(listings::search))
         .route("/v1/listings/{listing_id}", get(listings::detail))

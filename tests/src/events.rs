@@ -181,9 +181,10 @@ impl TestApp {
         let order = self
             .command_app()
             .orders
-            .load(&order_id.to_string())
+            .load_any_tenant(&order_id.to_string())
             .await
-            .expect("load the order");
+            .expect("load the order")
+            .aggregate;
         serde_json::to_value(order.status())
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))

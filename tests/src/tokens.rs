@@ -49,6 +49,48 @@ impl TestApp {
     pub fn auditor(&self) -> String {
         self.token(Role::Auditor, "auditor-1", None)
     }
+
+    /// A valid token of `tenant` for one hour.
+    pub fn token_in(
+        &self,
+        tenant: &str,
+        role: Role,
+        subject: &str,
+        vendor_id: Option<Uuid>,
+    ) -> String {
+        Authenticator::new(JWT_SECRET)
+            .issue_in(
+                Some(tenant),
+                subject,
+                role,
+                vendor_id,
+                Duration::from_secs(3600),
+            )
+            .expect("issue a token")
+    }
+
+    /// The platform admin, who creates tenants (it has no tenant).
+    pub fn platform_admin(&self) -> String {
+        self.token(Role::PlatformAdmin, "platform-admin-1", None)
+    }
+
+    /// Creates tenant `slug` (currency USD, the deployment's other
+    /// settings) and answers its admin's token.
+    pub async fn create_tenant(&self, slug: &str) -> String {
+        let created = self
+            .post(
+                "/v1/tenants",
+                &self.platform_admin(),
+                json!({"slug": slug, "name": format!("Tenant {slug}"), "currency": "USD"}),
+            )
+            .await;
+        assert_eq!(
+            created.status, 201,
+            "create tenant {slug}: {}",
+            created.body
+        );
+        self.token_in(slug, Role::Admin, &format!("admin-of-{slug}"), None)
+    }
 }
 
 /// Seconds since the epoch, for `exp`, `nbf` and `iat` claims.

@@ -56,7 +56,7 @@ pub async fn adjust_line(
     period: Period,
 ) -> Result<Adjusted, CommandError> {
     let id = order_id.to_string();
-    let order = app.orders.load(&id).await?;
+    let order = app.orders.load(&id, &context.principal).await?;
     if !order.is_placed() {
         return Err(DomainError::not_found("order").into());
     }
@@ -64,14 +64,17 @@ pub async fn adjust_line(
         .line(line_id)
         .cloned()
         .ok_or(DomainError::not_found("line"))?;
-    let listing = app.listings.load(&line.listing_id.to_string()).await?;
+    let listing = app
+        .listings
+        .load(&line.listing_id.to_string(), &context.principal)
+        .await?;
     let price_per_unit = match listing.terms() {
         Some(ListingTerms::Rental { price_per_unit, .. }) => *price_per_unit,
         _ => line.unit_price,
     };
     let now = app.clock.now();
     let hold_expires_at = now
-        + chrono::Duration::from_std(app.config.hold_ttl)
+        + chrono::Duration::from_std(app.tenant_terms(&context.principal).await?.hold_ttl)
             .map_err(|_| CommandError::internal("hold TTL out of range"))?;
     let adjustment_id = Uuid::now_v7();
     let request = AdjustmentRequest {
@@ -186,7 +189,7 @@ pub async fn pay_adjustment(
     let duplicate = committed.events.is_empty();
     // On duplicates too: a redelivery repairs what a crash left.
     let settled = settle_adjustment(app, context, order_id, adjustment_id).await?;
-    let order = app.orders.load(&id).await?;
+    let order = app.orders.load(&id, &context.principal).await?;
     Ok(PaymentRecorded {
         duplicate,
         status: order.status(),
@@ -204,7 +207,7 @@ pub async fn settle_adjustment(
     adjustment_id: Uuid,
 ) -> Result<i64, CommandError> {
     let id = order_id.to_string();
-    let order = app.orders.load(&id).await?;
+    let order = app.orders.load(&id, &context.principal).await?;
     let Some(state) = order.adjustment(adjustment_id).cloned() else {
         return Ok(0);
     };

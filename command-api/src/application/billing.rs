@@ -55,7 +55,10 @@ pub async fn start(
     plan_id: Uuid,
     customer: &str,
 ) -> Result<(Committed<Subscription>, Subscription), CommandError> {
-    let plan = app.plans.load(&plan_id.to_string()).await?;
+    let plan = app
+        .plans
+        .load(&plan_id.to_string(), &context.principal)
+        .await?;
     let terms = plan
         .terms()
         .cloned()
@@ -68,7 +71,7 @@ pub async fn start(
         customer: customer.to_owned(),
         plan: terms,
         dunning: app.config.dunning.clone(),
-        tax_rate: app.config.tax_rate,
+        tax_rate: app.tenant_terms(&context.principal).await?.rates.tax_rate,
         first_invoice_id: Uuid::now_v7(),
         at: now,
     };
@@ -102,7 +105,7 @@ pub async fn execute(
         .subscriptions
         .execute(&id, command, context, name)
         .await?;
-    let state = app.subscriptions.load(&id).await?;
+    let state = app.subscriptions.load(&id, &context.principal).await?;
     schedule(app, subscription_id, state.next_due()).await?;
     Ok(committed)
 }
@@ -146,7 +149,7 @@ pub async fn advance(app: &CommandApp, subscription_id: Uuid) -> Result<usize, C
             break;
         }
     }
-    let state = app.subscriptions.load(&id).await?;
+    let state = app.subscriptions.load(&id, &context.principal).await?;
     schedule(app, subscription_id, state.next_due()).await?;
     Ok(recorded)
 }

@@ -29,7 +29,7 @@ pub async fn cancel_order(
         .orders
         .execute(&id, command, context, "CancelOrder")
         .await?;
-    let order = app.orders.load(&id).await?;
+    let order = app.orders.load(&id, &context.principal).await?;
     let released = holds::release(app, context, &order, "order cancelled").await?;
     // What a cancellation policy kept is the vendor's at once (less the
     // platform fee): the order will not be fulfilled. On a retry too, so a

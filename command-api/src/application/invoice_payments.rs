@@ -54,12 +54,24 @@ pub async fn pay_invoice(
         PaymentOutcome::Succeeded => InvoicePaymentOutcome::Succeeded,
         PaymentOutcome::Failed { reason, .. } => InvoicePaymentOutcome::Failed { reason },
     };
+    // The provider acts in every tenant: the books are the subscription's
+    // tenant's, in its currency.
+    let tenant = app
+        .subscriptions
+        .load_stored(&subscription_id.to_string(), &context.principal)
+        .await?
+        .tenant
+        .unwrap_or_else(|| event_log::DEFAULT_TENANT.to_owned());
+    let ledger_currency = app
+        .tenant_terms(&context.principal.clone().in_tenant(&tenant))
+        .await?
+        .currency;
     let command = SubscriptionCommand::ReceivePayment {
         invoice_id,
         payment_ref: payment.payment_id,
         amount_minor: payment.amount_minor,
         currency: payment.currency,
-        ledger_currency: app.config.currency.clone(),
+        ledger_currency,
         outcome,
         at: app.clock.now(),
     };
@@ -71,7 +83,10 @@ pub async fn pay_invoice(
         "RecordSubscriptionPayment",
     )
     .await?;
-    let state = app.subscriptions.load(&subscription_id.to_string()).await?;
+    let state = app
+        .subscriptions
+        .load(&subscription_id.to_string(), &context.principal)
+        .await?;
     Ok(InvoicePaymentRecorded {
         subscription_id,
         duplicate: committed.events.is_empty(),

@@ -32,7 +32,10 @@ pub async fn invoice_confirmed_order(
     context: &CommandContext,
     order_id: Uuid,
 ) -> Result<Vec<Uuid>, CommandError> {
-    let order = app.orders.load(&order_id.to_string()).await?;
+    let order = app
+        .orders
+        .load(&order_id.to_string(), &context.principal)
+        .await?;
     let Some(priced) = order.priced() else {
         return Ok(vec![]);
     };
@@ -107,7 +110,10 @@ pub async fn credit_refund(
     context: &CommandContext,
     credit: RefundCredit,
 ) -> Result<Option<Uuid>, CommandError> {
-    let order = app.orders.load(&credit.order_id.to_string()).await?;
+    let order = app
+        .orders
+        .load(&credit.order_id.to_string(), &context.principal)
+        .await?;
     let titles = listing_titles(app, &order).await?;
     let mut lines: Vec<DocumentLine> = credit
         .lines
@@ -162,8 +168,9 @@ async fn vendor_name(app: &CommandApp, vendor_id: Uuid) -> Result<String, Comman
     // erased vendor's name reads `[erased]` on its invoices too.
     Ok(app
         .vendors
-        .load(&vendor_id.to_string())
+        .load_any_tenant(&vendor_id.to_string())
         .await?
+        .aggregate
         .name()
         .as_stored()
         .to_owned())
@@ -179,7 +186,11 @@ async fn listing_titles(
         if titles.contains_key(&line.listing_id) {
             continue;
         }
-        let listing = app.listings.load(&line.listing_id.to_string()).await?;
+        let listing = app
+            .listings
+            .load_any_tenant(&line.listing_id.to_string())
+            .await?
+            .aggregate;
         titles.insert(line.listing_id, listing.title().to_owned());
     }
     Ok(titles)

@@ -122,7 +122,7 @@ pub async fn terminate(
             "TerminateLease",
         )
         .await?;
-    let order = app.orders.load(&id).await?;
+    let order = app.orders.load(&id, &context.principal).await?;
     let position = follow_up(app, context, &order).await?;
     reschedule(app, &order).await?;
     Ok((order, committed.position.max(position)))
@@ -146,7 +146,7 @@ pub async fn advance(app: &CommandApp, order_id: Uuid) -> Result<usize, CommandE
             "DunInstalments",
         )
         .await?;
-    let order = app.orders.load(&id).await?;
+    let order = app.orders.load(&id, &context.principal).await?;
     follow_up(app, &context, &order).await?;
     reschedule(app, &order).await?;
     Ok(committed.events.len())

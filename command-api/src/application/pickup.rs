@@ -44,7 +44,7 @@ pub async fn pick_up_line(
 ) -> Result<PickedUp, CommandError> {
     let id = order_id.to_string();
     let now = app.clock.now();
-    let order = app.orders.load(&id).await?;
+    let order = app.orders.load(&id, &context.principal).await?;
     let line = order
         .line(line_id)
         .cloned()

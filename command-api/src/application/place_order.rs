@@ -22,6 +22,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::inventory;
+use super::terms::TenantTerms;
+use crate::auth::Principal;
 use crate::bus::{CommandError, JointOutcome};
 use crate::context::CommandContext;
 use crate::CommandApp;
@@ -161,23 +163,30 @@ async fn place_once(
     body: &PlaceOrder,
     guards: &mut Vec<Guard>,
 ) -> Result<PlacedOrder, CommandError> {
-    let listings = load_listings(app, &body.items, guards).await?;
-    let zones = time_zones(app, &listings, guards).await?;
+    let principal = &context.principal;
+    // The tenant's settings replace the deployment's (API.md "Tenants").
+    let (terms, tenant_guard) = app
+        .terms
+        .tenant(&app.tenants, &app.config, principal)
+        .await?;
+    guards.extend(tenant_guard);
+    let listings = load_listings(app, principal, &body.items, guards).await?;
+    let zones = time_zones(app, principal, &terms, &listings, guards).await?;
     let order_id = Uuid::now_v7();
     let lines = plan_lines(&body.items, &listings, &zones)?;
     let placed_at = app.clock.now();
     // The aggregate's own rules (periods not in the past, quantities and
     // the order's total within bounds), before anything is held.
     let inputs: Vec<LineInput> = lines.iter().map(|l| l.input.clone()).collect();
-    let fee_rates = fee_rates(app, &listings, guards).await?;
+    let fee_rates = fee_rates(app, principal, &listings, guards).await?;
     let priced =
-        domain::check_placement_with_fee_rates(&inputs, app.config.rates(), &fee_rates, placed_at)?;
+        domain::check_placement_with_fee_rates(&inputs, terms.rates, &fee_rates, placed_at)?;
     let plans = payment_plans(&body.items, &lines);
     DomainError::check(domain::order::instalments::plan_problems(
         &inputs, &priced, &plans,
     ))?;
     let hold_expires_at = placed_at
-        + chrono::Duration::from_std(app.config.hold_ttl)
+        + chrono::Duration::from_std(terms.hold_ttl)
             .map_err(|_| CommandError::internal("hold TTL out of range"))?;
 
     // The order is decided first (its rules need no hold), then recorded
@@ -185,9 +194,9 @@ async fn place_once(
     let command = OrderCommand::Place {
         order_id,
         customer_id: context.principal.subject.clone(),
-        currency: app.config.currency.clone(),
+        currency: terms.currency.clone(),
         lines: lines.iter().map(|l| l.input.clone()).collect(),
-        rates: app.config.rates(),
+        rates: terms.rates,
         fee_rates,
         hold_expires_at,
         placed_at,
@@ -237,7 +246,7 @@ async fn place_once(
     let committed = app.orders.adopt(prepared, &held);
     Ok(PlacedOrder {
         order_id,
-        currency: app.config.currency.clone(),
+        currency: terms.currency,
         priced,
         hold_expires_at,
         position: committed.position,
@@ -378,6 +387,7 @@ async fn hold_with_order(
 
 async fn load_listings(
     app: &CommandApp,
+    principal: &Principal,
     items: &[OrderItem],
     guards: &mut Vec<Guard>,
 ) -> Result<HashMap<Uuid, Listing>, CommandError> {
@@ -387,7 +397,21 @@ async fn load_listings(
         if listings.contains_key(&item.listing_id) {
             continue;
         }
-        let (listing, guard) = app.terms.listing(&app.listings, item.listing_id).await?;
+        // Another tenant's listing is as unknown as a missing one.
+        let (listing, guard) = match app
+            .terms
+            .listing(&app.listings, principal, item.listing_id)
+            .await
+        {
+            Err(CommandError::Rejected(DomainError::NotFound { .. })) => {
+                errors.push(FieldError::new(
+                    format!("items[{i}].listing_id"),
+                    "no such listing",
+                ));
+                continue;
+            }
+            other => other?,
+        };
         if listing.vendor_id().is_none() {
             errors.push(FieldError::new(
                 format!("items[{i}].listing_id"),
@@ -416,6 +440,7 @@ async fn load_listings(
 /// without one pays the deployment's rate.
 async fn fee_rates(
     app: &CommandApp,
+    principal: &Principal,
     listings: &HashMap<Uuid, Listing>,
     guards: &mut Vec<Guard>,
 ) -> Result<FeeRates, CommandError> {
@@ -423,7 +448,10 @@ async fn fee_rates(
         listings.values().filter_map(Listing::vendor_id).collect();
     let mut rates = FeeRates::new();
     for vendor_id in vendors {
-        let (rate, guard) = app.terms.fee_rate(&app.vendors, vendor_id).await?;
+        let (rate, guard) = app
+            .terms
+            .fee_rate(&app.vendors, principal, vendor_id)
+            .await?;
         guards.push(guard);
         if let Some(rate) = rate {
             rates.insert(vendor_id, rate);
@@ -436,6 +464,8 @@ async fn fee_rates(
 /// (the aggregate that decides the schedule), else the deployment's.
 async fn time_zones(
     app: &CommandApp,
+    principal: &Principal,
+    terms: &TenantTerms,
     listings: &HashMap<Uuid, Listing>,
     guards: &mut Vec<Guard>,
 ) -> Result<HashMap<Uuid, Tz>, CommandError> {
@@ -444,9 +474,9 @@ async fn time_zones(
         if listing.kind() != Some(ListingKind::Rental) {
             continue;
         }
-        let (zone, guard) = app.terms.time_zone(&app.inventory, *id).await?;
+        let (zone, guard) = app.terms.time_zone(&app.inventory, principal, *id).await?;
         guards.push(guard);
-        zones.insert(*id, zone.unwrap_or(app.config.time_zone));
+        zones.insert(*id, zone.unwrap_or(terms.time_zone));
     }
     Ok(zones)
 }

@@ -76,7 +76,10 @@ pub async fn record_payment_of(
     // Settling runs on duplicates too, so a redelivery repairs holds that a
     // crash after the payment was recorded left unconfirmed.
     let settled = settle_payment(app, context, order_id).await?;
-    let order = app.orders.load(&order_id.to_string()).await?;
+    let order = app
+        .orders
+        .load(&order_id.to_string(), &context.principal)
+        .await?;
     // A lease's dunning starts with its confirmation and moves with each
     // instalment paid.
     super::leases::reschedule(app, &order).await?;

@@ -23,7 +23,7 @@ pub async fn settle_payment(
     order_id: Uuid,
 ) -> Result<i64, CommandError> {
     let id = order_id.to_string();
-    let order = app.orders.load(&id).await?;
+    let order = app.orders.load(&id, &context.principal).await?;
     match order.status() {
         OrderStatus::Confirmed | OrderStatus::Completed => {
             match holds::confirm(app, context, &order).await? {
@@ -40,7 +40,7 @@ pub async fn settle_payment(
                         .orders
                         .execute(&id, cancel, context, "CancelOrder")
                         .await?;
-                    let order = app.orders.load(&id).await?;
+                    let order = app.orders.load(&id, &context.principal).await?;
                     let released =
                         holds::release(app, context, &order, "units no longer available").await?;
                     Ok(committed.position.max(released))

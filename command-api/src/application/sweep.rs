@@ -53,7 +53,7 @@ async fn settle_lapsed(
         CommandContext::background(Principal::system("sweeper"), format!("sweep:{order_id}"));
     let id = order_id.to_string();
     let at = app.clock.now();
-    let mut order = app.orders.load(&id).await?;
+    let mut order = app.orders.load(&id, &context.principal).await?;
     if order.is_placed() && order.status() == OrderStatus::Placed {
         app.orders
             .execute(
@@ -64,7 +64,7 @@ async fn settle_lapsed(
             )
             .await?;
         // Read again: a payment may have won the race for the order.
-        order = app.orders.load(&id).await?;
+        order = app.orders.load(&id, &context.principal).await?;
     }
     if order.is_placed() {
         match order.status() {

@@ -87,6 +87,8 @@ fn customer(name: &str) -> CommandContext {
         role: Role::Customer,
         vendor_id: None,
         expires_at: None,
+        tenant: event_log::DEFAULT_TENANT.to_owned(),
+        any_tenant: false,
     };
     CommandContext::background(principal, "test")
 }
@@ -112,6 +114,7 @@ impl Marketplace {
     async fn on(memory: Memory, deadlines: Option<Arc<dyn HoldDeadlines>>) -> Self {
         let clock = Arc::new(ManualClock::new(start()));
         let stores = Stores {
+            tenants: Arc::new(MemoryStorage::new(Positions::new(AtomicI64::new(0)))),
             vendors: memory.vendors.clone(),
             listings: memory.listings.clone(),
             inventory: memory.inventory.clone(),
@@ -220,7 +223,7 @@ impl Marketplace {
     async fn order(&self, order_id: Uuid) -> Order {
         self.app
             .orders
-            .load(&order_id.to_string())
+            .load(&order_id.to_string(), &crate::Principal::system("test"))
             .await
             .expect("order loads")
     }
@@ -230,7 +233,7 @@ impl Marketplace {
         let inventory = self
             .app
             .inventory
-            .load(&listing_id.to_string())
+            .load(&listing_id.to_string(), &crate::Principal::system("test"))
             .await
             .expect("inventory loads");
         let status = inventory

@@ -13,11 +13,14 @@ use domain::DomainError;
 use super::cache::Loaded;
 use super::retry::snapshot_due;
 use super::storage::{Appended, Companion, JointAppended, JointPart};
-use super::{CommandError, Committed, Inner, Pending};
+use super::{foreign, in_tenant, tenant_in, CommandError, Committed, Inner, Pending};
 
 /// How one command of a batch came out, before the batch is appended.
 enum Decided<A: Aggregate> {
     Rejected(DomainError),
+    /// The aggregate belongs to another tenant than the command's: final,
+    /// since an aggregate's tenant never changes.
+    Foreign,
     /// Its events, in order (none for a no-op).
     Accepted(Vec<A::Event>),
 }
@@ -53,12 +56,19 @@ where
                     aggregate: stored.aggregate,
                     sequence: stored.sequence,
                     snapshot_at: stored.sequence,
+                    tenant: stored.tenant,
                 },
                 Err(err) => return Attempt::Failed(err),
             },
         };
         let mut decided: Vec<Decided<A>> = Vec::with_capacity(batch.len());
         for pending in batch {
+            if let (Some(owner), Some(scope)) = (&loaded.tenant, &pending.scope) {
+                if owner != scope {
+                    decided.push(Decided::Foreign);
+                    continue;
+                }
+            }
             let sink = cqrs_es::event_sink::EventSink::default();
             // Handling applies the new events to `loaded.aggregate`; every
             // aggregate decides before it writes, so a rejection leaves it
@@ -69,18 +79,31 @@ where
                     .handle(pending.command.clone(), &(), &sink)
                     .await
                 {
-                    Ok(()) => Decided::Accepted(sink.collect().await),
+                    Ok(()) => {
+                        let events = sink.collect().await;
+                        // The first events make the aggregate its tenant's.
+                        if loaded.tenant.is_none() && !events.is_empty() {
+                            loaded.tenant = Some(tenant_in(&pending.metadata));
+                        }
+                        Decided::Accepted(events)
+                    }
                     Err(rejection) => Decided::Rejected(rejection),
                 },
             );
         }
+        // Every event is recorded in its aggregate's tenant.
+        let metadatas: Vec<_> = batch
+            .iter()
+            .map(|pending| in_tenant(&pending.metadata, loaded.tenant.as_deref()))
+            .collect();
         let unconfirmed = decided.iter().any(|d| match d {
             Decided::Rejected(_) => true,
             Decided::Accepted(events) => events.is_empty(),
+            Decided::Foreign => false,
         });
         let appending = decided.iter().any(|d| match d {
             Decided::Accepted(events) => !events.is_empty(),
-            Decided::Rejected(_) => false,
+            Decided::Rejected(_) | Decided::Foreign => false,
         });
 
         let mut companion_positions: Vec<Vec<i64>> = Vec::new();
@@ -95,10 +118,10 @@ where
             // the rejections and no-ops decided on it.
             let mut events = Vec::new();
             let mut metadata = Vec::new();
-            for (d, pending) in decided.iter().zip(batch) {
+            for (d, pending_metadata) in decided.iter().zip(&metadatas) {
                 if let Decided::Accepted(new) = d {
                     events.extend(new.iter().cloned());
-                    metadata.extend(std::iter::repeat_n(&pending.metadata, new.len()));
+                    metadata.extend(std::iter::repeat_n(&**pending_metadata, new.len()));
                 }
             }
             // The companions of the commands accepted ride in the same
@@ -171,9 +194,10 @@ where
         let mut answers = Vec::with_capacity(batch.len());
         let mut next = 0;
         let mut companion_positions = companion_positions.into_iter();
-        for (d, pending) in decided.into_iter().zip(batch) {
+        for ((d, pending), pending_metadata) in decided.into_iter().zip(batch).zip(&metadatas) {
             answers.push(match d {
                 Decided::Rejected(rejection) => Err(CommandError::Rejected(rejection)),
+                Decided::Foreign => Err(foreign::<A>()),
                 Decided::Accepted(new) => {
                     let companion_positions = if pending.companion.is_some() {
                         companion_positions.next().unwrap_or_default()
@@ -188,7 +212,7 @@ where
                             aggregate_id: aggregate_id.to_owned(),
                             sequence,
                             payload,
-                            metadata: pending.metadata.clone(),
+                            metadata: (**pending_metadata).clone(),
                         })
                         .collect();
                     next += count;

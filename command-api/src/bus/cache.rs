@@ -21,6 +21,8 @@ pub(super) struct Loaded<A> {
     /// Sequence of the last snapshot this process knows of (on a load:
     /// the loaded sequence, which errs towards a later snapshot).
     pub snapshot_at: usize,
+    /// The tenant its events belong to (`None`: it has none yet).
+    pub tenant: Option<String>,
 }
 
 impl<A: Default> Loaded<A> {
@@ -30,6 +32,7 @@ impl<A: Default> Loaded<A> {
             aggregate: A::default(),
             sequence: 0,
             snapshot_at: 0,
+            tenant: None,
         }
     }
 }

@@ -26,7 +26,9 @@ use super::cache::Loaded;
 use super::postgres::encode;
 use super::retry::{backoff, count, MAX_ATTEMPTS};
 use super::storage::{Appended, Companion, EventStorage, JointAppended, JointPart};
-use super::{CommandBus, CommandError, Committed, Inner, Queued};
+use super::{
+    foreign, in_tenant, scope_of, tenant_in, CommandBus, CommandError, Committed, Inner, Queued,
+};
 use crate::context::CommandContext;
 
 /// A new aggregate's events, decided and not yet recorded.
@@ -115,6 +117,8 @@ pub(super) struct Round<A: Aggregate> {
     aggregates: usize,
     companion: Arc<dyn Companion>,
     metadata: HashMap<String, String>,
+    /// The only tenant whose aggregates it may change (`None`: any).
+    scope: Option<String>,
     decided: StdMutex<Vec<Decision<A>>>,
     outcome: watch::Sender<Option<Arc<RoundOutcome>>>,
 }
@@ -123,6 +127,8 @@ pub(super) struct Round<A: Aggregate> {
 struct Decision<A: Aggregate> {
     aggregate_id: String,
     after: usize,
+    /// The aggregate's tenant (`None`: it has no events yet).
+    tenant: Option<String>,
     /// Each command's events, by its place in the round.
     events: Vec<(usize, Vec<A::Event>)>,
     rejections: Vec<(usize, DomainError)>,
@@ -163,19 +169,31 @@ where
                 aggregate: stored.aggregate,
                 sequence: stored.sequence,
                 snapshot_at: stored.sequence,
+                tenant: stored.tenant,
             }),
         };
         let mut decision = Decision {
             aggregate_id: aggregate_id.to_owned(),
             after: 0,
+            tenant: None,
             events: Vec::new(),
             rejections: Vec::new(),
             failure: None,
         };
         let mut trial = None;
         match &loaded {
+            Ok(loaded)
+                if loaded
+                    .tenant
+                    .as_ref()
+                    .zip(round.scope.as_ref())
+                    .is_some_and(|(owner, scope)| owner != scope) =>
+            {
+                decision.failure = Some(foreign::<A>());
+            }
             Ok(loaded) => {
                 decision.after = loaded.sequence;
+                decision.tenant = loaded.tenant.clone();
                 let mut state = loaded.aggregate.clone();
                 for (at, command) in commands {
                     let sink = EventSink::default();
@@ -210,6 +228,9 @@ where
                 if let Some(state) = trial {
                     loaded.aggregate = state;
                     loaded.sequence += appended;
+                    if appended > 0 && loaded.tenant.is_none() {
+                        loaded.tenant = Some(tenant_in(&round.metadata));
+                    }
                     self.cache.put(aggregate_id, loaded);
                 }
             }
@@ -246,9 +267,15 @@ where
                     .collect()
             })
             .collect();
+        // Each part's events in its aggregate's tenant.
+        let part_metadata: Vec<_> = decided
+            .iter()
+            .map(|d| in_tenant(&round.metadata, d.tenant.as_deref()))
+            .collect();
         let metadata: Vec<Vec<&HashMap<String, String>>> = events
             .iter()
-            .map(|e| vec![&round.metadata; e.len()])
+            .zip(&part_metadata)
+            .map(|(e, m)| vec![&**m; e.len()])
             .collect();
         let parts: Vec<JointPart<'_, A>> = decided
             .iter()
@@ -330,6 +357,7 @@ where
                 aggregate: prepared.aggregate,
                 sequence,
                 snapshot_at: 0,
+                tenant: Some(tenant_in(&companion.metadata)),
             },
         );
         count::<A>(1, "accepted");
@@ -380,6 +408,7 @@ where
                 aggregates: turns.len(),
                 companion: companion.clone(),
                 metadata: metadata.clone(),
+                scope: scope_of(context),
                 decided: StdMutex::new(Vec::with_capacity(turns.len())),
                 outcome,
             });

@@ -23,6 +23,8 @@ type Stream<A> = Vec<(<A as Aggregate>::Event, i64)>;
 /// One aggregate type's streams, by aggregate id.
 pub struct MemoryStorage<A: Aggregate> {
     streams: Mutex<HashMap<String, Stream<A>>>,
+    /// Each aggregate's tenant, from its first event's metadata.
+    tenants: Mutex<HashMap<String, String>>,
     head: Positions,
 }
 
@@ -30,6 +32,7 @@ impl<A: Aggregate> MemoryStorage<A> {
     pub fn new(head: Positions) -> Self {
         Self {
             streams: Mutex::new(HashMap::new()),
+            tenants: Mutex::new(HashMap::new()),
             head,
         }
     }
@@ -64,6 +67,18 @@ impl<A: Aggregate> MemoryStorage<A> {
             .sum()
     }
 
+    fn record_tenant(&self, aggregate_id: &str, metadata: Option<&&HashMap<String, String>>) {
+        let tenant = metadata
+            .and_then(|m| m.get(crate::context::TENANT_KEY))
+            .cloned()
+            .unwrap_or_else(|| event_log::DEFAULT_TENANT.to_owned());
+        self.tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(aggregate_id.to_owned())
+            .or_insert(tenant);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -81,9 +96,16 @@ where
         for event in events {
             aggregate.apply(event);
         }
+        let tenant = self
+            .tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(aggregate_id)
+            .cloned();
         Ok(Stored {
             aggregate,
             sequence,
+            tenant,
         })
     }
 
@@ -92,12 +114,15 @@ where
         aggregate_id: &str,
         after: usize,
         events: &[A::Event],
-        _metadata: &[&HashMap<String, String>],
+        metadata: &[&HashMap<String, String>],
     ) -> Result<Appended, CommandError> {
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
         let stream = streams.entry(aggregate_id.to_owned()).or_default();
         if stream.len() != after {
             return Ok(Appended::Conflict);
+        }
+        if !events.is_empty() {
+            self.record_tenant(aggregate_id, metadata.first());
         }
         let mut positions = Vec::with_capacity(events.len());
         for event in events {
@@ -125,6 +150,9 @@ where
                 return Ok(JointAppended::Conflict);
             }
             for part in parts {
+                if !part.events.is_empty() {
+                    self.record_tenant(part.aggregate_id, part.metadata.first());
+                }
                 let stream = streams.entry(part.aggregate_id.to_owned()).or_default();
                 let mut at = Vec::with_capacity(part.events.len());
                 for event in part.events {

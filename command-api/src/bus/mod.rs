@@ -39,6 +39,7 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+use crate::auth::Principal;
 use crate::context::CommandContext;
 use batch::Attempt;
 use cache::{Loaded, StateCache};
@@ -75,6 +76,9 @@ enum Queued<A: Aggregate> {
 struct Pending<A: Aggregate> {
     command: A::Command,
     metadata: HashMap<String, String>,
+    /// The only tenant whose aggregate it may act on (`None`: any, for the
+    /// system's own principals).
+    scope: Option<String>,
     /// Recorded in the same transaction if the command is accepted.
     companion: Option<Arc<dyn Companion>>,
     reply: oneshot::Sender<Result<Committed<A>, CommandError>>,
@@ -167,13 +171,30 @@ where
         Ok(metadata)
     }
 
-    /// The aggregate's current state (a default one if it has no events).
-    pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError> {
-        Ok(self.inner.storage.load(aggregate_id).await?.aggregate)
+    /// The aggregate's current state (a default one if it has no events),
+    /// as `context` may see it: another tenant's is not found (API.md
+    /// "Tenants": its id answers 404, as if it did not exist).
+    pub async fn load(&self, aggregate_id: &str, principal: &Principal) -> Result<A, CommandError> {
+        Ok(self.load_stored(aggregate_id, principal).await?.aggregate)
     }
 
-    /// The aggregate's current state with the sequence it reflects.
-    pub async fn load_stored(&self, aggregate_id: &str) -> Result<Stored<A>, CommandError> {
+    /// [`load`](Self::load) with the sequence it reflects.
+    pub async fn load_stored(
+        &self,
+        aggregate_id: &str,
+        principal: &Principal,
+    ) -> Result<Stored<A>, CommandError> {
+        let stored = self.load_any_tenant(aggregate_id).await?;
+        match &stored.tenant {
+            Some(tenant) if !principal.reaches(tenant) => Err(foreign::<A>()),
+            _ => Ok(stored),
+        }
+    }
+
+    /// The aggregate's state whichever tenant it belongs to: for what
+    /// checks the tenant itself (the terms cache) or follows from an
+    /// aggregate already checked (an order's listings and vendors).
+    pub async fn load_any_tenant(&self, aggregate_id: &str) -> Result<Stored<A>, CommandError> {
         self.inner.storage.load(aggregate_id).await
     }
 
@@ -245,6 +266,7 @@ where
         let pending = Pending {
             command,
             metadata,
+            scope: scope_of(context),
             companion,
             reply,
         };
@@ -252,6 +274,43 @@ where
             .push(vec![(aggregate_id.to_owned(), Queued::Command(pending))]);
         answer.await.unwrap_or(Err(CommandError::Stopped))
     }
+}
+
+/// The answer to a command on another tenant's aggregate: the same as for
+/// one that does not exist, so that ids never leak across tenants.
+fn foreign<A: Aggregate>() -> CommandError {
+    CommandError::Rejected(DomainError::NotFound { what: A::TYPE })
+}
+
+/// The tenant `context` is confined to (`None`: the system, acting in
+/// whichever tenant the aggregate belongs to).
+fn scope_of(context: &CommandContext) -> Option<String> {
+    (!context.principal.any_tenant).then(|| context.principal.tenant.clone())
+}
+
+/// `metadata` as recorded on an aggregate of `tenant`: the tenant is the
+/// aggregate's, whoever acts (a system principal acts in every tenant).
+fn in_tenant<'m>(
+    metadata: &'m HashMap<String, String>,
+    tenant: Option<&str>,
+) -> std::borrow::Cow<'m, HashMap<String, String>> {
+    use crate::context::TENANT_KEY;
+    match tenant {
+        Some(tenant) if metadata.get(TENANT_KEY).map(String::as_str) != Some(tenant) => {
+            let mut owned = metadata.clone();
+            owned.insert(TENANT_KEY.to_owned(), tenant.to_owned());
+            std::borrow::Cow::Owned(owned)
+        }
+        _ => std::borrow::Cow::Borrowed(metadata),
+    }
+}
+
+/// The tenant recorded in `metadata`.
+fn tenant_in(metadata: &HashMap<String, String>) -> String {
+    metadata
+        .get(crate::context::TENANT_KEY)
+        .cloned()
+        .unwrap_or_else(|| event_log::DEFAULT_TENANT.to_owned())
 }
 
 /// Removes the aggregate's queue if its worker unwinds, so that the next

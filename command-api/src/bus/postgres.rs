@@ -79,9 +79,16 @@ where
 {
     async fn load(&self, aggregate_id: &str) -> Result<Stored<A>, CommandError> {
         let context = self.store.load_aggregate(aggregate_id).await?;
+        // An aggregate's tenant never changes: asked once per cold load.
+        let tenant = if context.current_sequence == 0 {
+            None
+        } else {
+            event_log::statements::reads::tenant_of(&self.pool, A::TYPE, aggregate_id).await?
+        };
         Ok(Stored {
             aggregate: context.aggregate,
             sequence: context.current_sequence,
+            tenant,
         })
     }
 

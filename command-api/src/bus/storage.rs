@@ -20,6 +20,8 @@ use super::CommandError;
 pub struct Stored<A> {
     pub aggregate: A,
     pub sequence: usize,
+    /// The tenant its events belong to (`None`: it has none yet).
+    pub tenant: Option<String>,
 }
 
 /// What an append came to.

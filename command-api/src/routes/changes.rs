@@ -126,7 +126,7 @@ async fn line_start(
     line_id: Uuid,
 ) -> Result<DateTime<Utc>, ApiError> {
     context.principal.require(&[Role::Customer, Role::Admin])?;
-    let order = load_order(app, order_id).await?;
+    let order = load_order(app, &context.principal, order_id).await?;
     if context.principal.role == Role::Customer && order.customer_id() != context.principal.subject
     {
         return Err(ApiError::Forbidden(

@@ -83,7 +83,7 @@ async fn order_for_vendor(
 ) -> Result<Order, ApiError> {
     context.principal.require(&[Role::Vendor, Role::Admin])?;
     context.principal.require_vendor_or_admin(vendor_id)?;
-    load_order(app, order_id).await
+    load_order(app, &context.principal, order_id).await
 }
 
 /// Credits the vendor once its part of the order is fulfilled. Runs after
@@ -96,7 +96,10 @@ async fn credit_if_fulfilled(
     vendor_id: Uuid,
     committed: &Committed<Order>,
 ) -> Result<(i64, OrderStatus), ApiError> {
-    let order = app.orders.load(&order_id.to_string()).await?;
+    let order = app
+        .orders
+        .load(&order_id.to_string(), &context.principal)
+        .await?;
     let mut position = committed.position;
     let fulfilled_now = committed.events.iter().any(
         |e| matches!(&e.payload, OrderEvent::VendorPartFulfilled { vendor_id: v, .. } if *v == vendor_id),
@@ -169,7 +172,7 @@ async fn order_for_line(
     line_id: Uuid,
 ) -> Result<(Order, Uuid), ApiError> {
     context.principal.require(&[Role::Vendor, Role::Admin])?;
-    let order = load_order(app, order_id).await?;
+    let order = load_order(app, &context.principal, order_id).await?;
     let vendor_id = order
         .line_vendor(line_id)
         .ok_or_else(|| ApiError::NotFound("line".to_owned()))?;
@@ -185,7 +188,10 @@ pub async fn pick_up(
 ) -> Result<Json<LineChanged>, ApiError> {
     let (_, vendor_id) = order_for_line(&app, &context, order_id, line_id).await?;
     let picked = pick_up_line(&app, &context, order_id, line_id).await?;
-    let order = app.orders.load(&order_id.to_string()).await?;
+    let order = app
+        .orders
+        .load(&order_id.to_string(), &context.principal)
+        .await?;
     let early = picked.early.as_ref();
     Ok(Json(LineChanged {
         order_id,
@@ -241,7 +247,10 @@ pub async fn return_line(
     let mut position = committed.position;
 
     // The line as recorded: on a repeated request the first return stands.
-    let after = app.orders.load(&order_id.to_string()).await?;
+    let after = app
+        .orders
+        .load(&order_id.to_string(), &context.principal)
+        .await?;
     let line = order
         .line(line_id)
         .ok_or_else(|| ApiError::NotFound("line".to_owned()))?;

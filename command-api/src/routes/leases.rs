@@ -99,7 +99,7 @@ pub async fn terminate(
     Ids([order_id, line_id]): Ids<2>,
 ) -> Result<Json<LeaseTerminated>, ApiError> {
     context.principal.require(&[Role::Customer, Role::Admin])?;
-    let order = load_order(&app, order_id).await?;
+    let order = load_order(&app, &context.principal, order_id).await?;
     if context.principal.role == Role::Customer && order.customer_id() != context.principal.subject
     {
         return Err(ApiError::Forbidden(

@@ -145,7 +145,10 @@ pub async fn create(
             .map(|_| Uuid::nil())?,
     };
     let terms = body.terms()?;
-    let vendor = app.vendors.load(&vendor_id.to_string()).await?;
+    let vendor = app
+        .vendors
+        .load(&vendor_id.to_string(), &context.principal)
+        .await?;
     if !vendor.is_registered() {
         return Err(crate::error::invalid("vendor_id", "no such vendor"));
     }
@@ -193,7 +196,10 @@ pub(crate) async fn owned_listing(
     listing_id: Uuid,
 ) -> Result<Listing, ApiError> {
     context.principal.require(&[Role::Vendor, Role::Admin])?;
-    let listing = app.listings.load(&listing_id.to_string()).await?;
+    let listing = app
+        .listings
+        .load(&listing_id.to_string(), &context.principal)
+        .await?;
     let vendor_id = listing
         .vendor_id()
         .ok_or_else(|| ApiError::NotFound("listing".to_owned()))?;
@@ -221,7 +227,10 @@ async fn change_status(
         .listings
         .execute(&listing_id.to_string(), command, &context, name)
         .await?;
-    let listing = app.listings.load(&listing_id.to_string()).await?;
+    let listing = app
+        .listings
+        .load(&listing_id.to_string(), &context.principal)
+        .await?;
     Ok(Json(ListingStatusChanged {
         listing_id,
         status: listing.status(),
@@ -399,7 +408,10 @@ pub async fn change_stock(
     };
     let committed =
         inventory::run(&app, &context, &listing, listing_id, command, "ChangeStock").await?;
-    let inventory = app.inventory.load(&listing_id.to_string()).await?;
+    let inventory = app
+        .inventory
+        .load(&listing_id.to_string(), &context.principal)
+        .await?;
     let (units, stock) = match inventory.capacity() {
         Some(Capacity::Rental { units }) => (Some(*units), None),
         Some(Capacity::Sale { .. }) => (None, inventory.free_stock()),

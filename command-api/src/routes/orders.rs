@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::application::cancel_order::cancel_order;
 use crate::application::place_order::{self, PlaceOrder};
-use crate::auth::Role;
+use crate::auth::{Principal, Role};
 use crate::context::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ids};
@@ -154,8 +154,12 @@ pub async fn place(
 }
 
 /// Loads an order; 404 if it was never placed.
-pub async fn load_order(app: &CommandApp, order_id: Uuid) -> Result<Order, ApiError> {
-    let order = app.orders.load(&order_id.to_string()).await?;
+pub async fn load_order(
+    app: &CommandApp,
+    principal: &Principal,
+    order_id: Uuid,
+) -> Result<Order, ApiError> {
+    let order = app.orders.load(&order_id.to_string(), principal).await?;
     if !order.is_placed() {
         return Err(ApiError::NotFound("order".to_owned()));
     }
@@ -184,7 +188,7 @@ pub async fn cancel(
     ApiJson(body): ApiJson<CancelOrder>,
 ) -> Result<Json<OrderStatusChanged>, ApiError> {
     context.principal.require(&[Role::Customer, Role::Admin])?;
-    let order = load_order(&app, order_id).await?;
+    let order = load_order(&app, &context.principal, order_id).await?;
     if context.principal.role == Role::Customer && order.customer_id() != context.principal.subject
     {
         return Err(ApiError::Forbidden(

@@ -120,7 +120,10 @@ async fn settle_subscription(
             _ => None,
         })
         .unwrap_or_default();
-    let state = app.subscriptions.load(&subscription_id.to_string()).await?;
+    let state = app
+        .subscriptions
+        .load(&subscription_id.to_string(), &context.principal)
+        .await?;
     let status: SubscriptionStatus = state.status();
     Ok(Json(UnappliedSettled {
         payment_id,
@@ -177,7 +180,10 @@ async fn settle(
             _ => None,
         })
         .unwrap_or_default();
-    let order = app.orders.load(&order_id.to_string()).await?;
+    let order = app
+        .orders
+        .load(&order_id.to_string(), &context.principal)
+        .await?;
     Ok(Json(UnappliedSettled {
         payment_id,
         order_id: Some(order_id),

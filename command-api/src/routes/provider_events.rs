@@ -179,14 +179,17 @@ pub async fn handle(
             order_id
         }
     };
-    load_order(app, order_id).await?;
+    load_order(app, &context.principal, order_id).await?;
     let (mut recorded, mut position) = (false, 0);
     for (command, name) in commands {
         let (committed, at) = order_money_command(app, context, order_id, command, name).await?;
         recorded |= !committed.events.is_empty();
         position = position.max(at);
     }
-    let order = app.orders.load(&order_id.to_string()).await?;
+    let order = app
+        .orders
+        .load(&order_id.to_string(), &context.principal)
+        .await?;
     Ok(WebhookReceived::processed(
         order_id,
         order.status(),

@@ -68,7 +68,7 @@ pub async fn refund(
     ApiJson(body): ApiJson<RefundOrder>,
 ) -> Result<(StatusCode, Json<RefundRecorded>), ApiError> {
     context.principal.require(&[Role::Vendor, Role::Admin])?;
-    let order = load_order(&app, order_id).await?;
+    let order = load_order(&app, &context.principal, order_id).await?;
     // A vendor refunds its own lines only.
     let vendor_id = match context.principal.role {
         Role::Vendor => {

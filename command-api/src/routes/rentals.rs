@@ -76,7 +76,10 @@ pub async fn put_schedule(
         return Err(DomainError::invalid_state("schedules apply to rental listings only").into());
     };
     let schedule = Schedule {
-        time_zone: body.time_zone.unwrap_or(app.config.time_zone),
+        time_zone: match body.time_zone {
+            Some(zone) => zone,
+            None => app.tenant_terms(&context.principal).await?.time_zone,
+        },
         weekly: body.weekly,
         exceptions: body.exceptions,
         min_duration: body.min_duration,

@@ -156,7 +156,10 @@ async fn owned(
     subscription_id: Uuid,
 ) -> Result<Subscription, ApiError> {
     principal.require(&[Role::Customer, Role::Admin])?;
-    let state = app.subscriptions.load(&subscription_id.to_string()).await?;
+    let state = app
+        .subscriptions
+        .load(&subscription_id.to_string(), principal)
+        .await?;
     let visible = state.subscription_id().is_some()
         && (principal.role == Role::Admin || state.customer() == principal.subject);
     if visible {
@@ -202,7 +205,10 @@ pub async fn cancel(
         "CancelSubscription",
     )
     .await?;
-    let state = app.subscriptions.load(&subscription_id.to_string()).await?;
+    let state = app
+        .subscriptions
+        .load(&subscription_id.to_string(), &context.principal)
+        .await?;
     Ok(Json(SubscriptionChanged {
         subscription_id,
         status: state.status().as_str().to_owned(),
@@ -235,7 +241,10 @@ pub async fn change_plan(
     ApiJson(body): ApiJson<ChangePlan>,
 ) -> Result<Json<PlanChangedView>, ApiError> {
     owned(&app, &context.principal, subscription_id).await?;
-    let plan = app.plans.load(&body.plan_id.to_string()).await?;
+    let plan = app
+        .plans
+        .load(&body.plan_id.to_string(), &context.principal)
+        .await?;
     let terms = plan
         .terms()
         .cloned()

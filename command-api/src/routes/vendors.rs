@@ -136,26 +136,6 @@ pub struct FeeRateSet {
     position: i64,
 }
 
-/// `"0.08"` as a rate: digits with at most one point, at most 4 places
-/// (the range is the Vendor aggregate's rule).
-fn parse_rate(text: &str) -> Result<Decimal, ApiError> {
-    let shaped = !text.is_empty()
-        && text.len() <= 6
-        && text.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && text.matches('.').count() <= 1
-        && !text.starts_with('.')
-        && !text.ends_with('.');
-    shaped
-        .then(|| text.parse::<Decimal>().ok())
-        .flatten()
-        .ok_or_else(|| {
-            crate::error::invalid(
-                "rate",
-                "must be a decimal string between 0 and 1, such as \"0.08\"",
-            )
-        })
-}
-
 #[utoipa::path(post, path = "/v1/vendors/{vendor_id}/fee-rate", tag = "commands", params(("vendor_id" = Uuid, Path, description = "Vendor id")), request_body = SetFeeRate, responses((status = 200, description = "The vendor's fee rate, for orders placed from now on", body = FeeRateSet)), security(("bearer" = [])))]
 pub async fn set_fee_rate(
     State(app): State<AppState>,
@@ -164,7 +144,7 @@ pub async fn set_fee_rate(
     ApiJson(body): ApiJson<SetFeeRate>,
 ) -> Result<Json<FeeRateSet>, ApiError> {
     context.principal.require(&[Role::Admin])?;
-    let rate = parse_rate(body.rate.trim())?;
+    let rate = crate::routes::parse_rate("rate", body.rate.trim())?;
     let command = VendorCommand::SetFeeRate {
         rate,
         at: app.clock.now(),

@@ -349,7 +349,7 @@ pub async fn payments(
             "the payment intent names no order (metadata.order_id)".to_owned(),
         )));
     };
-    load_order(&app, order_id).await?;
+    load_order(&app, &Principal::payment_provider(), order_id).await?;
     let instalment = match intent.metadata.instalment.as_deref() {
         None => None,
         Some(text) => match text.trim().parse::<u32>() {

@@ -230,3 +230,39 @@ pub async fn vendor_of_payout<'e>(
     .fetch_optional(executor)
     .await
 }
+
+/// Whether aggregate `aggregate_type`/`aggregate_id` has any event: one
+/// primary-key probe (a tenant exists once its `TenantCreated` is stored).
+pub async fn aggregate_exists<'e>(
+    executor: impl PgExecutor<'e>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events
+                         WHERE aggregate_type = $1 AND aggregate_id = $2)",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_one(executor)
+    .await
+}
+
+/// The tenant of aggregate `aggregate_type`/`aggregate_id` (that of its
+/// first event), `None` when it has no events: how the command bus and the
+/// read API keep every tenant to its own aggregates.
+pub async fn tenant_of<'e>(
+    executor: impl PgExecutor<'e>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT tenant FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2
+          ORDER BY sequence LIMIT 1",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_optional(executor)
+    .await
+}

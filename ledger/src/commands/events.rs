@@ -331,6 +331,7 @@ mod tests {
             payload: json!({"total": "470.00", "lines": [{"quantity": 2}], "note": null}),
             metadata: json!({"correlation_id": "req-1"}),
             recorded_at: chrono::DateTime::UNIX_EPOCH,
+            tenant: event_log::DEFAULT_TENANT.into(),
         };
         let cell = |text: &str| Column::parse(text).expect(text).cell(&event, &None, &None);
         assert_eq!(cell("position"), "7");

@@ -46,6 +46,7 @@ fn placed(priced: domain::PricedOrder) -> (EventEnvelope, OrderEvent) {
         payload: serde_json::Value::Null,
         metadata: serde_json::Value::Null,
         recorded_at: at,
+        tenant: event_log::DEFAULT_TENANT.into(),
     };
     (envelope, event)
 }

@@ -51,6 +51,7 @@ fn vendor_event(position: i64) -> EventEnvelope {
         payload: serde_json::Value::Null,
         metadata: serde_json::Value::Null,
         recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+        tenant: event_log::DEFAULT_TENANT.into(),
     }
 }
 

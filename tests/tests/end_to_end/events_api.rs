@@ -659,7 +659,7 @@ async fn order_total(app: &TestApp, order: Uuid) -> String {
     let order = app
         .command_app()
         .orders
-        .load(&order.to_string())
+        .load(&order.to_string(), &command_api::Principal::system("test"))
         .await
         .expect("load the order");
     command_api::routes::money(order.total())

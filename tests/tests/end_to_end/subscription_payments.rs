@@ -145,14 +145,18 @@ async fn invoice(
     id: Uuid,
     n: usize,
 ) -> domain::subscription::SubscriptionInvoice {
-    let state = app.subscriptions.load(&id.to_string()).await.expect("load");
+    let state = app
+        .subscriptions
+        .load(&id.to_string(), &command_api::Principal::system("test"))
+        .await
+        .expect("load");
     let invoice = state.invoices().nth(n - 1).cloned();
     invoice.expect("the invoice")
 }
 
 async fn status(app: &CommandApp, id: Uuid) -> SubscriptionStatus {
     app.subscriptions
-        .load(&id.to_string())
+        .load(&id.to_string(), &command_api::Principal::system("test"))
         .await
         .expect("load")
         .status()
@@ -409,7 +413,7 @@ async fn a_downgrade_credit_is_booked_and_taken_off_the_next_invoice_to_the_cent
     clock.set(t0() + Duration::days(14));
     let terms = app
         .plans
-        .load(&basic.to_string())
+        .load(&basic.to_string(), &command_api::Principal::system("test"))
         .await
         .expect("the plan")
         .terms()

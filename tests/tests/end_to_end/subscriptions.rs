@@ -230,7 +230,11 @@ async fn each_period_is_billed_once_when_it_begins_and_dunning_suspends_an_unpai
     let key = id.to_string();
 
     // Pay the first invoice.
-    let pending = app.subscriptions.load(&key).await.expect("load");
+    let pending = app
+        .subscriptions
+        .load(&key, &command_api::Principal::system("test"))
+        .await
+        .expect("load");
     assert_eq!(pending.status(), SubscriptionStatus::Pending);
     let first = pending.invoices().next().expect("an invoice").invoice_id;
     let context = CommandContext::background(Principal::system("test"), "test");
@@ -265,7 +269,11 @@ async fn each_period_is_billed_once_when_it_begins_and_dunning_suspends_an_unpai
     let failed = Utc.with_ymd_and_hms(2031, 3, 1, 9, 0, 0).unwrap();
     clock.set(failed);
     billing::tick(&app).await.expect("tick");
-    let state = app.subscriptions.load(&key).await.expect("load");
+    let state = app
+        .subscriptions
+        .load(&key, &command_api::Principal::system("test"))
+        .await
+        .expect("load");
     assert_eq!(state.status(), SubscriptionStatus::PastDue);
     for day in [1, 3, 5] {
         clock.set(failed + Duration::days(day));
@@ -277,7 +285,11 @@ async fn each_period_is_billed_once_when_it_begins_and_dunning_suspends_an_unpai
     }
     clock.set(failed + Duration::days(7));
     billing::tick(&app).await.expect("tick");
-    let state = app.subscriptions.load(&key).await.expect("load");
+    let state = app
+        .subscriptions
+        .load(&key, &command_api::Principal::system("test"))
+        .await
+        .expect("load");
     assert_eq!(state.status(), SubscriptionStatus::Suspended);
     let second = state.invoices().nth(1).expect("the second invoice");
     assert_eq!((second.failures, second.retries_requested), (1, 3));
@@ -289,7 +301,11 @@ async fn each_period_is_billed_once_when_it_begins_and_dunning_suspends_an_unpai
     // then the schedule forgets it.
     clock.set(failed + Duration::days(21));
     billing::tick(&app).await.expect("tick");
-    let state = app.subscriptions.load(&key).await.expect("load");
+    let state = app
+        .subscriptions
+        .load(&key, &command_api::Principal::system("test"))
+        .await
+        .expect("load");
     assert_eq!(state.status(), SubscriptionStatus::Cancelled);
     assert_eq!(
         state.invoices().nth(1).map(|i| i.status),

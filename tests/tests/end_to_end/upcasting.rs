@@ -77,7 +77,10 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
     let commands = app.command_app();
     let order = commands
         .orders
-        .load(&by_customer.to_string())
+        .load(
+            &by_customer.to_string(),
+            &command_api::Principal::system("test"),
+        )
         .await
         .unwrap();
     assert_eq!(json!(order.status()), "cancelled");
@@ -87,7 +90,14 @@ async fn cancellations_stored_as_version_1_load_as_version_2_everywhere() {
         Some("changed my mind")
     );
     let hold = order.hold_ids()[0].1;
-    let expired = commands.orders.load(&by_expiry.to_string()).await.unwrap();
+    let expired = commands
+        .orders
+        .load(
+            &by_expiry.to_string(),
+            &command_api::Principal::system("test"),
+        )
+        .await
+        .unwrap();
     assert_eq!(json!(expired.status()), "cancelled");
     assert!(expired.cancelled_by_expiry());
 

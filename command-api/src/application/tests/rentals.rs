@@ -75,7 +75,7 @@ async fn a_line_the_schedule_refuses_is_422_on_its_item_and_nothing_stays_held()
     let inventory = m
         .app
         .inventory
-        .load(&open.to_string())
+        .load(&open.to_string(), &crate::Principal::system("test"))
         .await
         .expect("inventory");
     assert!(inventory.holds().all(|h| h.status == HoldStatus::Released));
@@ -187,7 +187,7 @@ async fn a_line_not_returned_by_its_end_is_marked_overdue_by_the_sweeper_and_kee
     let inventory = m
         .app
         .inventory
-        .load(&listing.to_string())
+        .load(&listing.to_string(), &crate::Principal::system("test"))
         .await
         .expect("inventory");
     assert!(inventory.hold(line.hold_id).expect("hold").overdue);

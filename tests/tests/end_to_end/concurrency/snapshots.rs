@@ -122,14 +122,14 @@ async fn an_inventory_loaded_from_its_snapshot_equals_a_full_replay() {
     let from_snapshot = app
         .command_app()
         .inventory
-        .load(&id)
+        .load(&id, &command_api::Principal::system("test"))
         .await
         .expect("load from the snapshot");
     let replayed = command_api::bus::CommandBus::<domain::Inventory>::new(
         app.pool.clone(),
         ledger_nats::CommitNotifier::new(),
     )
-    .load(&id)
+    .load(&id, &command_api::Principal::system("test"))
     .await
     .expect("replay every event");
     assert_eq!(
