@@ -19,6 +19,17 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// `tenant` column from it).
 pub const TENANT_KEY: &str = "tenant";
 
+/// The data subject whose key seals a person's personal data: the person's
+/// subject within its tenant (the same `sub` in two tenants is two people;
+/// the default tenant's subjects are named as before tenants).
+pub fn data_subject(tenant: &str, subject: &str) -> String {
+    if tenant == ledger_http::DEFAULT_TENANT {
+        subject.to_owned()
+    } else {
+        format!("{tenant}/{subject}")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct CommandContext {
     pub principal: Principal,

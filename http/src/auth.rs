@@ -160,6 +160,9 @@ impl Principal {
     }
 }
 
+/// The routes of the platform admin (API.md "Tenants").
+const TENANT_ROUTES: &str = "/v1/tenants";
+
 /// The tenant of every token without a `tenant` claim.
 pub const DEFAULT_TENANT: &str = "default";
 
@@ -346,6 +349,14 @@ pub async fn require_bearer(
         return ApiError::Unauthorized("missing bearer token".into()).into_response();
     };
     match auth.authenticate(token).await {
+        // A platform admin acts in no tenant: it manages the tenants and
+        // is refused everything else.
+        Ok(principal)
+            if principal.role == Role::PlatformAdmin
+                && !request.uri().path().starts_with(TENANT_ROUTES) =>
+        {
+            ApiError::Forbidden("a platform_admin may only manage tenants".into()).into_response()
+        }
         Ok(principal) => {
             let span = tracing::Span::current();
             span.record("principal", principal.subject.as_str());

@@ -165,7 +165,8 @@ where
         let mut metadata = context.metadata(command_name);
         let principal = &context.principal;
         if let (Some(keyring), true) = (&self.inner.personal, principal.identifies_person()) {
-            let sealed = keyring.seal(&principal.subject, &principal.subject).await?;
+            let subject = crate::context::data_subject(&principal.tenant, &principal.subject);
+            let sealed = keyring.seal(&subject, &principal.subject).await?;
             metadata.insert("principal".to_owned(), sealed.into());
         }
         Ok(metadata)

@@ -35,11 +35,15 @@ struct Endpoint {
     vendor_id: Option<Uuid>,
     event_types: Vec<String>,
     created_at: DateTime<Utc>,
+    tenant: String,
 }
 
 impl Endpoint {
+    /// Only its own tenant's events, of the types it asked for, recorded
+    /// since it was registered.
     fn wants(&self, event: &EventEnvelope) -> bool {
-        event.recorded_at >= self.created_at
+        event.tenant == self.tenant
+            && event.recorded_at >= self.created_at
             && self
                 .event_types
                 .iter()
@@ -86,19 +90,20 @@ impl Consumer for Fanout {
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let endpoints: Vec<Endpoint> =
-                sqlx::query_as::<_, (Uuid, Option<Uuid>, Vec<String>, DateTime<Utc>)>(
-                    "SELECT endpoint_id, vendor_id, event_types, created_at
+                sqlx::query_as::<_, (Uuid, Option<Uuid>, Vec<String>, DateTime<Utc>, String)>(
+                    "SELECT endpoint_id, vendor_id, event_types, created_at, tenant
                    FROM webhook_endpoints WHERE deleted_at IS NULL",
                 )
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
                 .map(
-                    |(endpoint_id, vendor_id, event_types, created_at)| Endpoint {
+                    |(endpoint_id, vendor_id, event_types, created_at, tenant)| Endpoint {
                         endpoint_id,
                         vendor_id,
                         event_types,
                         created_at,
+                        tenant,
                     },
                 )
                 .collect();
@@ -210,5 +215,6 @@ fn envelope(event: &EventEnvelope, payload: &Value) -> Value {
         "event_version": event.event_version,
         "payload": payload,
         "recorded_at": event.recorded_at,
+        "tenant": event.tenant,
     })
 }

@@ -132,10 +132,13 @@ fn new_secret() -> String {
 /// The endpoint's owner (`None`: an admin's), when `principal` may manage it.
 async fn managed(app: &AppState, principal: &Principal, endpoint_id: Uuid) -> Result<(), ApiError> {
     principal.require(&[Role::Vendor, Role::Admin])?;
+    // Another tenant's endpoint is as unknown as a missing one.
     let owner: Option<Option<Uuid>> = sqlx::query_scalar(
-        "SELECT vendor_id FROM webhook_endpoints WHERE endpoint_id = $1 AND deleted_at IS NULL",
+        "SELECT vendor_id FROM webhook_endpoints
+          WHERE endpoint_id = $1 AND deleted_at IS NULL AND tenant = $2",
     )
     .bind(endpoint_id)
+    .bind(&principal.tenant)
     .fetch_optional(&app.pool)
     .await?;
     let Some(owner) = owner else {
@@ -185,8 +188,9 @@ pub async fn create(
     let endpoint_id = Uuid::now_v7();
     let secret = new_secret();
     sqlx::query(
-        "INSERT INTO webhook_endpoints (endpoint_id, vendor_id, url, event_types, secret, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO webhook_endpoints
+            (endpoint_id, vendor_id, url, event_types, secret, created_at, tenant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(endpoint_id)
     .bind(vendor_id)
@@ -194,6 +198,7 @@ pub async fn create(
     .bind(&event_types)
     .bind(&secret)
     .bind(app.clock.now())
+    .bind(&principal.tenant)
     .execute(&app.pool)
     .await?;
     Ok((
@@ -220,12 +225,14 @@ pub async fn list(
         "SELECT endpoint_id, vendor_id, url, event_types, created_at FROM webhook_endpoints
           WHERE deleted_at IS NULL AND ($1 OR vendor_id = $2)
             AND ($3::uuid IS NULL OR endpoint_id > $3)
+            AND tenant = $5
           ORDER BY endpoint_id LIMIT $4",
     )
     .bind(all)
     .bind(principal.vendor_id)
     .bind(cursor)
     .bind(limit + 1)
+    .bind(&principal.tenant)
     .fetch_all(&app.pool)
     .await?;
     let more = rows.len() as i64 > limit;

@@ -100,7 +100,10 @@ pub async fn refund(
     let reason = match domain::check_refund_reason(&body.reason) {
         Ok(clear) => app
             .personal
-            .seal(order.customer_id(), &clear)
+            .seal(
+                &crate::context::data_subject(&context.principal.tenant, order.customer_id()),
+                &clear,
+            )
             .await
             .map_err(crate::bus::CommandError::from)?,
         Err(_) => domain::PersonalText::from(body.reason),

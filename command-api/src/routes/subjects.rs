@@ -55,12 +55,43 @@ pub async fn erase(
         // No key is ever made for such a subject.
         return Err(ApiError::NotFound("data subject".to_owned()));
     }
-    let erasure = app
+    // A person is a subject of the admin's tenant; a vendor is named by its
+    // id, and another tenant's vendor is not found (API.md "Tenants").
+    let person = crate::context::data_subject(&context.principal.tenant, &subject);
+    let vendor = match subject.parse::<uuid::Uuid>() {
+        Ok(id) => app
+            .vendors
+            .load_stored(&id.to_string(), &context.principal)
+            .await
+            .ok()
+            .filter(|stored| stored.sequence > 0)
+            .map(|_| id.to_string()),
+        Err(_) => None,
+    };
+    let now = app.clock.now();
+    let mut erasure = app
         .personal
-        .erase(&subject, app.clock.now())
+        .erase(&person, now)
         .await
-        .map_err(CommandError::from)?
-        .ok_or_else(|| ApiError::NotFound("data subject".to_owned()))?;
+        .map_err(CommandError::from)?;
+    if let Some(vendor) = vendor.filter(|v| *v != person) {
+        let erased = app
+            .personal
+            .erase(&vendor, now)
+            .await
+            .map_err(CommandError::from)?;
+        erasure = match (erasure, erased) {
+            (Some(mut a), Some(b)) => {
+                a.keys_destroyed += b.keys_destroyed;
+                a.subject = b.subject;
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
+    }
+    let mut erasure = erasure.ok_or_else(|| ApiError::NotFound("data subject".to_owned()))?;
+    // Answered as the admin named it.
+    erasure.subject = subject;
     tracing::info!(
         keys_destroyed = erasure.keys_destroyed,
         "data subject erased"

@@ -4,7 +4,14 @@
 //! principal: no token, an expired token, a token signed with another secret,
 //! an `alg: none` token, the owning customer and another customer, the vendor
 //! that owns the resources and another vendor, an admin, an analyst and an
-//! auditor.
+//! auditor; and its tenant axis (API.md "Tenants"): the resources live in
+//! the default tenant (tokens without a claim, and an admin claiming it
+//! explicitly), and the same principals of another tenant (the same
+//! subjects and vendor id, claimed in tenant `other`) are answered as if
+//! the resources did not exist: 404 where a route names one of them (403
+//! where the role is refused anyway), never a 2xx. A platform admin is
+//! refused everything but the tenant routes; a token of a tenant that was
+//! never created is 403, one with a malformed tenant 401.
 //!
 //! Each row of `routes()` is one route with the `who` column of API.md
 //! written out as the set of principals it allows. Expected: 401 for every
@@ -22,6 +29,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use command_api::Role;
 use ledger_tests::scenario::TwoVendors;
 use ledger_tests::tokens::{admin_claims, signed, unix_now, unsigned};
 use ledger_tests::Marketplace;
@@ -47,14 +55,31 @@ enum Who {
     Admin,
     Analyst,
     Auditor,
+    /// The admin, with the default tenant claimed explicitly.
+    OwnClaim,
+    /// The principals of tenant `other`: `customer-a`, vendor A's id, an
+    /// admin, an analyst and an auditor (same subjects, another tenant).
+    TenantCustomer,
+    TenantVendor,
+    TenantAdmin,
+    TenantAnalyst,
+    TenantAuditor,
+    PlatformAdmin,
+    /// An admin of a tenant that was never created.
+    UnknownTenant,
+    /// An admin whose `tenant` claim is no slug.
+    MalformedTenant,
 }
 
 use Who::*;
 
+/// The tenant the `Tenant*` principals act in.
+const OTHER_TENANT: &str = "other";
+
 #[path = "authorization_matrix_subscriptions.rs"]
 mod subscriptions;
 
-const EVERYONE: [Who; 11] = [
+const EVERYONE: [Who; 20] = [
     NoToken,
     Expired,
     BadSignature,
@@ -66,6 +91,15 @@ const EVERYONE: [Who; 11] = [
     Admin,
     Analyst,
     Auditor,
+    OwnClaim,
+    TenantCustomer,
+    TenantVendor,
+    TenantAdmin,
+    TenantAnalyst,
+    TenantAuditor,
+    PlatformAdmin,
+    UnknownTenant,
+    MalformedTenant,
 ];
 
 /// Every valid principal ("any" in API.md).
@@ -93,11 +127,36 @@ impl Who {
             Admin => "admn",
             Analyst => "anlt",
             Auditor => "audt",
+            OwnClaim => "adm=",
+            TenantCustomer => "tcus",
+            TenantVendor => "tvnd",
+            TenantAdmin => "tadm",
+            TenantAnalyst => "tanl",
+            TenantAuditor => "taud",
+            PlatformAdmin => "plat",
+            UnknownTenant => "t???",
+            MalformedTenant => "t!!!",
         }
     }
 
     fn bad_token(self) -> bool {
-        matches!(self, NoToken | Expired | BadSignature | AlgNone)
+        matches!(
+            self,
+            NoToken | Expired | BadSignature | AlgNone | MalformedTenant
+        )
+    }
+
+    /// The principal of the resources' own tenant that this one mirrors
+    /// (same role and subject).
+    fn twin(self) -> Option<Who> {
+        match self {
+            OwnClaim | TenantAdmin => Some(Admin),
+            TenantCustomer => Some(Customer),
+            TenantVendor => Some(Vendor),
+            TenantAnalyst => Some(Analyst),
+            TenantAuditor => Some(Auditor),
+            _ => None,
+        }
     }
 }
 
@@ -149,6 +208,14 @@ impl World {
         let w = Marketplace::new(&app)
             .with_two_vendors_and_a_paid_order(1)
             .await;
+        // The tenant of the `Tenant*` principals, with nothing in it.
+        app.create_tenant(OTHER_TENANT).await;
+        let subscriptions_ready = subscriptions::Resources::new(&app, w.order, w.vendor_a).await;
+        // What the payment sets off (holds confirmed, invoices issued) is
+        // recorded before the refusals, which must record nothing, are asked.
+        ledger_tests::pipeline::settle(&app, Duration::from_secs(30))
+            .await
+            .expect("the policies settle");
         let (vendor_a, rental_a) = (w.vendor_a, w.rental_a);
         let registered = app
             .post(
@@ -163,7 +230,7 @@ impl World {
             "{:?}",
             registered.body
         );
-        let subscriptions = subscriptions::Resources::new(&app, w.order, vendor_a).await;
+        let subscriptions = subscriptions_ready;
         let world = World {
             endpoint: registered.uuid("endpoint_id"),
             app,
@@ -240,6 +307,32 @@ impl World {
         };
         use Access::{Public, Signature, Token};
         const OWNER_OR_ADMIN: &[Who] = &[Vendor, Admin];
+
+        // --- Tenants ------------------------------------------------------
+        add(
+            Method::POST,
+            "POST /v1/tenants",
+            "/v1/tenants".into(),
+            Some(json!({"slug": "matrix-made", "name": "Matrix", "currency": "EUR"})),
+            Token(&[PlatformAdmin]),
+        );
+        add(
+            Method::GET,
+            "GET /v1/tenants/{slug}",
+            format!("/v1/tenants/{OTHER_TENANT}"),
+            None,
+            Access::Hiding {
+                allowed: &[PlatformAdmin, TenantAdmin],
+                hidden: &[Admin],
+            },
+        );
+        add(
+            Method::PATCH,
+            "PATCH /v1/tenants/{slug}",
+            format!("/v1/tenants/{OTHER_TENANT}"),
+            Some(json!({"tax_rate": "0.05"})),
+            Token(&[PlatformAdmin]),
+        );
 
         // --- Commands -----------------------------------------------------
         add(
@@ -668,6 +761,24 @@ impl World {
             Admin => Some(app.admin()),
             Analyst => Some(app.analyst()),
             Auditor => Some(app.auditor()),
+            OwnClaim => Some(app.token_in("default", Role::Admin, "admin-1", None)),
+            TenantCustomer => Some(app.token_in(OTHER_TENANT, Role::Customer, "customer-a", None)),
+            TenantVendor => Some(app.token_in(
+                OTHER_TENANT,
+                Role::Vendor,
+                &format!("vendor-user-{}", self.marketplace.vendor_a),
+                Some(self.marketplace.vendor_a),
+            )),
+            TenantAdmin => Some(app.token_in(OTHER_TENANT, Role::Admin, "admin-1", None)),
+            TenantAnalyst => Some(app.token_in(OTHER_TENANT, Role::Analyst, "analyst-1", None)),
+            TenantAuditor => Some(app.token_in(OTHER_TENANT, Role::Auditor, "auditor-1", None)),
+            PlatformAdmin => Some(app.platform_admin()),
+            UnknownTenant => Some(app.token_in("never-created", Role::Admin, "admin-1", None)),
+            MalformedTenant => Some(signed(
+                &json!({"sub": "admin-1", "role": "admin", "tenant": "Not A Slug",
+                        "exp": now + 3600}),
+                JWT_SECRET,
+            )),
         }
     }
 
@@ -709,10 +820,71 @@ enum Expect {
     Open,
     /// Exactly this status.
     Exactly(StatusCode),
+    /// A command of another tenant naming this tenant's resources in its
+    /// body: refused as if they did not exist (404 or 422), never done.
+    Unknown,
+}
+
+/// Whether the route's path names a resource of the world (an id, a data
+/// subject): another tenant must find none of them.
+fn names_a_resource(route: &Route) -> bool {
+    let path = route.path.split('?').next().unwrap_or_default();
+    path.starts_with("/v1/subjects/")
+        || path
+            .split('/')
+            .any(|segment| uuid::Uuid::parse_str(segment.trim_end_matches(".pdf")).is_ok())
+}
+
+/// Whether the route's body names a resource of the world.
+fn body_names_a_resource(route: &Route) -> bool {
+    fn any_id(value: &Value) -> bool {
+        match value {
+            Value::String(text) => uuid::Uuid::parse_str(text).is_ok(),
+            Value::Array(items) => items.iter().any(any_id),
+            Value::Object(fields) => fields.values().any(any_id),
+            _ => false,
+        }
+    }
+    route.body.as_ref().is_some_and(any_id)
 }
 
 impl Expect {
-    fn of(method: &Method, access: Access, who: Who) -> Expect {
+    /// The cell of `who` on `route`, with the tenant axis: a principal
+    /// listed by the route is judged as itself; one of another tenant as
+    /// its twin of the resources' tenant, except that what names the
+    /// resources is not found.
+    fn of(route: &Route, who: Who) -> Expect {
+        let listed = match route.access {
+            Access::Token(allowed) | Access::Hiding { allowed, .. } => allowed.contains(&who),
+            _ => false,
+        };
+        if who == UnknownTenant {
+            return match route.access {
+                Access::Token(_) | Access::Hiding { .. } => Expect::Forbidden,
+                Access::Public { .. } => Expect::Open,
+                Access::Signature => Expect::Exactly(StatusCode::BAD_REQUEST),
+            };
+        }
+        match who.twin() {
+            Some(twin) if !listed => {
+                let own = Expect::of(route, twin);
+                let foreign = who != OwnClaim;
+                match own {
+                    Expect::Allowed | Expect::Success | Expect::Exactly(StatusCode::NOT_FOUND)
+                        if foreign && names_a_resource(route) =>
+                    {
+                        Expect::Exactly(StatusCode::NOT_FOUND)
+                    }
+                    Expect::Allowed if foreign && body_names_a_resource(route) => Expect::Unknown,
+                    other => other,
+                }
+            }
+            _ => Expect::of_role(&route.method, route.access, who),
+        }
+    }
+
+    /// The cell as the route's `who` column says, for one tenant.
+    fn of_role(method: &Method, access: Access, who: Who) -> Expect {
         match access {
             Access::Token(_) if who.bad_token() => Expect::Unauthorized,
             Access::Token(allowed) if allowed.contains(&who) => {
@@ -727,7 +899,7 @@ impl Expect {
             Access::Hiding { hidden, .. } if hidden.contains(&who) => {
                 Expect::Exactly(StatusCode::NOT_FOUND)
             }
-            Access::Hiding { allowed, .. } => Expect::of(method, Access::Token(allowed), who),
+            Access::Hiding { allowed, .. } => Expect::of_role(method, Access::Token(allowed), who),
             Access::Public { .. } => Expect::Open,
             Access::Signature => Expect::Exactly(StatusCode::BAD_REQUEST),
         }
@@ -746,11 +918,22 @@ impl Expect {
             Expect::Success => status.is_success(),
             Expect::Open => status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
             Expect::Exactly(expected) => status == expected,
+            Expect::Unknown => {
+                status == StatusCode::NOT_FOUND || status == StatusCode::UNPROCESSABLE_ENTITY
+            }
         }
     }
 
+    /// Cells that must change nothing: checked first, on untouched
+    /// resources, and the log must not grow while they are asked.
     fn refuses(self) -> bool {
-        matches!(self, Expect::Unauthorized | Expect::Forbidden)
+        matches!(
+            self,
+            Expect::Unauthorized
+                | Expect::Forbidden
+                | Expect::Unknown
+                | Expect::Exactly(StatusCode::NOT_FOUND)
+        )
     }
 }
 
@@ -775,13 +958,22 @@ async fn every_route_answers_every_principal_as_api_md_says() {
     let mut cells: BTreeMap<(usize, Who), (Expect, StatusCode)> = BTreeMap::new();
     // Refusals first, on untouched resources; then what is allowed, in the
     // table's order (which keeps the order alive for its fulfilment).
+    let recorded_before = world.app.event_count().await;
     for refusals in [true, false] {
+        if !refusals {
+            // No refusal, in any tenant, recorded anything.
+            assert_eq!(
+                world.app.event_count().await,
+                recorded_before,
+                "the refused requests recorded events"
+            );
+        }
         for (index, route) in routes.iter().enumerate() {
             if skipped.contains(&route.label) {
                 continue;
             }
             for who in EVERYONE {
-                let expect = Expect::of(&route.method, route.access, who);
+                let expect = Expect::of(route, who);
                 if expect.refuses() != refusals {
                     continue;
                 }
