@@ -189,7 +189,9 @@ pub async fn rate_limit(State(limiter): State<Limiter>, request: Request, next: 
                 .or_else(|| v.strip_prefix("bearer "))
         });
     if let Some(principal) = token.and_then(|t| limiter.authenticator.verify(t.trim()).ok()) {
-        if let Err(wait) = limiter.per_principal.check(&principal.subject) {
+        // The same subject in two tenants is two principals.
+        let key = format!("{}/{}", principal.tenant, principal.subject);
+        if let Err(wait) = limiter.per_principal.check(&key) {
             return too_many(wait, "principal");
         }
     }

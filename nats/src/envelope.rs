@@ -18,6 +18,9 @@ pub use event_log::StoredEvent as EventEnvelope;
 pub const POSITION_HEADER: &str = "Ledger-Position";
 /// Header with the event's type.
 pub const EVENT_TYPE_HEADER: &str = "Ledger-Event-Type";
+/// Header with the event's tenant (API.md "Tenants"), so that a subscriber
+/// can route or filter without reading the body.
+pub const TENANT_HEADER: &str = "Ledger-Tenant";
 
 /// An event as the relay publishes it: the body is the stored event's
 /// JSON, built from the verbatim form ([`RawEvent`]: the payload and
@@ -28,6 +31,7 @@ pub struct Outgoing {
     pub aggregate_id: String,
     pub sequence: i64,
     pub event_type: String,
+    pub tenant: String,
     pub body: Vec<u8>,
 }
 
@@ -40,6 +44,7 @@ impl Outgoing {
             aggregate_id: event.aggregate_id,
             sequence: event.sequence,
             event_type: event.event_type,
+            tenant: event.tenant,
             body,
         })
     }
@@ -49,13 +54,14 @@ impl Outgoing {
     }
 
     /// Headers of the message: its id (for JetStream's duplicate window),
-    /// type and position.
+    /// type, position and tenant.
     pub fn headers(&self) -> HeaderMap {
         let id = message_id(&self.aggregate_type, &self.aggregate_id, self.sequence);
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id.as_str());
         headers.insert(EVENT_TYPE_HEADER, self.event_type.as_str());
         headers.insert(POSITION_HEADER, self.position.to_string().as_str());
+        headers.insert(TENANT_HEADER, self.tenant.as_str());
         headers
     }
 }
@@ -125,6 +131,10 @@ mod tests {
             Some("HoldConfirmed")
         );
         assert_eq!(headers.get(POSITION_HEADER).map(|v| v.as_str()), Some("9"));
+        assert_eq!(
+            headers.get(TENANT_HEADER).map(|v| v.as_str()),
+            Some(event_log::DEFAULT_TENANT)
+        );
         let carried = EventEnvelope::decode(&outgoing.body).expect("decodes");
         assert_eq!(carried.position, 9);
         assert_eq!(carried.body()["hold_id"], "h");

@@ -199,6 +199,9 @@ pub async fn get(
         principal.require(&[Role::PlatformAdmin, Role::Admin])?;
         return Err(DomainError::not_found("tenant").into());
     }
+    if !ledger_http::is_tenant_slug(&slug) {
+        return Err(DomainError::not_found("tenant").into());
+    }
     let tenant = app
         .tenants
         .load_any_tenant(&slug)
@@ -218,6 +221,10 @@ pub async fn change(
     Path(slug): Path<String>,
     ApiJson(body): ApiJson<ChangeTenant>,
 ) -> Result<Json<TenantView>, ApiError> {
+    if !ledger_http::is_tenant_slug(&slug) {
+        context.principal.require(&[Role::PlatformAdmin])?;
+        return Err(DomainError::not_found("tenant").into());
+    }
     let context = managing(context, &slug)?;
     let settings = settings(
         body.currency,

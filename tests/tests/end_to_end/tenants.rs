@@ -50,7 +50,11 @@ impl Shop {
             assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
             let id = created.uuid("listing_id");
             let published = app
-                .post(&format!("/v1/listings/{id}/publish"), &vendor_token, json!({}))
+                .post(
+                    &format!("/v1/listings/{id}/publish"),
+                    &vendor_token,
+                    json!({}),
+                )
                 .await;
             assert_eq!(published.status, StatusCode::OK, "{}", published.body);
             listings.push(id);
@@ -198,10 +202,19 @@ async fn only_a_platform_admin_creates_tenants_and_bad_requests_record_nothing()
     }
     let before = app.event_count().await;
     let bad: Vec<(Value, &str)> = vec![
-        (json!({"slug": "Bad Slug", "name": "x", "currency": "SEK"}), "slug"),
-        (json!({"slug": "-x", "name": "x", "currency": "SEK"}), "slug"),
+        (
+            json!({"slug": "Bad Slug", "name": "x", "currency": "SEK"}),
+            "slug",
+        ),
+        (
+            json!({"slug": "-x", "name": "x", "currency": "SEK"}),
+            "slug",
+        ),
         (json!({"slug": "x", "name": "", "currency": "SEK"}), "name"),
-        (json!({"slug": "x", "name": "x", "currency": "sek"}), "currency"),
+        (
+            json!({"slug": "x", "name": "x", "currency": "sek"}),
+            "currency",
+        ),
         (
             json!({"slug": "x", "name": "x", "currency": "SEK", "tax_rate": "1.5"}),
             "tax_rate",
