@@ -186,6 +186,7 @@ impl Modify for Conventions {
                 (HttpMethod::Post, item.post.as_mut()),
                 (HttpMethod::Put, item.put.as_mut()),
                 (HttpMethod::Delete, item.delete.as_mut()),
+                (HttpMethod::Patch, item.patch.as_mut()),
             ];
             for (method, op) in ops {
                 let Some(op) = op else { continue };
@@ -207,7 +208,7 @@ impl Modify for Conventions {
                 }
                 if matches!(
                     method,
-                    HttpMethod::Post | HttpMethod::Put | HttpMethod::Delete
+                    HttpMethod::Post | HttpMethod::Put | HttpMethod::Delete | HttpMethod::Patch
                 ) {
                     codes.push((400, "Malformed JSON, parameters or signature"));
                     codes.push((
