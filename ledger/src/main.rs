@@ -135,9 +135,13 @@ struct MigrateArgs {
 
 #[derive(clap::Args)]
 struct TokenArgs {
-    /// customer, vendor, admin, analyst or auditor.
+    /// customer, vendor, admin, analyst, auditor or platform_admin.
     #[arg(long)]
     role: Role,
+    /// The tenant's slug (absent: the default tenant; a platform_admin
+    /// token has none).
+    #[arg(long)]
+    tenant: Option<String>,
     /// The token's subject.
     #[arg(long)]
     sub: String,
@@ -371,8 +375,26 @@ fn token(args: TokenArgs) -> Result<(), LedgerError> {
             "a vendor token needs --vendor-id".into(),
         ));
     }
+    if let Some(tenant) = &args.tenant {
+        if !ledger_http::is_tenant_slug(tenant) {
+            return Err(LedgerError::Config(format!(
+                "--tenant `{tenant}` is not a tenant slug (a-z, 0-9, '-')"
+            )));
+        }
+        if args.role == Role::PlatformAdmin {
+            return Err(LedgerError::Config(
+                "a platform_admin token carries no tenant".into(),
+            ));
+        }
+    }
     let token = Authenticator::new(&args.jwt_secret)
-        .issue(&args.sub, args.role, args.vendor_id, args.ttl)
+        .issue_in(
+            args.tenant.as_deref(),
+            &args.sub,
+            args.role,
+            args.vendor_id,
+            args.ttl,
+        )
         .map_err(|e| LedgerError::Config(e.to_string()))?;
     println!("{token}");
     Ok(())
