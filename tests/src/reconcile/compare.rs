@@ -331,12 +331,13 @@ pub(super) fn check_conservation(expected: &Expected, observed: &Observed, r: &m
     };
     let m = &expected.money;
     r.same(
-        "conservation: captured + instalments paid + unapplied + late fees paid − refunds (incl. deposits) − disputes lost = payables + frozen − receivables + paid out + fees + tax + deposits held + unallocated + unapplied − instalments written off by the platform",
+        "conservation: captured + instalments paid + unapplied + late fees paid + subscription cash − refunds (incl. deposits) − disputes lost = payables + frozen − receivables + paid out + fees + tax + deposits held + unallocated + unapplied − instalments written off by the platform + subscription revenue and credits − their receivable and write-offs",
         "all money",
         expected.captured
             + expected.instalments_paid()
             + m.unapplied_in
             + expected.rentals.late_fees_paid_cash
+            + expected.subscription_cash_in()
             - m.unapplied_refunded
             - expected.refunds
             - m.partial_refunds
@@ -353,12 +354,16 @@ pub(super) fn check_conservation(expected: &Expected, observed: &Observed, r: &m
             + by_prefix("vendor_frozen:")
             + by_prefix("vendor_receivable:")
             + owed(super::rentals::CUSTOMER_RECEIVABLE)
-            + owed(super::leases::INSTALMENT_WRITE_OFFS),
+            + owed(super::leases::INSTALMENT_WRITE_OFFS)
+            + owed(super::SUBSCRIPTION_REVENUE)
+            + owed(super::SUBSCRIPTION_CREDITS)
+            + owed(super::SUBSCRIPTION_RECEIVABLE)
+            + owed(super::SUBSCRIPTION_WRITE_OFFS),
     );
     r.same(
-        "conservation: no customer funds left unallocated once settled",
+        "conservation: no customer funds left unallocated once settled, but subscription payments that paid no invoice",
         CUSTOMER_FUNDS,
-        Decimal::ZERO,
+        expected.subscription_unapplied_held(),
         unallocated,
     );
     r.same(

@@ -151,6 +151,8 @@ pub struct Expected {
     pub(super) rentals: super::rentals::RentalPaths,
     /// Instalments of leases (`leases`).
     pub(super) leases: super::leases::LeasePaths,
+    /// Subscription invoices, payments and credits (`subscriptions`).
+    pub(super) subscriptions: super::subscriptions::SubscriptionPaths,
 }
 
 pub(super) fn inner<'a>(event_type: &str, payload: &'a Value) -> &'a Value {
@@ -681,6 +683,7 @@ impl Expected {
                 "Listing" | "Inventory" => {
                     expected.apply_listing(id, &aggregate_type, &event_type, payload, recorded_at)
                 }
+                "Subscription" => expected.apply_subscription(position, &event_type, payload)?,
                 _ => {}
             }
         }
@@ -835,6 +838,7 @@ impl Expected {
         self.money_balances(&mut b);
         self.rental_balances(&mut b);
         self.lease_balances(&mut b);
+        self.subscription_balances(&mut b);
         b
     }
 

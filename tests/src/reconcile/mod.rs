@@ -26,6 +26,7 @@ mod leases;
 mod observe;
 mod rentals;
 mod reversals;
+mod subscriptions;
 
 pub use compare::{check, compare};
 pub use expected::{cents, Expected};
@@ -33,6 +34,9 @@ pub use leases::INSTALMENT_WRITE_OFFS;
 pub use observe::observe;
 pub use rentals::CUSTOMER_RECEIVABLE;
 pub use reversals::{vendor_frozen, vendor_receivable, DISPUTED, UNAPPLIED, VENDOR_REVERSALS};
+pub use subscriptions::{
+    SUBSCRIPTION_CREDITS, SUBSCRIPTION_RECEIVABLE, SUBSCRIPTION_REVENUE, SUBSCRIPTION_WRITE_OFFS,
+};
 
 /// The analytics window of the checks: wide enough for every order placed
 /// now and every rental the tests book (in 2030).

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use ledger_tests::pipeline::settle;
+use ledger_tests::reconcile;
 use ledger_tests::webhooks::{FAILED, SUCCEEDED};
 use ledger_tests::TestApp;
 use projectors::rebuild::{differences, rebuild_into};
@@ -286,5 +287,35 @@ async fn subscriptions_are_read_by_their_customer_and_admins_with_their_invoices
             .expect("compare");
         assert_eq!(differing, 0, "{table} differs from a fresh rebuild");
     }
+
+    // Every subscription's money (invoices, the payment that did not pay,
+    // the upgrade's proration written off) is as the log says, to the cent.
+    let observed = reconcile::observe(&app).await.expect("observe the ledger");
+    let found = reconcile::check(&app.pool, &observed)
+        .await
+        .expect("read the log");
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert!(found.is_empty(), "{}", lines.join("\n"));
+
+    // And the checker is not blind to them: a cent moved from one
+    // subscription account to another is caught.
+    let moved = "UPDATE ledger_accounts SET debit = debit + 0.01
+                  WHERE account = 'subscription_receivable'";
+    sqlx::query(moved)
+        .execute(&app.pool)
+        .await
+        .expect("plant a cent");
+    let found = reconcile::check(
+        &app.pool,
+        &reconcile::observe(&app).await.expect("observe the ledger"),
+    )
+    .await
+    .expect("read the log");
+    assert!(
+        found
+            .iter()
+            .any(|d| d.subject.contains("subscription_receivable")),
+        "a planted cent is reported: {found:?}"
+    );
     app.stop().await;
 }
