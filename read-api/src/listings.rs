@@ -163,6 +163,7 @@ pub async fn search(
     min: MinPosition,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Page<ListingView>>), ApiError> {
+    crate::in_a_tenant(&principal)?;
     let limit = page::limit(params.limit)?;
     let cursor = page::cursor(params.cursor.as_deref())?;
     let quantity = params.quantity.unwrap_or(1);
@@ -339,6 +340,7 @@ pub async fn detail(
     min: MinPosition,
     Ids([listing_id]): Ids<1>,
 ) -> Result<AtPosition<Json<ListingView>>, ApiError> {
+    crate::in_a_tenant(&principal)?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     let row = visible_listing(&app, &principal, listing_id).await;
     Ok(AtPosition(reached, row.map(|row| Json(row.into()))))
@@ -381,6 +383,7 @@ pub async fn availability(
     Ids([listing_id]): Ids<1>,
     ApiQuery(params): ApiQuery<AvailabilityParams>,
 ) -> Result<AtPosition<Json<Availability>>, ApiError> {
+    crate::in_a_tenant(&principal)?;
     let (from, to) = check_period(params.from, params.to, "to")?;
     let quantity = i64::from(params.quantity.unwrap_or(1));
     if quantity < 1 {

@@ -97,6 +97,7 @@ pub async fn plans(
     min: MinPosition,
     ApiQuery(params): ApiQuery<PlanListParams>,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<PlanPage>), ApiError> {
+    crate::in_a_tenant(&principal)?;
     let limit = page::limit(params.limit)?;
     let cursor = page::cursor(params.cursor.as_deref())?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
@@ -124,6 +125,7 @@ pub async fn plan(
     min: MinPosition,
     Ids([plan_id]): Ids<1>,
 ) -> Result<AtPosition<Json<PlanView>>, ApiError> {
+    crate::in_a_tenant(&principal)?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     let row: Option<PlanRow> = sqlx::query_as(&format!(
         "SELECT {PLAN_COLUMNS} FROM rm_plans WHERE plan_id = $1 AND tenant = $2"

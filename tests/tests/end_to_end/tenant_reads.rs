@@ -460,6 +460,25 @@ async fn no_query_route_shows_one_tenant_anything_of_another() {
         }
     }
 
+    // The platform admin acts in no tenant: it reads no catalogue or plans.
+    let platform = app.platform_admin();
+    for path in [
+        "/v1/listings".to_owned(),
+        format!("/v1/listings/{}", north.listing_id),
+        format!(
+            "/v1/listings/{}/availability?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z",
+            north.rental_id
+        ),
+        "/v1/plans".to_owned(),
+        format!("/v1/plans/{}", north.plan_id),
+    ] {
+        assert_eq!(
+            app.get(&path, &platform).await.status,
+            StatusCode::FORBIDDEN,
+            "platform_admin: {path}"
+        );
+    }
+
     // The live order feeds: each tenant's carries its own order, and
     // nothing of the other's, though the other's events come first in
     // the log (north's) or after (south's, for north's feed).
