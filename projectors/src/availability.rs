@@ -67,6 +67,8 @@ pub struct ListingRow {
     pub schedule: Option<serde_json::Value>,
     /// Its late fee and cancellation policy as the Listing recorded them.
     pub policies: Option<serde_json::Value>,
+    /// The tenant of the event that created it.
+    pub tenant: String,
 }
 
 /// A row of `rm_allocations`.
@@ -80,6 +82,8 @@ pub struct AllocationRow {
     pub quantity: Option<i32>,
     pub expires_at: Option<DateTime<Utc>>,
     pub order_id: Option<Uuid>,
+    /// The tenant of the event that created it.
+    pub tenant: String,
 }
 
 /// One event of the batch, decoded.
@@ -162,17 +166,25 @@ impl Rows {
         Ok(())
     }
 
-    /// Folds one event of listing (or inventory) `id`, recorded at `at`,
-    /// into the rows. Only the rows of `id` it names must have been loaded.
-    pub fn apply(&mut self, id: Uuid, at: DateTime<Utc>, change: Change) -> Result<(), String> {
+    /// Folds one event of listing (or inventory) `id`, recorded at `at` in
+    /// `tenant`, into the rows. Only the rows of `id` it names must have
+    /// been loaded. The rows it creates are `tenant`'s.
+    pub fn apply(
+        &mut self,
+        tenant: &str,
+        id: Uuid,
+        at: DateTime<Utc>,
+        change: Change,
+    ) -> Result<(), String> {
         match change {
-            Change::Listing(event) => self.apply_listing(id, at, event),
-            Change::Inventory(event) => self.apply_inventory(id, event),
+            Change::Listing(event) => self.apply_listing(tenant, id, at, event),
+            Change::Inventory(event) => self.apply_inventory(tenant, id, event),
         }
     }
 
     fn apply_listing(
         &mut self,
+        tenant: &str,
         listing_id: Uuid,
         at: DateTime<Utc>,
         event: ListingEvent,
@@ -231,6 +243,7 @@ impl Rows {
                     updated_at: at,
                     schedule: None,
                     policies: None,
+                    tenant: tenant.to_owned(),
                 });
                 self.changed_listings.push(listing_id);
             }
@@ -298,6 +311,7 @@ impl Rows {
             quantity: hold.quantity,
             expires_at: Some(expires_at),
             order_id: hold.order_id,
+            tenant: hold.tenant,
         })
     }
 
@@ -308,7 +322,12 @@ impl Rows {
         }
     }
 
-    fn apply_inventory(&mut self, listing_id: Uuid, event: InventoryEvent) -> Result<(), String> {
+    fn apply_inventory(
+        &mut self,
+        tenant: &str,
+        listing_id: Uuid,
+        event: InventoryEvent,
+    ) -> Result<(), String> {
         match event {
             InventoryEvent::InventoryInitialized { capacity, .. } => {
                 if let Some(listing) = self.listing(listing_id) {
@@ -344,6 +363,7 @@ impl Rows {
                     quantity: Some(quantity),
                     expires_at: Some(expires_at),
                     order_id: Some(order_id),
+                    tenant: tenant.to_owned(),
                 })?;
                 if start_at.is_none() {
                     self.adjust_stock_held(listing_id, quantity)?;
@@ -402,6 +422,7 @@ impl Rows {
                 quantity: units.map(column).transpose()?,
                 expires_at: None,
                 order_id: None,
+                tenant: tenant.to_owned(),
             })?,
             InventoryEvent::BlackoutRemoved { blackout_id } => {
                 let key = (listing_id, blackout_id);
@@ -525,7 +546,7 @@ async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<
 
     let mut rows = table::load(tx, &listing_ids, &allocation_keys).await?;
     for (event, id, change) in changes {
-        rows.apply(id, event.recorded_at, change)
+        rows.apply(&event.tenant, id, event.recorded_at, change)
             .map_err(|reason| Error::apply(event, reason))?;
     }
     table::store(tx, rows).await

@@ -58,8 +58,8 @@ async fn insert(
     sqlx::query(
         "INSERT INTO invoices
              (invoice_id, number, kind, vendor_id, order_id, customer_id, sequence, document,
-              issued_at, position)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+              issued_at, position, tenant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (invoice_id) DO NOTHING",
     )
     .bind(document.document_id)
@@ -72,6 +72,7 @@ async fn insert(
     .bind(json)
     .bind(document.issued_at)
     .bind(event.position)
+    .bind(&event.tenant)
     .execute(&mut *tx)
     .await?;
     Ok(())

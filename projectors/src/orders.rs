@@ -73,7 +73,8 @@ impl Consumer for Orders {
                 .await?;
                 stored.extend(rows);
             }
-            let mut touched: HashMap<Uuid, (OrderView, bool)> = HashMap::new();
+            // Each order with whether it is new and its tenant.
+            let mut touched: HashMap<Uuid, (OrderView, bool, &str)> = HashMap::new();
             for (event, order_id, parsed) in decoded {
                 if let OrderEvent::OrderPlaced {
                     customer_id,
@@ -145,10 +146,10 @@ impl Consumer for Orders {
                         updated_at: event.recorded_at,
                         position: event.position,
                     };
-                    touched.insert(order_id, (view, true));
+                    touched.insert(order_id, (view, true, event.tenant.as_str()));
                     continue;
                 }
-                let (view, _) = match touched.entry(order_id) {
+                let (view, _, _) = match touched.entry(order_id) {
                     Entry::Occupied(entry) => entry.into_mut(),
                     Entry::Vacant(entry) => {
                         let document = stored
@@ -156,7 +157,7 @@ impl Consumer for Orders {
                             .ok_or_else(|| Error::apply(event, "order not in the read model"))?;
                         let view: OrderView =
                             serde_json::from_value(document).map_err(|e| Error::apply(event, e))?;
-                        entry.insert((view, false))
+                        entry.insert((view, false, event.tenant.as_str()))
                     }
                 };
                 apply(view, parsed, event);
@@ -170,26 +171,30 @@ impl Consumer for Orders {
 
 async fn write(
     tx: &mut PgConnection,
-    touched: HashMap<Uuid, (OrderView, bool)>,
+    touched: HashMap<Uuid, (OrderView, bool, &str)>,
 ) -> Result<(), Error> {
     let mut rows = Vec::with_capacity(touched.len());
-    let (mut part_orders, mut part_vendors) = (Vec::new(), Vec::new());
-    for (order_id, (view, new)) in touched {
+    let mut tenants = Vec::with_capacity(touched.len());
+    let (mut part_orders, mut part_vendors, mut part_tenants) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for (order_id, (view, new, tenant)) in touched {
         let document = serde_json::to_value(&view)
             .map_err(|e| Error::Other(format!("order {order_id}: {e}")))?;
         if new {
             for part in &view.vendors {
                 part_orders.push(order_id);
                 part_vendors.push(part.vendor_id);
+                part_tenants.push(tenant);
             }
         }
+        tenants.push(tenant);
         rows.push((view, document));
     }
     sqlx::query(
         "INSERT INTO rm_orders (order_id, customer_id, status, currency, total, placed_at,
-                                updated_at, document)
+                                updated_at, document, tenant)
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::numeric[],
-                              $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
+                              $6::timestamptz[], $7::timestamptz[], $8::jsonb[], $9::text[])
          ON CONFLICT (order_id) DO UPDATE
             SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
                 document = EXCLUDED.document",
@@ -214,15 +219,17 @@ async fn write(
     .bind(rows.iter().map(|(v, _)| v.placed_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|(v, _)| v.updated_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, d)| d).collect::<Vec<_>>())
+    .bind(&tenants)
     .execute(&mut *tx)
     .await?;
     if !part_orders.is_empty() {
         sqlx::query(
-            "INSERT INTO rm_order_vendors (order_id, vendor_id)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING",
+            "INSERT INTO rm_order_vendors (order_id, vendor_id, tenant)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) ON CONFLICT DO NOTHING",
         )
         .bind(&part_orders)
         .bind(&part_vendors)
+        .bind(&part_tenants)
         .execute(&mut *tx)
         .await?;
     }

@@ -74,8 +74,9 @@ async fn apply_plan(
     let trial_days = i32::try_from(trial_days).map_err(|e| Error::apply(event, e))?;
     sqlx::query(
         "INSERT INTO rm_plans
-             (plan_id, name, price, billing_interval, trial_days, entitlement, created_at, position)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             (plan_id, name, price, billing_interval, trial_days, entitlement, created_at, position,
+              tenant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (plan_id) DO NOTHING",
     )
     .bind(plan_id)
@@ -86,6 +87,7 @@ async fn apply_plan(
     .bind(entitlement)
     .bind(created_at)
     .bind(event.position)
+    .bind(&event.tenant)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -133,8 +135,9 @@ async fn apply_subscription(
             sqlx::query(
                 "INSERT INTO rm_subscriptions
                      (subscription_id, customer_id, plan_id, price, billing_interval, status,
-                      started_at, trial_end, current_period_start, current_period_end, position)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10)
+                      started_at, trial_end, current_period_start, current_period_end, position,
+                      tenant)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10, $11)
                  ON CONFLICT (subscription_id) DO NOTHING",
             )
             .bind(id)
@@ -148,6 +151,7 @@ async fn apply_subscription(
             // While trialing, the trial is the current period.
             .bind(trial_end.map(|_| started_at))
             .bind(position)
+            .bind(&event.tenant)
             .execute(&mut *tx)
             .await?;
         }
@@ -175,8 +179,8 @@ async fn apply_subscription(
             sqlx::query(
                 "INSERT INTO rm_subscription_invoices
                      (invoice_id, subscription_id, number, kind, period_start, period_end, amount,
-                      credit_applied, due_at, status, position, tax)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                      credit_applied, due_at, status, position, tax, tenant)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                  ON CONFLICT (invoice_id) DO NOTHING",
             )
             .bind(invoice_id)
@@ -191,6 +195,7 @@ async fn apply_subscription(
             .bind(status)
             .bind(position)
             .bind(tax)
+            .bind(&event.tenant)
             .execute(&mut *tx)
             .await?;
             // A period's invoice starts that period (and ends a trial).

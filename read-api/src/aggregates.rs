@@ -53,6 +53,20 @@ fn not_found(aggregate_type: &str, aggregate_id: &str) -> ApiError {
     ApiError::NotFound(format!("{aggregate_type} `{aggregate_id}`"))
 }
 
+/// Another tenant's aggregate is 404, like one without events (API.md
+/// "Tenants": no existence leak).
+async fn in_tenant(
+    app: &ReadState,
+    principal: &Principal,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<(), ApiError> {
+    match reads::tenant_of(&app.pool, aggregate_type, aggregate_id).await? {
+        Some(tenant) if principal.reaches(&tenant) => Ok(()),
+        _ => Err(not_found(aggregate_type, aggregate_id)),
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AggregateEvents {
     aggregate_type: String,
@@ -69,6 +83,7 @@ pub async fn events(
 ) -> Result<Json<AggregateEvents>, ApiError> {
     principal.require(READERS)?;
     let (aggregate_type, aggregate_id) = path(raw_path)?;
+    in_tenant(&app, &principal, &aggregate_type, &aggregate_id).await?;
     let linked = reads::of_aggregate(&app.pool, &aggregate_type, &aggregate_id).await?;
     if linked.is_empty() {
         return Err(not_found(&aggregate_type, &aggregate_id));
@@ -117,6 +132,7 @@ pub async fn state(
 ) -> Result<Json<AggregateState>, ApiError> {
     principal.require(READERS)?;
     let (aggregate_type, aggregate_id) = path(raw_path)?;
+    in_tenant(&app, &principal, &aggregate_type, &aggregate_id).await?;
     let upto = match (params.as_of_sequence, params.as_of) {
         (Some(_), Some(_)) => {
             return Err(ledger_http::invalid(

@@ -145,3 +145,15 @@ pub fn router(app: ReadState, jwt_secret: &str) -> Router {
         ))
         .with_state(app)
 }
+
+/// Refuses the platform admin on the routes every other role may read: it
+/// acts in no tenant (API.md "Tenants"), so it reads no tenant's catalogue
+/// or plans (403, as the command side refuses it).
+pub(crate) fn in_a_tenant(principal: &ledger_http::Principal) -> Result<(), ledger_http::ApiError> {
+    if principal.role == ledger_http::Role::PlatformAdmin {
+        return Err(ledger_http::ApiError::Forbidden(
+            "a platform_admin acts in no tenant".to_owned(),
+        ));
+    }
+    Ok(())
+}

@@ -131,13 +131,15 @@ const LISTING_COLUMNS: &str = "listing_id, vendor_id, title, description, catego
      policies";
 
 /// SQL condition: the listing is visible to the principal (`$1` = its
-/// vendor id, if any).
-fn visibility(principal: &Principal) -> &'static str {
-    match principal.role {
+/// vendor id, if any; `$tenant` = its tenant). Another tenant's listings
+/// are never visible: by id they answer 404, like a missing one.
+fn visibility(principal: &Principal, tenant: u8) -> String {
+    let role = match principal.role {
         Role::Admin => "TRUE",
         Role::Vendor => "(status = 'published' OR vendor_id = $1)",
         _ => "status = 'published'",
-    }
+    };
+    format!("tenant = ${tenant} AND {role}")
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -161,6 +163,7 @@ pub async fn search(
     min: MinPosition,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Page<ListingView>>), ApiError> {
+    crate::in_a_tenant(&principal)?;
     let limit = page::limit(params.limit)?;
     let cursor = page::cursor(params.cursor.as_deref())?;
     let quantity = params.quantity.unwrap_or(1);
@@ -182,14 +185,14 @@ pub async fn search(
     // $1 vendor of the principal, $2 cursor, $3 limit + 1, $4 q, $5 category,
     // $6 vendor filter, $7 from, $8 to, $9 quantity, $10 now (the clock's:
     // a hold counts until its expiry by the ledger's time, not the
-    // database's).
+    // database's), $11 the principal's tenant.
     let q = params.q.filter(|q| !q.trim().is_empty());
     let filters = format!(
         "{} AND ($2::uuid IS NULL OR listing_id > $2)
            AND ($4::text IS NULL OR search @@ plainto_tsquery('simple', $4))
            AND ($5::text IS NULL OR category = $5)
            AND ($6::uuid IS NULL OR vendor_id = $6)",
-        visibility(&principal)
+        visibility(&principal, 11)
     );
     let sql = match (period, &q) {
         // Words and a period: the words first (the text index), then the
@@ -236,6 +239,7 @@ pub async fn search(
             .bind(period.map(|p| p.1))
             .bind(quantity)
             .bind(now)
+            .bind(&principal.tenant)
             .fetch_all(&app.pool)
             .await?;
         let full = rows.len() as i64 == batch;
@@ -318,11 +322,12 @@ async fn visible_listing(
 ) -> Result<ListingRow, ApiError> {
     let sql = format!(
         "SELECT {LISTING_COLUMNS} FROM rm_listings WHERE listing_id = $2 AND {}",
-        visibility(principal)
+        visibility(principal, 3)
     );
     sqlx::query_as(&sql)
         .bind(principal.vendor_id)
         .bind(listing_id)
+        .bind(&principal.tenant)
         .fetch_optional(&app.pool)
         .await?
         .ok_or_else(|| ApiError::NotFound("listing".to_owned()))
@@ -335,6 +340,7 @@ pub async fn detail(
     min: MinPosition,
     Ids([listing_id]): Ids<1>,
 ) -> Result<AtPosition<Json<ListingView>>, ApiError> {
+    crate::in_a_tenant(&principal)?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     let row = visible_listing(&app, &principal, listing_id).await;
     Ok(AtPosition(reached, row.map(|row| Json(row.into()))))
@@ -377,6 +383,7 @@ pub async fn availability(
     Ids([listing_id]): Ids<1>,
     ApiQuery(params): ApiQuery<AvailabilityParams>,
 ) -> Result<AtPosition<Json<Availability>>, ApiError> {
+    crate::in_a_tenant(&principal)?;
     let (from, to) = check_period(params.from, params.to, "to")?;
     let quantity = i64::from(params.quantity.unwrap_or(1));
     if quantity < 1 {
@@ -410,7 +417,7 @@ async fn free_units(
                   AND (kind IN ('booking', 'blackout') OR (kind = 'hold' AND expires_at > $5))
            ) a ON TRUE
           WHERE l.listing_id = $2 AND {}",
-        visibility(principal)
+        visibility(principal, 6)
     );
     let found: Option<ListingWithAllocations> = sqlx::query_as(&sql)
         .bind(principal.vendor_id)
@@ -418,6 +425,7 @@ async fn free_units(
         .bind(from)
         .bind(to)
         .bind(app.clock.now())
+        .bind(&principal.tenant)
         .fetch_optional(&app.pool)
         .await?;
     let ListingWithAllocations {

@@ -210,9 +210,11 @@ async fn visible_order(
     principal: &Principal,
     order_id: Uuid,
 ) -> Result<Value, ApiError> {
+    // Another tenant's order is 404, like a missing one.
     let document: Option<Value> =
-        sqlx::query_scalar("SELECT document FROM rm_orders WHERE order_id = $1")
+        sqlx::query_scalar("SELECT document FROM rm_orders WHERE order_id = $1 AND tenant = $2")
             .bind(order_id)
+            .bind(&principal.tenant)
             .fetch_optional(&app.pool)
             .await?;
     let order: OrderView = match document {
@@ -273,7 +275,7 @@ pub async fn list(
     };
     let sql = format!(
         "SELECT o.document FROM rm_orders o
-          WHERE {scope} AND ($3::text IS NULL OR o.status = $3)
+          WHERE o.tenant = $6 AND {scope} AND ($3::text IS NULL OR o.status = $3)
             AND ($4::uuid IS NULL OR o.order_id > $4)
           ORDER BY o.order_id LIMIT $5"
     );
@@ -285,6 +287,7 @@ pub async fn list(
         .bind(params.status)
         .bind(cursor)
         .bind(limit + 1)
+        .bind(&principal.tenant)
         .fetch_all(&app.pool)
         .await?;
     let orders = documents

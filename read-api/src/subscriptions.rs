@@ -93,19 +93,21 @@ const PLAN_COLUMNS: &str =
 #[utoipa::path(get, path = "/v1/plans", tag = "queries", params(PlanListParams), responses((status = 200, description = "A page of plans", body = PlanPage, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn plans(
     State(app): State<ReadState>,
-    _principal: Principal,
+    principal: Principal,
     min: MinPosition,
     ApiQuery(params): ApiQuery<PlanListParams>,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<PlanPage>), ApiError> {
+    crate::in_a_tenant(&principal)?;
     let limit = page::limit(params.limit)?;
     let cursor = page::cursor(params.cursor.as_deref())?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     let rows: Vec<PlanRow> = sqlx::query_as(&format!(
         "SELECT {PLAN_COLUMNS} FROM rm_plans
-          WHERE ($1::uuid IS NULL OR plan_id > $1) ORDER BY plan_id LIMIT $2"
+          WHERE tenant = $3 AND ($1::uuid IS NULL OR plan_id > $1) ORDER BY plan_id LIMIT $2"
     ))
     .bind(cursor)
     .bind(limit + 1)
+    .bind(&principal.tenant)
     .fetch_all(&app.pool)
     .await?;
     let page = page::page(rows, limit, |p| p.plan_id);
@@ -119,15 +121,17 @@ pub async fn plans(
 #[utoipa::path(get, path = "/v1/plans/{plan_id}", tag = "queries", params(("plan_id" = Uuid, Path, description = "Plan id")), responses((status = 200, description = "The plan", body = PlanView, headers(("Ledger-Position" = i64, description = "The position the read model stood at")))), security(("bearer" = [])))]
 pub async fn plan(
     State(app): State<ReadState>,
-    _principal: Principal,
+    principal: Principal,
     min: MinPosition,
     Ids([plan_id]): Ids<1>,
 ) -> Result<AtPosition<Json<PlanView>>, ApiError> {
+    crate::in_a_tenant(&principal)?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     let row: Option<PlanRow> = sqlx::query_as(&format!(
-        "SELECT {PLAN_COLUMNS} FROM rm_plans WHERE plan_id = $1"
+        "SELECT {PLAN_COLUMNS} FROM rm_plans WHERE plan_id = $1 AND tenant = $2"
     ))
     .bind(plan_id)
+    .bind(&principal.tenant)
     .fetch_optional(&app.pool)
     .await?;
     let answer = row
@@ -357,9 +361,11 @@ pub async fn detail(
     may_read(&principal)?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     let row: Option<SubscriptionRow> = sqlx::query_as(&format!(
-        "SELECT {SUBSCRIPTION_COLUMNS} FROM rm_subscriptions WHERE subscription_id = $1"
+        "SELECT {SUBSCRIPTION_COLUMNS} FROM rm_subscriptions
+          WHERE subscription_id = $1 AND tenant = $2"
     ))
     .bind(subscription_id)
+    .bind(&principal.tenant)
     .fetch_optional(&app.pool)
     .await?;
     let visible =
@@ -406,7 +412,7 @@ pub async fn list(
     let customer = (principal.role == Role::Customer).then_some(principal.subject.as_str());
     let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
         "SELECT {SUBSCRIPTION_COLUMNS} FROM rm_subscriptions
-          WHERE ($1::text IS NULL OR customer_id = $1)
+          WHERE tenant = $5 AND ($1::text IS NULL OR customer_id = $1)
             AND ($2::text IS NULL OR status = $2)
             AND ($3::uuid IS NULL OR subscription_id > $3)
           ORDER BY subscription_id LIMIT $4"
@@ -416,6 +422,7 @@ pub async fn list(
     .bind(params.status)
     .bind(cursor)
     .bind(limit + 1)
+    .bind(&principal.tenant)
     .fetch_all(&app.pool)
     .await?;
     let page = page::page(rows, limit, |s| s.subscription_id);

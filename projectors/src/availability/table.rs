@@ -10,9 +10,9 @@ use crate::Error;
 
 const LISTING_COLUMNS: &str = "listing_id, vendor_id, title, description, category, kind, status,
      pricing_unit, price, deposit, units, stock, stock_held, created_at, updated_at, schedule,
-     policies";
+     policies, tenant";
 const ALLOCATION_COLUMNS: &str =
-    "listing_id, allocation_id, kind, start_at, end_at, quantity, expires_at, order_id";
+    "listing_id, allocation_id, kind, start_at, end_at, quantity, expires_at, order_id, tenant";
 
 pub(super) async fn load(
     tx: &mut PgConnection,
@@ -68,7 +68,7 @@ pub(super) async fn store(tx: &mut PgConnection, mut rows: Rows) -> Result<(), E
                                   $6::text[], $7::text[], $8::text[], $9::numeric[],
                                   $10::numeric[], $11::int[], $12::int[], $13::int[],
                                   $14::timestamptz[], $15::timestamptz[], $16::jsonb[],
-                                  $17::jsonb[])
+                                  $17::jsonb[], $18::text[])
              ON CONFLICT (listing_id) DO UPDATE SET
                  status = EXCLUDED.status, price = EXCLUDED.price, units = EXCLUDED.units,
                  stock = EXCLUDED.stock, stock_held = EXCLUDED.stock_held,
@@ -127,6 +127,12 @@ pub(super) async fn store(tx: &mut PgConnection, mut rows: Rows) -> Result<(), E
                 .map(|l| l.policies.clone())
                 .collect::<Vec<_>>(),
         )
+        .bind(
+            listings
+                .iter()
+                .map(|l| l.tenant.as_str())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
     }
@@ -157,7 +163,8 @@ pub(super) async fn store(tx: &mut PgConnection, mut rows: Rows) -> Result<(), E
         sqlx::query(&format!(
             "INSERT INTO rm_allocations ({ALLOCATION_COLUMNS})
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[],
-                                  $5::timestamptz[], $6::int[], $7::timestamptz[], $8::uuid[])
+                                  $5::timestamptz[], $6::int[], $7::timestamptz[], $8::uuid[],
+                                  $9::text[])
              ON CONFLICT (listing_id, allocation_id) DO UPDATE SET
                  kind = EXCLUDED.kind, start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at,
                  quantity = EXCLUDED.quantity, expires_at = EXCLUDED.expires_at,
@@ -171,6 +178,7 @@ pub(super) async fn store(tx: &mut PgConnection, mut rows: Rows) -> Result<(), E
         .bind(kept.iter().map(|a| a.quantity).collect::<Vec<_>>())
         .bind(kept.iter().map(|a| a.expires_at).collect::<Vec<_>>())
         .bind(kept.iter().map(|a| a.order_id).collect::<Vec<_>>())
+        .bind(kept.iter().map(|a| a.tenant.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }

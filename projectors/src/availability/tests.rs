@@ -31,11 +31,16 @@ fn inventory(event: InventoryEvent) -> Change {
 
 /// Given the rows as loaded (none) and `events`, the rows after them.
 fn given(events: Vec<Change>) -> Rows {
+    given_in(event_log::DEFAULT_TENANT, events)
+}
+
+/// [`given`], the events recorded in `tenant`.
+fn given_in(tenant: &str, events: Vec<Change>) -> Rows {
     let mut rows = Rows::default();
     rows.listings.insert(LISTING, None);
     rows.allocations.insert((LISTING, HOLD), None);
     for (hour, change) in events.into_iter().enumerate() {
-        rows.apply(LISTING, at(hour as u32), change)
+        rows.apply(tenant, LISTING, at(hour as u32), change)
             .expect("applies");
     }
     rows
@@ -144,7 +149,14 @@ fn a_removed_blackout_is_deleted_and_a_second_hold_with_one_id_is_refused() {
     );
 
     let mut rows = given(vec![sale_listing(5), inventory(sale_hold(1))]);
-    assert!(rows.apply(LISTING, at(3), inventory(sale_hold(1))).is_err());
+    assert!(rows
+        .apply(
+            event_log::DEFAULT_TENANT,
+            LISTING,
+            at(3),
+            inventory(sale_hold(1))
+        )
+        .is_err());
 }
 
 #[test]
@@ -154,15 +166,24 @@ fn counts_out_of_the_columns_range_are_an_error_not_a_panic() {
         delta: i64::from(i32::MAX),
         stock: 0,
     });
-    assert!(rows.apply(LISTING, at(1), adjusted).is_err());
+    assert!(rows
+        .apply(event_log::DEFAULT_TENANT, LISTING, at(1), adjusted)
+        .is_err());
     let adjusted = inventory(InventoryEvent::StockAdjusted {
         delta: i64::MAX,
         stock: 0,
     });
-    assert!(rows.apply(LISTING, at(1), adjusted).is_err());
+    assert!(rows
+        .apply(event_log::DEFAULT_TENANT, LISTING, at(1), adjusted)
+        .is_err());
     assert_eq!(listing(&rows).stock, Some(5));
     assert!(rows
-        .apply(LISTING, at(2), inventory(sale_hold(u32::MAX)))
+        .apply(
+            event_log::DEFAULT_TENANT,
+            LISTING,
+            at(2),
+            inventory(sale_hold(u32::MAX))
+        )
         .is_err());
 }
 
@@ -175,4 +196,14 @@ fn events_of_a_listing_not_in_the_model_change_nothing() {
     ]);
     assert_eq!(rows.listings[&LISTING], None);
     assert!(rows.changed_listings.is_empty() && rows.changed_allocations.is_empty());
+}
+
+#[test]
+fn the_rows_an_event_creates_are_its_tenants() {
+    let rows = given_in("acme", vec![sale_listing(3), inventory(sale_hold(1))]);
+    assert_eq!(listing(&rows).tenant, "acme");
+    assert_eq!(allocation(&rows).expect("the hold").tenant, "acme");
+    let rows = given(vec![sale_listing(3), inventory(sale_hold(1))]);
+    assert_eq!(listing(&rows).tenant, "default");
+    assert_eq!(allocation(&rows).expect("the hold").tenant, "default");
 }

@@ -148,14 +148,16 @@ async fn order_documents(
     principal: &Principal,
     order_id: Uuid,
 ) -> Result<Vec<InvoiceView>, ApiError> {
-    // Who may see the order's documents is who takes part in the order.
+    // Who may see the order's documents is who takes part in the order;
+    // another tenant's order is 404, like a missing one.
     let order: Option<(String, Vec<Uuid>)> = sqlx::query_as(
         "SELECT o.customer_id, coalesce(array_agg(v.vendor_id) FILTER (WHERE v.vendor_id IS NOT NULL), '{}')
            FROM rm_orders o LEFT JOIN rm_order_vendors v ON v.order_id = o.order_id
-          WHERE o.order_id = $1
+          WHERE o.order_id = $1 AND o.tenant = $2
           GROUP BY o.customer_id",
     )
     .bind(order_id)
+    .bind(&principal.tenant)
     .fetch_optional(&app.pool)
     .await?;
     let Some((customer_id, vendors)) = order else {
@@ -172,11 +174,12 @@ async fn order_documents(
     };
     let rows: Vec<serde_json::Value> = sqlx::query_scalar(
         "SELECT document FROM invoices
-          WHERE order_id = $1 AND ($2::uuid IS NULL OR vendor_id = $2)
+          WHERE order_id = $1 AND ($2::uuid IS NULL OR vendor_id = $2) AND tenant = $3
           ORDER BY issued_at, position",
     )
     .bind(order_id)
     .bind(only_vendor)
+    .bind(&principal.tenant)
     .fetch_all(&app.pool)
     .await?;
     let mut views = Vec::with_capacity(rows.len());
@@ -212,9 +215,11 @@ async fn document_pdf(
     principal: &Principal,
     invoice_id: Uuid,
 ) -> Result<Response, ApiError> {
+    // Another tenant's document is 404, like a missing one.
     let row: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT document FROM invoices WHERE invoice_id = $1")
+        sqlx::query_scalar("SELECT document FROM invoices WHERE invoice_id = $1 AND tenant = $2")
             .bind(invoice_id)
+            .bind(&principal.tenant)
             .fetch_optional(&app.pool)
             .await?;
     let document = decode(

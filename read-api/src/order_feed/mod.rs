@@ -107,11 +107,13 @@ fn inner<'a>(payload: &'a Value, event_type: &str) -> &'a Value {
     payload.get(event_type).unwrap_or(payload)
 }
 
-/// An order event with its order's parties (none when its `OrderPlaced`
-/// could not be found: then only an admin sees it).
+/// An order event with its order's tenant and parties (none when its
+/// `OrderPlaced` could not be found: then only an admin sees it).
 #[derive(Debug)]
 struct Routed {
     view: OrderEventView,
+    /// The event's tenant (its metadata's `tenant`, absent: the default).
+    tenant: String,
     parties: Option<Arc<Parties>>,
 }
 
@@ -123,9 +125,15 @@ struct Batch {
     events: Vec<Arc<Routed>>,
 }
 
-/// Whose feed it is.
+/// Whose feed it is: a tenant's, and in it, whose orders.
 #[derive(Clone, Debug)]
-enum Scope {
+struct Scope {
+    tenant: String,
+    who: Who,
+}
+
+#[derive(Clone, Debug)]
+enum Who {
     All,
     Customer(String),
     Vendor(Uuid),
@@ -134,26 +142,34 @@ enum Scope {
 impl Scope {
     fn of(principal: &Principal) -> Result<Self, ApiError> {
         principal.require(FOLLOWERS)?;
-        match principal.role {
-            Role::Customer => Ok(Self::Customer(principal.subject.clone())),
-            Role::Vendor => principal.vendor_id.map(Self::Vendor).ok_or_else(|| {
+        let who = match principal.role {
+            Role::Customer => Who::Customer(principal.subject.clone()),
+            Role::Vendor => principal.vendor_id.map(Who::Vendor).ok_or_else(|| {
                 ApiError::Forbidden("a vendor token must name its vendor_id".to_owned())
-            }),
-            _ => Ok(Self::All),
-        }
+            })?,
+            _ => Who::All,
+        };
+        Ok(Self {
+            tenant: principal.tenant.clone(),
+            who,
+        })
     }
 
-    /// The event as this scope may see it, if at all.
+    /// The event as this scope may see it, if at all: never another
+    /// tenant's (API.md "Tenants"), even for an admin.
     fn shown(&self, routed: &Routed) -> Option<OrderEventView> {
+        if routed.tenant != self.tenant {
+            return None;
+        }
         let view = &routed.view;
-        match self {
-            Self::All => Some(view.clone()),
-            Self::Customer(subject) => routed
+        match &self.who {
+            Who::All => Some(view.clone()),
+            Who::Customer(subject) => routed
                 .parties
                 .as_ref()
                 .filter(|p| &p.customer_id == subject)
                 .map(|_| view.clone()),
-            Self::Vendor(vendor) => {
+            Who::Vendor(vendor) => {
                 let parties = routed.parties.as_ref()?;
                 if !parties.vendors.contains(vendor) {
                     return None;
@@ -288,12 +304,22 @@ async fn read_routed(
     let mut routed = Vec::with_capacity(views.len());
     for view in views {
         let parties = parties_of(app, &view).await?;
+        let tenant = tenant_of(&view).to_owned();
         routed.push(Arc::new(Routed {
             view: feed_view(view),
+            tenant,
             parties,
         }));
     }
     Ok((routed, covered))
+}
+
+/// An event's tenant, as the events table derives it (migration 0038).
+fn tenant_of(view: &EventView) -> &str {
+    view.metadata
+        .get("tenant")
+        .and_then(Value::as_str)
+        .unwrap_or(event_log::DEFAULT_TENANT)
 }
 
 fn feed_view(view: EventView) -> OrderEventView {
