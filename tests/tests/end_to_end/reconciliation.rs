@@ -10,6 +10,7 @@
 //! rentals are picked up and returned at their instants (`rentals`).
 
 mod rentals;
+mod subscriptions;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -685,6 +686,22 @@ async fn marketplace(
         })
         .await;
     println!("{} orders driven in {:.1?}", orders, started.elapsed());
+    // Passes, while the clock still stands at the start: the rentals'
+    // fulfilment then moves it, and the billing scheduler renews and duns
+    // what falls due on the way.
+    let started = Instant::now();
+    let passes = subscriptions::PassTally::default();
+    subscriptions::drive(&app, &mut rng, 4, 60, &passes).await;
+    println!(
+        "passes: {} subscribed ({} paid, {} another amount, {} declined, {} changed plan, {} cancelled unpaid) in {:.1?}",
+        n_of(&passes.subscribed),
+        n_of(&passes.paid),
+        n_of(&passes.unapplied),
+        n_of(&passes.declined),
+        n_of(&passes.changed),
+        n_of(&passes.cancelled),
+        started.elapsed()
+    );
     let started = Instant::now();
     let work = fulfilment.into_inner().expect("the fulfilment list");
     rentals::fulfil_in_time(&app, &clock, &work, &tally).await;
@@ -726,6 +743,10 @@ async fn marketplace(
         n(&t.reschedules)
     );
     Market { app, tally }
+}
+
+fn n_of(counter: &AtomicUsize) -> usize {
+    counter.load(Ordering::Relaxed)
 }
 
 fn report(found: &[Discrepancy]) -> String {
@@ -804,6 +825,12 @@ async fn reconciled_marketplace(snapshots: bool) {
         "booking_change",
         "late_fee_credit",
         "cancellation_kept",
+        // API.md "Subscriptions": invoices, payments, unapplied cash,
+        // write-offs of voided invoices.
+        "subscription_invoice",
+        "subscription_payment",
+        "subscription_unapplied",
+        "subscription_write_off",
     ] {
         assert!(
             observed.postings.iter().any(|p| p.kind == kind),
