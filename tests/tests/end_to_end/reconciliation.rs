@@ -9,6 +9,7 @@
 //! a `ManualClock`: the orders are driven while it stands still, then the
 //! rentals are picked up and returned at their instants (`rentals`).
 
+mod leases;
 mod rentals;
 mod subscriptions;
 
@@ -692,6 +693,21 @@ async fn marketplace(
     let started = Instant::now();
     let passes = subscriptions::PassTally::default();
     subscriptions::drive(&app, &mut rng, 4, 60, &passes).await;
+    let day_rentals: Vec<Uuid> = plan
+        .listings
+        .iter()
+        .zip(&listing_ids)
+        .filter(|(l, _)| matches!(l.kind, Kind::Rental { hourly: false, .. }))
+        .map(|(_, id)| *id)
+        .collect();
+    let leased = leases::LeaseTally::default();
+    leases::drive(&app, &mut rng, &day_rentals, 24, &leased).await;
+    println!(
+        "leases: {} placed ({} first instalment paid), {} unavailable",
+        n_of(&leased.placed),
+        n_of(&leased.first_paid),
+        n_of(&leased.unavailable)
+    );
     println!(
         "passes: {} subscribed ({} paid, {} another amount, {} declined, {} changed plan, {} cancelled unpaid) in {:.1?}",
         n_of(&passes.subscribed),
@@ -831,6 +847,8 @@ async fn reconciled_marketplace(snapshots: bool) {
         "subscription_payment",
         "subscription_unapplied",
         "subscription_write_off",
+        // Leases: instalments owed, paid.
+        "instalment_paid",
     ] {
         assert!(
             observed.postings.iter().any(|p| p.kind == kind),
