@@ -49,6 +49,7 @@ mod strict_input;
 mod subscription_payments;
 mod subscription_queries;
 mod subscriptions;
+mod tenant_money;
 mod upcasting;
 mod walkthrough;
 mod webhooks_out;
