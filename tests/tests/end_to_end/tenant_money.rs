@@ -12,6 +12,7 @@ use std::time::Duration;
 use command_api::Role;
 use ledger::commands::events::{export, ExportArgs, Format};
 use ledger_tests::answer::{dec, money};
+use ledger_tests::webhooks::SUCCEEDED;
 use ledger_tests::{sale_item, TestApp};
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
@@ -457,4 +458,62 @@ async fn a_tenants_audit_verification_counts_its_own_events_and_its_proofs_only(
     assert!(whole.ok && beta.ok);
     assert_eq!(beta.checked as i64, b_events);
     assert!(whole.checked > beta.checked);
+}
+
+#[tokio::test]
+async fn a_subscription_invoice_is_posted_in_its_tenants_books_and_metrics_only() {
+    let app = TestApp::spawn().await;
+    let (a, b, _) = two_shops(&app).await;
+    let plan = app
+        .post(
+            "/v1/plans",
+            &a.admin,
+            json!({"name": "Pro", "price": "89.00", "interval": "month"}),
+        )
+        .await;
+    assert_eq!(plan.status, StatusCode::CREATED, "{:?}", plan.body);
+    let started = app
+        .post(
+            "/v1/subscriptions",
+            &a.token(&app, Role::Customer),
+            json!({"plan_id": plan.body["plan_id"]}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let invoice_id = started.uuid("invoice_id");
+    let paid = app
+        .invoice_webhook("evt_acme_sub_1", SUCCEEDED, invoice_id, 8900)
+        .await;
+    assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
+    let reached = settle(&app).await;
+
+    let revenue = |accounts: &[(String, Decimal)]| {
+        accounts
+            .iter()
+            .find(|(account, _)| account == "subscription_revenue")
+            .map(|(_, balance)| *balance)
+            .unwrap_or_default()
+    };
+    let (a_accounts, a_balanced) = trial_balance(&app, &a.admin, reached).await;
+    let (b_accounts, b_balanced) = trial_balance(&app, &b.admin, reached).await;
+    assert!(a_balanced && b_balanced, "{a_accounts:?} {b_accounts:?}");
+    assert_eq!(revenue(&a_accounts), dec("-89.00"), "{a_accounts:?}");
+    assert!(revenue(&b_accounts).is_zero(), "{b_accounts:?}");
+
+    let summary = |token: String| {
+        let app = &app;
+        async move {
+            let answer = app
+                .get_at("/v1/analytics/summary", &token, Some(reached))
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+            answer.body
+        }
+    };
+    let a_summary = summary(a.token(&app, Role::Analyst)).await;
+    let b_summary = summary(b.token(&app, Role::Analyst)).await;
+    assert_eq!(a_summary["active_subscriptions"], json!(1), "{a_summary:?}");
+    assert_eq!(money(&a_summary, "mrr"), dec("89.00"));
+    assert_eq!(b_summary["active_subscriptions"], json!(0), "{b_summary:?}");
+    assert!(money(&b_summary, "mrr").is_zero());
 }
