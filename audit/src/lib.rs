@@ -44,4 +44,6 @@ pub use proof::{proof, Proof};
 pub use report::{Failure, FailureKind, PositionRange, Report};
 pub use seal::{Seal, SealRecord};
 pub use sealer::Sealer;
-pub use verify::{verify, verify_anchored, verify_with, Anchors, KeptEvent, KeptSeal};
+pub use verify::{
+    verify, verify_anchored, verify_anchored_in, verify_with, Anchors, KeptEvent, KeptSeal,
+};

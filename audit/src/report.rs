@@ -100,6 +100,12 @@ pub struct Report {
     /// Seals and events compared with copies kept outside the database
     /// (an anchor, the seal stream, the event stream).
     pub anchors_checked: u64,
+    /// Set when the verification was one tenant's (issue 15): `checked`
+    /// and `unsealed` count that tenant's events only. The chains and the
+    /// seals were still checked over every event of the range, since a
+    /// seal's digest covers all tenants' events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<Failure>,
 }

@@ -115,7 +115,27 @@ pub async fn verify_anchored(
     to: Option<i64>,
     anchors: &Anchors,
 ) -> Result<Report, sqlx::Error> {
-    let mut report = walk(pool, public_key, from, to).await?;
+    verify_anchored_in(pool, public_key, from, to, anchors, None).await
+}
+
+/// [`verify_anchored`] for one tenant (`None`: the whole log), issue 15.
+///
+/// A seal's digest and Merkle root cover every tenant's events in its
+/// range, so a tenant's log cannot be vouched for without checking them
+/// all: the walk is the same, every chain and seal is checked, and a
+/// failure anywhere fails the report (it names a position and a kind,
+/// never another tenant's content). What is the tenant's own is what the
+/// report counts: `checked` and `unsealed` are its events only, and
+/// `tenant` names it.
+pub async fn verify_anchored_in(
+    pool: &PgPool,
+    public_key: Option<&VerifyingKey>,
+    from: Option<i64>,
+    to: Option<i64>,
+    anchors: &Anchors,
+    tenant: Option<&str>,
+) -> Result<Report, sqlx::Error> {
+    let mut report = walk(pool, public_key, from, to, tenant).await?;
     if let Some(failure) = report.first_failure.as_mut() {
         narrow(pool, failure, &anchors.hashes).await?;
     }
@@ -239,6 +259,7 @@ async fn walk(
     public_key: Option<&VerifyingKey>,
     from: Option<i64>,
     to: Option<i64>,
+    tenant: Option<&str>,
 ) -> Result<Report, sqlx::Error> {
     let head = event_log::statements::positions::head(pool).await?;
     let mut lo = from.unwrap_or(1).max(1);
@@ -246,6 +267,7 @@ async fn walk(
     let mut walk = Walk {
         pool,
         key: public_key,
+        tenant,
         hi,
         open: None,
         previous: None,
@@ -264,6 +286,7 @@ async fn walk(
         seals_checked: 0,
         signatures_checked: public_key.is_some(),
         anchors_checked: 0,
+        tenant: tenant.map(str::to_owned),
         first_failure: None,
     };
     if lo > hi {
@@ -308,6 +331,8 @@ struct OpenSeal {
 struct Walk<'a> {
     pool: &'a PgPool,
     key: Option<&'a VerifyingKey>,
+    /// Only this tenant's events are counted (`None`: all).
+    tenant: Option<&'a str>,
     hi: i64,
     open: Option<OpenSeal>,
     previous: Option<Seal>,
@@ -317,13 +342,29 @@ struct Walk<'a> {
     unsealed: u64,
 }
 
+/// The tenant of a stored event: its metadata's `tenant`, or the default
+/// tenant (as the events table's generated `tenant` column).
+fn tenant_of(event: &ChainedEvent) -> String {
+    serde_json::from_str::<serde_json::Value>(&event.event.metadata)
+        .ok()
+        .and_then(|m| m.get("tenant")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| event_log::DEFAULT_TENANT.to_owned())
+}
+
 impl Walk<'_> {
+    /// Whether the report counts `event`: every event, or the tenant's.
+    fn counts(&self, event: &ChainedEvent) -> bool {
+        self.tenant.is_none_or(|t| tenant_of(event) == t)
+    }
+
     async fn run(&mut self, lo: i64, checked: &mut u64) -> Result<Option<Failure>, sqlx::Error> {
         let mut cursor = lo - 1;
         loop {
             let page = chain::chained_page(self.pool, cursor, self.hi, PAGE).await?;
             for event in &page {
-                *checked += 1;
+                if self.counts(event) {
+                    *checked += 1;
+                }
                 let position = event.event.global_position;
                 if let Some(failure) = self.reach(position).await? {
                     return Ok(Some(failure));
@@ -484,10 +525,13 @@ impl Walk<'_> {
 
     /// Checks an event against the open seal (if any) and folds it in.
     fn sealed(&mut self, event: &ChainedEvent) -> Option<Failure> {
-        let Some(open) = self.open.as_mut() else {
-            self.unsealed += 1;
+        if self.open.is_none() {
+            if self.counts(event) {
+                self.unsealed += 1;
+            }
             return None;
-        };
+        }
+        let open = self.open.as_mut()?;
         let position = event.event.global_position;
         let seal_id = open.seal.seal_id;
         match open.seal.positions.get(open.expected) {

@@ -156,3 +156,72 @@ async fn the_verbatim_form_encodes_as_the_parsed_one(pool: PgPool) {
         assert_eq!(&StoredEvent::decode(&json).expect("decodes"), event);
     }
 }
+
+/// Events of `tenant` (its slug in the metadata).
+fn events_of(tenant: &str, n: usize) -> NewEvents {
+    let mut events = NewEvents::with_capacity(n);
+    for i in 0..n {
+        events.push(
+            "VendorRegistered".into(),
+            "1.0".into(),
+            json!({"VendorRegistered": {"i": i}}),
+            json!({"correlation_id": format!("c{i}"), "tenant": tenant}),
+        );
+    }
+    events
+}
+
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn a_tenants_page_and_export_hold_its_events_only(pool: PgPool) {
+    use event_log::statements::export::{self, Selection};
+    append(&pool, "Vendor", "old", 1, &events(1))
+        .await
+        .expect("append");
+    let acme = append(&pool, "Vendor", "a1", 1, &events_of("acme", 2))
+        .await
+        .expect("append");
+    append(&pool, "Vendor", "b1", 1, &events_of("beta", 3))
+        .await
+        .expect("append");
+    let head = positions::head(&pool).await.expect("head");
+    let any = reads::Filter::default();
+
+    let page = reads::page_in(&pool, Some("acme"), 0, head, &any, 10)
+        .await
+        .expect("page");
+    assert_eq!(
+        page.iter().map(|l| l.event.position).collect::<Vec<_>>(),
+        acme
+    );
+    assert!(page.iter().all(|l| l.event.tenant == "acme"));
+    // Events without a tenant are the default tenant's.
+    let default = reads::page_in(&pool, Some("default"), 0, head, &any, 10)
+        .await
+        .expect("page");
+    assert_eq!(default.len(), 1);
+    let all = reads::page_in(&pool, None, 0, head, &any, 10)
+        .await
+        .expect("page");
+    assert_eq!(all.len(), 6);
+
+    let beta = Selection {
+        tenant: Some("beta".into()),
+        ..Selection::default()
+    };
+    assert_eq!(export::count(&pool, &beta).await.expect("count"), 3);
+    let mut tenants = Vec::new();
+    let visited = export::for_each(&pool, &beta, |l| {
+        tenants.push(l.event.tenant);
+        Ok::<_, Error>(())
+    })
+    .await
+    .expect("export");
+    assert_eq!(visited, 3);
+    assert!(tenants.iter().all(|t| t == "beta"));
+    assert_eq!(
+        export::count(&pool, &Selection::default())
+            .await
+            .expect("count"),
+        6
+    );
+}

@@ -55,6 +55,7 @@ impl Consumer for Analytics {
 /// A row of `an_listings`.
 #[derive(Clone, Debug, sqlx::FromRow)]
 struct ListingFact {
+    tenant: String,
     listing_id: Uuid,
     vendor_id: Uuid,
     title: String,
@@ -67,6 +68,7 @@ struct ListingFact {
 /// A row of `an_orders`.
 #[derive(Clone, Debug, sqlx::FromRow)]
 struct OrderFact {
+    tenant: String,
     order_id: Uuid,
     placed_at: DateTime<Utc>,
     subtotal: Decimal,
@@ -83,6 +85,7 @@ struct OrderFact {
 
 /// A row of `an_order_lines`.
 struct LineFact {
+    tenant: String,
     order_id: Uuid,
     line_id: Uuid,
     listing_id: Uuid,
@@ -120,6 +123,7 @@ struct Facts {
 /// A row of `an_payment_failures`: a failed payment, with the provider's
 /// reason text and, when given, its `code` and `decline_code`.
 struct FailureFact {
+    tenant: String,
     position: i64,
     order_id: Uuid,
     reason: String,
@@ -168,6 +172,7 @@ impl Facts {
                         ListingTerms::Sale { .. } => ("sale", 0),
                     };
                     *slot = Some(ListingFact {
+                        tenant: event.tenant.clone(),
                         listing_id: id,
                         vendor_id,
                         title,
@@ -213,6 +218,7 @@ impl Facts {
                     return Err(Error::apply(event, "order already in the analytics"));
                 }
                 *slot = Some(OrderFact {
+                    tenant: event.tenant.clone(),
                     order_id,
                     placed_at,
                     subtotal: priced.subtotal,
@@ -241,6 +247,7 @@ impl Facts {
                     };
                     let listing = self.listings.get(&line.listing_id).and_then(Option::as_ref);
                     self.lines.push(LineFact {
+                        tenant: event.tenant.clone(),
                         order_id,
                         line_id: line.line_id,
                         listing_id: line.listing_id,
@@ -337,6 +344,7 @@ impl Facts {
                 decline_code,
                 ..
             } => self.failures.push(FailureFact {
+                tenant: event.tenant.clone(),
                 position: event.position,
                 order_id,
                 reason,
@@ -414,7 +422,7 @@ async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<
     };
     if !listing_ids.is_empty() {
         let found: Vec<ListingFact> = sqlx::query_as(
-            "SELECT listing_id, vendor_id, title, category, kind, units, created_at
+            "SELECT tenant, listing_id, vendor_id, title, category, kind, units, created_at
                FROM an_listings WHERE listing_id = ANY($1)",
         )
         .bind(&listing_ids)
@@ -426,7 +434,7 @@ async fn apply_batch(tx: &mut PgConnection, events: &[EventEnvelope]) -> Result<
     }
     if !order_ids.is_empty() {
         let found: Vec<OrderFact> = sqlx::query_as(
-            "SELECT order_id, placed_at, subtotal, total, paid, cancelled, refunded,
+            "SELECT tenant, order_id, placed_at, subtotal, total, paid, cancelled, refunded,
                     disputed, disputes_lost, unapplied
                FROM an_orders WHERE order_id = ANY($1)",
         )
@@ -453,9 +461,10 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .collect();
     if !listings.is_empty() {
         sqlx::query(
-            "INSERT INTO an_listings (listing_id, vendor_id, title, category, kind, units, created_at)
+            "INSERT INTO an_listings (listing_id, vendor_id, title, category, kind, units, created_at,
+                                     tenant)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                                  $6::int[], $7::timestamptz[])
+                                  $6::int[], $7::timestamptz[], $8::text[])
              ON CONFLICT (listing_id) DO UPDATE SET units = EXCLUDED.units",
         )
         .bind(listings.iter().map(|l| l.listing_id).collect::<Vec<_>>())
@@ -465,6 +474,7 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .bind(listings.iter().map(|l| l.kind.as_str()).collect::<Vec<_>>())
         .bind(listings.iter().map(|l| l.units).collect::<Vec<_>>())
         .bind(listings.iter().map(|l| l.created_at).collect::<Vec<_>>())
+        .bind(listings.iter().map(|l| l.tenant.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
@@ -478,10 +488,10 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
     if !orders.is_empty() {
         sqlx::query(
             "INSERT INTO an_orders (order_id, placed_at, subtotal, total, paid, cancelled, refunded,
-                                    disputed, disputes_lost, unapplied)
+                                    disputed, disputes_lost, unapplied, tenant)
              SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::numeric[], $4::numeric[],
                                   $5::bool[], $6::bool[], $7::numeric[], $8::numeric[],
-                                  $9::numeric[], $10::numeric[])
+                                  $9::numeric[], $10::numeric[], $11::text[])
              ON CONFLICT (order_id) DO UPDATE SET
                  subtotal = EXCLUDED.subtotal, total = EXCLUDED.total,
                  paid = EXCLUDED.paid, cancelled = EXCLUDED.cancelled,
@@ -498,6 +508,7 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .bind(orders.iter().map(|o| o.disputed).collect::<Vec<_>>())
         .bind(orders.iter().map(|o| o.disputes_lost).collect::<Vec<_>>())
         .bind(orders.iter().map(|o| o.unapplied).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.tenant.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
@@ -506,11 +517,11 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO an_order_lines (order_id, line_id, listing_id, vendor_id, category, title,
                                          kind, placed_at, subtotal, platform_fee, quantity,
-                                         start_at, end_at)
+                                         start_at, end_at, tenant)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
                                   $6::text[], $7::text[], $8::timestamptz[], $9::numeric[],
                                   $10::numeric[], $11::int[], $12::timestamptz[],
-                                  $13::timestamptz[])",
+                                  $13::timestamptz[], $14::text[])",
         )
         .bind(lines.iter().map(|l| l.order_id).collect::<Vec<_>>())
         .bind(lines.iter().map(|l| l.line_id).collect::<Vec<_>>())
@@ -530,6 +541,7 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         .bind(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
         .bind(lines.iter().map(|l| l.start_at).collect::<Vec<_>>())
         .bind(lines.iter().map(|l| l.end_at).collect::<Vec<_>>())
+        .bind(lines.iter().map(|l| l.tenant.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
@@ -537,9 +549,9 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
         let failures = &facts.failures;
         sqlx::query(
             "INSERT INTO an_payment_failures
-                    (position, order_id, reason, code, decline_code, failed_at)
+                    (position, order_id, reason, code, decline_code, failed_at, tenant)
              SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[],
-                                  $5::text[], $6::timestamptz[])",
+                                  $5::text[], $6::timestamptz[], $7::text[])",
         )
         .bind(failures.iter().map(|f| f.position).collect::<Vec<_>>())
         .bind(failures.iter().map(|f| f.order_id).collect::<Vec<_>>())
@@ -562,6 +574,12 @@ async fn store(tx: &mut PgConnection, mut facts: Facts) -> Result<(), Error> {
                 .collect::<Vec<_>>(),
         )
         .bind(failures.iter().map(|f| f.failed_at).collect::<Vec<_>>())
+        .bind(
+            failures
+                .iter()
+                .map(|f| f.tenant.as_str())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
     }

@@ -212,13 +212,7 @@ impl Consumer for Ledger {
                 ..Journal::default()
             };
             for (event, id, change) in decoded {
-                match change {
-                    Change::Order(order) => apply_order(&mut journal, event, id, order)?,
-                    Change::Vendor(vendor) => apply_vendor(&mut journal, event, id, vendor)?,
-                    Change::Subscription(change) => {
-                        subscriptions::apply_subscription(&mut journal, event, change)?
-                    }
-                }
+                journal.apply(event, id, change)?;
             }
             journal.write(tx).await
         })
@@ -239,6 +233,8 @@ struct OrderState {
     refunded: BTreeMap<Uuid, domain::Taken>,
     /// Placed in this batch (inserted), else only `allocated` may change.
     placed: bool,
+    /// The order's tenant (written when it is inserted).
+    tenant: String,
     changed: bool,
 }
 
@@ -246,18 +242,22 @@ struct OrderState {
 /// changes to vendors' earnings, and the state of the orders it names.
 #[derive(Default)]
 struct Journal {
+    /// The tenant of the event being applied: each tenant keeps books of
+    /// its own (issue 15), so every entry, account total, earnings row,
+    /// payout and invoice records it.
+    tenant: String,
     entries: Vec<Entry>,
-    /// Debits and credits per account, of the entries so far.
-    totals: BTreeMap<String, (Decimal, Decimal)>,
+    /// Debits and credits per (tenant, account), of the entries so far.
+    totals: BTreeMap<(String, String), (Decimal, Decimal)>,
     earnings: BTreeMap<Uuid, Earnings>,
     /// Every order the batch names: `None` if not in the ledger (yet).
     orders: HashMap<Uuid, Option<OrderState>>,
-    registered: Vec<Uuid>,
     payouts: payouts::Payouts,
     subscription_invoices: subscriptions::Invoices,
 }
 
 struct Entry {
+    tenant: String,
     position: i64,
     order_id: Option<Uuid>,
     kind: &'static str,
@@ -268,6 +268,8 @@ struct Entry {
 /// Changes to a vendor's earnings in this batch.
 #[derive(Default)]
 struct Earnings {
+    /// The vendor's tenant (written when its row is inserted).
+    tenant: String,
     gross: Decimal,
     platform_fees: Decimal,
     pending: Decimal,
@@ -290,13 +292,14 @@ async fn load_orders(
     if order_ids.is_empty() {
         return Ok(orders);
     }
-    let rows: Vec<(Uuid, serde_json::Value, bool, serde_json::Value)> = sqlx::query_as(
-        "SELECT order_id, priced, allocated, refunded FROM ledger_orders WHERE order_id = ANY($1)",
+    let rows: Vec<(Uuid, serde_json::Value, bool, serde_json::Value, String)> = sqlx::query_as(
+        "SELECT order_id, priced, allocated, refunded, tenant
+           FROM ledger_orders WHERE order_id = ANY($1)",
     )
     .bind(order_ids)
     .fetch_all(&mut *tx)
     .await?;
-    for (order_id, priced, allocated, refunded) in rows {
+    for (order_id, priced, allocated, refunded, tenant) in rows {
         let priced = serde_json::from_value(priced)
             .map_err(|e| Error::Other(format!("ledger order {order_id}: {e}")))?;
         let refunded = serde_json::from_value(refunded)
@@ -308,6 +311,7 @@ async fn load_orders(
                 allocated,
                 refunded,
                 placed: false,
+                tenant,
                 changed: false,
             }),
         );
@@ -316,6 +320,17 @@ async fn load_orders(
 }
 
 impl Journal {
+    /// Applies one event, in its tenant's books: postings, account totals,
+    /// earnings and the rest are the event's tenant's.
+    fn apply(&mut self, event: &EventEnvelope, id: Uuid, change: Change) -> Result<(), Error> {
+        self.tenant.clone_from(&event.tenant);
+        match change {
+            Change::Order(order) => apply_order(self, event, id, order),
+            Change::Vendor(vendor) => apply_vendor(self, event, id, vendor),
+            Change::Subscription(change) => subscriptions::apply_subscription(self, event, change),
+        }
+    }
+
     fn post(
         &mut self,
         event: &EventEnvelope,
@@ -335,12 +350,16 @@ impl Journal {
             Some(_) => {}
         }
         for line in &lines {
-            let total = self.totals.entry(line.account.clone()).or_default();
+            let total = self
+                .totals
+                .entry((event.tenant.clone(), line.account.clone()))
+                .or_default();
             add(&mut total.0, line.debit, event)?;
             add(&mut total.1, line.credit, event)?;
         }
         if !lines.is_empty() {
             self.entries.push(Entry {
+                tenant: event.tenant.clone(),
                 position: event.position,
                 order_id,
                 kind,
@@ -352,7 +371,11 @@ impl Journal {
     }
 
     fn earnings(&mut self, vendor_id: Uuid) -> &mut Earnings {
-        self.earnings.entry(vendor_id).or_default()
+        let tenant = &self.tenant;
+        self.earnings.entry(vendor_id).or_insert_with(|| Earnings {
+            tenant: tenant.clone(),
+            ..Earnings::default()
+        })
     }
 
     fn order(&mut self, event: &EventEnvelope, order_id: Uuid) -> Result<&mut OrderState, Error> {
@@ -366,11 +389,18 @@ impl Journal {
         let totals = self.totals;
         self.payouts.write(tx).await?;
         self.subscription_invoices.write(tx).await?;
-        let (mut positions, mut accounts, mut vendors, mut orders, mut kinds) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut tenants, mut positions, mut accounts, mut vendors, mut orders, mut kinds) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         let (mut debits, mut credits, mut ats) = (Vec::new(), Vec::new(), Vec::new());
         for entry in &self.entries {
             for line in &entry.lines {
+                tenants.push(entry.tenant.as_str());
                 positions.push(entry.position);
                 accounts.push(line.account.clone());
                 vendors.push(line.vendor_id);
@@ -384,9 +414,10 @@ impl Journal {
         if !positions.is_empty() {
             sqlx::query(
                 "INSERT INTO ledger_postings
-                     (position, account, vendor_id, order_id, kind, debit, credit, recorded_at)
+                     (position, account, vendor_id, order_id, kind, debit, credit, recorded_at,
+                      tenant)
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::uuid[], $5::text[],
-                                      $6::numeric[], $7::numeric[], $8::timestamptz[])",
+                                      $6::numeric[], $7::numeric[], $8::timestamptz[], $9::text[])",
             )
             .bind(&positions)
             .bind(&accounts)
@@ -396,35 +427,42 @@ impl Journal {
             .bind(&debits)
             .bind(&credits)
             .bind(&ats)
+            .bind(&tenants)
             .execute(&mut *tx)
             .await?;
         }
         if !totals.is_empty() {
-            let (accounts, sums): (Vec<String>, Vec<(Decimal, Decimal)>) =
-                totals.into_iter().unzip();
+            let mut tenants = Vec::with_capacity(totals.len());
+            let mut accounts = Vec::with_capacity(totals.len());
+            let mut sums = Vec::with_capacity(totals.len());
+            for ((tenant, account), sum) in totals {
+                tenants.push(tenant);
+                accounts.push(account);
+                sums.push(sum);
+            }
             let (debits, credits): (Vec<Decimal>, Vec<Decimal>) = sums.into_iter().unzip();
             sqlx::query(
-                "INSERT INTO ledger_accounts (account, debit, credit)
-                 SELECT * FROM unnest($1::text[], $2::numeric[], $3::numeric[])
-                 ON CONFLICT (account) DO UPDATE
+                "INSERT INTO ledger_accounts (account, debit, credit, tenant)
+                 SELECT * FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::text[])
+                 ON CONFLICT (tenant, account) DO UPDATE
                     SET debit = ledger_accounts.debit + EXCLUDED.debit,
                         credit = ledger_accounts.credit + EXCLUDED.credit",
             )
             .bind(&accounts)
             .bind(&debits)
             .bind(&credits)
+            .bind(&tenants)
             .execute(&mut *tx)
             .await?;
         }
-        let mut earnings = self.earnings;
-        for vendor_id in self.registered {
-            earnings.entry(vendor_id).or_default();
-        }
+        let earnings = self.earnings;
         if !earnings.is_empty() {
             let mut columns: [Vec<Decimal>; 9] = Default::default();
             let mut ids = Vec::with_capacity(earnings.len());
+            let mut tenants = Vec::with_capacity(earnings.len());
             for (vendor_id, e) in earnings {
                 ids.push(vendor_id);
+                tenants.push(e.tenant);
                 for (column, value) in columns.iter_mut().zip([
                     e.gross,
                     e.platform_fees,
@@ -442,10 +480,10 @@ impl Journal {
             sqlx::query(
                 "INSERT INTO ledger_vendor_earnings
                      (vendor_id, gross, platform_fees, pending, available, paid_out, damage_credits,
-                      refunded, frozen, receivable)
+                      refunded, frozen, receivable, tenant)
                  SELECT * FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[],
                                       $5::numeric[], $6::numeric[], $7::numeric[],
-                                      $8::numeric[], $9::numeric[], $10::numeric[])
+                                      $8::numeric[], $9::numeric[], $10::numeric[], $11::text[])
                  ON CONFLICT (vendor_id) DO UPDATE SET
                      gross = ledger_vendor_earnings.gross + EXCLUDED.gross,
                      platform_fees = ledger_vendor_earnings.platform_fees + EXCLUDED.platform_fees,
@@ -467,11 +505,12 @@ impl Journal {
             .bind(&columns[6])
             .bind(&columns[7])
             .bind(&columns[8])
+            .bind(&tenants)
             .execute(&mut *tx)
             .await?;
         }
-        let (mut ids, mut priced, mut allocated, mut refunded) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ids, mut priced, mut allocated, mut refunded, mut tenants) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (order_id, state) in &self.orders {
             let Some(state) = state.as_ref().filter(|s| s.placed || s.changed) else {
                 continue;
@@ -482,6 +521,7 @@ impl Journal {
                     .map_err(|e| Error::Other(format!("ledger order {order_id}: {e}")))?,
             );
             allocated.push(state.allocated);
+            tenants.push(state.tenant.as_str());
             refunded.push(
                 serde_json::to_value(&state.refunded)
                     .map_err(|e| Error::Other(format!("ledger order {order_id}: {e}")))?,
@@ -491,8 +531,8 @@ impl Journal {
             // New orders are inserted; known ones change `allocated`,
             // `priced` when a booking change was confirmed, and `refunded`.
             sqlx::query(
-                "INSERT INTO ledger_orders (order_id, priced, allocated, refunded)
-                 SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::bool[], $4::jsonb[])
+                "INSERT INTO ledger_orders (order_id, priced, allocated, refunded, tenant)
+                 SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::bool[], $4::jsonb[], $5::text[])
                  ON CONFLICT (order_id) DO UPDATE
                     SET allocated = EXCLUDED.allocated, priced = EXCLUDED.priced,
                         refunded = EXCLUDED.refunded",
@@ -501,6 +541,7 @@ impl Journal {
             .bind(&priced)
             .bind(&allocated)
             .bind(&refunded)
+            .bind(&tenants)
             .execute(&mut *tx)
             .await?;
         }

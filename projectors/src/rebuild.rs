@@ -42,7 +42,7 @@ pub const READ_MODEL_TABLES: [&str; 17] = [
 fn compared_columns(table: &str) -> &'static str {
     match table {
         "ledger_postings" => {
-            "position, account, vendor_id, order_id, kind, debit, credit, recorded_at"
+            "position, account, vendor_id, order_id, kind, debit, credit, recorded_at, tenant"
         }
         _ => "*",
     }

@@ -107,6 +107,9 @@ pub async fn summary(
     let (from, to) = window(params.from, params.to, app.clock.now())?;
     let reached = freshness::wait_for(&app, SUMMARY_MODELS, min).await?;
     let pool = &app.pool;
+    // Every figure is the principal's tenant's (issue 15): each fact
+    // records its event's tenant.
+    let tenant = principal.tenant.as_str();
 
     let (orders, gmv, paid, cancelled, refunds): (i64, Decimal, i64, i64, Decimal) =
         sqlx::query_as(
@@ -115,10 +118,11 @@ pub async fn summary(
                     count(*) FILTER (WHERE paid AND NOT cancelled),
                     count(*) FILTER (WHERE cancelled),
                     coalesce(sum(refunded), 0)
-               FROM an_orders WHERE placed_at >= $1 AND placed_at < $2",
+               FROM an_orders WHERE placed_at >= $1 AND placed_at < $2 AND tenant = $3",
         )
         .bind(from)
         .bind(to)
+        .bind(tenant)
         .fetch_one(pool)
         .await?;
     // API.md "Money": disputes open and lost, and unapplied cash held, of
@@ -126,10 +130,11 @@ pub async fn summary(
     let (disputed, disputes_lost, unapplied): (Decimal, Decimal, Decimal) = sqlx::query_as(
         "SELECT coalesce(sum(disputed), 0), coalesce(sum(disputes_lost), 0),
                 coalesce(sum(unapplied), 0)
-           FROM an_orders WHERE placed_at >= $1 AND placed_at < $2",
+           FROM an_orders WHERE placed_at >= $1 AND placed_at < $2 AND tenant = $3",
     )
     .bind(from)
     .bind(to)
+    .bind(tenant)
     .fetch_one(pool)
     .await?;
 
@@ -141,12 +146,13 @@ pub async fn summary(
                         least(l.end_at, $2) - greatest(l.start_at, $1)))), 0)
                FROM an_order_lines l JOIN an_orders o USING (order_id)
               WHERE l.kind = 'rental' AND o.paid AND NOT o.cancelled
-                AND l.start_at < $2 AND l.end_at > $1)::numeric,
+                AND l.start_at < $2 AND l.end_at > $1 AND o.tenant = $3)::numeric,
             (SELECT coalesce(sum(units * greatest(0, extract(epoch FROM $2 - greatest($1, created_at)))), 0)
-               FROM an_listings WHERE kind = 'rental' AND created_at < $2)::numeric",
+               FROM an_listings WHERE kind = 'rental' AND created_at < $2 AND tenant = $3)::numeric",
     )
     .bind(from)
     .bind(to)
+    .bind(tenant)
     .fetch_one(pool)
     .await?;
 
@@ -154,22 +160,25 @@ pub async fn summary(
         "SELECT l.listing_id, max(l.title), sum(l.subtotal), count(DISTINCT l.order_id)
            FROM an_order_lines l JOIN an_orders o USING (order_id)
           WHERE o.paid AND NOT o.cancelled AND o.placed_at >= $1 AND o.placed_at < $2
+            AND o.tenant = $3
           GROUP BY l.listing_id
           ORDER BY sum(l.subtotal) DESC, l.listing_id
           LIMIT 10",
     )
     .bind(from)
     .bind(to)
+    .bind(tenant)
     .fetch_all(pool)
     .await?;
 
     let failures: Vec<(String, i64)> = sqlx::query_as(
         "SELECT reason, count(*) FROM an_payment_failures
-          WHERE failed_at >= $1 AND failed_at < $2
+          WHERE failed_at >= $1 AND failed_at < $2 AND tenant = $3
           GROUP BY reason ORDER BY count(*) DESC, reason",
     )
     .bind(from)
     .bind(to)
+    .bind(tenant)
     .fetch_all(pool)
     .await?;
     // Late returns (API.md "Rentals"): lines that went overdue in the
@@ -179,18 +188,19 @@ pub async fn summary(
         "SELECT count(*) FILTER (WHERE overdue_at >= $1 AND overdue_at < $2),
                 coalesce(sum(late_fee) FILTER (WHERE returned_at >= $1 AND returned_at < $2), 0),
                 coalesce(sum(late_fee_owed) FILTER (WHERE returned_at >= $1 AND returned_at < $2), 0)
-           FROM an_rental_returns",
+           FROM an_rental_returns WHERE tenant = $3",
     )
     .bind(from)
     .bind(to)
+    .bind(tenant)
     .fetch_one(pool)
     .await?;
-    let by_code = failures_by(pool, "code", from, to).await?;
-    let by_decline_code = failures_by(pool, "decline_code", from, to).await?;
-    let payouts = crate::payouts::by_status(pool, from, to).await?;
-    let subscriptions = crate::subscription_metrics::figures(pool, from, to).await?;
+    let by_code = failures_by(pool, tenant, "code", from, to).await?;
+    let by_decline_code = failures_by(pool, tenant, "decline_code", from, to).await?;
+    let payouts = crate::payouts::by_status(pool, tenant, from, to).await?;
+    let subscriptions = crate::subscription_metrics::figures(pool, tenant, from, to).await?;
     let (overdue_count, overdue_amount) =
-        crate::subscription_metrics::instalments_overdue(pool).await?;
+        crate::subscription_metrics::instalments_overdue(pool, tenant).await?;
 
     let body = json!({
         "from": from,
@@ -237,17 +247,19 @@ pub async fn summary(
 /// ones without a code last among equals.
 async fn failures_by(
     pool: &sqlx::PgPool,
+    tenant: &str,
     column: &'static str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<(Option<String>, i64)>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {column}, count(*) FROM an_payment_failures
-          WHERE failed_at >= $1 AND failed_at < $2
+          WHERE failed_at >= $1 AND failed_at < $2 AND tenant = $3
           GROUP BY {column} ORDER BY count(*) DESC, {column} NULLS LAST"
     ))
     .bind(from)
     .bind(to)
+    .bind(tenant)
     .fetch_all(pool)
     .await
 }
@@ -322,10 +334,12 @@ pub async fn revenue(
                     {key} AS key, sum(l.subtotal), sum(l.platform_fee), count(DISTINCT l.order_id)
                FROM an_order_lines l JOIN an_orders o USING (order_id)
               WHERE o.paid AND NOT o.cancelled AND o.placed_at >= $1 AND o.placed_at < $2
+                AND o.tenant = $3
               GROUP BY 1, 2 ORDER BY 1, 2"
     ))
     .bind(from)
     .bind(to)
+    .bind(&principal.tenant)
     .fetch_all(&app.pool)
     .await?;
     let buckets: Vec<Bucket> = rows

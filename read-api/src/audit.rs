@@ -6,6 +6,26 @@
 //!   event and, when given, a seal the auditor kept;
 //! - `GET /v1/audit/seals?after=&limit=`: the seals, by number;
 //! - `GET /v1/audit/proof?position=`: one event's Merkle inclusion proof.
+//!
+//! Per tenant (issue 15, API.md "Tenants"): an auditor verifies its own
+//! tenant's events. The hash chains are per aggregate, so per tenant; the
+//! seals are not: each seal's digest, signature and Merkle root cover every
+//! event of its range, whichever tenant's. So:
+//!
+//! - verification walks the whole range (a tenant's events cannot be
+//!   vouched for without the seals over them, nor the seals checked without
+//!   every event they cover) and fails on any failure, which names a
+//!   position and a kind, never another tenant's content; the report counts
+//!   (`checked`, `unsealed`) and names (`tenant`) the auditor's tenant's
+//!   events only;
+//! - the seals are shown whole to every tenant's auditor: they hold
+//!   positions, hashes' digests and signatures, no event content, and they
+//!   are what a tenant's proofs fold into. What they tell of other tenants
+//!   is that events exist at some positions (how busy the deployment is),
+//!   which the shared position sequence tells anyway;
+//! - an inclusion proof is only given for the auditor's tenant's events:
+//!   another tenant's position answers 404, as for any other id. A proof's
+//!   sibling hashes are other events' Merkle leaves (hashes, no content).
 
 use audit::seal::{self, SealRecord};
 use audit::{Anchors, KeptEvent, KeptSeal, Proof, Report};
@@ -112,12 +132,13 @@ pub async fn verify_route(
             ))
         }
     }
-    let report = audit::verify_anchored(
+    let report = audit::verify_anchored_in(
         &app.pool,
         app.audit_public_key.as_ref(),
         params.from,
         params.to,
         &anchors,
+        Some(&principal.tenant),
     )
     .await?;
     Ok(Json(report))
@@ -185,6 +206,13 @@ pub async fn proof_route(
         Some(p) if p < 1 => return Err(ledger_http::invalid("position", "must be at least 1")),
         Some(p) => p,
     };
+    // Another tenant's event is not found (see the module documentation).
+    let tenant = event_log::statements::audit::tenant_at(&app.pool, position).await?;
+    if tenant.is_some_and(|t| !principal.reaches(&t)) {
+        return Err(ApiError::NotFound(format!(
+            "no event of this tenant at position {position}"
+        )));
+    }
     match audit::proof(&app.pool, position).await? {
         Ok(proof) => Ok(Json(proof)),
         Err(why) => Err(ApiError::NotFound(why.to_string())),

@@ -136,6 +136,40 @@ pub(crate) async fn read(
     Ok(page.into_iter().map(EventView::new).collect())
 }
 
+/// [`read`], of `tenant`'s events only: the event API shows a principal
+/// its own tenant's log (API.md "Tenants").
+pub(crate) async fn read_in(
+    pool: &PgPool,
+    tenant: &str,
+    after: i64,
+    upto: i64,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<EventView>, sqlx::Error> {
+    let page = reads::page_in(pool, Some(tenant), after, upto, filter, limit).await?;
+    Ok(page.into_iter().map(EventView::new).collect())
+}
+
+/// Whether a live event is `tenant`'s: the `tenant` of its metadata, or
+/// the default tenant without one (as the events table's `tenant` column).
+/// The shared live window is every tenant's and keeps only the text a feed
+/// sends, so the metadata is read back from it; an event that cannot be
+/// read is nobody's (fail closed).
+fn of_tenant(event: &LiveEvent, tenant: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default)]
+        metadata: serde_json::Value,
+    }
+    serde_json::from_str::<Head>(&event.data).is_ok_and(|head| {
+        head.metadata
+            .get("tenant")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(ledger_http::DEFAULT_TENANT)
+            == tenant
+    })
+}
+
 fn check_after(after: Option<i64>) -> Result<i64, ApiError> {
     match after {
         None => Ok(0),
@@ -183,7 +217,7 @@ pub async fn list(
         params.event_type,
     );
     let horizon = horizon(&app).await?;
-    let mut events = read(&app.pool, after, horizon, &filter, limit).await?;
+    let mut events = read_in(&app.pool, &principal.tenant, after, horizon, &filter, limit).await?;
     crate::personal::reveal_views(&app, &mut events).await?;
     let next_after = events.last().map_or(after, |e| e.position);
     Ok((
@@ -237,6 +271,7 @@ pub async fn stream(
         expires,
         app,
         scanned: after,
+        tenant: principal.tenant.clone(),
         filter: filter_of(
             params.aggregate_type,
             params.aggregate_id,
@@ -293,6 +328,8 @@ struct Tail {
     grown: watch::Receiver<i64>,
     /// Every event at or below it was read (into `buffer` or sent).
     scanned: i64,
+    /// The principal's tenant: only its events go out.
+    tenant: String,
     filter: Filter,
     buffer: VecDeque<Arc<LiveEvent>>,
     /// Whether the personal fields of `buffer` were opened (they are,
@@ -338,7 +375,9 @@ impl Tail {
             {
                 Take::Events(events, reached) => {
                     self.scanned = reached;
-                    self.buffer.extend(events);
+                    let tenant = &self.tenant;
+                    self.buffer
+                        .extend(events.into_iter().filter(|e| of_tenant(e, tenant)));
                     self.opened = false;
                     continue;
                 }
@@ -375,7 +414,15 @@ impl Tail {
     /// Reads the next page below `upto` (the shared window's start) from
     /// the database.
     async fn fill(&mut self, upto: i64) -> Result<(), sqlx::Error> {
-        let rows = read(&self.app.pool, self.scanned, upto, &self.filter, TAIL_PAGE).await?;
+        let rows = read_in(
+            &self.app.pool,
+            &self.tenant,
+            self.scanned,
+            upto,
+            &self.filter,
+            TAIL_PAGE,
+        )
+        .await?;
         // A short page means nothing else passes the filter up to `upto`.
         self.scanned = if (rows.len() as i64) < TAIL_PAGE {
             upto

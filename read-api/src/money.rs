@@ -49,10 +49,14 @@ pub async fn trial_balance(
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<TrialBalance>), ApiError> {
     principal.require(&[Role::Admin, Role::Auditor])?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
-    let rows: Vec<(String, Decimal, Decimal)> =
-        sqlx::query_as("SELECT account, debit, credit FROM ledger_accounts ORDER BY account")
-            .fetch_all(&app.pool)
-            .await?;
+    // The principal's tenant's books only (issue 15): every tenant's
+    // accounts balance on their own.
+    let rows: Vec<(String, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT account, debit, credit FROM ledger_accounts WHERE tenant = $1 ORDER BY account",
+    )
+    .bind(&principal.tenant)
+    .fetch_all(&app.pool)
+    .await?;
     let total_debit: Decimal = rows.iter().map(|r| r.1).sum();
     let total_credit: Decimal = rows.iter().map(|r| r.2).sum();
     let accounts = rows
@@ -122,11 +126,18 @@ pub async fn earnings(
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     Ok(AtPosition(
         reached,
-        vendor_earnings(&app, vendor_id).await.map(Json),
+        vendor_earnings(&app, &principal.tenant, vendor_id)
+            .await
+            .map(Json),
     ))
 }
 
-async fn vendor_earnings(app: &ReadState, vendor_id: Uuid) -> Result<Earnings, ApiError> {
+/// Another tenant's vendor is not found.
+async fn vendor_earnings(
+    app: &ReadState,
+    tenant: &str,
+    vendor_id: Uuid,
+) -> Result<Earnings, ApiError> {
     type Row = (
         Decimal,
         Decimal,
@@ -141,9 +152,10 @@ async fn vendor_earnings(app: &ReadState, vendor_id: Uuid) -> Result<Earnings, A
     let row: Option<Row> = sqlx::query_as(
         "SELECT gross, platform_fees, pending, available, paid_out, damage_credits,
                 refunded, frozen, receivable
-           FROM ledger_vendor_earnings WHERE vendor_id = $1",
+           FROM ledger_vendor_earnings WHERE vendor_id = $1 AND tenant = $2",
     )
     .bind(vendor_id)
+    .bind(tenant)
     .fetch_optional(&app.pool)
     .await?;
     let (gross, fees, pending, available, paid_out, damage, refunded, frozen, receivable) =
@@ -212,7 +224,7 @@ pub async fn entries(
     let limit = page::limit(params.limit)?;
     let cursor = page::numeric_cursor(params.cursor.as_deref())?;
     let reached = freshness::wait_for(&app, MODELS, min).await?;
-    let page = vendor_postings(&app, vendor_id, cursor, limit).await;
+    let page = vendor_postings(&app, &principal.tenant, vendor_id, cursor, limit).await;
     if wants_csv(&headers) {
         return Ok(AtPosition(reached, page.map(postings_csv)).into_response());
     }
@@ -305,14 +317,16 @@ fn postings_csv(page: Page<Posting>) -> axum::response::Response {
 
 async fn vendor_postings(
     app: &ReadState,
+    tenant: &str,
     vendor_id: Uuid,
     cursor: Option<i64>,
     limit: i64,
 ) -> Result<Page<Posting>, ApiError> {
     let known: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM ledger_vendor_earnings WHERE vendor_id = $1)",
+        "SELECT EXISTS (SELECT 1 FROM ledger_vendor_earnings WHERE vendor_id = $1 AND tenant = $2)",
     )
     .bind(vendor_id)
+    .bind(tenant)
     .fetch_one(&app.pool)
     .await?;
     if !known {
@@ -321,13 +335,14 @@ async fn vendor_postings(
     let rows: Vec<PostingRow> = sqlx::query_as(
         "SELECT posting_id, position, account, kind, order_id, debit, credit, recorded_at
            FROM ledger_postings
-          WHERE vendor_id = $1 AND ($2::bigint IS NULL OR posting_id > $2)
+          WHERE vendor_id = $1 AND ($2::bigint IS NULL OR posting_id > $2) AND tenant = $4
           ORDER BY posting_id LIMIT $3",
     )
     .persistent(false)
     .bind(vendor_id)
     .bind(cursor)
     .bind(limit + 1)
+    .bind(tenant)
     .fetch_all(&app.pool)
     .await?;
     let more = rows.len() as i64 > limit;

@@ -69,26 +69,29 @@ pub async fn list(
     let reached = freshness::wait_for(&app, MODELS, min).await?;
     Ok(AtPosition(
         reached,
-        vendor_payouts(&app, vendor_id, cursor, limit)
+        vendor_payouts(&app, &principal.tenant, vendor_id, cursor, limit)
             .await
             .map(Json),
     ))
 }
 
 /// Payouts requested in `[from, to)` by status: `{status, count, amount}`
-/// for each status that has any (the analytics summary's `payouts`).
+/// for each status that has any (the analytics summary's `payouts`), of
+/// `tenant`'s vendors.
 pub async fn by_status(
     pool: &sqlx::PgPool,
+    tenant: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<PayoutsByStatus>, sqlx::Error> {
     let rows: Vec<(String, i64, Decimal)> = sqlx::query_as(
         "SELECT status, count(*), coalesce(sum(amount), 0) FROM ledger_payouts
-          WHERE requested_at >= $1 AND requested_at < $2
+          WHERE requested_at >= $1 AND requested_at < $2 AND tenant = $3
           GROUP BY status ORDER BY status",
     )
     .bind(from)
     .bind(to)
+    .bind(tenant)
     .fetch_all(pool)
     .await?;
     Ok(rows
@@ -112,16 +115,19 @@ pub struct PayoutsByStatus {
     amount: String,
 }
 
+/// Another tenant's vendor is not found.
 async fn vendor_payouts(
     app: &ReadState,
+    tenant: &str,
     vendor_id: Uuid,
     cursor: Option<Uuid>,
     limit: i64,
 ) -> Result<Page<Payout>, ApiError> {
     let known: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM ledger_vendor_earnings WHERE vendor_id = $1)",
+        "SELECT EXISTS (SELECT 1 FROM ledger_vendor_earnings WHERE vendor_id = $1 AND tenant = $2)",
     )
     .bind(vendor_id)
+    .bind(tenant)
     .fetch_one(&app.pool)
     .await?;
     if !known {
@@ -131,12 +137,13 @@ async fn vendor_payouts(
     let rows: Vec<PayoutRow> = sqlx::query_as(
         "SELECT payout_id, vendor_id, amount, status, failure_reason, requested_at, settled_at
            FROM ledger_payouts
-          WHERE vendor_id = $1 AND ($2::uuid IS NULL OR payout_id > $2)
+          WHERE vendor_id = $1 AND ($2::uuid IS NULL OR payout_id > $2) AND tenant = $4
           ORDER BY payout_id LIMIT $3",
     )
     .bind(vendor_id)
     .bind(cursor)
     .bind(limit + 1)
+    .bind(tenant)
     .fetch_all(&app.pool)
     .await?;
     let items = rows

@@ -77,3 +77,14 @@ pub async fn event_id_at<'e>(
         .fetch_optional(executor)
         .await
 }
+
+/// The tenant of the event at `position`, if there is one.
+pub async fn tenant_at<'e>(
+    executor: impl PgExecutor<'e>,
+    position: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT tenant FROM events WHERE global_position = $1")
+        .bind(position)
+        .fetch_optional(executor)
+        .await
+}

@@ -23,6 +23,8 @@ pub struct Selection {
     pub until: Option<DateTime<Utc>>,
     pub aggregate_type: Option<String>,
     pub event_type: Option<String>,
+    /// Only this tenant's events (issue 15: exports are per tenant).
+    pub tenant: Option<String>,
 }
 
 impl Selection {
@@ -46,6 +48,9 @@ impl Selection {
         }
         if let Some(t) = &self.event_type {
             query.push(" AND event_type = ").push_bind(t);
+        }
+        if let Some(t) = &self.tenant {
+            query.push(" AND tenant = ").push_bind(t);
         }
         query
     }

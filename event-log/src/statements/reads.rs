@@ -118,6 +118,20 @@ pub async fn page<'e>(
     filter: &Filter,
     limit: i64,
 ) -> Result<Vec<Linked>, sqlx::Error> {
+    page_in(executor, None, after, upto, filter, limit).await
+}
+
+/// [`page`], of one tenant's events only (`None`: every tenant's): the
+/// event API shows a principal its own tenant's log (issue 15), read
+/// through the index on `(tenant, global_position)`.
+pub async fn page_in<'e>(
+    executor: impl PgExecutor<'e>,
+    tenant: Option<&str>,
+    after: i64,
+    upto: i64,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<Linked>, sqlx::Error> {
     if upto <= after {
         return Ok(Vec::new());
     }
@@ -131,6 +145,7 @@ pub async fn page<'e>(
             AND ($3::text IS NULL OR aggregate_type = $3)
             AND ($4::text IS NULL OR aggregate_id = $4)
             AND ($5::text IS NULL OR event_type = $5)
+            AND ($7::text IS NULL OR tenant = $7)
           ORDER BY global_position
           LIMIT $6"
     ))
@@ -141,6 +156,7 @@ pub async fn page<'e>(
     .bind(&filter.aggregate_id)
     .bind(&filter.event_type)
     .bind(limit)
+    .bind(tenant)
     .fetch_all(executor)
     .await?;
     rows.iter().map(Linked::from_row).collect()

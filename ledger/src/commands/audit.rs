@@ -50,6 +50,11 @@ pub struct VerifyArgs {
     /// The ledger's JetStream stream: its seals are on `<stream>_SEALS`.
     #[arg(long, env = "LEDGER_STREAM", default_value = "LEDGER")]
     pub stream: String,
+    /// One tenant's verification (its slug): every chain and seal is still
+    /// checked (a seal covers all tenants' events), but the report counts
+    /// that tenant's events only. Without it, the whole log.
+    #[arg(long)]
+    pub tenant: Option<String>,
 }
 
 const NO_SIGNATURES_WARNING: &str = "\
@@ -99,7 +104,15 @@ pub async fn verify(args: VerifyArgs) -> Result<(), LedgerError> {
         anchors.events.extend(kept.events);
     }
     let pool = crate::connect(&args.database.database_url, 2).await?;
-    let report = audit::verify_anchored(&pool, key.as_ref(), args.from, args.to, &anchors).await?;
+    let report = audit::verify_anchored_in(
+        &pool,
+        key.as_ref(),
+        args.from,
+        args.to,
+        &anchors,
+        args.tenant.as_deref(),
+    )
+    .await?;
     println!(
         "{}",
         serde_json::to_string_pretty(&report).map_err(|e| LedgerError::Config(e.to_string()))?

@@ -56,6 +56,10 @@ pub struct ExportArgs {
     /// Only events of this type (`OrderPlaced`, `PaymentCaptured`, …).
     #[arg(long)]
     pub event_type: Option<String>,
+    /// Only this tenant's events (its slug; the default tenant is
+    /// `default`). Without it, every tenant's.
+    #[arg(long)]
+    pub tenant: Option<String>,
     /// CSV columns, comma-separated, in order: the event's own fields
     /// (`position`, `aggregate_type`, `aggregate_id`, `sequence`,
     /// `event_type`, `event_version`, `event_id`, `recorded_at`, `payload`,
@@ -175,6 +179,7 @@ impl ExportArgs {
             until: self.until,
             aggregate_type: self.aggregate_type.clone(),
             event_type: self.event_type.clone(),
+            tenant: self.tenant.clone(),
         }
     }
 }

@@ -77,8 +77,11 @@ impl Returns {
         let facts: Vec<(&Uuid, &ReturnFact)> = self.lines.iter().collect();
         sqlx::query(
             "INSERT INTO an_rental_returns
-                    (line_id, order_id, overdue_at, returned_at, late_fee, late_fee_owed)
-             SELECT line_id, order_id, overdue_at, returned_at, late_fee, late_fee_owed - paid
+                    (line_id, order_id, overdue_at, returned_at, late_fee, late_fee_owed, tenant)
+             SELECT line_id, order_id, overdue_at, returned_at, late_fee, late_fee_owed - paid,
+                    -- the order's tenant: its fact is stored before the returns
+                    coalesce((SELECT o.tenant FROM an_orders o WHERE o.order_id = u.order_id),
+                             'default')
                FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[],
                            $4::timestamptz[], $5::numeric[], $6::numeric[], $7::numeric[])
                     AS u(line_id, order_id, overdue_at, returned_at, late_fee, late_fee_owed, paid)

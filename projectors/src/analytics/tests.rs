@@ -255,3 +255,27 @@ fn a_confirmed_extension_changes_the_orders_gmv_and_its_lines_period_and_fee() {
         Some(hour(1) + chrono::Duration::minutes(30))
     );
 }
+
+/// Issue 15: an order's facts and its lines are its event's tenant's.
+#[test]
+fn an_orders_facts_carry_the_events_tenant() {
+    let priced = price_order(&[sale_line(1, Decimal::new(1000, 2), 2)], rates());
+    let (envelope, event) = placed(priced);
+    let envelope = EventEnvelope {
+        tenant: "globex".into(),
+        ..envelope
+    };
+    let mut facts = Facts {
+        orders: [(Uuid::from_u128(77), None)].into(),
+        ..Facts::default()
+    };
+    facts
+        .apply_order(&envelope, Uuid::from_u128(77), event)
+        .expect("applies");
+    let order = facts.orders[&Uuid::from_u128(77)]
+        .as_ref()
+        .expect("recorded");
+    assert_eq!(order.tenant, "globex");
+    assert!(!facts.lines.is_empty());
+    assert!(facts.lines.iter().all(|l| l.tenant == "globex"));
+}

@@ -26,6 +26,7 @@ pub(super) fn apply_order(
                 allocated: false,
                 refunded: BTreeMap::new(),
                 placed: true,
+                tenant: event.tenant.clone(),
                 changed: false,
             });
         }
@@ -174,7 +175,9 @@ pub(super) fn apply_vendor(
         return Ok(());
     }
     match parsed {
-        VendorEvent::VendorRegistered { .. } => journal.registered.push(vendor_id),
+        VendorEvent::VendorRegistered { .. } => {
+            journal.earnings(vendor_id);
+        }
         VendorEvent::EarningsMadeAvailable { order_id, amount } => {
             journal.post(
                 event,
@@ -256,6 +259,7 @@ pub(super) fn apply_vendor(
             subtract(&mut e.available, amount, event)?;
             add(&mut e.paid_out, amount, event)?;
             journal.payouts.changes.push(payouts::Change::Requested {
+                tenant: event.tenant.clone(),
                 payout_id,
                 vendor_id,
                 amount,

@@ -17,6 +17,7 @@ pub const PAYOUTS_IN_TRANSIT: &str = "payouts_in_transit";
 
 pub(super) enum Change {
     Requested {
+        tenant: String,
         payout_id: Uuid,
         vendor_id: Uuid,
         amount: Decimal,
@@ -43,6 +44,7 @@ impl Payouts {
         for change in self.changes {
             match change {
                 Change::Requested {
+                    tenant,
                     payout_id,
                     vendor_id,
                     amount,
@@ -51,8 +53,9 @@ impl Payouts {
                 } => {
                     sqlx::query(
                         "INSERT INTO ledger_payouts
-                             (payout_id, vendor_id, amount, status, requested_at, position)
-                         VALUES ($1, $2, $3, 'requested', $4, $5)
+                             (payout_id, vendor_id, amount, status, requested_at, position,
+                              tenant)
+                         VALUES ($1, $2, $3, 'requested', $4, $5, $6)
                          ON CONFLICT (payout_id) DO NOTHING",
                     )
                     .bind(payout_id)
@@ -60,6 +63,7 @@ impl Payouts {
                     .bind(amount)
                     .bind(at)
                     .bind(position)
+                    .bind(tenant)
                     .execute(&mut *tx)
                     .await?;
                 }

@@ -55,6 +55,8 @@ impl Status {
 }
 
 struct Invoice {
+    /// The invoice's tenant (written when it is inserted).
+    tenant: String,
     amount: Decimal,
     tax: Decimal,
     status: Status,
@@ -84,14 +86,14 @@ impl Invoices {
         if ids.is_empty() {
             return Ok(Self { known });
         }
-        let rows: Vec<(Uuid, Decimal, Decimal, String)> = sqlx::query_as(
-            "SELECT invoice_id, amount, tax, status FROM ledger_subscription_invoices
+        let rows: Vec<(Uuid, Decimal, Decimal, String, String)> = sqlx::query_as(
+            "SELECT invoice_id, amount, tax, status, tenant FROM ledger_subscription_invoices
               WHERE invoice_id = ANY($1)",
         )
         .bind(ids)
         .fetch_all(&mut *tx)
         .await?;
-        for (invoice_id, amount, tax, status) in rows {
+        for (invoice_id, amount, tax, status, tenant) in rows {
             let status = match status.as_str() {
                 "paid" => Status::Paid,
                 "void" => Status::Void,
@@ -100,6 +102,7 @@ impl Invoices {
             known.insert(
                 invoice_id,
                 Some(Invoice {
+                    tenant,
                     amount,
                     tax,
                     status,
@@ -111,28 +114,30 @@ impl Invoices {
     }
 
     pub(super) async fn write(self, tx: &mut PgConnection) -> Result<(), Error> {
-        let (mut ids, mut amounts, mut taxes, mut statuses) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ids, mut amounts, mut taxes, mut statuses, mut tenants) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (id, invoice) in self.known {
             if let Some(invoice) = invoice.filter(|i| i.changed) {
                 ids.push(id);
                 amounts.push(invoice.amount);
                 taxes.push(invoice.tax);
                 statuses.push(invoice.status.as_str());
+                tenants.push(invoice.tenant);
             }
         }
         if ids.is_empty() {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO ledger_subscription_invoices (invoice_id, amount, status, tax)
-             SELECT * FROM unnest($1::uuid[], $2::numeric[], $3::text[], $4::numeric[])
+            "INSERT INTO ledger_subscription_invoices (invoice_id, amount, status, tax, tenant)
+             SELECT * FROM unnest($1::uuid[], $2::numeric[], $3::text[], $4::numeric[], $5::text[])
              ON CONFLICT (invoice_id) DO UPDATE SET status = EXCLUDED.status",
         )
         .bind(&ids)
         .bind(&amounts)
         .bind(&statuses)
         .bind(&taxes)
+        .bind(&tenants)
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -189,6 +194,7 @@ pub(super) fn apply_subscription(
                 Status::Open
             };
             *slot = Some(Invoice {
+                tenant: event.tenant.clone(),
                 amount,
                 tax,
                 status,

@@ -295,3 +295,95 @@ fn a_subscription_invoice_books_its_net_price_as_revenue_balanced_whatever_the_c
         assert_eq!(credited(TAX_PAYABLE), tax);
     }
 }
+
+/// Issue 15: two tenants' orders in one batch, with the same account names
+/// (`cash`, `platform_fees`, ...): every posting, account total, earnings
+/// row and order carries its event's tenant, and each tenant's books
+/// balance on their own.
+#[test]
+fn postings_carry_their_tenant_and_each_tenants_books_balance() {
+    let mut journal = Journal::default();
+    let priced = order();
+    let tenants = [("acme", 100u128), ("globex", 200u128)];
+    for (tenant, base) in tenants {
+        let order_id = Uuid::from_u128(base);
+        let mut priced = priced.clone();
+        // Each tenant's vendors are its own.
+        for split in &mut priced.vendors {
+            split.vendor_id = Uuid::from_u128(base + split.vendor_id.as_u128());
+        }
+        for line in &mut priced.lines {
+            line.vendor_id = Uuid::from_u128(base + line.vendor_id.as_u128());
+        }
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let events = [
+            OrderEvent::OrderPlaced {
+                order_id,
+                customer_id: "carol".into(),
+                currency: "USD".into(),
+                priced: priced.clone(),
+                rates: Rates {
+                    tax_rate: Decimal::new(825, 4),
+                    platform_fee_rate: Decimal::new(125, 3),
+                },
+                hold_expires_at: at,
+                placed_at: at,
+            },
+            OrderEvent::PaymentCaptured {
+                payment_id: format!("evt_{tenant}"),
+                intent_id: format!("pi_{tenant}"),
+                amount: priced.total,
+            },
+            OrderEvent::OrderConfirmed { confirmed_at: at },
+        ];
+        for (i, event) in events.into_iter().enumerate() {
+            let envelope = EventEnvelope {
+                tenant: tenant.into(),
+                aggregate_id: order_id.to_string(),
+                ..order_event(base as i64 + i as i64, "x")
+            };
+            journal
+                .apply(&envelope, order_id, Change::Order(event))
+                .expect("applied");
+        }
+    }
+    assert!(!journal.entries.is_empty());
+    for (tenant, base) in tenants {
+        let entries: Vec<&Entry> = journal
+            .entries
+            .iter()
+            .filter(|e| e.tenant == tenant)
+            .collect();
+        // Placed (nothing), captured, confirmed: two entries per tenant,
+        // each at one of the tenant's own positions.
+        assert_eq!(entries.len(), 2, "{tenant}");
+        assert!(entries
+            .iter()
+            .all(|e| e.order_id == Some(Uuid::from_u128(base))));
+        let (debit, credit) = journal
+            .totals
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .fold((Decimal::ZERO, Decimal::ZERO), |(d, c), (_, (dd, cc))| {
+                (d + dd, c + cc)
+            });
+        assert_eq!(debit, credit, "{tenant}'s books balance");
+        assert_eq!(
+            journal.totals[&(tenant.to_owned(), CASH.to_owned())].0,
+            priced.total,
+            "{tenant}'s cash is its own payment only"
+        );
+        let state = journal.orders[&Uuid::from_u128(base)]
+            .as_ref()
+            .expect("in the ledger");
+        assert_eq!(state.tenant, tenant);
+        for split in &priced.vendors {
+            let vendor_id = Uuid::from_u128(base + split.vendor_id.as_u128());
+            assert_eq!(journal.earnings[&vendor_id].tenant, tenant);
+        }
+    }
+    assert!(journal
+        .totals
+        .keys()
+        .all(|(t, _)| t == "acme" || t == "globex"));
+}

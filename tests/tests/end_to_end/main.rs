@@ -50,6 +50,7 @@ mod subscription_payments;
 mod subscription_queries;
 mod subscriptions;
 mod tenant_businesses;
+mod tenant_money;
 mod tenant_reads;
 mod tenants;
 mod upcasting;

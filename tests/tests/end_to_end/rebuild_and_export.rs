@@ -210,6 +210,7 @@ fn export_args(format: Format, path: &std::path::Path) -> ExportArgs {
         until: None,
         aggregate_type: None,
         event_type: None,
+        tenant: None,
         columns: Vec::new(),
         personal_data_kek: None,
     }
