@@ -262,7 +262,10 @@ pub async fn stream(
     // The feed lasts as long as the token.
     let expires = crate::feeds::expiry(&principal, app.clock.as_ref());
     // Held for as long as the feed is open (429 beyond the caps).
-    let permit = app.feeds.open(&principal.subject)?;
+    // The same subject in two tenants is two principals.
+    let permit = app
+        .feeds
+        .open(&format!("{}/{}", principal.tenant, principal.subject))?;
     let grown = app.live.subscribe(&app.pool, &app.stream, &app.closing);
     let tail = Tail {
         grown,

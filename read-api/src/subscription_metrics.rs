@@ -14,10 +14,8 @@
 //! `mrr`, `active_subscriptions` and `past_due` are the state now (as of
 //! the read model's position); only churn depends on the window.
 //!
-//! All of them are one tenant's (issue 15). The subscription and order read
-//! models are not this module's; a subscription's (an order's) tenant is
-//! that of its aggregate's first event, one probe of the events table's
-//! aggregate key each (`OF_TENANT`).
+//! All of them are one tenant's (issue 15): every row of the subscription
+//! and order read models carries its tenant (migration 0039).
 
 use chrono::{DateTime, Utc};
 use ledger_http::money::money;
@@ -37,24 +35,13 @@ pub struct SubscriptionFigures {
     pub past_due: String,
 }
 
-/// `{id}` belongs to tenant `$n`: its aggregate's first event is that
-/// tenant's (`event-log` `reads::tenant_of`, as a condition).
-fn of_tenant(aggregate_type: &str, id: &str, n: u8) -> String {
-    format!(
-        "(SELECT e.tenant FROM events e
-           WHERE e.aggregate_type = '{aggregate_type}' AND e.aggregate_id = {id}::text
-           ORDER BY e.sequence LIMIT 1) = ${n}"
-    )
-}
-
 pub async fn figures(
     pool: &sqlx::PgPool,
     tenant: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<SubscriptionFigures, sqlx::Error> {
-    let subscription_of_tenant = |n| of_tenant("Subscription", "s.subscription_id", n);
-    let (active, mrr): (i64, Decimal) = sqlx::query_as(&format!(
+    let (active, mrr): (i64, Decimal) = sqlx::query_as(
         "SELECT count(*),
                 coalesce(sum(CASE billing_interval
                                  WHEN 'week' THEN price * 52 / 12
@@ -66,29 +53,27 @@ pub async fn figures(
                      AND EXISTS (SELECT 1 FROM rm_subscription_invoices i
                                   WHERE i.subscription_id = s.subscription_id
                                     AND i.status = 'paid')))
-            AND {}",
-        subscription_of_tenant(1)
-    ))
+            AND s.tenant = $1",
+    )
     .bind(tenant)
     .fetch_one(pool)
     .await?;
-    let (cancelled, running): (i64, i64) = sqlx::query_as(&format!(
+    let (cancelled, running): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE cancelled_at >= $1 AND cancelled_at < $2),
                 count(*)
            FROM rm_subscriptions s
-          WHERE started_at < $2 AND (cancelled_at IS NULL OR cancelled_at >= $1) AND {}",
-        subscription_of_tenant(3)
-    ))
+          WHERE started_at < $2 AND (cancelled_at IS NULL OR cancelled_at >= $1)
+            AND s.tenant = $3",
+    )
     .bind(from)
     .bind(to)
     .bind(tenant)
     .fetch_one(pool)
     .await?;
-    let past_due: Decimal = sqlx::query_scalar(&format!(
+    let past_due: Decimal = sqlx::query_scalar(
         "SELECT coalesce(sum(amount), 0) FROM rm_subscription_invoices s
-          WHERE status = 'open' AND failures > 0 AND {}",
-        subscription_of_tenant(1)
-    ))
+          WHERE status = 'open' AND failures > 0 AND s.tenant = $1",
+    )
     .bind(tenant)
     .fetch_one(pool)
     .await?;
@@ -114,13 +99,12 @@ pub async fn instalments_overdue(
     pool: &sqlx::PgPool,
     tenant: &str,
 ) -> Result<(i64, Decimal), sqlx::Error> {
-    sqlx::query_as(&format!(
+    sqlx::query_as(
         "SELECT count(*), coalesce(sum((i->>'amount')::numeric), 0)
            FROM rm_orders o,
                 jsonb_array_elements(o.document->'lease'->'schedule') AS i
-          WHERE o.document ? 'lease' AND i->>'status' = 'overdue' AND {}",
-        of_tenant("Order", "o.order_id", 1)
-    ))
+          WHERE o.document ? 'lease' AND i->>'status' = 'overdue' AND o.tenant = $1",
+    )
     .bind(tenant)
     .fetch_one(pool)
     .await

@@ -388,7 +388,10 @@ pub async fn stream(
     let scope = Scope::of(&principal)?;
     let after = crate::feeds::resume_point(params.after, &headers)?;
     let expires = crate::feeds::expiry(&principal, app.clock.as_ref());
-    let permit = app.feeds.open(&principal.subject)?;
+    // The same subject in two tenants is two principals.
+    let permit = app
+        .feeds
+        .open(&format!("{}/{}", principal.tenant, principal.subject))?;
     // Subscribed before the horizon is read: nothing falls between the
     // catch-up and the first batch.
     let batches = app.orders_feed.subscribe(&app);

@@ -826,10 +826,13 @@ enum Expect {
 }
 
 /// Whether the route's path names a resource of the world (an id, a data
-/// subject): another tenant must find none of them.
+/// subject, an event by its position): another tenant must find none of
+/// them.
 fn names_a_resource(route: &Route) -> bool {
     let path = route.path.split('?').next().unwrap_or_default();
+    // A proof names an event by its position.
     path.starts_with("/v1/subjects/")
+        || path == "/v1/audit/proof"
         || path
             .split('/')
             .any(|segment| uuid::Uuid::parse_str(segment.trim_end_matches(".pdf")).is_ok())
