@@ -113,8 +113,9 @@ if [[ $openapi_rc == 0 ]]; then
     openapi_rc=1
   else
     customer="$(DATABASE_URL="$fuzz_db_url" "$ledger" token --role customer --sub fuzz-customer)"
+    platform="$(DATABASE_URL="$fuzz_db_url" "$ledger" token --role platform_admin --sub fuzz-platform)"
     "$venv/bin/python" scripts/openapi_client_check.py "$document" "$client_dir" "$base_url" \
-      "$token" "$customer" "$LEDGER_WEBHOOK_SECRET" || openapi_rc=$?
+      "$token" "$customer" "$LEDGER_WEBHOOK_SECRET" "$platform" || openapi_rc=$?
   fi
 fi
 if [[ $openapi_rc != 0 ]]; then

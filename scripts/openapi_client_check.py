@@ -44,7 +44,7 @@ def operations(document):
 
 
 def main():
-    document_path, client_dir, base_url, token, customer_token, webhook_secret = sys.argv[1:7]
+    document_path, client_dir, base_url, token, customer_token, webhook_secret, platform_token = sys.argv[1:8]
     with open(document_path) as f:
         document = json.load(f)
     sys.path.insert(0, client_dir)
@@ -64,6 +64,8 @@ def main():
     client = client_module.AuthenticatedClient(base_url=base_url, token=token, timeout=30.0)
 
     customer = client_module.AuthenticatedClient(base_url=base_url, token=customer_token, timeout=30.0)
+    # The platform admin manages tenants, and may do nothing else.
+    platform = client_module.AuthenticatedClient(base_url=base_url, token=platform_token, timeout=30.0)
 
     def call(method, path, as_client=None, **kwargs):
         response = functions[(method, path)].sync_detailed(client=as_client or client, **kwargs)
@@ -187,6 +189,16 @@ def main():
     )
     client = client.with_headers({"Ledger-Min-Position": str(subscription.position)})
 
+    # A tenant, for the platform admin's query.
+    tenant = call(
+        "post",
+        "/v1/tenants",
+        as_client=platform,
+        body=models.CreateTenant.from_dict(
+            {"slug": "fuzz-garage", "name": "Fuzz garage", "currency": "EUR", "tax_rate": "0.2"}
+        ),
+    )
+
     # Every query route, through the client, with the ids made above.
     values = {
         "plan_id": plan.plan_id,
@@ -199,6 +211,7 @@ def main():
         "vendor_id": vendor.vendor_id,
         "aggregate_type": "Order",
         "aggregate_id": str(order.order_id),
+        "slug": tenant.slug,
         "from_": start - datetime.timedelta(days=1),
         "to": end + datetime.timedelta(days=1),
     }
@@ -215,7 +228,8 @@ def main():
             if name not in values:
                 fail(f"GET {path}: no value for its required parameter {name}")
             arguments[name] = values[name]
-        call(method, path, **arguments)
+        as_client = platform if path.startswith("/v1/tenants") else None
+        call(method, path, as_client=as_client, **arguments)
         called.append(path)
     if not called:
         fail("no query route was called")

@@ -162,6 +162,11 @@ async fn register(app: &TestApp, token: &str, url: &str, types: &[&str]) -> (Uui
 
 /// Waits until the `webhooks` consumer has fanned out the whole log.
 async fn fanned_out(app: &TestApp) {
+    // What the payments set off (the invoices the policies issue) is
+    // recorded first: a later event would miss the fan-out it is counted in.
+    ledger_tests::pipeline::settle(app, Duration::from_secs(30))
+        .await
+        .expect("the policies settle");
     assert!(
         eventually(Duration::from_secs(20), || async {
             checkpoint(&app.pool, "webhooks").await >= app.head().await
