@@ -3,18 +3,19 @@
 use sqlx::{PgConnection, PgPool};
 
 /// The consumer's checkpoint, locked for the rest of the transaction so
-/// that two instances of one consumer never apply the same batch.
+/// that two instances of one consumer never apply the same batch. One
+/// statement (issue 18: statements per batch): the row is made on first
+/// use, and the conflict's no-op update locks an existing one as `FOR
+/// UPDATE` would, answering its position as it stands.
 pub async fn lock(conn: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO consumer_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+    sqlx::query_scalar(
+        "INSERT INTO consumer_checkpoints (name, position) VALUES ($1, 0)
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+         RETURNING position",
     )
     .bind(name)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = $1 FOR UPDATE")
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await
+    .fetch_one(&mut *conn)
+    .await
 }
 
 pub async fn store(conn: &mut PgConnection, name: &str, position: i64) -> Result<(), sqlx::Error> {
