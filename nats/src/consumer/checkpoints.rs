@@ -18,6 +18,21 @@ pub async fn lock(conn: &mut PgConnection, name: &str) -> Result<i64, sqlx::Erro
     .await
 }
 
+/// [`lock`], in a transaction whose commit does not wait for the disk
+/// (`synchronous_commit` off for it), in the same one statement: a
+/// consumer's batch can be applied again from its checkpoint after a crash.
+pub async fn lock_unflushed(conn: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
+         INSERT INTO consumer_checkpoints (name, position) SELECT $1, 0 FROM unflushed
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+         RETURNING position",
+    )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await
+}
+
 pub async fn store(conn: &mut PgConnection, name: &str, position: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE consumer_checkpoints SET position = $2, updated_at = now() WHERE name = $1",

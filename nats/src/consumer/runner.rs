@@ -414,10 +414,7 @@ impl Runner {
         // can only lose the last batches with their checkpoint, and those
         // are applied again from the checkpoint (the table fills whatever
         // the stream no longer redelivers).
-        sqlx::query("SET LOCAL synchronous_commit TO OFF")
-            .execute(&mut *tx)
-            .await?;
-        let checkpoint = checkpoints::lock(&mut tx, name).await?;
+        let checkpoint = checkpoints::lock_unflushed(&mut tx, name).await?;
         let mut events: BTreeMap<i64, EventEnvelope> = incoming
             .into_iter()
             .filter(|e| e.position > checkpoint)
